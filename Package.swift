@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
+
+/// Layers, one direction (checked by `Tests/ArchitectureTests`):
+/// CLI → engine → spec + libvirt adapter → thin Swift wrappers → C targets.
+let package = Package(
+  name: "drover",
+  products: [.executable(name: "drover", targets: ["drover"])],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+  ],
+  targets: [
+    // C: imported only by their wrappers.
+    .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
+    .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+    // Thin wrappers that know nothing about Drover.
+//TMP    .target(name: "Libvirt", dependencies: ["CLibvirt"]),
+    .target(name: "LibYAML", dependencies: ["CYAML"]),
+    // Pure core.
+    .target(name: "DroverBasics", dependencies: [crypto]),
+    .target(name: "DroverModel", dependencies: ["DroverBasics"]),
+    .target(name: "DroverSpec", dependencies: ["DroverModel", "LibYAML"]),
+//TMP    .target(name: "DroverPlan", dependencies: ["DroverModel"]),
+    // Effects.
+//TMP    .target(name: "DroverLibvirt", dependencies: ["DroverModel", "Libvirt"]),
+//TMP    .target(name: "DroverEngine", dependencies: ["DroverPlan", "DroverModel"]),
+    // Edge.
+    .target(
+      name: "DroverCommands",
+      dependencies: ["DroverSpec", argumentParser]),
+    .executableTarget(name: "drover", dependencies: ["DroverCommands"]),
+//TMP    .executableTarget(name: "drover-bench", dependencies: ["DroverSpec", "DroverBasics"]),
+    // Tests.
+
+    .testTarget(name: "LibYAMLTests", dependencies: ["LibYAML"]),
+    .testTarget(name: "DroverSpecTests", dependencies: ["DroverSpec", "DroverCommands"]),
+    .testTarget(name: "ArchitectureTests"),
+  ]
+)

@@ -1,0 +1,19 @@
+import ArgumentParser
+
+/// The `drover` root command.
+public struct DroverCommand: ParsableCommand {
+  public static let version = "0.1.0"
+
+  public static let configuration = CommandConfiguration(
+    commandName: "drover",
+    abstract: "Manage fleets of libvirt virtual machines as declarative node pools.",
+    discussion: """
+      Drover reads pools/*.yaml and images/*.yaml, observes the libvirt hosts they name, and plans \
+      and applies the changes that make the hosts match.
+      """,
+    version: version,
+    subcommands: [ValidateCommand.self]
+  )
+
+  public init() {}
+}

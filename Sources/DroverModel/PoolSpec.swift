@@ -1,0 +1,135 @@
+/// What a node pool should be, as declared in `pools/*.yaml`.
+///
+/// Plain values only: no source positions (those live in `DroverSpec`) and no I/O.
+public struct PoolSpec: Sendable, Hashable, Codable {
+  public var name: String
+  /// libvirt URIs; nodes are spread over them round-robin by index.
+  public var hosts: [String]
+  public var replicas: Int
+  public var image: ImageRef
+  public var resources: Resources
+  /// A libvirt network name, or nil for no NIC.
+  public var network: String?
+  public var labels: [String: String]
+  public var health: [HealthCheckSpec]
+  public var drain: DrainSpec
+  public var upgrade: UpgradeStrategy
+  public var errorBudget: NodeQuantity
+  /// Terraform's `prevent_destroy`: any delete or replace of this pool's nodes is a plan error.
+  public var protect: Bool
+
+  public init(
+    name: String, hosts: [String], replicas: Int, image: ImageRef, resources: Resources = Resources(),
+    network: String? = nil, labels: [String: String] = [:], health: [HealthCheckSpec] = [],
+    drain: DrainSpec = DrainSpec(), upgrade: UpgradeStrategy = UpgradeStrategy(),
+    errorBudget: NodeQuantity = .count(0), protect: Bool = false
+  ) {
+    self.name = name
+    self.hosts = hosts
+    self.replicas = replicas
+    self.image = image
+    self.resources = resources
+    self.network = network
+    self.labels = labels
+    self.health = health
+    self.drain = drain
+    self.upgrade = upgrade
+    self.errorBudget = errorBudget
+    self.protect = protect
+  }
+}
+
+public struct Resources: Sendable, Hashable, Codable {
+  public var vcpu: Int
+  public var memory: ByteSize
+  public var disk: ByteSize
+
+  public init(vcpu: Int = 1, memory: ByteSize = .mebibytes(256), disk: ByteSize = .mebibytes(1024)) {
+    self.vcpu = vcpu
+    self.memory = memory
+    self.disk = disk
+  }
+}
+
+/// One readiness check run after a node starts; all of a node's checks must pass.
+public struct HealthCheckSpec: Sendable, Hashable, Codable {
+  public enum Kind: Sendable, Hashable, Codable {
+    /// A regular expression searched for in the serial console log.
+    case console(pattern: String)
+    case tcp(port: Int)
+    /// `expectStatus` defaults to 200; `bodyPattern` is an optional regex.
+    case http(port: Int, path: String, expectStatus: Int, bodyPattern: String?)
+    /// Run on the Drover host with the node's name/host/IP in the environment; exit 0 is healthy.
+    case command(argv: [String])
+  }
+
+  public var kind: Kind
+  public var timeout: TimeSpan
+  public var interval: TimeSpan
+  public var retries: Int
+
+  public init(kind: Kind, timeout: TimeSpan = .seconds(120), interval: TimeSpan = .seconds(2), retries: Int = 3) {
+    self.kind = kind
+    self.timeout = timeout
+    self.interval = interval
+    self.retries = retries
+  }
+}
+
+/// How a node is taken out of service before it is replaced.
+public struct DrainSpec: Sendable, Hashable, Codable {
+  public enum Backend: Sendable, Hashable, Codable {
+    case none
+    case kubernetes(kubeconfig: String?, gracePeriod: TimeSpan)
+    case slurm(nodeName: String?)
+    case command(cordon: [String]?, drain: [String]?, uncordon: [String]?)
+  }
+
+  /// What a drain that runs past its timeout does: fail the node (default) or go on anyway.
+  public enum OnTimeout: String, Sendable, Hashable, Codable { case fail, force }
+  /// What happens to a node that failed: uncordon it (default) or leave it cordoned for a human.
+  public enum OnFailure: String, Sendable, Hashable, Codable { case uncordon, leaveCordoned = "leave_cordoned" }
+
+  public var backend: Backend
+  public var timeout: TimeSpan
+  public var onTimeout: OnTimeout
+  public var onFailure: OnFailure
+
+  public init(
+    backend: Backend = .none, timeout: TimeSpan = .minutes(10), onTimeout: OnTimeout = .fail,
+    onFailure: OnFailure = .uncordon
+  ) {
+    self.backend = backend
+    self.timeout = timeout
+    self.onTimeout = onTimeout
+    self.onFailure = onFailure
+  }
+}
+
+/// How a pool rolls to a new image.
+public struct UpgradeStrategy: Sendable, Hashable, Codable {
+  public enum OnBudgetExceeded: String, Sendable, Hashable, Codable { case rollback, pause }
+
+  public var canary: NodeQuantity
+  /// Wave sizes after the canary; the last size repeats until every node is done.
+  public var waves: [NodeQuantity]
+  public var maxSurge: NodeQuantity
+  public var maxUnavailable: NodeQuantity
+  public var soak: TimeSpan
+  public var healthTimeout: TimeSpan
+  public var onBudgetExceeded: OnBudgetExceeded
+
+  public init(
+    canary: NodeQuantity = .count(1), waves: [NodeQuantity] = [.percent(50)], maxSurge: NodeQuantity = .count(1),
+    maxUnavailable: NodeQuantity = .count(0), soak: TimeSpan = .seconds(0), healthTimeout: TimeSpan = .minutes(5),
+    onBudgetExceeded: OnBudgetExceeded = .rollback
+  ) {
+    self.canary = canary
+    self.waves = waves
+    self.maxSurge = maxSurge
+    self.maxUnavailable = maxUnavailable
+    self.soak = soak
+    self.healthTimeout = healthTimeout
+    self.onBudgetExceeded = onBudgetExceeded
+  }
+}

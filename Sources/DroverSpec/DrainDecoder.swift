@@ -1,0 +1,71 @@
+import DroverModel
+import LibYAML
+
+/// Decodes `drain:`, how a node leaves service before replacement.
+enum DrainDecoder {
+  static let types = ["none", "kubernetes", "slurm", "command"]
+
+  static func decode(_ node: YAMLNode, context: inout DecodeContext) -> DrainSpec {
+    var reader = MappingReader(node, what: "drain", context: &context)
+    var spec = DrainSpec()
+    guard reader.isMapping else { return spec }
+    let type = reader.optional("type").flatMap { n -> (String, YAMLNode)? in context.string(n, "type").map { ($0, n) } }
+    switch type?.0 ?? "none" {
+    case "none": spec.backend = .none
+    case "kubernetes":
+      let kubeconfig = reader.optional("kubeconfig").flatMap { context.string($0, "kubeconfig") }
+      let grace = reader.optional("grace_period").flatMap { context.timeSpan($0, "grace_period") } ?? .seconds(30)
+      spec.backend = .kubernetes(kubeconfig: kubeconfig, gracePeriod: grace)
+    case "slurm":
+      spec.backend = .slurm(nodeName: reader.optional("node_name").flatMap { context.string($0, "node_name") })
+    case "command":
+      let cordon = reader.optional("cordon").flatMap { HealthDecoder.argvList($0, context: &context) }
+      let drain = reader.optional("drain").flatMap { HealthDecoder.argvList($0, context: &context) }
+      let uncordon = reader.optional("uncordon").flatMap { HealthDecoder.argvList($0, context: &context) }
+      if cordon == nil && drain == nil && uncordon == nil {
+        context.error(
+          "spec.missing-key", "drain type 'command' needs at least one of cordon, drain, uncordon", at: node)
+      }
+      spec.backend = .command(cordon: cordon, drain: drain, uncordon: uncordon)
+    case let other:
+      context.error(
+        "spec.drain.type", "unknown drain type '\(other)'", at: type!.1,
+        hint: nearest(other, in: types).map { "did you mean '\($0)'?" } ?? "one of: \(types.joined(separator: ", "))")
+    }
+    if let n = reader.optional("timeout"), let v = context.timeSpan(n, "timeout") { spec.timeout = v }
+    if let n = reader.optional("on_timeout"), let v = enumValue(n, "on_timeout", DrainSpec.OnTimeout.self, &context) {
+      spec.onTimeout = v
+    }
+    if let n = reader.optional("on_failure"), let v = enumValue(n, "on_failure", DrainSpec.OnFailure.self, &context) {
+      spec.onFailure = v
+    }
+    reader.finish(context: &context)
+    return spec
+  }
+}
+
+/// Reads one of a closed set of words, suggesting the nearest on a typo.
+func enumValue<E: RawRepresentable & CaseIterable>(
+  _ node: YAMLNode, _ field: String, _ type: E.Type, _ context: inout DecodeContext
+) -> E? where E.RawValue == String {
+  guard let text = context.string(node, field) else { return nil }
+  if let value = E(rawValue: text) { return value }
+  let words = E.allCases.map(\.rawValue)
+  context.error(
+    "spec.type", "\(field) must be one of: \(words.joined(separator: ", "))", at: node,
+    hint: nearest(text, in: words).map { "did you mean '\($0)'?" })
+  return nil
+}
+
+extension DrainSpec.OnTimeout: CaseIterable {
+  public static let allCases: [Self] = [.fail, .force]
+}
+extension DrainSpec.OnFailure: CaseIterable {
+  public static let allCases: [Self] = [.uncordon, .leaveCordoned]
+}
+extension UpgradeStrategy.OnBudgetExceeded: CaseIterable {
+  public static let allCases: [Self] = [.rollback, .pause]
+}
+extension ImageRecipe.Compression: CaseIterable {
+  public static let allCases: [Self] = [.none, .zstd]
+}

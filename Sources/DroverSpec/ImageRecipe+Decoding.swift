@@ -1,0 +1,121 @@
+import DroverBasics
+import DroverModel
+import LibYAML
+
+/// A decoded recipe and where its name was written (for duplicate and reference diagnostics).
+public struct LoadedRecipe: Sendable {
+  public var recipe: ImageRecipe
+  public var file: String
+  public var nameRange: SourceRange
+}
+
+enum RecipeDecoder {
+  static func decode(_ root: YAMLNode, context: inout DecodeContext) -> LoadedRecipe? {
+    var reader = MappingReader(root, what: "image recipe", context: &context)
+    guard reader.isMapping else { return nil }
+    let nameNode = reader.required("name", context: &context)
+    let name = nameNode.flatMap { context.name($0, "name") }
+    let version = reader.required("version", context: &context, hint: "for example: version: v1").flatMap {
+      node -> String? in
+      guard let v = context.string(node, "version") else { return nil }
+      guard ImageRef.isName(Substring(v)), !v.hasPrefix("sha256") else {
+        context.error("spec.name", "version must be letters, digits, '-', '_' or '.', such as v1 or 2024.05", at: node)
+        return nil
+      }
+      return v
+    }
+    let base = reader.required("base", context: &context, hint: "base: {rootfs: busybox}, {file: …, sha256: …} or {image: name@version}")
+      .flatMap { decodeBase($0, context: &context) }
+    let files = reader.optional("files").map { decodeFiles($0, context: &context) } ?? []
+    let commands = reader.optional("commands").flatMap { context.stringList($0, "commands") } ?? []
+    let timeout = reader.optional("command_timeout").flatMap { context.timeSpan($0, "command_timeout") } ?? .minutes(10)
+    let kernel = reader.optional("kernel").flatMap { context.string($0, "kernel") }
+    let initrd = reader.optional("initrd").flatMap { context.string($0, "initrd") }
+    let cmdline = reader.optional("cmdline").flatMap { context.string($0, "cmdline") }
+    let size = reader.optional("size").flatMap { context.byteSize($0, "size", min: .mebibytes(1), max: .mebibytes(64 << 20)) }
+      ?? .mebibytes(64)
+    var format = "qcow2"
+    if let n = reader.optional("format"), let f = context.string(n, "format") {
+      if f == "qcow2" { format = f } else {
+        context.error("spec.image.format", "format must be qcow2", at: n, hint: "nodes boot from qcow2 overlays of the image")
+      }
+    }
+    let compression = reader.optional("compression").flatMap {
+      enumValue($0, "compression", ImageRecipe.Compression.self, &context)
+    } ?? ImageRecipe.Compression.none
+    if initrd != nil && kernel == nil {
+      context.error("spec.missing-key", "initrd needs a kernel", at: root, hint: "add kernel: /path/to/vmlinuz")
+    }
+    reader.finish(context: &context)
+    guard let name, let version, let base, let nameNode else { return nil }
+    let recipe = ImageRecipe(
+      name: name, version: version, base: base, files: files, commands: commands, commandTimeout: timeout,
+      kernel: kernel, initrd: initrd, cmdline: cmdline, size: size, format: format, compression: compression)
+    return LoadedRecipe(recipe: recipe, file: context.file, nameRange: context.range(nameNode))
+  }
+
+  static func decodeBase(_ node: YAMLNode, context: inout DecodeContext) -> ImageRecipe.Base? {
+    var reader = MappingReader(node, what: "base", context: &context)
+    guard reader.isMapping else { return nil }
+    let present = ["file", "image", "rootfs"].filter { reader.has($0) }
+    guard present.count == 1 else {
+      context.error(
+        "spec.image.base", present.isEmpty ? "base needs one of: file, image, rootfs" : "base must have only one of: \(present.joined(separator: ", "))",
+        at: node)
+      return nil
+    }
+    var result: ImageRecipe.Base?
+    switch present[0] {
+    case "file":
+      let path = reader.required("file", context: &context).flatMap { context.string($0, "file") }
+      let sha = reader.required("sha256", context: &context, hint: "pin the base file: sha256sum FILE").flatMap {
+        node -> String? in
+        guard let s = context.string(node, "sha256") else { return nil }
+        guard s.count == 64, s.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+          context.error("spec.image.sha256", "sha256 must be 64 lower-case hex digits", at: node)
+          return nil
+        }
+        return s
+      }
+      if let path, let sha { result = .file(path: path, sha256: sha) }
+    case "image":
+      result = reader.required("image", context: &context).flatMap { PoolDecoder.imageRef($0, context: &context) }.map {
+        .image($0)
+      }
+    default:
+      if let n = reader.required("rootfs", context: &context), let kind = context.string(n, "rootfs") {
+        if kind == "busybox" { result = .rootfs(kind) } else {
+          context.error("spec.image.base", "rootfs must be 'busybox'", at: n)
+        }
+      }
+    }
+    reader.finish(context: &context)
+    return result
+  }
+
+  static func decodeFiles(_ node: YAMLNode, context: inout DecodeContext) -> [ImageRecipe.File] {
+    guard case .sequence(let items) = node.content else {
+      context.error("spec.type", "files must be a list, not \(node.kindDescription)", at: node)
+      return []
+    }
+    return items.compactMap { item in
+      var reader = MappingReader(item, what: "file entry", context: &context)
+      guard reader.isMapping else { return nil }
+      let source = reader.required("source", context: &context).flatMap { context.string($0, "source") }
+      let pathNode = reader.required("path", context: &context)
+      let path = pathNode.flatMap { context.string($0, "path") }
+      var mode: UInt16 = 0o644
+      if let m = reader.optional("mode"), let text = context.string(m, "mode") {
+        if text.count >= 3, text.count <= 4, let v = UInt16(text, radix: 8), v <= 0o7777 { mode = v } else {
+          context.error("spec.type", "mode must be octal, such as \"0755\"", at: m)
+        }
+      }
+      if let path, !path.hasPrefix("/"), let pathNode {
+        context.error("spec.type", "path must be absolute inside the image", at: pathNode)
+      }
+      reader.finish(context: &context)
+      guard let source, let path else { return nil }
+      return ImageRecipe.File(source: source, path: path, mode: mode)
+    }
+  }
+}

@@ -1,0 +1,135 @@
+import DroverBasics
+import DroverModel
+import LibYAML
+
+/// A decoded pool together with where its cross-file fields were written.
+public struct LoadedPool: Sendable {
+  public var spec: PoolSpec
+  public var file: String
+  public var nameRange: SourceRange
+  public var imageRange: SourceRange
+}
+
+enum PoolDecoder {
+  static let maxReplicas = 10_000
+
+  /// Decodes one pool document; returns nil when a required field could not be read (the
+  /// reasons are in `context`).
+  static func decode(_ root: YAMLNode, context: inout DecodeContext) -> LoadedPool? {
+    var pool = MappingReader(root, what: "pool", context: &context)
+    guard pool.isMapping else { return nil }
+    let nameNode = pool.required("name", context: &context)
+    let name = nameNode.flatMap { context.name($0, "name") }
+    let hosts = pool.required("hosts", context: &context, hint: "for example: hosts: [qemu:///system]")
+      .flatMap { hostsList($0, context: &context) }
+    let replicas = pool.required("replicas", context: &context).flatMap {
+      context.integer($0, "replicas", in: 0...maxReplicas, hint: "replicas counts nodes; use 0 to keep the pool empty")
+    }
+    let imageNode = pool.required("image", context: &context, hint: "for example: image: demo@v1")
+    let image = imageNode.flatMap { imageRef($0, context: &context) }
+    let resources = pool.optional("resources").map { decodeResources($0, context: &context) } ?? Resources()
+    let network = pool.optional("network").flatMap { node -> String? in
+      guard let n = context.string(node, "network") else { return nil }
+      return n == "none" ? nil : n
+    }
+    let labels = pool.optional("labels").map { decodeLabels($0, context: &context) } ?? [:]
+    let health = pool.optional("health").map { HealthDecoder.decodeList($0, context: &context) } ?? []
+    let drain = pool.optional("drain").map { DrainDecoder.decode($0, context: &context) } ?? DrainSpec()
+    let upgrade = pool.optional("upgrade").map { UpgradeDecoder.decode($0, context: &context) } ?? UpgradeStrategy()
+    let budget = pool.optional("error_budget").flatMap { context.quantity($0, "error_budget") } ?? .count(0)
+    let protect = pool.optional("protect").flatMap { context.boolean($0, "protect") } ?? false
+    pool.finish(context: &context)
+
+    guard let name, let hosts, let replicas, let image, let nameNode, let imageNode else { return nil }
+    let spec = PoolSpec(
+      name: name, hosts: hosts, replicas: replicas, image: image, resources: resources, network: network,
+      labels: labels, health: health, drain: drain, upgrade: upgrade, errorBudget: budget, protect: protect)
+    return LoadedPool(spec: spec, file: context.file, nameRange: context.range(nameNode), imageRange: context.range(imageNode))
+  }
+
+  static func hostsList(_ node: YAMLNode, context: inout DecodeContext) -> [String]? {
+    let items: [YAMLNode]
+    switch node.content {
+    case .sequence(let list): items = list
+    case .scalar: items = [node]
+    case .mapping:
+      context.error("spec.type", "hosts must be a list of libvirt URIs, not a mapping", at: node)
+      return nil
+    }
+    guard !items.isEmpty else {
+      context.error("spec.range", "hosts must name at least one libvirt URI", at: node)
+      return nil
+    }
+    var hosts: [String] = []
+    var ok = true
+    for item in items {
+      guard let uri = context.libvirtURI(item, "host") else {
+        ok = false
+        continue
+      }
+      if hosts.contains(uri) {
+        context.error("spec.duplicate", "host '\(uri)' is listed twice", at: item)
+        ok = false
+      }
+      hosts.append(uri)
+    }
+    return ok ? hosts : nil
+  }
+
+  static func imageRef(_ node: YAMLNode, context: inout DecodeContext) -> ImageRef? {
+    guard let text = context.string(node, "image") else { return nil }
+    guard let ref = ImageRef(parsing: text) else {
+      context.error(
+        "spec.image.reference", "image '\(text)' must be name@version or name@sha256:<digest>", at: node,
+        hint: "for example: demo@v1")
+      return nil
+    }
+    return ref
+  }
+
+  static func decodeResources(_ node: YAMLNode, context: inout DecodeContext) -> Resources {
+    var reader = MappingReader(node, what: "resources", context: &context)
+    var resources = Resources()
+    if let n = reader.optional("vcpu"), let v = context.integer(n, "vcpu", in: 1...256) { resources.vcpu = v }
+    if let n = reader.optional("memory"),
+      let v = context.byteSize(n, "memory", min: .mebibytes(16), max: .mebibytes(4 << 20))
+    {
+      resources.memory = v
+    }
+    if let n = reader.optional("disk"),
+      let v = context.byteSize(n, "disk", min: .mebibytes(1), max: .mebibytes(64 << 20))
+    {
+      resources.disk = v
+    }
+    reader.finish(context: &context)
+    return resources
+  }
+
+  static func decodeLabels(_ node: YAMLNode, context: inout DecodeContext) -> [String: String] {
+    var reader = MappingReader(node, what: "labels", context: &context)
+    guard case .mapping(let pairs) = node.content else { return [:] }
+    var labels: [String: String] = [:]
+    for pair in pairs {
+      guard let key = pair.key.scalar else { continue }
+      _ = reader.optional(key)
+      let keyOK = !key.isEmpty && key.count <= 63
+        && key.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_./".contains($0)) }
+      if !keyOK {
+        context.error(
+          "spec.label", "label key '\(key)' must be 1–63 letters, digits, '-', '_', '.' or '/'", at: pair.key)
+        continue
+      }
+      guard let value = pair.value.scalar, !pair.value.isNull || pair.value.style != .plain else {
+        context.error("spec.type", "label '\(key)' must have a string value, not \(pair.value.kindDescription)", at: pair.value)
+        continue
+      }
+      if value.unicodeScalars.count > 256 {
+        context.error("spec.range", "label '\(key)' is longer than 256 characters", at: pair.value)
+        continue
+      }
+      labels[key] = value
+    }
+    reader.finish(context: &context)
+    return labels
+  }
+}

@@ -1,0 +1,133 @@
+import DroverBasics
+import DroverModel
+import LibYAML
+
+/// Every pool and recipe of a project, decoded and cross-checked.
+public struct SpecSet: Sendable {
+  public var pools: [LoadedPool] = []
+  public var recipes: [LoadedRecipe] = []
+
+  public init(pools: [LoadedPool] = [], recipes: [LoadedRecipe] = []) {
+    self.pools = pools
+    self.recipes = recipes
+  }
+
+  public var poolSpecs: [PoolSpec] { pools.map(\.spec) }
+
+  public func recipe(for ref: ImageRef) -> ImageRecipe? {
+    switch ref.selector {
+    case .version(let v): return recipes.first { $0.recipe.name == ref.name && $0.recipe.version == v }?.recipe
+    case .digest: return nil
+    }
+  }
+}
+
+/// What a spec file declares, decided by its folder: files under `images/` are recipes.
+public enum SpecKind: Sendable { case pool, recipe }
+
+/// One spec file's bytes as read from disk.
+public struct SpecSource: Sendable {
+  public var path: String
+  public var kind: SpecKind
+  public var bytes: [UInt8]
+
+  public init(path: String, kind: SpecKind, bytes: [UInt8]) {
+    self.path = path
+    self.kind = kind
+    self.bytes = bytes
+  }
+}
+
+/// Turns spec files into a `SpecSet` and every problem found in them.
+///
+/// Pure: takes bytes, returns values and diagnostics; never opens a libvirt connection.
+public enum SpecLoader {
+  public static let limits = YAMLLimits(maxBytes: 1 << 20, maxDepth: 32, maxExpandedNodes: 20_000)
+
+  public static func load(_ sources: [SpecSource]) -> (SpecSet, [Diagnostic]) {
+    var set = SpecSet()
+    var diagnostics: [Diagnostic] = []
+    for source in sources {
+      var context = DecodeContext(file: source.path)
+      if let root = document(of: source, context: &context) {
+        switch source.kind {
+        case .pool: if let pool = PoolDecoder.decode(root, context: &context) { set.pools.append(pool) }
+        case .recipe: if let recipe = RecipeDecoder.decode(root, context: &context) { set.recipes.append(recipe) }
+        }
+      }
+      diagnostics += context.diagnostics
+    }
+    diagnostics += crossCheck(set)
+    return (set, diagnostics.sortedForDisplay())
+  }
+
+  /// The single document of a file, or nil with a diagnostic for empty, multi-document or broken YAML.
+  static func document(of source: SpecSource, context: inout DecodeContext) -> YAMLNode? {
+    let documents: [YAMLNode]
+    do {
+      documents = try YAMLParser.parseDocuments(source.bytes, limits: limits)
+    } catch {
+      let position = error.mark.map { SourcePosition(line: $0.line, column: $0.column, byte: $0.offset) }
+        ?? SourcePosition(line: 1, column: 1)
+      context.diagnostics.append(
+        .error("spec.yaml.syntax", error.message, at: SourceRange(file: source.path, start: position)))
+      return nil
+    }
+    guard let first = documents.first, !(documents.count == 1 && first.isNull) else {
+      context.diagnostics.append(
+        .error(
+          "spec.file.empty", "file is empty", at: SourceRange(file: source.path, start: SourcePosition(line: 1, column: 1)),
+          hint: source.kind == .pool ? "a pool file needs at least name, hosts, replicas and image" : "a recipe needs name, version and base"))
+      return nil
+    }
+    if documents.count > 1 {
+      context.error(
+        "spec.file.multi-document", "file holds \(documents.count) YAML documents; one is expected", at: documents[1],
+        hint: "put each \(source.kind == .pool ? "pool" : "recipe") in its own file")
+      return nil
+    }
+    return first
+  }
+
+  static func crossCheck(_ set: SpecSet) -> [Diagnostic] {
+    var diagnostics: [Diagnostic] = []
+    var poolsByName: [String: LoadedPool] = [:]
+    for pool in set.pools {
+      if let first = poolsByName[pool.spec.name] {
+        diagnostics.append(
+          .error(
+            "spec.pool.duplicate-name", "pool '\(pool.spec.name)' is also defined in \(first.file)", at: pool.nameRange,
+            hint: "pool names must be unique across pools/"))
+      } else {
+        poolsByName[pool.spec.name] = pool
+      }
+    }
+    var recipesByRef: [String: LoadedRecipe] = [:]
+    for recipe in set.recipes {
+      let ref = recipe.recipe.reference.description
+      if let first = recipesByRef[ref] {
+        diagnostics.append(
+          .error("spec.image.duplicate", "image '\(ref)' is also defined in \(first.file)", at: recipe.nameRange))
+      } else {
+        recipesByRef[ref] = recipe
+      }
+    }
+    let recipeNames = Set(set.recipes.map(\.recipe.name))
+    for pool in set.pools {
+      let ref = pool.spec.image
+      let known: Bool
+      switch ref.selector {
+      case .version: known = recipesByRef[ref.description] != nil
+      case .digest: known = recipeNames.contains(ref.name)
+      }
+      if !known {
+        let candidates = set.recipes.map { $0.recipe.reference.description }
+        let hint = nearest(ref.description, in: candidates).map { "did you mean '\($0)'?" }
+          ?? (candidates.isEmpty ? "no recipes were found in images/" : "known images: \(candidates.sorted().joined(separator: ", "))")
+        diagnostics.append(
+          .error("spec.image.unknown", "image '\(ref)' names no recipe in images/", at: pool.imageRange, hint: hint))
+      }
+    }
+    return diagnostics
+  }
+}

@@ -1,0 +1,3 @@
+import DroverCommands
+
+DroverCommand.main()
