@@ -18,25 +18,26 @@ let package = Package(
     .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
     .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
     // Thin wrappers that know nothing about Drover.
-//TMP    .target(name: "Libvirt", dependencies: ["CLibvirt"]),
+    .target(name: "Libvirt", dependencies: ["CLibvirt"]),
     .target(name: "LibYAML", dependencies: ["CYAML"]),
     // Pure core.
     .target(name: "DroverBasics", dependencies: [crypto]),
     .target(name: "DroverModel", dependencies: ["DroverBasics"]),
     .target(name: "DroverSpec", dependencies: ["DroverModel", "LibYAML"]),
-//TMP    .target(name: "DroverPlan", dependencies: ["DroverModel"]),
+    .target(name: "DroverPlan", dependencies: ["DroverModel"]),
     // Effects.
-//TMP    .target(name: "DroverLibvirt", dependencies: ["DroverModel", "Libvirt"]),
-//TMP    .target(name: "DroverEngine", dependencies: ["DroverPlan", "DroverModel"]),
+    .target(name: "DroverLibvirt", dependencies: ["DroverModel", "Libvirt"]),
+    .target(name: "DroverEngine", dependencies: ["DroverPlan", "DroverModel"]),
     // Edge.
     .target(
       name: "DroverCommands",
-      dependencies: ["DroverSpec", argumentParser]),
+      dependencies: ["DroverSpec", "DroverPlan", "DroverEngine", "DroverLibvirt", argumentParser]),
     .executableTarget(name: "drover", dependencies: ["DroverCommands"]),
 //TMP    .executableTarget(name: "drover-bench", dependencies: ["DroverSpec", "DroverBasics"]),
     // Tests.
 
     .testTarget(name: "LibYAMLTests", dependencies: ["LibYAML"]),
+    .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
     .testTarget(name: "DroverSpecTests", dependencies: ["DroverSpec", "DroverCommands"]),
     .testTarget(name: "ArchitectureTests"),
   ]

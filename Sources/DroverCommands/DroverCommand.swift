@@ -12,7 +12,7 @@ public struct DroverCommand: ParsableCommand {
       and applies the changes that make the hosts match.
       """,
     version: version,
-    subcommands: [ValidateCommand.self]
+    subcommands: [ValidateCommand.self, PlanCommand.self, ApplyCommand.self, StatusCommand.self, UnlockCommand.self]
   )
 
   public init() {}

@@ -2,8 +2,14 @@ import Foundation
 
 /// Writes to stdout/stderr. The only module that prints is this one.
 enum Output {
-  static func out(_ text: String) {
-    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+  static func out(_ text: String, terminator: String = "\n") {
+    FileHandle.standardOutput.write(Data((text + terminator).utf8))
+  }
+
+  /// One compact JSON object per line, for streams of events.
+  static func jsonLine(_ object: Any) {
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+    out(String(decoding: data, as: UTF8.self))
   }
 
   static func err(_ text: String) {
@@ -11,7 +17,7 @@ enum Output {
   }
 
   static func json(_ object: Any) {
-    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data("{}".utf8)
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data("{}".utf8)
     out(String(decoding: data, as: UTF8.self))
   }
 

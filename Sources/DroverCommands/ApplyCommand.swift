@@ -1,0 +1,205 @@
+import ArgumentParser
+import DroverBasics
+import DroverEngine
+import DroverModel
+import DroverPlan
+import Foundation
+
+/// `drover apply`: makes the hosts match the specs, or applies a saved plan exactly.
+struct ApplyCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "apply",
+    abstract: "Apply the changes that make the hosts match the specs.",
+    discussion: """
+      Without a plan file: plans, shows the plan and asks for 'yes' (or --auto-approve). With a \
+      saved plan: re-observes the hosts and refuses, naming what changed, if the world or the \
+      specs differ from when the plan was saved; otherwise applies exactly that plan. Each pool \
+      is locked for the duration; Ctrl-C lets the steps in flight finish and stops.
+      """)
+
+  @OptionGroup var project: ProjectOptions
+  @OptionGroup var targeting: TargetingOptions
+
+  @Argument(help: "A plan saved with 'drover plan --out'.")
+  var planFile: String?
+
+  @Flag(help: "Apply without asking (for CI).")
+  var autoApprove = false
+
+  @Flag(help: "Print one JSON event per line instead of text.")
+  var json = false
+
+  @Option(help: "How long to wait for another apply's lock on a pool, e.g. 30s or 5m.")
+  var lockTimeout: String = "0s"
+
+  func validate() throws {
+    guard DurationArgument.seconds(lockTimeout) != nil else {
+      throw ValidationError("--lock-timeout must be a duration such as 0s, 30s or 5m")
+    }
+    if planFile != nil && (!targeting.targets.isEmpty || !targeting.excludes.isEmpty) {
+      throw ValidationError("--target and --exclude cannot be combined with a saved plan (it has its own)")
+    }
+  }
+
+  func run() throws {
+    let context = try ProjectContext.load(project, format: json ? .json : .human)
+    let saved = try planFile.map(PlanFile.read)
+    let options = PlanOptions(
+      targets: saved?.targets ?? targeting.targets, excludes: saved?.excludes ?? targeting.excludes)
+
+    // Lock every declared pool in scope (sorted: no lock-order deadlock), then observe under the locks.
+    let pools = context.specs.poolSpecs.map(\.name).filter { pool in
+      options.targets.isEmpty || options.targets.contains { $0 == pool || $0.hasPrefix(pool + "-") }
+    }
+    var locks: [PoolLock] = []
+    do {
+      for pool in pools.sorted() {
+        locks.append(
+          try PoolLock.acquire(
+            pool: pool, directory: project.stateDirectory + "/locks", command: CommandLine.arguments.joined(separator: " "),
+            timeout: DurationArgument.seconds(lockTimeout)!))
+      }
+    } catch {
+      report(error)
+      throw ExitCode.failure
+    }
+    defer { locks.removeAll() }
+
+    let (current, diagnostics) = makePlan(pools: context.specs.poolSpecs, observed: context.observe(), options: options)
+    if diagnostics.hasErrors {
+      if !json { Output.out(PlanView.human(current, color: project.color)) }
+      Report.diagnostics(diagnostics, sources: context.sources, format: json ? .json : .human, noColor: project.noColor)
+      throw ExitCode.failure
+    }
+    var plan = current
+    if let saved {
+      let stale = StalePlanCheck.check(saved: saved, current: current)
+      if stale.hasErrors {
+        Report.diagnostics(stale, sources: [], format: json ? .json : .human, noColor: project.noColor)
+        if !json { Output.err("No action was taken.") }
+        throw ExitCode.failure
+      }
+      plan = saved
+    } else if !json {
+      Output.out(PlanView.human(plan, color: project.color))
+    }
+    guard plan.hasChanges else {
+      if json { Output.jsonLine(["event": "summary", "added": 0, "changed": 0, "destroyed": 0, "failed": 0]) }
+      return
+    }
+    if saved == nil && !autoApprove {
+      guard isatty(STDIN_FILENO) != 0 else {
+        Report.diagnostics(
+          [.error("apply.approval", "standard input is not a terminal, so apply cannot ask for approval", hint: "pass --auto-approve, or apply a saved plan")],
+          sources: [], format: json ? .json : .human, noColor: project.noColor)
+        throw ExitCode.failure
+      }
+      Output.out("\nDo you want to perform these actions? Only 'yes' will be accepted.\n  Enter a value: ", terminator: "")
+      guard readLine()?.trimmingCharacters(in: .whitespaces) == "yes" else {
+        Output.out("Apply cancelled.")
+        throw ExitCode.failure
+      }
+    }
+    try execute(plan, context: context)
+  }
+
+  func execute(_ plan: Plan, context: ProjectContext) throws {
+    let interrupt = InterruptFlag.install()
+    let started = Date()
+    let json = self.json
+    let executor = Executor(
+      backends: context.backends, shouldStop: { interrupt.isSet },
+      onEvent: { event in ApplyProgress.print(event, json: json, since: started) })
+    let result = executor.apply(plan)
+    let added = result.done.filter { $0.kind == .create || $0.kind == .replace }.count
+    let changed = result.done.filter { $0.kind == .update || $0.kind == .start }.count
+    let destroyed = result.done.filter { $0.kind == .delete || $0.kind == .replace }.count
+    if json {
+      Output.jsonLine([
+        "event": "summary", "added": added, "changed": changed, "destroyed": destroyed, "failed": result.failed.count,
+        "skipped": result.skipped.count, "interrupted": result.interrupted,
+      ])
+    }
+    if !result.failed.isEmpty {
+      Report.diagnostics(result.failed.map(\.error), sources: [], format: json ? .json : .human, noColor: project.noColor)
+    }
+    if !json {
+      let verdict = result.succeeded ? "Apply complete!" : result.interrupted ? "Apply interrupted." : "Apply failed."
+      Output.out("\n\(verdict) Nodes: \(added) added, \(changed) changed, \(destroyed) destroyed.")
+      if !result.succeeded { Output.out("Run 'drover plan' to see what remains.") }
+    }
+    if result.interrupted { throw ExitCode(130) }
+    if !result.succeeded { throw ExitCode.failure }
+  }
+
+  func report(_ error: Error) {
+    let diagnostics = (error as? DiagnosticConvertible)?.diagnostics ?? [.error("apply", "\(error)")]
+    Report.diagnostics(diagnostics, sources: [], format: json ? .json : .human, noColor: project.noColor)
+  }
+}
+
+/// Prints one apply event as a timestamped line or a JSON object.
+enum ApplyProgress {
+  static let lock = NSLock()
+
+  static func print(_ event: ApplyEvent, json: Bool, since start: Date) {
+    let a = event.action
+    lock.lock()
+    defer { lock.unlock() }
+    if json {
+      var object: [String: Any] = [
+        "event": "step", "time": ISO8601DateFormatter().string(from: event.time), "status": event.status.rawValue,
+        "action": a.kind.rawValue, "pool": a.pool, "node": a.node, "host": a.host,
+      ]
+      if let m = event.message { object["message"] = m }
+      Output.jsonLine(object)
+      return
+    }
+    let t = String(format: "%7.2fs", event.time.timeIntervalSince(start))
+    let verb: String
+    switch (a.kind, event.status) {
+    case (_, .started): verb = ["create": "creating", "start": "starting", "update": "updating", "replace": "replacing", "delete": "destroying"][a.kind.rawValue]! + "…"
+    case (_, .done): verb = ["create": "created", "start": "started", "update": "updated", "replace": "replaced", "delete": "destroyed"][a.kind.rawValue]!
+    case (_, .failed): verb = "FAILED: \(event.message ?? "")"
+    case (_, .skipped): verb = "skipped: \(event.message ?? "")"
+    }
+    Output.out("[\(t)] \(a.node) on \(a.host): \(verb)")
+  }
+}
+
+/// Parses "30s"/"5m"-style command-line durations.
+enum DurationArgument {
+  static func seconds(_ text: String) -> Double? {
+    for (unit, factor) in [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)] where text.hasSuffix(unit) {
+      if let v = Double(text.dropLast(unit.count)), v >= 0, v.isFinite { return v * factor }
+    }
+    return Double(text).flatMap { $0 >= 0 ? $0 : nil }
+  }
+}
+
+/// Set by SIGINT/SIGTERM; polled between steps so a step is never cut in half.
+final class InterruptFlag: @unchecked Sendable {
+  private let lock = NSLock()
+  private var set = false
+  private var sources: [DispatchSourceSignal] = []
+
+  var isSet: Bool { lock.withLock { set } }
+
+  static func install() -> InterruptFlag {
+    let flag = InterruptFlag()
+    for sig in [SIGINT, SIGTERM] {
+      signal(sig, SIG_IGN)
+      let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+      source.setEventHandler {
+        let first = flag.lock.withLock { () -> Bool in
+          defer { flag.set = true }
+          return !flag.set
+        }
+        if first { Output.err("\nInterrupted: finishing the steps in flight, starting no new ones…") }
+      }
+      source.resume()
+      flag.sources.append(source)
+    }
+    return flag
+  }
+}

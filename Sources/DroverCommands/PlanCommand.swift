@@ -1,0 +1,56 @@
+import ArgumentParser
+import DroverBasics
+import DroverPlan
+import Foundation
+
+/// Selects which pools or nodes a plan covers.
+struct TargetingOptions: ParsableArguments {
+  @Option(name: .customLong("target"), help: "Only this pool or node (repeatable).")
+  var targets: [String] = []
+
+  @Option(name: .customLong("exclude"), help: "Leave out this pool or node (repeatable).")
+  var excludes: [String] = []
+}
+
+/// `drover plan`: shows what apply would change, on which host, and why.
+struct PlanCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "plan",
+    abstract: "Show the changes that would make the hosts match the specs.",
+    discussion: """
+      Reads pools/ and images/, observes every host the pools name, and prints each action with \
+      its reason. Nothing is changed. With --out the plan is saved; 'drover apply FILE' applies \
+      exactly it, or refuses if the world or the specs changed since.
+      """)
+
+  @OptionGroup var project: ProjectOptions
+  @OptionGroup var targeting: TargetingOptions
+
+  @Flag(help: "Print the plan as a versioned JSON document.")
+  var json = false
+
+  @Flag(help: "Exit 0 when there are no changes, 2 when there are changes, 1 on error.")
+  var detailedExitcode = false
+
+  @Option(help: "Save the plan to this file (for example plans/web.plan).")
+  var out: String?
+
+  func run() throws {
+    let context = try ProjectContext.load(project, format: json ? .json : .human)
+    let (plan, diagnostics) = makePlan(
+      pools: context.specs.poolSpecs, observed: context.observe(),
+      options: PlanOptions(targets: targeting.targets, excludes: targeting.excludes))
+    if json {
+      Output.json(PlanView.jsonObject(plan, diagnostics: diagnostics))
+    } else {
+      Output.out(PlanView.human(plan, color: project.color))
+      Report.diagnostics(diagnostics, sources: context.sources, format: .human, noColor: project.noColor)
+    }
+    if diagnostics.hasErrors { throw ExitCode.failure }
+    if let out {
+      try PlanFile.write(plan, to: out)
+      if !json { Output.out("\nSaved the plan to \(out). Apply it with: drover apply \(out)") }
+    }
+    if detailedExitcode && plan.hasChanges { throw ExitCode(2) }
+  }
+}

@@ -1,0 +1,62 @@
+import DroverBasics
+import DroverPlan
+import Foundation
+
+/// Renders plans for people (Terraform style) and as a versioned JSON document.
+enum PlanView {
+  static func human(_ plan: Plan, color: Bool) -> String {
+    guard plan.hasChanges else { return "No changes. The hosts match the specs." }
+    func paint(_ text: String, _ kind: ActionKind) -> String {
+      guard color else { return text }
+      let code: String
+      switch kind {
+      case .create: code = "32"
+      case .delete: code = "31"
+      case .replace: code = "35"
+      case .update, .start: code = "33"
+      }
+      return "\u{1B}[\(code)m\(text)\u{1B}[0m"
+    }
+    var lines = ["Drover will perform the following actions:", ""]
+    for a in plan.actions {
+      lines.append("  # \(a.node) on \(a.host): \(a.reason)")
+      var detail = ""
+      if let after = a.after?.ownership {
+        detail = " (pool \(a.pool), image \(after.image), \(after.vcpu) vCPU, \(after.memoryMiB)MiB, disk \(after.diskMiB)MiB)"
+      } else if let before = a.before {
+        detail = " (pool \(a.pool), image \(before.image))"
+      }
+      let verb = a.kind == .start ? "start" : a.kind == .update ? "update" : ""
+      lines.append(paint("\(a.kind.symbol.leftPadded(5)) \(a.node)", a.kind) + (verb.isEmpty ? "" : " [\(verb)]") + detail)
+      lines.append("")
+    }
+    let s = plan.summary
+    lines.append("Plan: \(s.add) to add, \(s.change) to change, \(s.destroy) to destroy.")
+    return lines.joined(separator: "\n")
+  }
+
+  static func jsonObject(_ plan: Plan, diagnostics: [Diagnostic]) -> [String: Any] {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    let actions: [Any] = plan.actions.map { a in
+      var object: [String: Any] = [
+        "action": a.kind.rawValue, "pool": a.pool, "node": a.node, "host": a.host, "reason": a.reason,
+        "restart": a.restart,
+      ]
+      if let uuid = a.uuid { object["uuid"] = uuid }
+      if let before = a.before, let data = try? encoder.encode(before) { object["before"] = try? JSONSerialization.jsonObject(with: data) }
+      if let after = a.after?.ownership, let data = try? encoder.encode(after) { object["after"] = try? JSONSerialization.jsonObject(with: data) }
+      return object
+    }
+    let s = plan.summary
+    return [
+      "format_version": Plan.formatVersion, "spec_digest": plan.specDigest, "world_digest": plan.world.digest,
+      "actions": actions, "summary": ["add": s.add, "change": s.change, "destroy": s.destroy],
+      "has_changes": plan.hasChanges, "diagnostics": diagnostics.map(DiagnosticRenderer.jsonObject),
+    ]
+  }
+}
+
+extension String {
+  func leftPadded(_ width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
+}

@@ -1,0 +1,75 @@
+import ArgumentParser
+import DroverBasics
+import DroverEngine
+import DroverLibvirt
+import DroverModel
+import DroverSpec
+import Foundation
+
+/// Where the project lives and how to reach its hosts; shared by every command that plans.
+struct ProjectOptions: ParsableArguments {
+  @Option(name: [.customShort("C"), .long], help: "The project folder holding pools/ and images/.")
+  var dir: String = "."
+
+  @Option(help: "Seconds to wait for a libvirt host to answer before reporting it unreachable.")
+  var connectTimeout: Double = 10
+
+  @Flag(help: "Never colour the output.")
+  var noColor = false
+
+  var poolsPath: String { dir + "/pools" }
+  var imagesPath: String { dir + "/images" }
+  /// Lock files and other local state (never the source of truth: libvirt is).
+  var stateDirectory: String { dir + "/.drover" }
+  var color: Bool { Output.useColor(disabled: noColor) }
+}
+
+/// Specs loaded and hosts connected: what plan, apply, status and drift start from.
+struct ProjectContext {
+  var specs: SpecSet
+  var sources: [SpecSource]
+  var backends: [String: LibvirtHostBackend]
+  /// Hosts that could not be connected, with the reason.
+  var unreachable: [String: String]
+
+  /// Loads and validates the specs (reporting and failing on any error), then connects to every
+  /// host they name, in parallel, each within the connect timeout.
+  static func load(_ options: ProjectOptions, readOnly: Bool = false, format: DiagnosticFormat = .human) throws -> ProjectContext {
+    let (sources, readProblems) = SpecFiles.read([options.poolsPath, options.imagesPath].filter {
+      FileManager.default.fileExists(atPath: $0)
+    })
+    let (specs, problems) = SpecLoader.load(sources)
+    let diagnostics = readProblems + problems
+    if diagnostics.hasErrors {
+      Report.diagnostics(diagnostics, sources: sources, format: format, noColor: options.noColor)
+      throw ExitCode.failure
+    }
+    let uris = Array(Set(specs.pools.flatMap(\.spec.hosts))).sorted()
+    let connected = Connector.connect(uris, readOnly: readOnly, timeout: options.connectTimeout)
+    return ProjectContext(specs: specs, sources: sources, backends: connected.backends, unreachable: connected.unreachable)
+  }
+
+  func observe() -> ObservedWorld {
+    WorldObserver.observe(backends.keys.sorted().map { backends[$0]! }, unreachable: unreachable)
+  }
+}
+
+/// Opens connections to many hosts at once.
+enum Connector {
+  static func connect(_ uris: [String], readOnly: Bool, timeout: Double) -> (backends: [String: LibvirtHostBackend], unreachable: [String: String]) {
+    let lock = NSLock()
+    nonisolated(unsafe) var backends: [String: LibvirtHostBackend] = [:]
+    nonisolated(unsafe) var unreachable: [String: String] = [:]
+    DispatchQueue.concurrentPerform(iterations: uris.count) { i in
+      let uri = uris[i]
+      do {
+        let backend = try LibvirtHostBackend.connect(uri, readOnly: readOnly, timeout: timeout)
+        lock.withLock { backends[uri] = backend }
+      } catch {
+        let message = (error as? HostError)?.message ?? "\(error)"
+        lock.withLock { unreachable[uri] = message }
+      }
+    }
+    return (backends, unreachable)
+  }
+}

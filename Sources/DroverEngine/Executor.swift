@@ -1,0 +1,131 @@
+import DroverBasics
+import DroverModel
+import DroverPlan
+import Foundation
+import Synchronization
+
+/// One line of apply progress.
+public struct ApplyEvent: Sendable {
+  public enum Status: String, Sendable { case started, done, failed, skipped }
+  public var time: Date
+  public var action: PlannedAction
+  public var status: Status
+  public var message: String?
+}
+
+/// What an apply did.
+public struct ApplyResult: Sendable {
+  public var done: [PlannedAction] = []
+  public var failed: [(action: PlannedAction, error: Diagnostic)] = []
+  public var skipped: [PlannedAction] = []
+  public var interrupted = false
+
+  public var succeeded: Bool { failed.isEmpty && skipped.isEmpty && !interrupted }
+}
+
+/// Executes a plan's actions against the hosts, exactly and only those.
+///
+/// Bounded parallelism: at most `parallelismPerHost` nodes in flight on one connection (libvirtd
+/// serves five requests per connection at once). Actions for the same node run in plan order.
+/// `shouldStop` is polled before every step: after SIGINT the steps in flight finish, nothing new
+/// starts, and the next plan shows exactly what remains.
+public final class Executor: @unchecked Sendable {
+  let backends: [String: any HostBackend]
+  let parallelismPerHost: Int
+  let shouldStop: @Sendable () -> Bool
+  let onEvent: @Sendable (ApplyEvent) -> Void
+  /// Fills in how a node boots (its overlay disk) just before it is defined.
+  let prepare: @Sendable (NodeDefinition, String) throws -> NodeDefinition
+
+  public init(
+    backends: [String: any HostBackend], parallelismPerHost: Int = 4, shouldStop: @escaping @Sendable () -> Bool = { false },
+    prepare: @escaping @Sendable (NodeDefinition, String) throws -> NodeDefinition = { node, _ in node },
+    onEvent: @escaping @Sendable (ApplyEvent) -> Void = { _ in }
+  ) {
+    self.backends = backends
+    self.parallelismPerHost = parallelismPerHost
+    self.shouldStop = shouldStop
+    self.prepare = prepare
+    self.onEvent = onEvent
+  }
+
+  public func apply(_ plan: Plan) -> ApplyResult {
+    // Group by host, then by node, keeping plan order within a node.
+    var groups: [String: [[PlannedAction]]] = [:]
+    var position: [String: Int] = [:]
+    for action in plan.actions {
+      let key = "\(action.host)\u{0}\(action.node)"
+      if let i = position[key] {
+        groups[action.host]![i].append(action)
+      } else {
+        position[key] = groups[action.host, default: []].count
+        groups[action.host, default: []].append([action])
+      }
+    }
+    let result = Mutex(ApplyResult())
+    let perHost = groups.sorted { $0.key < $1.key }.map(\.value)
+    DispatchQueue.concurrentPerform(iterations: perHost.count) { h in
+      let work = perHost[h]
+      let next = Mutex(0)
+      DispatchQueue.concurrentPerform(iterations: min(parallelismPerHost, work.count)) { _ in
+        while true {
+          let i = next.withLock { value -> Int in
+            defer { value += 1 }
+            return value
+          }
+          guard i < work.count else { return }
+          var failedBefore = false
+          for action in work[i] {
+            if failedBefore || shouldStop() {
+              result.withLock {
+                $0.skipped.append(action)
+                if !failedBefore { $0.interrupted = true }
+              }
+              onEvent(ApplyEvent(time: Date(), action: action, status: .skipped, message: failedBefore ? "an earlier step of this node failed" : "interrupted"))
+              continue
+            }
+            onEvent(ApplyEvent(time: Date(), action: action, status: .started, message: nil))
+            do {
+              try run(action)
+              result.withLock { $0.done.append(action) }
+              onEvent(ApplyEvent(time: Date(), action: action, status: .done, message: nil))
+            } catch {
+              let diagnostic = (error as? DiagnosticConvertible)?.diagnostics.first
+                ?? Diagnostic.error("apply.step", "\(error)", subject: "node \(action.node) on \(action.host)")
+              result.withLock { $0.failed.append((action, diagnostic)) }
+              onEvent(ApplyEvent(time: Date(), action: action, status: .failed, message: diagnostic.message))
+              failedBefore = true
+            }
+          }
+        }
+      }
+    }
+    return result.withLock { $0 }
+  }
+
+  func backend(_ uri: String) throws -> any HostBackend {
+    guard let backend = backends[uri] else {
+      throw Diagnostic.error("apply.no-connection", "no connection to \(uri)", subject: "host \(uri)")
+    }
+    return backend
+  }
+
+  func run(_ action: PlannedAction) throws {
+    let backend = try backend(action.host)
+    switch action.kind {
+    case .create:
+      try backend.create(try prepare(action.after!, action.host))
+    case .start:
+      try backend.start(node: action.node, uuid: action.uuid!)
+    case .update:
+      try backend.update(try prepare(action.after!, action.host), uuid: action.uuid!, restart: action.restart)
+    case .delete:
+      try backend.delete(node: action.node, uuid: action.uuid!)
+    case .replace:
+      // In place: the old node goes first (same name); rolling replacement with surge is the
+      // rollout engine's job.
+      try backend.delete(node: action.node, uuid: action.uuid!)
+      try backend.create(try prepare(action.after!, action.host))
+    }
+  }
+}

@@ -1,0 +1,49 @@
+import DroverModel
+
+/// Renders the libvirt domain XML for a node.
+///
+/// Shape checked on this machine class: TCG (`type='qemu'`, never kvm: the CPU has no vmx),
+/// direct kernel boot, a virtio overlay disk from a storage pool volume, serial console to a
+/// file, ACPI so `shutdown` works, and every lifecycle event ending in `destroy`.
+public enum DomainXML {
+  public static func render(_ node: NodeDefinition, hostURI: String, uuid: String? = nil) -> String {
+    let o = node.ownership
+    let type = hostURI.hasPrefix("test") ? "test" : "qemu"
+    var x = "<domain type='\(type)'>\n"
+    x += "  <name>\(XMLText.text(o.node))</name>\n"
+    if let uuid { x += "  <uuid>\(XMLText.text(uuid))</uuid>\n" }
+    x += "  <title>\(XMLText.text("drover node \(o.node) of pool \(o.pool)"))</title>\n"
+    x += "  <metadata>\n    \(OwnershipMetadata.render(o))\n  </metadata>\n"
+    x += "  <memory unit='KiB'>\(o.memoryMiB * 1024)</memory>\n"
+    x += "  <vcpu>\(o.vcpu)</vcpu>\n"
+    x += "  <os>\n    <type arch='x86_64'>hvm</type>\n"
+    if let boot = node.boot {
+      if let kernel = boot.kernel { x += "    <kernel>\(XMLText.text(kernel))</kernel>\n" }
+      if let initrd = boot.initrd { x += "    <initrd>\(XMLText.text(initrd))</initrd>\n" }
+      if let cmdline = boot.cmdline { x += "    <cmdline>\(XMLText.text(cmdline))</cmdline>\n" }
+    }
+    x += "  </os>\n"
+    x += "  <features><acpi/></features>\n"
+    x += "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n  <on_crash>destroy</on_crash>\n"
+    x += "  <devices>\n"
+    if let boot = node.boot {
+      x += "    <disk type='volume' device='disk'>\n"
+      x += "      <driver name='qemu' type='qcow2'/>\n"
+      x += "      <source pool='\(XMLText.attribute(boot.storagePool))' volume='\(XMLText.attribute(boot.volume))'/>\n"
+      x += "      <target dev='vda' bus='virtio'/>\n    </disk>\n"
+      if let log = boot.consoleLog {
+        x += "    <serial type='file'>\n      <source path='\(XMLText.attribute(log))'/>\n"
+        x += "      <target port='0'/>\n    </serial>\n"
+      }
+    }
+    if let network = o.network {
+      x += "    <interface type='network'>\n      <source network='\(XMLText.attribute(network))'/>\n"
+      x += "      <model type='virtio'/>\n    </interface>\n"
+    }
+    if type == "qemu" {
+      x += "    <controller type='usb' model='none'/>\n    <memballoon model='none'/>\n"
+    }
+    x += "  </devices>\n</domain>\n"
+    return x
+  }
+}

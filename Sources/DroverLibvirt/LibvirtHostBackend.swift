@@ -1,0 +1,161 @@
+import DroverBasics
+import DroverModel
+import Foundation
+import Libvirt
+import Synchronization
+
+/// `HostBackend` over one libvirt connection.
+///
+/// Observing costs one bulk call plus one metadata read per domain, issued four at a time
+/// (libvirtd serves up to five requests per connection at once). Every destructive call is
+/// preceded by a fresh ownership check, whatever the plan said.
+public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
+  public let uri: String
+  public let connection: Connection
+  public let calls: LibvirtCallCounter
+  /// Concurrent reads in flight on the connection.
+  let parallelism = 4
+
+  public init(connection: Connection, calls: LibvirtCallCounter = LibvirtCallCounter()) {
+    self.connection = connection
+    self.uri = connection.uri
+    self.calls = calls
+  }
+
+  /// Opens `uri` (read-only when asked) within `timeout` seconds.
+  public static func connect(_ uri: String, readOnly: Bool = false, timeout: Double = 15) throws(HostError) -> LibvirtHostBackend {
+    do {
+      return LibvirtHostBackend(connection: try Connection.open(uri, readOnly: readOnly, timeout: timeout))
+    } catch {
+      throw HostError(uri: uri, operation: "cannot connect", libvirt: error)
+    }
+  }
+
+  public func observe() throws -> ObservedHost {
+    calls.record("list")
+    let listed: [(domain: Domain, state: DomainState)]
+    do { listed = try connection.allDomainsWithState() } catch {
+      throw HostError(uri: uri, operation: "cannot list domains", libvirt: error)
+    }
+    var results = [ObservedDomain?](repeating: nil, count: listed.count)
+    let failure = Mutex<HostError?>(nil)
+    results.withUnsafeMutableBufferPointer { buffer in
+      nonisolated(unsafe) let out = buffer
+      DispatchQueue.concurrentPerform(iterations: min(parallelism, max(1, listed.count))) { worker in
+        var i = worker
+        while i < listed.count {
+          let (domain, state) = listed[i]
+          do {
+            calls.record("metadata")
+            let text = try domain.metadata(namespace: OwnershipMetadata.namespace)
+            out[i] = ObservedDomain(
+              name: domain.name, uuid: domain.uuid, state: state.description, isActive: state.isActive,
+              ownership: text.flatMap(OwnershipMetadata.parse), metadataDigest: text.map { ContentDigest.of($0).hex } ?? "")
+          } catch let error as LibvirtError where error.code == .noDomain {
+            // Undefined between the listing and this read: it is gone, which is what we report.
+          } catch {
+            let wrapped = HostError(uri: uri, node: domain.name, operation: "cannot read metadata", libvirt: error as? LibvirtError)
+            failure.withLock { $0 = $0 ?? wrapped }
+          }
+          i += parallelism
+        }
+      }
+    }
+    if let first = failure.withLock({ $0 }) { throw first }
+    return ObservedHost(uri: uri, domains: results.compactMap { $0 })
+  }
+
+  public func create(_ node: NodeDefinition) throws {
+    let xml = DomainXML.render(node, hostURI: uri)
+    calls.record("define")
+    let domain: Domain
+    do { domain = try connection.defineDomain(xml: xml) } catch {
+      throw HostError(uri: uri, node: node.name, operation: "cannot define", libvirt: error)
+    }
+    do {
+      calls.record("start")
+      try domain.start()
+    } catch {
+      // Never leave a half-created node: remove the definition we just made.
+      calls.record("undefine")
+      try? domain.undefine()
+      throw HostError(uri: uri, node: node.name, operation: "cannot start", libvirt: error)
+    }
+  }
+
+  public func start(node: String, uuid: String) throws {
+    let domain = try ownedDomain(node, uuid: uuid)
+    calls.record("start")
+    do { try domain.start() } catch {
+      throw HostError(uri: uri, node: node, operation: "cannot start", libvirt: error)
+    }
+  }
+
+  public func update(_ node: NodeDefinition, uuid: String, restart: Bool) throws {
+    let domain = try ownedDomain(node.name, uuid: uuid)
+    do {
+      let active = try domain.state().isActive
+      if restart {
+        calls.record("define")
+        _ = try connection.defineDomain(xml: DomainXML.render(node, hostURI: uri, uuid: uuid))
+        if active {
+          calls.record("destroy")
+          try domain.destroy()
+          calls.record("start")
+          try domain.start()
+        }
+      } else {
+        calls.record("setMetadata")
+        try domain.setMetadata(
+          OwnershipMetadata.render(node.ownership, forSetMetadata: true), key: OwnershipMetadata.prefix, namespace: OwnershipMetadata.namespace,
+          live: active)
+      }
+    } catch {
+      throw HostError(uri: uri, node: node.name, operation: "cannot update", libvirt: error)
+    }
+  }
+
+  public func delete(node: String, uuid: String) throws {
+    let domain = try ownedDomain(node, uuid: uuid)
+    do {
+      if try domain.state().isActive {
+        calls.record("destroy")
+        try domain.destroy()
+      }
+      calls.record("undefine")
+      try domain.undefine()
+    } catch {
+      if error.code == .noDomain { return }
+      throw HostError(uri: uri, node: node, operation: "cannot delete", libvirt: error)
+    }
+  }
+
+  /// Looks the domain up again and proves it is still the owned node the plan meant.
+  ///
+  /// Why here and not only in the planner: the plan may be minutes old; a foreign domain may have
+  /// taken the name since. This is the last check before any destructive call.
+  func ownedDomain(_ name: String, uuid: String) throws -> Domain {
+    calls.record("lookup")
+    let found: Domain?
+    do { found = try connection.domain(named: name) } catch {
+      throw HostError(uri: uri, node: name, operation: "cannot look up", libvirt: error)
+    }
+    guard let domain = found else {
+      throw HostError(uri: uri, node: name, operation: "refusing to act", reason: "the domain no longer exists")
+    }
+    calls.record("metadata")
+    let metadata: String?
+    do { metadata = try domain.metadata(namespace: OwnershipMetadata.namespace) } catch {
+      throw HostError(uri: uri, node: name, operation: "cannot read metadata", libvirt: error)
+    }
+    guard let ownership = metadata.flatMap(OwnershipMetadata.parse), ownership.node == name else {
+      throw HostError(uri: uri, node: name, operation: "refusing to act", reason: "the domain is not owned by Drover")
+    }
+    guard domain.uuid == uuid else {
+      throw HostError(
+        uri: uri, node: name, operation: "refusing to act",
+        reason: "the domain's UUID is \(domain.uuid), not \(uuid) as planned; run plan again")
+    }
+    return domain
+  }
+}

@@ -1,0 +1,86 @@
+/// What Drover records in each domain it owns (the `<drover:node>` metadata element).
+///
+/// libvirt is the source of truth: this record, read back from the domain, is Drover's whole
+/// "state". A domain without it is foreign and is never changed.
+public struct NodeOwnership: Sendable, Hashable, Codable {
+  public var pool: String
+  public var node: String
+  public var index: Int
+  /// The image reference as written in the spec (`demo@v1`) and its resolved digest ("" if unknown).
+  public var image: String
+  public var digest: String
+  /// Digest of the node-shaping part of the spec when it was applied (informational).
+  public var specHash: String
+  /// Bumped at every replace or update.
+  public var generation: Int
+  public var vcpu: Int
+  public var memoryMiB: UInt64
+  public var diskMiB: UInt64
+  public var network: String?
+  public var labels: [String: String]
+  /// Copied from the pool so a protected node stays protected after its pool file is removed.
+  public var protect: Bool
+
+  public init(
+    pool: String, node: String, index: Int, image: String, digest: String, specHash: String, generation: Int,
+    vcpu: Int, memoryMiB: UInt64, diskMiB: UInt64, network: String?, labels: [String: String], protect: Bool
+  ) {
+    self.pool = pool
+    self.node = node
+    self.index = index
+    self.image = image
+    self.digest = digest
+    self.specHash = specHash
+    self.generation = generation
+    self.vcpu = vcpu
+    self.memoryMiB = memoryMiB
+    self.diskMiB = diskMiB
+    self.network = network
+    self.labels = labels
+    self.protect = protect
+  }
+}
+
+/// One domain as seen on a host.
+public struct ObservedDomain: Sendable, Hashable, Codable {
+  public var name: String
+  public var uuid: String
+  public var state: String
+  public var isActive: Bool
+  /// nil for a foreign domain.
+  public var ownership: NodeOwnership?
+  /// Digest of the raw metadata text, for world fingerprints ("" for foreign domains).
+  public var metadataDigest: String
+
+  public init(name: String, uuid: String, state: String, isActive: Bool, ownership: NodeOwnership?, metadataDigest: String) {
+    self.name = name
+    self.uuid = uuid
+    self.state = state
+    self.isActive = isActive
+    self.ownership = ownership
+    self.metadataDigest = metadataDigest
+  }
+}
+
+/// Every domain of one host.
+public struct ObservedHost: Sendable, Hashable, Codable {
+  public var uri: String
+  public var domains: [ObservedDomain]
+
+  public init(uri: String, domains: [ObservedDomain]) {
+    self.uri = uri
+    self.domains = domains
+  }
+}
+
+/// The observed state of every host the specs name.
+public struct ObservedWorld: Sendable, Hashable, Codable {
+  public var hosts: [String: ObservedHost]
+  /// Hosts that could not be read, with why. Their pools cannot be planned.
+  public var unreachable: [String: String]
+
+  public init(hosts: [String: ObservedHost] = [:], unreachable: [String: String] = [:]) {
+    self.hosts = hosts
+    self.unreachable = unreachable
+  }
+}

@@ -1,0 +1,93 @@
+import DroverBasics
+import DroverModel
+
+/// What a plan step does to a node, in Terraform's vocabulary.
+public enum ActionKind: String, Sendable, Codable, Hashable {
+  case create, start, update, replace, delete
+
+  /// The Terraform-style marker shown in front of the node.
+  public var symbol: String {
+    switch self {
+    case .create: return "+"
+    case .start: return "~"
+    case .update: return "~"
+    case .replace: return "-/+"
+    case .delete: return "-"
+    }
+  }
+}
+
+/// One step of a plan: what, to which node on which host, and why.
+///
+/// The executor runs these from data only; `reason` is for people and never branched on.
+public struct PlannedAction: Sendable, Codable, Hashable {
+  public var kind: ActionKind
+  public var pool: String
+  public var node: String
+  public var host: String
+  public var reason: String
+  /// The domain's UUID when the node exists (every kind but create).
+  public var uuid: String?
+  /// The node as it is, when it exists.
+  public var before: NodeOwnership?
+  /// The node as it will be (create, update, replace, start).
+  public var after: NodeDefinition?
+  /// For update: whether the node restarts to apply it (vCPU/memory changes).
+  public var restart: Bool
+
+  public init(
+    kind: ActionKind, pool: String, node: String, host: String, reason: String, uuid: String? = nil,
+    before: NodeOwnership? = nil, after: NodeDefinition? = nil, restart: Bool = false
+  ) {
+    self.kind = kind
+    self.pool = pool
+    self.node = node
+    self.host = host
+    self.reason = reason
+    self.uuid = uuid
+    self.before = before
+    self.after = after
+    self.restart = restart
+  }
+}
+
+/// The ordered changes that make the observed world match the specs.
+public struct Plan: Sendable, Codable {
+  public static let formatVersion = "1.0"
+
+  public var formatVersion: String = Plan.formatVersion
+  public var actions: [PlannedAction]
+  /// Digest of the pool specs the plan was made from.
+  public var specDigest: String
+  /// The observed world the plan was made against (see `WorldFingerprint`).
+  public var world: WorldFingerprint
+  /// `--target`/`--exclude` as given, so a saved plan re-plans the same slice.
+  public var targets: [String]
+  public var excludes: [String]
+
+  public init(actions: [PlannedAction], specDigest: String, world: WorldFingerprint, targets: [String] = [], excludes: [String] = []) {
+    self.actions = actions
+    self.specDigest = specDigest
+    self.world = world
+    self.targets = targets
+    self.excludes = excludes
+  }
+
+  public var hasChanges: Bool { !actions.isEmpty }
+
+  /// Terraform's counting: replace counts as one add and one destroy; update and start as change.
+  public var summary: (add: Int, change: Int, destroy: Int) {
+    var s = (add: 0, change: 0, destroy: 0)
+    for a in actions {
+      switch a.kind {
+      case .create: s.add += 1
+      case .update, .start: s.change += 1
+      case .replace:
+        s.add += 1
+        s.destroy += 1
+      case .delete: s.destroy += 1
+      }
+    }
+    return s
+  }
+}

@@ -1,0 +1,106 @@
+import DroverBasics
+import DroverModel
+import Foundation
+
+/// Options that shape a plan without changing the specs.
+public struct PlanOptions: Sendable {
+  /// Pools (`web`) or nodes (`web-3`) to limit the plan to; empty means everything.
+  public var targets: [String]
+  public var excludes: [String]
+  /// Resolved digests of image references (`demo@v1` → hex), where known.
+  public var imageDigests: [String: String]
+
+  public init(targets: [String] = [], excludes: [String] = [], imageDigests: [String: String] = [:]) {
+    self.targets = targets
+    self.excludes = excludes
+    self.imageDigests = imageDigests
+  }
+}
+
+/// Computes the changes that make the observed world match the specs.
+///
+/// Pure: reads nothing but its arguments. Node identity is the pool name plus a stable index
+/// (`web-1`, `web-2`, …), never a list position, so reordering YAML changes nothing. Existing
+/// nodes are compared field by field with what their metadata records, so an unchanged spec plans
+/// zero changes whatever Drover version wrote the node. Returns error diagnostics for anything
+/// that must not be applied (a foreign domain in the way, a protected pool losing nodes, an
+/// unreachable host); such a plan is shown but never applied or saved.
+public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOptions = PlanOptions()) -> (Plan, [Diagnostic]) {
+  var actions: [PlannedAction] = []
+  var diagnostics: [Diagnostic] = []
+  let declared = Dictionary(pools.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+
+  // Every owned node, wherever it is, grouped by pool.
+  var owned: [String: [(host: String, domain: ObservedDomain, ownership: NodeOwnership)]] = [:]
+  for (uri, host) in observed.hosts {
+    for d in host.domains {
+      guard let o = d.ownership, o.node == d.name else { continue }
+      owned[o.pool, default: []].append((uri, d, o))
+    }
+  }
+
+  for pool in pools.sorted(by: { $0.name < $1.name }) {
+    if let uri = pool.hosts.first(where: { observed.unreachable[$0] != nil }) {
+      let reason = (uri, observed.unreachable[uri]!)
+      diagnostics.append(
+        .error(
+          "libvirt.unreachable", "cannot plan pool \(pool.name): host \(reason.0) could not be read: \(reason.1)",
+          subject: "pool \(pool.name)", hint: "check the host, or plan other pools with --target"))
+      continue
+    }
+    actions += planPool(pool, existing: owned[pool.name] ?? [], observed: observed, options: options, diagnostics: &diagnostics)
+  }
+
+  // Owned nodes whose pool is no longer declared: shown as deletes, never silent.
+  for (poolName, nodes) in owned.sorted(by: { $0.key < $1.key }) where declared[poolName] == nil {
+    for n in nodes.sorted(by: { $0.ownership.index < $1.ownership.index }) {
+      actions.append(
+        PlannedAction(
+          kind: .delete, pool: poolName, node: n.domain.name, host: n.host,
+          reason: "pool \(poolName) is no longer declared in pools/", uuid: n.domain.uuid, before: n.ownership))
+      if n.ownership.protect {
+        diagnostics.append(
+          .error(
+            "plan.protected", "node \(n.domain.name) of protected pool \(poolName) would be destroyed: its pool file was removed",
+            subject: "node \(n.domain.name) on \(n.host)",
+            hint: "restore pools/\(poolName).yaml, or set protect: false and apply before removing it"))
+      }
+    }
+  }
+
+  actions = actions.filter { selected($0, targets: options.targets, excludes: options.excludes) }
+  let relevant = Set(pools.flatMap(\.hosts)).union(owned.values.flatMap { $0.map(\.host) })
+  let plan = Plan(
+    actions: actions, specDigest: specDigest(pools), world: WorldFingerprint(observed, relevantHosts: relevant),
+    targets: options.targets, excludes: options.excludes)
+  let kept = diagnostics.filter { d in
+    guard let subject = d.subject else { return true }
+    return options.targets.isEmpty && options.excludes.isEmpty || actions.contains { subject.contains($0.pool) }
+  }
+  return (plan, kept)
+}
+
+/// A digest of the specs as values (key order and comments in YAML do not matter).
+public func specDigest(_ pools: [PoolSpec]) -> String {
+  let encoder = JSONEncoder()
+  encoder.outputFormatting = [.sortedKeys]
+  let data = (try? encoder.encode(pools.sorted { $0.name < $1.name })) ?? Data()
+  return ContentDigest.of(data).hex
+}
+
+/// What a node of `pool` at `index` should record.
+public func desiredOwnership(_ pool: PoolSpec, index: Int, digest: String, generation: Int) -> NodeOwnership {
+  let shape = "\(pool.image)|\(digest)|\(pool.resources.vcpu)|\(pool.resources.memory.bytes)|\(pool.resources.disk.bytes)|"
+    + "\(pool.network ?? "")|\(pool.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))"
+  return NodeOwnership(
+    pool: pool.name, node: "\(pool.name)-\(index)", index: index, image: pool.image.description, digest: digest,
+    specHash: String(ContentDigest.of(shape).hex.prefix(16)), generation: generation, vcpu: pool.resources.vcpu,
+    memoryMiB: pool.resources.memory.mebibytes, diskMiB: pool.resources.disk.mebibytes, network: pool.network,
+    labels: pool.labels, protect: pool.protect)
+}
+
+func selected(_ action: PlannedAction, targets: [String], excludes: [String]) -> Bool {
+  let names = [action.pool, action.node, "\(action.pool)/\(action.node)"]
+  if excludes.contains(where: names.contains) { return false }
+  return targets.isEmpty || targets.contains(where: names.contains)
+}

@@ -1,0 +1,132 @@
+internal import CLibvirt
+import Foundation
+
+/// An open libvirt connection, closed when the last reference goes away.
+///
+/// libvirt connections are thread-safe ("the connection object can be shared between threads"),
+/// so one connection serves several concurrent calls; the daemon processes up to
+/// `max_client_requests` (5) of them at once.
+public final class Connection: @unchecked Sendable {
+  let pointer: OpaquePointer
+  public let uri: String
+  public let isReadOnly: Bool
+
+  private init(pointer: OpaquePointer, uri: String, readOnly: Bool) {
+    self.pointer = pointer
+    self.uri = uri
+    self.isReadOnly = readOnly
+  }
+
+  deinit { virConnectClose(pointer) }
+
+  /// Opens `uri`, giving up after `timeout` seconds.
+  ///
+  /// Why a deadline: opening a remote URI to a black-holed host can block for minutes in TCP/SSH.
+  /// The open runs on a helper thread; if it has not answered in time this throws `.timedOut`
+  /// (a late connection is closed by the helper). Remote connections get a keepalive of 5 s × 3.
+  ///
+  /// The corresponding C functions are `virConnectOpen` and `virConnectOpenReadOnly`.
+  public static func open(_ uri: String, readOnly: Bool = false, timeout: Double = 15) throws(LibvirtError) -> Connection {
+    Libvirt.initialize()
+    final class Box: @unchecked Sendable {
+      let lock = NSLock()
+      var result: Result<OpaquePointer, LibvirtError>?
+      var abandoned = false
+    }
+    let box = Box()
+    let done = DispatchSemaphore(value: 0)
+    let thread = Thread {
+      let p = readOnly ? virConnectOpenReadOnly(uri) : virConnectOpen(uri)
+      let result: Result<OpaquePointer, LibvirtError> =
+        p.map { .success($0) } ?? .failure(LibvirtError.last(fallback: "cannot connect to \(uri)"))
+      box.lock.lock()
+      if box.abandoned, case .success(let late) = result {
+        virConnectClose(late)
+      } else {
+        box.result = result
+      }
+      box.lock.unlock()
+      done.signal()
+    }
+    thread.start()
+    if done.wait(timeout: .now() + timeout) == .timedOut {
+      box.lock.lock()
+      box.abandoned = true
+      let finished = box.result
+      box.lock.unlock()
+      if finished == nil {
+        throw LibvirtError(code: .timedOut, message: "no answer from \(uri) within \(Int(timeout))s")
+      }
+    }
+    box.lock.lock()
+    let result = box.result!
+    box.lock.unlock()
+    let pointer = try result.get()
+    if uri.contains("+") || uri.contains("://") && !uri.contains(":///") {
+      _ = virConnectSetKeepAlive(pointer, 5, 3)
+    }
+    return Connection(pointer: pointer, uri: uri, readOnly: readOnly)
+  }
+
+  /// Every domain with its state, from one bulk call.
+  ///
+  /// The corresponding C function is `virConnectGetAllDomainStats` with `VIR_DOMAIN_STATS_STATE`;
+  /// the returned records are freed with `virDomainStatsRecordListFree` (each `Domain` here keeps
+  /// its own reference, taken with `virDomainRef`).
+  public func allDomainsWithState() throws(LibvirtError) -> [(domain: Domain, state: DomainState)] {
+    var records: UnsafeMutablePointer<virDomainStatsRecordPtr?>?
+    let count = virConnectGetAllDomainStats(pointer, VIR_DOMAIN_STATS_STATE.rawValue, &records, 0)
+    try check(count, "listing domains on \(uri)")
+    guard let records else { return [] }
+    defer { virDomainStatsRecordListFree(records) }
+    var result: [(Domain, DomainState)] = []
+    result.reserveCapacity(Int(count))
+    for i in 0..<Int(count) {
+      guard let record = records[i], let dom = record.pointee.dom else { continue }
+      var state: Int32 = 0
+      _ = virTypedParamsGetInt(record.pointee.params, record.pointee.nparams, "state.state", &state)
+      virDomainRef(dom)
+      result.append((Domain(pointer: dom, connection: self), DomainState(rawValue: state)))
+    }
+    return result
+  }
+
+  /// Every domain, active or not. The corresponding C function is `virConnectListAllDomains`.
+  public func allDomains() throws(LibvirtError) -> [Domain] {
+    var list: UnsafeMutablePointer<virDomainPtr?>?
+    let count = virConnectListAllDomains(pointer, &list, 0)
+    try check(count, "listing domains on \(uri)")
+    guard let list else { return [] }
+    defer { free(list) }
+    return (0..<Int(count)).compactMap { i in list[i].map { Domain(pointer: $0, connection: self) } }
+  }
+
+  /// The domain named `name`, or nil when there is none (`VIR_ERR_NO_DOMAIN` only; any other
+  /// error is thrown). The corresponding C function is `virDomainLookupByName`.
+  public func domain(named name: String) throws(LibvirtError) -> Domain? {
+    guard let p = virDomainLookupByName(pointer, name) else {
+      let error = LibvirtError.last(fallback: "looking up domain \(name)")
+      if error.code == .noDomain { return nil }
+      throw error
+    }
+    return Domain(pointer: p, connection: self)
+  }
+
+  /// Defines (or redefines, when the XML carries an existing UUID) a persistent domain.
+  /// The corresponding C function is `virDomainDefineXML`.
+  public func defineDomain(xml: String) throws(LibvirtError) -> Domain {
+    guard let p = virDomainDefineXML(pointer, xml) else { throw LibvirtError.last(fallback: "defining domain") }
+    return Domain(pointer: p, connection: self)
+  }
+
+  /// The hypervisor's host name. The corresponding C function is `virConnectGetHostname`.
+  public func hostname() throws(LibvirtError) -> String {
+    guard let name = takeString(virConnectGetHostname(pointer)) else {
+      throw LibvirtError.last(fallback: "reading host name")
+    }
+    return name
+  }
+
+  /// Whether the connection is still usable. The corresponding C function is `virConnectIsAlive`.
+  public var isAlive: Bool { virConnectIsAlive(pointer) == 1 }
+}

@@ -1,0 +1,127 @@
+internal import CLibvirt
+import Foundation
+
+/// A libvirt domain state (`virDomainState`).
+public struct DomainState: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+  public var rawValue: Int32
+  public init(rawValue: Int32) { self.rawValue = rawValue }
+
+  public static let noState = DomainState(rawValue: 0)
+  public static let running = DomainState(rawValue: 1)
+  public static let blocked = DomainState(rawValue: 2)
+  public static let paused = DomainState(rawValue: 3)
+  public static let shutdown = DomainState(rawValue: 4)
+  public static let shutoff = DomainState(rawValue: 5)
+  public static let crashed = DomainState(rawValue: 6)
+  public static let suspended = DomainState(rawValue: 7)
+
+  /// True while the domain has a running hypervisor process (running, blocked, paused…).
+  public var isActive: Bool { self != .shutoff && self != .noState && self != .crashed }
+
+  public var description: String {
+    ["nostate", "running", "blocked", "paused", "shutdown", "shutoff", "crashed", "suspended"][
+      Int(max(0, min(7, rawValue)))]
+  }
+}
+
+/// A handle to one domain; keeps its connection alive and is freed deterministically.
+public final class Domain: @unchecked Sendable {
+  let pointer: OpaquePointer
+  public let connection: Connection
+
+  init(pointer: OpaquePointer, connection: Connection) {
+    self.pointer = pointer
+    self.connection = connection
+  }
+
+  deinit { virDomainFree(pointer) }
+
+  /// Read from the handle, no round trip. The corresponding C function is `virDomainGetName`.
+  public var name: String { virDomainGetName(pointer).map { String(cString: $0) } ?? "" }
+
+  /// Read from the handle, no round trip. The corresponding C function is `virDomainGetUUIDString`.
+  public var uuid: String {
+    var buffer = [CChar](repeating: 0, count: 64)
+    guard virDomainGetUUIDString(pointer, &buffer) == 0 else { return "" }
+    return String(cString: buffer)
+  }
+
+  /// The corresponding C function is `virDomainGetState`.
+  public func state() throws(LibvirtError) -> DomainState {
+    var state: Int32 = 0
+    var reason: Int32 = 0
+    try check(virDomainGetState(pointer, &state, &reason, 0), "reading state of \(name)")
+    return DomainState(rawValue: state)
+  }
+
+  /// The domain's XML; `inactive` gives the persistent config rather than the live one.
+  /// The corresponding C function is `virDomainGetXMLDesc`; the string is the caller's to free.
+  public func xml(inactive: Bool = false) throws(LibvirtError) -> String {
+    let flags: UInt32 = inactive ? VIR_DOMAIN_XML_INACTIVE.rawValue : 0
+    guard let text = takeString(virDomainGetXMLDesc(pointer, flags)) else {
+      throw LibvirtError.last(fallback: "reading XML of \(name)")
+    }
+    return text
+  }
+
+  /// The custom `<metadata>` element in namespace `uri`, or nil when it has none.
+  ///
+  /// The corresponding C function is `virDomainGetMetadata` with `VIR_DOMAIN_METADATA_ELEMENT`;
+  /// `VIR_ERR_NO_DOMAIN_METADATA` means "none" and anything else is thrown.
+  public func metadata(namespace uri: String, inactive: Bool = false) throws(LibvirtError) -> String? {
+    let flags: UInt32 = inactive ? VIR_DOMAIN_AFFECT_CONFIG.rawValue : 0
+    guard let text = takeString(virDomainGetMetadata(pointer, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), uri, flags))
+    else {
+      let error = LibvirtError.last(fallback: "reading metadata of \(name)")
+      if error.code == .noDomainMetadata { return nil }
+      throw error
+    }
+    return text
+  }
+
+  /// Sets (or, with `xml == nil`, removes) the custom metadata element in namespace `uri`, in the
+  /// persistent config and, for a running domain, the live one.
+  /// The corresponding C function is `virDomainSetMetadata`.
+  public func setMetadata(_ xml: String?, key: String, namespace uri: String, live: Bool) throws(LibvirtError) {
+    var flags = VIR_DOMAIN_AFFECT_CONFIG.rawValue
+    if live { flags |= VIR_DOMAIN_AFFECT_LIVE.rawValue }
+    try check(
+      virDomainSetMetadata(pointer, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), xml, xml == nil ? nil : key, uri, flags),
+      "setting metadata of \(name)")
+  }
+
+  /// Starts a defined domain. The corresponding C function is `virDomainCreate`.
+  public func start() throws(LibvirtError) { try check(virDomainCreate(pointer), "starting \(name)") }
+
+  /// Asks the guest to shut down (ACPI). The corresponding C function is `virDomainShutdown`.
+  public func shutdown() throws(LibvirtError) { try check(virDomainShutdown(pointer), "shutting down \(name)") }
+
+  /// Stops the domain at once. The corresponding C function is `virDomainDestroy`.
+  public func destroy() throws(LibvirtError) { try check(virDomainDestroy(pointer), "destroying \(name)") }
+
+  /// Removes the persistent definition (and its managed save and snapshot metadata; Drover's
+  /// nodes have no NVRAM, and the test driver refuses that flag).
+  /// The corresponding C function is `virDomainUndefineFlags`.
+  public func undefine() throws(LibvirtError) {
+    let flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE.rawValue | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA.rawValue
+    try check(virDomainUndefineFlags(pointer, flags), "undefining \(name)")
+  }
+
+  /// Sets the vCPU count in the persistent config. The corresponding C function is
+  /// `virDomainSetVcpusFlags`.
+  public func setVcpus(_ count: Int, config: Bool, live: Bool) throws(LibvirtError) {
+    var flags: UInt32 = 0
+    if config { flags |= VIR_DOMAIN_AFFECT_CONFIG.rawValue }
+    if live { flags |= VIR_DOMAIN_AFFECT_LIVE.rawValue }
+    try check(virDomainSetVcpusFlags(pointer, UInt32(count), flags), "setting vCPUs of \(name)")
+  }
+
+  /// Sets the memory in KiB. The corresponding C function is `virDomainSetMemoryFlags`.
+  public func setMemory(kibibytes: UInt64, config: Bool, live: Bool, maximum: Bool = false) throws(LibvirtError) {
+    var flags: UInt32 = 0
+    if config { flags |= VIR_DOMAIN_AFFECT_CONFIG.rawValue }
+    if live { flags |= VIR_DOMAIN_AFFECT_LIVE.rawValue }
+    if maximum { flags |= VIR_DOMAIN_MEM_MAXIMUM.rawValue }
+    try check(virDomainSetMemoryFlags(pointer, UInt(kibibytes), flags), "setting memory of \(name)")
+  }
+}

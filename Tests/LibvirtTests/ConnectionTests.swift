@@ -1,0 +1,76 @@
+import Foundation
+import Libvirt
+import Testing
+
+/// The thin wrapper against libvirt's real in-process test driver.
+@Suite struct ConnectionTests {
+  static let xml = """
+    <domain type='test'><name>NAME</name><memory unit='KiB'>65536</memory><vcpu>1</vcpu>
+    <os><type>hvm</type></os></domain>
+    """
+
+  /// A connection to a private, empty test-driver world (a node file per connection).
+  static func isolated() throws -> Connection {
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("drover-empty-node-\(getpid()).xml")
+    try "<node><cpu><mode>fixed</mode></cpu></node>".write(to: file, atomically: true, encoding: .utf8)
+    return try Connection.open("test://" + file.path)
+  }
+
+  @Test func missingMetadataIsNilNotAnError() throws {
+    let c = try Connection.open("test:///default")
+    let domain = try #require(try c.domain(named: "test"))
+    #expect(try domain.metadata(namespace: "https://example.org/x") == nil)
+  }
+
+  @Test func lookupOfAMissingDomainIsNil() throws {
+    let c = try Connection.open("test:///default")
+    #expect(try c.domain(named: "no-such-domain-\(UUID())") == nil)
+  }
+
+  @Test func defineStartDestroyUndefineRoundTrip() throws {
+    let c = try Self.isolated()
+    let d = try c.defineDomain(xml: Self.xml.replacingOccurrences(of: "NAME", with: "wrap-1"))
+    #expect(try d.state() == .shutoff)
+    try d.start()
+    #expect(try d.state() == .running)
+    try d.setMetadata("<m a='1'/>", key: "x", namespace: "urn:t", live: true)
+    #expect(try d.metadata(namespace: "urn:t")?.contains("a=\"1\"") == true)
+    let listed = try c.allDomainsWithState()
+    #expect(listed.map { $0.domain.name } == ["wrap-1"])
+    #expect(listed.first?.state == .running)
+    try d.destroy()
+    try d.undefine()
+    #expect(try c.domain(named: "wrap-1") == nil)
+  }
+
+  @Test func errorsCarryLibvirtCodeAndMessage() throws {
+    let c = try Self.isolated()
+    _ = try c.defineDomain(xml: Self.xml.replacingOccurrences(of: "NAME", with: "dup"))
+    let d = try #require(try c.domain(named: "dup"))
+    try d.start()
+    let error = #expect(throws: LibvirtError.self) { try d.start() }
+    #expect((error?.code.rawValue ?? 0) > 0, "libvirt's own code, not the fallback")
+    #expect(error?.message.contains("already running") == true)
+  }
+
+  @Test func badURIFailsWithNoConnect() {
+    let error = #expect(throws: LibvirtError.self) { try Connection.open("bogus:///x") }
+    #expect(error?.code == .noConnect)
+  }
+
+  @Test func deadDaemonSocketFailsQuickly() {
+    let error = #expect(throws: LibvirtError.self) {
+      try Connection.open("test+unix:///default?socket=/nonexistent/drover.sock", timeout: 5)
+    }
+    #expect(error != nil)
+    #expect(error?.code != .timedOut, "a dead socket is refused at once, not waited for")
+  }
+
+  @Test func readOnlyConnectionRefusesWrites() throws {
+    let c = try Connection.open("test+unix:///default", readOnly: true)
+    let error = #expect(throws: LibvirtError.self) {
+      try c.defineDomain(xml: Self.xml.replacingOccurrences(of: "NAME", with: "ro-\(getpid())"))
+    }
+    #expect(error?.code == .operationDenied)
+  }
+}
