@@ -38,7 +38,10 @@ let package = Package(
 
     .testTarget(name: "LibYAMLTests", dependencies: ["LibYAML"]),
     .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
+    .testTarget(name: "DroverPlanTests", dependencies: ["DroverPlan"]),
+    .testTarget(name: "DroverLibvirtTests", dependencies: ["DroverLibvirt", "DroverEngine", "DroverPlan", "Libvirt"]),
     .testTarget(name: "DroverSpecTests", dependencies: ["DroverSpec", "DroverCommands"]),
+    .testTarget(name: "DroverCLITests", dependencies: ["Libvirt", "DroverEngine"]),
     .testTarget(name: "ArchitectureTests"),
   ]
 )

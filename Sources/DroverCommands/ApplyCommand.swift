@@ -45,7 +45,8 @@ struct ApplyCommand: ParsableCommand {
     let context = try ProjectContext.load(project, format: json ? .json : .human)
     let saved = try planFile.map(PlanFile.read)
     let options = PlanOptions(
-      targets: saved?.targets ?? targeting.targets, excludes: saved?.excludes ?? targeting.excludes)
+      targets: saved?.targets ?? targeting.targets, excludes: saved?.excludes ?? targeting.excludes,
+      project: project.projectName)
 
     // Lock every declared pool in scope (sorted: no lock-order deadlock), then observe under the locks.
     let pools = context.specs.poolSpecs.map(\.name).filter { pool in

@@ -39,7 +39,7 @@ struct PlanCommand: ParsableCommand {
     let context = try ProjectContext.load(project, format: json ? .json : .human)
     let (plan, diagnostics) = makePlan(
       pools: context.specs.poolSpecs, observed: context.observe(),
-      options: PlanOptions(targets: targeting.targets, excludes: targeting.excludes))
+      options: PlanOptions(targets: targeting.targets, excludes: targeting.excludes, project: project.projectName))
     if json {
       Output.json(PlanView.jsonObject(plan, diagnostics: diagnostics))
     } else {

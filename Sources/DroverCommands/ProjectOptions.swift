@@ -11,6 +11,11 @@ struct ProjectOptions: ParsableArguments {
   @Option(name: [.customShort("C"), .long], help: "The project folder holding pools/ and images/.")
   var dir: String = "."
 
+  @Option(
+    name: .customLong("project"),
+    help: "The project name recorded in every node Drover creates; nodes of other projects are never touched. Defaults to $DROVER_PROJECT or 'default'.")
+  var projectName: String = ProcessInfo.processInfo.environment["DROVER_PROJECT"] ?? "default"
+
   @Option(help: "Seconds to wait for a libvirt host to answer before reporting it unreachable.")
   var connectTimeout: Double = 10
 

@@ -19,12 +19,12 @@ struct StatusCommand: ParsableCommand {
   func run() throws {
     let context = try ProjectContext.load(project, readOnly: true, format: json ? .json : .human)
     let world = context.observe()
-    let (plan, _) = makePlan(pools: context.specs.poolSpecs, observed: world)
+    let (plan, _) = makePlan(pools: context.specs.poolSpecs, observed: world, options: PlanOptions(project: project.projectName))
     let pending = Set(plan.actions.map(\.node))
     var rows: [[String: Any]] = []
     for (uri, host) in world.hosts.sorted(by: { $0.key < $1.key }) {
       for d in host.domains {
-        guard let o = d.ownership else { continue }
+        guard let o = d.ownership, o.project == project.projectName else { continue }
         rows.append([
           "pool": o.pool, "node": d.name, "host": uri, "state": d.state, "image": o.image,
           "generation": o.generation, "pending": pending.contains(d.name),

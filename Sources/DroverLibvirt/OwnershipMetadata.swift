@@ -16,7 +16,7 @@ public enum OwnershipMetadata {
   /// adds them itself from its key and URI and fails if the element already declares them.
   public static func render(_ o: NodeOwnership, forSetMetadata: Bool = false) -> String {
     var attrs: [(String, String)] = [
-      ("format", formatVersion), ("pool", o.pool), ("name", o.node), ("index", String(o.index)), ("image", o.image),
+      ("format", formatVersion), ("project", o.project), ("pool", o.pool), ("name", o.node), ("index", String(o.index)), ("image", o.image),
       ("digest", o.digest), ("spec", o.specHash), ("generation", String(o.generation)), ("vcpu", String(o.vcpu)),
       ("memory_mib", String(o.memoryMiB)), ("disk_mib", String(o.diskMiB)), ("protect", o.protect ? "true" : "false"),
     ]
@@ -46,7 +46,7 @@ public enum OwnershipMetadata {
       if let k = tag.attributes["key"], let v = tag.attributes["value"] { labels[k] = v }
     }
     return NodeOwnership(
-      pool: pool, node: name, index: index, image: image, digest: a["digest"] ?? "", specHash: a["spec"] ?? "",
+      project: a["project"] ?? "default", pool: pool, node: name, index: index, image: image, digest: a["digest"] ?? "", specHash: a["spec"] ?? "",
       generation: generation, vcpu: vcpu, memoryMiB: memory, diskMiB: disk, network: a["network"], labels: labels,
       protect: a["protect"] == "true")
   }

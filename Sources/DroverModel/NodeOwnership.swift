@@ -3,6 +3,9 @@
 /// libvirt is the source of truth: this record, read back from the domain, is Drover's whole
 /// "state". A domain without it is foreign and is never changed.
 public struct NodeOwnership: Sendable, Hashable, Codable {
+  /// The Drover project that owns the node: nodes of other projects on the same host are
+  /// treated like foreign domains (never changed, never deleted as "undeclared").
+  public var project: String
   public var pool: String
   public var node: String
   public var index: Int
@@ -22,9 +25,10 @@ public struct NodeOwnership: Sendable, Hashable, Codable {
   public var protect: Bool
 
   public init(
-    pool: String, node: String, index: Int, image: String, digest: String, specHash: String, generation: Int,
+    project: String = "default", pool: String, node: String, index: Int, image: String, digest: String, specHash: String, generation: Int,
     vcpu: Int, memoryMiB: UInt64, diskMiB: UInt64, network: String?, labels: [String: String], protect: Bool
   ) {
+    self.project = project
     self.pool = pool
     self.node = node
     self.index = index

@@ -30,22 +30,23 @@ func planPool(
     guard let current = byIndex[index] else {
       let host = pool.hosts[(index - 1) % pool.hosts.count]
       if let foreign = observed.hosts[host]?.domains.first(where: { $0.name == name }) {
+        let owner = foreign.ownership.map { "belongs to Drover project '\($0.project)'" } ?? "is not managed by Drover"
         diagnostics.append(
           .error(
             "plan.foreign-domain",
-            "domain \(foreign.name) (uuid \(foreign.uuid)) on \(host) is not managed by Drover; node \(name) of pool \(pool.name) cannot be created",
+            "domain \(foreign.name) (uuid \(foreign.uuid)) on \(host) \(owner); node \(name) of pool \(pool.name) cannot be created",
             subject: "node \(name) on \(host)",
             hint: "Drover never touches a domain it does not own: rename or remove that domain, or rename the pool"))
         continue
       }
-      let after = NodeDefinition(ownership: desiredOwnership(pool, index: index, digest: digest, generation: 1))
+      let after = NodeDefinition(ownership: desiredOwnership(pool, index: index, digest: digest, generation: 1, project: options.project))
       actions.append(
         PlannedAction(
           kind: .create, pool: pool.name, node: name, host: host,
           reason: byIndex.isEmpty && existing.isEmpty ? "new node" : "missing node (replicas: \(pool.replicas))", after: after))
       continue
     }
-    actions += compare(current, with: pool, digest: digest)
+    actions += compare(current, with: pool, digest: digest, project: options.project)
   }
 
   // Scale down: highest index first.
@@ -75,12 +76,14 @@ func duplicateDelete(_ n: (host: String, domain: ObservedDomain, ownership: Node
 }
 
 /// Compares an existing node with its spec: replace, update, start, or nothing.
-func compare(_ n: (host: String, domain: ObservedDomain, ownership: NodeOwnership), with pool: PoolSpec, digest: String)
+func compare(
+  _ n: (host: String, domain: ObservedDomain, ownership: NodeOwnership), with pool: PoolSpec, digest: String, project: String
+)
   -> [PlannedAction]
 {
   let o = n.ownership
   let desiredDigest = digest.isEmpty ? o.digest : digest
-  var after = desiredOwnership(pool, index: o.index, digest: desiredDigest, generation: o.generation + 1)
+  var after = desiredOwnership(pool, index: o.index, digest: desiredDigest, generation: o.generation + 1, project: project)
 
   if !pool.hosts.contains(n.host) {
     // A move is a delete on the old host and a create on the new one, both shown.

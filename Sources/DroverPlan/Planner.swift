@@ -9,8 +9,11 @@ public struct PlanOptions: Sendable {
   public var excludes: [String]
   /// Resolved digests of image references (`demo@v1` → hex), where known.
   public var imageDigests: [String: String]
+  /// Only nodes of this project are Drover's to change here.
+  public var project: String
 
-  public init(targets: [String] = [], excludes: [String] = [], imageDigests: [String: String] = [:]) {
+  public init(targets: [String] = [], excludes: [String] = [], imageDigests: [String: String] = [:], project: String = "default") {
+    self.project = project
     self.targets = targets
     self.excludes = excludes
     self.imageDigests = imageDigests
@@ -34,7 +37,7 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   var owned: [String: [(host: String, domain: ObservedDomain, ownership: NodeOwnership)]] = [:]
   for (uri, host) in observed.hosts {
     for d in host.domains {
-      guard let o = d.ownership, o.node == d.name else { continue }
+      guard let o = d.ownership, o.node == d.name, o.project == options.project else { continue }
       owned[o.pool, default: []].append((uri, d, o))
     }
   }
@@ -89,11 +92,11 @@ public func specDigest(_ pools: [PoolSpec]) -> String {
 }
 
 /// What a node of `pool` at `index` should record.
-public func desiredOwnership(_ pool: PoolSpec, index: Int, digest: String, generation: Int) -> NodeOwnership {
+public func desiredOwnership(_ pool: PoolSpec, index: Int, digest: String, generation: Int, project: String) -> NodeOwnership {
   let shape = "\(pool.image)|\(digest)|\(pool.resources.vcpu)|\(pool.resources.memory.bytes)|\(pool.resources.disk.bytes)|"
     + "\(pool.network ?? "")|\(pool.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))"
   return NodeOwnership(
-    pool: pool.name, node: "\(pool.name)-\(index)", index: index, image: pool.image.description, digest: digest,
+    project: project, pool: pool.name, node: "\(pool.name)-\(index)", index: index, image: pool.image.description, digest: digest,
     specHash: String(ContentDigest.of(shape).hex.prefix(16)), generation: generation, vcpu: pool.resources.vcpu,
     memoryMiB: pool.resources.memory.mebibytes, diskMiB: pool.resources.disk.mebibytes, network: pool.network,
     labels: pool.labels, protect: pool.protect)

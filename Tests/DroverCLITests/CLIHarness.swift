@@ -1,0 +1,69 @@
+import Foundation
+import Libvirt
+
+/// Runs the built `drover` binary in a scratch project, as a user would.
+///
+/// Uses `test+unix:///default` (the test driver inside libvirtd). Its state lives only while a
+/// client is connected, so the harness holds a connection for the test's duration; every test
+/// uses its own project name and pool names, so parallel tests never see each other's nodes.
+final class CLIHarness {
+  static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+  static let binary = repo.appendingPathComponent(".build/debug/drover").path
+  static let uri = "test+unix:///default"
+
+  let dir: URL
+  let project: String
+  let holder: Connection
+
+  init() throws {
+    dir = FileManager.default.temporaryDirectory.appendingPathComponent("drover-cli-\(UUID().uuidString.prefix(8))")
+    try FileManager.default.createDirectory(at: dir.appendingPathComponent("pools"), withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(at: dir.appendingPathComponent("images"), withIntermediateDirectories: true)
+    try "name: demo\nversion: v1\nbase: {rootfs: busybox}\n".write(to: dir.appendingPathComponent("images/v1.yaml"), atomically: true, encoding: .utf8)
+    try "name: demo\nversion: v2\nbase: {rootfs: busybox}\n".write(to: dir.appendingPathComponent("images/v2.yaml"), atomically: true, encoding: .utf8)
+    project = "cli\(UInt32.random(in: 0..<UInt32.max))"
+    holder = try Connection.open(Self.uri)
+  }
+
+  deinit { try? FileManager.default.removeItem(at: dir) }
+
+  static func unique(_ prefix: String) -> String { "\(prefix)\(UInt32.random(in: 0..<100_000))" }
+
+  func writePool(_ name: String, replicas: Int, image: String = "demo@v1", extra: String = "") throws {
+    try "name: \(name)\nhosts: [\(Self.uri)]\nreplicas: \(replicas)\nimage: \(image)\n\(extra)"
+      .write(to: dir.appendingPathComponent("pools/\(name).yaml"), atomically: true, encoding: .utf8)
+  }
+
+  struct Run {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+  }
+
+  @discardableResult
+  func run(_ arguments: [String], stdin: String? = nil) throws -> Run {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: Self.binary)
+    process.arguments = arguments
+    process.currentDirectoryURL = dir
+    var environment = ProcessInfo.processInfo.environment
+    environment["DROVER_PROJECT"] = project
+    environment["NO_COLOR"] = "1"
+    process.environment = environment
+    let out = Pipe(), err = Pipe(), input = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = input
+    try process.run()
+    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try input.fileHandleForWriting.close()
+    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return Run(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+  }
+
+  func json(_ text: String) throws -> [String: Any] {
+    try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
+  }
+}

@@ -1,0 +1,186 @@
+import DroverEngine
+import Foundation
+import Libvirt
+import Testing
+
+/// The built binary, end to end: exit codes, output shapes, saved plans, locks.
+@Suite(.serialized) struct CLITests {
+  @Test func helpAndVersion() throws {
+    let h = try CLIHarness()
+    let help = try h.run(["--help"])
+    #expect(help.status == 0)
+    for command in ["validate", "plan", "apply", "status", "unlock"] { #expect(help.stdout.contains(command)) }
+    #expect(try h.run(["--version"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
+    let usage = try h.run(["plan", "--bogus"])
+    #expect(usage.status == 64)
+    #expect(usage.stderr.contains("Unknown option '--bogus'"))
+  }
+
+  @Test func validateExitCodesAndJSON() throws {
+    let h = try CLIHarness()
+    try h.writePool("web", replicas: 2)
+    #expect(try h.run(["validate"]).status == 0)
+    try h.writePool("web", replicas: -1)
+    let bad = try h.run(["validate"])
+    #expect(bad.status == 1)
+    #expect(bad.stderr.contains("pools/web.yaml:3:11: error: replicas must be a whole number ≥ 0"))
+    let json = try h.json(try h.run(["validate", "--format", "json"]).stdout)
+    #expect(json["valid"] as? Bool == false)
+    let first = (json["diagnostics"] as? [[String: Any]])?.first
+    #expect(first?["code"] as? String == "spec.range")
+    #expect(((first?["range"] as? [String: Any])?["start"] as? [String: Any])?["line"] as? Int == 3)
+  }
+
+  @Test func planApplyPlanShowsNoChanges() throws {
+    let h = try CLIHarness()
+    let pool = CLIHarness.unique("web")
+    try h.writePool(pool, replicas: 2)
+    let plan = try h.run(["plan", "--detailed-exitcode"])
+    #expect(plan.status == 2)
+    #expect(plan.stdout.contains("+ \(pool)-1"))
+    #expect(plan.stdout.contains("Plan: 2 to add, 0 to change, 0 to destroy."))
+
+    let json = try h.json(try h.run(["plan", "--json"]).stdout)
+    #expect(json["format_version"] as? String == "1.0")
+    #expect((json["actions"] as? [[String: Any]])?.map { $0["action"] as? String } == ["create", "create"])
+    #expect((json["summary"] as? [String: Int])?["add"] == 2)
+
+    let apply = try h.run(["apply", "--auto-approve"])
+    #expect(apply.status == 0, "\(apply.stderr)")
+    #expect(apply.stdout.contains("Apply complete! Nodes: 2 added, 0 changed, 0 destroyed."))
+    #expect(try h.holder.domain(named: "\(pool)-1") != nil)
+
+    let again = try h.run(["plan", "--detailed-exitcode"])
+    #expect(again.status == 0)
+    #expect(again.stdout.contains("No changes."))
+
+    let status = try h.run(["status"])
+    #expect(status.stdout.contains("\(pool)-2") && status.stdout.contains("running"))
+
+    try h.writePool(pool, replicas: 0)
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+    #expect(try h.holder.domain(named: "\(pool)-1") == nil)
+  }
+
+  @Test func applyWithoutATerminalNeedsApproval() throws {
+    let h = try CLIHarness()
+    try h.writePool(CLIHarness.unique("web"), replicas: 1)
+    let run = try h.run(["apply"], stdin: "yes\n")
+    #expect(run.status == 1)
+    #expect(run.stderr.contains("pass --auto-approve"))
+  }
+
+  @Test func stalePlanIsRefusedWithNoActionTaken() throws {
+    let h = try CLIHarness()
+    let pool = CLIHarness.unique("api")
+    try h.writePool(pool, replicas: 2)
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+    try h.writePool(pool, replicas: 3)
+    let saved = try h.run(["plan", "--out", "plans/scale.plan"])
+    #expect(saved.status == 0)
+    // Someone stops a node behind Drover's back.
+    try #require(try h.holder.domain(named: "\(pool)-1")).destroy()
+    let refused = try h.run(["apply", "plans/scale.plan"])
+    #expect(refused.status == 1)
+    #expect(refused.stderr.contains("the world changed since the plan was saved"))
+    #expect(refused.stderr.contains("domain \(pool)-1 is now inactive"))
+    #expect(try h.holder.domain(named: "\(pool)-3") == nil, "no action was taken")
+
+    // A fresh plan applies exactly.
+    #expect(try h.run(["plan", "--out", "plans/fresh.plan"]).status == 0)
+    let applied = try h.run(["apply", "plans/fresh.plan"])
+    #expect(applied.status == 0, "\(applied.stderr)")
+    #expect(try h.holder.domain(named: "\(pool)-3") != nil)
+    #expect(try h.holder.domain(named: "\(pool)-1")?.state() == .running)
+
+    // Changed specs make a saved plan stale too.
+    #expect(try h.run(["plan", "--out", "plans/x.plan"]).status == 0)
+    try h.writePool(pool, replicas: 1)
+    let specChanged = try h.run(["apply", "plans/x.plan"])
+    #expect(specChanged.status == 1 && specChanged.stderr.contains("the pool specs changed"))
+    try h.writePool(pool, replicas: 0)
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+  }
+
+  @Test func lockContentionFailsFastNamingTheHolder() throws {
+    let h = try CLIHarness()
+    let pool = CLIHarness.unique("locked")
+    try h.writePool(pool, replicas: 1)
+    let lockDir = h.dir.appendingPathComponent(".drover/locks").path
+    var lock: PoolLock? = try PoolLock.acquire(pool: pool, directory: lockDir, command: "test holder", timeout: 0)
+    let blocked = try h.run(["apply", "--auto-approve"])
+    #expect(blocked.status == 1)
+    #expect(blocked.stderr.contains("pool \(pool) is locked by pid \(getpid())"))
+    #expect(blocked.stderr.contains("'test holder'"))
+    #expect(blocked.stderr.contains("drover unlock \(pool)"))
+    #expect(try h.holder.domain(named: "\(pool)-1") == nil)
+    #expect(try h.run(["unlock", pool]).status == 1, "unlock refuses while a live process holds it")
+    _ = lock
+    lock = nil
+    #expect(try h.run(["apply", "--auto-approve", "--lock-timeout", "5s"]).status == 0)
+    try h.writePool(pool, replicas: 0)
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+  }
+
+  @Test func aKilledHoldersLockIsNotStale() throws {
+    let h = try CLIHarness()
+    let pool = CLIHarness.unique("crash")
+    try h.writePool(pool, replicas: 0)
+    let lockDir = h.dir.appendingPathComponent(".drover/locks")
+    try FileManager.default.createDirectory(at: lockDir, withIntermediateDirectories: true)
+    // A process takes the pool's flock and is killed with SIGKILL.
+    let holder = Process()
+    holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    holder.arguments = [
+      "python3", "-c",
+      "import fcntl,sys,time; f=open(sys.argv[1],'a'); fcntl.flock(f, fcntl.LOCK_EX); time.sleep(60)",
+      lockDir.appendingPathComponent("\(pool).lock").path,
+    ]
+    try holder.run()
+    Thread.sleep(forTimeInterval: 0.3)
+    #expect(try h.run(["apply", "--auto-approve"]).status == 1)
+    kill(holder.processIdentifier, SIGKILL)
+    holder.waitUntilExit()
+    Thread.sleep(forTimeInterval: 0.2)
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+  }
+
+  @Test func protectedPoolRefusesToShrink() throws {
+    let h = try CLIHarness()
+    let pool = CLIHarness.unique("db")
+    try h.writePool(pool, replicas: 2, extra: "protect: true\n")
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+    try h.writePool(pool, replicas: 1, extra: "protect: true\n")
+    let plan = try h.run(["plan"])
+    #expect(plan.status == 1)
+    #expect(plan.stderr.contains("pool \(pool) is protected: the plan would destroy node \(pool)-2"))
+    #expect(try h.run(["apply", "--auto-approve"]).status == 1)
+    #expect(try h.holder.domain(named: "\(pool)-2") != nil)
+    try h.writePool(pool, replicas: 0)
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+  }
+
+  @Test func foreignDomainWithANodesNameStopsThePlan() throws {
+    let h = try CLIHarness()
+    let pool = CLIHarness.unique("fx")
+    let foreign = try h.holder.defineDomain(
+      xml: "<domain type='test'><name>\(pool)-1</name><memory unit='KiB'>65536</memory><os><type>hvm</type></os></domain>")
+    defer { try? foreign.undefine() }
+    try h.writePool(pool, replicas: 1)
+    let plan = try h.run(["plan"])
+    #expect(plan.status == 1)
+    #expect(plan.stderr.contains("domain \(pool)-1 (uuid \(foreign.uuid))"))
+    #expect(plan.stderr.contains("is not managed by Drover"))
+    #expect(try h.run(["apply", "--auto-approve"]).status == 1)
+    #expect(try foreign.state() == .shutoff)
+  }
+
+  @Test func unreachableHostFailsQuicklyWithAClearError() throws {
+    let h = try CLIHarness()
+    try "name: far\nhosts: ['qemu+unix:///system?socket=/nonexistent/sock']\nreplicas: 1\nimage: demo@v1\n"
+      .write(to: h.dir.appendingPathComponent("pools/far.yaml"), atomically: true, encoding: .utf8)
+    let plan = try h.run(["plan", "--connect-timeout", "3"])
+    #expect(plan.status == 1)
+    #expect(plan.stderr.contains("cannot plan pool far: host qemu+unix:///system?socket=/nonexistent/sock could not be read"))
+  }
+}

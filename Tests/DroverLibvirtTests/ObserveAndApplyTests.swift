@@ -1,0 +1,133 @@
+import DroverBasics
+import DroverEngine
+import DroverLibvirt
+import DroverModel
+import DroverPlan
+import Foundation
+import Libvirt
+import Testing
+
+/// Plan and apply against real libvirt (in-process test driver and libvirtd's RPC path).
+@Suite struct ObserveAndApplyTests {
+  func converge(_ world: TestWorld, _ pools: [PoolSpec], project: String = "default") -> (Plan, [Diagnostic], ApplyResult) {
+    let observed = WorldObserver.observe([world.backend])
+    let (plan, diagnostics) = makePlan(pools: pools, observed: observed, options: PlanOptions(project: project))
+    let result = Executor(backends: [world.uri: world.backend]).apply(plan)
+    return (plan, diagnostics, result)
+  }
+
+  func replan(_ world: TestWorld, _ pools: [PoolSpec], project: String = "default") -> Plan {
+    makePlan(pools: pools, observed: WorldObserver.observe([world.backend]), options: PlanOptions(project: project)).0
+  }
+
+  @Test(arguments: ["isolated", "daemon"])
+  func createScaleReplaceAndConverge(_ kind: String) throws {
+    let world = kind == "isolated" ? try TestWorld.isolated() : try TestWorld.daemon()
+    let name = TestWorld.unique("pool")
+    let project = TestWorld.unique("proj")
+    var (plan, diagnostics, result) = converge(world, [world.pool(name, replicas: 3)], project: project)
+    #expect(diagnostics.isEmpty && result.succeeded)
+    #expect(plan.actions.count == 3)
+    #expect(replan(world, [world.pool(name, replicas: 3)], project: project).actions.isEmpty, "apply then plan shows no changes")
+
+    (plan, _, result) = converge(world, [world.pool(name, replicas: 5)], project: project)
+    #expect(plan.actions.map(\.kind) == [.create, .create] && result.succeeded)
+    (plan, _, result) = converge(world, [world.pool(name, replicas: 2)], project: project)
+    #expect(plan.actions.map(\.node) == ["\(name)-5", "\(name)-4", "\(name)-3"] && result.succeeded)
+    #expect(try world.backend.connection.domain(named: "\(name)-3") == nil)
+
+    let before = try #require(try world.backend.connection.domain(named: "\(name)-1")).uuid
+    (plan, _, result) = converge(world, [world.pool(name, replicas: 2, image: "demo@v2")], project: project)
+    #expect(plan.actions.map(\.kind) == [.replace, .replace] && result.succeeded)
+    let node = try #require(try world.backend.connection.domain(named: "\(name)-1"))
+    #expect(node.uuid != before)
+    let ownership = try #require(OwnershipMetadata.parse(try node.metadata(namespace: OwnershipMetadata.namespace) ?? ""))
+    #expect(ownership.image == "demo@v2" && ownership.generation == 2)
+    #expect(replan(world, [world.pool(name, replicas: 2, image: "demo@v2")], project: project).actions.isEmpty)
+
+    (plan, _, result) = converge(world, [], project: project)
+    #expect(plan.actions.count == 2 && result.succeeded, "a removed pool's nodes are deleted only through a visible plan")
+  }
+
+  @Test func foreignDomainsAreNeverTouched() throws {
+    let world = try TestWorld.isolated()
+    let foreign = try world.defineForeign("web-2")
+    let bystander = try world.defineForeign("bystander")
+    let xmlBefore = try foreign.xml(), bystanderBefore = try bystander.xml()
+
+    let (plan, diagnostics, result) = converge(world, [world.pool("web", replicas: 3)])
+    #expect(diagnostics.map(\.code) == ["plan.foreign-domain"])
+    #expect(!plan.actions.contains { $0.node == "web-2" || $0.node == "bystander" })
+    #expect(result.succeeded)
+    _ = converge(world, [world.pool("web", replicas: 0)])
+    #expect(try foreign.xml() == xmlBefore && foreign.state() == .running)
+    #expect(try bystander.xml() == bystanderBefore && bystander.state() == .running)
+
+    // Even asked directly, the backend refuses to destroy a domain it does not own.
+    #expect(throws: HostError.self) { try world.backend.delete(node: "web-2", uuid: foreign.uuid) }
+    #expect(try foreign.state() == .running)
+  }
+
+  @Test func deleteRefusesAUUIDThatChangedSinceThePlan() throws {
+    let world = try TestWorld.isolated()
+    _ = converge(world, [world.pool("db", replicas: 1)])
+    let error = #expect(throws: HostError.self) { try world.backend.delete(node: "db-1", uuid: "00000000-0000-0000-0000-000000000000") }
+    #expect(error?.message.contains("UUID") == true)
+    #expect(try world.backend.connection.domain(named: "db-1") != nil)
+  }
+
+  @Test func stoppedAndResizedNodesConverge() throws {
+    let world = try TestWorld.isolated()
+    _ = converge(world, [world.pool("app", replicas: 1)])
+    let domain = try #require(try world.backend.connection.domain(named: "app-1"))
+    try domain.destroy()
+    var spec = world.pool("app", replicas: 1)
+    spec.resources.memory = .mebibytes(512)
+    let (plan, _, result) = converge(world, [spec])
+    #expect(plan.actions.map(\.kind) == [.update, .start])
+    #expect(result.succeeded)
+    #expect(try domain.state() == .running)
+    #expect(try domain.xml().contains("<memory unit='KiB'>524288</memory>"))
+    #expect(replan(world, [spec]).actions.isEmpty)
+  }
+
+  @Test func failedCreateLeavesNoHalfDefinedDomain() throws {
+    let world = try TestWorld.isolated()
+    var spec = world.pool("bad", replicas: 1)
+    spec.network = "no-such-network"
+    let (_, _, result) = converge(world, [spec])
+    // Whether define or start refused it, nothing named bad-1 may remain.
+    if !result.succeeded {
+      #expect(result.failed.first?.error.subject == "node bad-1 on \(world.uri)")
+    }
+    let remaining = try world.backend.connection.domain(named: "bad-1")
+    #expect(result.succeeded == (remaining != nil))
+  }
+
+  @Test func observeCostsOneListingPlusOneReadPerDomain() throws {
+    let world = try TestWorld.isolated()
+    let n = 1000
+    let spec = world.pool("big", replicas: n)
+    for i in 1...n {
+      _ = try world.backend.connection.defineDomain(
+        xml: DomainXML.render(NodeDefinition(ownership: desiredOwnership(spec, index: i, digest: "", generation: 1, project: "default")), hostURI: world.uri))
+    }
+    world.backend.calls.reset()
+    let observed = WorldObserver.observe([world.backend])
+    #expect(observed.hosts[world.uri]?.domains.count == n)
+    #expect(world.backend.calls["list"] == 1)
+    #expect(world.backend.calls["metadata"] == n)
+    #expect(world.backend.calls.total == n + 1, "calls per node ≤ 1 plus a constant")
+    #expect(world.backend.calls.writes == 0)
+    let (plan, _) = makePlan(pools: [spec], observed: observed)
+    #expect(plan.actions.map(\.kind) == Array(repeating: .start, count: n), "defined but stopped nodes are started, none recreated")
+  }
+
+  @Test func deadHostIsReportedQuicklyAsUnreachable() {
+    let error = #expect(throws: HostError.self) {
+      try LibvirtHostBackend.connect("test+unix:///default?socket=/nonexistent/libvirt-sock", timeout: 5)
+    }
+    #expect(error?.isUnreachable == true)
+    #expect(error?.diagnostics.first?.code == "libvirt.unreachable")
+  }
+}

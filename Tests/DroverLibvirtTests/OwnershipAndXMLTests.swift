@@ -1,0 +1,45 @@
+import DroverLibvirt
+import DroverModel
+import DroverPlan
+import Foundation
+import Libvirt
+import Testing
+
+@Suite struct OwnershipAndXMLTests {
+  static let hostile = [
+    "lt": "<script>", "amp": "a & b", "quotes": "\"double\" 'single'", "cdata": "x]]>y", "newline": "one\ntwo\r\nthree",
+    "shell": "$(rm -rf /); `id`; echo ok", "tab": "a\tb", "unicode": "ünïcødé ✓ 🚀", "element": "</drover:node><evil/>",
+  ]
+
+  /// Hostile labels come back from libvirt byte-identical and add no element to the domain XML.
+  @Test(arguments: ["isolated", "daemon"])
+  func hostileValuesRoundTripThroughLibvirt(_ kind: String) throws {
+    let world = kind == "isolated" ? try TestWorld.isolated() : try TestWorld.daemon()
+    let name = TestWorld.unique("esc")
+    let spec = world.pool(name, replicas: 1, labels: Self.hostile)
+    let ownership = desiredOwnership(spec, index: 1, digest: "abc", generation: 1, project: "p<&>\"'")
+    try world.backend.create(NodeDefinition(ownership: ownership))
+    defer { try? world.backend.delete(node: "\(name)-1", uuid: (try? world.backend.connection.domain(named: "\(name)-1"))??.uuid ?? "") }
+
+    let domain = try #require(try world.backend.connection.domain(named: "\(name)-1"))
+    let metadata = try #require(try domain.metadata(namespace: OwnershipMetadata.namespace))
+    let parsed = try #require(OwnershipMetadata.parse(metadata))
+    #expect(parsed == ownership)
+    #expect(parsed.labels == Self.hostile)
+    let xml = try domain.xml()
+    let elements = xml.components(separatedBy: "<").count - xml.components(separatedBy: "</").count
+    let reference = try world.backend.connection.defineDomain(
+      xml: DomainXML.render(NodeDefinition(ownership: desiredOwnership(world.pool(name + "r", replicas: 1), index: 1, digest: "", generation: 1, project: "p")), hostURI: world.uri))
+    defer { try? reference.undefine() }
+    let plainXML = try reference.xml()
+    let plainElements = plainXML.components(separatedBy: "<").count - plainXML.components(separatedBy: "</").count
+    #expect(elements == plainElements + Self.hostile.count, "one <drover:label> per label and no other element")
+    #expect(!xml.contains("<evil"))
+  }
+
+  @Test func metadataParserRejectsForeignShapes() {
+    #expect(OwnershipMetadata.parse("<other:thing xmlns:other='x' pool='a'/>") == nil)
+    #expect(OwnershipMetadata.parse("<drover:node pool='a'/>") == nil, "missing fields → not ours")
+    #expect(OwnershipMetadata.parse("") == nil)
+  }
+}
