@@ -33,7 +33,7 @@ let package = Package(
       name: "DroverCommands",
       dependencies: ["DroverSpec", "DroverPlan", "DroverEngine", "DroverLibvirt", argumentParser]),
     .executableTarget(name: "drover", dependencies: ["DroverCommands"]),
-//TMP    .executableTarget(name: "drover-bench", dependencies: ["DroverSpec", "DroverBasics"]),
+    .executableTarget(name: "drover-bench", dependencies: []),
     // Tests.
 
     .testTarget(name: "LibYAMLTests", dependencies: ["LibYAML"]),

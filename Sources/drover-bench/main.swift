@@ -1,0 +1,23 @@
+import Foundation
+
+/// `drover-bench [scenario…]`: Drover's benchmarks, each printing medians and ratios against
+/// baselines measured in the same run. Build in release mode first:
+/// `swift build -c release && .build/release/drover-bench validate`.
+let arguments = Array(CommandLine.arguments.dropFirst())
+let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+let drover = binDir + "/drover"
+let runs = Int(ProcessInfo.processInfo.environment["DROVER_BENCH_RUNS"] ?? "") ?? 5
+let scenarios = arguments.isEmpty ? ["validate"] : arguments
+
+print("drover-bench: median of \(runs) runs, binary \(drover)")
+for scenario in scenarios {
+  print("\n== \(scenario)")
+  do {
+    switch scenario {
+    case "validate": try ValidateBenchmark.run(drover: drover, runs: runs).forEach { print($0) }
+    default: print("unknown scenario '\(scenario)'; known: validate")
+    }
+  } catch {
+    print("error: \(error)")
+  }
+}
