@@ -184,3 +184,47 @@ import Testing
     #expect(plan.stderr.contains("cannot plan pool far: host qemu+unix:///system?socket=/nonexistent/sock could not be read"))
   }
 }
+
+/// Ctrl-C during apply: steps in flight finish, nothing new starts, exit 130, and the next apply
+/// converges with no duplicate.
+@Suite struct InterruptTests {
+  @Test func sigintStopsCleanlyAndTheNextApplyConverges() throws {
+    let h = try CLIHarness()
+    let pool = CLIHarness.unique("int")
+    try h.writePool(pool, replicas: 1500)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: CLIHarness.binary)
+    process.arguments = ["apply", "--auto-approve", "--json"]
+    process.currentDirectoryURL = h.dir
+    var environment = ProcessInfo.processInfo.environment
+    environment["DROVER_PROJECT"] = h.project
+    process.environment = environment
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    // Wait for the first finished step, then interrupt.
+    var seen = Data()
+    while !String(decoding: seen, as: UTF8.self).contains("\"status\":\"done\"") {
+      let chunk = out.fileHandleForReading.availableData
+      if chunk.isEmpty { break }
+      seen += chunk
+    }
+    kill(process.processIdentifier, SIGINT)
+    seen += out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    let text = String(decoding: seen, as: UTF8.self)
+    #expect(process.terminationStatus == 130)
+    #expect(text.contains("\"interrupted\":true"))
+    let created = try h.holder.allDomains().filter { $0.name.hasPrefix(pool + "-") }.count
+    #expect(created > 0 && created < 1500, "stopped part-way: \(created)")
+
+    let plan = try h.run(["plan", "--json"])
+    let remaining = (try h.json(plan.stdout)["actions"] as? [[String: Any]])?.count
+    #expect(remaining == 1500 - created, "the next plan shows exactly what remains")
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+    #expect(try h.holder.allDomains().filter { $0.name.hasPrefix(pool + "-") }.count == 1500)
+    try h.writePool(pool, replicas: 0)
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+  }
+}

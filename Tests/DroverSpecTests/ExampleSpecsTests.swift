@@ -64,3 +64,26 @@ import Testing
     #expect(SpecUnits.isLibvirtURI(uri) == valid)
   }
 }
+
+/// Files too large to be specs are refused from their size alone, before being read.
+@Suite struct SpecFileLimitsTests {
+  @Test func hundredMegabyteFileIsRefusedWithoutReadingIt() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("drover-big-\(getpid())")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let file = dir.appendingPathComponent("huge.yaml")
+    FileManager.default.createFile(atPath: file.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: file)
+    try handle.truncate(atOffset: 100 << 20)
+    try handle.close()
+    let (sources, diagnostics) = SpecFiles.read([dir.path])
+    #expect(sources.isEmpty)
+    #expect(diagnostics.map(\.code) == ["spec.file.too-large"])
+    #expect(diagnostics.first?.location?.file == file.path)
+  }
+
+  @Test func missingPathIsADiagnostic() {
+    let (_, diagnostics) = SpecFiles.read(["/nonexistent/pools"])
+    #expect(diagnostics.map(\.code) == ["spec.file.missing"])
+  }
+}
