@@ -42,6 +42,7 @@ let package = Package(
     .testTarget(name: "DroverLibvirtTests", dependencies: ["DroverLibvirt", "DroverEngine", "DroverPlan", "Libvirt"]),
     .testTarget(name: "DroverSpecTests", dependencies: ["DroverSpec", "DroverCommands"]),
     .testTarget(name: "DroverCLITests", dependencies: ["Libvirt", "DroverEngine"]),
+    .testTarget(name: "RecipeTests", dependencies: ["LibYAML"]),
     .testTarget(name: "ArchitectureTests"),
   ]
 )

@@ -36,8 +36,8 @@ struct ApplyCommand: ParsableCommand {
     guard DurationArgument.seconds(lockTimeout) != nil else {
       throw ValidationError("--lock-timeout must be a duration such as 0s, 30s or 5m")
     }
-    if planFile != nil && (!targeting.targets.isEmpty || !targeting.excludes.isEmpty) {
-      throw ValidationError("--target and --exclude cannot be combined with a saved plan (it has its own)")
+    if planFile != nil && (!targeting.targets.isEmpty || !targeting.excludes.isEmpty || !targeting.replace.isEmpty) {
+      throw ValidationError("--target, --exclude and --replace cannot be combined with a saved plan (it has its own)")
     }
   }
 
@@ -46,7 +46,7 @@ struct ApplyCommand: ParsableCommand {
     let saved = try planFile.map(PlanFile.read)
     let options = PlanOptions(
       targets: saved?.targets ?? targeting.targets, excludes: saved?.excludes ?? targeting.excludes,
-      project: project.projectName)
+      project: project.projectName, forceReplace: saved?.forceReplace ?? targeting.replace)
 
     // Lock every declared pool in scope (sorted: no lock-order deadlock), then observe under the locks.
     let pools = context.specs.poolSpecs.map(\.name).filter { pool in

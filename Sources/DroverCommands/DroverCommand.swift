@@ -12,7 +12,9 @@ public struct DroverCommand: ParsableCommand {
       and applies the changes that make the hosts match.
       """,
     version: version,
-    subcommands: [ValidateCommand.self, PlanCommand.self, ApplyCommand.self, StatusCommand.self, UnlockCommand.self]
+    subcommands: [
+      ValidateCommand.self, PlanCommand.self, ApplyCommand.self, StatusCommand.self, DriftCommand.self, UnlockCommand.self,
+    ]
   )
 
   public init() {}

@@ -10,6 +10,9 @@ struct TargetingOptions: ParsableArguments {
 
   @Option(name: .customLong("exclude"), help: "Leave out this pool or node (repeatable).")
   var excludes: [String] = []
+
+  @Option(name: .customLong("replace"), help: "Replace this node even if its spec did not change (repeatable).")
+  var replace: [String] = []
 }
 
 /// `drover plan`: shows what apply would change, on which host, and why.
@@ -39,7 +42,9 @@ struct PlanCommand: ParsableCommand {
     let context = try ProjectContext.load(project, format: json ? .json : .human)
     let (plan, diagnostics) = makePlan(
       pools: context.specs.poolSpecs, observed: context.observe(),
-      options: PlanOptions(targets: targeting.targets, excludes: targeting.excludes, project: project.projectName))
+      options: PlanOptions(
+        targets: targeting.targets, excludes: targeting.excludes, project: project.projectName,
+        forceReplace: targeting.replace))
     if json {
       Output.json(PlanView.jsonObject(plan, diagnostics: diagnostics))
     } else {

@@ -7,11 +7,11 @@ import Foundation
 /// An unreachable host is recorded in `ObservedWorld.unreachable`, never treated as empty (an
 /// empty answer would plan creates for nodes that exist).
 public enum WorldObserver {
-  public static func observe(_ backends: [any HostBackend], unreachable: [String: String] = [:]) -> ObservedWorld {
+  public static func observe(_ backends: [any HostBackend], unreachable: [String: String] = [:], detailed: Bool = false) -> ObservedWorld {
     let results = LockedDictionary<String, Result<ObservedHost, Error>>()
     DispatchQueue.concurrentPerform(iterations: backends.count) { i in
       let backend = backends[i]
-      results[backend.uri] = Result { try backend.observe() }
+      results[backend.uri] = Result { try backend.observe(detailed: detailed) }
     }
     var world = ObservedWorld(unreachable: unreachable)
     for (uri, result) in results.snapshot {

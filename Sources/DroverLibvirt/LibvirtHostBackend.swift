@@ -31,7 +31,9 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     }
   }
 
-  public func observe() throws -> ObservedHost {
+  /// One bulk listing, then per domain: its metadata (plan), or its XML (drift: the persistent
+  /// config, plus the live XML for a running domain so live edits show too).
+  public func observe(detailed: Bool) throws -> ObservedHost {
     calls.record("list")
     let listed: [(domain: Domain, state: DomainState)]
     do { listed = try connection.allDomainsWithState() } catch {
@@ -46,11 +48,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
         while i < listed.count {
           let (domain, state) = listed[i]
           do {
-            calls.record("metadata")
-            let text = try domain.metadata(namespace: OwnershipMetadata.namespace)
-            out[i] = ObservedDomain(
-              name: domain.name, uuid: domain.uuid, state: state.description, isActive: state.isActive,
-              ownership: text.flatMap(OwnershipMetadata.parse), metadataDigest: text.map { ContentDigest.of($0).hex } ?? "")
+            out[i] = try detailed ? observeDetailed(domain, state: state) : observeMetadata(domain, state: state)
           } catch let error as LibvirtError where error.code == .noDomain {
             // Undefined between the listing and this read: it is gone, which is what we report.
           } catch {
@@ -63,6 +61,34 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     }
     if let first = failure.withLock({ $0 }) { throw first }
     return ObservedHost(uri: uri, domains: results.compactMap { $0 })
+  }
+
+  func observeMetadata(_ domain: Domain, state: DomainState) throws -> ObservedDomain {
+    calls.record("metadata")
+    let text = try domain.metadata(namespace: OwnershipMetadata.namespace)
+    var observed = ObservedDomain(
+      name: domain.name, uuid: domain.uuid, state: state.description, isActive: state.isActive,
+      ownership: text.flatMap(OwnershipMetadata.parse), metadataDigest: text.map { ContentDigest.of($0).hex } ?? "")
+    observed.metadataIntact = text.map(OwnershipMetadata.isIntact) ?? false
+    return observed
+  }
+
+  func observeDetailed(_ domain: Domain, state: DomainState) throws -> ObservedDomain {
+    calls.record("xml")
+    let config = try domain.xml(inactive: true)
+    var live: String?
+    if state.isActive {
+      calls.record("xml")
+      live = try domain.xml()
+    }
+    // The live record is what plan reads; fall back to the config one for a stopped domain.
+    let element = DomainXMLReader.ownershipElement(live ?? config)
+    var observed = ObservedDomain(
+      name: domain.name, uuid: domain.uuid, state: state.description, isActive: state.isActive,
+      ownership: element.flatMap(OwnershipMetadata.parse), metadataDigest: element.map { ContentDigest.of($0).hex } ?? "")
+    observed.metadataIntact = element.map(OwnershipMetadata.isIntact) ?? false
+    observed.actual = DomainXMLReader.shape(config: config, live: live)
+    return observed
   }
 
   public func create(_ node: NodeDefinition) throws {

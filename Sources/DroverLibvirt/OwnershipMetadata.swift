@@ -1,3 +1,4 @@
+import DroverBasics
 import DroverModel
 
 /// The `<drover:node>` metadata element: Drover's ownership mark on a domain.
@@ -20,7 +21,10 @@ public enum OwnershipMetadata {
       ("digest", o.digest), ("spec", o.specHash), ("generation", String(o.generation)), ("vcpu", String(o.vcpu)),
       ("memory_mib", String(o.memoryMiB)), ("disk_mib", String(o.diskMiB)), ("protect", o.protect ? "true" : "false"),
     ]
+    attrs.append(("replicas", String(o.replicas)))
+    if !o.disk.isEmpty { attrs.append(("disk", o.disk)) }
     if let network = o.network { attrs.append(("network", network)) }
+    attrs.append(("seal", seal(attrs, labels: o.labels)))
     let p = forSetMetadata ? "" : prefix + ":"
     var xml = forSetMetadata ? "<node" : "<\(p)node xmlns:\(prefix)=\"\(namespace)\""
     for (k, v) in attrs { xml += " \(k)=\"\(XMLText.attribute(v))\"" }
@@ -30,6 +34,27 @@ public enum OwnershipMetadata {
       xml += "<\(p)label key=\"\(XMLText.attribute(key))\" value=\"\(XMLText.attribute(o.labels[key]!))\"/>"
     }
     return xml + "</\(p)node>"
+  }
+
+  /// A digest over every attribute and label, stored in the record: an edit by hand breaks it.
+  static func seal(_ attrs: [(String, String)], labels: [String: String]) -> String {
+    var text = attrs.filter { $0.0 != "seal" }.sorted { $0.0 < $1.0 }.map { "\($0.0)=\($0.1)" }.joined(separator: "\n")
+    text += "\n" + labels.sorted { $0.key < $1.key }.map { "label \($0.key)=\($0.value)" }.joined(separator: "\n")
+    return String(ContentDigest.of(text).hex.prefix(16))
+  }
+
+  /// Whether a parsed record's seal matches its content. A record with no seal (written before
+  /// seals existed) counts as intact, so upgrading Drover never reports drift or plans changes.
+  public static func isIntact(_ xml: String) -> Bool {
+    let tags = XMLText.startTags(xml)
+    guard let root = tags.first else { return false }
+    guard let stored = root.attributes["seal"] else { return true }
+    var labels: [String: String] = [:]
+    for tag in tags.dropFirst() where tag.name.hasSuffix(":label") || tag.name == "label" {
+      if let k = tag.attributes["key"], let v = tag.attributes["value"] { labels[k] = v }
+    }
+    let attrs = root.attributes.filter { !$0.key.hasPrefix("xmlns") }.map { ($0.key, $0.value) }
+    return seal(attrs, labels: labels) == stored
   }
 
   /// Parses the element back; nil when it is not a well-formed Drover node record (treated as foreign).
@@ -48,6 +73,6 @@ public enum OwnershipMetadata {
     return NodeOwnership(
       project: a["project"] ?? "default", pool: pool, node: name, index: index, image: image, digest: a["digest"] ?? "", specHash: a["spec"] ?? "",
       generation: generation, vcpu: vcpu, memoryMiB: memory, diskMiB: disk, network: a["network"], labels: labels,
-      protect: a["protect"] == "true")
+      protect: a["protect"] == "true", replicas: a["replicas"].flatMap(Int.init) ?? 0, disk: a["disk"] ?? "")
   }
 }

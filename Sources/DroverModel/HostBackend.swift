@@ -1,10 +1,15 @@
+extension HostBackend {
+  public func observe() throws -> ObservedHost { try observe(detailed: false) }
+}
+
 /// Everything the engine needs from one hypervisor host (implemented over libvirt by
 /// `DroverLibvirt`). Signatures use model types only, so the engine never sees libvirt.
 public protocol HostBackend: AnyObject, Sendable {
   var uri: String { get }
 
-  /// Every domain on the host with Drover's ownership record where present.
-  func observe() throws -> ObservedHost
+  /// Every domain on the host with Drover's ownership record where present. `detailed` also
+  /// reads each domain's real shape (XML) for drift detection.
+  func observe(detailed: Bool) throws -> ObservedHost
 
   /// Defines and starts a node. A failure leaves no domain behind.
   func create(_ node: NodeDefinition) throws

@@ -23,11 +23,19 @@ public struct NodeOwnership: Sendable, Hashable, Codable {
   public var labels: [String: String]
   /// Copied from the pool so a protected node stays protected after its pool file is removed.
   public var protect: Bool
+  /// The pool's replica count when this node was written: tells a node deleted behind Drover's
+  /// back (drift) from one the spec only now asks for (pending).
+  public var replicas: Int
+  /// The node's disk as `pool/volume`, or "" for a diskless node.
+  public var disk: String
 
   public init(
     project: String = "default", pool: String, node: String, index: Int, image: String, digest: String, specHash: String, generation: Int,
-    vcpu: Int, memoryMiB: UInt64, diskMiB: UInt64, network: String?, labels: [String: String], protect: Bool
+    vcpu: Int, memoryMiB: UInt64, diskMiB: UInt64, network: String?, labels: [String: String], protect: Bool,
+    replicas: Int = 0, disk: String = ""
   ) {
+    self.replicas = replicas
+    self.disk = disk
     self.project = project
     self.pool = pool
     self.node = node
@@ -55,6 +63,10 @@ public struct ObservedDomain: Sendable, Hashable, Codable {
   public var ownership: NodeOwnership?
   /// Digest of the raw metadata text, for world fingerprints ("" for foreign domains).
   public var metadataDigest: String
+  /// False when the ownership record's seal does not match its content (edited by hand).
+  public var metadataIntact: Bool = true
+  /// What the domain really is, read from its XML (only filled by a detailed observation).
+  public var actual: DomainShape?
 
   public init(name: String, uuid: String, state: String, isActive: Bool, ownership: NodeOwnership?, metadataDigest: String) {
     self.name = name
@@ -86,5 +98,31 @@ public struct ObservedWorld: Sendable, Hashable, Codable {
   public init(hosts: [String: ObservedHost] = [:], unreachable: [String: String] = [:]) {
     self.hosts = hosts
     self.unreachable = unreachable
+  }
+}
+
+/// A domain's real shape, read from its XML, for drift detection.
+public struct DomainShape: Sendable, Hashable, Codable {
+  /// Persistent config: the vCPUs a boot starts with, and the maximum.
+  public var vcpu: Int
+  public var maxVcpu: Int
+  public var memoryKiB: UInt64
+  /// Live values (equal to the config for a stopped domain).
+  public var liveVcpu: Int
+  public var liveMemoryKiB: UInt64
+  /// Disk sources as `pool/volume` or a file path.
+  public var disks: [String]
+  public var title: String?
+
+  public init(
+    vcpu: Int, maxVcpu: Int, memoryKiB: UInt64, liveVcpu: Int, liveMemoryKiB: UInt64, disks: [String], title: String?
+  ) {
+    self.vcpu = vcpu
+    self.maxVcpu = maxVcpu
+    self.memoryKiB = memoryKiB
+    self.liveVcpu = liveVcpu
+    self.liveMemoryKiB = liveMemoryKiB
+    self.disks = disks
+    self.title = title
   }
 }

@@ -64,8 +64,13 @@ public struct Plan: Sendable, Codable {
   /// `--target`/`--exclude` as given, so a saved plan re-plans the same slice.
   public var targets: [String]
   public var excludes: [String]
+  public var forceReplace: [String]
 
-  public init(actions: [PlannedAction], specDigest: String, world: WorldFingerprint, targets: [String] = [], excludes: [String] = []) {
+  public init(
+    actions: [PlannedAction], specDigest: String, world: WorldFingerprint, targets: [String] = [], excludes: [String] = [],
+    forceReplace: [String] = []
+  ) {
+    self.forceReplace = forceReplace
     self.actions = actions
     self.specDigest = specDigest
     self.world = world

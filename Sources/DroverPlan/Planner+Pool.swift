@@ -46,7 +46,8 @@ func planPool(
           reason: byIndex.isEmpty && existing.isEmpty ? "new node" : "missing node (replicas: \(pool.replicas))", after: after))
       continue
     }
-    actions += compare(current, with: pool, digest: digest, project: options.project)
+    actions += compare(
+      current, with: pool, digest: digest, project: options.project, forceReplace: options.forceReplace.contains(name))
   }
 
   // Scale down: highest index first.
@@ -77,7 +78,8 @@ func duplicateDelete(_ n: (host: String, domain: ObservedDomain, ownership: Node
 
 /// Compares an existing node with its spec: replace, update, start, or nothing.
 func compare(
-  _ n: (host: String, domain: ObservedDomain, ownership: NodeOwnership), with pool: PoolSpec, digest: String, project: String
+  _ n: (host: String, domain: ObservedDomain, ownership: NodeOwnership), with pool: PoolSpec, digest: String, project: String,
+  forceReplace: Bool = false
 )
   -> [PlannedAction]
 {
@@ -107,6 +109,7 @@ func compare(
   if o.network != after.network {
     replaceReasons.append("network \(o.network ?? "none") → \(after.network ?? "none")")
   }
+  if forceReplace { replaceReasons.append("replacement requested with --replace") }
   if !replaceReasons.isEmpty {
     return [
       PlannedAction(
@@ -122,6 +125,7 @@ func compare(
   var metadataOnly: [String] = []
   if o.labels != after.labels { metadataOnly.append("labels") }
   if o.protect != after.protect { metadataOnly.append("protect \(o.protect) → \(after.protect)") }
+  if !n.domain.metadataIntact { metadataOnly.append("ownership record was edited by hand; rewriting it") }
   if !resize.isEmpty {
     actions.append(
       PlannedAction(

@@ -11,9 +11,16 @@ public struct PlanOptions: Sendable {
   public var imageDigests: [String: String]
   /// Only nodes of this project are Drover's to change here.
   public var project: String
+  /// Nodes to replace even though their spec did not change (Terraform's `-replace`): the way
+  /// to repair a node edited behind Drover's back.
+  public var forceReplace: [String]
 
-  public init(targets: [String] = [], excludes: [String] = [], imageDigests: [String: String] = [:], project: String = "default") {
+  public init(
+    targets: [String] = [], excludes: [String] = [], imageDigests: [String: String] = [:], project: String = "default",
+    forceReplace: [String] = []
+  ) {
     self.project = project
+    self.forceReplace = forceReplace
     self.targets = targets
     self.excludes = excludes
     self.imageDigests = imageDigests
@@ -75,7 +82,7 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   let relevant = Set(pools.flatMap(\.hosts)).union(owned.values.flatMap { $0.map(\.host) })
   let plan = Plan(
     actions: actions, specDigest: specDigest(pools), world: WorldFingerprint(observed, relevantHosts: relevant),
-    targets: options.targets, excludes: options.excludes)
+    targets: options.targets, excludes: options.excludes, forceReplace: options.forceReplace)
   let kept = diagnostics.filter { d in
     guard let subject = d.subject else { return true }
     return options.targets.isEmpty && options.excludes.isEmpty || actions.contains { subject.contains($0.pool) }
@@ -99,7 +106,7 @@ public func desiredOwnership(_ pool: PoolSpec, index: Int, digest: String, gener
     project: project, pool: pool.name, node: "\(pool.name)-\(index)", index: index, image: pool.image.description, digest: digest,
     specHash: String(ContentDigest.of(shape).hex.prefix(16)), generation: generation, vcpu: pool.resources.vcpu,
     memoryMiB: pool.resources.memory.mebibytes, diskMiB: pool.resources.disk.mebibytes, network: pool.network,
-    labels: pool.labels, protect: pool.protect)
+    labels: pool.labels, protect: pool.protect, replicas: pool.replicas)
 }
 
 func selected(_ action: PlannedAction, targets: [String], excludes: [String]) -> Bool {

@@ -131,3 +131,28 @@ import Testing
     #expect(error?.diagnostics.first?.code == "libvirt.unreachable")
   }
 }
+
+/// Drift's observation runs on a read-only connection and makes no write call.
+@Suite struct ReadOnlyObservationTests {
+  @Test func detailedObservationOnAReadOnlyConnection() throws {
+    let writer = try TestWorld.daemon()
+    let name = TestWorld.unique("ro")
+    let spec = writer.pool(name, replicas: 3)
+    let plan = makePlan(pools: [spec], observed: WorldObserver.observe([writer.backend]), options: PlanOptions(project: name)).0
+    #expect(Executor(backends: [writer.uri: writer.backend]).apply(plan).succeeded)
+
+    let reader = try LibvirtHostBackend.connect(writer.uri, readOnly: true)
+    let host = try reader.observe(detailed: true)
+    let mine = host.domains.filter { $0.ownership?.project == name }
+    #expect(mine.count == 3)
+    #expect(mine.allSatisfy { $0.actual?.memoryKiB == 256 * 1024 && $0.actual?.vcpu == 1 && $0.metadataIntact })
+    #expect(reader.calls.writes == 0)
+    #expect(reader.calls["list"] == 1)
+    #expect(reader.calls["xml"] <= 2 * host.domains.count, "config XML, plus live XML for running domains")
+    // The connection itself cannot write.
+    #expect(throws: HostError.self) { try reader.delete(node: "\(name)-1", uuid: mine[0].uuid) }
+    #expect(try writer.backend.connection.domain(named: "\(name)-1") != nil)
+    let cleanup = makePlan(pools: [], observed: WorldObserver.observe([writer.backend]), options: PlanOptions(project: name)).0
+    #expect(Executor(backends: [writer.uri: writer.backend]).apply(cleanup).succeeded)
+  }
+}
