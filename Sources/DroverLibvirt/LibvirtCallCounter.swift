@@ -11,6 +11,12 @@ public final class LibvirtCallCounter: @unchecked Sendable {
   /// The calls that change a host.
   public static let writeKinds: Set<String> = ["define", "start", "destroy", "undefine", "setMetadata"]
 
+  /// Domains returned by bulk listings (not a call: the denominator of the per-domain budget).
+  public var domainsListed: Int { lock.withLock { listed } }
+  private var listed = 0
+
+  func recordListed(_ n: Int) { lock.withLock { listed += n } }
+
   func record(_ kind: String) {
     lock.lock()
     counts[kind, default: 0] += 1
@@ -38,6 +44,7 @@ public final class LibvirtCallCounter: @unchecked Sendable {
   public func reset() {
     lock.lock()
     counts = [:]
+    listed = 0
     lock.unlock()
   }
 }

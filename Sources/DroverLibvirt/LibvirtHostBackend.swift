@@ -39,6 +39,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     do { listed = try connection.allDomainsWithState() } catch {
       throw HostError(uri: uri, operation: "cannot list domains", libvirt: error)
     }
+    calls.recordListed(listed.count)
     var results = [ObservedDomain?](repeating: nil, count: listed.count)
     let failure = Mutex<HostError?>(nil)
     results.withUnsafeMutableBufferPointer { buffer in

@@ -148,7 +148,7 @@ import Testing
     #expect(mine.allSatisfy { $0.actual?.memoryKiB == 256 * 1024 && $0.actual?.vcpu == 1 && $0.metadataIntact })
     #expect(reader.calls.writes == 0)
     #expect(reader.calls["list"] == 1)
-    #expect(reader.calls["xml"] <= 2 * host.domains.count, "config XML, plus live XML for running domains")
+    #expect(reader.calls["xml"] <= 2 * reader.calls.domainsListed, "config XML, plus live XML for running domains")
     // The connection itself cannot write.
     #expect(throws: HostError.self) { try reader.delete(node: "\(name)-1", uuid: mine[0].uuid) }
     #expect(try writer.backend.connection.domain(named: "\(name)-1") != nil)
