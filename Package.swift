@@ -28,10 +28,11 @@ let package = Package(
     // Effects.
     .target(name: "DroverLibvirt", dependencies: ["DroverModel", "Libvirt"]),
     .target(name: "DroverEngine", dependencies: ["DroverPlan", "DroverModel"]),
+    .target(name: "DroverBake", dependencies: ["DroverModel", "DroverBasics"]),
     // Edge.
     .target(
       name: "DroverCommands",
-      dependencies: ["DroverSpec", "DroverPlan", "DroverEngine", "DroverLibvirt", argumentParser]),
+      dependencies: ["DroverSpec", "DroverPlan", "DroverEngine", "DroverBake", "DroverLibvirt", argumentParser]),
     .executableTarget(name: "drover", dependencies: ["DroverCommands"]),
     .executableTarget(name: "drover-bench", dependencies: []),
     // Tests.

@@ -17,3 +17,11 @@ public struct ContentDigest: Sendable, Hashable, Codable, CustomStringConvertibl
   public var short: String { String(hex.prefix(12)) }
   public var description: String { "sha256:" + hex }
 }
+
+/// Incremental SHA-256 for large files.
+public struct StreamingDigest {
+  private var hasher = SHA256()
+  public init() {}
+  public mutating func update(_ data: Data) { hasher.update(data: data) }
+  public mutating func finalize() -> String { hasher.finalize().map { String(format: "%02x", $0) }.joined() }
+}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DroverBake
 import DroverBasics
 import DroverEngine
 import DroverModel
@@ -19,6 +20,7 @@ struct ApplyCommand: ParsableCommand {
 
   @OptionGroup var project: ProjectOptions
   @OptionGroup var targeting: TargetingOptions
+  @OptionGroup var images: ImageOptions
 
   @Argument(help: "A plan saved with 'drover plan --out'.")
   var planFile: String?
@@ -46,7 +48,7 @@ struct ApplyCommand: ParsableCommand {
     let saved = try planFile.map(PlanFile.read)
     let options = PlanOptions(
       targets: saved?.targets ?? targeting.targets, excludes: saved?.excludes ?? targeting.excludes,
-      project: project.projectName, forceReplace: saved?.forceReplace ?? targeting.replace)
+      imageDigests: images.catalogue.digestsByReference, project: project.projectName, forceReplace: saved?.forceReplace ?? targeting.replace)
 
     // Lock every declared pool in scope (sorted: no lock-order deadlock), then observe under the locks.
     let pools = context.specs.poolSpecs.map(\.name).filter { pool in
@@ -108,8 +110,14 @@ struct ApplyCommand: ParsableCommand {
     let interrupt = InterruptFlag.install()
     let started = Date()
     let json = self.json
+    let nodeImages = images.nodeImages()
+    let backends = context.backends
     let executor = Executor(
       backends: context.backends, shouldStop: { interrupt.isSet },
+      prepare: { node, uri in
+        guard let host = backends[uri] else { return node }
+        return try nodeImages.prepare(node, host: host)
+      },
       onEvent: { event in ApplyProgress.print(event, json: json, since: started) })
     let result = executor.apply(plan)
     let added = result.done.filter { $0.kind == .create || $0.kind == .replace }.count

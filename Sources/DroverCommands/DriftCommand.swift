@@ -20,6 +20,7 @@ struct DriftCommand: ParsableCommand {
       """)
 
   @OptionGroup var project: ProjectOptions
+  @OptionGroup var images: ImageOptions
 
   @Argument(help: "Only these pools (default: all).")
   var pools: [String] = []
@@ -44,7 +45,8 @@ struct DriftCommand: ParsableCommand {
     }
     let world = WorldObserver.observe(context.backends.keys.sorted().map { context.backends[$0]! }, unreachable: context.unreachable, detailed: true)
     let specs = context.specs.poolSpecs.filter { pools.isEmpty || pools.contains($0.name) }
-    var findings = detectDrift(pools: specs, observed: world, project: project.projectName)
+    var findings = detectDrift(
+      pools: specs, observed: world, project: project.projectName, imageDigests: images.catalogue.digestsByReference)
     if !pools.isEmpty { findings = findings.filter { pools.contains($0.pool) } }
     let calls = context.backends.values.reduce(into: (total: 0, writes: 0)) {
       $0.total += $1.calls.total

@@ -13,7 +13,8 @@ public struct DroverCommand: ParsableCommand {
       """,
     version: version,
     subcommands: [
-      ValidateCommand.self, PlanCommand.self, ApplyCommand.self, StatusCommand.self, DriftCommand.self, UnlockCommand.self,
+      ValidateCommand.self, BakeCommand.self, ImagesCommand.self, PlanCommand.self, ApplyCommand.self, StatusCommand.self,
+      DriftCommand.self, UnlockCommand.self,
     ]
   )
 

@@ -28,6 +28,7 @@ struct PlanCommand: ParsableCommand {
 
   @OptionGroup var project: ProjectOptions
   @OptionGroup var targeting: TargetingOptions
+  @OptionGroup var images: ImageOptions
 
   @Flag(help: "Print the plan as a versioned JSON document.")
   var json = false
@@ -43,8 +44,8 @@ struct PlanCommand: ParsableCommand {
     let (plan, diagnostics) = makePlan(
       pools: context.specs.poolSpecs, observed: context.observe(),
       options: PlanOptions(
-        targets: targeting.targets, excludes: targeting.excludes, project: project.projectName,
-        forceReplace: targeting.replace))
+        targets: targeting.targets, excludes: targeting.excludes, imageDigests: images.catalogue.digestsByReference,
+        project: project.projectName, forceReplace: targeting.replace))
     if json {
       Output.json(PlanView.jsonObject(plan, diagnostics: diagnostics))
     } else {

@@ -97,17 +97,23 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     calls.record("define")
     let domain: Domain
     do { domain = try connection.defineDomain(xml: xml) } catch {
+      removeOverlay(of: node)
       throw HostError(uri: uri, node: node.name, operation: "cannot define", libvirt: error)
     }
     do {
       calls.record("start")
       try domain.start()
     } catch {
-      // Never leave a half-created node: remove the definition we just made.
+      // Never leave a half-created node: remove the definition and the overlay we just made.
       calls.record("undefine")
       try? domain.undefine()
+      removeOverlay(of: node)
       throw HostError(uri: uri, node: node.name, operation: "cannot start", libvirt: error)
     }
+  }
+
+  func removeOverlay(of node: NodeDefinition) {
+    if let boot = node.boot { try? deleteVolume(pool: boot.storagePool, name: boot.volume) }
   }
 
   public func start(node: String, uuid: String) throws {
@@ -142,8 +148,9 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     }
   }
 
+  /// Stops and undefines an owned node, then deletes its overlay volume (no orphan volumes).
   public func delete(node: String, uuid: String) throws {
-    let domain = try ownedDomain(node, uuid: uuid)
+    let (domain, ownership) = try ownedNode(node, uuid: uuid)
     do {
       if try domain.state().isActive {
         calls.record("destroy")
@@ -152,8 +159,10 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       calls.record("undefine")
       try domain.undefine()
     } catch {
-      if error.code == .noDomain { return }
-      throw HostError(uri: uri, node: node, operation: "cannot delete", libvirt: error)
+      if error.code != .noDomain { throw HostError(uri: uri, node: node, operation: "cannot delete", libvirt: error) }
+    }
+    if let slash = ownership.disk.firstIndex(of: "/") {
+      try deleteVolume(pool: String(ownership.disk[..<slash]), name: String(ownership.disk[ownership.disk.index(after: slash)...]))
     }
   }
 
@@ -161,7 +170,9 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   ///
   /// Why here and not only in the planner: the plan may be minutes old; a foreign domain may have
   /// taken the name since. This is the last check before any destructive call.
-  func ownedDomain(_ name: String, uuid: String) throws -> Domain {
+  func ownedDomain(_ name: String, uuid: String) throws -> Domain { try ownedNode(name, uuid: uuid).0 }
+
+  func ownedNode(_ name: String, uuid: String) throws -> (Domain, NodeOwnership) {
     calls.record("lookup")
     let found: Domain?
     do { found = try connection.domain(named: name) } catch {
@@ -183,6 +194,6 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
         uri: uri, node: name, operation: "refusing to act",
         reason: "the domain's UUID is \(domain.uuid), not \(uuid) as planned; run plan again")
     }
-    return domain
+    return (domain, ownership)
   }
 }

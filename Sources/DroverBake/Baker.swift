@@ -1,0 +1,301 @@
+import DroverBasics
+import DroverModel
+import Foundation
+
+/// Progress of a bake, for the CLI to print.
+public enum BakeEvent: Sendable {
+  case step(String)
+  case stepDone(String, seconds: Double)
+  case console(String)
+}
+
+/// The outcome of one bake.
+public struct BakeResult: Sendable {
+  public var manifest: ImageManifest
+  public var cacheHit: Bool
+  /// Build machines booted by this bake (0 on a cache hit).
+  public var machinesBooted: Int
+}
+
+/// Builds a recipe into a content-addressed qcow2 image in Drover's image pool.
+///
+/// Every step works in a staging folder; the image appears in the pool by one `rename` and only
+/// then gets its manifest, so an interrupted or failed bake leaves no partial image, and its
+/// staging folder and build machine are removed by this bake or the next one.
+public final class Baker: @unchecked Sendable {
+  public let imageDirectory: String
+  public let poolName: String
+  let host: any ImageHost
+  let stateDirectory: String
+  let runner = ProcessRunner()
+  let digests: FileDigestCache
+  let onEvent: @Sendable (BakeEvent) -> Void
+  let shouldStop: @Sendable () -> Bool
+
+  public init(
+    imageDirectory: String, poolName: String, host: any ImageHost, stateDirectory: String,
+    shouldStop: @escaping @Sendable () -> Bool = { false }, onEvent: @escaping @Sendable (BakeEvent) -> Void = { _ in }
+  ) {
+    self.imageDirectory = imageDirectory
+    self.poolName = poolName
+    self.host = host
+    self.stateDirectory = stateDirectory
+    self.digests = FileDigestCache(stateDirectory: stateDirectory)
+    self.shouldStop = shouldStop
+    self.onEvent = onEvent
+  }
+
+  /// The key a recipe would bake to, without building anything.
+  public func key(for recipe: ImageRecipe, recipeDirectory: String, catalogue: ImageCatalogue) throws -> BakeKey {
+    var baseKey: String?
+    if case .image(let ref) = recipe.base {
+      guard let base = catalogue.image(for: ref) else {
+        throw Diagnostic.error(
+          "bake.base-missing", "base image \(ref) has not been baked", subject: "image \(recipe.reference)",
+          hint: "bake \(ref) first: drover bake")
+      }
+      baseKey = base.key
+    }
+    defer { digests.save() }
+    return try BakeKey.compute(
+      recipe: recipe, recipeDirectory: recipeDirectory, baseKey: baseKey,
+      tools: ToolVersions.current(stateDirectory: stateDirectory, runner: runner), digests: digests)
+  }
+
+  public func bake(_ recipe: ImageRecipe, recipeDirectory: String) throws -> BakeResult {
+    let catalogue = ImageCatalogue(directory: imageDirectory)
+    let start = Date()
+    let key = try key(for: recipe, recipeDirectory: recipeDirectory, catalogue: catalogue)
+    if let hit = catalogue.image(forKey: key.key), FileManager.default.fileExists(atPath: catalogue.path(of: hit)) {
+      return BakeResult(manifest: hit, cacheHit: true, machinesBooted: 0)
+    }
+    var timings: [String: Double] = ["key": Date().timeIntervalSince(start)]
+    try host.ensureImagePool(name: poolName, directory: imageDirectory)
+    try removeLeftovers()
+
+    let short = String(key.key.prefix(12))
+    let baseName = "\(recipe.name)-\(recipe.version)-\(short)"
+    let stage = "\(imageDirectory)/.staging/\(short)-\(getpid())"
+    try FileManager.default.createDirectory(atPath: stage, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+    let machine = "drover-build-\(short)"
+    defer {
+      try? host.removeBuildMachine(name: machine)
+      try? FileManager.default.removeItem(atPath: stage)
+    }
+    let logDirectory = imageDirectory + "/logs"
+    try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+    let buildLog = "\(logDirectory)/\(baseName).log"
+
+    func step<T>(_ name: String, _ body: () throws -> T) throws -> T {
+      if shouldStop() { throw Diagnostic.error("bake.interrupted", "bake interrupted; nothing was added to the pool") }
+      onEvent(.step(name))
+      let t = Date()
+      let value = try body()
+      timings[name] = Date().timeIntervalSince(t)
+      onEvent(.stepDone(name, seconds: timings[name]!))
+      return value
+    }
+
+    let kernel = recipe.kernel ?? "/vmlinuz"
+    let initrd = try step("initramfs") {
+      try recipe.initrd ?? BootInitramfs.ensure(kernel: kernel, in: imageDirectory, digests: digests, runner: runner)
+    }
+    let disk = stage + "/disk.raw"
+    let needsMachine = try step("filesystem") { try prepareDisk(recipe, recipeDirectory: recipeDirectory, stage: stage, disk: disk, catalogue: catalogue) }
+    var booted = 0
+    if needsMachine {
+      booted = 1
+      try step("commands") {
+        try runCommands(recipe, machine: machine, kernel: kernel, initrd: initrd, stage: stage, disk: disk, buildLog: buildLog)
+      }
+    }
+    let artifactName = baseName + ".qcow2"
+    let staged = stage + "/" + artifactName
+    try step("convert") {
+      var argv = ["/usr/bin/qemu-img", "convert", "-f", "raw", "-O", "qcow2"]
+      if recipe.compression == .zstd { argv += ["-c", "-o", "compression_type=zstd"] }
+      try runner.run(argv + [disk, staged], timeout: 600)
+      try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: staged)
+    }
+    let sha = try step("checksum") { try FileDigestCache.sha256(ofFile: staged) }
+    let size = ((try? FileManager.default.attributesOfItem(atPath: staged))?[.size] as? NSNumber)?.uint64Value ?? 0
+    timings["total"] = Date().timeIntervalSince(start)
+    let manifest = ImageManifest(
+      name: recipe.name, version: recipe.version, key: key.key, recipe: recipe, inputs: key.inputs, tools: key.tools,
+      artifact: artifactName, artifactSHA256: sha, sizeBytes: size, kernel: kernel, initrd: initrd,
+      cmdline: recipe.cmdline ?? "console=ttyS0 panic=-1", buildLog: buildLog, created: Date(), timings: timings)
+    try publish(manifest, staged: staged)
+    return BakeResult(manifest: manifest, cacheHit: false, machinesBooted: booted)
+  }
+
+  /// Makes the raw disk; returns whether a build machine must run (commands, or files to copy
+  /// into an imported base).
+  func prepareDisk(_ recipe: ImageRecipe, recipeDirectory: String, stage: String, disk: String, catalogue: ImageCatalogue) throws -> Bool {
+    let sizeMiB = recipe.size.mebibytes
+    let script = buildScript(recipe)
+    switch recipe.base {
+    case .rootfs:
+      let root = stage + "/rootfs"
+      for dir in ["bin", "sbin", "dev", "proc", "sys", "etc", "tmp", "run", "root", "var", "usr/bin", "usr/sbin"] {
+        try FileManager.default.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true)
+      }
+      try FileManager.default.copyItem(atPath: BootInitramfs.busybox, toPath: root + "/bin/busybox")
+      try FileManager.default.createSymbolicLink(atPath: root + "/bin/sh", withDestinationPath: "busybox")
+      try copyFiles(recipe, recipeDirectory: recipeDirectory, into: root)
+      if let script {
+        try FileManager.default.createDirectory(atPath: root + "/.drover", withIntermediateDirectories: true)
+        try script.write(toFile: root + "/.drover/build.sh", atomically: true, encoding: .utf8)
+      }
+      try runner.run(["/usr/sbin/mkfs.ext4", "-q", "-F", "-L", "drover", "-d", root, disk, "\(sizeMiB)M"], timeout: 300)
+      return script != nil
+    case .file(let path, let sha):
+      let source = BakeKey.resolve(path, in: recipeDirectory)
+      let actual = try digests.digest(of: source)
+      guard actual == sha else {
+        throw Diagnostic.error(
+          "bake.base-checksum", "base file \(path) has sha256 \(actual), not \(sha) as the recipe pins", subject: "image \(recipe.reference)")
+      }
+      try checkImportedBase(source)
+      try runner.run(["/usr/bin/qemu-img", "convert", "-O", "raw", source, disk], timeout: 600)
+    case .image(let ref):
+      guard let base = catalogue.image(for: ref) else {
+        throw Diagnostic.error("bake.base-missing", "base image \(ref) has not been baked", subject: "image \(recipe.reference)")
+      }
+      try ImageVerifier.verify(base, in: catalogue)
+      try runner.run(["/usr/bin/qemu-img", "convert", "-O", "raw", catalogue.path(of: base), disk], timeout: 600)
+    }
+    // An imported base gets its files and commands through a payload disk read by the build machine.
+    let payload = stage + "/payload"
+    try FileManager.default.createDirectory(atPath: payload + "/files", withIntermediateDirectories: true)
+    try copyFiles(recipe, recipeDirectory: recipeDirectory, into: payload + "/files")
+    try (script ?? buildScript(recipe, force: true)!).write(toFile: payload + "/build.sh", atomically: true, encoding: .utf8)
+    try runner.run(["/usr/sbin/mkfs.ext4", "-q", "-F", "-d", payload, stage + "/payload.raw", "64M"], timeout: 120)
+    return !recipe.files.isEmpty || script != nil
+  }
+
+  /// Refuses an imported base that has its own backing file or whose format is not what its name says.
+  func checkImportedBase(_ path: String) throws {
+    let info = try runner.run(["/usr/bin/qemu-img", "info", "--output=json", path], timeout: 30).stdout
+    let json = (try? JSONSerialization.jsonObject(with: Data(info.utf8))) as? [String: Any] ?? [:]
+    if json["backing-filename"] != nil {
+      throw Diagnostic.error(
+        "bake.base-backing", "base file \(path) has its own backing file (\(json["backing-filename"]!))", subject: path,
+        hint: "flatten it first: qemu-img convert -O qcow2 \(path) flat.qcow2")
+    }
+    let format = json["format"] as? String ?? "unknown"
+    let expected = path.hasSuffix(".qcow2") ? "qcow2" : path.hasSuffix(".raw") || path.hasSuffix(".img") ? "raw" : format
+    guard format == expected, ["qcow2", "raw"].contains(format) else {
+      throw Diagnostic.error("bake.base-format", "base file \(path) is in format \(format), expected \(expected)", subject: path)
+    }
+  }
+
+  func copyFiles(_ recipe: ImageRecipe, recipeDirectory: String, into root: String) throws {
+    for file in recipe.files {
+      let target = root + file.path
+      try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+      try? FileManager.default.removeItem(atPath: target)
+      try FileManager.default.copyItem(atPath: BakeKey.resolve(file.source, in: recipeDirectory), toPath: target)
+      try FileManager.default.setAttributes([.posixPermissions: Int(file.mode)], ofItemAtPath: target)
+    }
+  }
+
+  /// The script the build machine runs in a chroot of the image; nil when there is nothing to run.
+  func buildScript(_ recipe: ImageRecipe, force: Bool = false) -> String? {
+    guard !recipe.commands.isEmpty || force else { return nil }
+    var s = "#!/bin/sh\nexport PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root\n"
+    s += "[ -x /bin/busybox ] && /bin/busybox --install -s /bin 2>/dev/null\n"
+    s += "[ -d /.drover/payload/files ] && cp -a /.drover/payload/files/. /\n"
+    for (i, command) in recipe.commands.enumerated() {
+      s += "echo \"+ step \(i + 1): \"\(shellQuote(command))\n"
+      s += "( \(command) ) || exit $?\n"
+    }
+    return s + "exit 0\n"
+  }
+
+  func shellQuote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+  /// Boots the build machine, streams its console, and checks the commands' exit status.
+  func runCommands(_ recipe: ImageRecipe, machine: String, kernel: String, initrd: String, stage: String, disk: String, buildLog: String) throws {
+    let console = stage + "/console.log"
+    var disks = [(path: disk, format: "raw")]
+    if FileManager.default.fileExists(atPath: stage + "/payload.raw") { disks.append((stage + "/payload.raw", "raw")) }
+    try host.bootBuildMachine(
+      BuildMachine(
+        name: machine, kernel: kernel, initrd: initrd, cmdline: "console=ttyS0 panic=-1 quiet drover.build=1", disks: disks,
+        consoleLog: console))
+    let deadline = Date().addingTimeInterval(recipe.commandTimeout.seconds + 60)
+    var offset: UInt64 = 0
+    var pending: [UInt8] = []
+    var log = ""
+    let started = Date()
+    while true {
+      if let handle = FileHandle(forReadingAtPath: console) {
+        try? handle.seek(toOffset: offset)
+        let data = handle.readDataToEndOfFile()
+        try? handle.close()
+        offset += UInt64(data.count)
+        pending += data
+        // Split on bytes: a serial console ends lines with "\r\n", one Character in Swift.
+        while let newline = pending.firstIndex(of: 0x0A) {
+          let line = String(decoding: pending[..<newline], as: UTF8.self).trimmingCharacters(in: .controlCharacters)
+          pending.removeSubrange(...newline)
+          let stamped = String(format: "[%7.2fs] ", Date().timeIntervalSince(started)) + line
+          log += stamped + "\n"
+          onEvent(.console(stamped))
+          if line.hasPrefix("DROVER-BUILD-EXIT=") {
+            try? log.write(toFile: buildLog, atomically: true, encoding: .utf8)
+            let code = Int(line.dropFirst("DROVER-BUILD-EXIT=".count)) ?? -1
+            guard code == 0 else {
+              throw Diagnostic.error(
+                "bake.step-failed", "a build command of \(recipe.reference) exited with status \(code)",
+                subject: "image \(recipe.reference)", hint: "see the build log: \(buildLog)")
+            }
+            return
+          }
+          if line.hasPrefix("DROVER BOOT FAILED") {
+            throw Diagnostic.error("bake.boot", "the build machine could not boot: \(line)", hint: "see \(buildLog)")
+          }
+        }
+      }
+      if shouldStop() { throw Diagnostic.error("bake.interrupted", "bake interrupted; nothing was added to the pool") }
+      if Date() > deadline {
+        try? log.write(toFile: buildLog, atomically: true, encoding: .utf8)
+        throw Diagnostic.error(
+          "bake.timeout", "the build commands of \(recipe.reference) ran past command_timeout (\(recipe.commandTimeout))",
+          subject: "image \(recipe.reference)", hint: "see the build log: \(buildLog)")
+      }
+      usleep(100_000)
+    }
+  }
+
+  /// Moves the image into the pool (one rename), then writes its manifest and checksum.
+  func publish(_ manifest: ImageManifest, staged: String) throws {
+    let target = imageDirectory + "/" + manifest.artifact
+    guard rename(staged, target) == 0 else {
+      throw Diagnostic.error("bake.io", "cannot move the image into \(imageDirectory): \(String(cString: strerror(errno)))")
+    }
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.dateEncodingStrategy = .iso8601
+    let base = imageDirectory + "/" + (manifest.artifact as NSString).deletingPathExtension
+    try "\(manifest.artifactSHA256)  \(manifest.artifact)\n".write(toFile: base + ".sha256", atomically: true, encoding: .utf8)
+    try encoder.encode(manifest).write(to: URL(fileURLWithPath: base + ".manifest.json"), options: .atomic)
+    try host.refreshImagePool(name: poolName)
+  }
+
+  /// Removes what an interrupted bake left: build machines, staging folders of dead processes,
+  /// and image files that never got a manifest.
+  func removeLeftovers() throws {
+    for name in try host.buildMachineNames() { try host.removeBuildMachine(name: name) }
+    let staging = imageDirectory + "/.staging"
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? [] {
+      let pid = Int32(entry.split(separator: "-").last ?? "") ?? 0
+      if pid != getpid() && (pid == 0 || kill(pid, 0) != 0) { try? FileManager.default.removeItem(atPath: staging + "/" + entry) }
+    }
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: imageDirectory)) ?? []
+    for name in names where name.hasSuffix(".qcow2") && !name.hasPrefix("node-") {
+      let manifest = (name as NSString).deletingPathExtension + ".manifest.json"
+      if !names.contains(manifest) { try? FileManager.default.removeItem(atPath: imageDirectory + "/" + name) }
+    }
+  }
+}

@@ -1,0 +1,44 @@
+import DroverModel
+import Foundation
+
+/// Which images garbage collection must keep.
+public enum ImageGC {
+  /// Keeps: each pool's current image, each pool's previous image (rollback needs it), every
+  /// image a node records, and every image an overlay in the pool folder is backed by.
+  public static func keep(catalogue: ImageCatalogue, pools: [PoolSpec], inUse: Set<String>, overlayBackings: Set<String>) -> Set<String> {
+    var keep = inUse
+    for m in catalogue.manifests where overlayBackings.contains(m.artifact) { keep.insert(m.key) }
+    for pool in pools {
+      guard let current = catalogue.image(for: pool.image) else { continue }
+      keep.insert(current.key)
+      let older = catalogue.manifests.filter { $0.name == current.name && $0.key != current.key && $0.created <= current.created }
+      if let previous = older.max(by: { $0.created < $1.created }) { keep.insert(previous.key) }
+    }
+    return keep
+  }
+
+  /// Artifact names that overlays (`node-*.qcow2`) in `directory` are backed by, from their qcow2
+  /// headers (the backing file name is stored in the image itself).
+  public static func overlayBackings(in directory: String) -> Set<String> {
+    var result: Set<String> = []
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix("node-") && name.hasSuffix(".qcow2") {
+      guard let handle = FileHandle(forReadingAtPath: directory + "/" + name) else { continue }
+      defer { try? handle.close() }
+      guard let header = try? handle.read(upToCount: 4096), header.count >= 20 else { continue }
+      let bytes = [UInt8](header)
+      let offset = bytes[8..<16].reduce(0) { $0 << 8 | Int($1) }
+      let length = bytes[16..<20].reduce(0) { $0 << 8 | Int($1) }
+      guard offset > 0, length > 0, offset + length <= bytes.count else { continue }
+      let backing = String(decoding: bytes[offset..<offset + length], as: UTF8.self)
+      result.insert((backing as NSString).lastPathComponent)
+    }
+    return result
+  }
+
+  public static func delete(_ m: ImageManifest, in directory: String) {
+    let base = directory + "/" + (m.artifact as NSString).deletingPathExtension
+    for path in [directory + "/" + m.artifact, base + ".sha256", base + ".manifest.json", m.buildLog] {
+      try? FileManager.default.removeItem(atPath: path)
+    }
+  }
+}

@@ -1,0 +1,22 @@
+import DroverBasics
+import Foundation
+
+/// Checks an image file against its manifest before anything boots from it.
+public enum ImageVerifier {
+  /// - Throws: `image.tampered` when the file's sha256 differs from the manifest's.
+  public static func verify(_ manifest: ImageManifest, in catalogue: ImageCatalogue) throws {
+    let path = catalogue.path(of: manifest)
+    guard FileManager.default.fileExists(atPath: path) else {
+      throw Diagnostic.error(
+        "image.missing", "image file \(path) of \(manifest.reference) is missing", subject: "image \(manifest.reference)",
+        hint: "bake it again: drover bake")
+    }
+    let actual = try FileDigestCache.sha256(ofFile: path)
+    guard actual == manifest.artifactSHA256 else {
+      throw Diagnostic.error(
+        "image.tampered",
+        "image \(manifest.reference) (\(manifest.artifact)) does not match its checksum: sha256 is \(actual.prefix(16))…, the manifest says \(manifest.artifactSHA256.prefix(16))…",
+        subject: "image \(manifest.reference)", hint: "the file was modified after it was baked; delete it and run drover bake")
+    }
+  }
+}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import DroverBake
+import DroverBasics
+import DroverLibvirt
+import DroverSpec
+import Foundation
+
+/// `drover bake`: builds image recipes into content-addressed qcow2 images.
+struct BakeCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "bake",
+    abstract: "Build image recipes into versioned, content-addressed qcow2 images.",
+    discussion: """
+      The cache key is a digest of the recipe, every file it names, the base image and the tool \
+      versions: the same inputs answer at once from the cache, with no VM boot. Recipe commands \
+      run inside a build VM under libvirt. The image lands in Drover's storage pool with a \
+      manifest and a checksum; a failed or interrupted bake adds nothing.
+      """)
+
+  @OptionGroup var project: ProjectOptions
+  @OptionGroup var images: ImageOptions
+
+  @Argument(help: "Images to bake as name@version (default: every recipe in images/).")
+  var references: [String] = []
+
+  @Option(help: "The libvirt host that runs build VMs and holds the image pool.")
+  var host: String = "qemu:///system"
+
+  @Flag(help: "Print one JSON object per image.")
+  var json = false
+
+  func run() throws {
+    let (sources, readProblems) = SpecFiles.read([project.imagesPath])
+    let (specs, problems) = SpecLoader.load(sources)
+    if (readProblems + problems).hasErrors {
+      Report.diagnostics(readProblems + problems, sources: sources, format: json ? .json : .human, noColor: project.noColor)
+      throw ExitCode.failure
+    }
+    let wanted = specs.recipes.filter { references.isEmpty || references.contains($0.recipe.reference.description) }
+    let unknown = references.filter { r in !specs.recipes.contains { $0.recipe.reference.description == r } }
+    if !unknown.isEmpty {
+      Output.err("error: no recipe for \(unknown.joined(separator: ", ")) in \(project.imagesPath)")
+      throw ExitCode.failure
+    }
+    let backend: LibvirtHostBackend
+    do { backend = try LibvirtHostBackend.connect(host, timeout: project.connectTimeout) } catch {
+      Report.diagnostics(error.diagnostics, sources: [], format: json ? .json : .human, noColor: project.noColor)
+      throw ExitCode.failure
+    }
+    let interrupt = InterruptFlag.install()
+    let quiet = json
+    let start = Date()
+    let baker = Baker(
+      imageDirectory: images.imageDir, poolName: images.imagePool, host: backend, stateDirectory: project.stateDirectory,
+      shouldStop: { interrupt.isSet },
+      onEvent: { event in
+        guard !quiet else { return }
+        switch event {
+        case .step(let name): Output.out(String(format: "[%7.2fs]   %@…", Date().timeIntervalSince(start), name))
+        case .stepDone(let name, let seconds): Output.out(String(format: "[%7.2fs]   %@ done (%.2fs)", Date().timeIntervalSince(start), name, seconds))
+        case .console(let line): Output.out("            | \(line)")
+        }
+      })
+    // Bases first: a recipe built on another Drover image needs that image baked.
+    let ordered = wanted.sorted { a, _ in if case .image = a.recipe.base { return false } else { return true } }
+    var failed = false
+    for loaded in ordered {
+      let recipe = loaded.recipe
+      let t = Date()
+      if !json { Output.out("==> bake \(recipe.reference)") }
+      do {
+        let result = try baker.bake(recipe, recipeDirectory: (loaded.file as NSString).deletingLastPathComponent)
+        let m = result.manifest
+        let seconds = Date().timeIntervalSince(t)
+        if json {
+          Output.jsonLine([
+            "image": m.reference, "key": m.key, "artifact": m.artifact, "sha256": m.artifactSHA256, "cache_hit": result.cacheHit,
+            "machines_booted": result.machinesBooted, "seconds": seconds, "timings": m.timings,
+          ])
+        } else {
+          let what = result.cacheHit ? "cache hit (inputs unchanged, nothing rebuilt, no VM booted)" : "built"
+          Output.out(String(format: "    %@: %@ %@ sha256:%@ (%.3fs)", recipe.reference.description, what, m.artifact, String(m.artifactSHA256.prefix(16)), seconds))
+        }
+      } catch {
+        failed = true
+        let diagnostics = (error as? DiagnosticConvertible)?.diagnostics ?? [.error("bake", "\(error)")]
+        Report.diagnostics(diagnostics, sources: [], format: json ? .json : .human, noColor: project.noColor)
+        if interrupt.isSet { throw ExitCode(130) }
+      }
+    }
+    if failed { throw ExitCode.failure }
+  }
+}

@@ -1,0 +1,139 @@
+import DroverModel
+import Foundation
+import Libvirt
+
+/// Drover's image storage pool, overlays and build machines over libvirt.
+extension LibvirtHostBackend: ImageHost {
+  /// The file that marks a pool's folder as Drover's own.
+  static let poolMarker = ".drover-pool"
+  static let buildNamespace = "https://drover.dev/xmlns/build/1"
+
+  public func ensureImagePool(name: String, directory: String) throws {
+    let marker = directory + "/" + Self.poolMarker
+    do {
+      if let pool = try connection.storagePool(named: name) {
+        let path = DomainXMLReader.text(in: try pool.xml(), element: "path")?.trimmingCharacters() ?? ""
+        guard path == directory, FileManager.default.fileExists(atPath: marker) else {
+          throw HostError(
+            uri: uri, operation: "refusing to use storage pool \(name)",
+            reason: "it exists at \(path.isEmpty ? "an unknown path" : path) and was not created by Drover (no \(Self.poolMarker) in \(directory)); pass another --image-pool")
+        }
+        if try !pool.isActive() { try pool.start() }
+        return
+      }
+      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+      _ = FileManager.default.createFile(atPath: marker, contents: Data("Drover image pool: golden images and node overlays.\n".utf8))
+      calls.record("define")
+      let pool = try connection.defineStoragePool(xml: """
+        <pool type='dir'><name>\(XMLText.text(name))</name>
+        <target><path>\(XMLText.text(directory))</path><permissions><mode>0755</mode></permissions></target></pool>
+        """)
+      try pool.build()
+      try pool.start()
+    } catch let error as LibvirtError {
+      throw HostError(uri: uri, operation: "cannot prepare storage pool \(name)", libvirt: error)
+    }
+  }
+
+  public func refreshImagePool(name: String) throws {
+    do { try connection.storagePool(named: name)?.refresh() } catch {
+      throw HostError(uri: uri, operation: "cannot refresh storage pool \(name)", libvirt: error)
+    }
+  }
+
+  public func createOverlay(pool: String, name: String, backingPath: String, capacityBytes: UInt64) throws -> String {
+    do {
+      guard let p = try connection.storagePool(named: pool) else {
+        throw HostError(uri: uri, operation: "cannot create overlay \(name)", reason: "storage pool \(pool) does not exist")
+      }
+      if let stale = try p.volume(named: name) { try stale.delete() }
+      calls.record("define")
+      let volume = try p.createVolume(xml: """
+        <volume><name>\(XMLText.text(name))</name><capacity unit='bytes'>\(capacityBytes)</capacity>
+        <target><format type='qcow2'/><permissions><mode>0644</mode></permissions></target>
+        <backingStore><path>\(XMLText.text(backingPath))</path><format type='qcow2'/></backingStore></volume>
+        """)
+      return try volume.path()
+    } catch let error as LibvirtError {
+      throw HostError(uri: uri, node: name, operation: "cannot create overlay", libvirt: error)
+    }
+  }
+
+  public func deleteVolume(pool: String, name: String) throws {
+    do {
+      guard let p = try connection.storagePool(named: pool), let volume = try p.volume(named: name) else { return }
+      calls.record("undefine")
+      try volume.delete()
+    } catch {
+      throw HostError(uri: uri, operation: "cannot delete volume \(pool)/\(name)", libvirt: error)
+    }
+  }
+
+  public func bootBuildMachine(_ m: BuildMachine) throws {
+    let targets = ["vda", "vdb", "vdc", "vdd"]
+    var disks = ""
+    for (i, disk) in m.disks.enumerated() {
+      disks += """
+            <disk type='file' device='disk'><driver name='qemu' type='\(XMLText.attribute(disk.format))' cache='unsafe'/>
+            <source file='\(XMLText.attribute(disk.path))'/><target dev='\(targets[i])' bus='virtio'/></disk>
+
+        """
+    }
+    let xml = """
+      <domain type='\(uri.hasPrefix("test") ? "test" : "qemu")'>
+        <name>\(XMLText.text(m.name))</name>
+        <title>drover build machine</title>
+        <metadata><drover:build xmlns:drover="\(Self.buildNamespace)"/></metadata>
+        <memory unit='MiB'>\(m.memoryMiB)</memory><vcpu>1</vcpu>
+        <os><type arch='x86_64'>hvm</type><kernel>\(XMLText.text(m.kernel))</kernel>
+          <initrd>\(XMLText.text(m.initrd))</initrd><cmdline>\(XMLText.text(m.cmdline))</cmdline></os>
+        <features><acpi/></features>
+        <on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot><on_crash>destroy</on_crash>
+        <devices>
+      \(disks)    <serial type='file'><source path='\(XMLText.attribute(m.consoleLog))'/><target port='0'/></serial>
+          <controller type='usb' model='none'/><memballoon model='none'/>
+        </devices>
+      </domain>
+      """
+    do {
+      calls.record("define")
+      let domain = try connection.defineDomain(xml: xml)
+      do {
+        calls.record("start")
+        try domain.start()
+      } catch {
+        try? domain.undefine()
+        throw error
+      }
+    } catch let error as LibvirtError {
+      throw HostError(uri: uri, node: m.name, operation: "cannot boot build machine", libvirt: error)
+    }
+  }
+
+  public func removeBuildMachine(name: String) throws {
+    do {
+      guard let domain = try connection.domain(named: name),
+        try domain.metadata(namespace: Self.buildNamespace) != nil
+      else { return }
+      if try domain.state().isActive {
+        calls.record("destroy")
+        try? domain.destroy()
+      }
+      calls.record("undefine")
+      try domain.undefine()
+    } catch {
+      if error.code == .noDomain { return }
+      throw HostError(uri: uri, node: name, operation: "cannot remove build machine", libvirt: error)
+    }
+  }
+
+  public func buildMachineNames() throws -> [String] {
+    do {
+      return try connection.allDomains().compactMap { d in
+        (try? d.metadata(namespace: Self.buildNamespace)) != nil ? d.name : nil
+      }
+    } catch {
+      throw HostError(uri: uri, operation: "cannot list domains", libvirt: error)
+    }
+  }
+}

@@ -1,0 +1,53 @@
+/// What baking and node boot need from a host: Drover's image storage pool, overlay volumes and
+/// short-lived build machines (implemented over libvirt by `DroverLibvirt`).
+public protocol ImageHost: AnyObject, Sendable {
+  var uri: String { get }
+
+  /// Makes sure Drover's own dir pool `name` exists at `directory` and is running. A pool of that
+  /// name that Drover did not create (no marker file in its folder) is refused, never reused.
+  func ensureImagePool(name: String, directory: String) throws
+
+  /// Re-reads the pool's folder (after an image was moved into it).
+  func refreshImagePool(name: String) throws
+
+  /// Creates a qcow2 overlay volume backed by `backingPath` (format given explicitly); returns its path.
+  func createOverlay(pool: String, name: String, backingPath: String, capacityBytes: UInt64) throws -> String
+
+  /// Deletes a volume; a missing one is not an error.
+  func deleteVolume(pool: String, name: String) throws
+
+  /// Boots a transient build machine. Its domain carries a Drover build marker so a leftover one
+  /// can be found and removed after a crash.
+  func bootBuildMachine(_ machine: BuildMachine) throws
+
+  /// Stops and removes a build machine if it exists (only domains carrying the build marker).
+  func removeBuildMachine(name: String) throws
+
+  /// Names of every build machine on the host (leftovers of interrupted bakes included).
+  func buildMachineNames() throws -> [String]
+}
+
+/// A short-lived VM that runs a recipe's commands against the image being built.
+public struct BuildMachine: Sendable, Hashable {
+  public var name: String
+  public var kernel: String
+  public var initrd: String
+  public var cmdline: String
+  /// Raw or qcow2 disk files, attached as vda, vdb, …
+  public var disks: [(path: String, format: String)]
+  public var consoleLog: String
+  public var memoryMiB: Int
+
+  public init(name: String, kernel: String, initrd: String, cmdline: String, disks: [(path: String, format: String)], consoleLog: String, memoryMiB: Int = 256) {
+    self.name = name
+    self.kernel = kernel
+    self.initrd = initrd
+    self.cmdline = cmdline
+    self.disks = disks
+    self.consoleLog = consoleLog
+    self.memoryMiB = memoryMiB
+  }
+
+  public static func == (a: Self, b: Self) -> Bool { a.name == b.name }
+  public func hash(into h: inout Hasher) { h.combine(name) }
+}
