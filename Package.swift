@@ -34,7 +34,7 @@ let package = Package(
       name: "DroverCommands",
       dependencies: ["DroverSpec", "DroverPlan", "DroverEngine", "DroverBake", "DroverLibvirt", argumentParser]),
     .executableTarget(name: "drover", dependencies: ["DroverCommands"]),
-    .executableTarget(name: "drover-bench", dependencies: []),
+    .executableTarget(name: "drover-bench", dependencies: ["DroverBake", "DroverLibvirt", "DroverPlan", "DroverSpec", "DroverModel"]),
     // Tests.
 
     .testTarget(name: "LibYAMLTests", dependencies: ["LibYAML"]),
@@ -42,6 +42,7 @@ let package = Package(
     .testTarget(name: "DroverPlanTests", dependencies: ["DroverPlan"]),
     .testTarget(name: "DroverLibvirtTests", dependencies: ["DroverLibvirt", "DroverEngine", "DroverPlan", "Libvirt"]),
     .testTarget(name: "DroverSpecTests", dependencies: ["DroverSpec", "DroverCommands"]),
+    .testTarget(name: "DroverBakeTests", dependencies: ["DroverBake", "DroverLibvirt", "DroverPlan", "Libvirt"]),
     .testTarget(name: "DroverCLITests", dependencies: ["Libvirt", "DroverEngine"]),
     .testTarget(name: "RecipeTests", dependencies: ["LibYAML"]),
     .testTarget(name: "ArchitectureTests"),

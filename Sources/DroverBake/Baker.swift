@@ -283,6 +283,14 @@ public final class Baker: @unchecked Sendable {
     try host.refreshImagePool(name: poolName)
   }
 
+  static func isArtifactName(_ name: String) -> Bool {
+    guard name.hasSuffix(".qcow2"), !name.hasPrefix("node-") else { return false }
+    let stem = name.dropLast(".qcow2".count)
+    guard let dash = stem.lastIndex(of: "-") else { return false }
+    let key = stem[stem.index(after: dash)...]
+    return key.count == 12 && key.allSatisfy { $0.isHexDigit && !$0.isUppercase }
+  }
+
   /// Removes what an interrupted bake left: build machines, staging folders of dead processes,
   /// and image files that never got a manifest.
   func removeLeftovers() throws {
@@ -293,7 +301,9 @@ public final class Baker: @unchecked Sendable {
       if pid != getpid() && (pid == 0 || kill(pid, 0) != 0) { try? FileManager.default.removeItem(atPath: staging + "/" + entry) }
     }
     let names = (try? FileManager.default.contentsOfDirectory(atPath: imageDirectory)) ?? []
-    for name in names where name.hasSuffix(".qcow2") && !name.hasPrefix("node-") {
+    // Only files named like Drover's own artifacts (`<name>-<version>-<12 hex>.qcow2`): anything
+    // else in the folder is not Drover's to delete.
+    for name in names where Self.isArtifactName(name) {
       let manifest = (name as NSString).deletingPathExtension + ".manifest.json"
       if !names.contains(manifest) { try? FileManager.default.removeItem(atPath: imageDirectory + "/" + name) }
     }

@@ -29,6 +29,28 @@ public struct ImageManifest: Codable, Sendable, Hashable {
   /// Seconds per build step, in order.
   public var timings: [String: Double]
 
+  public init(
+    name: String, version: String, key: String, recipe: ImageRecipe, inputs: [String: String], tools: [String: String],
+    artifact: String, artifactSHA256: String, sizeBytes: UInt64, kernel: String, initrd: String, cmdline: String,
+    buildLog: String, created: Date, timings: [String: Double]
+  ) {
+    self.name = name
+    self.version = version
+    self.key = key
+    self.recipe = recipe
+    self.inputs = inputs
+    self.tools = tools
+    self.artifact = artifact
+    self.artifactSHA256 = artifactSHA256
+    self.sizeBytes = sizeBytes
+    self.kernel = kernel
+    self.initrd = initrd
+    self.cmdline = cmdline
+    self.buildLog = buildLog
+    self.created = created
+    self.timings = timings
+  }
+
   public var reference: String { "\(name)@\(version)" }
   public var shortKey: String { String(key.prefix(12)) }
 }

@@ -28,6 +28,12 @@ public final class StoragePool: @unchecked Sendable {
   /// Starts the pool. The corresponding C function is `virStoragePoolCreate`.
   public func start() throws(LibvirtError) { try check(virStoragePoolCreate(pointer, 0), "starting pool \(name)") }
 
+  /// Stops the pool (its files stay). The corresponding C function is `virStoragePoolDestroy`.
+  public func stop() throws(LibvirtError) { try check(virStoragePoolDestroy(pointer), "stopping pool \(name)") }
+
+  /// Removes the pool's definition. The corresponding C function is `virStoragePoolUndefine`.
+  public func undefine() throws(LibvirtError) { try check(virStoragePoolUndefine(pointer), "undefining pool \(name)") }
+
   /// Re-reads the volumes on disk. The corresponding C function is `virStoragePoolRefresh`.
   public func refresh() throws(LibvirtError) { try check(virStoragePoolRefresh(pointer, 0), "refreshing pool \(name)") }
 

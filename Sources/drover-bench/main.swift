@@ -6,6 +6,8 @@ import Foundation
 let arguments = Array(CommandLine.arguments.dropFirst())
 let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
 let drover = binDir + "/drover"
+/// The repository (for the example recipes): the working directory or DROVER_REPO.
+let repo = ProcessInfo.processInfo.environment["DROVER_REPO"] ?? FileManager.default.currentDirectoryPath
 let runs = Int(ProcessInfo.processInfo.environment["DROVER_BENCH_RUNS"] ?? "") ?? 5
 let scenarios = arguments.isEmpty ? ["validate"] : arguments
 
@@ -15,7 +17,8 @@ for scenario in scenarios {
   do {
     switch scenario {
     case "validate": try ValidateBenchmark.run(drover: drover, runs: runs).forEach { print($0) }
-    default: print("unknown scenario '\(scenario)'; known: validate")
+    case "bake": try BakeBenchmark.run(drover: drover, runs: runs, repo: repo).forEach { print($0) }
+    default: print("unknown scenario '\(scenario)'; known: validate, bake")
     }
   } catch {
     print("error: \(error)")

@@ -1,0 +1,155 @@
+import DroverBake
+import DroverBasics
+import DroverLibvirt
+import DroverModel
+import DroverPlan
+import Foundation
+import Libvirt
+import Testing
+
+/// Real bakes on `qemu:///system` (TCG build VMs), in a scratch image pool.
+@Suite(.serialized, .enabled(if: QemuSystem.available, "needs qemu:///system (run scripts/setup)"))
+final class BakeSystemTests {
+  let dir: String
+  let pool: String
+  let backend: LibvirtHostBackend
+  let recipeDir: String
+
+  init() throws {
+    let id = "\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
+    dir = "/var/lib/drover/test-images-\(id)"
+    pool = "drover-test-\(id)"
+    backend = try LibvirtHostBackend.connect("qemu:///system", timeout: 60)
+    recipeDir = FileManager.default.temporaryDirectory.appendingPathComponent("drover-recipe-\(id)").path
+    try FileManager.default.createDirectory(atPath: recipeDir, withIntermediateDirectories: true)
+    try "#!/bin/busybox sh\n/bin/busybox --install -s /bin\necho \"DROVER READY $(cat /etc/drover-version)\"\nexec sh -c 'while :; do sleep 3600; done'\n"
+      .write(toFile: recipeDir + "/init", atomically: true, encoding: .utf8)
+    try "test-1\n".write(toFile: recipeDir + "/version", atomically: true, encoding: .utf8)
+  }
+
+  deinit {
+    if let p = try? backend.connection.storagePool(named: pool) {
+      try? p.stop()
+      try? p.undefine()
+    }
+    try? FileManager.default.removeItem(atPath: dir)
+    try? FileManager.default.removeItem(atPath: recipeDir)
+  }
+
+  func recipe(commands: [String] = ["echo baked > /etc/baked"], timeout: TimeSpan = .minutes(2)) -> ImageRecipe {
+    ImageRecipe(
+      name: "systest", version: "v1", base: .rootfs("busybox"),
+      files: [
+        ImageRecipe.File(source: "init", path: "/init", mode: 0o755), ImageRecipe.File(source: "version", path: "/etc/drover-version", mode: 0o644),
+      ], commands: commands, commandTimeout: timeout, kernel: "/vmlinuz", cmdline: "console=ttyS0 panic=-1 quiet", size: .mebibytes(32))
+  }
+
+  func baker(stop: @escaping @Sendable () -> Bool = { false }, events: @escaping @Sendable (BakeEvent) -> Void = { _ in }) -> Baker {
+    Baker(imageDirectory: dir, poolName: pool, host: backend, stateDirectory: dir + "/.state", shouldStop: stop, onEvent: events)
+  }
+
+  func leftovers() throws -> [String] {
+    let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+    let staging = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/.staging")) ?? []
+    return files.filter { $0.hasPrefix("systest") } + staging + (try backend.buildMachineNames())
+  }
+
+  @Test func bakeBootCacheHitRebuildAndTamper() throws {
+    let first = try baker().bake(recipe(), recipeDirectory: recipeDir)
+    #expect(!first.cacheHit && first.machinesBooted == 1)
+    #expect(first.manifest.timings["commands"] ?? 0 > 0)
+    #expect(FileManager.default.fileExists(atPath: "\(dir)/\(first.manifest.artifact)"))
+    #expect(try FileDigestCache.sha256(ofFile: "\(dir)/\(first.manifest.artifact)") == first.manifest.artifactSHA256)
+    #expect(try backend.buildMachineNames().isEmpty, "the build VM is always removed")
+
+    let hit = try baker().bake(recipe(), recipeDirectory: recipeDir)
+    #expect(hit.cacheHit && hit.machinesBooted == 0 && hit.manifest.key == first.manifest.key)
+
+    // A node boots from an overlay of it to its ready marker.
+    let catalogue = ImageCatalogue(directory: dir)
+    let images = NodeImages(catalogue: catalogue, poolName: pool, consoleDirectory: dir + "/console")
+    let spec = PoolSpec(name: "bakesys\(getpid() % 10000)", hosts: ["qemu:///system"], replicas: 1, image: ImageRef(parsing: "systest@v1")!)
+    var node = NodeDefinition(ownership: desiredOwnership(spec, index: 1, digest: first.manifest.key, generation: 1, project: "bake-tests"))
+    node = try images.prepare(node, host: backend)
+    #expect(node.ownership.disk == "\(pool)/node-\(spec.name)-1-g1.qcow2")
+    let overlay = "\(dir)/node-\(spec.name)-1-g1.qcow2"
+    let info = try ProcessRunner().run(["/usr/bin/qemu-img", "info", "--output=json", "-U", overlay]).stdout
+    #expect(info.contains(first.manifest.artifact) && info.contains("\"backing-filename-format\": \"qcow2\""), "an overlay, never a copy")
+    try backend.create(node)
+    let console = "\(dir)/console/\(spec.name)-1.log"
+    let deadline = Date().addingTimeInterval(90)
+    var ready = false
+    while Date() < deadline && !ready {
+      ready = (try? String(contentsOfFile: console, encoding: .isoLatin1))?.contains("DROVER READY test-1") ?? false
+      if !ready { Thread.sleep(forTimeInterval: 0.5) }
+    }
+    #expect(ready, "the node printed its ready marker")
+    let uuid = try #require(try backend.connection.domain(named: "\(spec.name)-1")).uuid
+    try backend.delete(node: "\(spec.name)-1", uuid: uuid)
+    #expect(!FileManager.default.fileExists(atPath: overlay), "deleting a node deletes its overlay")
+
+    // Changing one input file rebuilds.
+    try "test-2\n".write(toFile: recipeDir + "/version", atomically: true, encoding: .utf8)
+    let rebuilt = try baker().bake(recipe(), recipeDirectory: recipeDir)
+    #expect(!rebuilt.cacheHit && rebuilt.manifest.key != first.manifest.key)
+
+    // A tampered image is refused before any node is defined from it.
+    let path = "\(dir)/\(rebuilt.manifest.artifact)"
+    let handle = try #require(FileHandle(forUpdatingAtPath: path))
+    try handle.seek(toOffset: 70_000)
+    let byte = try #require(try handle.read(upToCount: 1)).first!
+    try handle.seek(toOffset: 70_000)
+    try handle.write(contentsOf: Data([byte ^ 0xFF]))
+    try handle.close()
+    let fresh = NodeImages(catalogue: ImageCatalogue(directory: dir), poolName: pool, consoleDirectory: dir + "/console")
+    var node2 = NodeDefinition(ownership: desiredOwnership(spec, index: 2, digest: rebuilt.manifest.key, generation: 1, project: "bake-tests"))
+    node2.ownership.image = "systest@v1"
+    let error = #expect(throws: Diagnostic.self) { try fresh.prepare(node2, host: self.backend) }
+    #expect(error?.code == "image.tampered")
+    #expect(!FileManager.default.fileExists(atPath: "\(dir)/node-\(spec.name)-2-g1.qcow2"))
+  }
+
+  @Test func failingAndInterruptedBakesLeaveNothingBehind() throws {
+    let failing = #expect(throws: Diagnostic.self) { try self.baker().bake(self.recipe(commands: ["echo about to fail", "exit 3"]), recipeDirectory: self.recipeDir) }
+    #expect(failing?.code == "bake.step-failed")
+    #expect(failing?.message.contains("status 3") == true)
+    #expect(try leftovers().isEmpty)
+
+    final class Flag: @unchecked Sendable { var set = false }
+    let flag = Flag()
+    let interrupted = #expect(throws: Diagnostic.self) {
+      try self.baker(stop: { flag.set }, events: { if case .console(let line) = $0, line.contains("DROVER-BUILD-START") { flag.set = true } })
+        .bake(self.recipe(commands: ["sleep 30"]), recipeDirectory: self.recipeDir)
+    }
+    #expect(interrupted?.code == "bake.interrupted")
+    #expect(try leftovers().isEmpty, "no partial image, no staging folder, no build VM")
+  }
+
+  @Test func importedBaseWithABackingFileIsRefused() throws {
+    let base = recipeDir
+    let runner = ProcessRunner()
+    try runner.run(["/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", "\(base)/root.qcow2", "16M"])
+    try runner.run(["/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "\(base)/root.qcow2", "\(base)/layered.qcow2"])
+    let sha = try FileDigestCache.sha256(ofFile: "\(base)/layered.qcow2")
+    var r = recipe(commands: [])
+    r.base = .file(path: "\(base)/layered.qcow2", sha256: sha)
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let foreign = "\(dir)/someone-elses.qcow2"
+    try "keep me".write(toFile: foreign, atomically: true, encoding: .utf8)
+    let error = #expect(throws: Diagnostic.self) { try self.baker().bake(r, recipeDirectory: self.recipeDir) }
+    #expect(error?.code == "bake.base-backing")
+    r.base = .file(path: "\(base)/layered.qcow2", sha256: String(repeating: "0", count: 64))
+    #expect((#expect(throws: Diagnostic.self) { try self.baker().bake(r, recipeDirectory: self.recipeDir) })?.code == "bake.base-checksum")
+    try "not an image".write(toFile: "\(base)/fake.qcow2", atomically: true, encoding: .utf8)
+    r.base = .file(path: "\(base)/fake.qcow2", sha256: try FileDigestCache.sha256(ofFile: "\(base)/fake.qcow2"))
+    #expect((#expect(throws: Diagnostic.self) { try self.baker().bake(r, recipeDirectory: self.recipeDir) })?.code == "bake.base-format")
+    #expect(FileManager.default.fileExists(atPath: foreign), "a file Drover did not make is never cleaned up")
+  }
+}
+
+/// Whether `qemu:///system` answers (set up by scripts/setup).
+enum QemuSystem {
+  static let available: Bool = {
+    (try? Connection.open("qemu:///system", timeout: 30)) != nil
+  }()
+}
