@@ -11,7 +11,10 @@ import Testing
   /// Module → the project modules and packages it may import (besides `system`).
   static let allowed: [String: Set<String>] = [
     "drover": ["DroverCommands"],
-    "drover-bench": ["DroverCommands", "DroverSpec", "DroverPlan", "DroverLibvirt", "DroverModel", "DroverBasics", "Libvirt"],
+    "drover-bench": [
+      "DroverCommands", "DroverBake", "DroverEngine", "DroverSpec", "DroverPlan", "DroverLibvirt", "DroverModel", "DroverBasics",
+      "Libvirt",
+    ],
     "DroverCommands": [
       "DroverEngine", "DroverBake", "DroverPlan", "DroverRollout", "DroverSpec", "DroverLibvirt", "DroverModel",
       "DroverBasics", "ArgumentParser",
