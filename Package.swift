@@ -24,15 +24,16 @@ let package = Package(
     .target(name: "DroverBasics", dependencies: [crypto]),
     .target(name: "DroverModel", dependencies: ["DroverBasics"]),
     .target(name: "DroverSpec", dependencies: ["DroverModel", "LibYAML"]),
-    .target(name: "DroverPlan", dependencies: ["DroverModel"]),
+    .target(name: "DroverRollout", dependencies: ["DroverModel"]),
+    .target(name: "DroverPlan", dependencies: ["DroverModel", "DroverRollout"]),
     // Effects.
     .target(name: "DroverLibvirt", dependencies: ["DroverModel", "Libvirt"]),
-    .target(name: "DroverEngine", dependencies: ["DroverPlan", "DroverModel"]),
+    .target(name: "DroverEngine", dependencies: ["DroverPlan", "DroverRollout", "DroverModel"]),
     .target(name: "DroverBake", dependencies: ["DroverModel", "DroverBasics"]),
     // Edge.
     .target(
       name: "DroverCommands",
-      dependencies: ["DroverSpec", "DroverPlan", "DroverEngine", "DroverBake", "DroverLibvirt", argumentParser]),
+      dependencies: ["DroverSpec", "DroverPlan", "DroverRollout", "DroverEngine", "DroverBake", "DroverLibvirt", argumentParser]),
     .executableTarget(name: "drover", dependencies: ["DroverCommands"]),
     .executableTarget(name: "drover-bench", dependencies: ["DroverBake", "DroverLibvirt", "DroverPlan", "DroverSpec", "DroverModel"]),
     // Tests.

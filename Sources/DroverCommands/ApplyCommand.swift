@@ -4,6 +4,7 @@ import DroverBasics
 import DroverEngine
 import DroverModel
 import DroverPlan
+import DroverRollout
 import Foundation
 
 /// `drover apply`: makes the hosts match the specs, or applies a saved plan exactly.
@@ -86,11 +87,12 @@ struct ApplyCommand: ParsableCommand {
     } else if !json {
       Output.out(PlanView.human(plan, color: project.color))
     }
-    guard plan.hasChanges else {
+    let activeRollouts = pools.filter { (try? RolloutJournal(directory: journalDirectory, pool: $0))?.active() != nil }
+    guard plan.hasChanges || !activeRollouts.isEmpty else {
       if json { Output.jsonLine(["event": "summary", "added": 0, "changed": 0, "destroyed": 0, "failed": 0]) }
       return
     }
-    if saved == nil && !autoApprove {
+    if saved == nil && !autoApprove && plan.hasChanges {
       guard isatty(STDIN_FILENO) != 0 else {
         Report.diagnostics(
           [.error("apply.approval", "standard input is not a terminal, so apply cannot ask for approval", hint: "pass --auto-approve, or apply a saved plan")],
@@ -103,15 +105,22 @@ struct ApplyCommand: ParsableCommand {
         throw ExitCode.failure
       }
     }
-    try execute(plan, context: context)
+    try execute(plan, context: context, activeRollouts: Set(activeRollouts))
   }
 
-  func execute(_ plan: Plan, context: ProjectContext) throws {
+  var journalDirectory: String { project.stateDirectory + "/journal" }
+
+  func execute(_ plan: Plan, context: ProjectContext, activeRollouts: Set<String>) throws {
     let interrupt = InterruptFlag.install()
     let started = Date()
     let json = self.json
     let nodeImages = images.nodeImages()
     let backends = context.backends
+    // Replacements go through the rollout engine; a pool with a rollout in progress is only
+    // touched by resuming it (its journal and the world decide what is left).
+    let rolloutPools = activeRollouts.union(plan.rollouts.map(\.pool))
+    var plain = plan
+    plain.actions = plan.actions.filter { !rolloutPools.contains($0.pool) }
     let executor = Executor(
       backends: context.backends, shouldStop: { interrupt.isSet },
       prepare: { node, uri in
@@ -119,7 +128,18 @@ struct ApplyCommand: ParsableCommand {
         return try nodeImages.prepare(node, host: host)
       },
       onEvent: { event in ApplyProgress.print(event, json: json, since: started) })
-    let result = executor.apply(plan)
+    var result = executor.apply(plain)
+    var rolloutProblems: [String] = []
+    for poolName in rolloutPools.sorted() where !interrupt.isSet && result.failed.isEmpty {
+      guard let pool = context.specs.poolSpecs.first(where: { $0.name == poolName }) else { continue }
+      let outcome = try runRollout(pool, actions: plan.actions.filter { $0.pool == poolName && $0.kind == .replace }, context: context, interrupt: interrupt, started: started)
+      if outcome.interrupted { result.interrupted = true }
+      if outcome.state.status == .completed {
+        result.done += plan.actions.filter { $0.pool == poolName && $0.kind == .replace }
+      } else {
+        rolloutProblems += outcome.summary
+      }
+    }
     let added = result.done.filter { $0.kind == .create || $0.kind == .replace }.count
     let changed = result.done.filter { $0.kind == .update || $0.kind == .start }.count
     let destroyed = result.done.filter { $0.kind == .delete || $0.kind == .replace }.count
@@ -133,12 +153,43 @@ struct ApplyCommand: ParsableCommand {
       Report.diagnostics(result.failed.map(\.error), sources: [], format: json ? .json : .human, noColor: project.noColor)
     }
     if !json {
-      let verdict = result.succeeded ? "Apply complete!" : result.interrupted ? "Apply interrupted." : "Apply failed."
+      let verdict =
+        result.interrupted
+        ? "Apply interrupted." : !result.succeeded ? "Apply failed." : !rolloutProblems.isEmpty ? "Apply stopped: a rollout did not complete." : "Apply complete!"
       Output.out("\n\(verdict) Nodes: \(added) added, \(changed) changed, \(destroyed) destroyed.")
       if !result.succeeded { Output.out("Run 'drover plan' to see what remains.") }
     }
+    for line in rolloutProblems { Output.err(line) }
     if result.interrupted { throw ExitCode(130) }
     if !result.succeeded { throw ExitCode.failure }
+    if !rolloutProblems.isEmpty { throw ExitCode(3) }
+  }
+
+  func runRollout(_ pool: PoolSpec, actions: [PlannedAction], context: ProjectContext, interrupt: InterruptFlag, started: Date) throws -> RolloutOutcome {
+    let nodeImages = images.nodeImages()
+    let backends = context.backends
+    let consoleDir = images.consoleDir
+    let json = self.json
+    let hosts: [String: any HostBackend] = context.backends.mapValues { $0 }
+    let runner = RolloutRunner(
+      pool: pool, project: project.projectName, backends: hosts,
+      journal: try RolloutJournal(directory: journalDirectory, pool: pool.name),
+      hooks: RolloutRunner.Hooks(
+        drainer: Drainers.make(pool.drain),
+        prepare: { node, uri in
+          guard let host = backends[uri] else { return node }
+          return try nodeImages.prepare(node, host: host)
+        },
+        consoleLog: { "\(consoleDir)/\($0).log" }, shouldStop: { interrupt.isSet },
+        onEvent: { line in
+          if json {
+            Output.jsonLine(["event": "rollout", "pool": pool.name, "message": line, "time": ISO8601DateFormatter().string(from: Date())])
+          } else {
+            Output.out(String(format: "[%7.2fs] ", Date().timeIntervalSince(started)) + line)
+          }
+        }))
+    let digest = images.catalogue.image(for: pool.image)?.key ?? ""
+    return try runner.run(actions: actions, imageDigest: digest)
   }
 
   func report(_ error: Error) {

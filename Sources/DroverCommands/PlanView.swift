@@ -30,9 +30,25 @@ enum PlanView {
       lines.append(paint("\(a.kind.symbol.leftPadded(5)) \(a.node)", a.kind) + (verb.isEmpty ? "" : " [\(verb)]") + detail)
       lines.append("")
     }
+    for r in plan.rollouts { lines += rollout(r) }
     let s = plan.summary
     lines.append("Plan: \(s.add) to add, \(s.change) to change, \(s.destroy) to destroy.")
     return lines.joined(separator: "\n")
+  }
+
+  static func rollout(_ r: RolloutPreview) -> [String] {
+    var lines = ["Rollout of pool \(r.pool): \(r.fromImage) → \(r.toImage)"]
+    for (i, wave) in r.schedule.enumerated() {
+      lines.append("  \(i == 0 && r.policy.canary > 0 ? "canary:" : "wave \(i):") \(wave.joined(separator: ", "))")
+    }
+    let p = r.policy
+    lines.append(
+      "  max_surge \(p.maxSurge), max_unavailable \(p.maxUnavailable) (\(p.usesSurge ? "new node first, then the old one goes" : "in place")), \(p.concurrency) at a time")
+    lines.append(
+      "  error budget: \(p.budget) failed node\(p.budget == 1 ? "" : "s") across the rollout, then \(p.onBudgetExceeded.rawValue); soak \(p.soakMilliseconds / 1000)s; health timeout \(p.healthTimeoutMilliseconds / 1000)s; drain on timeout: \(r.drainOnTimeout)")
+    lines.append(String(format: "  estimated duration: ~%.0fs", r.estimatedSeconds))
+    lines.append("")
+    return lines
   }
 
   static func jsonObject(_ plan: Plan, diagnostics: [Diagnostic]) -> [String: Any] {
@@ -52,7 +68,14 @@ enum PlanView {
     return [
       "format_version": Plan.formatVersion, "spec_digest": plan.specDigest, "world_digest": plan.world.digest,
       "actions": actions, "summary": ["add": s.add, "change": s.change, "destroy": s.destroy],
-      "has_changes": plan.hasChanges, "diagnostics": diagnostics.map(DiagnosticRenderer.jsonObject),
+      "has_changes": plan.hasChanges,
+      "rollouts": plan.rollouts.map { r in
+        [
+          "pool": r.pool, "from": r.fromImage, "to": r.toImage, "schedule": r.schedule, "max_surge": r.policy.maxSurge,
+          "max_unavailable": r.policy.maxUnavailable, "error_budget": r.policy.budget, "on_budget_exceeded": r.policy.onBudgetExceeded.rawValue,
+          "estimated_seconds": r.estimatedSeconds,
+        ] as [String: Any]
+      }, "diagnostics": diagnostics.map(DiagnosticRenderer.jsonObject),
     ]
   }
 }

@@ -65,6 +65,8 @@ public struct Plan: Sendable, Codable {
   public var targets: [String]
   public var excludes: [String]
   public var forceReplace: [String]
+  /// The rollout schedule of every pool with replacements: `apply` executes exactly these.
+  public var rollouts: [RolloutPreview] = []
 
   public init(
     actions: [PlannedAction], specDigest: String, world: WorldFingerprint, targets: [String] = [], excludes: [String] = [],

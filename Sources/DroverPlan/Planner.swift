@@ -80,9 +80,11 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
 
   actions = actions.filter { selected($0, targets: options.targets, excludes: options.excludes) }
   let relevant = Set(pools.flatMap(\.hosts)).union(owned.values.flatMap { $0.map(\.host) })
-  let plan = Plan(
+  let basePlan = Plan(
     actions: actions, specDigest: specDigest(pools), world: WorldFingerprint(observed, relevantHosts: relevant),
     targets: options.targets, excludes: options.excludes, forceReplace: options.forceReplace)
+  var plan = basePlan
+  plan.rollouts = pools.sorted { $0.name < $1.name }.compactMap { RolloutPreview.make(pool: $0, actions: actions) }
   let kept = diagnostics.filter { d in
     guard let subject = d.subject else { return true }
     return options.targets.isEmpty && options.excludes.isEmpty || actions.contains { subject.contains($0.pool) }

@@ -1,0 +1,168 @@
+import ArgumentParser
+import DroverBasics
+import DroverEngine
+import DroverRollout
+import Foundation
+
+/// `drover rollout …`: inspect and steer rolling upgrades.
+struct RolloutCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "rollout",
+    abstract: "Show, pause, resume, abort and list rolling upgrades.",
+    discussion: "Rollouts start from 'drover apply' when a pool's image changes; their journal is in .drover/journal/.",
+    subcommands: [RolloutStatusCommand.self, RolloutPauseCommand.self, RolloutResumeCommand.self, RolloutAbortCommand.self, RolloutHistoryCommand.self])
+}
+
+/// The journal of every pool in the project.
+struct RolloutJournals {
+  let directory: String
+
+  init(_ project: ProjectOptions) { directory = project.stateDirectory + "/journal" }
+
+  func pools() -> [String] {
+    ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".jsonl") }.map { String($0.dropLast(6)) }.sorted()
+  }
+
+  func journal(_ pool: String) throws -> RolloutJournal { try RolloutJournal(directory: directory, pool: pool) }
+}
+
+struct RolloutStatusCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "status", abstract: "Where each pool's latest rollout is and why it stopped.")
+
+  @OptionGroup var project: ProjectOptions
+  @Argument(help: "Pools (default: all with a journal).") var pools: [String] = []
+  @Flag(help: "Print JSON.") var json = false
+
+  func run() throws {
+    let journals = RolloutJournals(project)
+    var objects: [[String: Any]] = []
+    for pool in pools.isEmpty ? journals.pools() : pools {
+      guard let state = try journals.journal(pool).rollouts().last else {
+        if !json { Output.out("pool \(pool): no rollout") }
+        continue
+      }
+      if json {
+        objects.append(RolloutView.json(state))
+      } else {
+        Output.out(RolloutView.human(state))
+      }
+    }
+    if json { Output.json(["format_version": "1.0", "rollouts": objects]) }
+  }
+}
+
+struct RolloutHistoryCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "history", abstract: "Every rollout of each pool, oldest first.")
+
+  @OptionGroup var project: ProjectOptions
+  @Argument(help: "Pools (default: all).") var pools: [String] = []
+
+  func run() throws {
+    let journals = RolloutJournals(project)
+    var rows = [["POOL", "ROLLOUT", "FROM", "TO", "STATUS", "STARTED", "FAILED"]]
+    let f = ISO8601DateFormatter()
+    for pool in pools.isEmpty ? journals.pools() : pools {
+      for s in try journals.journal(pool).rollouts() {
+        rows.append([s.pool, s.id, s.fromImage, s.toImage, s.status.rawValue, f.string(from: Date(timeIntervalSince1970: s.started)), "\(s.failed.count)"])
+      }
+    }
+    Output.out(Table.render(rows))
+  }
+}
+
+struct RolloutPauseCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "pause", abstract: "Ask a running rollout to stop after the nodes in flight; 'resume' continues it.")
+
+  @OptionGroup var project: ProjectOptions
+  @Argument(help: "The pool.") var pool: String
+
+  func run() throws {
+    let journal = try RolloutJournals(project).journal(pool)
+    guard let active = journal.active(), active.status == .running else {
+      Output.err("error: pool \(pool) has no running rollout")
+      throw ExitCode.failure
+    }
+    try journal.append(active.id, .pauseRequested)
+    Output.out("pause requested for rollout \(active.id); it stops after the nodes in flight")
+  }
+}
+
+struct RolloutResumeCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "resume", abstract: "Continue a paused or interrupted rollout from its journal and the observed world.")
+
+  @OptionGroup var project: ProjectOptions
+  @OptionGroup var images: ImageOptions
+  @Argument(help: "The pool.") var pool: String
+
+  func run() throws {
+    guard try RolloutJournals(project).journal(pool).active() != nil else {
+      Output.err("error: pool \(pool) has no rollout to resume")
+      throw ExitCode.failure
+    }
+    try RolloutResumer.resume(pool: pool, project: project, images: images)
+  }
+}
+
+struct RolloutAbortCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "abort", abstract: "Stop a rollout and put every node it replaced back on the previous image.")
+
+  @OptionGroup var project: ProjectOptions
+  @OptionGroup var images: ImageOptions
+  @Argument(help: "The pool.") var pool: String
+
+  func run() throws {
+    let journal = try RolloutJournals(project).journal(pool)
+    guard let active = journal.active() else {
+      Output.err("error: pool \(pool) has no rollout to abort")
+      throw ExitCode.failure
+    }
+    try journal.append(active.id, .abortRequested)
+    Output.out("abort requested for rollout \(active.id)")
+    // A running rollout sees the request between nodes; a paused one is rolled back now.
+    if active.status == .paused { try RolloutResumer.resume(pool: pool, project: project, images: images) }
+  }
+}
+
+/// Runs `apply` for one pool: it resumes the pool's active rollout under the pool's lock.
+enum RolloutResumer {
+  static func resume(pool: String, project: ProjectOptions, images: ImageOptions) throws {
+    var args = ["--auto-approve", "--target", pool, "-C", project.dir, "--project", project.projectName]
+    args += ["--image-dir", images.imageDir, "--image-pool", images.imagePool, "--console-dir", images.consoleDir]
+    if project.noColor { args.append("--no-color") }
+    var apply = try ApplyCommand.parse(args)
+    try apply.run()
+  }
+}
+
+/// Renders a rollout's state.
+enum RolloutView {
+  static func human(_ s: RolloutState) -> String {
+    var lines = ["pool \(s.pool): rollout \(s.id) \(s.fromImage) → \(s.toImage): \(s.status.rawValue)"]
+    for (i, wave) in s.schedule.enumerated() {
+      let nodes = wave.map { n -> String in
+        if s.rolledBack.contains(n) { return "\(n) (rolled back)" }
+        if let why = s.failed[n] { return "\(n) (FAILED: \(why))" }
+        return s.done.contains(n) ? "\(n) (done)" : "\(n) (pending)"
+      }
+      lines.append("  \(i == 0 && s.policy.canary > 0 ? "canary" : "wave \(i)"): \(nodes.joined(separator: ", "))")
+    }
+    lines.append("  failed: \(s.failed.count) of budget \(s.policy.budget) (then \(s.policy.onBudgetExceeded.rawValue))")
+    if let last = s.lastStep { lines.append("  last step: \(last.node) \(last.step) (\(last.finished ? "finished" : "started, not finished"))") }
+    if s.status == .paused || s.status == .rolledBack || s.budgetExceeded {
+      lines.append("  stopped because: \(s.abortRequested ? "aborted by request" : s.budgetExceeded ? "the error budget was exceeded" : "paused")")
+    }
+    return lines.joined(separator: "\n")
+  }
+
+  static func json(_ s: RolloutState) -> [String: Any] {
+    var o: [String: Any] = [
+      "pool": s.pool, "id": s.id, "from": s.fromImage, "to": s.toImage, "status": s.status.rawValue, "schedule": s.schedule,
+      "done": s.done.sorted(), "failed": s.failed, "rolled_back": s.rolledBack.sorted(), "budget": s.policy.budget,
+    ]
+    if let last = s.lastStep { o["last_step"] = ["node": last.node, "step": last.step, "finished": last.finished] }
+    return o
+  }
+}

@@ -1,0 +1,130 @@
+import DroverBasics
+import DroverModel
+import Foundation
+
+/// Where a node can be reached, for health checks and drain hooks.
+public struct NodeEndpoint: Sendable {
+  public var name: String
+  public var host: String
+  public var pool: String
+  public var image: String
+  public var address: String?
+  public var consoleLog: String?
+
+  public init(name: String, host: String, pool: String, image: String, address: String? = nil, consoleLog: String? = nil) {
+    self.name = name
+    self.host = host
+    self.pool = pool
+    self.image = image
+    self.address = address
+    self.consoleLog = consoleLog
+  }
+
+  /// The environment given to command checks and hooks.
+  public var environment: [String: String] {
+    var env = ["DROVER_NODE": name, "DROVER_HOST": host, "DROVER_POOL": pool, "DROVER_IMAGE": image]
+    if let address { env["DROVER_NODE_IP"] = address }
+    return env
+  }
+}
+
+/// Runs a node's health checks; every check must pass within its timeout.
+public protocol HealthProbing: Sendable {
+  /// nil when healthy, else why not (which check, what it saw).
+  func unhealthyReason(_ node: NodeEndpoint, checks: [HealthCheckSpec], deadline: Date, shouldStop: @Sendable () -> Bool) -> String?
+}
+
+/// The real probes: console regex on the serial log, TCP connect, HTTP GET, and commands.
+public struct HealthChecker: HealthProbing {
+  public init() {}
+
+  public func unhealthyReason(_ node: NodeEndpoint, checks: [HealthCheckSpec], deadline: Date, shouldStop: @Sendable () -> Bool) -> String? {
+    for check in checks {
+      let checkDeadline = min(deadline, Date().addingTimeInterval(check.timeout.seconds))
+      var lastReason = "not checked"
+      var attempts = 0
+      while true {
+        attempts += 1
+        let reason = probe(check, node: node, deadline: checkDeadline)
+        guard let reason else { break }
+        lastReason = reason
+        if Date() >= checkDeadline || shouldStop() {
+          return "\(describe(check)) failed after \(attempts) attempt\(attempts == 1 ? "" : "s") (timeout \(check.timeout)): \(lastReason)"
+        }
+        Thread.sleep(forTimeInterval: min(check.interval.seconds, max(0.05, checkDeadline.timeIntervalSinceNow)))
+      }
+    }
+    return nil
+  }
+
+  func describe(_ check: HealthCheckSpec) -> String {
+    switch check.kind {
+    case .console(let pattern): return "console check /\(pattern)/"
+    case .tcp(let port): return "tcp check :\(port)"
+    case .http(let port, let path, _, _): return "http check :\(port)\(path)"
+    case .command(let argv): return "command check \(argv.joined(separator: " "))"
+    }
+  }
+
+  /// One attempt; nil when healthy.
+  func probe(_ check: HealthCheckSpec, node: NodeEndpoint, deadline: Date) -> String? {
+    switch check.kind {
+    case .console(let pattern):
+      guard let log = node.consoleLog, let data = FileManager.default.contents(atPath: log) else { return "no console log yet" }
+      let text = String(decoding: data, as: UTF8.self)
+      guard let regex = try? Regex(pattern) else { return "invalid pattern" }
+      return text.contains(regex) ? nil : "pattern not seen on the console yet"
+    case .tcp(let port):
+      guard let address = node.address else { return "the node has no IP address yet" }
+      return TCPProbe.connect(address, port: port, timeout: max(0.1, min(2, deadline.timeIntervalSinceNow)))
+    case .http(let port, let path, let status, let body):
+      guard let address = node.address else { return "the node has no IP address yet" }
+      return TCPProbe.http(address, port: port, path: path, status: status, body: body, timeout: max(0.1, min(5, deadline.timeIntervalSinceNow)))
+    case .command(let argv):
+      let result = HookRunner.run(argv, environment: node.environment, timeout: max(0.1, deadline.timeIntervalSinceNow))
+      return result.status == 0 ? nil : "exit \(result.status)\(result.timedOut ? " (timed out)" : ""): \(result.output.suffix(200))"
+    }
+  }
+}
+
+/// Minimal TCP and HTTP/1.0 probes with deadlines (no dependency on an HTTP stack).
+enum TCPProbe {
+  static func connect(_ address: String, port: Int, timeout: Double) -> String? {
+    withSocket(address, port: port, timeout: timeout) { _ in nil }
+  }
+
+  static func http(_ address: String, port: Int, path: String, status: Int, body: String?, timeout: Double) -> String? {
+    withSocket(address, port: port, timeout: timeout) { fd in
+      let request = "GET \(path) HTTP/1.0\r\nHost: \(address)\r\nConnection: close\r\n\r\n"
+      _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+      var response = [UInt8]()
+      var buffer = [UInt8](repeating: 0, count: 4096)
+      while response.count < 1 << 20 {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        if n <= 0 { break }
+        response += buffer[0..<n]
+      }
+      let text = String(decoding: response, as: UTF8.self)
+      let code = text.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) } ?? 0
+      if code != status { return "HTTP status \(code), expected \(status)" }
+      if let body, let regex = try? Regex(body), !text.contains(regex) { return "body does not match /\(body)/" }
+      return nil
+    }
+  }
+
+  static func withSocket(_ address: String, port: Int, timeout: Double, _ body: (Int32) -> String?) -> String? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return "socket: \(String(cString: strerror(errno)))" }
+    defer { close(fd) }
+    var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    guard inet_pton(AF_INET, address, &addr.sin_addr) == 1 else { return "bad address \(address)" }
+    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard rc == 0 else { return "connect \(address):\(port): \(String(cString: strerror(errno)))" }
+    return body(fd)
+  }
+}

@@ -1,0 +1,114 @@
+/// One record of a rollout journal (append-only; the state is the fold of the records).
+public struct JournalRecord: Sendable, Hashable, Codable {
+  public enum Event: String, Sendable, Codable {
+    case rolloutStarted = "rollout-started"
+    case stepStarted = "step-started"
+    case stepDone = "step-done"
+    case nodeDone = "node-done"
+    case nodeFailed = "node-failed"
+    case waveDone = "wave-done"
+    case pauseRequested = "pause-requested"
+    case abortRequested = "abort-requested"
+    case paused
+    case resumed
+    case rollbackStarted = "rollback-started"
+    case rolledBack = "rolled-back"
+    case nodeRolledBack = "node-rolled-back"
+    case completed
+    case failed
+  }
+
+  public var seq: Int
+  public var time: Double
+  public var rollout: String
+  public var event: Event
+  public var node: String?
+  public var step: String?
+  public var detail: String?
+
+  public init(seq: Int, time: Double, rollout: String, event: Event, node: String? = nil, step: String? = nil, detail: String? = nil) {
+    self.seq = seq
+    self.time = time
+    self.rollout = rollout
+    self.event = event
+    self.node = node
+    self.step = step
+    self.detail = detail
+  }
+}
+
+/// A rollout's state, folded from its journal records.
+public struct RolloutState: Sendable, Hashable, Codable {
+  public enum Status: String, Sendable, Codable { case running, paused, rollingBack = "rolling-back", completed, rolledBack = "rolled-back", failed }
+
+  public var id: String
+  public var pool: String
+  public var fromImage: String
+  public var toImage: String
+  public var schedule: [[String]]
+  public var policy: RolloutPolicy
+  public var status: Status = .running
+  /// Node (by index name, e.g. web-2) → done on the new image.
+  public var done: Set<String> = []
+  /// Nodes counted against the budget (each once, whatever the number of retries or restarts).
+  public var failed: [String: String] = [:]
+  public var rolledBack: Set<String> = []
+  public var pauseRequested = false
+  public var abortRequested = false
+  /// The last step journaled: where a crashed or stopped rollout was.
+  public var lastStep: LastStep?
+  public var started: Double = 0
+  public var ended: Double?
+
+  public struct LastStep: Sendable, Hashable, Codable {
+    public var node: String
+    public var step: String
+    public var finished: Bool
+    init(_ node: String, _ step: String, _ finished: Bool) {
+      self.node = node
+      self.step = step
+      self.finished = finished
+    }
+  }
+
+  public init(id: String, pool: String, fromImage: String, toImage: String, schedule: [[String]], policy: RolloutPolicy) {
+    self.id = id
+    self.pool = pool
+    self.fromImage = fromImage
+    self.toImage = toImage
+    self.schedule = schedule
+    self.policy = policy
+  }
+
+  public var isActive: Bool { status == .running || status == .paused || status == .rollingBack }
+  public var budgetExceeded: Bool { policy.budgetExceeded(failures: failed.count) }
+
+  /// Applies one record. Idempotent for repeated node-failed records: a node counts once.
+  public mutating func apply(_ r: JournalRecord) {
+    switch r.event {
+    case .rolloutStarted: started = r.time
+    case .stepStarted: lastStep = LastStep(r.node ?? "", r.step ?? "", false)
+    case .stepDone: lastStep = LastStep(r.node ?? "", r.step ?? "", true)
+    case .nodeDone: if let n = r.node { done.insert(n) }
+    case .nodeFailed: if let n = r.node, failed[n] == nil { failed[n] = r.detail ?? "failed" }
+    case .waveDone: break
+    case .pauseRequested: pauseRequested = true
+    case .abortRequested: abortRequested = true
+    case .paused:
+      status = .paused
+      pauseRequested = false
+    case .resumed: if status == .paused { status = .running }
+    case .rollbackStarted: status = .rollingBack
+    case .nodeRolledBack: if let n = r.node { rolledBack.insert(n) }
+    case .rolledBack:
+      status = .rolledBack
+      ended = r.time
+    case .completed:
+      status = .completed
+      ended = r.time
+    case .failed:
+      status = .failed
+      ended = r.time
+    }
+  }
+}
