@@ -41,10 +41,11 @@ let package = Package(
     .testTarget(name: "LibYAMLTests", dependencies: ["LibYAML"]),
     .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
     .testTarget(name: "DroverPlanTests", dependencies: ["DroverPlan"]),
+    .testTarget(name: "DroverRolloutTests", dependencies: ["DroverRollout"]),
     .testTarget(name: "DroverLibvirtTests", dependencies: ["DroverLibvirt", "DroverEngine", "DroverPlan", "Libvirt"]),
     .testTarget(name: "DroverSpecTests", dependencies: ["DroverSpec", "DroverCommands"]),
     .testTarget(name: "DroverBakeTests", dependencies: ["DroverBake", "DroverLibvirt", "DroverPlan", "Libvirt"]),
-    .testTarget(name: "DroverCLITests", dependencies: ["Libvirt", "DroverEngine"]),
+    .testTarget(name: "DroverCLITests", dependencies: ["Libvirt", "DroverEngine", "DroverRollout"]),
     .testTarget(name: "RecipeTests", dependencies: ["LibYAML"]),
     .testTarget(name: "ArchitectureTests"),
   ]

@@ -42,7 +42,7 @@ final class CLIHarness {
   }
 
   @discardableResult
-  func run(_ arguments: [String], stdin: String? = nil) throws -> Run {
+  func run(_ arguments: [String], stdin: String? = nil, environment extra: [String: String] = [:]) throws -> Run {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: Self.binary)
     process.arguments = arguments
@@ -50,7 +50,7 @@ final class CLIHarness {
     var environment = ProcessInfo.processInfo.environment
     environment["DROVER_PROJECT"] = project
     environment["NO_COLOR"] = "1"
-    process.environment = environment
+    process.environment = environment.merging(extra) { $1 }
     let out = Pipe(), err = Pipe(), input = Pipe()
     process.standardOutput = out
     process.standardError = err

@@ -1,0 +1,230 @@
+import DroverEngine
+import DroverRollout
+import Foundation
+import Libvirt
+import Testing
+
+/// Rollouts end to end on libvirtd's test driver. Health is a real command whose answer the test
+/// controls: a node is unhealthy while `fail/<pool>-<index>/<image>` exists in the project.
+final class RolloutHarness {
+  let h: CLIHarness
+  let pool: String
+  let replicas: Int
+
+  init(replicas: Int = 3, budget: Int = 0, onBudget: String = "rollback", waves: String = "[2]") throws {
+    h = try CLIHarness()
+    pool = CLIHarness.unique("ro")
+    self.replicas = replicas
+    let script = h.dir.appendingPathComponent("health.sh").path
+    try """
+      #!/bin/sh
+      key=$(echo "$DROVER_NODE" | sed -E 's/^(.*-[0-9]+)(-g[0-9]+)?$/\\1/')
+      [ -e "\(h.dir.path)/slow" ] && sleep 1
+      [ ! -e "\(h.dir.path)/fail/$key/$DROVER_IMAGE" ]
+      """.write(toFile: script, atomically: true, encoding: .utf8)
+    chmod(script, 0o755)
+    self.spec = """
+      health:
+        - type: command
+          command: ["\(script)"]
+          timeout: 3s
+          interval: 100ms
+      drain:
+        type: command
+        cordon: ["/bin/sh", "-c", "echo cordon $DROVER_NODE >> \(h.dir.path)/hooks.log"]
+        uncordon: ["/bin/sh", "-c", "echo uncordon $DROVER_NODE >> \(h.dir.path)/hooks.log"]
+        timeout: 5s
+      upgrade: {canary: 1, waves: \(waves), max_surge: 1, max_unavailable: 0, health_timeout: 5s, on_budget_exceeded: \(onBudget)}
+      error_budget: \(budget)
+
+      """
+    try h.writePool(pool, replicas: replicas, image: "demo@v1", extra: spec)
+  }
+
+  let spec: String
+
+  func setImage(_ image: String) throws { try h.writePool(pool, replicas: replicas, image: image, extra: spec) }
+
+  func fail(_ index: Int, on image: String = "demo@v2") throws {
+    try FileManager.default.createDirectory(at: h.dir.appendingPathComponent("fail/\(pool)-\(index)/\(image)"), withIntermediateDirectories: true)
+  }
+
+  /// (index, image, generation, domain name) of every node of the pool.
+  func nodes() throws -> [(index: Int, image: String, generation: Int, name: String)] {
+    try h.holder.allDomains().compactMap { d -> (Int, String, Int, String)? in
+      guard let xml = try? d.metadata(namespace: "https://drover.dev/xmlns/node/1"), xml.contains("pool=\"\(pool)\"") else { return nil }
+      func attr(_ k: String) -> String { xml.components(separatedBy: " \(k)=\"").dropFirst().first?.components(separatedBy: "\"").first ?? "" }
+      return (Int(attr("index")) ?? 0, attr("image"), Int(attr("generation")) ?? 0, d.name)
+    }.sorted { $0.0 < $1.0 }
+  }
+
+  func journal() throws -> RolloutJournal { try RolloutJournal(directory: h.dir.appendingPathComponent(".drover/journal").path, pool: pool) }
+
+  func cleanup() throws {
+    try h.writePool(pool, replicas: 0, image: "demo@v1")
+    try? FileManager.default.removeItem(at: h.dir.appendingPathComponent(".drover/journal"))
+    _ = try h.run(["apply", "--auto-approve"])
+  }
+}
+
+@Suite(.serialized) struct RolloutCLITests {
+  @Test func healthyRolloutRunsCanaryThenWaves() throws {
+    let r = try RolloutHarness()
+    #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
+    try r.setImage("demo@v2")
+    let plan = try r.h.run(["plan"])
+    #expect(plan.stdout.contains("Rollout of pool \(r.pool): demo@v1 → demo@v2"))
+    #expect(plan.stdout.contains("canary: \(r.pool)-1"))
+    #expect(plan.stdout.contains("wave 1: \(r.pool)-2, \(r.pool)-3"))
+    #expect(plan.stdout.contains("error budget: 0 failed nodes across the rollout, then rollback"))
+    let apply = try r.h.run(["apply", "--auto-approve"])
+    #expect(apply.status == 0, "\(apply.stdout)\(apply.stderr)")
+    let nodes = try r.nodes()
+    #expect(nodes.map(\.index) == [1, 2, 3], "no duplicate, no missing node")
+    #expect(nodes.allSatisfy { $0.image == "demo@v2" && $0.generation == 2 })
+    let hooks = try String(contentsOf: r.h.dir.appendingPathComponent("hooks.log"), encoding: .utf8).split(separator: "\n")
+    #expect(hooks.first == "cordon \(r.pool)-1", "the canary goes first")
+    #expect(hooks.filter { $0.hasPrefix("uncordon") }.count == 3)
+    #expect(try r.journal().rollouts().last?.status == .completed)
+    #expect(try r.h.run(["plan", "--detailed-exitcode"]).status == 0)
+    try r.cleanup()
+  }
+
+  @Test func failingCanaryStopsAndRollsBack() throws {
+    let r = try RolloutHarness()
+    #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
+    try r.setImage("demo@v2")
+    try r.fail(1)
+    let apply = try r.h.run(["apply", "--auto-approve"])
+    #expect(apply.status == 3)
+    #expect(apply.stderr.contains("error budget exceeded: 1 failed node > budget 0"))
+    let nodes = try r.nodes()
+    #expect(nodes.map(\.index) == [1, 2, 3])
+    #expect(nodes.allSatisfy { $0.image == "demo@v1" }, "\(nodes)")
+    #expect(nodes.filter { $0.index > 1 }.allSatisfy { $0.generation == 1 }, "later waves never started")
+    let status = try r.h.run(["rollout", "status", r.pool])
+    #expect(status.stdout.contains("rolled-back") && status.stdout.contains("\(r.pool)-1 (rolled back)"))
+    #expect(status.stdout.contains("stopped because: the error budget was exceeded"))
+    try r.cleanup()
+  }
+
+  @Test func secondWaveExhaustsBudgetAndEveryReplacedNodeRollsBack() throws {
+    let r = try RolloutHarness(replicas: 4, budget: 1, waves: "[1]")
+    #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
+    try r.setImage("demo@v2")
+    try r.fail(2)
+    try r.fail(3)
+    let apply = try r.h.run(["apply", "--auto-approve"])
+    #expect(apply.status == 3)
+    let nodes = try r.nodes()
+    #expect(nodes.map(\.index) == [1, 2, 3, 4])
+    #expect(nodes.allSatisfy { $0.image == "demo@v1" }, "\(nodes)")
+    #expect(nodes.first { $0.index == 4 }?.generation == 1, "node 4 was never started")
+    let state = try #require(try r.journal().rollouts().last)
+    #expect(state.failed.keys.sorted() == ["\(r.pool)-2", "\(r.pool)-3"])
+    #expect(state.rolledBack == ["\(r.pool)-1", "\(r.pool)-2", "\(r.pool)-3"])
+    try r.cleanup()
+  }
+
+  @Test func pauseResumeAndAbort() throws {
+    let r = try RolloutHarness(replicas: 3)
+    #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
+    try r.setImage("demo@v2")
+    try "".write(to: r.h.dir.appendingPathComponent("slow"), atomically: true, encoding: .utf8)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: CLIHarness.binary)
+    process.arguments = ["apply", "--auto-approve"]
+    process.currentDirectoryURL = r.h.dir
+    process.environment = ProcessInfo.processInfo.environment.merging(["DROVER_PROJECT": r.h.project]) { $1 }
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    // Pause as soon as the rollout has started.
+    var paused = false
+    for _ in 0..<100 where !paused {
+      paused = (try? r.h.run(["rollout", "pause", r.pool]))?.status == 0
+      if !paused { Thread.sleep(forTimeInterval: 0.05) }
+    }
+    process.waitUntilExit()
+    #expect(paused)
+    #expect(process.terminationStatus == 3)
+    #expect(try r.journal().rollouts().last?.status == .paused)
+    let done = try r.nodes().filter { $0.image == "demo@v2" }.count
+    #expect(done >= 1 && done < 3, "stopped after the node in flight: \(done)")
+    #expect(try r.h.run(["rollout", "status", r.pool]).stdout.contains("paused"))
+
+    // Abort a paused rollout: every replaced node goes back.
+    let abort = try r.h.run(["rollout", "abort", r.pool])
+    #expect(abort.status == 3, "\(abort.stdout)\(abort.stderr)")
+    #expect(try r.nodes().allSatisfy { $0.image == "demo@v1" })
+
+    // A new rollout, paused and resumed, completes.
+    try FileManager.default.removeItem(at: r.h.dir.appendingPathComponent("slow"))
+    try r.h.writePool(r.pool, replicas: 3, image: "demo@v2", extra: r.spec.replacingOccurrences(of: "on_budget_exceeded: rollback", with: "on_budget_exceeded: pause"))
+    try r.fail(1)
+    #expect(try r.h.run(["apply", "--auto-approve"]).status == 3)
+    #expect(try r.journal().rollouts().last?.status == .paused)
+    let history = try r.h.run(["rollout", "history", r.pool])
+    #expect(history.stdout.contains("rolled-back") && history.stdout.contains("paused"))
+    try r.cleanup()
+  }
+
+  @Test func aDrainHookThatHangsIsKilledAtItsTimeout() throws {
+    let drainer = Drainers.make(.init(backend: .command(cordon: nil, drain: ["/bin/sleep", "60"], uncordon: nil), timeout: .seconds(1)))
+    let start = Date()
+    let drained = try drainer.drain(NodeEndpoint(name: "n", host: "h", pool: "p", image: "i"), timeout: 1)
+    #expect(!drained)
+    #expect(Date().timeIntervalSince(start) < 10)
+  }
+}
+
+/// Kill the process (SIGKILL) at every step boundary of a rollout and of a rollback, run apply
+/// again, and check that the pool converges: no duplicate domain, no node lost, the budget
+/// counted once, and a foreign domain untouched.
+@Suite(.serialized) struct RolloutCrashTests {
+  static let boundaries = [
+    "rollout-started", "step-done:cordon", "step-done:drain", "step-started:create", "step-done:create", "step-done:health",
+    "step-done:remove-old", "step-done:uncordon", "node-done", "node-done#2",
+  ]
+
+  @Test(arguments: boundaries)
+  func crashDuringRolloutConverges(_ boundary: String) throws {
+    let r = try RolloutHarness()
+    let foreign = try r.h.holder.defineDomain(
+      xml: "<domain type='test'><name>\(r.pool)-bystander</name><memory unit='KiB'>65536</memory><os><type>hvm</type></os></domain>")
+    defer { try? foreign.undefine() }
+    #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
+    try r.setImage("demo@v2")
+    let crashed = try r.h.run(["apply", "--auto-approve"], environment: ["DROVER_CRASH_AT": boundary])
+    #expect(crashed.status != 0, "killed at \(boundary)")
+    let again = try r.h.run(["apply", "--auto-approve"])
+    #expect(again.status == 0, "\(boundary): \(again.stdout)\(again.stderr)")
+    let nodes = try r.nodes()
+    #expect(nodes.map(\.index) == [1, 2, 3], "\(boundary): \(nodes)")
+    #expect(nodes.allSatisfy { $0.image == "demo@v2" }, "\(boundary): \(nodes)")
+    #expect(try r.journal().rollouts().last?.status == .completed)
+    #expect(try r.journal().records().filter { $0.event == .nodeFailed }.isEmpty)
+    #expect(try r.h.run(["plan", "--detailed-exitcode"]).status == 0)
+    #expect(try foreign.state() == .shutoff && r.h.holder.domain(named: "\(r.pool)-bystander") != nil)
+    try r.cleanup()
+  }
+
+  @Test(arguments: ["node-failed", "rollback-started", "step-done:health#2", "step-done:uncordon", "node-rolled-back"])
+  func crashDuringRollbackConvergesAndCountsTheFailureOnce(_ boundary: String) throws {
+    let r = try RolloutHarness()
+    #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
+    try r.setImage("demo@v2")
+    try r.fail(1)
+    let crashed = try r.h.run(["apply", "--auto-approve"], environment: ["DROVER_CRASH_AT": boundary])
+    #expect(crashed.status != 0 && crashed.status != 3, "killed at \(boundary)")
+    let again = try r.h.run(["apply", "--auto-approve"])
+    #expect(again.status == 3, "\(boundary): \(again.stdout)\(again.stderr)")
+    let nodes = try r.nodes()
+    #expect(nodes.map(\.index) == [1, 2, 3], "\(boundary): \(nodes)")
+    #expect(nodes.allSatisfy { $0.image == "demo@v1" }, "\(boundary): \(nodes)")
+    let state = try #require(try r.journal().rollouts().last)
+    #expect(state.status == .rolledBack)
+    #expect(state.failed.count == 1, "the failure counts once")
+    try r.cleanup()
+  }
+}
