@@ -244,6 +244,9 @@ public final class Baker: @unchecked Sendable {
           onEvent(.console(stamped))
           if line.hasPrefix("DROVER-BUILD-EXIT=") {
             try? log.write(toFile: buildLog, atomically: true, encoding: .utf8)
+            // The guest synced and unmounted before printing this; QEMU still holds the disk's
+            // lock until it exits, so stop the machine before anything reads the disk.
+            try host.removeBuildMachine(name: machine)
             let code = Int(line.dropFirst("DROVER-BUILD-EXIT=".count)) ?? -1
             guard code == 0 else {
               throw Diagnostic.error(

@@ -6,6 +6,7 @@ import DroverModel
 import DroverPlan
 import DroverRollout
 import Foundation
+import Synchronization
 
 /// `drover apply`: makes the hosts match the specs, or applies a saved plan exactly.
 struct ApplyCommand: ParsableCommand {
@@ -129,6 +130,11 @@ struct ApplyCommand: ParsableCommand {
       },
       onEvent: { event in ApplyProgress.print(event, json: json, since: started) })
     var result = executor.apply(plain)
+    if !interrupt.isSet {
+      for failure in checkCreatedNodes(result.done, context: context, interrupt: interrupt, started: started) {
+        result.failed.append(failure)
+      }
+    }
     var rolloutProblems: [String] = []
     for poolName in rolloutPools.sorted() where !interrupt.isSet && result.failed.isEmpty {
       guard let pool = context.specs.poolSpecs.first(where: { $0.name == poolName }) else { continue }
@@ -163,6 +169,34 @@ struct ApplyCommand: ParsableCommand {
     if result.interrupted { throw ExitCode(130) }
     if !result.succeeded { throw ExitCode.failure }
     if !rolloutProblems.isEmpty { throw ExitCode(3) }
+  }
+
+  /// Health-checks every node this apply created or restarted, in parallel, within the pool's
+  /// health timeout: a node counts as created only once it is ready.
+  func checkCreatedNodes(_ done: [PlannedAction], context: ProjectContext, interrupt: InterruptFlag, started: Date) -> [(action: PlannedAction, error: Diagnostic)] {
+    let pools = Dictionary(context.specs.poolSpecs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    let checked = done.filter { ($0.kind == .create || $0.kind == .start || ($0.kind == .update && $0.restart)) && !(pools[$0.pool]?.health.isEmpty ?? true) }
+    guard !checked.isEmpty else { return [] }
+    let consoleDir = images.consoleDir
+    let json = self.json
+    let failures = Mutex<[(action: PlannedAction, error: Diagnostic)]>([])
+    DispatchQueue.concurrentPerform(iterations: checked.count) { i in
+      let action = checked[i]
+      let pool = pools[action.pool]!
+      let endpoint = NodeEndpoint(
+        name: action.node, host: action.host, pool: action.pool, image: action.after?.ownership.image ?? "",
+        consoleLog: "\(consoleDir)/\(action.node).log")
+      let reason = HealthChecker().unhealthyReason(
+        endpoint, checks: pool.health, deadline: Date().addingTimeInterval(pool.upgrade.healthTimeout.seconds), shouldStop: { interrupt.isSet })
+      if let reason {
+        failures.withLock {
+          $0.append((action, .error("apply.unhealthy", "node \(action.node) is not healthy: \(reason)", subject: "node \(action.node) on \(action.host)")))
+        }
+      } else if !json {
+        Output.out(String(format: "[%7.2fs] %@ on %@: healthy", Date().timeIntervalSince(started), action.node, action.host))
+      }
+    }
+    return failures.withLock { $0 }
   }
 
   func runRollout(_ pool: PoolSpec, actions: [PlannedAction], context: ProjectContext, interrupt: InterruptFlag, started: Date) throws -> RolloutOutcome {
