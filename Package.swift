@@ -42,6 +42,7 @@ let package = Package(
     .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
     .testTarget(name: "DroverPlanTests", dependencies: ["DroverPlan"]),
     .testTarget(name: "DroverRolloutTests", dependencies: ["DroverRollout"]),
+    .testTarget(name: "DroverEngineTests", dependencies: ["DroverEngine", "DroverModel"]),
     .testTarget(name: "DroverLibvirtTests", dependencies: ["DroverLibvirt", "DroverEngine", "DroverPlan", "Libvirt"]),
     .testTarget(name: "DroverSpecTests", dependencies: ["DroverSpec", "DroverCommands"]),
     .testTarget(name: "DroverBakeTests", dependencies: ["DroverBake", "DroverLibvirt", "DroverPlan", "Libvirt"]),

@@ -153,3 +153,44 @@ enum QemuSystem {
     (try? Connection.open("qemu:///system", timeout: 30)) != nil
   }()
 }
+
+/// The README's main job as a system test: `scripts/demo` against the built binary on
+/// `qemu:///system`, with a foreign domain present that must stay untouched. It lives in this
+/// serialized suite so real VMs from different tests never compete for the two cores.
+extension BakeSystemTests {
+  @Test func theDemoRunsEndToEndAndLeavesNothingBehind() throws {
+    let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let foreignName = "not-drovers-\(getpid())"
+    let foreign = try backend.connection.defineDomain(xml: """
+      <domain type='qemu'><name>\(foreignName)</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
+      <os><type arch='x86_64'>hvm</type></os></domain>
+      """)
+    defer { try? foreign.undefine() }
+    let foreignXML = try foreign.xml()
+
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/bash")
+    process.arguments = [repo.appendingPathComponent("scripts/demo").path, "--no-setup"]
+    process.environment = ProcessInfo.processInfo.environment.merging(["DROVER": repo.appendingPathComponent(".build/debug/drover").path]) { $1 }
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = out
+    try process.run()
+    let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    #expect(process.terminationStatus == 0, "\(output.suffix(3000))")
+    #expect(output.contains("cache hit (inputs unchanged, nothing rebuilt, no VM booted)"))
+    #expect(output.contains("console markers: web-1=v1") || output.contains("=v1 "), "every node reached the v1 ready marker")
+    #expect(output.contains("ok: console markers: web-1-g2=v2 web-2-g2=v2 web-3-g2=v2"), "the rollout left every node ready on v2")
+    #expect(output.contains("web-1: FAILED: console check"), "the v3 canary failed its health check")
+    #expect(output.contains("ok: the pool is back on demo@v2: web-1-g2=v2 web-2-g2=v2 web-3-g2=v2"), "rollback left the pool on v2")
+    #expect(output.contains("drift found the change (exit 2)"))
+    #expect(try foreign.xml() == foreignXML, "the foreign domain was not changed")
+    let leftovers = try backend.connection.allDomains().filter {
+      (try? $0.metadata(namespace: OwnershipMetadata.namespace))?.contains("project=\"drover-demo\"") ?? false
+    }
+    #expect(leftovers.isEmpty, "no demo node left")
+    #expect(try backend.connection.storagePool(named: "drover-demo-images") == nil, "no demo pool left")
+    #expect(!FileManager.default.fileExists(atPath: "/var/lib/drover/demo-images"))
+  }
+}

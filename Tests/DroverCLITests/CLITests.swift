@@ -137,7 +137,12 @@ import Testing
       lockDir.appendingPathComponent("\(pool).lock").path,
     ]
     try holder.run()
-    Thread.sleep(forTimeInterval: 0.3)
+    var held = false
+    for _ in 0..<100 where !held {
+      held = PoolLock.isHeld(pool: pool, directory: lockDir.path)
+      if !held { Thread.sleep(forTimeInterval: 0.05) }
+    }
+    #expect(held, "the holder took the lock")
     #expect(try h.run(["apply", "--auto-approve"]).status == 1)
     kill(holder.processIdentifier, SIGKILL)
     holder.waitUntilExit()
