@@ -35,7 +35,8 @@ let package = Package(
       name: "DroverCommands",
       dependencies: ["DroverSpec", "DroverPlan", "DroverRollout", "DroverEngine", "DroverBake", "DroverLibvirt", argumentParser]),
     .executableTarget(name: "drover", dependencies: ["DroverCommands"]),
-    .executableTarget(name: "drover-bench", dependencies: ["DroverBake", "DroverLibvirt", "DroverPlan", "DroverSpec", "DroverModel"]),
+    .executableTarget(
+      name: "drover-bench", dependencies: ["DroverBake", "DroverLibvirt", "DroverPlan", "DroverSpec", "DroverModel", "Libvirt"]),
     // Tests.
 
     .testTarget(name: "LibYAMLTests", dependencies: ["LibYAML"]),

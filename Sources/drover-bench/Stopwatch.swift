@@ -25,13 +25,23 @@ enum Stopwatch {
 /// `posix_spawn` + `waitpid` rather than Foundation's `Process`, whose run-loop based wait adds
 /// ~20 ms per child here and would be measured as if it were the child's own time.
 @discardableResult
-func runProcess(_ path: String, _ arguments: [String], cwd: String? = nil, environment: [String: String] = [:]) throws -> Int32 {
+func runProcess(_ path: String, _ arguments: [String], cwd: String? = nil, environment: [String: String] = [:], stdin: String? = nil) throws -> Int32 {
+  try spawn(path, arguments, cwd: cwd, environment: environment, stdin: stdin).status
+}
+
+/// Runs a command and returns its peak resident memory in KiB.
+func runMeasured(_ path: String, _ arguments: [String], cwd: String? = nil, environment: [String: String] = [:]) throws -> Int {
+  try spawn(path, arguments, cwd: cwd, environment: environment, stdin: nil).maxRSSKiB
+}
+
+func spawn(_ path: String, _ arguments: [String], cwd: String?, environment: [String: String], stdin: String?) throws -> (status: Int32, maxRSSKiB: Int) {
   var env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
   if let cwd { env["PWD"] = cwd }
   let argv = [path] + arguments
   var actions = posix_spawn_file_actions_t()
   posix_spawn_file_actions_init(&actions)
   defer { posix_spawn_file_actions_destroy(&actions) }
+  posix_spawn_file_actions_addopen(&actions, 0, stdin ?? "/dev/null", O_RDONLY, 0)
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
   posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
   // No posix_spawn chdir action in this libc's headers: the benchmark is single-threaded, so
@@ -49,6 +59,7 @@ func runProcess(_ path: String, _ arguments: [String], cwd: String? = nil, envir
   let rc = posix_spawn(&pid, path, &actions, nil, cArgs, cEnv)
   guard rc == 0 else { throw BenchError("cannot run \(path): \(String(cString: strerror(rc)))") }
   var status: Int32 = 0
-  waitpid(pid, &status, 0)
-  return (status >> 8) & 0xFF
+  var usage = rusage()
+  wait4(pid, &status, 0, &usage)
+  return ((status >> 8) & 0xFF, usage.ru_maxrss)
 }

@@ -9,7 +9,7 @@ let drover = binDir + "/drover"
 /// The repository (for the example recipes): the working directory or DROVER_REPO.
 let repo = ProcessInfo.processInfo.environment["DROVER_REPO"] ?? FileManager.default.currentDirectoryPath
 let runs = Int(ProcessInfo.processInfo.environment["DROVER_BENCH_RUNS"] ?? "") ?? 5
-let scenarios = arguments.isEmpty ? ["validate"] : arguments
+let scenarios = arguments.isEmpty ? ["validate", "fleet", "bake"] : arguments
 
 print("drover-bench: median of \(runs) runs, binary \(drover)")
 for scenario in scenarios {
@@ -18,7 +18,10 @@ for scenario in scenarios {
     switch scenario {
     case "validate": try ValidateBenchmark.run(drover: drover, runs: runs).forEach { print($0) }
     case "bake": try BakeBenchmark.run(drover: drover, runs: runs, repo: repo).forEach { print($0) }
-    default: print("unknown scenario '\(scenario)'; known: validate, bake")
+    case "fleet":
+      let sizes = (ProcessInfo.processInfo.environment["DROVER_BENCH_SIZES"] ?? "100,1000,5000").split(separator: ",").compactMap { Int($0) }
+      try FleetBenchmark.run(drover: drover, runs: runs, sizes: sizes).forEach { print($0) }
+    default: print("unknown scenario '\(scenario)'; known: validate, bake, fleet")
     }
   } catch {
     print("error: \(error)")

@@ -1,0 +1,48 @@
+/* The "floor" for Drover's benchmarks: the least a program must do to read (or create) the same
+ * inventory through libvirt's C API, one call after another.
+ *   libvirt-floor URI observe NAMESPACE   list all domains + read each one's metadata element
+ *   libvirt-floor URI create PREFIX N     define + start N small domains, serially
+ * Built by drover-bench with: cc -O2 -o libvirt-floor libvirt-floor.c $(pkg-config --cflags --libs libvirt)
+ */
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void quiet(void *data, virErrorPtr error) { (void)data; (void)error; }
+
+int main(int argc, char **argv) {
+  if (argc < 4) { fprintf(stderr, "usage: %s URI observe NS | URI create PREFIX N\n", argv[0]); return 64; }
+  virSetErrorFunc(NULL, quiet);
+  virConnectPtr conn = virConnectOpen(argv[1]);
+  if (!conn) { fprintf(stderr, "cannot connect to %s\n", argv[1]); return 1; }
+  int status = 0;
+  if (strcmp(argv[2], "observe") == 0) {
+    virDomainPtr *domains = NULL;
+    int n = virConnectListAllDomains(conn, &domains, 0);
+    if (n < 0) { status = 1; goto out; }
+    long owned = 0;
+    for (int i = 0; i < n; i++) {
+      char *md = virDomainGetMetadata(domains[i], VIR_DOMAIN_METADATA_ELEMENT, argv[3], 0);
+      if (md) { owned++; free(md); }
+      virDomainFree(domains[i]);
+    }
+    free(domains);
+    printf("%d domains, %ld with metadata\n", n, owned);
+  } else if (strcmp(argv[2], "create") == 0 && argc >= 5) {
+    int n = atoi(argv[4]);
+    char xml[1024];
+    for (int i = 1; i <= n; i++) {
+      snprintf(xml, sizeof xml,
+               "<domain type='test'><name>%s-%d</name><memory unit='KiB'>262144</memory><vcpu>1</vcpu>"
+               "<os><type>hvm</type></os></domain>", argv[3], i);
+      virDomainPtr d = virDomainDefineXML(conn, xml);
+      if (!d || virDomainCreate(d) < 0) { status = 1; if (d) virDomainFree(d); break; }
+      virDomainFree(d);
+    }
+  }
+out:
+  virConnectClose(conn);
+  return status;
+}
