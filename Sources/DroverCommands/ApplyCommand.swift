@@ -183,9 +183,13 @@ struct ApplyCommand: ParsableCommand {
     DispatchQueue.concurrentPerform(iterations: checked.count) { i in
       let action = checked[i]
       let pool = pools[action.pool]!
-      let endpoint = NodeEndpoint(
+      var endpoint = NodeEndpoint(
         name: action.node, host: action.host, pool: action.pool, image: action.after?.ownership.image ?? "",
         consoleLog: "\(consoleDir)/\(action.node).log")
+      if let backend = context.backends[action.host] {
+        let node = action.node
+        endpoint.resolveAddress = { backend.address(of: node) }
+      }
       let reason = HealthChecker().unhealthyReason(
         endpoint, checks: pool.health, deadline: Date().addingTimeInterval(pool.upgrade.healthTimeout.seconds), shouldStop: { interrupt.isSet })
       if let reason {

@@ -10,6 +10,8 @@ public struct NodeEndpoint: Sendable {
   public var image: String
   public var address: String?
   public var consoleLog: String?
+  /// Looks the address up when a check needs it (a new node gets its DHCP lease a few seconds in).
+  public var resolveAddress: (@Sendable () -> String?)?
 
   public init(name: String, host: String, pool: String, image: String, address: String? = nil, consoleLog: String? = nil) {
     self.name = name
@@ -75,10 +77,10 @@ public struct HealthChecker: HealthProbing {
       guard let regex = try? Regex(pattern) else { return "invalid pattern" }
       return text.contains(regex) ? nil : "pattern not seen on the console yet"
     case .tcp(let port):
-      guard let address = node.address else { return "the node has no IP address yet" }
+      guard let address = node.address ?? node.resolveAddress?() else { return "the node has no IP address yet" }
       return TCPProbe.connect(address, port: port, timeout: max(0.1, min(2, deadline.timeIntervalSinceNow)))
     case .http(let port, let path, let status, let body):
-      guard let address = node.address else { return "the node has no IP address yet" }
+      guard let address = node.address ?? node.resolveAddress?() else { return "the node has no IP address yet" }
       return TCPProbe.http(address, port: port, path: path, status: status, body: body, timeout: max(0.1, min(5, deadline.timeIntervalSinceNow)))
     case .command(let argv):
       let result = HookRunner.run(argv, environment: node.environment, timeout: max(0.1, deadline.timeIntervalSinceNow))

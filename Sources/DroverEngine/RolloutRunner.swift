@@ -158,7 +158,14 @@ public final class RolloutRunner: @unchecked Sendable {
   }
 
   func endpoint(_ host: String, _ o: NodeOwnership) -> NodeEndpoint {
-    NodeEndpoint(name: o.node, host: host, pool: pool.name, image: o.image, consoleLog: hooks.consoleLog(o.node))
+    var ep = NodeEndpoint(name: o.node, host: host, pool: pool.name, image: o.image, consoleLog: hooks.consoleLog(o.node))
+    if let resolver = backends[host] as? AddressResolving {
+      let node = o.node
+      nonisolated(unsafe) let r = resolver
+      ep.resolveAddress = { r.address(of: node) }
+      ep.address = pool.network == nil ? nil : r.address(of: node)
+    }
+    return ep
   }
 
   func step<T>(_ state: RolloutState, _ key: String, _ name: String, _ body: () throws -> T) throws -> T {

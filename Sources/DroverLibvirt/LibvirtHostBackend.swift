@@ -197,3 +197,11 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     return (domain, ownership)
   }
 }
+
+extension LibvirtHostBackend: AddressResolving {
+  public func address(of node: String) -> String? {
+    guard let domain = try? connection.domain(named: node) else { return nil }
+    calls.record("addresses")
+    return (try? domain.ipv4Addresses())?.first
+  }
+}

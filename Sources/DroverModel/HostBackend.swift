@@ -2,6 +2,12 @@ extension HostBackend {
   public func observe() throws -> ObservedHost { try observe(detailed: false) }
 }
 
+/// Backends that can tell a node's IP address (for tcp/http health checks and hooks).
+public protocol AddressResolving {
+  /// The node's first IPv4 address, or nil while it has none (no lease yet, or no network).
+  func address(of node: String) -> String?
+}
+
 /// Everything the engine needs from one hypervisor host (implemented over libvirt by
 /// `DroverLibvirt`). Signatures use model types only, so the engine never sees libvirt.
 public protocol HostBackend: AnyObject, Sendable {

@@ -90,6 +90,29 @@ public final class Domain: @unchecked Sendable {
       "setting metadata of \(name)")
   }
 
+  /// IPv4 addresses of the domain's interfaces, from the DHCP leases of libvirt's networks.
+  /// The corresponding C function is `virDomainInterfaceAddresses`
+  /// (`VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE`); the result is freed with `virDomainInterfaceFree`.
+  public func ipv4Addresses() throws(LibvirtError) -> [String] {
+    var ifaces: UnsafeMutablePointer<virDomainInterfacePtr?>?
+    let n = virDomainInterfaceAddresses(pointer, &ifaces, UInt32(VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE.rawValue), 0)
+    try check(n, "reading addresses of \(name)")
+    guard let ifaces else { return [] }
+    defer {
+      for i in 0..<Int(n) { if let iface = ifaces[i] { virDomainInterfaceFree(iface) } }
+      free(ifaces)
+    }
+    var result: [String] = []
+    for i in 0..<Int(n) {
+      guard let iface = ifaces[i] else { continue }
+      for j in 0..<Int(iface.pointee.naddrs) {
+        let a = iface.pointee.addrs[j]
+        if a.type == Int32(VIR_IP_ADDR_TYPE_IPV4.rawValue), let text = a.addr { result.append(String(cString: text)) }
+      }
+    }
+    return result
+  }
+
   /// Starts a defined domain. The corresponding C function is `virDomainCreate`.
   public func start() throws(LibvirtError) { try check(virDomainCreate(pointer), "starting \(name)") }
 

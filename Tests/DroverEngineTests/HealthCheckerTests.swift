@@ -1,0 +1,107 @@
+import DroverEngine
+import DroverModel
+import Foundation
+import Testing
+
+/// The health probes against real endpoints on this machine: an HTTP server on loopback, a console
+/// log file, and commands.
+@Suite(.serialized) final class HealthCheckerTests {
+  let dir: String
+  let server: Process
+  let port: Int
+
+  init() throws {
+    dir = FileManager.default.temporaryDirectory.appendingPathComponent("drover-health-\(UUID().uuidString.prefix(8))").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    try "ok: ready\n".write(toFile: dir + "/healthz", atomically: true, encoding: .utf8)
+    port = 18000 + Int.random(in: 0..<2000)
+    server = Process()
+    server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    server.arguments = ["python3", "-m", "http.server", "\(port)", "--bind", "127.0.0.1", "--directory", dir]
+    server.standardOutput = FileHandle.nullDevice
+    server.standardError = FileHandle.nullDevice
+    try server.run()
+    let probe = HealthCheckSpec(kind: .tcp(port: port), timeout: TimeSpan(milliseconds: 100), interval: TimeSpan(milliseconds: 50))
+    for _ in 0..<100 where HealthChecker().unhealthyReason(node, checks: [probe], deadline: Date().addingTimeInterval(1), shouldStop: { false }) != nil {
+      Thread.sleep(forTimeInterval: 0.1)
+    }
+  }
+
+  deinit {
+    server.terminate()
+    try? FileManager.default.removeItem(atPath: dir)
+  }
+
+  var node: NodeEndpoint { NodeEndpoint(name: "web-1", host: "qemu:///system", pool: "web", image: "demo@v2", address: "127.0.0.1", consoleLog: dir + "/console.log") }
+
+  func check(_ kind: HealthCheckSpec.Kind, timeout: TimeSpan = .seconds(2)) -> String? {
+    HealthChecker().unhealthyReason(
+      node, checks: [HealthCheckSpec(kind: kind, timeout: timeout, interval: TimeSpan(milliseconds: 100))],
+      deadline: Date().addingTimeInterval(5), shouldStop: { false })
+  }
+
+  @Test func tcpAndHTTPChecks() {
+    #expect(check(.tcp(port: port)) == nil)
+    #expect(check(.http(port: port, path: "/healthz", expectStatus: 200, bodyPattern: "ok: re+ady")) == nil)
+    #expect(check(.http(port: port, path: "/missing", expectStatus: 200, bodyPattern: nil))?.contains("HTTP status 404") == true)
+    #expect(check(.http(port: port, path: "/healthz", expectStatus: 200, bodyPattern: "^nope$"))?.contains("body does not match") == true)
+    let closed = check(.tcp(port: 1), timeout: TimeSpan(milliseconds: 500))
+    #expect(closed?.contains("connect 127.0.0.1:1") == true)
+    #expect(closed?.contains("tcp check :1 failed after") == true)
+  }
+
+  @Test func consoleCheckWaitsForTheMarker() throws {
+    try "booting\n".write(toFile: dir + "/console.log", atomically: true, encoding: .utf8)
+    #expect(check(.console(pattern: "DROVER READY v[0-9]+"), timeout: TimeSpan(milliseconds: 300))?.contains("pattern not seen") == true)
+    let log = dir + "/console.log"
+    DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) {
+      try? "booting\nDROVER READY v2\n".write(toFile: log, atomically: true, encoding: .utf8)
+    }
+    #expect(check(.console(pattern: "DROVER READY v[0-9]+"), timeout: .seconds(3)) == nil)
+  }
+
+  @Test func commandCheckSeesTheNodeInItsEnvironment() {
+    #expect(check(.command(argv: ["/bin/sh", "-c", "[ \"$DROVER_NODE/$DROVER_IMAGE/$DROVER_NODE_IP\" = web-1/demo@v2/127.0.0.1 ]"])) == nil)
+    #expect(check(.command(argv: ["/bin/sh", "-c", "echo not yet; exit 7"]), timeout: TimeSpan(milliseconds: 300))?.contains("exit 7: not yet") == true)
+  }
+}
+
+/// The Kubernetes drain back-end against a `kubectl` **stand-in** (no Kubernetes API server can
+/// run here): a script that records its arguments and answers like kubectl, placed first on PATH.
+@Suite(.serialized) struct KubernetesDrainTests {
+  @Test func cordonDrainUncordonCallKubectlWithTheSpecsOptions() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("drover-kubectl-\(UUID().uuidString.prefix(8))").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try """
+      #!/bin/sh
+      echo "$*" >> "\(dir)/calls"
+      case "$*" in
+        *"drain slow-node"*)
+          # Like kubectl: give up at --timeout while a pod cannot be evicted (its PDB forbids it).
+          t=$(echo "$*" | sed -n 's/.*--timeout=\\([0-9]*\\)s.*/\\1/p'); sleep "$t"
+          echo "error: timed out waiting for the condition"; exit 1 ;;
+        *drain*) echo "evicting pod default/app-1"; echo "node/$3 drained" ;;
+      esac
+      """.write(toFile: dir + "/kubectl", atomically: true, encoding: .utf8)
+    chmod(dir + "/kubectl", 0o755)
+    setenv("PATH", dir + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"), 1)
+
+    let drainer = Drainers.make(DrainSpec(backend: .kubernetes(kubeconfig: "/etc/kube.conf", gracePeriod: .seconds(30)), timeout: .seconds(60)))
+    let node = NodeEndpoint(name: "web-1", host: "qemu:///system", pool: "web", image: "demo@v2")
+    try drainer.cordon(node)
+    #expect(try drainer.drain(node, timeout: 60))
+    try drainer.uncordon(node)
+    let calls = try String(contentsOfFile: dir + "/calls", encoding: .utf8).split(separator: "\n")
+    #expect(calls == [
+      "--kubeconfig /etc/kube.conf cordon web-1",
+      "--kubeconfig /etc/kube.conf drain web-1 --ignore-daemonsets --delete-emptydir-data --grace-period=30 --timeout=60s",
+      "--kubeconfig /etc/kube.conf uncordon web-1",
+    ])
+
+    // A drain that does not finish in time reports a timeout (the spec then fails or forces).
+    let start = Date()
+    #expect(try drainer.drain(NodeEndpoint(name: "slow-node", host: "h", pool: "web", image: "i"), timeout: 1) == false)
+    #expect(Date().timeIntervalSince(start) < 10)
+  }
+}
