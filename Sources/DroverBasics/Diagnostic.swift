@@ -43,12 +43,6 @@ extension Diagnostic: DiagnosticConvertible {
   public var diagnostics: [Diagnostic] { [self] }
 }
 
-/// Several diagnostics, thrown as one error when an operation found more than one problem.
-public struct DiagnosticList: DiagnosticConvertible, Sendable {
-  public var diagnostics: [Diagnostic]
-  public init(_ diagnostics: [Diagnostic]) { self.diagnostics = diagnostics }
-}
-
 extension Array where Element == Diagnostic {
   public var hasErrors: Bool { contains { $0.severity == .error } }
 

@@ -13,13 +13,6 @@ public struct SpecSet: Sendable {
   }
 
   public var poolSpecs: [PoolSpec] { pools.map(\.spec) }
-
-  public func recipe(for ref: ImageRef) -> ImageRecipe? {
-    switch ref.selector {
-    case .version(let v): return recipes.first { $0.recipe.name == ref.name && $0.recipe.version == v }?.recipe
-    case .digest: return nil
-    }
-  }
 }
 
 /// What a spec file declares, decided by its folder: files under `images/` are recipes.

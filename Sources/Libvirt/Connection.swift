@@ -118,15 +118,4 @@ public final class Connection: @unchecked Sendable {
     guard let p = virDomainDefineXML(pointer, xml) else { throw LibvirtError.last(fallback: "defining domain") }
     return Domain(pointer: p, connection: self)
   }
-
-  /// The hypervisor's host name. The corresponding C function is `virConnectGetHostname`.
-  public func hostname() throws(LibvirtError) -> String {
-    guard let name = takeString(virConnectGetHostname(pointer)) else {
-      throw LibvirtError.last(fallback: "reading host name")
-    }
-    return name
-  }
-
-  /// Whether the connection is still usable. The corresponding C function is `virConnectIsAlive`.
-  public var isAlive: Bool { virConnectIsAlive(pointer) == 1 }
 }
