@@ -5,6 +5,7 @@ import DroverLibvirt
 import DroverModel
 import DroverSpec
 import Foundation
+import Synchronization
 
 /// Where the project lives and how to reach its hosts; shared by every command that plans.
 struct ProjectOptions: ParsableArguments {
@@ -62,19 +63,17 @@ struct ProjectContext {
 /// Opens connections to many hosts at once.
 enum Connector {
   static func connect(_ uris: [String], readOnly: Bool, timeout: Double) -> (backends: [String: LibvirtHostBackend], unreachable: [String: String]) {
-    let lock = NSLock()
-    nonisolated(unsafe) var backends: [String: LibvirtHostBackend] = [:]
-    nonisolated(unsafe) var unreachable: [String: String] = [:]
+    let results = Mutex<(backends: [String: LibvirtHostBackend], unreachable: [String: String])>(([:], [:]))
     DispatchQueue.concurrentPerform(iterations: uris.count) { i in
       let uri = uris[i]
       do {
         let backend = try LibvirtHostBackend.connect(uri, readOnly: readOnly, timeout: timeout)
-        lock.withLock { backends[uri] = backend }
+        results.withLock { $0.backends[uri] = backend }
       } catch {
         let message = (error as? HostError)?.message ?? "\(error)"
-        lock.withLock { unreachable[uri] = message }
+        results.withLock { $0.unreachable[uri] = message }
       }
     }
-    return (backends, unreachable)
+    return results.withLock { $0 }
   }
 }

@@ -1,6 +1,7 @@
 import DroverBasics
 import DroverModel
 import Foundation
+import Synchronization
 
 /// Observes every host at once: one bulk read per host, hosts in parallel.
 ///
@@ -8,13 +9,14 @@ import Foundation
 /// empty answer would plan creates for nodes that exist).
 public enum WorldObserver {
   public static func observe(_ backends: [any HostBackend], unreachable: [String: String] = [:], detailed: Bool = false) -> ObservedWorld {
-    let results = LockedDictionary<String, Result<ObservedHost, Error>>()
+    let results = Mutex<[String: Result<ObservedHost, Error>]>([:])
     DispatchQueue.concurrentPerform(iterations: backends.count) { i in
       let backend = backends[i]
-      results[backend.uri] = Result { try backend.observe(detailed: detailed) }
+      let result = Result { try backend.observe(detailed: detailed) }
+      results.withLock { $0[backend.uri] = result }
     }
     var world = ObservedWorld(unreachable: unreachable)
-    for (uri, result) in results.snapshot {
+    for (uri, result) in results.withLock({ $0 }) {
       switch result {
       case .success(let host): world.hosts[uri] = host
       case .failure(let error):
@@ -23,17 +25,4 @@ public enum WorldObserver {
     }
     return world
   }
-}
-
-/// A dictionary behind a lock, for results gathered by concurrent workers.
-final class LockedDictionary<Key: Hashable, Value>: @unchecked Sendable {
-  private let lock = NSLock()
-  private var storage: [Key: Value] = [:]
-
-  subscript(key: Key) -> Value? {
-    get { lock.withLock { storage[key] } }
-    set { lock.withLock { storage[key] = newValue } }
-  }
-
-  var snapshot: [Key: Value] { lock.withLock { storage } }
 }
