@@ -81,7 +81,8 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   actions = actions.filter { selected($0, targets: options.targets, excludes: options.excludes) }
   let relevant = Set(pools.flatMap(\.hosts)).union(owned.values.flatMap { $0.map(\.host) })
   let basePlan = Plan(
-    actions: actions, specDigest: specDigest(pools), world: WorldFingerprint(observed, relevantHosts: relevant),
+    actions: actions, specDigest: specDigest(pools), world: WorldFingerprint(
+      observed, relevantHosts: relevant, project: options.project, pools: Set(pools.map(\.name)).union(owned.keys)),
     targets: options.targets, excludes: options.excludes, forceReplace: options.forceReplace)
   var plan = basePlan
   plan.rollouts = pools.sorted { $0.name < $1.name }.compactMap { RolloutPreview.make(pool: $0, actions: actions) }

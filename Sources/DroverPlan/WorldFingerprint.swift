@@ -3,19 +3,24 @@ import DroverModel
 
 /// A digest of the observed world, with enough detail to say what changed.
 ///
-/// Per host, every domain's name → "uuid state metadata-digest" (foreign domains too, since a
-/// foreign domain that appears with a node's name changes what apply may do).
+/// Per host, name → "uuid state metadata-digest" of every domain that can change what apply does:
+/// the project's own nodes, and any domain named like a node of a declared pool (`<pool>-…`: a
+/// foreign domain taking a node's name). Unrelated VMs on a shared host starting or stopping do
+/// not make a saved plan stale.
 public struct WorldFingerprint: Sendable, Codable, Hashable {
   public var hosts: [String: [String: String]]
 
   public init(hosts: [String: [String: String]]) { self.hosts = hosts }
 
-  public init(_ world: ObservedWorld, relevantHosts: Set<String>) {
+  public init(_ world: ObservedWorld, relevantHosts: Set<String>, project: String, pools: Set<String>) {
     var hosts: [String: [String: String]] = [:]
     for uri in relevantHosts {
       guard let host = world.hosts[uri] else { continue }
       var entries: [String: String] = [:]
       for d in host.domains {
+        let owned = d.ownership?.project == project
+        let namedLikeANode = pools.contains { d.name.hasPrefix($0 + "-") }
+        guard owned || namedLikeANode else { continue }
         entries[d.name] = "\(d.uuid) \(d.isActive ? "active" : "inactive") \(d.metadataDigest)"
       }
       hosts[uri] = entries

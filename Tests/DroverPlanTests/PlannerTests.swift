@@ -171,12 +171,23 @@ import Testing
 
   @Test func staleWorldIsNamed() {
     let spec = Self.pool()
-    let before = WorldFingerprint(Self.world(spec), relevantHosts: [Self.host])
+    let before = WorldFingerprint(Self.world(spec), relevantHosts: [Self.host], project: "default", pools: ["web"])
     var changed = Self.world(spec)
     changed.hosts[Self.host]!.domains.removeLast()
     changed.hosts[Self.host]!.domains[0].metadataDigest = "edited"
-    let after = WorldFingerprint(changed, relevantHosts: [Self.host])
+    let after = WorldFingerprint(changed, relevantHosts: [Self.host], project: "default", pools: ["web"])
     #expect(before.digest != after.digest)
     #expect(after.differences(from: before) == ["\(Self.host): domain web-1 metadata changed", "\(Self.host): domain web-3 disappeared"])
+  }
+
+  @Test func unrelatedVMsDoNotMakeAPlanStaleButANodeNamedForeignDomainDoes() {
+    let spec = Self.pool()
+    let before = WorldFingerprint(Self.world(spec), relevantHosts: [Self.host], project: "default", pools: ["web"])
+    let unrelated = ObservedDomain(name: "someone-elses-vm", uuid: "u", state: "running", isActive: true, ownership: nil, metadataDigest: "")
+    let withUnrelated = WorldFingerprint(Self.world(spec, extra: [unrelated]), relevantHosts: [Self.host], project: "default", pools: ["web"])
+    #expect(withUnrelated.digest == before.digest)
+    let squatter = ObservedDomain(name: "web-4", uuid: "s", state: "running", isActive: true, ownership: nil, metadataDigest: "")
+    let withSquatter = WorldFingerprint(Self.world(spec, extra: [squatter]), relevantHosts: [Self.host], project: "default", pools: ["web"])
+    #expect(withSquatter.differences(from: before) == ["\(Self.host): domain web-4 appeared"])
   }
 }
