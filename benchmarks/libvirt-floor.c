@@ -1,6 +1,8 @@
 /* The "floor" for Drover's benchmarks: the least a program must do to read (or create) the same
  * inventory through libvirt's C API, one call after another.
  *   libvirt-floor URI observe NAMESPACE   list all domains + read each one's metadata element
+ *   libvirt-floor URI observe-xml         list all domains + read each one's persistent XML, and
+ *                                         its live XML too when it runs (what drift reads)
  *   libvirt-floor URI create PREFIX N     define + start N small domains, serially
  * Built by drover-bench with: cc -O2 -o libvirt-floor libvirt-floor.c $(pkg-config --cflags --libs libvirt)
  */
@@ -13,7 +15,8 @@
 static void quiet(void *data, virErrorPtr error) { (void)data; (void)error; }
 
 int main(int argc, char **argv) {
-  if (argc < 4) { fprintf(stderr, "usage: %s URI observe NS | URI create PREFIX N\n", argv[0]); return 64; }
+  if (argc < 3) { fprintf(stderr, "usage: %s URI observe NS | URI observe-xml | URI create PREFIX N\n", argv[0]); return 64; }
+  if (strcmp(argv[2], "observe") == 0 && argc < 4) { fprintf(stderr, "observe needs a namespace\n"); return 64; }
   virSetErrorFunc(NULL, quiet);
   virConnectPtr conn = virConnectOpen(argv[1]);
   if (!conn) { fprintf(stderr, "cannot connect to %s\n", argv[1]); return 1; }
@@ -30,6 +33,24 @@ int main(int argc, char **argv) {
     }
     free(domains);
     printf("%d domains, %ld with metadata\n", n, owned);
+  } else if (strcmp(argv[2], "observe-xml") == 0) {
+    /* One bulk call lists the domains with their states (no per-domain state round trip). */
+    virDomainStatsRecordPtr *records = NULL;
+    int n = virConnectGetAllDomainStats(conn, VIR_DOMAIN_STATS_STATE, &records, 0);
+    if (n < 0) { status = 1; goto out; }
+    long bytes = 0;
+    for (int i = 0; i < n; i++) {
+      int state = 0;
+      virTypedParamsGetInt(records[i]->params, records[i]->nparams, "state.state", &state);
+      char *xml = virDomainGetXMLDesc(records[i]->dom, VIR_DOMAIN_XML_INACTIVE);
+      if (xml) { bytes += (long)strlen(xml); free(xml); }
+      if (state != VIR_DOMAIN_SHUTOFF && state != VIR_DOMAIN_NOSTATE && state != VIR_DOMAIN_CRASHED) {
+        xml = virDomainGetXMLDesc(records[i]->dom, 0);
+        if (xml) { bytes += (long)strlen(xml); free(xml); }
+      }
+    }
+    virDomainStatsRecordListFree(records);
+    printf("%d domains, %ld bytes of XML\n", n, bytes);
   } else if (strcmp(argv[2], "create") == 0 && argc >= 5) {
     int n = atoi(argv[4]);
     char xml[1024];

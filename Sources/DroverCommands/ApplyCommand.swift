@@ -180,7 +180,8 @@ struct ApplyCommand: ParsableCommand {
     let consoleDir = images.consoleDir
     let json = self.json
     let failures = Mutex<[(action: PlannedAction, error: Diagnostic)]>([])
-    DispatchQueue.concurrentPerform(iterations: checked.count) { i in
+    // Probes mostly wait (on a console log, a socket): up to 32 nodes are checked at once.
+    BlockingFanOut.forEach(checked.count, width: 32) { i in
       let action = checked[i]
       let pool = pools[action.pool]!
       var endpoint = NodeEndpoint(

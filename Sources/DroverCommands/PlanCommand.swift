@@ -40,12 +40,18 @@ struct PlanCommand: ParsableCommand {
   var out: String?
 
   func run() throws {
+    PhaseTimings.start()
+    defer { PhaseTimings.report() }
     let context = try ProjectContext.load(project, format: json ? .json : .human)
+    let observed = context.observe()
+    PhaseTimings.mark("observe")
     let (plan, diagnostics) = makePlan(
-      pools: context.specs.poolSpecs, observed: context.observe(),
+      pools: context.specs.poolSpecs, observed: observed,
       options: PlanOptions(
         targets: targeting.targets, excludes: targeting.excludes, imageDigests: images.catalogue.digestsByReference,
         project: project.projectName, forceReplace: targeting.replace))
+    PhaseTimings.mark("plan")
+    defer { PhaseTimings.mark("output") }
     if json {
       Output.json(PlanView.jsonObject(plan, diagnostics: diagnostics))
     } else {

@@ -50,8 +50,10 @@ struct ProjectContext {
       Report.diagnostics(diagnostics, sources: sources, format: format, noColor: options.noColor)
       throw ExitCode.failure
     }
+    PhaseTimings.mark("specs")
     let uris = Array(Set(specs.pools.flatMap(\.spec.hosts))).sorted()
     let connected = Connector.connect(uris, readOnly: readOnly, timeout: options.connectTimeout)
+    PhaseTimings.mark("connect")
     return ProjectContext(specs: specs, sources: sources, backends: connected.backends, unreachable: connected.unreachable)
   }
 
@@ -64,7 +66,7 @@ struct ProjectContext {
 enum Connector {
   static func connect(_ uris: [String], readOnly: Bool, timeout: Double) -> (backends: [String: LibvirtHostBackend], unreachable: [String: String]) {
     let results = Mutex<(backends: [String: LibvirtHostBackend], unreachable: [String: String])>(([:], [:]))
-    DispatchQueue.concurrentPerform(iterations: uris.count) { i in
+    BlockingFanOut.forEach(uris.count, width: uris.count) { i in
       let uri = uris[i]
       do {
         let backend = try LibvirtHostBackend.connect(uri, readOnly: readOnly, timeout: timeout)

@@ -132,7 +132,7 @@ enum RolloutResumer {
     var args = ["--auto-approve", "--target", pool, "-C", project.dir, "--project", project.projectName]
     args += ["--image-dir", images.imageDir, "--image-pool", images.imagePool, "--console-dir", images.consoleDir]
     if project.noColor { args.append("--no-color") }
-    var apply = try ApplyCommand.parse(args)
+    let apply = try ApplyCommand.parse(args)
     try apply.run()
   }
 }

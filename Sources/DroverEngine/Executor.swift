@@ -64,10 +64,10 @@ public final class Executor: @unchecked Sendable {
     }
     let result = Mutex(ApplyResult())
     let perHost = groups.sorted { $0.key < $1.key }.map(\.value)
-    DispatchQueue.concurrentPerform(iterations: perHost.count) { h in
+    BlockingFanOut.forEach(perHost.count, width: perHost.count) { h in
       let work = perHost[h]
       let next = Mutex(0)
-      DispatchQueue.concurrentPerform(iterations: min(parallelismPerHost, work.count)) { _ in
+      BlockingFanOut.forEach(min(parallelismPerHost, work.count), width: parallelismPerHost) { _ in
         while true {
           let i = next.withLock { value -> Int in
             defer { value += 1 }

@@ -103,7 +103,7 @@ public final class RolloutRunner: @unchecked Sendable {
         let batch = Array(nodes.prefix(state.policy.concurrency))
         hooks.onEvent("\(wave == 0 && state.policy.canary > 0 ? "canary" : "wave \(wave)"): replacing \(batch.joined(separator: ", "))")
         let current = state
-        DispatchQueue.concurrentPerform(iterations: batch.count) { i in
+        BlockingFanOut.forEach(batch.count, width: batch.count) { i in
           let key = batch[i]
           do {
             if let reason = try self.replaceNode(key, image: current.toImage, digest: imageDigest, state: current, rollback: false) {
@@ -115,7 +115,7 @@ public final class RolloutRunner: @unchecked Sendable {
             }
           } catch {
             let message = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"
-            try? self.journal.append(current.id, .nodeFailed, node: key, detail: message)
+            _ = try? self.journal.append(current.id, .nodeFailed, node: key, detail: message)
             self.hooks.onEvent("\(key): FAILED: \(message)")
           }
         }

@@ -10,7 +10,7 @@ import Synchronization
 public enum WorldObserver {
   public static func observe(_ backends: [any HostBackend], unreachable: [String: String] = [:], detailed: Bool = false) -> ObservedWorld {
     let results = Mutex<[String: Result<ObservedHost, Error>]>([:])
-    DispatchQueue.concurrentPerform(iterations: backends.count) { i in
+    BlockingFanOut.forEach(backends.count, width: backends.count) { i in
       let backend = backends[i]
       let result = Result { try backend.observe(detailed: detailed) }
       results.withLock { $0[backend.uri] = result }

@@ -41,7 +41,7 @@ enum DomainXMLReader {
   static func vcpus(_ xml: String) -> Int {
     guard let open = xml.range(of: "<vcpu") else { return 0 }
     let tag = xml[open.lowerBound...].prefix { $0 != ">" }
-    if let current = XMLText.startTags(String(tag) + ">").first?.attributes["current"], let n = Int(current) { return n }
+    if let current = XMLText.startTags(String(tag) + ">").first?["current"], let n = Int(current) { return n }
     return text(in: xml, element: "vcpu").flatMap { Int($0.trimmingCharacters()) } ?? 0
   }
 
@@ -55,7 +55,7 @@ enum DomainXMLReader {
     while let open = rest.range(of: "<disk ") {
       guard let close = rest[open.upperBound...].range(of: "</disk>") else { break }
       let disk = String(rest[open.lowerBound..<close.upperBound])
-      if let source = XMLText.startTags(disk).first(where: { $0.name == "source" })?.attributes {
+      if let source = XMLText.startTags(disk).first(where: { $0.name == "source" }) {
         if let pool = source["pool"], let volume = source["volume"] {
           result.append("\(pool)/\(volume)")
         } else if let file = source["file"] ?? source["dev"] {

@@ -6,15 +6,17 @@ import Synchronization
 
 /// `HostBackend` over one libvirt connection.
 ///
-/// Observing costs one bulk call plus one metadata read per domain, issued four at a time
-/// (libvirtd serves up to five requests per connection at once). Every destructive call is
+/// Observing costs one bulk call plus one metadata read per domain, eight in flight on the one
+/// connection: libvirtd works on five requests per client at once and the rest wait queued in
+/// the socket, so the daemon is never idle waiting for the next request. Measured at 1,000
+/// domains over `test+unix`: observe took ~85 ms with 4 in flight, ~60 ms with 8. Every destructive call is
 /// preceded by a fresh ownership check, whatever the plan said.
 public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   public let uri: String
   public let connection: Connection
   public let calls: LibvirtCallCounter
-  /// Concurrent reads in flight on the connection.
-  let parallelism = 4
+  /// Concurrent reads in flight on the connection (threads of `BlockingFanOut`).
+  let parallelism = 8
 
   public init(connection: Connection, calls: LibvirtCallCounter = LibvirtCallCounter()) {
     self.connection = connection
@@ -40,25 +42,18 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       throw HostError(uri: uri, operation: "cannot list domains", libvirt: error)
     }
     calls.recordListed(listed.count)
-    var results = [ObservedDomain?](repeating: nil, count: listed.count)
     let failure = Mutex<HostError?>(nil)
-    results.withUnsafeMutableBufferPointer { buffer in
-      nonisolated(unsafe) let out = buffer
-      DispatchQueue.concurrentPerform(iterations: min(parallelism, max(1, listed.count))) { worker in
-        var i = worker
-        while i < listed.count {
-          let (domain, state) = listed[i]
-          do {
-            out[i] = try detailed ? observeDetailed(domain, state: state) : observeMetadata(domain, state: state)
-          } catch let error as LibvirtError where error.code == .noDomain {
-            // Undefined between the listing and this read: it is gone, which is what we report.
-          } catch {
-            let wrapped = HostError(uri: uri, node: domain.name, operation: "cannot read metadata", libvirt: error as? LibvirtError)
-            failure.withLock { $0 = $0 ?? wrapped }
-          }
-          i += parallelism
-        }
+    let results = BlockingFanOut.map(listed.count, width: parallelism) { i -> ObservedDomain? in
+      let (domain, state) = listed[i]
+      do {
+        return try detailed ? observeDetailed(domain, state: state) : observeMetadata(domain, state: state)
+      } catch let error as LibvirtError where error.code == .noDomain {
+        // Undefined between the listing and this read: it is gone, which is what we report.
+      } catch {
+        let wrapped = HostError(uri: uri, node: domain.name, operation: "cannot read metadata", libvirt: error as? LibvirtError)
+        failure.withLock { $0 = $0 ?? wrapped }
       }
+      return nil
     }
     if let first = failure.withLock({ $0 }) { throw first }
     return ObservedHost(uri: uri, domains: results.compactMap { $0 })
@@ -66,11 +61,11 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
 
   func observeMetadata(_ domain: Domain, state: DomainState) throws -> ObservedDomain {
     calls.record("metadata")
-    let text = try domain.metadata(namespace: OwnershipMetadata.namespace)
+    let reading = try domain.metadata(namespace: OwnershipMetadata.namespace).map(OwnershipMetadata.read)
     var observed = ObservedDomain(
       name: domain.name, uuid: domain.uuid, state: state.description, isActive: state.isActive,
-      ownership: text.flatMap(OwnershipMetadata.parse), metadataDigest: text.map { ContentDigest.of($0).hex } ?? "")
-    observed.metadataIntact = text.map(OwnershipMetadata.isIntact) ?? false
+      ownership: reading?.ownership, metadataDigest: reading?.digest ?? "")
+    observed.metadataIntact = reading?.intact ?? false
     return observed
   }
 
@@ -83,11 +78,11 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       live = try domain.xml()
     }
     // The live record is what plan reads; fall back to the config one for a stopped domain.
-    let element = DomainXMLReader.ownershipElement(live ?? config)
+    let reading = DomainXMLReader.ownershipElement(live ?? config).map(OwnershipMetadata.read)
     var observed = ObservedDomain(
       name: domain.name, uuid: domain.uuid, state: state.description, isActive: state.isActive,
-      ownership: element.flatMap(OwnershipMetadata.parse), metadataDigest: element.map { ContentDigest.of($0).hex } ?? "")
-    observed.metadataIntact = element.map(OwnershipMetadata.isIntact) ?? false
+      ownership: reading?.ownership, metadataDigest: reading?.digest ?? "")
+    observed.metadataIntact = reading?.intact ?? false
     observed.actual = DomainXMLReader.shape(config: config, live: live)
     return observed
   }

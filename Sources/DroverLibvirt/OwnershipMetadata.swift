@@ -37,42 +37,90 @@ public enum OwnershipMetadata {
   }
 
   /// A digest over every attribute and label, stored in the record: an edit by hand breaks it.
+  ///
+  /// The canonical text is the attributes as `key=value` lines sorted by key (the seal itself
+  /// left out), then `label key=value` lines sorted by key. Built as bytes in one buffer: `plan`
+  /// checks one seal per domain, so this is on the hot path at fleet scale.
   static func seal(_ attrs: [(String, String)], labels: [String: String]) -> String {
-    var text = attrs.filter { $0.0 != "seal" }.sorted { $0.0 < $1.0 }.map { "\($0.0)=\($0.1)" }.joined(separator: "\n")
-    text += "\n" + labels.sorted { $0.key < $1.key }.map { "label \($0.key)=\($0.value)" }.joined(separator: "\n")
-    return String(ContentDigest.of(text).hex.prefix(16))
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(512)
+    var first = true
+    for (k, v) in attrs.sorted(by: { $0.0 < $1.0 }) where k != "seal" {
+      if !first { bytes.append(0x0A) }
+      first = false
+      bytes.append(contentsOf: k.utf8)
+      bytes.append(UInt8(ascii: "="))
+      bytes.append(contentsOf: v.utf8)
+    }
+    bytes.append(0x0A)
+    first = true
+    for (k, v) in labels.sorted(by: { $0.key < $1.key }) {
+      if !first { bytes.append(0x0A) }
+      first = false
+      bytes.append(contentsOf: "label ".utf8)
+      bytes.append(contentsOf: k.utf8)
+      bytes.append(UInt8(ascii: "="))
+      bytes.append(contentsOf: v.utf8)
+    }
+    return String(ContentDigest.of(bytes).hex.prefix(16))
+  }
+
+  /// What one read of a domain's metadata element says: who owns it, whether its seal matches,
+  /// and a digest that changes whenever the element does (for saved-plan fingerprints).
+  public struct Reading: Sendable {
+    public var ownership: NodeOwnership?
+    public var intact: Bool
+    public var digest: String
+  }
+
+  /// Reads the element with one scan: `plan` does this once per domain, so parsing, the seal
+  /// check and the fingerprint digest share the scanned tags. An intact seal already digests every
+  /// attribute and label, so it is the fingerprint; anything else is digested whole.
+  public static func read(_ xml: String) -> Reading {
+    let tags = XMLText.startTags(xml)
+    let ownership = parse(tags)
+    var intact = false
+    var digest: String?
+    if let root = tags.first {
+      if let stored = root["seal"] {
+        intact = seal(sealedAttributes(root), labels: labels(tags)) == stored
+        if intact { digest = "seal:" + stored }
+      } else {
+        intact = true  // written before seals existed
+      }
+    }
+    return Reading(ownership: ownership, intact: intact, digest: digest ?? ContentDigest.of(xml).hex)
   }
 
   /// Whether a parsed record's seal matches its content. A record with no seal (written before
   /// seals existed) counts as intact, so upgrading Drover never reports drift or plans changes.
-  public static func isIntact(_ xml: String) -> Bool {
-    let tags = XMLText.startTags(xml)
-    guard let root = tags.first else { return false }
-    guard let stored = root.attributes["seal"] else { return true }
-    var labels: [String: String] = [:]
-    for tag in tags.dropFirst() where tag.name.hasSuffix(":label") || tag.name == "label" {
-      if let k = tag.attributes["key"], let v = tag.attributes["value"] { labels[k] = v }
-    }
-    let attrs = root.attributes.filter { !$0.key.hasPrefix("xmlns") }.map { ($0.key, $0.value) }
-    return seal(attrs, labels: labels) == stored
-  }
+  public static func isIntact(_ xml: String) -> Bool { read(xml).intact }
 
   /// Parses the element back; nil when it is not a well-formed Drover node record (treated as foreign).
-  public static func parse(_ xml: String) -> NodeOwnership? {
-    let tags = XMLText.startTags(xml)
+  public static func parse(_ xml: String) -> NodeOwnership? { parse(XMLText.startTags(xml)) }
+
+  static func sealedAttributes(_ root: XMLTag) -> [(String, String)] {
+    root.attributes.filter { !$0.key.hasPrefix("xmlns") }.map { ($0.key, $0.value) }
+  }
+
+  static func labels(_ tags: [XMLTag]) -> [String: String] {
+    var labels: [String: String] = [:]
+    for tag in tags.dropFirst() where tag.name.hasSuffix(":label") || tag.name == "label" {
+      if let k = tag["key"], let v = tag["value"] { labels[k] = v }
+    }
+    return labels
+  }
+
+  static func parse(_ tags: [XMLTag]) -> NodeOwnership? {
     guard let root = tags.first, root.name.hasSuffix(":node") || root.name == "node" else { return nil }
-    let a = root.attributes
+    let a = root
     guard let pool = a["pool"], let name = a["name"], let index = a["index"].flatMap(Int.init), let image = a["image"],
       let generation = a["generation"].flatMap(Int.init), let vcpu = a["vcpu"].flatMap(Int.init),
       let memory = a["memory_mib"].flatMap(UInt64.init), let disk = a["disk_mib"].flatMap(UInt64.init)
     else { return nil }
-    var labels: [String: String] = [:]
-    for tag in tags.dropFirst() where tag.name.hasSuffix(":label") || tag.name == "label" {
-      if let k = tag.attributes["key"], let v = tag.attributes["value"] { labels[k] = v }
-    }
     return NodeOwnership(
       project: a["project"] ?? "default", pool: pool, node: name, index: index, image: image, digest: a["digest"] ?? "", specHash: a["spec"] ?? "",
-      generation: generation, vcpu: vcpu, memoryMiB: memory, diskMiB: disk, network: a["network"], labels: labels,
+      generation: generation, vcpu: vcpu, memoryMiB: memory, diskMiB: disk, network: a["network"], labels: labels(tags),
       protect: a["protect"] == "true", replicas: a["replicas"].flatMap(Int.init) ?? 0, disk: a["disk"] ?? "")
   }
 }

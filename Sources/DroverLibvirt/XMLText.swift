@@ -64,9 +64,10 @@ enum XMLText {
   ///
   /// Scans UTF-8 bytes: `plan` parses one of these per domain, and Character-based scanning was
   /// the largest CPU cost of a plan at 1,000 nodes.
-  static func startTags(_ xml: String) -> [(name: String, attributes: [String: String])] {
-    var tags: [(String, [String: String])] = []
-    return Array(xml.utf8).withUnsafeBufferPointer { b -> [(String, [String: String])] in
+  static func startTags(_ xml: String) -> [XMLTag] {
+    var tags: [XMLTag] = []
+    var xml = xml
+    return xml.withUTF8 { b -> [XMLTag] in
       let n = b.count
       var i = 0
       func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x09 || c == 0x0D }
@@ -78,7 +79,7 @@ enum XMLText {
         let nameStart = i
         while i < n, !isSpace(b[i]), b[i] != UInt8(ascii: "/"), b[i] != UInt8(ascii: ">") { i += 1 }
         let name = text(nameStart, i)
-        var attributes: [String: String] = [:]
+        var attributes: [(key: String, value: String)] = []
         while i < n {
           while i < n, isSpace(b[i]) { i += 1 }
           guard i < n, b[i] != UInt8(ascii: ">"), b[i] != UInt8(ascii: "/") else { break }
@@ -92,14 +93,24 @@ enum XMLText {
           let valueStart = i
           while i < n, b[i] != quote { i += 1 }
           let raw = text(valueStart, i)
-          attributes[key] = raw.utf8.contains(UInt8(ascii: "&")) ? unescape(Substring(raw)) : raw
+          attributes.append((key, raw.utf8.contains(UInt8(ascii: "&")) ? unescape(Substring(raw)) : raw))
           i += 1
         }
-        tags.append((name, attributes))
+        tags.append(XMLTag(name: name, attributes: attributes))
       }
       return tags
     }
   }
+}
+
+/// One start tag: its qualified name and its attributes in document order. A handful of
+/// attributes per tag, so a list searched in order is cheaper than hashing them into a dictionary.
+struct XMLTag {
+  var name: String
+  var attributes: [(key: String, value: String)]
+
+  /// The value of attribute `key` (the first, if repeated).
+  subscript(key: String) -> String? { attributes.first { $0.key == key }?.value }
 }
 
 extension String {

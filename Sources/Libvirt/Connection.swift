@@ -23,11 +23,14 @@ public final class Connection: @unchecked Sendable {
   ///
   /// Why a deadline: opening a remote URI to a black-holed host can block for minutes in TCP/SSH.
   /// The open runs on a helper thread; if it has not answered in time this throws `.timedOut`
-  /// (a late connection is closed by the helper). Remote connections get a keepalive of 5 s × 3.
+  /// (a late connection is closed by the helper). Connections to another machine get libvirt's
+  /// event loop and a keepalive of 5 s × 3 (see `Libvirt` for why local ones do not).
   ///
   /// The corresponding C functions are `virConnectOpen` and `virConnectOpenReadOnly`.
   public static func open(_ uri: String, readOnly: Bool = false, timeout: Double = 15) throws(LibvirtError) -> Connection {
     Libvirt.initialize()
+    let remote = reachesAnotherMachine(uri)
+    if remote { Libvirt.startEventLoop() }
     final class Box: @unchecked Sendable {
       let lock = NSLock()
       var result: Result<OpaquePointer, LibvirtError>?
@@ -62,10 +65,19 @@ public final class Connection: @unchecked Sendable {
     let result = box.result!
     box.lock.unlock()
     let pointer = try result.get()
-    if uri.contains("+") || uri.contains("://") && !uri.contains(":///") {
-      _ = virConnectSetKeepAlive(pointer, 5, 3)
-    }
+    if remote { _ = virConnectSetKeepAlive(pointer, 5, 3) }
     return Connection(pointer: pointer, uri: uri, readOnly: readOnly)
+  }
+
+  /// Whether `uri` names a daemon on another machine (a host part, as in `qemu+ssh://h2/system`
+  /// or `qemu://h2/system`), as opposed to a local socket (`qemu:///system`, `test+unix:///default`)
+  /// or an in-process driver (`test:///default`).
+  public static func reachesAnotherMachine(_ uri: String) -> Bool {
+    guard let separator = uri.range(of: "://") else { return false }
+    let rest = uri[separator.upperBound...]
+    let authority = rest.prefix { $0 != "/" && $0 != "?" }
+    let host = authority.split(separator: "@").last.map { $0.split(separator: ":").first ?? "" } ?? ""
+    return !host.isEmpty
   }
 
   /// Every domain with its state, from one bulk call.

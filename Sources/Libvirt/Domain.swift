@@ -43,7 +43,7 @@ public final class Domain: @unchecked Sendable {
   public var uuid: String {
     var buffer = [CChar](repeating: 0, count: 64)
     guard virDomainGetUUIDString(pointer, &buffer) == 0 else { return "" }
-    return String(cString: buffer)
+    return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
   }
 
   /// The corresponding C function is `virDomainGetState`.

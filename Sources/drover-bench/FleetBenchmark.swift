@@ -1,69 +1,158 @@
+import DroverBasics
 import DroverLibvirt
 import DroverModel
-import DroverPlan
 import Foundation
 import Libvirt
 
-/// Scenarios 1–3: plan (no changes), drift and apply at fleet scale on libvirtd's test driver
-/// (`test+unix:///default`), each against the C floor and `virsh` measured in the same run.
+/// Scenarios 1–3 at fleet scale on libvirtd's test driver (`test+unix:///default`, the real RPC
+/// path): apply (create), plan with no changes, and drift — each against the C floor, a
+/// libvirt-python floor, `virsh`, `kcli` and Ansible's `community.libvirt.virt`, in one run.
 ///
 /// The test driver keeps its state only while a client is connected, so this process holds a
 /// connection for the whole benchmark; every other program sees the same inventory through it.
 enum FleetBenchmark {
   static let uri = "test+unix:///default"
+  static let project = "bench"
 
-  static func run(drover: String, runs: Int, sizes: [Int]) throws -> [String] {
+  struct Setup {
+    var drover: String
+    var runs: Int
+    var work: String
+    var floor: String
+    var peers: Peers
+    var holder: LibvirtHostBackend
+    var env: [String: String] { ["DROVER_PROJECT": FleetBenchmark.project] }
+  }
+
+  static func run(drover: String, runs: Int, sizes: [Int], repo: String) throws -> [String] {
     let work = FileManager.default.temporaryDirectory.appendingPathComponent("drover-bench-fleet-\(getpid())").path
     try? FileManager.default.removeItem(atPath: work)
     try FileManager.default.createDirectory(atPath: work + "/pools", withIntermediateDirectories: true)
     try FileManager.default.createDirectory(atPath: work + "/images", withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: work) }
     try "name: demo\nversion: v1\nbase: {rootfs: busybox}\n".write(toFile: work + "/images/demo.yaml", atomically: true, encoding: .utf8)
-    let floor = try buildFloor(work)
-    let holder = try LibvirtHostBackend.connect(uri)
-    let env = ["DROVER_PROJECT": "bench"]
+    let setup = Setup(
+      drover: drover, runs: runs, work: work, floor: try buildFloor(work, repo: repo), peers: Peers(repo: repo, work: work),
+      holder: try LibvirtHostBackend.connect(uri))
     var lines: [String] = []
-    lines.append("size   scenario               drover      C floor     virsh(1 proc)  drover/floor  drover/virsh  calls/node  max RSS")
     for n in sizes {
-      let pool = "fleet\(n)"
-      try "name: \(pool)\nhosts: [\(uri)]\nreplicas: \(n)\nimage: demo@v1\n".write(toFile: "\(work)/pools/p.yaml", atomically: true, encoding: .utf8)
-      // Apply create: drover vs a serial define+start loop in C.
-      let applyTime = try Stopwatch.seconds { _ = try runProcess(drover, ["apply", "--auto-approve"], cwd: work, environment: env) }
-      let floorCreate = try Stopwatch.seconds { _ = try runProcess(floor, [uri, "create", "floor\(n)", "\(n)"]) }
-      try removeDomains(holder, prefix: "floor\(n)-")
-      lines.append(row(n, "apply create", applyTime, floorCreate, nil, calls: nil, rss: nil))
-
-      // Plan with no changes (whole process) vs list + metadata per domain.
-      var rss = 0
-      let plan = try Stopwatch.median(runs: runs) { rss = max(rss, try runMeasured(drover, ["plan", "--detailed-exitcode"], cwd: work, environment: env)) }
-      let floorObserve = try Stopwatch.median(runs: runs) { _ = try runProcess(floor, [uri, "observe", OwnershipMetadata.namespace]) }
-      let script = "\(work)/virsh-\(n).txt"
-      try writeVirshScript(holder, to: script)
-      let virsh = try Stopwatch.median(runs: runs) { _ = try runProcess("/usr/bin/virsh", ["-c", uri, "-q"], stdin: script) }
-      holder.calls.reset()
-      _ = try holder.observe()
-      let perNode = Double(holder.calls.total) / Double(max(1, holder.calls.domainsListed))
-      lines.append(row(n, "plan, no changes", plan, floorObserve, virsh, calls: perNode, rss: rss))
-      let drift = try Stopwatch.median(runs: runs) { _ = try runProcess(drover, ["drift", "--json"], cwd: work, environment: env) }
-      lines.append(row(n, "drift (0 writes)", drift, floorObserve, virsh, calls: nil, rss: nil))
-
-      try "name: \(pool)\nhosts: [\(uri)]\nreplicas: 0\nimage: demo@v1\n".write(toFile: "\(work)/pools/p.yaml", atomically: true, encoding: .utf8)
-      _ = try runProcess(drover, ["apply", "--auto-approve"], cwd: work, environment: env)
+      lines += try fleet(n, setup)
     }
-    lines.append("targets at 1,000: plan ≤ 1.0× floor, apply ≤ 1.0× floor, drift ≤ 1.0× floor; memory at 5,000 < 100 MB")
     return lines
   }
 
-  static func row(_ n: Int, _ what: String, _ d: Double, _ floor: Double, _ virsh: Double?, calls: Double?, rss: Int?) -> String {
-    func f(_ s: Double?) -> String { (s.map(Stopwatch.format) ?? "-").padding(toLength: 12, withPad: " ", startingAt: 0) }
-    let ratio = String(format: "%.2f×", d / floor).padding(toLength: 14, withPad: " ", startingAt: 0)
-    let vr = (virsh.map { String(format: "%.2f×", d / $0) } ?? "-").padding(toLength: 14, withPad: " ", startingAt: 0)
-    let met = d <= floor ? "MET" : "missed"
-    return "\(String(n).padding(toLength: 7, withPad: " ", startingAt: 0))\(what.padding(toLength: 23, withPad: " ", startingAt: 0))\(f(d))\(f(floor))\(f(virsh).padding(toLength: 15, withPad: " ", startingAt: 0))\(ratio)\(vr)\((calls.map { String(format: "%.2f", $0) } ?? "-").padding(toLength: 12, withPad: " ", startingAt: 0))\(rss.map { "\($0 / 1024) MB" } ?? "")  [\(met)]"
+  static func writePool(_ setup: Setup, name: String, replicas: Int, host: String = uri) throws {
+    try "name: \(name)\nhosts: [\(host)]\nreplicas: \(replicas)\nimage: demo@v1\n".write(
+      toFile: "\(setup.work)/pools/p.yaml", atomically: true, encoding: .utf8)
   }
 
-  static func buildFloor(_ work: String) throws -> String {
-    let source = FileManager.default.currentDirectoryPath + "/benchmarks/libvirt-floor.c"
+  static func fleet(_ n: Int, _ s: Setup) throws -> [String] {
+    let pool = "fleet\(n)"
+    let big = n >= 5000
+    var lines = ["", "-- \(n) nodes on \(uri)"]
+
+    // 2. Apply, create n nodes: drover vs the serial C define+start loop, interleaved; the last
+    // drover run leaves the nodes in place for plan and drift.
+    try writePool(s, name: pool, replicas: n)
+    var apply = Contest()
+    apply.add("drover apply --auto-approve", runs: big ? 3 : s.runs) {
+      try removeDomains(s.holder, prefix: "\(pool)-")
+      try check(runProcess(s.drover, ["apply", "--auto-approve"], cwd: s.work, environment: s.env), "drover apply")
+    }
+    apply.add("floor: C define+start loop, serial", runs: big ? 3 : s.runs) {
+      try removeDomains(s.holder, prefix: "floor\(n)-")
+      try check(runProcess(s.floor, [uri, "create", "floor\(n)", "\(n)"]), "libvirt-floor create")
+    }
+    let a = apply.run()
+    try removeDomains(s.holder, prefix: "floor\(n)-")
+    if try countDomains(s.holder, prefix: "\(pool)-") != n {
+      try check(runProcess(s.drover, ["apply", "--auto-approve"], cwd: s.work, environment: s.env), "drover apply")
+    }
+    lines.append("apply, create \(n) nodes (median of \(big ? 3 : s.runs))")
+    lines.append(Report.time("drover apply --auto-approve (whole process)", a["drover apply --auto-approve"]))
+    lines.append(Report.time("floor: C define+start loop, serial", a["floor: C define+start loop, serial"],
+      note: Report.ratio(a["drover apply --auto-approve"], a["floor: C define+start loop, serial"], atMost: n == 1000 ? 1.0 : nil)))
+    if n == 1000 {
+      let ansible = try? ansibleCreate(s, domains: n)
+      lines.append(Report.time("ansible virt define+start (fit of 10 and 30)", ansible,
+        note: ansible == nil ? Peers.missingHint : Report.speedup(a["drover apply --auto-approve"], ansible, atLeast: nil)))
+    }
+
+    // 1. Plan, no changes.
+    guard try runProcess(s.drover, ["plan", "--detailed-exitcode"], cwd: s.work, environment: s.env) == 0 else {
+      throw BenchError("plan after apply is not a no-op at \(n) nodes")
+    }
+    let virshScript = "\(s.work)/virsh-\(n).txt"
+    try writeVirshScript(s.holder, to: virshScript)
+    let slow = big ? 2 : 3  // Ansible and kcli take seconds per run at this size
+    var plan = Contest()
+    plan.add("drover plan", runs: s.runs) { try check(runProcess(s.drover, ["plan", "--detailed-exitcode"], cwd: s.work, environment: s.env), "drover plan") }
+    plan.add("floor: C", runs: s.runs) { try check(runProcess(s.floor, [uri, "observe", OwnershipMetadata.namespace]), "libvirt-floor") }
+    if let py = try? s.peers.pythonFloor(uri: uri, namespace: OwnershipMetadata.namespace) { plan.add("floor: python", runs: s.runs, py) }
+    plan.add("virsh", runs: s.runs) { try check(runProcess(s.peers.virsh, ["-c", uri, "-q"], stdin: virshScript), "virsh") }
+    if let kcli = try? s.peers.kcliList(uri: uri) { plan.add("kcli", runs: slow, kcli) }
+    if let ansible = try? s.peers.ansible("ansible-info.yml", ["uri": uri]) { plan.add("ansible", runs: slow, ansible) }
+    let p = plan.run()
+    let d = p["drover plan"]
+    lines.append("plan, no changes (median of \(s.runs); kcli and ansible \(slow))")
+    lines.append(Report.time("drover plan (whole process)", d))
+    lines.append(Report.time("floor: C, list + metadata per domain, serial", p["floor: C"], note: Report.ratio(d, p["floor: C"], atMost: n == 1000 ? 1.0 : nil)))
+    lines.append(Report.time("floor: libvirt-python, same reads, serial", p["floor: python"], note: p["floor: python"] == nil ? Peers.missingHint : Report.ratio(d, p["floor: python"], atMost: nil)))
+    lines.append(Report.time("virsh, one process, list + metadata each", p["virsh"], note: Report.speedup(d, p["virsh"], atLeast: nil)))
+    lines.append(Report.time("kcli list vm", p["kcli"], note: p["kcli"] == nil ? Peers.missingHint : Report.speedup(d, p["kcli"], atLeast: n == 1000 ? 4 : nil)))
+    lines.append(Report.time("ansible virt list_vms + info", p["ansible"], note: p["ansible"] == nil ? Peers.missingHint : Report.speedup(d, p["ansible"], atLeast: n == 1000 ? 40 : nil)))
+    s.holder.calls.reset()
+    _ = try s.holder.observe()
+    let perNode = Double(s.holder.calls["metadata"]) / Double(max(1, s.holder.calls.domainsListed))
+    let constant = s.holder.calls.total - s.holder.calls["metadata"]
+    lines.append(String(format: "  libvirt calls: %.2f per node + %d in all   target ≤ 1 per node + a constant: %@", perNode, constant, perNode <= 1.0 ? "MET" : "MISSED"))
+    let rss = try runMeasured(s.drover, ["plan"], cwd: s.work, environment: s.env)
+    lines.append("  peak memory of drover plan: \(rss / 1024) MB" + (big ? "   target < 100 MB: \(rss < 100 * 1024 ? "MET" : "MISSED")" : ""))
+
+    // 3. Drift: read-only.
+    let before = try worldSnapshot(s.holder)
+    var drift = Contest()
+    drift.add("drover drift", runs: s.runs) { _ = try runProcess(s.drover, ["drift", "--json"], cwd: s.work, environment: s.env) }
+    drift.add("floor: C xml", runs: s.runs) { try check(runProcess(s.floor, [uri, "observe-xml"]), "libvirt-floor observe-xml") }
+    drift.add("floor: C", runs: s.runs) { try check(runProcess(s.floor, [uri, "observe", OwnershipMetadata.namespace]), "libvirt-floor") }
+    let r = drift.run()
+    let unchanged = try worldSnapshot(s.holder) == before
+    s.holder.calls.reset()
+    _ = try s.holder.observe(detailed: true)
+    let writes = s.holder.calls.writes
+    lines.append("drift, read-only (median of \(s.runs))")
+    lines.append(Report.time("drover drift --json (whole process)", r["drover drift"]))
+    lines.append(Report.time("floor: C, the same XML reads, serial", r["floor: C xml"], note: Report.ratio(r["drover drift"], r["floor: C xml"], atMost: n == 1000 ? 1.0 : nil)))
+    lines.append(Report.time("floor: C, list + metadata (plan's floor)", r["floor: C"], note: Report.ratio(r["drover drift"], r["floor: C"], atMost: nil)))
+    lines.append(String(format: "  libvirt calls: %.2f reads per node; %d write calls; every domain unchanged after %d runs: %@   target 0 writes: %@",
+      Double(s.holder.calls.total - 1) / Double(max(1, n)), writes, s.runs + 1, unchanged ? "yes" : "NO", writes == 0 && unchanged ? "MET" : "MISSED"))
+
+    try writePool(s, name: pool, replicas: 0)
+    try check(runProcess(s.drover, ["apply", "--auto-approve"], cwd: s.work, environment: s.env), "drover apply (scale to 0)")
+    return lines
+  }
+
+  /// Ansible's define+start playbook at 10 and 30 domains, extrapolated linearly to `domains`
+  /// (a thousand loop items would take a quarter of an hour per run).
+  static func ansibleCreate(_ s: Setup, domains: Int) throws -> Double {
+    var t: [Int: Double] = [:]
+    for k in [10, 30] {
+      try removeDomains(s.holder, prefix: "ansible-")
+      let body = try s.peers.ansible("ansible-create.yml", ["uri": uri, "prefix": "ansible", "count": "\(k)"])
+      t[k] = try Stopwatch.seconds(body)
+      guard try countDomains(s.holder, prefix: "ansible-") == k else { throw BenchError("ansible created the wrong number of domains") }
+    }
+    try removeDomains(s.holder, prefix: "ansible-")
+    let perDomain = (t[30]! - t[10]!) / 20
+    return t[10]! + perDomain * Double(domains - 10)
+  }
+
+  static func check(_ status: Int32, _ what: String) throws {
+    guard status == 0 else { throw BenchError("\(what) exited with \(status)") }
+  }
+
+  static func buildFloor(_ work: String, repo: String) throws -> String {
+    let source = repo + "/benchmarks/libvirt-floor.c"
     let binary = work + "/libvirt-floor"
     let status = try runProcess("/bin/sh", ["-c", "cc -O2 -o '\(binary)' '\(source)' $(pkg-config --cflags --libs libvirt)"])
     guard status == 0 else { throw BenchError("cannot build \(source) (run from the repository)") }
@@ -75,6 +164,19 @@ enum FleetBenchmark {
     var text = "list --all --name\n"
     for d in try holder.connection.allDomains() { text += "metadata \(d.name) \(OwnershipMetadata.namespace)\n" }
     try text.write(toFile: path, atomically: true, encoding: .utf8)
+  }
+
+  /// Every domain's name, state and full XML digest: equal before and after means nothing changed.
+  static func worldSnapshot(_ holder: LibvirtHostBackend) throws -> [String: String] {
+    var snapshot: [String: String] = [:]
+    for (domain, state) in try holder.connection.allDomainsWithState() {
+      snapshot[domain.name] = "\(state) \(ContentDigest.of(try domain.xml(inactive: true)).hex)"
+    }
+    return snapshot
+  }
+
+  static func countDomains(_ holder: LibvirtHostBackend, prefix: String) throws -> Int {
+    try holder.connection.allDomains().filter { $0.name.hasPrefix(prefix) }.count
   }
 
   static func removeDomains(_ holder: LibvirtHostBackend, prefix: String) throws {

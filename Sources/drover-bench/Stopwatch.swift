@@ -47,8 +47,8 @@ func spawn(_ path: String, _ arguments: [String], cwd: String?, environment: [St
   // No posix_spawn chdir action in this libc's headers: the benchmark is single-threaded, so
   // change the parent's directory around the spawn.
   let previous = FileManager.default.currentDirectoryPath
-  if let cwd { FileManager.default.changeCurrentDirectoryPath(cwd) }
-  defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+  if let cwd { _ = FileManager.default.changeCurrentDirectoryPath(cwd) }
+  defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
   let cArgs = argv.map { strdup($0) } + [nil]
   let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
   defer {

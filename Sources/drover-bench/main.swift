@@ -20,7 +20,7 @@ for scenario in scenarios {
     case "bake": try BakeBenchmark.run(drover: drover, runs: runs, repo: repo).forEach { print($0) }
     case "fleet":
       let sizes = (ProcessInfo.processInfo.environment["DROVER_BENCH_SIZES"] ?? "100,1000,5000").split(separator: ",").compactMap { Int($0) }
-      try FleetBenchmark.run(drover: drover, runs: runs, sizes: sizes).forEach { print($0) }
+      try FleetBenchmark.run(drover: drover, runs: runs, sizes: sizes, repo: repo).forEach { print($0) }
     default: print("unknown scenario '\(scenario)'; known: validate, bake, fleet")
     }
   } catch {

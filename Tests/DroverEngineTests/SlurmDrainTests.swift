@@ -29,7 +29,7 @@ final class SlurmDrainTests {
 
   @Test func drainWaitsForTheRunningJobThenResumes() throws {
     let drainer = Drainers.make(DrainSpec(backend: .slurm(nodeName: nil), timeout: .seconds(60)))
-    let job = HookRunner.run(["sbatch", "-w", "n1", "--wrap", "sleep 3"], timeout: 10)
+    let job = HookRunner.run(["sbatch", "-w", "n1", "--output", "/dev/null", "--wrap", "sleep 3"], timeout: 10)
     #expect(job.status == 0, "\(job.output)")
     #expect(waitUntilRunning("n1"), "the job started on n1")
 
@@ -50,7 +50,7 @@ final class SlurmDrainTests {
 
   @Test func drainTimesOutWhileAJobKeepsRunning() throws {
     let drainer = Drainers.make(DrainSpec(backend: .slurm(nodeName: "n2"), timeout: .seconds(2)))
-    #expect(HookRunner.run(["sbatch", "-w", "n2", "--wrap", "sleep 60"], timeout: 10).status == 0)
+    #expect(HookRunner.run(["sbatch", "-w", "n2", "--output", "/dev/null", "--wrap", "sleep 60"], timeout: 10).status == 0)
     #expect(waitUntilRunning("n2"))
     try drainer.cordon(node("anything"))
     let start = Date()

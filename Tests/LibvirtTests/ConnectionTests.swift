@@ -73,4 +73,15 @@ import Testing
     }
     #expect(error?.code == .operationDenied)
   }
+
+  /// Only connections to another machine get the event loop and keepalive: on local sockets the
+  /// loop thread halves the throughput of concurrent reads (see `Libvirt`).
+  @Test(arguments: [
+    ("qemu:///system", false), ("test:///default", false), ("test+unix:///default", false),
+    ("qemu+unix:///system?socket=/run/x.sock", false), ("qemu+ssh://root@h2/system", true),
+    ("qemu+tcp://h2:16509/system", true), ("qemu://h2/system", true), ("not a uri", false),
+  ])
+  func eventLoopOnlyForAnotherMachine(uri: String, remote: Bool) {
+    #expect(Connection.reachesAnotherMachine(uri) == remote)
+  }
 }
