@@ -36,6 +36,8 @@ struct DriftCommand: ParsableCommand {
 
   func run() throws {
     let started = Date()
+    PhaseTimings.start()
+    defer { PhaseTimings.report() }
     let context: ProjectContext
     do {
       context = try ProjectContext.load(project, readOnly: true, format: json ? .json : .human)
@@ -44,9 +46,12 @@ struct DriftCommand: ParsableCommand {
       throw error
     }
     let world = WorldObserver.observe(context.backends.keys.sorted().map { context.backends[$0]! }, unreachable: context.unreachable, detailed: true)
+    PhaseTimings.mark("observe")
     let specs = context.specs.poolSpecs.filter { pools.isEmpty || pools.contains($0.name) }
     var findings = detectDrift(
       pools: specs, observed: world, project: project.projectName, imageDigests: images.catalogue.digestsByReference)
+    PhaseTimings.mark("detect")
+    defer { PhaseTimings.mark("output") }
     if !pools.isEmpty { findings = findings.filter { pools.contains($0.pool) } }
     let calls = context.backends.values.reduce(into: (total: 0, writes: 0)) {
       $0.total += $1.calls.total

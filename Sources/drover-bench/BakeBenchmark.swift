@@ -28,25 +28,47 @@ enum BakeBenchmark {
     let environment = ["DROVER_IMAGE_DIR": dir, "DROVER_IMAGE_POOL": pool]
     var lines: [String] = []
     var steps: [String: [Double]] = [:]
-    var totals: [Double] = []
-    let coldRuns = max(1, min(runs, 3))
-    for i in 0..<coldRuns {
-      // A new input each time forces a real rebuild.
-      try "v1 run \(i)\n".write(toFile: project + "/images/files/version-v1", atomically: true, encoding: .utf8)
+    var initrd = ""
+    var bakeRound = 0
+    // Cold bakes: a new input each time forces a real rebuild. Interleaved with the raw steps
+    // and Packer doing the same work on the same kernel, build initramfs and root filesystem.
+    func bakeWithDrover() throws {
+      bakeRound += 1
+      try "v1 run \(bakeRound)\n".write(toFile: project + "/images/files/version-v1", atomically: true, encoding: .utf8)
       let baker = Baker(imageDirectory: dir, poolName: pool, host: backend, stateDirectory: project + "/.drover")
-      let recipe = try loadRecipe(project + "/images/demo-v1.yaml")
-      let t = try Stopwatch.seconds { _ = try baker.bake(recipe, recipeDirectory: project + "/images") }
-      totals.append(t)
+      _ = try baker.bake(try loadRecipe(project + "/images/demo-v1.yaml"), recipeDirectory: project + "/images")
       let m = try require(ImageCatalogue(directory: dir).manifests.max { $0.created < $1.created })
       for (k, v) in m.timings where k != "total" { steps[k, default: []].append(v) }
+      initrd = m.initrd
     }
-    lines.append("cold bake (median of \(coldRuns), build VM boot included)   \(Stopwatch.format(median(totals)))")
+    let coldRuns = 3
+    let stage = project + "/baseline"
+    var contest = Contest()
+    contest.add("drover", runs: coldRuns, bakeWithDrover)  // first: its warm-up makes the build initramfs the baselines reuse
+    contest.add("raw", runs: coldRuns) {
+      try? FileManager.default.removeItem(atPath: stage)
+      try FleetBenchmark.check(runProcess("/bin/sh", [repo + "/benchmarks/raw-bake.sh", repo + "/images", "/vmlinuz", initrd, stage]), "raw-bake.sh")
+    }
+    let packer = Peers(repo: repo, work: project).packer
+    if packer != nil {
+      contest.add("packer", runs: coldRuns) {
+        try? FileManager.default.removeItem(atPath: stage)
+        try FleetBenchmark.check(runProcess("/bin/sh", [repo + "/benchmarks/packer-bake.sh", repo + "/images", "/vmlinuz", initrd, stage]), "packer-bake.sh")
+      }
+    }
+    let cold = contest.run()
+    lines.append("cold bake of demo@v1 (median of \(coldRuns); build VM boot included)")
+    lines.append(Report.time("drover bake (Baker, in-process)", cold["drover"]))
     for name in ["key", "initramfs", "filesystem", "commands", "convert", "checksum"] {
-      if let s = steps[name] { lines.append("  step \(name.padding(toLength: 11, withPad: " ", startingAt: 0))  \(Stopwatch.format(median(s)))") }
+      if let s = steps[name] { lines.append(Report.time("  step \(name)", median(s))) }
     }
+    lines.append(Report.time("raw steps by script (benchmarks/raw-bake.sh)", cold["raw"], note: Report.ratio(cold["drover"], cold["raw"], atMost: nil)))
+    lines.append(Report.time("packer build, QEMU builder (same recipe)", cold["packer"], note: packer == nil ? Peers.missingHint : Report.ratio(cold["drover"], cold["packer"], atMost: 1.05)))
     let hit = try Stopwatch.median(runs: runs) { try runProcess(drover, ["bake", "demo@v1"], cwd: project, environment: environment) }
     let startup = try Stopwatch.median(runs: runs) { try runProcess(drover, ["--version"], cwd: project) }
-    lines.append("cache-hit bake, whole process                 \(Stopwatch.format(hit))   target < 50 ms: \(hit < 0.05 ? "MET" : "MISSED")  (process start-up alone \(Stopwatch.format(startup)))")
+    lines.append("cache hit (same inputs, median of \(runs))")
+    lines.append(Report.time("drover bake demo@v1 (whole process, no VM)", hit, note: "target < 50 ms: \(hit < 0.05 ? "MET" : "MISSED")   (process start-up alone \(Stopwatch.format(startup)))"))
+    lines.append(Report.time("packer build (no cache: rebuilds every time)", cold["packer"], note: packer == nil ? "" : Report.speedup(hit, cold["packer"], atLeast: 100)))
 
     let catalogue = ImageCatalogue(directory: dir)
     let images = NodeImages(catalogue: catalogue, poolName: pool, consoleDirectory: dir + "/console")
@@ -58,7 +80,7 @@ enum BakeBenchmark {
       try backend.deleteVolume(pool: pool, name: NodeImages.overlayName("bench-\(i)", generation: 1))
     }
     overlay.removeFirst()  // the first one also verifies the image checksum
-    lines.append("overlay creation per node (libvirt volume)    \(Stopwatch.format(median(overlay)))")
+    lines.append(Report.time("overlay creation per node (libvirt volume)", median(overlay)))
     return lines
   }
 

@@ -48,7 +48,7 @@ enum Report {
     guard let drover, let baseline, baseline > 0 else { return "" }
     let r = drover / baseline
     var s = String(format: "drover/this = %.2f×", r)
-    if let target { s += String(format: "   target ≤ %.1f×: %@", target, r <= target ? "MET" : "MISSED") }
+    if let target { s += String(format: "   target ≤ %g×: %@", target, r <= target ? "MET" : "MISSED") }
     return s
   }
 
@@ -57,7 +57,7 @@ enum Report {
     guard let drover, let peer, drover > 0 else { return "" }
     let x = peer / drover
     var s = String(format: "drover is %.1f× faster", x)
-    if let target { s += String(format: "   target ≥ %.0f×: %@", target, x >= target ? "MET" : "MISSED") }
+    if let target { s += String(format: "   target ≥ %g×: %@", target, x >= target ? "MET" : "MISSED") }
     return s
   }
 }

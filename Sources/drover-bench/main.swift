@@ -1,29 +1,38 @@
 import Foundation
 
 /// `drover-bench [scenario…]`: Drover's benchmarks, each printing medians and ratios against
-/// baselines measured in the same run. Build in release mode first:
-/// `swift build -c release && .build/release/drover-bench validate`.
+/// baselines (the libvirt floor and peer tools) measured in the same run. `scripts/bench`
+/// installs the peers, builds in release mode and runs this.
 let arguments = Array(CommandLine.arguments.dropFirst())
 let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
 let drover = binDir + "/drover"
-/// The repository (for the example recipes): the working directory or DROVER_REPO.
+/// The repository (for the example recipes and the baseline programs): the working directory or DROVER_REPO.
 let repo = ProcessInfo.processInfo.environment["DROVER_REPO"] ?? FileManager.default.currentDirectoryPath
-let runs = Int(ProcessInfo.processInfo.environment["DROVER_BENCH_RUNS"] ?? "") ?? 5
-let scenarios = arguments.isEmpty ? ["validate", "fleet", "bake"] : arguments
+let runs = max(5, Int(ProcessInfo.processInfo.environment["DROVER_BENCH_RUNS"] ?? "") ?? 5)
+let sizes = (ProcessInfo.processInfo.environment["DROVER_BENCH_SIZES"] ?? "100,1000,5000").split(separator: ",").compactMap { Int($0) }
+let known = ["fleet", "inprocess", "validate", "bake", "rolling"]
+let scenarios = arguments.isEmpty ? known : arguments
 
-print("drover-bench: median of \(runs) runs, binary \(drover)")
+print("drover-bench: medians of \(runs) runs (slow peers fewer, as printed), binary \(drover)")
+var failures = 0
 for scenario in scenarios {
   print("\n== \(scenario)")
   do {
+    let lines: [String]
     switch scenario {
-    case "validate": try ValidateBenchmark.run(drover: drover, runs: runs).forEach { print($0) }
-    case "bake": try BakeBenchmark.run(drover: drover, runs: runs, repo: repo).forEach { print($0) }
-    case "fleet":
-      let sizes = (ProcessInfo.processInfo.environment["DROVER_BENCH_SIZES"] ?? "100,1000,5000").split(separator: ",").compactMap { Int($0) }
-      try FleetBenchmark.run(drover: drover, runs: runs, sizes: sizes, repo: repo).forEach { print($0) }
-    default: print("unknown scenario '\(scenario)'; known: validate, bake, fleet")
+    case "fleet": lines = try FleetBenchmark.run(drover: drover, runs: runs, sizes: sizes, repo: repo)
+    case "inprocess": lines = try InProcessBenchmark.run(drover: drover, runs: runs, sizes: sizes, repo: repo)
+    case "validate": lines = try ValidateBenchmark.run(drover: drover, runs: runs)
+    case "bake": lines = try BakeBenchmark.run(drover: drover, runs: runs, repo: repo)
+    case "rolling": lines = try RollingBenchmark.run(drover: drover, repo: repo)
+    default:
+      lines = ["unknown scenario '\(scenario)'; known: \(known.joined(separator: ", "))"]
+      failures += 1
     }
+    lines.forEach { print($0) }
   } catch {
     print("error: \(error)")
+    failures += 1
   }
 }
+exit(failures == 0 ? 0 : 1)
