@@ -110,18 +110,11 @@ extension LibvirtHostBackend: ImageHost {
     }
   }
 
-  /// Why a grace period: the build machine powers itself off right after its last command, and
-  /// QEMU then exits in well under a second, while `virDomainDestroy` of a TCG guest took ~2 s
-  /// here — a quarter of a cold bake.
-  public func removeBuildMachine(name: String, grace: Double) throws {
+  public func removeBuildMachine(name: String) throws {
     do {
       guard let domain = try connection.domain(named: name),
         try domain.metadata(namespace: Self.buildNamespace) != nil
       else { return }
-      let deadline = Date().addingTimeInterval(grace)
-      while try domain.state().isActive && Date() < deadline {
-        usleep(20_000)
-      }
       if try domain.state().isActive {
         calls.record("destroy")
         try? domain.destroy()

@@ -20,9 +20,8 @@ public protocol ImageHost: AnyObject, Sendable {
   /// can be found and removed after a crash.
   func bootBuildMachine(_ machine: BuildMachine) throws
 
-  /// Removes a build machine if it exists (only domains carrying the build marker), first
-  /// giving it up to `grace` seconds to power off by itself, then stopping it.
-  func removeBuildMachine(name: String, grace: Double) throws
+  /// Stops and removes a build machine if it exists (only domains carrying the build marker).
+  func removeBuildMachine(name: String) throws
 
   /// Names of every build machine on the host (leftovers of interrupted bakes included).
   func buildMachineNames() throws -> [String]
@@ -51,9 +50,4 @@ public struct BuildMachine: Sendable, Hashable {
 
   public static func == (a: Self, b: Self) -> Bool { a.name == b.name }
   public func hash(into h: inout Hasher) { h.combine(name) }
-}
-
-extension ImageHost {
-  /// Stops and removes a build machine at once (interrupted or failed bakes, leftovers).
-  public func removeBuildMachine(name: String) throws { try removeBuildMachine(name: name, grace: 0) }
 }

@@ -41,7 +41,7 @@ enum BakeBenchmark {
       for (k, v) in m.timings where k != "total" { steps[k, default: []].append(v) }
       initrd = m.initrd
     }
-    let coldRuns = 3
+    let coldRuns = runs
     let stage = project + "/baseline"
     var contest = Contest()
     contest.add("drover", runs: coldRuns, bakeWithDrover)  // first: its warm-up makes the build initramfs the baselines reuse

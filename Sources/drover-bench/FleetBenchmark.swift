@@ -55,11 +55,11 @@ enum FleetBenchmark {
     // drover run leaves the nodes in place for plan and drift.
     try writePool(s, name: pool, replicas: n)
     var apply = Contest()
-    apply.add("drover apply --auto-approve", runs: big ? 3 : s.runs) {
+    apply.add("drover apply --auto-approve", runs: s.runs) {
       try removeDomains(s.holder, prefix: "\(pool)-")
       try check(runProcess(s.drover, ["apply", "--auto-approve"], cwd: s.work, environment: s.env), "drover apply")
     }
-    apply.add("floor: C define+start loop, serial", runs: big ? 3 : s.runs) {
+    apply.add("floor: C define+start loop, serial", runs: s.runs) {
       try removeDomains(s.holder, prefix: "floor\(n)-")
       try check(runProcess(s.floor, [uri, "create", "floor\(n)", "\(n)"]), "libvirt-floor create")
     }
@@ -68,7 +68,7 @@ enum FleetBenchmark {
     if try countDomains(s.holder, prefix: "\(pool)-") != n {
       try check(runProcess(s.drover, ["apply", "--auto-approve"], cwd: s.work, environment: s.env), "drover apply")
     }
-    lines.append("apply, create \(n) nodes (median of \(big ? 3 : s.runs))")
+    lines.append("apply, create \(n) nodes (median of \(s.runs))")
     lines.append(Report.time("drover apply --auto-approve (whole process)", a["drover apply --auto-approve"]))
     lines.append(Report.time("floor: C define+start loop, serial", a["floor: C define+start loop, serial"],
       note: Report.ratio(a["drover apply --auto-approve"], a["floor: C define+start loop, serial"], atMost: n == 1000 ? 1.0 : nil)))

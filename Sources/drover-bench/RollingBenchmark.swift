@@ -61,9 +61,9 @@ enum RollingBenchmark {
     try runDrover(["bake"])
     try runDrover(["apply", "--auto-approve"])
 
-    // Rollouts v1 → v2 → v1 → v2, each timed as a whole process.
+    // Five rollouts, v1 → v2 → v1 → v2 → v1 → v2, each timed as a whole process.
     var rollouts: [Double] = []
-    for image in ["demo@v2", "demo@v1", "demo@v2"] {
+    for image in ["demo@v2", "demo@v1", "demo@v2", "demo@v1", "demo@v2"] {
       try spec(image)
       rollouts.append(try Stopwatch.seconds { try runDrover(["apply", "--auto-approve"]) })
     }

@@ -42,4 +42,27 @@ import Testing
     #expect(OwnershipMetadata.parse("<drover:node pool='a'/>") == nil, "missing fields → not ours")
     #expect(OwnershipMetadata.parse("") == nil)
   }
+
+  /// One scan gives ownership, the seal check and the fingerprint digest; the digest changes
+  /// whenever the record does (saved plans rely on it), intact or not.
+  @Test func readingCombinesParseSealAndDigest() throws {
+    let spec = PoolSpec(name: "web", hosts: ["test:///default"], replicas: 2, image: ImageRef(parsing: "demo@v1")!, labels: Self.hostile)
+    let ownership = desiredOwnership(spec, index: 1, digest: "abc", generation: 1, project: "p")
+    let xml = OwnershipMetadata.render(ownership)
+    let reading = OwnershipMetadata.read(xml)
+    #expect(reading.ownership == ownership)
+    #expect(reading.intact)
+    #expect(reading.digest.hasPrefix("seal:"))
+
+    var other = ownership
+    other.generation = 2
+    #expect(OwnershipMetadata.read(OwnershipMetadata.render(other)).digest != reading.digest)
+
+    let edited = xml.replacingOccurrences(of: "generation=\"1\"", with: "generation=\"7\"")
+    let tampered = OwnershipMetadata.read(edited)
+    #expect(!tampered.intact, "an edit by hand breaks the seal")
+    #expect(tampered.ownership?.generation == 7)
+    #expect(tampered.digest != reading.digest && !tampered.digest.hasPrefix("seal:"), "a broken seal is digested whole")
+    #expect(OwnershipMetadata.isIntact(xml) && !OwnershipMetadata.isIntact(edited))
+  }
 }
