@@ -26,6 +26,8 @@ public final class Baker: @unchecked Sendable {
   public let imageDirectory: String
   public let poolName: String
   let host: any ImageHost
+  /// Where build machines run: QEMU processes for local bakes, else the host's libvirt.
+  let machines: any BuildMachineHost
   let stateDirectory: String
   let runner = ProcessRunner()
   let digests: FileDigestCache
@@ -39,6 +41,7 @@ public final class Baker: @unchecked Sendable {
     self.imageDirectory = imageDirectory
     self.poolName = poolName
     self.host = host
+    self.machines = LocalBuildMachines.canRun(for: host.uri) ? LocalBuildMachines(directory: imageDirectory + "/.machines") : host
     self.stateDirectory = stateDirectory
     self.digests = FileDigestCache(stateDirectory: stateDirectory)
     self.shouldStop = shouldStop
@@ -79,7 +82,7 @@ public final class Baker: @unchecked Sendable {
     try FileManager.default.createDirectory(atPath: stage, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
     let machine = "drover-build-\(short)"
     defer {
-      try? host.removeBuildMachine(name: machine)
+      try? machines.removeBuildMachine(name: machine)
       try? FileManager.default.removeItem(atPath: stage)
     }
     let logDirectory = imageDirectory + "/logs"
@@ -219,7 +222,7 @@ public final class Baker: @unchecked Sendable {
     let console = stage + "/console.log"
     var disks = [(path: disk, format: "raw")]
     if FileManager.default.fileExists(atPath: stage + "/payload.raw") { disks.append((stage + "/payload.raw", "raw")) }
-    try host.bootBuildMachine(
+    try machines.bootBuildMachine(
       BuildMachine(
         name: machine, kernel: kernel, initrd: initrd, cmdline: "console=ttyS0 panic=-1 quiet drover.build=1", disks: disks,
         consoleLog: console))
@@ -247,7 +250,7 @@ public final class Baker: @unchecked Sendable {
             // The guest synced and unmounted before printing this; QEMU still holds the disk's
             // lock until it exits, so stop the machine before anything reads the disk. (Stopping
             // takes ~0.2 s now that libvirtd runs under a subreaper; see scripts/setup.)
-            try host.removeBuildMachine(name: machine)
+            try machines.removeBuildMachine(name: machine)
             let code = Int(line.dropFirst("DROVER-BUILD-EXIT=".count)) ?? -1
             guard code == 0 else {
               throw Diagnostic.error(
@@ -298,7 +301,10 @@ public final class Baker: @unchecked Sendable {
   /// Removes what an interrupted bake left: build machines, staging folders of dead processes,
   /// and image files that never got a manifest.
   func removeLeftovers() throws {
-    for name in try host.buildMachineNames() { try host.removeBuildMachine(name: name) }
+    for name in try machines.buildMachineNames() { try machines.removeBuildMachine(name: name) }
+    if machines !== host {  // leftovers of bakes from before build machines ran locally
+      for name in try host.buildMachineNames() { try host.removeBuildMachine(name: name) }
+    }
     let staging = imageDirectory + "/.staging"
     for entry in (try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? [] {
       let pid = Int32(entry.split(separator: "-").last ?? "") ?? 0

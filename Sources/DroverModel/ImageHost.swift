@@ -1,6 +1,6 @@
 /// What baking and node boot need from a host: Drover's image storage pool, overlay volumes and
 /// short-lived build machines (implemented over libvirt by `DroverLibvirt`).
-public protocol ImageHost: AnyObject, Sendable {
+public protocol ImageHost: BuildMachineHost {
   var uri: String { get }
 
   /// Makes sure Drover's own dir pool `name` exists at `directory` and is running. A pool of that
@@ -16,14 +16,18 @@ public protocol ImageHost: AnyObject, Sendable {
   /// Deletes a volume; a missing one is not an error.
   func deleteVolume(pool: String, name: String) throws
 
-  /// Boots a transient build machine. Its domain carries a Drover build marker so a leftover one
-  /// can be found and removed after a crash.
+}
+
+/// Where a bake's short-lived build machines run: libvirt domains (`DroverLibvirt`), or QEMU
+/// processes Drover starts itself for local bakes (`DroverBake.LocalBuildMachines`).
+public protocol BuildMachineHost: AnyObject, Sendable {
+  /// Boots a build machine, marked so a leftover one can be found and removed after a crash.
   func bootBuildMachine(_ machine: BuildMachine) throws
 
-  /// Stops and removes a build machine if it exists (only domains carrying the build marker).
+  /// Stops and removes a build machine if it exists (only machines carrying the build marker).
   func removeBuildMachine(name: String) throws
 
-  /// Names of every build machine on the host (leftovers of interrupted bakes included).
+  /// Names of every build machine (leftovers of interrupted bakes included).
   func buildMachineNames() throws -> [String]
 }
 

@@ -51,7 +51,13 @@ final class BakeSystemTests {
   func leftovers() throws -> [String] {
     let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
     let staging = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/.staging")) ?? []
-    return files.filter { $0.hasPrefix("systest") } + staging + (try backend.buildMachineNames())
+    return files.filter { $0.hasPrefix("systest") } + staging + (try buildMachines())
+  }
+
+  /// Build machines of either kind: local QEMU processes (what bakes on qemu:///system use) and
+  /// libvirt domains (remote hosts, or DROVER_BUILD_MACHINES=libvirt).
+  func buildMachines() throws -> [String] {
+    try LocalBuildMachines(directory: dir + "/.machines").buildMachineNames() + backend.buildMachineNames()
   }
 
   @Test func bakeBootCacheHitRebuildAndTamper() throws {
@@ -60,7 +66,7 @@ final class BakeSystemTests {
     #expect(first.manifest.timings["commands"] ?? 0 > 0)
     #expect(FileManager.default.fileExists(atPath: "\(dir)/\(first.manifest.artifact)"))
     #expect(try FileDigestCache.sha256(ofFile: "\(dir)/\(first.manifest.artifact)") == first.manifest.artifactSHA256)
-    #expect(try backend.buildMachineNames().isEmpty, "the build VM is always removed")
+    #expect(try buildMachines().isEmpty, "the build VM is always removed")
 
     let hit = try baker().bake(recipe(), recipeDirectory: recipeDir)
     #expect(hit.cacheHit && hit.machinesBooted == 0 && hit.manifest.key == first.manifest.key)
@@ -107,6 +113,24 @@ final class BakeSystemTests {
     let error = #expect(throws: Diagnostic.self) { try fresh.prepare(node2, host: self.backend) }
     #expect(error?.code == "image.tampered")
     #expect(!FileManager.default.fileExists(atPath: "\(dir)/node-\(spec.name)-2-g1.qcow2"))
+  }
+
+  /// A build machine left by a killed Drover (another process: only its pid file is known) is
+  /// found through the pid file, checked against its command line, and stopped.
+  @Test func aLeftoverLocalBuildMachineIsFoundAndStopped() throws {
+    let baked = try baker().bake(recipe(), recipeDirectory: recipeDir)
+    let machines = dir + "/.machines-leftover"
+    let name = "drover-build-leftover"
+    try LocalBuildMachines(directory: machines).bootBuildMachine(
+      BuildMachine(name: name, kernel: baked.manifest.kernel, initrd: baked.manifest.initrd, cmdline: "console=ttyS0 quiet", disks: [], consoleLog: machines + "/console.log"))
+    let pid = try #require(pid_t(try String(contentsOfFile: "\(machines)/\(name).pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+    let other = LocalBuildMachines(directory: machines)  // knows nothing but the folder
+    #expect(try other.buildMachineNames() == [name])
+    try other.removeBuildMachine(name: name)
+    #expect(try other.buildMachineNames().isEmpty)
+    let state = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)).map { $0.split(separator: " ")[2] } ?? "gone"
+    #expect(state == "gone" || state == "Z", "QEMU was stopped (a zombie until its parent reaps it)")
+    #expect(!FileManager.default.fileExists(atPath: "\(machines)/\(name).pid"))
   }
 
   @Test func failingAndInterruptedBakesLeaveNothingBehind() throws {
