@@ -45,30 +45,11 @@ public final class LocalBuildMachines: BuildMachineHost, @unchecked Sendable {
       argv += ["-drive", "file=\(disk.path.replacingOccurrences(of: ",", with: ",,")),format=\(disk.format),if=virtio,cache=unsafe"]
     }
     let log = "\(directory)/\(m.name).log"
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    // A clean signal mask and default handlers: the spawning thread may block SIGTERM (worker
-    // threads often do), and a QEMU that inherits that mask ignores the stop request.
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var none = sigset_t(), defaults = sigset_t()
-    sigemptyset(&none)
-    sigemptyset(&defaults)
-    for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, signal) }
-    posix_spawnattr_setsigmask(&attributes, &none)
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    let cArgs = argv.map { strdup($0) } + [nil]
-    defer { cArgs.forEach { free($0) } }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, Self.qemu, &actions, &attributes, cArgs, environ)
-    guard rc == 0 else {
-      throw Diagnostic.error("bake.boot", "cannot start \(Self.qemu): \(String(cString: strerror(rc)))", subject: m.name)
+    let pid: pid_t
+    switch ChildProcess.spawn(argv, ChildProcess.Options(output: log, searchPath: false)) {
+    case .success(let started): pid = started
+    case .failure(let error):
+      throw Diagnostic.error("bake.boot", "cannot start \(Self.qemu): \(String(cString: strerror(error.code.rawValue)))", subject: m.name)
     }
     children.withLock { $0[m.name] = pid }
     // QEMU writes its pid file once it has opened everything; a start-up failure ends it first.

@@ -1,3 +1,4 @@
+import DroverBasics
 import Foundation
 
 /// Wall-clock timing of repeated runs, reported as medians.
@@ -35,31 +36,20 @@ func runMeasured(_ path: String, _ arguments: [String], cwd: String? = nil, envi
 }
 
 func spawn(_ path: String, _ arguments: [String], cwd: String?, environment: [String: String], stdin: String?) throws -> (status: Int32, maxRSSKiB: Int) {
-  var env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+  // ChildProcess has no working-directory option (no posix_spawn chdir action in this libc's
+  // headers): the benchmark is single-threaded, so change the parent's directory around the spawn.
+  var env = environment
   if let cwd { env["PWD"] = cwd }
-  let argv = [path] + arguments
-  var actions = posix_spawn_file_actions_t()
-  posix_spawn_file_actions_init(&actions)
-  defer { posix_spawn_file_actions_destroy(&actions) }
-  posix_spawn_file_actions_addopen(&actions, 0, stdin ?? "/dev/null", O_RDONLY, 0)
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-  // No posix_spawn chdir action in this libc's headers: the benchmark is single-threaded, so
-  // change the parent's directory around the spawn.
   let previous = FileManager.default.currentDirectoryPath
   if let cwd { _ = FileManager.default.changeCurrentDirectoryPath(cwd) }
   defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
-  let cArgs = argv.map { strdup($0) } + [nil]
-  let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-  defer {
-    cArgs.forEach { free($0) }
-    cEnv.forEach { free($0) }
+  let pid: pid_t
+  switch ChildProcess.spawn([path] + arguments, ChildProcess.Options(environment: env, stdin: stdin ?? "/dev/null", searchPath: false)) {
+  case .success(let started): pid = started
+  case .failure(let error): throw BenchError("cannot run \(path): \(String(cString: strerror(error.code.rawValue)))")
   }
-  var pid: pid_t = 0
-  let rc = posix_spawn(&pid, path, &actions, nil, cArgs, cEnv)
-  guard rc == 0 else { throw BenchError("cannot run \(path): \(String(cString: strerror(rc)))") }
   var status: Int32 = 0
   var usage = rusage()
   wait4(pid, &status, 0, &usage)
-  return ((status >> 8) & 0xFF, usage.ru_maxrss)
+  return (ChildProcess.exitCode(status), usage.ru_maxrss)
 }
