@@ -75,7 +75,9 @@ public enum OwnershipMetadata {
 
   /// Reads the element with one scan: `plan` does this once per domain, so parsing, the seal
   /// check and the fingerprint digest share the scanned tags. An intact seal already digests every
-  /// attribute and label, so it is the fingerprint; anything else is digested whole.
+  /// attribute and label, so it is the fingerprint; anything else is digested whole. A record with
+  /// no seal (written before seals existed) counts as intact, so upgrading Drover never reports
+  /// drift or plans changes.
   public static func read(_ xml: String) -> Reading {
     let tags = XMLText.startTags(xml)
     let ownership = parse(tags)
@@ -91,10 +93,6 @@ public enum OwnershipMetadata {
     }
     return Reading(ownership: ownership, intact: intact, digest: digest ?? ContentDigest.of(xml).hex)
   }
-
-  /// Whether a parsed record's seal matches its content. A record with no seal (written before
-  /// seals existed) counts as intact, so upgrading Drover never reports drift or plans changes.
-  public static func isIntact(_ xml: String) -> Bool { read(xml).intact }
 
   /// Parses the element back; nil when it is not a well-formed Drover node record (treated as foreign).
   public static func parse(_ xml: String) -> NodeOwnership? { parse(XMLText.startTags(xml)) }
