@@ -17,7 +17,8 @@ enum FleetBenchmark {
   struct Setup {
     var drover: String
     var runs: Int
-    var work: String
+    var project: ScratchProject
+    var work: String { project.path }
     var floor: String
     var peers: Peers
     var holder: LibvirtHostBackend
@@ -25,25 +26,17 @@ enum FleetBenchmark {
   }
 
   static func run(drover: String, runs: Int, sizes: [Int], repo: String) throws -> [String] {
-    let work = FileManager.default.temporaryDirectory.appendingPathComponent("drover-bench-fleet-\(getpid())").path
-    try? FileManager.default.removeItem(atPath: work)
-    try FileManager.default.createDirectory(atPath: work + "/pools", withIntermediateDirectories: true)
-    try FileManager.default.createDirectory(atPath: work + "/images", withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: work) }
-    try "name: demo\nversion: v1\nbase: {rootfs: busybox}\n".write(toFile: work + "/images/demo.yaml", atomically: true, encoding: .utf8)
+    let project = try ScratchProject("fleet")
+    defer { project.remove() }
+    let work = project.path
     let setup = Setup(
-      drover: drover, runs: runs, work: work, floor: try buildFloor(work, repo: repo), peers: Peers(repo: repo, work: work),
+      drover: drover, runs: runs, project: project, floor: try buildFloor(work, repo: repo), peers: Peers(repo: repo, work: work),
       holder: try LibvirtHostBackend.connect(uri))
     var lines: [String] = []
     for n in sizes {
       lines += try fleet(n, setup)
     }
     return lines
-  }
-
-  static func writePool(_ setup: Setup, name: String, replicas: Int, host: String = uri) throws {
-    try "name: \(name)\nhosts: [\(host)]\nreplicas: \(replicas)\nimage: demo@v1\n".write(
-      toFile: "\(setup.work)/pools/p.yaml", atomically: true, encoding: .utf8)
   }
 
   static func fleet(_ n: Int, _ s: Setup) throws -> [String] {
@@ -53,7 +46,7 @@ enum FleetBenchmark {
 
     // 2. Apply, create n nodes: drover vs the serial C define+start loop, interleaved; the last
     // drover run leaves the nodes in place for plan and drift.
-    try writePool(s, name: pool, replicas: n)
+    try s.project.writePool(name: pool, host: uri, replicas: n)
     var apply = Contest()
     apply.add("drover apply --auto-approve", runs: s.runs) {
       try removeDomains(s.holder, prefix: "\(pool)-")
@@ -127,7 +120,7 @@ enum FleetBenchmark {
     lines.append(String(format: "  libvirt calls: %.2f reads per node; %d write calls; every domain unchanged after %d runs: %@   target 0 writes: %@",
       Double(s.holder.calls.total - 1) / Double(max(1, n)), writes, s.runs + 1, unchanged ? "yes" : "NO", writes == 0 && unchanged ? "MET" : "MISSED"))
 
-    try writePool(s, name: pool, replicas: 0)
+    try s.project.writePool(name: pool, host: uri, replicas: 0)
     try check(runProcess(s.drover, ["apply", "--auto-approve"], cwd: s.work, environment: s.env), "drover apply (scale to 0)")
     return lines
   }

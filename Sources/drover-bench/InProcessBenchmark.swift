@@ -10,12 +10,9 @@ import Libvirt
 /// `test+unix:///default` after a real `drover apply`.
 enum InProcessBenchmark {
   static func run(drover: String, runs: Int, sizes: [Int], repo: String) throws -> [String] {
-    let work = FileManager.default.temporaryDirectory.appendingPathComponent("drover-bench-inprocess-\(getpid())").path
-    try? FileManager.default.removeItem(atPath: work)
-    try FileManager.default.createDirectory(atPath: work + "/pools", withIntermediateDirectories: true)
-    try FileManager.default.createDirectory(atPath: work + "/images", withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: work) }
-    try "name: demo\nversion: v1\nbase: {rootfs: busybox}\n".write(toFile: work + "/images/demo.yaml", atomically: true, encoding: .utf8)
+    let project = try ScratchProject("inprocess")
+    defer { project.remove() }
+    let work = project.path
     let holder = try LibvirtHostBackend.connect(FleetBenchmark.uri)
     let peers = Peers(repo: repo, work: work)
     let floor = try FleetBenchmark.buildFloor(work, repo: repo)
@@ -25,9 +22,7 @@ enum InProcessBenchmark {
       let pool = "local\(n)"
       let file = "\(work)/world-\(n).xml"
       // Make the nodes for real over the daemon, then dump them into a test-driver world file.
-      func spec(_ host: String, _ replicas: Int) throws {
-        try "name: \(pool)\nhosts: [\(host)]\nreplicas: \(replicas)\nimage: demo@v1\n".write(toFile: "\(work)/pools/p.yaml", atomically: true, encoding: .utf8)
-      }
+      func spec(_ host: String, _ replicas: Int) throws { try project.writePool(name: pool, host: host, replicas: replicas) }
       try spec(FleetBenchmark.uri, n)
       try FleetBenchmark.check(runProcess(drover, ["apply", "--auto-approve"], cwd: work, environment: env), "drover apply")
       var world = "<node>\n"

@@ -4,12 +4,9 @@ import Foundation
 /// first diagnostic on a bad input. Target: 1,000 files in under 0.3 s.
 enum ValidateBenchmark {
   static func run(drover: String, runs: Int) throws -> [String] {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("drover-bench-validate-\(getpid())")
-    try? FileManager.default.removeItem(at: dir)
-    try FileManager.default.createDirectory(at: dir.appendingPathComponent("pools"), withIntermediateDirectories: true)
-    try FileManager.default.createDirectory(at: dir.appendingPathComponent("images"), withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: dir) }
-    try "name: demo\nversion: v1\nbase: {rootfs: busybox}\n".write(to: dir.appendingPathComponent("images/demo.yaml"), atomically: true, encoding: .utf8)
+    let project = try ScratchProject("validate")
+    defer { project.remove() }
+    let dir = URL(fileURLWithPath: project.path)
     let template = """
       name: NAME
       hosts: [qemu:///system, qemu+ssh://root@h2/system]
