@@ -11,6 +11,7 @@ public final class NodeImages: @unchecked Sendable {
   let poolName: String
   let consoleDirectory: String
   private var verified: Set<String> = []
+  private var readyPools: Set<String> = []
   private let lock = NSLock()
 
   public init(catalogue: ImageCatalogue, poolName: String, consoleDirectory: String) {
@@ -19,40 +20,56 @@ public final class NodeImages: @unchecked Sendable {
     self.consoleDirectory = consoleDirectory
   }
 
-  /// The overlay volume name of a node generation.
-  public static func overlayName(_ node: String, generation: Int) -> String { "node-\(node)-g\(generation).qcow2" }
-
+  /// Gives a new domain (create, replace, rollback) its own overlay. Updates never come here:
+  /// they keep the node's disk.
+  ///
+  /// On a host that boots nodes the image must be baked and its checksum verified; on one that
+  /// does not (the test driver) an unbaked image gets an overlay backed by the path the image
+  /// would have, so every disk path is exercised in the fast tests too.
   public func prepare(_ node: NodeDefinition, host: any ImageHost) throws -> NodeDefinition {
     let o = node.ownership
     let manifest = catalogue.image(forKey: o.digest) ?? ImageRef(parsing: o.image).flatMap(catalogue.image(for:))
-    guard let manifest else {
-      // libvirt's test driver cannot boot anything: its nodes stay diskless.
-      if host.uri.hasPrefix("test") { return node }
+    var result = node
+    let backing: String
+    if let manifest {
+      if host.bootsNodes {
+        try lock.withLock {
+          if !verified.contains(manifest.key) {
+            try ImageVerifier.verify(manifest, in: catalogue)
+            verified.insert(manifest.key)
+          }
+        }
+      }
+      result.ownership.digest = manifest.key
+      backing = catalogue.path(of: manifest)
+    } else if !host.bootsNodes {
+      backing = "\(catalogue.directory)/unbaked-\(o.image.replacingOccurrences(of: "@", with: "-")).qcow2"
+    } else {
       throw Diagnostic.error(
         "image.missing", "image \(o.image) has not been baked", subject: "node \(o.node) on \(host.uri)",
         hint: "run: drover bake  (recipes in images/)")
     }
-    if !host.uri.hasPrefix("test") {
-      try lock.withLock {
-        if !verified.contains(manifest.key) {
-          try ImageVerifier.verify(manifest, in: catalogue)
-          verified.insert(manifest.key)
-        }
-      }
+    try ensurePool(on: host)
+    if host.bootsNodes {
+      try FileManager.default.createDirectory(atPath: consoleDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
     }
-    var result = node
-    result.ownership.digest = manifest.key
-    guard !host.uri.hasPrefix("test") else { return result }
-    try host.ensureImagePool(name: poolName, directory: catalogue.directory)
-    try FileManager.default.createDirectory(atPath: consoleDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-    let volume = Self.overlayName(o.node, generation: o.generation)
+    let volume = OverlayName(project: o.project, pool: o.pool, index: o.index, generation: o.generation).volume
     _ = try host.createOverlay(
-      pool: poolName, name: volume, backingPath: catalogue.path(of: manifest),
-      capacityBytes: max(o.diskMiB << 20, manifest.recipe.size.bytes))
+      pool: poolName, name: volume, backingPath: backing,
+      capacityBytes: max(o.diskMiB << 20, manifest?.recipe.size.bytes ?? 0))
     result.ownership.disk = "\(poolName)/\(volume)"
     result.boot = NodeBoot(
-      storagePool: poolName, volume: volume, kernel: manifest.kernel, initrd: manifest.initrd, cmdline: manifest.cmdline,
-      consoleLog: "\(consoleDirectory)/\(o.node).log")
+      storagePool: poolName, volume: volume, kernel: manifest?.kernel, initrd: manifest?.initrd, cmdline: manifest?.cmdline,
+      consoleLog: host.bootsNodes ? "\(consoleDirectory)/\(o.node).log" : nil)
     return result
+  }
+
+  /// Prepares Drover's image pool once per host and process (nodes are prepared in parallel).
+  func ensurePool(on host: any ImageHost) throws {
+    try lock.withLock {
+      guard !readyPools.contains(host.uri) else { return }
+      try host.ensureImagePool(name: poolName, directory: catalogue.directory)
+      readyPools.insert(host.uri)
+    }
   }
 }

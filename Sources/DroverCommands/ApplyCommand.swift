@@ -46,15 +46,44 @@ struct ApplyCommand: ParsableCommand {
   }
 
   func run() throws {
-    let context = try ProjectContext.load(project, format: json ? .json : .human)
-    let saved = try planFile.map(PlanFile.read)
-    let options = PlanOptions(
-      targets: saved?.targets ?? targeting.targets, excludes: saved?.excludes ?? targeting.excludes,
-      imageDigests: images.catalogue.digestsByReference, project: project.projectName, forceReplace: saved?.forceReplace ?? targeting.replace)
+    try ApplySession(
+      project: project, targeting: targeting, images: images, planFile: planFile, autoApprove: autoApprove, json: json,
+      lockTimeout: DurationArgument.seconds(lockTimeout) ?? 0
+    ).run()
+  }
+}
+
+/// One apply, from options to exit status: lock, observe, plan (or load and check a saved plan),
+/// approve, run the plan through `ApplyEngine`, render what happened. `drover apply` and
+/// `drover rollout resume|abort` both run it (no command calls another through argv).
+struct ApplySession {
+  var project: ProjectOptions
+  var targeting: TargetingOptions
+  var images: ImageOptions
+  var planFile: String?
+  var autoApprove: Bool
+  var json: Bool
+  var lockTimeout: Double
+
+  var journalDirectory: String { project.stateDirectory + "/journal" }
+
+  func run() throws {
+    let context = try ProjectContext.load(project, format: json ? .json : .human, imagePool: images.imagePool)
+    let saved: Plan?
+    do { saved = try planFile.map(PlanFile.read) } catch {
+      report(error)
+      throw ExitCode.failure
+    }
+    var targeting = self.targeting
+    if let saved {
+      targeting.targets = saved.targets
+      targeting.excludes = saved.excludes
+      targeting.replace = saved.forceReplace
+    }
 
     // Lock every declared pool in scope (sorted: no lock-order deadlock), then observe under the locks.
     let pools = context.specs.poolSpecs.map(\.name).filter { pool in
-      options.targets.isEmpty || options.targets.contains { $0 == pool || $0.hasPrefix(pool + "-") }
+      targeting.targets.isEmpty || targeting.targets.contains { $0 == pool || $0.hasPrefix(pool + "-") || $0.hasPrefix(pool + "/") }
     }
     var locks: [PoolLock] = []
     do {
@@ -62,7 +91,7 @@ struct ApplyCommand: ParsableCommand {
         locks.append(
           try PoolLock.acquire(
             pool: pool, directory: project.stateDirectory + "/locks", command: CommandLine.arguments.joined(separator: " "),
-            timeout: DurationArgument.seconds(lockTimeout)!))
+            timeout: lockTimeout))
       }
     } catch {
       report(error)
@@ -70,7 +99,8 @@ struct ApplyCommand: ParsableCommand {
     }
     defer { locks.removeAll() }
 
-    let (current, diagnostics) = makePlan(pools: context.specs.poolSpecs, observed: context.observe(), options: options)
+    let (current, diagnostics) = makePlan(
+      pools: context.specs.poolSpecs, observed: context.observe(), options: context.planOptions(project, targeting: targeting, images: images))
     if diagnostics.hasErrors {
       if !json { Output.out(PlanView.human(current, color: project.color)) }
       Report.diagnostics(diagnostics, sources: context.sources, format: json ? .json : .human, noColor: project.noColor)
@@ -78,7 +108,13 @@ struct ApplyCommand: ParsableCommand {
     }
     var plan = current
     if let saved {
-      let stale = StalePlanCheck.check(saved: saved, current: current)
+      var stale = StalePlanCheck.check(saved: saved, current: current)
+      if !stale.hasErrors, saved.actions != current.actions || saved.rollouts != current.rollouts {
+        stale.append(
+          .error(
+            "plan.stale", "the saved plan's actions are not what this Drover would do now (the file was edited, or made by another version)",
+            subject: planFile, hint: "run drover plan --out again and review the new plan"))
+      }
       if stale.hasErrors {
         Report.diagnostics(stale, sources: [], format: json ? .json : .human, noColor: project.noColor)
         if !json { Output.err("No action was taken.") }
@@ -88,12 +124,11 @@ struct ApplyCommand: ParsableCommand {
     } else if !json {
       Output.out(PlanView.human(plan, color: project.color))
     }
-    let activeRollouts = pools.filter { (try? RolloutJournal(directory: journalDirectory, pool: $0))?.active() != nil }
-    guard plan.hasChanges || !activeRollouts.isEmpty else {
+    guard plan.hasChanges else {
       if json { Output.jsonLine(["event": "summary", "added": 0, "changed": 0, "destroyed": 0, "failed": 0]) }
       return
     }
-    if saved == nil && !autoApprove && plan.hasChanges {
+    if saved == nil && !autoApprove {
       guard isatty(STDIN_FILENO) != 0 else {
         Report.diagnostics(
           [.error("apply.approval", "standard input is not a terminal, so apply cannot ask for approval", hint: "pass --auto-approve, or apply a saved plan")],
@@ -106,129 +141,66 @@ struct ApplyCommand: ParsableCommand {
         throw ExitCode.failure
       }
     }
-    try execute(plan, context: context, activeRollouts: Set(activeRollouts))
+    let status = execute(plan, context: context)
+    if status != 0 { throw ExitCode(status) }
   }
 
-  var journalDirectory: String { project.stateDirectory + "/journal" }
-
-  func execute(_ plan: Plan, context: ProjectContext, activeRollouts: Set<String>) throws {
+  /// Runs the plan and renders the outcome; returns the exit status.
+  func execute(_ plan: Plan, context: ProjectContext) -> Int32 {
     let interrupt = InterruptFlag.install()
     let started = Date()
     let json = self.json
     let nodeImages = images.nodeImages()
     let backends = context.backends
-    // Replacements go through the rollout engine; a pool with a rollout in progress is only
-    // touched by resuming it (its journal and the world decide what is left).
-    let rolloutPools = activeRollouts.union(plan.rollouts.map(\.pool))
-    var plain = plan
-    plain.actions = plan.actions.filter { !rolloutPools.contains($0.pool) }
-    let executor = Executor(
-      backends: context.backends, shouldStop: { interrupt.isSet },
-      prepare: { node, uri in
-        guard let host = backends[uri] else { return node }
-        return try nodeImages.prepare(node, host: host)
-      },
-      onEvent: { event in ApplyProgress.print(event, json: json, since: started) })
-    var result = executor.apply(plain)
-    if !interrupt.isSet {
-      for failure in checkCreatedNodes(result.done, context: context, interrupt: interrupt, started: started) {
-        result.failed.append(failure)
-      }
-    }
-    var rolloutProblems: [String] = []
-    for poolName in rolloutPools.sorted() where !interrupt.isSet && result.failed.isEmpty {
-      guard let pool = context.specs.poolSpecs.first(where: { $0.name == poolName }) else { continue }
-      let outcome = try runRollout(pool, actions: plan.actions.filter { $0.pool == poolName && $0.kind == .replace }, context: context, interrupt: interrupt, started: started)
-      if outcome.interrupted { result.interrupted = true }
-      if outcome.state.status == .completed {
-        result.done += plan.actions.filter { $0.pool == poolName && $0.kind == .replace }
-      } else {
-        rolloutProblems += outcome.summary
-      }
-    }
-    let added = result.done.filter { $0.kind == .create || $0.kind == .replace }.count
-    let changed = result.done.filter { $0.kind == .update || $0.kind == .start }.count
-    let destroyed = result.done.filter { $0.kind == .delete || $0.kind == .replace }.count
-    if json {
-      Output.jsonLine([
-        "event": "summary", "added": added, "changed": changed, "destroyed": destroyed, "failed": result.failed.count,
-        "skipped": result.skipped.count, "interrupted": result.interrupted,
-      ])
-    }
-    if !result.failed.isEmpty {
-      Report.diagnostics(result.failed.map(\.error), sources: [], format: json ? .json : .human, noColor: project.noColor)
-    }
-    if !json {
-      let verdict =
-        result.interrupted
-        ? "Apply interrupted." : !result.succeeded ? "Apply failed." : !rolloutProblems.isEmpty ? "Apply stopped: a rollout did not complete." : "Apply complete!"
-      Output.out("\n\(verdict) Nodes: \(added) added, \(changed) changed, \(destroyed) destroyed.")
-      if !result.succeeded { Output.out("Run 'drover plan' to see what remains.") }
-    }
-    for line in rolloutProblems { Output.err(line) }
-    if result.interrupted { throw ExitCode(130) }
-    if !result.succeeded { throw ExitCode.failure }
-    if !rolloutProblems.isEmpty { throw ExitCode(3) }
-  }
-
-  /// Health-checks every node this apply created or restarted, in parallel, within the pool's
-  /// health timeout: a node counts as created only once it is ready.
-  func checkCreatedNodes(_ done: [PlannedAction], context: ProjectContext, interrupt: InterruptFlag, started: Date) -> [(action: PlannedAction, error: Diagnostic)] {
-    let pools = Dictionary(context.specs.poolSpecs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-    let checked = done.filter { ($0.kind == .create || $0.kind == .start || ($0.kind == .update && $0.restart)) && !(pools[$0.pool]?.health.isEmpty ?? true) }
-    guard !checked.isEmpty else { return [] }
     let consoleDir = images.consoleDir
-    let json = self.json
-    let failures = Mutex<[(action: PlannedAction, error: Diagnostic)]>([])
-    // Probes mostly wait (on a console log, a socket): up to 32 nodes are checked at once.
-    BlockingFanOut.forEach(checked.count, width: 32) { i in
-      let action = checked[i]
-      let pool = pools[action.pool]!
-      var endpoint = NodeEndpoint(
-        name: action.node, host: action.host, pool: action.pool, image: action.after?.ownership.image ?? "",
-        consoleLog: "\(consoleDir)/\(action.node).log")
-      if let backend = context.backends[action.host] {
-        let node = action.node
-        endpoint.resolveAddress = { backend.address(of: node) }
-      }
-      let reason = HealthChecker().unhealthyReason(
-        endpoint, checks: pool.health, deadline: Date().addingTimeInterval(pool.upgrade.healthTimeout.seconds), shouldStop: { interrupt.isSet })
-      if let reason {
-        failures.withLock {
-          $0.append((action, .error("apply.unhealthy", "node \(action.node) is not healthy: \(reason)", subject: "node \(action.node) on \(action.host)")))
-        }
-      } else if !json {
-        Output.out(String(format: "[%7.2fs] %@ on %@: healthy", Date().timeIntervalSince(started), action.node, action.host))
-      }
-    }
-    return failures.withLock { $0 }
-  }
-
-  func runRollout(_ pool: PoolSpec, actions: [PlannedAction], context: ProjectContext, interrupt: InterruptFlag, started: Date) throws -> RolloutOutcome {
-    let nodeImages = images.nodeImages()
-    let backends = context.backends
-    let consoleDir = images.consoleDir
-    let json = self.json
-    let hosts: [String: any HostBackend] = context.backends.mapValues { $0 }
-    let runner = RolloutRunner(
-      pool: pool, project: project.projectName, backends: hosts,
-      journal: try RolloutJournal(directory: journalDirectory, pool: pool.name),
-      hooks: RolloutRunner.Hooks(
-        drainer: Drainers.make(pool.drain),
+    let engine = ApplyEngine(
+      pools: context.specs.poolSpecs, backends: context.backends.mapValues { $0 }, project: project.projectName,
+      journalDirectory: journalDirectory,
+      hooks: ApplyEngine.Hooks(
         prepare: { node, uri in
           guard let host = backends[uri] else { return node }
           return try nodeImages.prepare(node, host: host)
         },
-        consoleLog: { "\(consoleDir)/\($0).log" }, shouldStop: { interrupt.isSet },
-        onEvent: { line in
+        consoleLog: { node in "\(consoleDir)/\(node).log" }, shouldStop: { interrupt.isSet },
+        onStep: { event in ApplyProgress.print(event, json: json, since: started) },
+        onHealthy: { action in
+          if !json { Output.out(String(format: "[%7.2fs] %@ on %@: healthy", Date().timeIntervalSince(started), action.node, action.host)) }
+        },
+        onRollout: { pool, line in
           if json {
-            Output.jsonLine(["event": "rollout", "pool": pool.name, "message": line, "time": ISO8601DateFormatter().string(from: Date())])
+            Output.jsonLine(["event": "rollout", "pool": pool, "message": line, "time": ISO8601DateFormatter().string(from: Date())])
           } else {
             Output.out(String(format: "[%7.2fs] ", Date().timeIntervalSince(started)) + line)
           }
         }))
-    let digest = images.catalogue.image(for: pool.image)?.key ?? ""
-    return try runner.run(actions: actions, imageDigest: digest)
+    let outcome = engine.run(plan)
+    let failures = outcome.diagnostics
+    if json {
+      Output.jsonLine([
+        "event": "summary", "added": outcome.added, "changed": outcome.changed, "destroyed": outcome.destroyed, "failed": failures.count,
+        "skipped": outcome.executed.skipped.count, "interrupted": outcome.interrupted || outcome.executed.interrupted,
+        "exit_status": Int(outcome.exitStatus),
+      ])
+    }
+    if !failures.isEmpty {
+      Report.diagnostics(failures, sources: [], format: json ? .json : .human, noColor: project.noColor)
+    }
+    let status = outcome.exitStatus
+    if !json {
+      let verdict: String
+      switch status {
+      case 0: verdict = "Apply complete!"
+      case 130: verdict = "Apply interrupted."
+      case 3: verdict = "Apply stopped: a rollout did not complete."
+      default: verdict = "Apply failed: not every planned action was done."
+      }
+      Output.out("\n\(verdict) Nodes: \(outcome.added) added, \(outcome.changed) changed, \(outcome.destroyed) destroyed.")
+      if status != 0 { Output.out("Run 'drover plan' to see what remains.") }
+    }
+    for rollout in outcome.rollouts where rollout.state.status != .completed {
+      for line in rollout.summary { Output.err(line) }
+    }
+    return status
   }
 
   func report(_ error: Error) {
@@ -257,12 +229,23 @@ enum ApplyProgress {
     let t = String(format: "%7.2fs", event.time.timeIntervalSince(start))
     let verb: String
     switch (a.kind, event.status) {
-    case (_, .started): verb = ["create": "creating", "start": "starting", "update": "updating", "replace": "replacing", "delete": "destroying"][a.kind.rawValue]! + "…"
-    case (_, .done): verb = ["create": "created", "start": "started", "update": "updated", "replace": "replaced", "delete": "destroyed"][a.kind.rawValue]!
+    case (_, .started): verb = progressVerb(a.kind, done: false)
+    case (_, .done): verb = progressVerb(a.kind, done: true)
     case (_, .failed): verb = "FAILED: \(event.message ?? "")"
     case (_, .skipped): verb = "skipped: \(event.message ?? "")"
     }
     Output.out("[\(t)] \(a.node) on \(a.host): \(verb)")
+  }
+}
+
+func progressVerb(_ kind: ActionKind, done: Bool) -> String {
+  switch kind {
+  case .create: return done ? "created" : "creating…"
+  case .start: return done ? "started" : "starting…"
+  case .update: return done ? "updated" : "updating…"
+  case .replace: return done ? "replaced" : "replacing…"
+  case .delete: return done ? "destroyed" : "destroying…"
+  case .removeOverlay: return done ? "orphaned overlay removed" : "removing orphaned overlay…"
   }
 }
 

@@ -42,14 +42,11 @@ struct PlanCommand: ParsableCommand {
   func run() throws {
     PhaseTimings.start()
     defer { PhaseTimings.report() }
-    let context = try ProjectContext.load(project, format: json ? .json : .human)
+    let context = try ProjectContext.load(project, format: json ? .json : .human, imagePool: images.imagePool)
     let observed = context.observe()
     PhaseTimings.mark("observe")
     let (plan, diagnostics) = makePlan(
-      pools: context.specs.poolSpecs, observed: observed,
-      options: PlanOptions(
-        targets: targeting.targets, excludes: targeting.excludes, imageDigests: images.catalogue.digestsByReference,
-        project: project.projectName, forceReplace: targeting.replace))
+      pools: context.specs.poolSpecs, observed: observed, options: context.planOptions(project, targeting: targeting, images: images))
     PhaseTimings.mark("plan")
     defer { PhaseTimings.mark("output") }
     if json {

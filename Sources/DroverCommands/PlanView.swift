@@ -11,7 +11,7 @@ enum PlanView {
       let code: String
       switch kind {
       case .create: code = "32"
-      case .delete: code = "31"
+      case .delete, .removeOverlay: code = "31"
       case .replace: code = "35"
       case .update, .start: code = "33"
       }

@@ -3,6 +3,8 @@ import DroverBasics
 import DroverEngine
 import DroverLibvirt
 import DroverModel
+import DroverPlan
+import DroverRollout
 import DroverSpec
 import Foundation
 import Synchronization
@@ -23,6 +25,12 @@ struct ProjectOptions: ParsableArguments {
   @Flag(help: "Never colour the output.")
   var noColor = false
 
+  func validate() throws {
+    guard ProjectName.isValid(projectName) else {
+      throw ValidationError("--project (or $DROVER_PROJECT) must be 1–64 letters, digits, '_' or '-', not '\(projectName)'")
+    }
+  }
+
   var poolsPath: String { dir + "/pools" }
   var imagesPath: String { dir + "/images" }
   /// Lock files and other local state (never the source of truth: libvirt is).
@@ -40,7 +48,10 @@ struct ProjectContext {
 
   /// Loads and validates the specs (reporting and failing on any error), then connects to every
   /// host they name, in parallel, each within the connect timeout.
-  static func load(_ options: ProjectOptions, readOnly: Bool = false, format: DiagnosticFormat = .human) throws -> ProjectContext {
+  /// - Parameter imagePool: Drover's image storage pool, whose overlays are observed with the domains.
+  static func load(_ options: ProjectOptions, readOnly: Bool = false, format: DiagnosticFormat = .human, imagePool: String? = nil) throws
+    -> ProjectContext
+  {
     let (sources, readProblems) = SpecFiles.read([options.poolsPath, options.imagesPath].filter {
       FileManager.default.fileExists(atPath: $0)
     })
@@ -52,24 +63,44 @@ struct ProjectContext {
     }
     PhaseTimings.mark("specs")
     let uris = Array(Set(specs.pools.flatMap(\.spec.hosts))).sorted()
-    let connected = Connector.connect(uris, readOnly: readOnly, timeout: options.connectTimeout)
+    let connected = Connector.connect(uris, readOnly: readOnly, timeout: options.connectTimeout, imagePool: imagePool)
     PhaseTimings.mark("connect")
     return ProjectContext(specs: specs, sources: sources, backends: connected.backends, unreachable: connected.unreachable)
   }
 
-  func observe() -> ObservedWorld {
-    WorldObserver.observe(backends.keys.sorted().map { backends[$0]! }, unreachable: unreachable)
+  func observe(detailed: Bool = false) -> ObservedWorld {
+    WorldObserver.observe(backends.keys.sorted().compactMap { backends[$0] }, unreachable: unreachable, detailed: detailed)
+  }
+
+  /// Rollouts in progress, by pool (from each pool's journal).
+  func activeRollouts(stateDirectory: String) -> [String: RolloutState] {
+    var active: [String: RolloutState] = [:]
+    for pool in specs.poolSpecs {
+      if let journal = try? RolloutJournal(directory: stateDirectory + "/journal", pool: pool.name), let state = journal.active() {
+        active[pool.name] = state
+      }
+    }
+    return active
+  }
+
+  /// What plan and apply plan with: the same options from either command.
+  func planOptions(_ project: ProjectOptions, targeting: TargetingOptions, images: ImageOptions) -> PlanOptions {
+    PlanOptions(
+      targets: targeting.targets, excludes: targeting.excludes, imageDigests: images.catalogue.digestsByReference,
+      project: project.projectName, forceReplace: targeting.replace, activeRollouts: activeRollouts(stateDirectory: project.stateDirectory))
   }
 }
 
 /// Opens connections to many hosts at once.
 enum Connector {
-  static func connect(_ uris: [String], readOnly: Bool, timeout: Double) -> (backends: [String: LibvirtHostBackend], unreachable: [String: String]) {
+  static func connect(_ uris: [String], readOnly: Bool, timeout: Double, imagePool: String? = nil) -> (
+    backends: [String: LibvirtHostBackend], unreachable: [String: String]
+  ) {
     let results = Mutex<(backends: [String: LibvirtHostBackend], unreachable: [String: String])>(([:], [:]))
     BlockingFanOut.forEach(uris.count, width: uris.count) { i in
       let uri = uris[i]
       do {
-        let backend = try LibvirtHostBackend.connect(uri, readOnly: readOnly, timeout: timeout)
+        let backend = try LibvirtHostBackend.connect(uri, readOnly: readOnly, timeout: timeout, imagePool: imagePool)
         results.withLock { $0.backends[uri] = backend }
       } catch {
         let message = (error as? HostError)?.message ?? "\(error)"

@@ -129,11 +129,11 @@ struct RolloutAbortCommand: ParsableCommand {
 /// Runs `apply` for one pool: it resumes the pool's active rollout under the pool's lock.
 enum RolloutResumer {
   static func resume(pool: String, project: ProjectOptions, images: ImageOptions) throws {
-    var args = ["--auto-approve", "--target", pool, "-C", project.dir, "--project", project.projectName]
-    args += ["--image-dir", images.imageDir, "--image-pool", images.imagePool, "--console-dir", images.consoleDir]
-    if project.noColor { args.append("--no-color") }
-    let apply = try ApplyCommand.parse(args)
-    try apply.run()
+    var targeting = TargetingOptions()
+    targeting.targets = [pool]
+    try ApplySession(
+      project: project, targeting: targeting, images: images, planFile: nil, autoApprove: true, json: false, lockTimeout: 0
+    ).run()
   }
 }
 

@@ -12,12 +12,13 @@ struct StatusCommand: ParsableCommand {
     discussion: "Read-only. A '*' in the PENDING column means 'drover plan' has an action for the node.")
 
   @OptionGroup var project: ProjectOptions
+  @OptionGroup var images: ImageOptions
 
   @Flag(help: "Print JSON.")
   var json = false
 
   func run() throws {
-    let context = try ProjectContext.load(project, readOnly: true, format: json ? .json : .human)
+    let context = try ProjectContext.load(project, readOnly: true, format: json ? .json : .human, imagePool: images.imagePool)
     let world = context.observe()
     let (plan, _) = makePlan(pools: context.specs.poolSpecs, observed: world, options: PlanOptions(project: project.projectName))
     let pending = Set(plan.actions.map(\.node))

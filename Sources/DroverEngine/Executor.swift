@@ -15,7 +15,15 @@ public struct ApplyEvent: Sendable {
 
 /// What an apply did.
 public struct ApplyResult: Sendable {
+  /// A domain this apply defined: its UUID and the record it was given (disk and digest filled in).
+  public struct CreatedNode: Sendable {
+    public var uuid: String
+    public var ownership: NodeOwnership
+  }
+
   public var done: [PlannedAction] = []
+  /// Created nodes by name.
+  public var created: [String: CreatedNode] = [:]
   public var failed: [(action: PlannedAction, error: Diagnostic)] = []
   public var skipped: [PlannedAction] = []
   public var interrupted = false
@@ -23,7 +31,8 @@ public struct ApplyResult: Sendable {
   public var succeeded: Bool { failed.isEmpty && skipped.isEmpty && !interrupted }
 }
 
-/// Executes a plan's actions against the hosts, exactly and only those.
+/// Executes a plan's create, start, update, delete and overlay actions against the hosts, exactly
+/// and only those (replacements are rollouts: `RolloutRunner`).
 ///
 /// Bounded parallelism: at most `parallelismPerHost` nodes in flight on one connection (libvirtd
 /// serves five requests per connection at once). Actions for the same node run in plan order.
@@ -86,8 +95,11 @@ public final class Executor: @unchecked Sendable {
             }
             onEvent(ApplyEvent(time: Date(), action: action, status: .started, message: nil))
             do {
-              try run(action)
-              result.withLock { $0.done.append(action) }
+              let created = try run(action)
+              result.withLock {
+                $0.done.append(action)
+                if let created { $0.created[action.node] = created }
+              }
               onEvent(ApplyEvent(time: Date(), action: action, status: .done, message: nil))
             } catch {
               let diagnostic = (error as? DiagnosticConvertible)?.diagnostics.first
@@ -110,22 +122,29 @@ public final class Executor: @unchecked Sendable {
     return backend
   }
 
-  func run(_ action: PlannedAction) throws {
+  /// Runs one action; returns the new domain of a create.
+  func run(_ action: PlannedAction) throws -> ApplyResult.CreatedNode? {
     let backend = try backend(action.host)
-    switch action.kind {
-    case .create:
-      try backend.create(try prepare(action.after!, action.host))
-    case .start:
-      try backend.start(node: action.node, uuid: action.uuid!)
-    case .update:
-      try backend.update(try prepare(action.after!, action.host), uuid: action.uuid!, restart: action.restart)
-    case .delete:
-      try backend.delete(node: action.node, uuid: action.uuid!)
+    switch try action.payload() {
+    case .create(let node):
+      let prepared = try prepare(node, action.host)
+      return ApplyResult.CreatedNode(uuid: try backend.create(prepared), ownership: prepared.ownership)
+    case .start(let uuid):
+      try backend.start(node: action.node, uuid: uuid)
+    case .update(let uuid, let to, let restart):
+      // Same domain, same disk: never a new overlay.
+      try backend.update(node: action.node, uuid: uuid, to: to, restart: restart)
+    case .delete(let uuid):
+      try backend.delete(node: action.node, uuid: uuid)
+    case .removeOverlay(let volume):
+      try backend.removeOrphanOverlay(volume: volume)
     case .replace:
-      // In place: the old node goes first (same name); rolling replacement with surge is the
-      // rollout engine's job.
-      try backend.delete(node: action.node, uuid: action.uuid!)
-      try backend.create(try prepare(action.after!, action.host))
+      // Replacements are rollouts (cordon, drain, new domain, health, old one removed); the
+      // apply engine hands them to `RolloutRunner` and never here.
+      throw Diagnostic.error(
+        "apply.step", "replacement of \(action.node) reached the plain executor", subject: "node \(action.node) on \(action.host)",
+        hint: "this is a bug in Drover: replacements run through the rollout engine")
     }
+    return nil
   }
 }

@@ -12,6 +12,9 @@ public struct NodeEndpoint: Sendable {
   public var consoleLog: String?
   /// Looks the address up when a check needs it (a new node gets its DHCP lease a few seconds in).
   public var resolveAddress: (@Sendable () -> String?)?
+  /// Whether the node's domain is running now (nil: cannot tell). A node that powers off or
+  /// crashes during its health wait fails at once instead of being waited on until the timeout.
+  public var isRunning: (@Sendable () -> Bool?)?
 
   public init(name: String, host: String, pool: String, image: String, address: String? = nil, consoleLog: String? = nil) {
     self.name = name
@@ -40,23 +43,51 @@ public protocol HealthProbing: Sendable {
 public struct HealthChecker: HealthProbing {
   public init() {}
 
+  /// Each check passes at its first successful probe. An attempt probes every `interval` until it
+  /// passes or its `timeout` runs out; a failed attempt is tried again up to `retries` more times;
+  /// all of it within `deadline` (the pool's `upgrade.health_timeout`).
   public func unhealthyReason(_ node: NodeEndpoint, checks: [HealthCheckSpec], deadline: Date, shouldStop: @Sendable () -> Bool) -> String? {
     for check in checks {
-      let checkDeadline = min(deadline, Date().addingTimeInterval(check.timeout.seconds))
       var lastReason = "not checked"
-      var attempts = 0
-      while true {
-        attempts += 1
-        let reason = probe(check, node: node, deadline: checkDeadline)
-        guard let reason else { break }
-        lastReason = reason
-        if Date() >= checkDeadline || shouldStop() {
-          return "\(describe(check)) failed after \(attempts) attempt\(attempts == 1 ? "" : "s") (timeout \(check.timeout)): \(lastReason)"
+      var probes = 0
+      var passed = false
+      attempts: for attempt in 1...(1 + max(0, check.retries)) {
+        let attemptDeadline = min(deadline, Date().addingTimeInterval(check.timeout.seconds))
+        while true {
+          if let stopped = stoppedReason(node) { return stopped }
+          probes += 1
+          guard let reason = probe(check, node: node, deadline: attemptDeadline) else {
+            passed = true
+            break attempts
+          }
+          lastReason = reason
+          if shouldStop() { return "\(describe(check)) interrupted after \(probes) probe\(probes == 1 ? "" : "s"): \(lastReason)" }
+          if Date() >= attemptDeadline { break }
+          Thread.sleep(forTimeInterval: min(check.interval.seconds, max(0.05, attemptDeadline.timeIntervalSinceNow)))
         }
-        Thread.sleep(forTimeInterval: min(check.interval.seconds, max(0.05, checkDeadline.timeIntervalSinceNow)))
+        if Date() >= deadline && attempt <= check.retries {
+          return "\(describe(check)) failed: the health timeout ran out during attempt \(attempt) of \(1 + check.retries): \(lastReason)"
+        }
+      }
+      if !passed {
+        return "\(describe(check)) failed \(1 + check.retries) attempt\(check.retries == 0 ? "" : "s") (timeout \(check.timeout) each, \(probes) probes): \(lastReason)"
       }
     }
     return nil
+  }
+
+  /// Why the node cannot become healthy any more (it is not running), with the end of its console.
+  func stoppedReason(_ node: NodeEndpoint) -> String? {
+    guard node.isRunning?() == false else { return nil }
+    var reason = "node \(node.name) stopped during its health check (it powered off or crashed)"
+    if let log = node.consoleLog {
+      if let data = FileManager.default.contents(atPath: log) {
+        let lines = String(decoding: data.suffix(4096), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true).suffix(5)
+        if !lines.isEmpty { reason += "; last console lines: " + lines.map { Terminal.printable(String($0)) }.joined(separator: " | ") }
+      }
+      reason += "; console log: \(log)"
+    }
+    return reason
   }
 
   func describe(_ check: HealthCheckSpec) -> String {
@@ -128,5 +159,12 @@ enum TCPProbe {
     let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
     guard rc == 0 else { return "connect \(address):\(port): \(String(cString: strerror(errno)))" }
     return body(fd)
+  }
+}
+
+/// Text from a guest made safe for a terminal: control characters become `?`.
+enum Terminal {
+  static func printable(_ text: String) -> String {
+    String(String.UnicodeScalarView(text.unicodeScalars.map { $0.properties.generalCategory == .control && $0 != "\t" ? "?" : $0 }))
   }
 }

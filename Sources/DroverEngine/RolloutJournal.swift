@@ -72,7 +72,7 @@ public final class RolloutJournal: @unchecked Sendable {
       {
         states[record.rollout] = RolloutState(
           id: record.rollout, pool: start.pool, fromImage: start.fromImage, toImage: start.toImage, schedule: start.schedule,
-          policy: start.policy)
+          policy: start.policy, nodes: start.nodes ?? [])
         order.append(record.rollout)
       }
       states[record.rollout]?.apply(record)
@@ -91,4 +91,16 @@ public struct RolloutStart: Codable, Sendable {
   public var toImage: String
   public var schedule: [[String]]
   public var policy: RolloutPolicy
+  /// Each node's planned replacement (absent in journals written before it existed: such a
+  /// rollout cannot be resumed, only aborted).
+  public var nodes: [RolloutNode]?
+
+  public init(pool: String, fromImage: String, toImage: String, schedule: [[String]], policy: RolloutPolicy, nodes: [RolloutNode]) {
+    self.pool = pool
+    self.fromImage = fromImage
+    self.toImage = toImage
+    self.schedule = schedule
+    self.policy = policy
+    self.nodes = nodes
+  }
 }

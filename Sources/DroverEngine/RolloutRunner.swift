@@ -10,6 +10,9 @@ public struct RolloutOutcome: Sendable {
   public var state: RolloutState
   public var interrupted: Bool
   public var summary: [String]
+  /// Domains this run really created and removed (a canary created and then rolled back counts).
+  public var created = 0
+  public var removed = 0
 }
 
 /// Rolls a pool to a new image: canary, then waves; per node cordon → drain → replace → health →
@@ -61,22 +64,44 @@ public final class RolloutRunner: @unchecked Sendable {
     self.hooks = hooks
   }
 
-  /// Starts a rollout of `actions` (the pool's replace actions), or resumes the active one.
-  public func run(actions: [PlannedAction], imageDigest: String) throws -> RolloutOutcome {
+  private let counts = Mutex((created: 0, removed: 0))
+
+  /// Runs the rollout the plan decided: a new one journaled with exactly the preview's schedule,
+  /// policy and nodes, or the journaled one the preview continues.
+  public func run(_ preview: RolloutPreview) throws -> RolloutOutcome {
     var state: RolloutState
-    if let active = journal.active() {
+    let active = journal.active()
+    if let id = preview.resumes {
+      guard let active, active.id == id else {
+        throw Diagnostic.error(
+          "plan.stale", "rollout \(id) of pool \(pool.name) is no longer in progress", subject: "pool \(pool.name)",
+          hint: "run drover plan again")
+      }
+      guard active.nodes.count == Set(active.schedule.joined()).count else {
+        throw Diagnostic.error(
+          "rollout.journal", "rollout \(id) of pool \(pool.name) was journaled by an older Drover without its node plan",
+          subject: "pool \(pool.name)", hint: "abort it (drover rollout abort \(pool.name)), then apply again")
+      }
       state = active
       hooks.onEvent("resuming rollout \(state.id) of pool \(pool.name): \(state.fromImage) → \(state.toImage)")
       if state.status == .paused { try journal.append(state.id, .resumed) }
     } else {
-      let keys = actions.compactMap { $0.after?.ownership.index }.sorted().map { "\(pool.name)-\($0)" }
-      let policy = RolloutPolicy.resolve(pool.upgrade, budget: pool.errorBudget, nodes: keys.count, replicas: pool.replicas)
-      let from = Set(actions.compactMap { $0.before?.image }).sorted().joined(separator: ",")
-      let start = RolloutStart(pool: pool.name, fromImage: from, toImage: pool.image.description, schedule: policy.schedule(keys), policy: policy)
+      if let active {
+        throw Diagnostic.error(
+          "plan.stale", "pool \(pool.name) has rollout \(active.id) in progress, which the plan did not include", subject: "pool \(pool.name)",
+          hint: "run drover plan again")
+      }
+      let start = RolloutStart(
+        pool: pool.name, fromImage: preview.fromImage, toImage: preview.toImage, schedule: preview.schedule, policy: preview.policy,
+        nodes: preview.nodes)
       let id = "\(pool.name)-\(Int(Date().timeIntervalSince1970 * 1000))"
       try journal.append(id, .rolloutStarted, detail: String(decoding: try JSONEncoder().encode(start), as: UTF8.self))
-      state = journal.active()!
-      hooks.onEvent("rollout \(id) of pool \(pool.name): \(from) → \(pool.image), waves \(state.schedule.map { $0.joined(separator: ",") }.joined(separator: " | "))")
+      guard let started = journal.active() else {
+        throw Diagnostic.error("rollout.journal", "rollout \(id) was written but cannot be read back from \(journal.path)")
+      }
+      state = started
+      hooks.onEvent(
+        "rollout \(id) of pool \(pool.name): \(preview.fromImage) → \(preview.toImage), waves \(state.schedule.map { $0.joined(separator: ",") }.joined(separator: " | "))")
     }
     var soaked: Set<Int> = []
     while true {
@@ -99,19 +124,20 @@ public final class RolloutRunner: @unchecked Sendable {
         hooks.onEvent("soaking \(Double(ms) / 1000)s before wave \(wave)")
         hooks.sleep(Double(ms) / 1000)
         soaked.insert(wave)
-      case .replace(let wave, let nodes):
-        let batch = Array(nodes.prefix(state.policy.concurrency))
+      case .replace(let wave, let keys):
+        let batch = Array(keys.prefix(state.policy.concurrency))
         hooks.onEvent("\(wave == 0 && state.policy.canary > 0 ? "canary" : "wave \(wave)"): replacing \(batch.joined(separator: ", "))")
         let current = state
         BlockingFanOut.forEach(batch.count, width: batch.count) { i in
           let key = batch[i]
           do {
-            if let reason = try self.replaceNode(key, image: current.toImage, digest: imageDigest, state: current, rollback: false) {
+            guard let node = current.nodes[key] else { throw Diagnostic.error("rollout.journal", "node \(key) has no planned replacement") }
+            if let reason = try self.replaceNode(node, state: current, rollback: false) {
               if current.failed[key] == nil { try self.journal.append(current.id, .nodeFailed, node: key, detail: reason) }
               self.hooks.onEvent("\(key): FAILED: \(reason)")
             } else {
               try self.journal.append(current.id, .nodeDone, node: key)
-              self.hooks.onEvent("\(key): replaced and healthy on \(current.toImage)")
+              self.hooks.onEvent("\(key): replaced and healthy on \(current.toImage) (\(node.reason))")
             }
           } catch {
             let message = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"
@@ -119,20 +145,23 @@ public final class RolloutRunner: @unchecked Sendable {
             self.hooks.onEvent("\(key): FAILED: \(message)")
           }
         }
-      case .rollback(let reason, let nodes):
+      case .rollback(let reason, let keys):
         if state.status != .rollingBack {
           try journal.append(state.id, .rollbackStarted, detail: reason)
           hooks.onEvent("rolling back: \(reason)")
         }
-        guard let key = nodes.first else {
+        guard let key = keys.first else {
           try journal.append(state.id, .rolledBack, detail: reason)
           state = journal.rollouts().last { $0.id == state.id } ?? state
           return outcome(state, interrupted: false, reason: reason)
         }
-        let previous = state.fromImage.split(separator: ",").first.map(String.init) ?? state.fromImage
-        let reasonBack = try replaceNode(key, image: previous, digest: "", state: state, rollback: true)
+        guard let node = state.nodes[key] else {
+          try journal.append(state.id, .nodeRolledBack, node: key, detail: "no planned replacement recorded")
+          continue
+        }
+        let reasonBack = try replaceNode(node, state: state, rollback: true)
         try journal.append(state.id, .nodeRolledBack, node: key, detail: reasonBack)
-        hooks.onEvent("\(key): rolled back to \(previous)\(reasonBack.map { " (but: \($0))" } ?? "")")
+        hooks.onEvent("\(key): rolled back to \(node.from.image)\(reasonBack.map { " (but: \($0))" } ?? "")")
       }
     }
   }
@@ -142,7 +171,8 @@ public final class RolloutRunner: @unchecked Sendable {
     if let reason { summary.append("reason: \(reason)") }
     for (node, why) in state.failed.sorted(by: { $0.key < $1.key }) { summary.append("failed \(node): \(why)") }
     if !state.rolledBack.isEmpty { summary.append("rolled back to \(state.fromImage): \(state.rolledBack.sorted().joined(separator: ", "))") }
-    return RolloutOutcome(state: state, interrupted: interrupted, summary: summary)
+    let c = counts.withLock { $0 }
+    return RolloutOutcome(state: state, interrupted: interrupted, summary: summary, created: c.created, removed: c.removed)
   }
 
   /// The owned domains of one node index, on every host of the pool.
@@ -165,6 +195,10 @@ public final class RolloutRunner: @unchecked Sendable {
       ep.resolveAddress = { r.address(of: node) }
       ep.address = pool.network == nil ? nil : r.address(of: node)
     }
+    if let backend = backends[host] {
+      let node = o.node
+      ep.isRunning = { backend.isRunning(node: node) }
+    }
     return ep
   }
 
@@ -175,17 +209,18 @@ public final class RolloutRunner: @unchecked Sendable {
     return value
   }
 
-  /// Brings node `key` onto `image` by the safe steps; returns why it failed, or nil.
-  func replaceNode(_ key: String, image: String, digest: String, state: RolloutState, rollback: Bool) throws -> String? {
-    guard let index = Int(key.split(separator: "-").last ?? "") else { return "bad node key \(key)" }
-    let base = key
-    let found = try domains(index: index)
-    let onTarget = found.first { $0.ownership.image == image && (digest.isEmpty || $0.ownership.digest.isEmpty || $0.ownership.digest == digest) }
-    let old = found.first { $0.ownership.image != image || (!digest.isEmpty && !$0.ownership.digest.isEmpty && $0.ownership.digest != digest) }
-    let host = old?.host ?? onTarget?.host ?? pool.hosts[(index - 1) % pool.hosts.count]
-    guard let backend = backends[host] else { return "no connection to \(host)" }
+  /// Replaces one node by the safe steps (forward to its planned record, or back to the one it
+  /// had); returns why it failed, or nil. Which domains it acts on is `replacementView`'s decision.
+  func replaceNode(_ node: RolloutNode, state: RolloutState, rollback: Bool) throws -> String? {
+    let key = node.key
+    let found = try domains(index: node.index)
     let surge = state.policy.usesSurge
-    let generation = (found.map(\.ownership.generation).max() ?? 0) + 1
+    let refs = found.map { IndexDomain(name: $0.domain.name, uuid: $0.domain.uuid, host: $0.host, generation: $0.ownership.generation) }
+    let view = replacementView(node, domains: refs, rollback: rollback, surge: surge)
+    if view.untouched { return nil }
+    let old = view.old.flatMap { ref in found.first { $0.domain.uuid == ref.uuid } }
+    let host = old?.host ?? view.new?.host ?? node.host
+    guard let backend = backends[host] else { return "no connection to \(host)" }
     let drainSeconds = pool.drain.timeout.seconds
 
     if let old {
@@ -197,35 +232,39 @@ public final class RolloutRunner: @unchecked Sendable {
         return "drain of \(old.domain.name) timed out after \(pool.drain.timeout) (on_timeout: fail)"
       }
     }
-    var target = onTarget
-    func create(named name: String) throws {
-      var o = desiredOwnership(pool, index: index, digest: digest, generation: generation, project: project)
-      o.node = name
-      o.image = image
-      if rollback, let previous = old?.ownership ?? found.first?.ownership, previous.image == image { o.digest = previous.digest }
-      if rollback, let t = ImageRef(parsing: image) { o.image = t.description }
+    var target = view.new.flatMap { ref in found.first { $0.domain.uuid == ref.uuid } }
+    func create() throws {
+      var o = view.target
+      if !rollback { o.node = replacementName(key: key, generation: o.generation, occupied: old?.domain.name, surge: surge) }
       let prepared = try hooks.prepare(NodeDefinition(ownership: o), host)
       try backend.create(prepared)
-      target = try domains(index: index).first { $0.domain.name == name }
+      counts.withLock { $0.created += 1 }
+      target = try domains(index: node.index).first { $0.domain.name == o.node && $0.ownership.generation == o.generation }
+    }
+    func remove(_ d: (host: String, domain: ObservedDomain, ownership: NodeOwnership)) throws {
+      try backend.delete(node: d.domain.name, uuid: d.domain.uuid)
+      counts.withLock { $0.removed += 1 }
     }
     if surge {
-      if target == nil {
-        // The new node gets the other name of the index, so old and new can coexist.
-        let name = old?.domain.name == base ? "\(base)-g\(generation)" : base
-        try step(state, key, "create") { try create(named: name) }
-      }
+      if target == nil { try step(state, key, "create") { try create() } }
       guard let t = target else { return "the new node did not appear" }
       if let reason = try step(state, key, "health", { try health(t) }) {
-        try step(state, key, "remove-failed") { try backend.delete(node: t.domain.name, uuid: t.domain.uuid) }
+        try step(state, key, "remove-failed") { try remove(t) }
         if let old, pool.drain.onFailure == .uncordon { try? hooks.drainer.uncordon(endpoint(old.host, old.ownership)) }
         return reason
       }
-      if let old { try step(state, key, "remove-old") { try backend.delete(node: old.domain.name, uuid: old.domain.uuid) } }
+      if let old { try step(state, key, "remove-old") { try remove(old) } }
     } else {
-      if let old { try step(state, key, "remove-old") { try backend.delete(node: old.domain.name, uuid: old.domain.uuid) } }
-      if target == nil { try step(state, key, "create") { try create(named: base) } }
+      if let old { try step(state, key, "remove-old") { try remove(old) } }
+      if target == nil { try step(state, key, "create") { try create() } }
       guard let t = target else { return "the new node did not appear" }
-      if let reason = try step(state, key, "health", { try health(t) }) { return reason }
+      if let reason = try step(state, key, "health", { try health(t) }) {
+        // It stays (the old one is gone): its record says it failed, so plan replaces it later.
+        var failed = t.ownership
+        failed.healthFailed = true
+        try? backend.update(node: t.domain.name, uuid: t.domain.uuid, to: failed, restart: false)
+        return reason
+      }
     }
     if let t = target { try step(state, key, "uncordon") { try hooks.drainer.uncordon(endpoint(t.host, t.ownership)) } }
     return nil

@@ -6,9 +6,10 @@ import DroverModel
 /// direct kernel boot, a virtio overlay disk from a storage pool volume, serial console to a
 /// file, ACPI so `shutdown` works, and every lifecycle event ending in `destroy`.
 public enum DomainXML {
-  public static func render(_ node: NodeDefinition, hostURI: String, uuid: String? = nil) -> String {
+  /// - Parameter bootsNodes: the host's capability: `qemu` domains, or `test` ones for libvirt's test driver.
+  public static func render(_ node: NodeDefinition, bootsNodes: Bool, uuid: String? = nil) -> String {
     let o = node.ownership
-    let type = hostURI.hasPrefix("test") ? "test" : "qemu"
+    let type = bootsNodes ? "qemu" : "test"
     var x = "<domain type='\(type)'>\n"
     x += "  <name>\(XMLText.text(o.node))</name>\n"
     if let uuid { x += "  <uuid>\(XMLText.text(uuid))</uuid>\n" }

@@ -16,7 +16,22 @@ enum DomainXMLReader {
     return DomainShape(
       vcpu: vcpus(c), maxVcpu: maxVcpus(c), memoryKiB: number(in: c, element: "memory") ?? 0, liveVcpu: vcpus(l),
       liveMemoryKiB: number(in: l, element: "currentMemory") ?? number(in: l, element: "memory") ?? 0,
-      disks: disks(c), title: c.text(of: "title").map { XMLText.unescape(Substring($0)) })
+      disks: disks(c), networks: networks(c), title: c.text(of: "title").map { XMLText.unescape(Substring($0)) })
+  }
+
+  /// The `<source network='…'/>` of every `<interface type='network'>`.
+  static func networks(_ xml: XMLBytes) -> [String] {
+    var result: [String] = []
+    var from = 0
+    while let open = xml.find("<interface ", from: from) {
+      guard let close = xml.find("</interface>", from: open) else { break }
+      let tags = XMLText.startTags(xml.string(open, close))
+      if tags.first?["type"] == "network", let source = tags.first(where: { $0.name == "source" }), let network = source["network"] {
+        result.append(network)
+      }
+      from = close + 12
+    }
+    return result
   }
 
   /// The Drover ownership element inside a domain's `<metadata>`, if any.

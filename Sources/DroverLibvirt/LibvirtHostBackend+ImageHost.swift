@@ -11,6 +11,11 @@ extension LibvirtHostBackend: ImageHost {
   public func ensureImagePool(name: String, directory: String) throws {
     let marker = directory + "/" + Self.poolMarker
     do {
+      if let pool = try connection.storagePool(named: name), !bootsNodes {
+        // The test driver's pools live in its memory: there is no folder to mark or protect.
+        if try !pool.isActive() { try pool.start() }
+        return
+      }
       if let pool = try connection.storagePool(named: name) {
         let path = DomainXMLReader.text(in: try pool.xml(), element: "path")?.trimmingCharacters() ?? ""
         guard path == directory, FileManager.default.fileExists(atPath: marker) else {
@@ -21,8 +26,10 @@ extension LibvirtHostBackend: ImageHost {
         if try !pool.isActive() { try pool.start() }
         return
       }
-      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-      _ = FileManager.default.createFile(atPath: marker, contents: Data("Drover image pool: golden images and node overlays.\n".utf8))
+      if bootsNodes {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        _ = FileManager.default.createFile(atPath: marker, contents: Data("Drover image pool: golden images and node overlays.\n".utf8))
+      }
       calls.record("define")
       let pool = try connection.defineStoragePool(xml: """
         <pool type='dir'><name>\(XMLText.text(name))</name>
@@ -80,7 +87,7 @@ extension LibvirtHostBackend: ImageHost {
         """
     }
     let xml = """
-      <domain type='\(uri.hasPrefix("test") ? "test" : "qemu")'>
+      <domain type='\(bootsNodes ? "qemu" : "test")'>
         <name>\(XMLText.text(m.name))</name>
         <title>drover build machine</title>
         <metadata><drover:build xmlns:drover="\(Self.buildNamespace)"/></metadata>

@@ -15,27 +15,38 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   public let uri: String
   public let connection: Connection
   public let calls: LibvirtCallCounter
+  /// Drover's image storage pool on this host (overlays live there), or nil when the caller has
+  /// none (then no overlays are listed and no orphan can be removed).
+  public let imagePool: String?
   /// Concurrent reads in flight on the connection (threads of `BlockingFanOut`). The in-process
   /// test driver (`test:///…`) has no round trip to overlap and one driver lock, so one reader.
   var parallelism: Int { uri.hasPrefix("test:") ? 1 : 8 }
 
-  public init(connection: Connection, calls: LibvirtCallCounter = LibvirtCallCounter()) {
+  /// The one place that knows which hosts boot: libvirt's test driver defines and "runs" domains
+  /// (and keeps storage pools and backed volumes in memory) but boots nothing.
+  public var bootsNodes: Bool { !uri.hasPrefix("test:") && !uri.hasPrefix("test+") }
+
+  public init(connection: Connection, imagePool: String? = nil, calls: LibvirtCallCounter = LibvirtCallCounter()) {
     self.connection = connection
     self.uri = connection.uri
+    self.imagePool = imagePool
     self.calls = calls
   }
 
   /// Opens `uri` (read-only when asked) within `timeout` seconds.
-  public static func connect(_ uri: String, readOnly: Bool = false, timeout: Double = 15) throws(HostError) -> LibvirtHostBackend {
+  public static func connect(_ uri: String, readOnly: Bool = false, timeout: Double = 15, imagePool: String? = nil) throws(HostError)
+    -> LibvirtHostBackend
+  {
     do {
-      return LibvirtHostBackend(connection: try Connection.open(uri, readOnly: readOnly, timeout: timeout))
+      return LibvirtHostBackend(connection: try Connection.open(uri, readOnly: readOnly, timeout: timeout), imagePool: imagePool)
     } catch {
       throw HostError(uri: uri, operation: "cannot connect", libvirt: error)
     }
   }
 
-  /// One bulk listing, then per domain: its metadata (plan), or its XML (drift: the persistent
-  /// config, plus the live XML for a running domain so live edits show too).
+  /// One bulk listing, then per domain one read: its persistent XML (plan: the ownership record
+  /// and the shape `plan` converges), or for drift also the live XML of a running domain so live
+  /// edits show too. Then the overlays in Drover's image pool (two calls per host).
   public func observe(detailed: Bool) throws -> ObservedHost {
     calls.record("list")
     let listed: [(domain: Domain, state: DomainState)]
@@ -47,39 +58,29 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     let results = BlockingFanOut.map(listed.count, width: parallelism) { i -> ObservedDomain? in
       let (domain, state) = listed[i]
       do {
-        return try detailed ? observeDetailed(domain, state: state) : observeMetadata(domain, state: state)
+        return try observe(domain, state: state, live: detailed && state.isActive)
       } catch let error as LibvirtError where error.code == .noDomain {
         // Undefined between the listing and this read: it is gone, which is what we report.
       } catch {
-        let wrapped = HostError(uri: uri, node: domain.name, operation: "cannot read metadata", libvirt: error as? LibvirtError)
+        let wrapped = HostError(uri: uri, node: domain.name, operation: "cannot read the domain", libvirt: error as? LibvirtError)
         failure.withLock { $0 = $0 ?? wrapped }
       }
       return nil
     }
     if let first = failure.withLock({ $0 }) { throw first }
-    return ObservedHost(uri: uri, domains: results.compactMap { $0 })
+    return ObservedHost(uri: uri, domains: results.compactMap { $0 }, overlays: try overlayVolumes())
   }
 
-  func observeMetadata(_ domain: Domain, state: DomainState) throws -> ObservedDomain {
-    calls.record("metadata")
-    let reading = try domain.metadata(namespace: OwnershipMetadata.namespace).map(OwnershipMetadata.read)
-    var observed = ObservedDomain(
-      name: domain.name, uuid: domain.uuid, state: state.description, isActive: state.isActive,
-      ownership: reading?.ownership, metadataDigest: reading?.digest ?? "")
-    observed.metadataIntact = reading?.intact ?? false
-    return observed
-  }
-
-  func observeDetailed(_ domain: Domain, state: DomainState) throws -> ObservedDomain {
-    calls.record("xml")
+  func observe(_ domain: Domain, state: DomainState, live readLive: Bool) throws -> ObservedDomain {
+    calls.record("config-xml")
     let config = try domain.xml(inactive: true)
     var live: String?
-    if state.isActive {
-      calls.record("xml")
+    if readLive {
+      calls.record("live-xml")
       live = try domain.xml()
     }
-    // The live record is what plan reads; fall back to the config one for a stopped domain.
-    let reading = DomainXMLReader.ownershipElement(live ?? config).map(OwnershipMetadata.read)
+    // The persistent record is what Drover wrote (setMetadata always writes the config).
+    let reading = DomainXMLReader.ownershipElement(config).map(OwnershipMetadata.read)
     var observed = ObservedDomain(
       name: domain.name, uuid: domain.uuid, state: state.description, isActive: state.isActive,
       ownership: reading?.ownership, metadataDigest: reading?.digest ?? "")
@@ -88,8 +89,22 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     return observed
   }
 
-  public func create(_ node: NodeDefinition) throws {
-    let xml = DomainXML.render(node, hostURI: uri)
+  /// Volumes of Drover's image pool named like node overlays.
+  func overlayVolumes() throws -> [String] {
+    guard let imagePool else { return [] }
+    do {
+      calls.record("pool-lookup")
+      guard let pool = try connection.storagePool(named: imagePool), try pool.isActive() else { return [] }
+      calls.record("volume-list")
+      return try pool.volumeNames().filter { OverlayName(volume: $0) != nil }.sorted()
+    } catch {
+      throw HostError(uri: uri, operation: "cannot list the volumes of storage pool \(imagePool)", libvirt: error)
+    }
+  }
+
+  @discardableResult
+  public func create(_ node: NodeDefinition) throws -> String {
+    let xml = DomainXML.render(node, bootsNodes: bootsNodes)
     calls.record("define")
     let domain: Domain
     do { domain = try connection.defineDomain(xml: xml) } catch {
@@ -106,6 +121,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       removeOverlay(of: node)
       throw HostError(uri: uri, node: node.name, operation: "cannot start", libvirt: error)
     }
+    return domain.uuid
   }
 
   func removeOverlay(of node: NodeDefinition) {
@@ -120,34 +136,62 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     }
   }
 
-  public func update(_ node: NodeDefinition, uuid: String, restart: Bool) throws {
-    let domain = try ownedDomain(node.name, uuid: uuid)
+  /// vCPU and memory through libvirt's config setters (never a redefinition from a template, so
+  /// the disk, kernel and console stay exactly as they are), then the ownership record, then a
+  /// restart when asked. Raising a maximum goes before the current value, lowering after.
+  public func update(node: String, uuid: String, to o: NodeOwnership, restart: Bool) throws {
+    let domain = try ownedDomain(node, uuid: uuid)
     do {
-      let active = try domain.state().isActive
-      if restart {
-        calls.record("define")
-        _ = try connection.defineDomain(xml: DomainXML.render(node, hostURI: uri, uuid: uuid))
-        if active {
-          calls.record("destroy")
-          try domain.destroy()
-          calls.record("start")
-          try domain.start()
+      calls.record("config-xml")
+      let shape = DomainXMLReader.shape(config: try domain.xml(inactive: true), live: nil)
+      if shape.vcpu != o.vcpu || shape.maxVcpu != o.vcpu {
+        calls.record("setVcpus")
+        if o.vcpu > shape.maxVcpu {
+          try domain.setVcpus(o.vcpu, config: true, live: false, maximum: true)
+          try domain.setVcpus(o.vcpu, config: true, live: false)
+        } else {
+          try domain.setVcpus(o.vcpu, config: true, live: false)
+          try domain.setVcpus(o.vcpu, config: true, live: false, maximum: true)
         }
-      } else {
-        calls.record("setMetadata")
-        try domain.setMetadata(
-          OwnershipMetadata.render(node.ownership, forSetMetadata: true), key: OwnershipMetadata.prefix, namespace: OwnershipMetadata.namespace,
-          live: active)
+      }
+      let kib = o.memoryMiB * 1024
+      if shape.memoryKiB != kib {
+        calls.record("setMemory")
+        try domain.setMemory(kibibytes: kib, config: true, live: false, maximum: true)
+        try domain.setMemory(kibibytes: kib, config: true, live: false)
+      }
+      calls.record("state")
+      let active = try domain.state().isActive
+      calls.record("setMetadata")
+      try domain.setMetadata(
+        OwnershipMetadata.render(o, forSetMetadata: true), key: OwnershipMetadata.prefix, namespace: OwnershipMetadata.namespace,
+        live: active)
+      if restart && active {
+        calls.record("destroy")
+        try domain.destroy()
+        calls.record("start")
+        try domain.start()
       }
     } catch {
-      throw HostError(uri: uri, node: node.name, operation: "cannot update", libvirt: error)
+      throw HostError(uri: uri, node: node, operation: "cannot update", libvirt: error)
     }
   }
 
-  /// Stops and undefines an owned node, then deletes its overlay volume (no orphan volumes).
+  /// Stops and undefines an owned node, then deletes its overlay (no orphan volumes).
+  ///
+  /// The overlay is deleted only when the record's disk is the domain's real disk and is named as
+  /// this very node's overlay: a record that names some other volume never gets it deleted.
   public func delete(node: String, uuid: String) throws {
     let (domain, ownership) = try ownedNode(node, uuid: uuid)
+    var overlay: String?
     do {
+      calls.record("config-xml")
+      let shape = DomainXMLReader.shape(config: try domain.xml(inactive: true), live: nil)
+      if let imagePool = ownership.disk.split(separator: "/").first.map(String.init), shape.disks.contains(ownership.disk),
+        let name = OverlayName(disk: ownership.disk, storagePool: imagePool), name.belongs(to: ownership)
+      {
+        overlay = ownership.disk
+      }
       if try domain.state().isActive {
         calls.record("destroy")
         try domain.destroy()
@@ -157,9 +201,47 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     } catch {
       if error.code != .noDomain { throw HostError(uri: uri, node: node, operation: "cannot delete", libvirt: error) }
     }
-    if let slash = ownership.disk.firstIndex(of: "/") {
-      try deleteVolume(pool: String(ownership.disk[..<slash]), name: String(ownership.disk[ownership.disk.index(after: slash)...]))
+    if let overlay, let slash = overlay.firstIndex(of: "/") {
+      try deleteVolume(pool: String(overlay[..<slash]), name: String(overlay[overlay.index(after: slash)...]))
     }
+  }
+
+  /// Deletes an overlay of Drover's image pool that no domain on the host uses (checked again
+  /// here by reading every domain's disks: the plan may be minutes old).
+  public func removeOrphanOverlay(volume: String) throws {
+    guard let imagePool, OverlayName(volume: volume) != nil else {
+      throw HostError(uri: uri, operation: "refusing to delete volume \(volume)", reason: "it is not named like a Drover overlay")
+    }
+    let disk = "\(imagePool)/\(volume)"
+    if let user = try domainUsing(volume: volume, disk: disk) {
+      throw HostError(uri: uri, operation: "refusing to delete volume \(disk)", reason: "domain \(user) uses it")
+    }
+    try deleteVolume(pool: imagePool, name: volume)
+  }
+
+  /// The name of a domain whose config or ownership record uses the volume, if any.
+  func domainUsing(volume: String, disk: String) throws -> String? {
+    let domains: [Domain]
+    do {
+      calls.record("list")
+      domains = try connection.allDomains()
+    } catch {
+      throw HostError(uri: uri, operation: "cannot check the users of volume \(disk)", libvirt: error)
+    }
+    for domain in domains {
+      calls.record("config-xml")
+      guard let xml = try? domain.xml(inactive: true) else { continue }  // gone since the listing
+      let shape = DomainXMLReader.shape(config: xml, live: nil)
+      let recorded = DomainXMLReader.ownershipElement(xml).flatMap(OwnershipMetadata.parse)?.disk
+      if recorded == disk || shape.disks.contains(where: { $0 == disk || $0.hasSuffix("/" + volume) }) { return domain.name }
+    }
+    return nil
+  }
+
+  public func isRunning(node: String) -> Bool? {
+    calls.record("state")
+    guard let domain = try? connection.domain(named: node), let state = try? domain.state() else { return nil }
+    return state.isActive
   }
 
   /// Looks the domain up again and proves it is still the owned node the plan meant.

@@ -24,6 +24,7 @@ public enum OwnershipMetadata {
     attrs.append(("replicas", String(o.replicas)))
     if !o.disk.isEmpty { attrs.append(("disk", o.disk)) }
     if let network = o.network { attrs.append(("network", network)) }
+    if o.healthFailed { attrs.append(("health", "failed")) }
     attrs.append(("seal", seal(attrs, labels: o.labels)))
     let p = forSetMetadata ? "" : prefix + ":"
     var xml = forSetMetadata ? "<node" : "<\(p)node xmlns:\(prefix)=\"\(namespace)\""
@@ -116,9 +117,11 @@ public enum OwnershipMetadata {
       let generation = a["generation"].flatMap(Int.init), let vcpu = a["vcpu"].flatMap(Int.init),
       let memory = a["memory_mib"].flatMap(UInt64.init), let disk = a["disk_mib"].flatMap(UInt64.init)
     else { return nil }
-    return NodeOwnership(
+    var ownership = NodeOwnership(
       project: a["project"] ?? "default", pool: pool, node: name, index: index, image: image, digest: a["digest"] ?? "", specHash: a["spec"] ?? "",
       generation: generation, vcpu: vcpu, memoryMiB: memory, diskMiB: disk, network: a["network"], labels: labels(tags),
       protect: a["protect"] == "true", replicas: a["replicas"].flatMap(Int.init) ?? 0, disk: a["disk"] ?? "")
+    ownership.healthFailed = a["health"] == "failed"
+    return ownership
   }
 }

@@ -13,22 +13,38 @@ public protocol AddressResolving {
 public protocol HostBackend: AnyObject, Sendable {
   var uri: String { get }
 
-  /// Every domain on the host with Drover's ownership record where present. `detailed` also
-  /// reads each domain's real shape (XML) for drift detection.
+  /// Whether domains on this host really boot (false for libvirt's test driver). Nodes get real
+  /// overlay disks either way; only health checks that need a running guest differ.
+  var bootsNodes: Bool { get }
+
+  /// Every domain on the host with Drover's ownership record and its persistent shape, plus the
+  /// overlay volumes in Drover's image pool. `detailed` also reads each running domain's live
+  /// XML for drift detection.
   func observe(detailed: Bool) throws -> ObservedHost
 
-  /// Defines and starts a node. A failure leaves no domain behind.
-  func create(_ node: NodeDefinition) throws
+  /// Defines and starts a node; returns its UUID. A failure leaves no domain and no overlay behind.
+  @discardableResult
+  func create(_ node: NodeDefinition) throws -> String
 
   /// Starts a stopped owned node.
   func start(node: String, uuid: String) throws
 
-  /// Applies new vCPU/memory/labels to an owned node; restarts it when `restart` is set.
-  func update(_ node: NodeDefinition, uuid: String, restart: Bool) throws
+  /// Brings an owned node's vCPU, memory and ownership record to `ownership`, keeping its disk,
+  /// kernel and everything else; restarts a running node when `restart` is set (vCPU/memory
+  /// changes take effect at the next boot).
+  func update(node: String, uuid: String, to ownership: NodeOwnership, restart: Bool) throws
 
-  /// Stops and undefines an owned node. Re-reads the domain's ownership first and refuses a
-  /// domain that is foreign or whose UUID is not `uuid`.
+  /// Stops and undefines an owned node, then deletes its overlay. Re-reads the domain's ownership
+  /// first and refuses a domain that is foreign or whose UUID is not `uuid`.
   func delete(node: String, uuid: String) throws
+
+  /// Deletes an overlay no domain uses, after checking again that none does and that it is named
+  /// like a Drover overlay.
+  func removeOrphanOverlay(volume: String) throws
+
+  /// Whether the named domain is running now (nil when it cannot be read): a node that powers
+  /// off during its health wait fails at once.
+  func isRunning(node: String) -> Bool?
 }
 
 /// Everything needed to define one node: its ownership record plus how it boots.

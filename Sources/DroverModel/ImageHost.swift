@@ -3,8 +3,13 @@
 public protocol ImageHost: BuildMachineHost {
   var uri: String { get }
 
+  /// Whether domains on this host really boot (false for libvirt's test driver, whose storage is
+  /// in memory: its image pool has no folder to mark and its overlays no real backing file).
+  var bootsNodes: Bool { get }
+
   /// Makes sure Drover's own dir pool `name` exists at `directory` and is running. A pool of that
-  /// name that Drover did not create (no marker file in its folder) is refused, never reused.
+  /// name that Drover did not create (no marker file in its folder) is refused, never reused. On a
+  /// host that does not boot nodes the pool lives in libvirt's memory and only its path is checked.
   func ensureImagePool(name: String, directory: String) throws
 
   /// Re-reads the pool's folder (after an image was moved into it).

@@ -28,6 +28,9 @@ public struct NodeOwnership: Sendable, Hashable, Codable {
   public var replicas: Int
   /// The node's disk as `pool/volume`, or "" for a diskless node.
   public var disk: String
+  /// Set when the node never passed its health checks after it was created: `plan` replaces it
+  /// and `drift` reports it, so a failed creation is never forgotten.
+  public var healthFailed: Bool = false
 
   public init(
     project: String = "default", pool: String, node: String, index: Int, image: String, digest: String, specHash: String, generation: Int,
@@ -65,7 +68,8 @@ public struct ObservedDomain: Sendable, Hashable, Codable {
   public var metadataDigest: String
   /// False when the ownership record's seal does not match its content (edited by hand).
   public var metadataIntact: Bool = true
-  /// What the domain really is, read from its XML (only filled by a detailed observation).
+  /// What the domain really is, read from its XML: the persistent config for `plan` (one read per
+  /// domain), config and live XML for `drift`.
   public var actual: DomainShape?
 
   public init(name: String, uuid: String, state: String, isActive: Bool, ownership: NodeOwnership?, metadataDigest: String) {
@@ -82,10 +86,14 @@ public struct ObservedDomain: Sendable, Hashable, Codable {
 public struct ObservedHost: Sendable, Hashable, Codable {
   public var uri: String
   public var domains: [ObservedDomain]
+  /// Volumes in Drover's image pool on this host named like node overlays (`OverlayName`), so
+  /// `plan` can show the ones no domain uses (left by a crash) and `apply` can remove them.
+  public var overlays: [String]
 
-  public init(uri: String, domains: [ObservedDomain]) {
+  public init(uri: String, domains: [ObservedDomain], overlays: [String] = []) {
     self.uri = uri
     self.domains = domains
+    self.overlays = overlays
   }
 }
 
@@ -112,11 +120,15 @@ public struct DomainShape: Sendable, Hashable, Codable {
   public var liveMemoryKiB: UInt64
   /// Disk sources as `pool/volume` or a file path.
   public var disks: [String]
+  /// The libvirt networks of the domain's interfaces.
+  public var networks: [String]
   public var title: String?
 
   public init(
-    vcpu: Int, maxVcpu: Int, memoryKiB: UInt64, liveVcpu: Int, liveMemoryKiB: UInt64, disks: [String], title: String?
+    vcpu: Int, maxVcpu: Int, memoryKiB: UInt64, liveVcpu: Int, liveMemoryKiB: UInt64, disks: [String], networks: [String] = [],
+    title: String?
   ) {
+    self.networks = networks
     self.vcpu = vcpu
     self.maxVcpu = maxVcpu
     self.memoryKiB = memoryKiB

@@ -4,10 +4,12 @@ import DroverModel
 /// One difference between what Drover last applied and what a host really has.
 public struct DriftFinding: Sendable, Codable, Hashable {
   public enum Kind: String, Sendable, Codable, CaseIterable {
-    case missing, state, vcpu, memory, disk, image
+    case missing, state, vcpu, memory, disk, network, image
     case metadataEdited = "metadata-edited"
     case metadataRemoved = "metadata-removed"
     case unwanted
+    /// The node never passed its health checks after it was created.
+    case unhealthy
     case foreignName = "foreign-name"
     /// Not drift: the spec changed and has not been applied yet.
     case pending
@@ -119,20 +121,26 @@ func shapeFindings(_ d: ObservedDomain, _ o: NodeOwnership, host: String, imageD
   if d.state != "running" {
     add(.state, "running", d.state, d.isActive ? "virsh -c \(host) resume \(d.name)" : reapply)
   }
+  if o.healthFailed {
+    add(.unhealthy, "a node that passed its health checks", "failed its health check at creation", "drover apply  # replaces it")
+  }
+  for change in outsideChanges(o, actual: d.actual) {
+    switch change {
+    case .vcpu(let recorded, let observed, let maximum):
+      add(.vcpu, "\(recorded) vCPU (config)", observed == maximum ? "\(observed) vCPU" : "\(observed) vCPU, maximum \(maximum)", reapply + "  # restarts it, same disk")
+    case .memory(let recorded, let observed):
+      add(.memory, "\(recorded)MiB (config)", "\(observed / 1024)MiB", reapply + "  # restarts it, same disk")
+    case .disk(let recorded, let observed):
+      add(.disk, recorded.isEmpty ? "no disk" : recorded, observed.isEmpty ? "no disk" : observed.joined(separator: ", "), reapply + "  # replaces it")
+    case .network(let recorded, let observed):
+      add(.network, "network \(recorded ?? "none")", "network \(observed.isEmpty ? "none" : observed.joined(separator: ", "))", reapply + "  # replaces it")
+    }
+  }
   if let a = d.actual {
     let expectedKiB = o.memoryMiB * 1024
-    if a.vcpu != o.vcpu || a.maxVcpu != o.vcpu {
-      add(.vcpu, "\(o.vcpu) vCPU (config)", a.vcpu == a.maxVcpu ? "\(a.vcpu) vCPU" : "\(a.vcpu) vCPU, maximum \(a.maxVcpu)", rebuild)
-    }
     if d.isActive && a.liveVcpu != o.vcpu && a.vcpu == o.vcpu { add(.vcpu, "\(o.vcpu) vCPU (live)", "\(a.liveVcpu) vCPU", rebuild) }
-    if a.memoryKiB != expectedKiB { add(.memory, "\(o.memoryMiB)MiB (config)", "\(a.memoryKiB / 1024)MiB", rebuild) }
     if d.isActive && a.liveMemoryKiB != expectedKiB && a.memoryKiB == expectedKiB {
       add(.memory, "\(o.memoryMiB)MiB (live)", "\(a.liveMemoryKiB / 1024)MiB", "virsh -c \(host) setmem \(d.name) \(expectedKiB)")
-    }
-    let expectedDisks = o.disk.isEmpty ? [] : [o.disk]
-    if a.disks != expectedDisks {
-      add(.disk, expectedDisks.isEmpty ? "no disk" : expectedDisks.joined(separator: ", "),
-          a.disks.isEmpty ? "no disk" : a.disks.joined(separator: ", "), rebuild)
     }
   }
   if let current = imageDigests[o.image], !current.isEmpty, !o.digest.isEmpty, current != o.digest {

@@ -4,6 +4,8 @@ import DroverModel
 /// What a plan step does to a node, in Terraform's vocabulary.
 public enum ActionKind: String, Sendable, Codable, Hashable {
   case create, start, update, replace, delete
+  /// Delete an overlay volume of Drover's that no domain uses (left by a crash).
+  case removeOverlay = "remove-overlay"
 
   /// The Terraform-style marker shown in front of the node.
   public var symbol: String {
@@ -12,9 +14,20 @@ public enum ActionKind: String, Sendable, Codable, Hashable {
     case .start: return "~"
     case .update: return "~"
     case .replace: return "-/+"
-    case .delete: return "-"
+    case .delete, .removeOverlay: return "-"
     }
   }
+}
+
+/// What an action needs to run, checked once: a saved plan is a file anyone could have edited, so
+/// a missing field is a located error, never a crash.
+public enum ActionPayload: Sendable, Hashable {
+  case create(NodeDefinition)
+  case start(uuid: String)
+  case update(uuid: String, to: NodeOwnership, restart: Bool)
+  case replace(uuid: String, before: NodeOwnership, after: NodeOwnership)
+  case delete(uuid: String)
+  case removeOverlay(volume: String)
 }
 
 /// One step of a plan: what, to which node on which host, and why.
@@ -51,6 +64,39 @@ public struct PlannedAction: Sendable, Codable, Hashable {
   }
 }
 
+extension PlannedAction {
+  /// The action's payload, or an error naming what is missing.
+  public func payload() throws -> ActionPayload {
+    func missing(_ field: String) -> Diagnostic {
+      .error(
+        "plan.file", "\(kind.rawValue) of \(node) on \(host) has no \(field)", subject: "node \(node) on \(host)",
+        hint: "the plan was not written by this Drover or was edited; make a new one with drover plan --out")
+    }
+    switch kind {
+    case .create:
+      guard let after, after.ownership.node == node else { throw missing("node definition") }
+      return .create(after)
+    case .start:
+      guard let uuid else { throw missing("uuid") }
+      return .start(uuid: uuid)
+    case .update:
+      guard let uuid else { throw missing("uuid") }
+      guard let after, after.ownership.node == node else { throw missing("node definition") }
+      return .update(uuid: uuid, to: after.ownership, restart: restart)
+    case .replace:
+      guard let uuid else { throw missing("uuid") }
+      guard let before, let after else { throw missing("before and after records") }
+      return .replace(uuid: uuid, before: before, after: after.ownership)
+    case .delete:
+      guard let uuid else { throw missing("uuid") }
+      return .delete(uuid: uuid)
+    case .removeOverlay:
+      guard OverlayName(volume: node) != nil else { throw missing("overlay volume name") }
+      return .removeOverlay(volume: node)
+    }
+  }
+}
+
 /// The ordered changes that make the observed world match the specs.
 public struct Plan: Sendable, Codable {
   public static let formatVersion = "1.0"
@@ -80,7 +126,7 @@ public struct Plan: Sendable, Codable {
     self.excludes = excludes
   }
 
-  public var hasChanges: Bool { !actions.isEmpty }
+  public var hasChanges: Bool { !actions.isEmpty || rollouts.contains { $0.resumes != nil } }
 
   /// Terraform's counting: replace counts as one add and one destroy; update and start as change.
   public var summary: (add: Int, change: Int, destroy: Int) {
@@ -92,7 +138,7 @@ public struct Plan: Sendable, Codable {
       case .replace:
         s.add += 1
         s.destroy += 1
-      case .delete: s.destroy += 1
+      case .delete, .removeOverlay: s.destroy += 1
       }
     }
     return s

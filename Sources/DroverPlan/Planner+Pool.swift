@@ -1,16 +1,25 @@
 import DroverBasics
 import DroverModel
+import DroverRollout
+
+typealias OwnedNode = (host: String, domain: ObservedDomain, ownership: NodeOwnership)
 
 /// Plans one declared pool against its owned nodes.
+///
+/// - Parameters:
+///   - generations: the highest generation seen for each index (domains and overlays), so a new
+///     domain's overlay name is never one a crash left behind.
+///   - rolling: indexes an in-progress rollout owns; they are left to it.
 func planPool(
-  _ pool: PoolSpec, existing: [(host: String, domain: ObservedDomain, ownership: NodeOwnership)], observed: ObservedWorld,
-  options: PlanOptions, diagnostics: inout [Diagnostic]
+  _ pool: PoolSpec, existing: [OwnedNode], observed: ObservedWorld, options: PlanOptions, generations: [Int: Int], rolling: Set<Int>,
+  diagnostics: inout [Diagnostic]
 ) -> [PlannedAction] {
   var actions: [PlannedAction] = []
   let digest = options.imageDigests[pool.image.description] ?? ""
+  func nextGeneration(_ index: Int) -> Int { (generations[index] ?? 0) + 1 }
   // One node per index; extra copies (e.g. the same node on two hosts) are deleted.
-  var byIndex: [Int: (host: String, domain: ObservedDomain, ownership: NodeOwnership)] = [:]
-  for n in existing.sorted(by: { ($0.ownership.index, $0.host) < ($1.ownership.index, $1.host) }) {
+  var byIndex: [Int: OwnedNode] = [:]
+  for n in existing.sorted(by: { ($0.ownership.index, $0.host) < ($1.ownership.index, $1.host) }) where !rolling.contains(n.ownership.index) {
     let keep = byIndex[n.ownership.index].map { current in
       // Prefer a copy on a host the pool still lists.
       !pool.hosts.contains(current.host) && pool.hosts.contains(n.host)
@@ -25,10 +34,10 @@ func planPool(
     }
   }
 
-  for index in 1...max(1, pool.replicas) where index <= pool.replicas {
+  for index in 1...max(1, pool.replicas) where index <= pool.replicas && !rolling.contains(index) {
     let name = "\(pool.name)-\(index)"
     guard let current = byIndex[index] else {
-      let host = pool.hosts[(index - 1) % pool.hosts.count]
+      let host = placement(pool, index: index)
       if let foreign = observed.hosts[host]?.domains.first(where: { $0.name == name }) {
         let owner = foreign.ownership.map { "belongs to Drover project '\($0.project)'" } ?? "is not managed by Drover"
         diagnostics.append(
@@ -39,7 +48,8 @@ func planPool(
             hint: "Drover never touches a domain it does not own: rename or remove that domain, or rename the pool"))
         continue
       }
-      let after = NodeDefinition(ownership: desiredOwnership(pool, index: index, digest: digest, generation: 1, project: options.project))
+      let after = NodeDefinition(
+        ownership: desiredOwnership(pool, index: index, digest: digest, generation: nextGeneration(index), project: options.project))
       actions.append(
         PlannedAction(
           kind: .create, pool: pool.name, node: name, host: host,
@@ -47,7 +57,8 @@ func planPool(
       continue
     }
     actions += compare(
-      current, with: pool, digest: digest, project: options.project, forceReplace: options.forceReplace.contains(name))
+      current, with: pool, digest: digest, project: options.project, nextGeneration: nextGeneration(index),
+      forceReplace: options.forceReplace.contains(name) || options.forceReplace.contains(current.domain.name))
   }
 
   // Scale down: highest index first.
@@ -70,58 +81,83 @@ func planPool(
   return actions
 }
 
-func duplicateDelete(_ n: (host: String, domain: ObservedDomain, ownership: NodeOwnership), pool: PoolSpec) -> PlannedAction {
+/// The host of a node index: round-robin over the pool's hosts. The one placement rule, shared by
+/// the planner and the rollout (a replacement stays on its node's host).
+public func placement(_ pool: PoolSpec, index: Int) -> String {
+  pool.hosts[(index - 1) % pool.hosts.count]
+}
+
+func duplicateDelete(_ n: OwnedNode, pool: PoolSpec) -> PlannedAction {
   PlannedAction(
     kind: .delete, pool: pool.name, node: n.domain.name, host: n.host,
     reason: "duplicate of node \(n.domain.name) on another host", uuid: n.domain.uuid, before: n.ownership)
 }
 
-/// Compares an existing node with its spec: replace, update, start, or nothing.
-func compare(
-  _ n: (host: String, domain: ObservedDomain, ownership: NodeOwnership), with pool: PoolSpec, digest: String, project: String,
-  forceReplace: Bool = false
-)
+/// Compares an existing node with its spec and with its own real config: replace, update, start,
+/// or nothing.
+///
+/// Day-2 semantics: labels and protection change in place (no restart, same disk); vCPU and memory
+/// restart the node on the same disk with the same generation; image, disk size, network, a disk
+/// or NIC swapped outside Drover, `--replace`, and a node that failed its health check at
+/// creation are replacements (a new domain, a new overlay, the next generation) run by the rollout
+/// engine.
+func compare(_ n: OwnedNode, with pool: PoolSpec, digest: String, project: String, nextGeneration: Int, forceReplace: Bool = false)
   -> [PlannedAction]
 {
   let o = n.ownership
   let desiredDigest = digest.isEmpty ? o.digest : digest
-  var after = desiredOwnership(pool, index: o.index, digest: desiredDigest, generation: o.generation + 1, project: project)
+  let replacement = desiredOwnership(pool, index: o.index, digest: desiredDigest, generation: nextGeneration, project: project)
 
   if !pool.hosts.contains(n.host) {
     // A move is a delete on the old host and a create on the new one, both shown.
-    let host = pool.hosts[(o.index - 1) % pool.hosts.count]
     return [
       PlannedAction(
-        kind: .delete, pool: pool.name, node: o.node, host: n.host, reason: "host \(n.host) is no longer in hosts",
+        kind: .delete, pool: pool.name, node: n.domain.name, host: n.host, reason: "host \(n.host) is no longer in hosts",
         uuid: n.domain.uuid, before: o),
       PlannedAction(
-        kind: .create, pool: pool.name, node: o.node, host: host, reason: "moved from \(n.host)",
-        after: NodeDefinition(ownership: after)),
+        kind: .create, pool: pool.name, node: o.node, host: placement(pool, index: o.index), reason: "moved from \(n.host)",
+        after: NodeDefinition(ownership: replacement)),
     ]
   }
+  let outside = outsideChanges(o, actual: n.domain.actual)
   var replaceReasons: [String] = []
-  if o.image != after.image {
-    replaceReasons.append("image \(o.image) → \(after.image)")
+  if o.image != replacement.image {
+    replaceReasons.append("image \(o.image) → \(replacement.image)")
   } else if !digest.isEmpty && !o.digest.isEmpty && o.digest != digest {
     replaceReasons.append("image \(o.image) was rebuilt (digest \(o.digest.prefix(12)) → \(digest.prefix(12)))")
   }
-  if o.diskMiB != after.diskMiB { replaceReasons.append("disk \(o.diskMiB)MiB → \(after.diskMiB)MiB (a new disk)") }
-  if o.network != after.network {
-    replaceReasons.append("network \(o.network ?? "none") → \(after.network ?? "none")")
+  if o.diskMiB != replacement.diskMiB { replaceReasons.append("disk \(o.diskMiB)MiB → \(replacement.diskMiB)MiB (a new disk)") }
+  if o.network != replacement.network {
+    replaceReasons.append("network \(o.network ?? "none") → \(replacement.network ?? "none")")
   }
+  let swapped = outside.filter(\.needsReplacement)
+  if !swapped.isEmpty { replaceReasons.append("changed outside Drover: " + swapped.map(\.description).joined(separator: ", ")) }
+  if o.healthFailed { replaceReasons.append("failed its health check at creation") }
   if forceReplace { replaceReasons.append("replacement requested with --replace") }
   if !replaceReasons.isEmpty {
+    var after = replacement
+    after.node = o.node
     return [
       PlannedAction(
-        kind: .replace, pool: pool.name, node: o.node, host: n.host, reason: replaceReasons.joined(separator: "; "),
+        kind: .replace, pool: pool.name, node: n.domain.name, host: n.host, reason: replaceReasons.joined(separator: "; "),
         uuid: n.domain.uuid, before: o, after: NodeDefinition(ownership: after))
     ]
   }
 
+  // Same domain from here on: same name, disk, image build and generation.
+  var after = replacement
+  after.node = o.node
+  after.generation = o.generation
+  after.digest = o.digest
+  after.disk = o.disk
   var actions: [PlannedAction] = []
   var resize: [String] = []
   if o.vcpu != after.vcpu { resize.append("vcpu \(o.vcpu) → \(after.vcpu)") }
   if o.memoryMiB != after.memoryMiB { resize.append("memory \(o.memoryMiB)MiB → \(after.memoryMiB)MiB") }
+  let drifted = outside.filter { !$0.needsReplacement }
+  if !drifted.isEmpty && resize.isEmpty {
+    resize.append("changed outside Drover: " + drifted.map(\.description).joined(separator: ", "))
+  }
   var metadataOnly: [String] = []
   if o.labels != after.labels { metadataOnly.append("labels") }
   if o.protect != after.protect { metadataOnly.append("protect \(o.protect) → \(after.protect)") }
@@ -129,21 +165,19 @@ func compare(
   if !resize.isEmpty {
     actions.append(
       PlannedAction(
-        kind: .update, pool: pool.name, node: o.node, host: n.host,
-        reason: (resize + metadataOnly).joined(separator: ", ") + (n.domain.isActive ? " (restarts the node)" : ""),
+        kind: .update, pool: pool.name, node: n.domain.name, host: n.host,
+        reason: (resize + metadataOnly).joined(separator: ", ") + (n.domain.isActive ? " (restarts the node, same disk)" : " (same disk)"),
         uuid: n.domain.uuid, before: o, after: NodeDefinition(ownership: after), restart: true))
   } else if !metadataOnly.isEmpty {
     actions.append(
       PlannedAction(
-        kind: .update, pool: pool.name, node: o.node, host: n.host, reason: metadataOnly.joined(separator: ", ") + " (in place)",
+        kind: .update, pool: pool.name, node: n.domain.name, host: n.host, reason: metadataOnly.joined(separator: ", ") + " (in place)",
         uuid: n.domain.uuid, before: o, after: NodeDefinition(ownership: after)))
-  } else {
-    after.generation = o.generation
   }
   if !n.domain.isActive {
     actions.append(
       PlannedAction(
-        kind: .start, pool: pool.name, node: o.node, host: n.host, reason: "node is \(n.domain.state)", uuid: n.domain.uuid,
+        kind: .start, pool: pool.name, node: n.domain.name, host: n.host, reason: "node is \(n.domain.state)", uuid: n.domain.uuid,
         before: o, after: NodeDefinition(ownership: after)))
   }
   return actions

@@ -1,5 +1,6 @@
 import DroverBasics
 import DroverModel
+import DroverRollout
 import Foundation
 
 /// Options that shape a plan without changing the specs.
@@ -14,11 +15,15 @@ public struct PlanOptions: Sendable {
   /// Nodes to replace even though their spec did not change (Terraform's `-replace`): the way
   /// to repair a node edited behind Drover's back.
   public var forceReplace: [String]
+  /// Rollouts in progress (from the journal), by pool: their nodes are left to them and the plan
+  /// continues them.
+  public var activeRollouts: [String: RolloutState]
 
   public init(
     targets: [String] = [], excludes: [String] = [], imageDigests: [String: String] = [:], project: String = "default",
-    forceReplace: [String] = []
+    forceReplace: [String] = [], activeRollouts: [String: RolloutState] = [:]
   ) {
+    self.activeRollouts = activeRollouts
     self.project = project
     self.forceReplace = forceReplace
     self.targets = targets
@@ -41,24 +46,45 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   let declared = Dictionary(pools.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
 
   // Every owned node, wherever it is, grouped by pool.
-  var owned: [String: [(host: String, domain: ObservedDomain, ownership: NodeOwnership)]] = [:]
+  var owned: [String: [OwnedNode]] = [:]
+  // The highest generation of every index (domains and overlays alike), by pool.
+  var generations: [String: [Int: Int]] = [:]
   for (uri, host) in observed.hosts {
     for d in host.domains {
       guard let o = d.ownership, o.node == d.name, o.project == options.project else { continue }
       owned[o.pool, default: []].append((uri, d, o))
+      generations[o.pool, default: [:]][o.index] = max(generations[o.pool]?[o.index] ?? 0, o.generation)
+    }
+    for volume in host.overlays {
+      guard let name = OverlayName(volume: volume), name.project == options.project else { continue }
+      generations[name.pool, default: [:]][name.index] = max(generations[name.pool]?[name.index] ?? 0, name.generation)
     }
   }
+  let rolling = options.activeRollouts.mapValues { Set($0.nodes.values.map(\.index)) }
 
   for pool in pools.sorted(by: { $0.name < $1.name }) {
     if let uri = pool.hosts.first(where: { observed.unreachable[$0] != nil }) {
-      let reason = (uri, observed.unreachable[uri]!)
+      let reason = (uri, observed.unreachable[uri] ?? "")
       diagnostics.append(
         .error(
           "libvirt.unreachable", "cannot plan pool \(pool.name): host \(reason.0) could not be read: \(reason.1)",
           subject: "pool \(pool.name)", hint: "check the host, or plan other pools with --target"))
       continue
     }
-    actions += planPool(pool, existing: owned[pool.name] ?? [], observed: observed, options: options, diagnostics: &diagnostics)
+    let poolActions = planPool(
+      pool, existing: owned[pool.name] ?? [], observed: observed, options: options, generations: generations[pool.name] ?? [:],
+      rolling: rolling[pool.name] ?? [], diagnostics: &diagnostics)
+    if let active = options.activeRollouts[pool.name] {
+      for a in poolActions where a.kind == .replace {
+        diagnostics.append(
+          .error(
+            "plan.rollout-in-progress",
+            "pool \(pool.name) has rollout \(active.id) (\(active.fromImage) → \(active.toImage)) in progress; node \(a.node) would also be replaced (\(a.reason))",
+            subject: "pool \(pool.name)",
+            hint: "finish it first: drover rollout resume \(pool.name) (or drover rollout abort \(pool.name)), then plan again"))
+      }
+    }
+    actions += poolActions
   }
 
   // Owned nodes whose pool is no longer declared: shown as deletes, never silent.
@@ -77,6 +103,7 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
       }
     }
   }
+  actions += orphanedOverlays(observed, project: options.project, rolling: rolling)
 
   actions = actions.filter { selected($0, targets: options.targets, excludes: options.excludes) }
   let relevant = Set(pools.flatMap(\.hosts)).union(owned.values.flatMap { $0.map(\.host) })
@@ -85,12 +112,45 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
       observed, relevantHosts: relevant, project: options.project, pools: Set(pools.map(\.name)).union(owned.keys)),
     targets: options.targets, excludes: options.excludes, forceReplace: options.forceReplace)
   var plan = basePlan
-  plan.rollouts = pools.sorted { $0.name < $1.name }.compactMap { RolloutPreview.make(pool: $0, actions: actions) }
+  plan.rollouts = pools.sorted { $0.name < $1.name }.compactMap { pool in
+    if let active = options.activeRollouts[pool.name] {
+      return selected(pool: pool.name, targets: options.targets, excludes: options.excludes) ? RolloutPreview.resuming(active, pool: pool) : nil
+    }
+    return RolloutPreview.make(pool: pool, actions: actions)
+  }
   let kept = diagnostics.filter { d in
     guard let subject = d.subject else { return true }
     return options.targets.isEmpty && options.excludes.isEmpty || actions.contains { subject.contains($0.pool) }
   }
   return (plan, kept)
+}
+
+/// Overlays of this project that no domain on their host uses: left by a crash between creating
+/// an overlay and defining its domain, or between undefining a domain and deleting its disk.
+/// Indexes an in-progress rollout owns are left to it (its resumed step reuses its overlay).
+func orphanedOverlays(_ observed: ObservedWorld, project: String, rolling: [String: Set<Int>]) -> [PlannedAction] {
+  var actions: [PlannedAction] = []
+  for (uri, host) in observed.hosts.sorted(by: { $0.key < $1.key }) {
+    var used: Set<String> = []
+    for d in host.domains {
+      for disk in (d.actual?.disks ?? []) + [d.ownership?.disk ?? ""] where !disk.isEmpty {
+        used.insert(String(disk.split(separator: "/").last ?? ""))
+      }
+    }
+    for volume in host.overlays where !used.contains(volume) {
+      guard let name = OverlayName(volume: volume), name.project == project, !(rolling[name.pool]?.contains(name.index) ?? false) else { continue }
+      actions.append(
+        PlannedAction(
+          kind: .removeOverlay, pool: name.pool, node: volume, host: uri,
+          reason: "overlay of \(name.pool)-\(name.index) (generation \(name.generation)) that no domain uses"))
+    }
+  }
+  return actions
+}
+
+func selected(pool: String, targets: [String], excludes: [String]) -> Bool {
+  if excludes.contains(pool) { return false }
+  return targets.isEmpty || targets.contains { $0 == pool || $0.hasPrefix(pool + "-") || $0.hasPrefix(pool + "/") }
 }
 
 /// A digest of the specs as values (key order and comments in YAML do not matter).

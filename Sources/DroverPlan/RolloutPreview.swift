@@ -1,7 +1,8 @@
 import DroverModel
 import DroverRollout
 
-/// The rollout schedule a plan shows for a pool whose nodes will be replaced.
+/// The rollout a plan runs for a pool whose nodes are replaced: its schedule, its policy and each
+/// node's planned replacement. `apply` (live or from a saved plan) executes exactly this value.
 public struct RolloutPreview: Sendable, Codable, Hashable {
   public var pool: String
   public var fromImage: String
@@ -10,18 +11,37 @@ public struct RolloutPreview: Sendable, Codable, Hashable {
   public var policy: RolloutPolicy
   public var drainOnTimeout: String
   public var estimatedSeconds: Double
+  /// Every node the rollout replaces, in schedule order.
+  public var nodes: [RolloutNode]
+  /// The id of the journaled rollout this continues, when one is in progress.
+  public var resumes: String?
 
   /// Seconds one node takes on real VMs (boot to ready under TCG, measured here) or the test driver.
   static func perNodeSeconds(_ hosts: [String]) -> Double { hosts.allSatisfy { $0.hasPrefix("test") } ? 0.1 : 12 }
 
+  /// The rollout of `pool`'s replace actions (image, disk, network, `--replace`, a failed node, a
+  /// disk changed outside Drover), or nil when it has none.
   public static func make(pool: PoolSpec, actions: [PlannedAction]) -> RolloutPreview? {
-    let replaces = actions.filter { $0.pool == pool.name && $0.kind == .replace }
-    guard !replaces.isEmpty else { return nil }
-    let keys = replaces.compactMap { $0.after?.ownership.index }.sorted().map { "\(pool.name)-\($0)" }
-    let policy = RolloutPolicy.resolve(pool.upgrade, budget: pool.errorBudget, nodes: keys.count, replicas: pool.replicas)
+    let nodes = actions.filter { $0.pool == pool.name && $0.kind == .replace }.compactMap { a -> RolloutNode? in
+      guard let before = a.before, let after = a.after?.ownership, let uuid = a.uuid else { return nil }
+      return RolloutNode(
+        key: "\(pool.name)-\(before.index)", index: before.index, host: a.host, oldName: a.node, oldUUID: uuid, from: before, to: after,
+        reason: a.reason)
+    }.sorted { $0.index < $1.index }
+    guard !nodes.isEmpty else { return nil }
+    let policy = RolloutPolicy.resolve(pool.upgrade, budget: pool.errorBudget, nodes: nodes.count, replicas: pool.replicas)
     return RolloutPreview(
-      pool: pool.name, fromImage: Set(replaces.compactMap { $0.before?.image }).sorted().joined(separator: ","),
-      toImage: pool.image.description, schedule: policy.schedule(keys), policy: policy, drainOnTimeout: pool.drain.onTimeout.rawValue,
-      estimatedSeconds: policy.estimatedSeconds(perNodeSeconds: perNodeSeconds(pool.hosts)))
+      pool: pool.name, fromImage: Set(nodes.map(\.from.image)).sorted().joined(separator: ","),
+      toImage: pool.image.description, schedule: policy.schedule(nodes.map(\.key)), policy: policy, drainOnTimeout: pool.drain.onTimeout.rawValue,
+      estimatedSeconds: policy.estimatedSeconds(perNodeSeconds: perNodeSeconds(pool.hosts)), nodes: nodes, resumes: nil)
+  }
+
+  /// The rollout in progress for `pool`, continued as the journal has it.
+  public static func resuming(_ state: RolloutState, pool: PoolSpec) -> RolloutPreview {
+    RolloutPreview(
+      pool: state.pool, fromImage: state.fromImage, toImage: state.toImage, schedule: state.schedule, policy: state.policy,
+      drainOnTimeout: pool.drain.onTimeout.rawValue,
+      estimatedSeconds: state.policy.estimatedSeconds(perNodeSeconds: perNodeSeconds(pool.hosts)),
+      nodes: state.schedule.joined().compactMap { state.nodes[$0] }, resumes: state.id)
   }
 }

@@ -21,7 +21,11 @@ public struct WorldFingerprint: Sendable, Codable, Hashable {
         let owned = d.ownership?.project == project
         let namedLikeANode = pools.contains { d.name.hasPrefix($0 + "-") }
         guard owned || namedLikeANode else { continue }
-        entries[d.name] = "\(d.uuid) \(d.isActive ? "active" : "inactive") \(d.metadataDigest)"
+        let shape = d.actual.map { "v\($0.vcpu)/\($0.maxVcpu)m\($0.memoryKiB)d\($0.disks.joined(separator: ","))n\($0.networks.joined(separator: ","))" } ?? "-"
+        entries[d.name] = "\(d.uuid) \(d.isActive ? "active" : "inactive") \(d.metadataDigest) \(shape.replacingOccurrences(of: " ", with: "_"))"
+      }
+      for volume in host.overlays where OverlayName(volume: volume)?.project == project {
+        entries["overlay " + volume] = "present"
       }
       hosts[uri] = entries
     }
@@ -52,6 +56,8 @@ public struct WorldFingerprint: Sendable, Codable, Hashable {
             lines.append("\(uri): domain \(name) was recreated (new UUID)")
           } else if pa.count > 1, pb.count > 1, pa[1] != pb[1] {
             lines.append("\(uri): domain \(name) is now \(pb[1])")
+          } else if pa.count > 3, pb.count > 3, pa[2] == pb[2], pa[3] != pb[3] {
+            lines.append("\(uri): domain \(name) was changed outside Drover (vCPU, memory, disk or network)")
           } else {
             lines.append("\(uri): domain \(name) metadata changed")
           }

@@ -47,6 +47,8 @@ public struct RolloutState: Sendable, Hashable, Codable {
   public var toImage: String
   public var schedule: [[String]]
   public var policy: RolloutPolicy
+  /// Each node's planned replacement (old UUID, from, to), by key.
+  public var nodes: [String: RolloutNode] = [:]
   public var status: Status = .running
   /// Node (by index name, e.g. web-2) → done on the new image.
   public var done: Set<String> = []
@@ -71,7 +73,10 @@ public struct RolloutState: Sendable, Hashable, Codable {
     }
   }
 
-  public init(id: String, pool: String, fromImage: String, toImage: String, schedule: [[String]], policy: RolloutPolicy) {
+  public init(
+    id: String, pool: String, fromImage: String, toImage: String, schedule: [[String]], policy: RolloutPolicy, nodes: [RolloutNode] = []
+  ) {
+    self.nodes = Dictionary(nodes.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
     self.id = id
     self.pool = pool
     self.fromImage = fromImage

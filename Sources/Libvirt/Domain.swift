@@ -132,8 +132,9 @@ public final class Domain: @unchecked Sendable {
 
   /// Sets the vCPU count in the persistent config. The corresponding C function is
   /// `virDomainSetVcpusFlags`.
-  public func setVcpus(_ count: Int, config: Bool, live: Bool) throws(LibvirtError) {
+  public func setVcpus(_ count: Int, config: Bool, live: Bool, maximum: Bool = false) throws(LibvirtError) {
     var flags: UInt32 = 0
+    if maximum { flags |= VIR_DOMAIN_VCPU_MAXIMUM.rawValue }
     if config { flags |= VIR_DOMAIN_AFFECT_CONFIG.rawValue }
     if live { flags |= VIR_DOMAIN_AFFECT_LIVE.rawValue }
     try check(virDomainSetVcpusFlags(pointer, UInt32(count), flags), "setting vCPUs of \(name)")

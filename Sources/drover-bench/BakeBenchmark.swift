@@ -77,7 +77,7 @@ enum BakeBenchmark {
     for i in 1...runs {
       let node = NodeDefinition(ownership: desiredOwnership(spec, index: i, digest: "", generation: 1, project: "bench"))
       overlay.append(try Stopwatch.seconds { _ = try images.prepare(node, host: backend) })
-      try backend.deleteVolume(pool: pool, name: NodeImages.overlayName("bench-\(i)", generation: 1))
+      try backend.deleteVolume(pool: pool, name: OverlayName(project: "bench", pool: "bench", index: i, generation: 1).volume)
     }
     overlay.removeFirst()  // the first one also verifies the image checksum
     lines.append(Report.time("overlay creation per node (libvirt volume)", median(overlay)))

@@ -77,7 +77,7 @@ enum RollingBenchmark {
     for i in 1...nodes * 2 {
       let digest = catalogue.image(for: ImageRef(parsing: "demo@v2")!)?.key ?? ""
       let node = try images.prepare(NodeDefinition(ownership: desiredOwnership(spec2, index: i, digest: digest, generation: 1, project: "bench-raw")), host: backend)
-      let xml = DomainXML.render(node, hostURI: backend.uri)
+      let xml = DomainXML.render(node, bootsNodes: backend.bootsNodes)
       let console = try require(node.boot?.consoleLog)
       try? FileManager.default.removeItem(atPath: console)
       let t = try Stopwatch.seconds {

@@ -1,0 +1,186 @@
+import DroverBasics
+import DroverModel
+import DroverPlan
+import DroverRollout
+import Foundation
+import Synchronization
+
+/// What an apply did, as a value: every planned action is accounted for (done, failed or not
+/// run), and the exit status follows from it alone.
+public struct ApplyOutcome: Sendable {
+  /// The plain actions (create, start, update, delete, overlay removal).
+  public var executed = ApplyResult()
+  /// Created or restarted nodes that never became healthy.
+  public var unhealthy: [(action: PlannedAction, error: Diagnostic)] = []
+  public var rollouts: [RolloutOutcome] = []
+  /// Rollouts that could not run at all (a stale journal, an unreadable record).
+  public var rolloutErrors: [Diagnostic] = []
+  /// Planned replacements that were not done, with why.
+  public var replacementsNotDone: [(node: String, why: String)] = []
+  public var interrupted = false
+
+  /// Domains really created and removed, nodes really changed (a canary created and rolled back
+  /// counts as one added and one destroyed).
+  public var added = 0
+  public var changed = 0
+  public var destroyed = 0
+
+  /// Every failure, for rendering.
+  public var diagnostics: [Diagnostic] {
+    executed.failed.map(\.error) + unhealthy.map(\.error) + rolloutErrors
+      + replacementsNotDone.map { Diagnostic.error("apply.not-done", "planned replacement of \($0.node) was not done: \($0.why)", subject: "node \($0.node)") }
+  }
+
+  /// A rollout that ran and stopped (rolled back or paused).
+  public var rolloutStopped: Bool { rollouts.contains { $0.state.status != .completed } }
+
+  /// 0 everything planned was done; 130 interrupted; 3 a rollout stopped; 1 anything else not done.
+  public var exitStatus: Int32 {
+    if interrupted || executed.interrupted { return 130 }
+    if rolloutStopped { return 3 }
+    if !executed.failed.isEmpty || !executed.skipped.isEmpty || !unhealthy.isEmpty || !rolloutErrors.isEmpty || !replacementsNotDone.isEmpty {
+      return 1
+    }
+    return 0
+  }
+}
+
+/// Runs a plan: exactly its actions, then health checks of the nodes it created or restarted,
+/// then exactly its rollouts; returns what happened. No decision is made here that the plan did
+/// not make: the executor and the rollout runner act on the plan's values.
+public struct ApplyEngine: Sendable {
+  public struct Hooks: Sendable {
+    /// Gives a new domain its overlay (the image port).
+    public var prepare: @Sendable (NodeDefinition, String) throws -> NodeDefinition
+    public var consoleLog: @Sendable (String) -> String?
+    public var prober: any HealthProbing
+    public var drainer: @Sendable (PoolSpec) -> any Draining
+    public var shouldStop: @Sendable () -> Bool
+    public var onStep: @Sendable (ApplyEvent) -> Void
+    public var onHealthy: @Sendable (PlannedAction) -> Void
+    public var onRollout: @Sendable (String, String) -> Void
+
+    public init(
+      prepare: @escaping @Sendable (NodeDefinition, String) throws -> NodeDefinition = { n, _ in n },
+      consoleLog: @escaping @Sendable (String) -> String? = { _ in nil }, prober: any HealthProbing = HealthChecker(),
+      drainer: @escaping @Sendable (PoolSpec) -> any Draining = { Drainers.make($0.drain) },
+      shouldStop: @escaping @Sendable () -> Bool = { false }, onStep: @escaping @Sendable (ApplyEvent) -> Void = { _ in },
+      onHealthy: @escaping @Sendable (PlannedAction) -> Void = { _ in }, onRollout: @escaping @Sendable (String, String) -> Void = { _, _ in }
+    ) {
+      self.prepare = prepare
+      self.consoleLog = consoleLog
+      self.prober = prober
+      self.drainer = drainer
+      self.shouldStop = shouldStop
+      self.onStep = onStep
+      self.onHealthy = onHealthy
+      self.onRollout = onRollout
+    }
+  }
+
+  let pools: [String: PoolSpec]
+  let backends: [String: any HostBackend]
+  let project: String
+  let journalDirectory: String
+  let hooks: Hooks
+
+  public init(pools: [PoolSpec], backends: [String: any HostBackend], project: String, journalDirectory: String, hooks: Hooks) {
+    self.pools = Dictionary(pools.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    self.backends = backends
+    self.project = project
+    self.journalDirectory = journalDirectory
+    self.hooks = hooks
+  }
+
+  public func run(_ plan: Plan) -> ApplyOutcome {
+    var outcome = ApplyOutcome()
+    var plain = plan
+    plain.actions = plan.actions.filter { $0.kind != .replace }
+    let executor = Executor(backends: backends, shouldStop: hooks.shouldStop, prepare: hooks.prepare, onEvent: hooks.onStep)
+    outcome.executed = executor.apply(plain)
+    if !outcome.executed.interrupted {
+      outcome.unhealthy = checkHealth(outcome.executed)
+    }
+    for a in outcome.executed.done {
+      switch a.kind {
+      case .create: outcome.added += 1
+      case .update, .start: outcome.changed += 1
+      case .delete, .removeOverlay: outcome.destroyed += 1
+      case .replace: break
+      }
+    }
+
+    let blocked = !outcome.executed.failed.isEmpty || !outcome.unhealthy.isEmpty || outcome.executed.interrupted
+    for preview in plan.rollouts {
+      let keys = preview.nodes.map(\.key)
+      guard let pool = pools[preview.pool] else {
+        outcome.replacementsNotDone += keys.map { ($0, "pool \(preview.pool) is not declared") }
+        continue
+      }
+      if blocked || hooks.shouldStop() {
+        outcome.replacementsNotDone += keys.map { ($0, "an earlier step of this apply failed or was interrupted") }
+        continue
+      }
+      do {
+        let runner = RolloutRunner(
+          pool: pool, project: project, backends: backends, journal: try RolloutJournal(directory: journalDirectory, pool: pool.name),
+          hooks: RolloutRunner.Hooks(
+            prober: hooks.prober, drainer: hooks.drainer(pool), prepare: hooks.prepare, consoleLog: hooks.consoleLog,
+            shouldStop: hooks.shouldStop, onEvent: { hooks.onRollout(pool.name, $0) }))
+        let result = try runner.run(preview)
+        outcome.rollouts.append(result)
+        outcome.added += result.created
+        outcome.destroyed += result.removed
+        if result.interrupted { outcome.interrupted = true }
+        if result.state.status == .completed {
+          for (node, why) in result.state.failed.sorted(by: { $0.key < $1.key }) { outcome.replacementsNotDone.append((node, why)) }
+        }
+      } catch {
+        outcome.rolloutErrors += (error as? DiagnosticConvertible)?.diagnostics ?? [.error("rollout", "\(error)", subject: "pool \(pool.name)")]
+        outcome.replacementsNotDone += keys.map { ($0, "the rollout did not run") }
+      }
+    }
+    return outcome
+  }
+
+  /// Health-checks every node this apply created, started or restarted, in parallel, within its
+  /// pool's health timeout. A created node that never becomes healthy is marked so in its record.
+  func checkHealth(_ result: ApplyResult) -> [(action: PlannedAction, error: Diagnostic)] {
+    let checked = result.done.filter {
+      ($0.kind == .create || $0.kind == .start || ($0.kind == .update && $0.restart)) && !(pools[$0.pool]?.health.isEmpty ?? true)
+    }
+    guard !checked.isEmpty else { return [] }
+    let failures = Mutex<[(action: PlannedAction, error: Diagnostic)]>([])
+    // Probes mostly wait (on a console log, a socket): up to 32 nodes are checked at once.
+    BlockingFanOut.forEach(checked.count, width: 32) { i in
+      let action = checked[i]
+      guard let pool = pools[action.pool], let backend = backends[action.host] else { return }
+      var endpoint = NodeEndpoint(
+        name: action.node, host: action.host, pool: action.pool, image: action.after?.ownership.image ?? "",
+        consoleLog: hooks.consoleLog(action.node))
+      let node = action.node
+      if let resolver = backend as? AddressResolving {
+        nonisolated(unsafe) let r = resolver
+        endpoint.resolveAddress = { r.address(of: node) }
+      }
+      endpoint.isRunning = { backend.isRunning(node: node) }
+      let reason = hooks.prober.unhealthyReason(
+        endpoint, checks: pool.health, deadline: Date().addingTimeInterval(pool.upgrade.healthTimeout.seconds), shouldStop: hooks.shouldStop)
+      guard let reason else {
+        hooks.onHealthy(action)
+        return
+      }
+      var diagnostic = Diagnostic.error("apply.unhealthy", "node \(action.node) is not healthy: \(reason)", subject: "node \(action.node) on \(action.host)")
+      if action.kind == .create, let created = result.created[action.node] {
+        // Never forgotten: the record says so, plan replaces it and drift reports it.
+        var o = created.ownership
+        o.healthFailed = true
+        do { try backend.update(node: action.node, uuid: created.uuid, to: o, restart: false) } catch {
+          diagnostic.message += " (and recording that failed: \((error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"))"
+        }
+      }
+      failures.withLock { $0.append((action, diagnostic)) }
+    }
+    return failures.withLock { $0 }
+  }
+}

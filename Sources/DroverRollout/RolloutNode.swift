@@ -1,0 +1,93 @@
+import DroverModel
+
+/// One node of a rollout, decided when the plan is made and recorded in the journal: which domain
+/// is replaced (by UUID), what it was, and what replaces it.
+///
+/// Why the UUID and generations and not the image: a `--replace`, a disk-size change or a repair
+/// keeps the image, so "already on the target image" cannot tell old from new. The old domain is
+/// the one with the planned UUID; the new one carries `to.generation`; a rollback's carries
+/// `to.generation + 1`. After a crash at any step, the same rule finds the same domains.
+public struct RolloutNode: Sendable, Hashable, Codable {
+  /// The index name (`web-2`): the key of schedules and journal records.
+  public var key: String
+  public var index: Int
+  public var host: String
+  /// The domain being replaced, as planned.
+  public var oldName: String
+  public var oldUUID: String
+  /// Its ownership record (the rollback target's shape).
+  public var from: NodeOwnership
+  /// The replacement's record (name, generation and image included).
+  public var to: NodeOwnership
+  /// Why it is replaced (for people).
+  public var reason: String
+
+  public init(key: String, index: Int, host: String, oldName: String, oldUUID: String, from: NodeOwnership, to: NodeOwnership, reason: String) {
+    self.key = key
+    self.index = index
+    self.host = host
+    self.oldName = oldName
+    self.oldUUID = oldUUID
+    self.from = from
+    self.to = to
+    self.reason = reason
+  }
+}
+
+/// A domain of one node index as the runner sees it right now.
+public struct IndexDomain: Sendable, Hashable {
+  public var name: String
+  public var uuid: String
+  public var host: String
+  public var generation: Int
+
+  public init(name: String, uuid: String, host: String, generation: Int) {
+    self.name = name
+    self.uuid = uuid
+    self.host = host
+    self.generation = generation
+  }
+}
+
+/// Which existing domains a node's replacement step acts on.
+public struct ReplacementView: Sendable, Hashable {
+  /// The domain to drain and remove (nil once it is gone).
+  public var old: IndexDomain?
+  /// The replacement, if it exists already (a resumed step does not create it twice).
+  public var new: IndexDomain?
+  /// What the replacement must be.
+  public var target: NodeOwnership
+  /// Nothing to do: a rollback of a node whose original was never removed.
+  public var untouched: Bool
+}
+
+/// Decides, from the domains of one index, what a forward or rollback step of `node` acts on.
+///
+/// Pure. Forward: old = the planned UUID, new = generation `to.generation`. Rollback: when the
+/// original still exists and no replacement does, the node was never touched (its new version
+/// failed and was removed); otherwise old = the forward replacement, new = generation
+/// `to.generation + 1`, built from the record the node had before the rollout.
+public func replacementView(_ node: RolloutNode, domains: [IndexDomain], rollback: Bool, surge: Bool) -> ReplacementView {
+  let original = domains.first { $0.uuid == node.oldUUID }
+  let forward = domains.first { $0.generation == node.to.generation && $0.uuid != node.oldUUID }
+  if !rollback {
+    return ReplacementView(old: original, new: forward, target: node.to, untouched: false)
+  }
+  var target = node.from
+  target.generation = node.to.generation + 1
+  target.healthFailed = false
+  let back = domains.first { $0.generation == target.generation && $0.uuid != node.oldUUID }
+  target.node = replacementName(key: node.key, generation: target.generation, occupied: (forward ?? original)?.name, surge: surge)
+  if let back { target.node = back.name }
+  if original != nil && forward == nil && back == nil {
+    return ReplacementView(old: original, new: nil, target: target, untouched: true)
+  }
+  return ReplacementView(old: forward, new: back, target: target, untouched: false)
+}
+
+/// The name of a replacement domain: with surge old and new coexist, so the new one takes the
+/// index's other name (`web-1` ↔ `web-1-g2`); in place it takes the index name.
+public func replacementName(key: String, generation: Int, occupied: String?, surge: Bool) -> String {
+  guard surge, occupied == key else { return key }
+  return "\(key)-g\(generation)"
+}
