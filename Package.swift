@@ -44,7 +44,7 @@ let package = Package(
     .testTarget(name: "DroverPlanTests", dependencies: ["DroverPlan"]),
     .testTarget(name: "DroverRolloutTests", dependencies: ["DroverRollout"], exclude: ["Golden"]),
     .testTarget(name: "DroverEngineTests", dependencies: ["DroverEngine", "DroverModel", "DroverBasics"]),
-    .testTarget(name: "DroverLibvirtTests", dependencies: ["DroverLibvirt", "DroverEngine", "DroverPlan", "Libvirt"]),
+    .testTarget(name: "DroverLibvirtTests", dependencies: ["DroverLibvirt", "DroverEngine", "DroverPlan", "DroverBake", "Libvirt"]),
     .testTarget(name: "DroverSpecTests", dependencies: ["DroverSpec", "DroverCommands"]),
     .testTarget(name: "DroverBakeTests", dependencies: ["DroverBake", "DroverLibvirt", "DroverPlan", "Libvirt"]),
     .testTarget(name: "DroverCLITests", dependencies: ["Libvirt", "DroverEngine", "DroverRollout"]),

@@ -47,7 +47,7 @@ struct ApplyCommand: ParsableCommand {
 
   func run() throws {
     try ApplySession(
-      project: project, targeting: targeting, images: images, planFile: planFile, autoApprove: autoApprove, json: json,
+      project: project, targeting: targeting.selection, images: images, planFile: planFile, autoApprove: autoApprove, json: json,
       lockTimeout: DurationArgument.seconds(lockTimeout) ?? 0
     ).run()
   }
@@ -58,7 +58,7 @@ struct ApplyCommand: ParsableCommand {
 /// `drover rollout resume|abort` both run it (no command calls another through argv).
 struct ApplySession {
   var project: ProjectOptions
-  var targeting: TargetingOptions
+  var targeting: TargetingOptions.Selection
   var images: ImageOptions
   var planFile: String?
   var autoApprove: Bool

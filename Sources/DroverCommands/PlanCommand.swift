@@ -13,6 +13,15 @@ struct TargetingOptions: ParsableArguments {
 
   @Option(name: .customLong("replace"), help: "Replace this node even if its spec did not change (repeatable).")
   var replace: [String] = []
+
+  /// The same choices as plain values (option groups can only be built by the parser).
+  var selection: Selection { Selection(targets: targets, excludes: excludes, replace: replace) }
+
+  struct Selection {
+    var targets: [String] = []
+    var excludes: [String] = []
+    var replace: [String] = []
+  }
 }
 
 /// `drover plan`: shows what apply would change, on which host, and why.
@@ -46,7 +55,7 @@ struct PlanCommand: ParsableCommand {
     let observed = context.observe()
     PhaseTimings.mark("observe")
     let (plan, diagnostics) = makePlan(
-      pools: context.specs.poolSpecs, observed: observed, options: context.planOptions(project, targeting: targeting, images: images))
+      pools: context.specs.poolSpecs, observed: observed, options: context.planOptions(project, targeting: targeting.selection, images: images))
     PhaseTimings.mark("plan")
     defer { PhaseTimings.mark("output") }
     if json {

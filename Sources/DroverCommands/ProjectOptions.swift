@@ -84,7 +84,7 @@ struct ProjectContext {
   }
 
   /// What plan and apply plan with: the same options from either command.
-  func planOptions(_ project: ProjectOptions, targeting: TargetingOptions, images: ImageOptions) -> PlanOptions {
+  func planOptions(_ project: ProjectOptions, targeting: TargetingOptions.Selection, images: ImageOptions) -> PlanOptions {
     PlanOptions(
       targets: targeting.targets, excludes: targeting.excludes, imageDigests: images.catalogue.digestsByReference,
       project: project.projectName, forceReplace: targeting.replace, activeRollouts: activeRollouts(stateDirectory: project.stateDirectory))

@@ -129,10 +129,8 @@ struct RolloutAbortCommand: ParsableCommand {
 /// Runs `apply` for one pool: it resumes the pool's active rollout under the pool's lock.
 enum RolloutResumer {
   static func resume(pool: String, project: ProjectOptions, images: ImageOptions) throws {
-    var targeting = TargetingOptions()
-    targeting.targets = [pool]
     try ApplySession(
-      project: project, targeting: targeting, images: images, planFile: nil, autoApprove: true, json: false, lockTimeout: 0
+      project: project, targeting: TargetingOptions.Selection(targets: [pool]), images: images, planFile: nil, autoApprove: true, json: false, lockTimeout: 0
     ).run()
   }
 }

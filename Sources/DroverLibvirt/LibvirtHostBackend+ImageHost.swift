@@ -11,17 +11,15 @@ extension LibvirtHostBackend: ImageHost {
   public func ensureImagePool(name: String, directory: String) throws {
     let marker = directory + "/" + Self.poolMarker
     do {
-      if let pool = try connection.storagePool(named: name), !bootsNodes {
-        // The test driver's pools live in its memory: there is no folder to mark or protect.
-        if try !pool.isActive() { try pool.start() }
-        return
-      }
       if let pool = try connection.storagePool(named: name) {
-        let path = DomainXMLReader.text(in: try pool.xml(), element: "path")?.trimmingCharacters() ?? ""
-        guard path == directory, FileManager.default.fileExists(atPath: marker) else {
-          throw HostError(
-            uri: uri, operation: "refusing to use storage pool \(name)",
-            reason: "it exists at \(path.isEmpty ? "an unknown path" : path) and was not created by Drover (no \(Self.poolMarker) in \(directory)); pass another --image-pool")
+        // The test driver's pools live in its memory: there is no folder to mark or protect.
+        if bootsNodes {
+          let path = DomainXMLReader.text(in: try pool.xml(), element: "path")?.trimmingCharacters() ?? ""
+          guard path == directory, FileManager.default.fileExists(atPath: marker) else {
+            throw HostError(
+              uri: uri, operation: "refusing to use storage pool \(name)",
+              reason: "it exists at \(path.isEmpty ? "an unknown path" : path) and was not created by Drover (no \(Self.poolMarker) in \(directory)); pass another --image-pool")
+          }
         }
         if try !pool.isActive() { try pool.start() }
         return
@@ -31,10 +29,17 @@ extension LibvirtHostBackend: ImageHost {
         _ = FileManager.default.createFile(atPath: marker, contents: Data("Drover image pool: golden images and node overlays.\n".utf8))
       }
       calls.record("define")
-      let pool = try connection.defineStoragePool(xml: """
-        <pool type='dir'><name>\(XMLText.text(name))</name>
-        <target><path>\(XMLText.text(directory))</path><permissions><mode>0755</mode></permissions></target></pool>
-        """)
+      let pool: StoragePool
+      do {
+        pool = try connection.defineStoragePool(xml: """
+          <pool type='dir'><name>\(XMLText.text(name))</name>
+          <target><path>\(XMLText.text(directory))</path><permissions><mode>0755</mode></permissions></target></pool>
+          """)
+      } catch {
+        // Another Drover process defined it a moment ago: use that one (checked as above).
+        if try connection.storagePool(named: name) != nil { return try ensureImagePool(name: name, directory: directory) }
+        throw error
+      }
       try pool.build()
       try pool.start()
     } catch let error as LibvirtError {
@@ -56,7 +61,7 @@ extension LibvirtHostBackend: ImageHost {
       if let stale = try p.volume(named: name) { try stale.delete() }
       calls.record("define")
       let volume = try p.createVolume(xml: """
-        <volume><name>\(XMLText.text(name))</name><capacity unit='bytes'>\(capacityBytes)</capacity>
+        <volume><name>\(XMLText.text(name))</name><capacity unit='bytes'>\(capacityBytes)</capacity><allocation unit='bytes'>0</allocation>
         <target><format type='qcow2'/><permissions><mode>0644</mode></permissions></target>
         <backingStore><path>\(XMLText.text(backingPath))</path><format type='qcow2'/></backingStore></volume>
         """)

@@ -77,8 +77,8 @@ final class BakeSystemTests {
     let spec = PoolSpec(name: "bakesys\(getpid() % 10000)", hosts: ["qemu:///system"], replicas: 1, image: ImageRef(parsing: "systest@v1")!)
     var node = NodeDefinition(ownership: desiredOwnership(spec, index: 1, digest: first.manifest.key, generation: 1, project: "bake-tests"))
     node = try images.prepare(node, host: backend)
-    #expect(node.ownership.disk == "\(pool)/node-\(spec.name)-1-g1.qcow2")
-    let overlay = "\(dir)/node-\(spec.name)-1-g1.qcow2"
+    #expect(node.ownership.disk == "\(pool)/drover.bake-tests.\(spec.name)-1.g1.qcow2")
+    let overlay = "\(dir)/drover.bake-tests.\(spec.name)-1.g1.qcow2"
     let info = try ProcessRunner().run(["/usr/bin/qemu-img", "info", "--output=json", "-U", overlay]).stdout
     #expect(info.contains(first.manifest.artifact) && info.contains("\"backing-filename-format\": \"qcow2\""), "an overlay, never a copy")
     try backend.create(node)
@@ -112,7 +112,7 @@ final class BakeSystemTests {
     node2.ownership.image = "systest@v1"
     let error = #expect(throws: Diagnostic.self) { try fresh.prepare(node2, host: self.backend) }
     #expect(error?.code == "image.tampered")
-    #expect(!FileManager.default.fileExists(atPath: "\(dir)/node-\(spec.name)-2-g1.qcow2"))
+    #expect(!FileManager.default.fileExists(atPath: "\(dir)/drover.bake-tests.\(spec.name)-2.g1.qcow2"))
   }
 
   /// A build machine left by a killed Drover (another process: only its pid file is known) is

@@ -58,7 +58,17 @@ final class CLIHarness {
     try process.run()
     if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
     try input.fileHandleForWriting.close()
-    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    // Both pipes are drained at once: reading one to its end first deadlocks once the child
+    // fills the other's buffer (64 KiB of diagnostics is enough).
+    nonisolated(unsafe) var e = Data()
+    let errDone = DispatchSemaphore(value: 0)
+    let reader = Thread {
+      e = err.fileHandleForReading.readDataToEndOfFile()
+      errDone.signal()
+    }
+    reader.start()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    errDone.wait()
     process.waitUntilExit()
     return Run(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
   }

@@ -209,12 +209,18 @@ final class RolloutHarness {
     try r.cleanup()
   }
 
-  @Test(arguments: ["node-failed", "rollback-started", "step-done:health#2", "step-done:uncordon", "node-rolled-back"])
+  /// The canary (web-1) is replaced, web-2 fails: the rollback really rebuilds web-1 on v1.
+  /// Steps: canary create #1, health #1, uncordon #1; web-2 create #2, health #2 (fails);
+  /// rollback of web-1 create #3, health #3, remove-old, uncordon #2.
+  @Test(arguments: [
+    "node-failed", "rollback-started", "step-done:create#3", "step-done:health#3", "step-done:remove-old#2", "step-done:uncordon#2",
+    "node-rolled-back",
+  ])
   func crashDuringRollbackConvergesAndCountsTheFailureOnce(_ boundary: String) throws {
     let r = try RolloutHarness()
     #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
     try r.setImage("demo@v2")
-    try r.fail(1)
+    try r.fail(2)
     let crashed = try r.h.run(["apply", "--auto-approve"], environment: ["DROVER_CRASH_AT": boundary])
     #expect(crashed.status != 0 && crashed.status != 3, "killed at \(boundary)")
     let again = try r.h.run(["apply", "--auto-approve"])

@@ -47,7 +47,7 @@ import Testing
     #expect(check(.http(port: port, path: "/healthz", expectStatus: 200, bodyPattern: "^nope$"))?.contains("body does not match") == true)
     let closed = check(.tcp(port: 1), timeout: TimeSpan(milliseconds: 500))
     #expect(closed?.contains("connect 127.0.0.1:1") == true)
-    #expect(closed?.contains("tcp check :1 failed after") == true)
+    #expect(closed?.contains("tcp check :1 failed") == true)
   }
 
   @Test func consoleCheckWaitsForTheMarker() throws {

@@ -1,3 +1,4 @@
+import DroverBake
 import DroverBasics
 import DroverEngine
 import DroverLibvirt
@@ -9,11 +10,29 @@ import Testing
 
 /// Plan and apply against real libvirt (in-process test driver and libvirtd's RPC path).
 @Suite struct ObserveAndApplyTests {
-  func converge(_ world: TestWorld, _ pools: [PoolSpec], project: String = "default") -> (Plan, [Diagnostic], ApplyResult) {
+  /// Plans and applies through `ApplyEngine`, with real overlays from `NodeImages` (the test
+  /// driver keeps storage pools and backed volumes in memory).
+  func converge(_ world: TestWorld, _ pools: [PoolSpec], project: String = "default") -> (Plan, [Diagnostic], ApplyOutcome) {
     let observed = WorldObserver.observe([world.backend])
     let (plan, diagnostics) = makePlan(pools: pools, observed: observed, options: PlanOptions(project: project))
-    let result = Executor(backends: [world.uri: world.backend]).apply(plan)
-    return (plan, diagnostics, result)
+    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("drover-apply-\(project)").path
+    let images = NodeImages(catalogue: ImageCatalogue(directory: scratch + "/images"), poolName: "drover-images", consoleDirectory: scratch)
+    let backend = world.backend
+    let engine = ApplyEngine(
+      pools: pools, backends: [world.uri: world.backend], project: project, journalDirectory: scratch + "/journal",
+      hooks: ApplyEngine.Hooks(prepare: { node, _ in try images.prepare(node, host: backend) }))
+    return (plan, diagnostics, engine.run(plan))
+  }
+
+  /// Overlays of `project` in Drover's image pool, and the disks its domains use.
+  func disks(_ world: TestWorld, project: String) throws -> (overlays: [String], used: [String]) {
+    let overlays = try world.backend.connection.storagePool(named: "drover-images")?.volumeNames()
+      .filter { OverlayName(volume: $0)?.project == project }.sorted() ?? []
+    let used = try world.backend.connection.allDomains().compactMap { d -> String? in
+      guard let o = OwnershipMetadata.parse(try d.metadata(namespace: OwnershipMetadata.namespace) ?? ""), o.project == project else { return nil }
+      return String(o.disk.split(separator: "/").last ?? "")
+    }.sorted()
+    return (overlays, used)
   }
 
   func replan(_ world: TestWorld, _ pools: [PoolSpec], project: String = "default") -> Plan {
@@ -26,27 +45,34 @@ import Testing
     let name = TestWorld.unique("pool")
     let project = TestWorld.unique("proj")
     var (plan, diagnostics, result) = converge(world, [world.pool(name, replicas: 3)], project: project)
-    #expect(diagnostics.isEmpty && result.succeeded)
+    #expect(diagnostics.isEmpty && result.exitStatus == 0)
+    #expect(try disks(world, project: project).overlays.count == 3, "every node has its own overlay")
     #expect(plan.actions.count == 3)
     #expect(replan(world, [world.pool(name, replicas: 3)], project: project).actions.isEmpty, "apply then plan shows no changes")
 
     (plan, _, result) = converge(world, [world.pool(name, replicas: 5)], project: project)
-    #expect(plan.actions.map(\.kind) == [.create, .create] && result.succeeded)
+    #expect(plan.actions.map(\.kind) == [.create, .create] && result.exitStatus == 0)
     (plan, _, result) = converge(world, [world.pool(name, replicas: 2)], project: project)
-    #expect(plan.actions.map(\.node) == ["\(name)-5", "\(name)-4", "\(name)-3"] && result.succeeded)
+    #expect(plan.actions.map(\.node) == ["\(name)-5", "\(name)-4", "\(name)-3"] && result.exitStatus == 0)
     #expect(try world.backend.connection.domain(named: "\(name)-3") == nil)
+    var d = try disks(world, project: project)
+    #expect(d.overlays == d.used && d.overlays.count == 2, "scale-down deletes the overlays too")
 
     let before = try #require(try world.backend.connection.domain(named: "\(name)-1")).uuid
     (plan, _, result) = converge(world, [world.pool(name, replicas: 2, image: "demo@v2")], project: project)
-    #expect(plan.actions.map(\.kind) == [.replace, .replace] && result.succeeded)
-    let node = try #require(try world.backend.connection.domain(named: "\(name)-1"))
+    #expect(plan.actions.map(\.kind) == [.replace, .replace] && result.exitStatus == 0, "\(result.diagnostics)")
+    #expect(result.added == 2 && result.destroyed == 2)
+    let node = try #require(try world.backend.connection.allDomains().first { $0.name.hasPrefix("\(name)-1") })
     #expect(node.uuid != before)
     let ownership = try #require(OwnershipMetadata.parse(try node.metadata(namespace: OwnershipMetadata.namespace) ?? ""))
     #expect(ownership.image == "demo@v2" && ownership.generation == 2)
     #expect(replan(world, [world.pool(name, replicas: 2, image: "demo@v2")], project: project).actions.isEmpty)
+    d = try disks(world, project: project)
+    #expect(d.overlays == d.used && d.overlays.count == 2, "a replacement leaves no orphan: \(d)")
 
     (plan, _, result) = converge(world, [], project: project)
-    #expect(plan.actions.count == 2 && result.succeeded, "a removed pool's nodes are deleted only through a visible plan")
+    #expect(plan.actions.count == 2 && result.exitStatus == 0, "a removed pool's nodes are deleted only through a visible plan")
+    #expect(try disks(world, project: project).overlays.isEmpty)
   }
 
   @Test func foreignDomainsAreNeverTouched() throws {
@@ -58,7 +84,7 @@ import Testing
     let (plan, diagnostics, result) = converge(world, [world.pool("web", replicas: 3)])
     #expect(diagnostics.map(\.code) == ["plan.foreign-domain"])
     #expect(!plan.actions.contains { $0.node == "web-2" || $0.node == "bystander" })
-    #expect(result.succeeded)
+    #expect(result.exitStatus == 0)
     _ = converge(world, [world.pool("web", replicas: 0)])
     #expect(try foreign.xml() == xmlBefore && foreign.state() == .running)
     #expect(try bystander.xml() == bystanderBefore && bystander.state() == .running)
@@ -85,7 +111,7 @@ import Testing
     spec.resources.memory = .mebibytes(512)
     let (plan, _, result) = converge(world, [spec])
     #expect(plan.actions.map(\.kind) == [.update, .start])
-    #expect(result.succeeded)
+    #expect(result.exitStatus == 0)
     #expect(try domain.state() == .running)
     #expect(try domain.xml().contains("<memory unit='KiB'>524288</memory>"))
     #expect(replan(world, [spec]).actions.isEmpty)
@@ -97,11 +123,11 @@ import Testing
     spec.network = "no-such-network"
     let (_, _, result) = converge(world, [spec])
     // Whether define or start refused it, nothing named bad-1 may remain.
-    if !result.succeeded {
-      #expect(result.failed.first?.error.subject == "node bad-1 on \(world.uri)")
+    if result.exitStatus != 0 {
+      #expect(result.executed.failed.first?.error.subject == "node bad-1 on \(world.uri)")
     }
     let remaining = try world.backend.connection.domain(named: "bad-1")
-    #expect(result.succeeded == (remaining != nil))
+    #expect((result.exitStatus == 0) == (remaining != nil))
   }
 
   @Test func observeCostsOneListingPlusOneReadPerDomain() throws {
@@ -110,13 +136,13 @@ import Testing
     let spec = world.pool("big", replicas: n)
     for i in 1...n {
       _ = try world.backend.connection.defineDomain(
-        xml: DomainXML.render(NodeDefinition(ownership: desiredOwnership(spec, index: i, digest: "", generation: 1, project: "default")), hostURI: world.uri))
+        xml: DomainXML.render(NodeDefinition(ownership: desiredOwnership(spec, index: i, digest: "", generation: 1, project: "default")), bootsNodes: world.backend.bootsNodes))
     }
     world.backend.calls.reset()
     let observed = WorldObserver.observe([world.backend])
     #expect(observed.hosts[world.uri]?.domains.count == n)
     #expect(world.backend.calls["list"] == 1)
-    #expect(world.backend.calls["metadata"] == n)
+    #expect(world.backend.calls["config-xml"] == n)
     #expect(world.backend.calls.total == n + 1, "calls per node ≤ 1 plus a constant")
     #expect(world.backend.calls.writes == 0)
     let (plan, _) = makePlan(pools: [spec], observed: observed)

@@ -29,7 +29,7 @@ import Testing
     let xml = try domain.xml()
     let elements = xml.components(separatedBy: "<").count - xml.components(separatedBy: "</").count
     let reference = try world.backend.connection.defineDomain(
-      xml: DomainXML.render(NodeDefinition(ownership: desiredOwnership(world.pool(name + "r", replicas: 1), index: 1, digest: "", generation: 1, project: "p")), hostURI: world.uri))
+      xml: DomainXML.render(NodeDefinition(ownership: desiredOwnership(world.pool(name + "r", replicas: 1), index: 1, digest: "", generation: 1, project: "p")), bootsNodes: world.backend.bootsNodes))
     defer { try? reference.undefine() }
     let plainXML = try reference.xml()
     let plainElements = plainXML.components(separatedBy: "<").count - plainXML.components(separatedBy: "</").count

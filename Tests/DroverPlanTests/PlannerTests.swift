@@ -79,7 +79,7 @@ import Testing
     let (plan, _) = makePlan(pools: [spec], observed: Self.world(Self.pool(replicas: 1)))
     #expect(kinds(plan) == ["update web-1"])
     #expect(plan.actions[0].restart)
-    #expect(plan.actions[0].reason == "memory 256MiB → 512MiB (restarts the node)")
+    #expect(plan.actions[0].reason == "memory 256MiB → 512MiB (restarts the node, same disk)")
     spec.resources.disk = .mebibytes(2048)
     #expect(kinds(makePlan(pools: [spec], observed: Self.world(Self.pool(replicas: 1))).0) == ["replace web-1"])
   }
