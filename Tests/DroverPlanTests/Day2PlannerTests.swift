@@ -1,0 +1,167 @@
+import DroverBasics
+import DroverModel
+import DroverPlan
+import DroverRollout
+import Testing
+
+/// Day-2 decisions as a pure function: what each kind of change does to an existing node.
+@Suite struct Day2PlannerTests {
+  static let host = "test:///default"
+
+  static func pool(replicas: Int = 2, image: String = "demo@v1") -> PoolSpec {
+    PoolSpec(name: "web", hosts: [host], replicas: replicas, image: ImageRef(parsing: image)!)
+  }
+
+  /// A node as Drover wrote it, with its real config matching its record and its own overlay.
+  static func node(_ spec: PoolSpec, _ index: Int, generation: Int = 1, project: String = "default") -> ObservedDomain {
+    var o = desiredOwnership(spec, index: index, digest: "d1", generation: generation, project: project)
+    let volume = OverlayName(project: project, pool: spec.name, index: index, generation: generation).volume
+    o.disk = "drover-images/\(volume)"
+    var d = ObservedDomain(name: o.node, uuid: "uuid-\(index)", state: "running", isActive: true, ownership: o, metadataDigest: "m\(index)")
+    d.actual = DomainShape(
+      vcpu: o.vcpu, maxVcpu: o.vcpu, memoryKiB: o.memoryMiB * 1024, liveVcpu: o.vcpu, liveMemoryKiB: o.memoryMiB * 1024, disks: [o.disk],
+      networks: [], title: nil)
+    return d
+  }
+
+  static func world(_ domains: [ObservedDomain], overlays: [String]? = nil) -> ObservedWorld {
+    let used = domains.compactMap { $0.ownership?.disk.split(separator: "/").last.map(String.init) }
+    return ObservedWorld(hosts: [host: ObservedHost(uri: host, domains: domains, overlays: overlays ?? used)])
+  }
+
+  func plan(_ spec: PoolSpec, _ world: ObservedWorld, options: PlanOptions = PlanOptions()) -> (Plan, [Diagnostic]) {
+    makePlan(pools: [spec], observed: world, options: options)
+  }
+
+  @Test func memoryChangeRestartsOnTheSameDiskAndGeneration() throws {
+    let before = Self.pool()
+    var after = before
+    after.resources.memory = .mebibytes(512)
+    let (p, _) = plan(after, Self.world([Self.node(before, 1), Self.node(before, 2)]))
+    #expect(p.actions.map(\.kind) == [.update, .update])
+    let a = p.actions[0]
+    #expect(a.restart)
+    let o = try #require(a.after?.ownership)
+    #expect(o.generation == 1 && o.disk == a.before?.disk && o.digest == "d1" && o.memoryMiB == 512)
+    #expect(p.rollouts.isEmpty, "a resize is not a replacement")
+  }
+
+  @Test func labelAndProtectChangesAreInPlaceWithoutRestart() throws {
+    let before = Self.pool(replicas: 1)
+    var after = before
+    after.labels = ["team": "sre"]
+    after.protect = true
+    let (p, _) = plan(after, Self.world([Self.node(before, 1)]))
+    #expect(p.actions.map(\.kind) == [.update])
+    #expect(!p.actions[0].restart && p.actions[0].reason.hasSuffix("(in place)"))
+    #expect(p.actions[0].after?.ownership.generation == 1 && p.actions[0].after?.ownership.disk == p.actions[0].before?.disk)
+  }
+
+  /// Image, disk size, network and --replace are replacements with a rollout that names the old
+  /// domain's UUID and the next generation.
+  @Test(arguments: ["image", "disk", "network", "replace"])
+  func replacementsGoThroughARollout(_ change: String) throws {
+    let before = Self.pool(replicas: 1)
+    var after = before
+    var options = PlanOptions()
+    switch change {
+    case "image": after.image = ImageRef(parsing: "demo@v2")!
+    case "disk": after.resources.disk = .mebibytes(2048)
+    case "network": after.network = "default"
+    default: options.forceReplace = ["web-1"]
+    }
+    let (p, _) = plan(after, Self.world([Self.node(before, 1)]), options: options)
+    #expect(p.actions.map(\.kind) == [.replace])
+    let rollout = try #require(p.rollouts.first)
+    #expect(rollout.nodes.map(\.oldUUID) == ["uuid-1"])
+    #expect(rollout.nodes.first?.to.generation == 2)
+    #expect(rollout.schedule == [["web-1"]])
+  }
+
+  @Test func aChangeMadeOutsideDroverIsConverged() throws {
+    let spec = Self.pool(replicas: 1)
+    var d = Self.node(spec, 1)
+    d.actual?.vcpu = 2
+    d.actual?.maxVcpu = 2
+    let (p, _) = plan(spec, Self.world([d]))
+    #expect(p.actions.map(\.kind) == [.update])
+    #expect(p.actions[0].reason.contains("changed outside Drover: vcpu 2 → 1"))
+    #expect(p.actions[0].restart)
+
+    var swapped = Self.node(spec, 1)
+    swapped.actual?.disks = ["/tmp/other.qcow2"]
+    let (q, _) = plan(spec, Self.world([swapped]))
+    #expect(q.actions.map(\.kind) == [.replace])
+    #expect(q.actions[0].reason.contains("changed outside Drover: disk /tmp/other.qcow2"))
+  }
+
+  @Test func aNodeThatFailedItsHealthCheckAtCreationIsReplaced() {
+    let spec = Self.pool(replicas: 1)
+    var d = Self.node(spec, 1)
+    d.ownership?.healthFailed = true
+    let (p, _) = plan(spec, Self.world([d]))
+    #expect(p.actions.map(\.kind) == [.replace])
+    #expect(p.actions[0].reason == "failed its health check at creation")
+  }
+
+  @Test func orphanedOverlaysOfThisProjectAreRemovedAndOthersLeftAlone() {
+    let spec = Self.pool(replicas: 1)
+    let orphan = OverlayName(project: "default", pool: "web", index: 2, generation: 3).volume
+    let otherProject = OverlayName(project: "other", pool: "web", index: 1, generation: 1).volume
+    let used = OverlayName(project: "default", pool: "web", index: 1, generation: 1).volume
+    let (p, _) = plan(spec, Self.world([Self.node(spec, 1)], overlays: [used, orphan, otherProject, "someone-elses.qcow2"]))
+    #expect(p.actions.map { "\($0.kind.rawValue) \($0.node)" } == ["remove-overlay \(orphan)"])
+    #expect(p.summary.destroy == 1)
+  }
+
+  @Test func aNewNodeNeverReusesTheGenerationOfALeftOverOverlay() {
+    let spec = Self.pool(replicas: 2)
+    let leftover = OverlayName(project: "default", pool: "web", index: 2, generation: 4).volume
+    let (p, _) = plan(spec, Self.world([Self.node(spec, 1)], overlays: [OverlayName(project: "default", pool: "web", index: 1, generation: 1).volume, leftover]))
+    let create = p.actions.first { $0.kind == .create }
+    #expect(create?.after?.ownership.generation == 5)
+    #expect(p.actions.contains { $0.kind == .removeOverlay && $0.node == leftover })
+  }
+
+  /// An image change together with a scale-up or a scale-down: every action is in the plan and the
+  /// rollout covers exactly the replaced nodes.
+  @Test(arguments: [3, 1])
+  func imageChangeWithScalingPlansEverything(_ replicas: Int) throws {
+    let before = Self.pool(replicas: 2)
+    var after = Self.pool(replicas: replicas, image: "demo@v2")
+    after.upgrade.canary = .count(1)
+    let (p, _) = plan(after, Self.world([Self.node(before, 1), Self.node(before, 2)]))
+    if replicas == 3 {
+      #expect(p.actions.map { "\($0.kind.rawValue) \($0.node)" } == ["replace web-1", "replace web-2", "create web-3"])
+      #expect(p.rollouts.first?.nodes.map(\.key) == ["web-1", "web-2"])
+    } else {
+      #expect(p.actions.map { "\($0.kind.rawValue) \($0.node)" } == ["replace web-1", "delete web-2"])
+      #expect(p.rollouts.first?.nodes.map(\.key) == ["web-1"])
+    }
+  }
+
+  @Test func aRolloutInProgressOwnsItsNodesAndRefusesMore() throws {
+    let spec = Self.pool(replicas: 2, image: "demo@v2")
+    let v1 = Self.pool(replicas: 2)
+    let node = RolloutNode(
+      key: "web-1", index: 1, host: Self.host, oldName: "web-1", oldUUID: "uuid-1", from: Self.node(v1, 1).ownership!,
+      to: desiredOwnership(spec, index: 1, digest: "", generation: 2, project: "default"), reason: "image")
+    let state = RolloutState(
+      id: "r1", pool: "web", fromImage: "demo@v1", toImage: "demo@v2", schedule: [["web-1"]],
+      policy: RolloutPolicy(canary: 1, waves: [], maxSurge: 1, maxUnavailable: 0, budget: 0), nodes: [node])
+    // Mid-surge: the old web-1 and the new web-1-g2 both exist; neither is a "duplicate".
+    var fresh = Self.node(spec, 1, generation: 2)
+    fresh.name = "web-1-g2"
+    fresh.ownership?.node = "web-1-g2"
+    fresh.uuid = "uuid-new"
+    let (p, diagnostics) = plan(spec, Self.world([Self.node(v1, 1), fresh, Self.node(v1, 2)]), options: PlanOptions(activeRollouts: ["web": state]))
+    #expect(!p.actions.contains { $0.node.hasPrefix("web-1") }, "\(p.actions.map(\.node))")
+    #expect(p.rollouts.first?.resumes == "r1")
+    #expect(diagnostics.map(\.code) == ["plan.rollout-in-progress"], "web-2 would need another rollout")
+  }
+
+  @Test func aSavedPlanWithAMissingFieldIsAnErrorNotACrash() {
+    let broken = PlannedAction(kind: .update, pool: "web", node: "web-1", host: Self.host, reason: "edited")
+    #expect(throws: Diagnostic.self) { try broken.payload() }
+  }
+}
