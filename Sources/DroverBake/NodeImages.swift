@@ -57,6 +57,7 @@ public final class NodeImages: @unchecked Sendable {
     _ = try host.createOverlay(
       pool: poolName, name: volume, backingPath: backing,
       capacityBytes: max(o.diskMiB << 20, manifest?.recipe.size.bytes ?? 0))
+    CrashPoint.reached("overlay-created")
     result.ownership.disk = "\(poolName)/\(volume)"
     result.boot = NodeBoot(
       storagePool: poolName, volume: volume, kernel: manifest?.kernel, initrd: manifest?.initrd, cmdline: manifest?.cmdline,

@@ -201,6 +201,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     } catch {
       if error.code != .noDomain { throw HostError(uri: uri, node: node, operation: "cannot delete", libvirt: error) }
     }
+    CrashPoint.reached("domain-undefined")
     if let overlay, let slash = overlay.firstIndex(of: "/") {
       try deleteVolume(pool: String(overlay[..<slash]), name: String(overlay[overlay.index(after: slash)...]))
     }

@@ -46,6 +46,13 @@ public final class Domain: @unchecked Sendable {
     return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
   }
 
+  /// The running instance's id (changes at every start), or nil when it is not running.
+  /// The corresponding C function is `virDomainGetID`.
+  public var id: UInt32? {
+    let value = virDomainGetID(pointer)
+    return value == UInt32.max ? nil : value
+  }
+
   /// The corresponding C function is `virDomainGetState`.
   public func state() throws(LibvirtError) -> DomainState {
     var state: Int32 = 0
