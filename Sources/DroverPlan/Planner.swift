@@ -103,7 +103,12 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
       }
     }
   }
-  actions += orphanedOverlays(observed, project: options.project, rolling: rolling)
+  // A rollout in progress may still create (or re-create after a crash) its nodes' next
+  // generation and their rollback's; every other overlay without a domain is an orphan.
+  let reserved = options.activeRollouts.mapValues { state in
+    Set(state.nodes.values.flatMap { ["\($0.index).\($0.to.generation)", "\($0.index).\($0.to.generation + 1)"] })
+  }
+  actions += orphanedOverlays(observed, project: options.project, reserved: reserved)
 
   actions = actions.filter { selected($0, targets: options.targets, excludes: options.excludes) }
   let relevant = Set(pools.flatMap(\.hosts)).union(owned.values.flatMap { $0.map(\.host) })
@@ -127,8 +132,9 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
 
 /// Overlays of this project that no domain on their host uses: left by a crash between creating
 /// an overlay and defining its domain, or between undefining a domain and deleting its disk.
-/// Indexes an in-progress rollout owns are left to it (its resumed step reuses its overlay).
-func orphanedOverlays(_ observed: ObservedWorld, project: String, rolling: [String: Set<Int>]) -> [PlannedAction] {
+/// Generations an in-progress rollout may still use (`reserved`, by pool: "index.generation") are
+/// left to it: its resumed step re-creates that overlay.
+func orphanedOverlays(_ observed: ObservedWorld, project: String, reserved: [String: Set<String>]) -> [PlannedAction] {
   var actions: [PlannedAction] = []
   for (uri, host) in observed.hosts.sorted(by: { $0.key < $1.key }) {
     var used: Set<String> = []
@@ -138,7 +144,9 @@ func orphanedOverlays(_ observed: ObservedWorld, project: String, rolling: [Stri
       }
     }
     for volume in host.overlays where !used.contains(volume) {
-      guard let name = OverlayName(volume: volume), name.project == project, !(rolling[name.pool]?.contains(name.index) ?? false) else { continue }
+      guard let name = OverlayName(volume: volume), name.project == project,
+        !(reserved[name.pool]?.contains("\(name.index).\(name.generation)") ?? false)
+      else { continue }
       actions.append(
         PlannedAction(
           kind: .removeOverlay, pool: name.pool, node: volume, host: uri,
