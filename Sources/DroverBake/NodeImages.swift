@@ -52,6 +52,8 @@ public final class NodeImages: @unchecked Sendable {
     try ensurePool(on: host)
     if host.bootsNodes {
       try FileManager.default.createDirectory(atPath: consoleDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+      // A new domain starts a new log: an earlier domain of the same name must not pass its checks.
+      try? FileManager.default.removeItem(atPath: "\(consoleDirectory)/\(o.node).log")
     }
     let volume = OverlayName(project: o.project, pool: o.pool, index: o.index, generation: o.generation).volume
     _ = try host.createOverlay(

@@ -104,6 +104,7 @@ public struct HealthChecker: HealthProbing {
     switch check.kind {
     case .console(let pattern):
       guard let log = node.consoleLog, let data = FileManager.default.contents(atPath: log) else { return "no console log yet" }
+      // libvirt truncates a file serial console at every start, so the log is this boot's.
       let text = String(decoding: data, as: UTF8.self)
       guard let regex = try? Regex(pattern) else { return "invalid pattern" }
       return text.contains(regex) ? nil : "pattern not seen on the console yet"

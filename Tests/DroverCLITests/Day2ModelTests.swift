@@ -48,7 +48,7 @@ import Testing
 
   static var seeds: [UInt64] {
     if let s = ProcessInfo.processInfo.environment["DROVER_MODEL_SEED"].flatMap(UInt64.init) { return [s] }
-    return [1, 2, 3]
+    return [1, 2, 3, 4, 5, 9]
   }
 
   @Test(arguments: seeds)
