@@ -1,7 +1,8 @@
 import DroverBasics
 import Foundation
 
-/// Runs a tool (qemu-img, mkfs.ext4, cpio…) with a deadline and captures its output.
+/// Runs a tool (qemu-img, mkfs.ext4, cpio…) with a deadline and captures its output, through
+/// `ChildProcess.run` (files, not pipes: stdout and stderr can never block each other).
 ///
 /// The only way this module starts processes, so a bake's side effects are all visible here.
 public struct ProcessRunner: Sendable {
@@ -16,28 +17,17 @@ public struct ProcessRunner: Sendable {
   /// - Throws: a `bake.tool` diagnostic when the tool is missing, fails, or runs past `timeout`.
   @discardableResult
   public func run(_ argv: [String], timeout: Double = 300, cwd: String? = nil) throws -> Output {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: argv[0].hasPrefix("/") ? argv[0] : "/usr/bin/env")
-    process.arguments = argv[0].hasPrefix("/") ? Array(argv.dropFirst()) : argv
-    if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    do { try process.run() } catch {
-      throw Diagnostic.error("bake.tool", "cannot run \(argv[0]): \(error)", hint: "run scripts/setup to install the tools")
+    let finished: ChildProcess.Finished
+    switch ChildProcess.run(argv, directory: cwd, separateErrors: true, timeout: timeout) {
+    case .success(let f): finished = f
+    case .failure(let error):
+      throw Diagnostic.error(
+        "bake.tool", "cannot run \(argv[0]): \(String(cString: strerror(error.code.rawValue)))", hint: "run scripts/setup to install the tools")
     }
-    let timer = DispatchWorkItem { if process.isRunning { process.terminate() } }
-    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    timer.cancel()
-    let result = Output(
-      status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-    if process.terminationReason == .uncaughtSignal {
+    if finished.timedOut {
       throw Diagnostic.error("bake.tool", "\(argv.joined(separator: " ")) was stopped after \(Int(timeout))s")
     }
+    let result = Output(status: finished.status, stdout: finished.output, stderr: finished.errors)
     if result.status != 0 {
       throw Diagnostic.error(
         "bake.tool", "\(argv.joined(separator: " ")) failed (exit \(result.status)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")

@@ -15,6 +15,10 @@ public enum ChildProcess {
     public var stdin: String = "/dev/null"
     /// File that receives standard output and error, truncated (default `/dev/null`).
     public var output: String = "/dev/null"
+    /// When set, standard error goes to this file instead of `output`.
+    public var errorOutput: String?
+    /// Working directory of the child (default: this process's).
+    public var directory: String?
     /// Its own process group, so a timeout can stop it and everything it started.
     public var newProcessGroup = false
     /// Look `argv[0]` up on `PATH` when it has no slash.
@@ -39,7 +43,13 @@ public enum ChildProcess {
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_addopen(&actions, 0, options.stdin, O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, options.output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    if let errorOutput = options.errorOutput {
+      posix_spawn_file_actions_addopen(&actions, 2, errorOutput, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    } else {
+      posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    }
+    // posix_spawn has no portable chdir action visible to Swift: coreutils' `env -C` does it.
+    let argv = options.directory.map { ["/usr/bin/env", "-C", $0] + argv } ?? argv
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
@@ -71,6 +81,68 @@ public enum ChildProcess {
     }
     guard rc == 0 else { return .failure(POSIXError(POSIXErrorCode(rawValue: rc) ?? .EINVAL)) }
     return .success(pid)
+  }
+
+  /// How a child run by `run` ended.
+  public struct Finished: Sendable {
+    /// The exit code (128 + the signal if killed; 124 after a timeout, as `timeout(1)` reports it).
+    public var status: Int32
+    public var output: String
+    /// Standard error, when it was asked for separately (else it is in `output`).
+    public var errors: String
+    public var timedOut: Bool
+  }
+
+  /// Runs `argv` to its end or its deadline, output captured in files (never pipes: a child that
+  /// leaves a background process holding them cannot make this wait). At the deadline its process
+  /// group gets SIGTERM, then SIGKILL a second later. Every wait for a child in Drover is this one.
+  public static func run(
+    _ argv: [String], environment: [String: String] = [:], directory: String? = nil, separateErrors: Bool = false, timeout: Double
+  ) -> Result<Finished, POSIXError> {
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent("drover-child-\(getpid())-\(UUID().uuidString)").path
+    let outputPath = base + ".out", errorPath = base + ".err"
+    defer {
+      try? FileManager.default.removeItem(atPath: outputPath)
+      try? FileManager.default.removeItem(atPath: errorPath)
+    }
+    let options = Options(environment: environment, output: outputPath, newProcessGroup: true)
+    var withFiles = options
+    withFiles.errorOutput = separateErrors ? errorPath : nil
+    withFiles.directory = directory
+    let pid: pid_t
+    switch spawn(argv, withFiles) {
+    case .success(let started): pid = started
+    case .failure(let error): return .failure(error)
+    }
+    var status: Int32 = 0
+    let deadline = Date().addingTimeInterval(timeout)
+    var timedOut = false
+    var reaped = false
+    while !reaped {
+      if waitpid(pid, &status, WNOHANG) == pid { break }
+      if Date() >= deadline {
+        timedOut = true
+        kill(-pid, SIGTERM)
+        let grace = Date().addingTimeInterval(1)
+        while Date() < grace {
+          if waitpid(pid, &status, WNOHANG) == pid {
+            reaped = true
+            break
+          }
+          usleep(20_000)
+        }
+        if !reaped {
+          kill(-pid, SIGKILL)
+          waitpid(pid, &status, 0)
+        }
+        break
+      }
+      usleep(5_000)
+    }
+    func read(_ path: String) -> String { String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self) }
+    return .success(
+      Finished(
+        status: timedOut ? 124 : exitCode(status), output: read(outputPath), errors: separateErrors ? read(errorPath) : "", timedOut: timedOut))
   }
 
   /// A `waitpid` status as a shell would report it: the exit code, or 128 + the signal.

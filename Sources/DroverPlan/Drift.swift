@@ -62,7 +62,7 @@ public func detectDrift(
     let recorded = max(nodes.map(\.2.replicas).max() ?? 0, present.max() ?? 0)
     for index in 1...max(1, pool.replicas) where index <= pool.replicas && !present.contains(index) {
       let name = "\(pool.name)-\(index)"
-      let host = pool.hosts[(index - 1) % pool.hosts.count]
+      let host = placement(pool, index: index)
       if let squatter = observed.hosts[host]?.domains.first(where: { $0.name == name }) {
         let removed = squatter.ownership == nil && squatter.actual?.title == "drover node \(name) of pool \(pool.name)"
         findings.append(
