@@ -56,7 +56,7 @@ public final class NodeImages: @unchecked Sendable {
       try? FileManager.default.removeItem(atPath: "\(consoleDirectory)/\(o.node).log")
     }
     let volume = OverlayName(project: o.project, pool: o.pool, index: o.index, generation: o.generation).volume
-    _ = try host.createOverlay(
+    try host.createOverlay(
       pool: poolName, name: volume, backingPath: backing,
       capacityBytes: max(o.diskMiB << 20, manifest?.recipe.size.bytes ?? 0))
     CrashPoint.reached("overlay-created")

@@ -37,7 +37,10 @@ enum PlanView {
   }
 
   static func rollout(_ r: RolloutPreview) -> [String] {
-    var lines = ["Rollout of pool \(r.pool): \(r.fromImage) → \(r.toImage)"]
+    var lines = ["Rollout of pool \(r.pool): \(r.fromImage) → \(r.toImage)" + (r.resumes.map { " (resuming rollout \($0), in progress)" } ?? "")]
+    for node in r.nodes where r.resumes == nil && node.from.image == node.to.image {
+      lines.append("  \(node.key): \(node.reason)")
+    }
     for (i, wave) in r.schedule.enumerated() {
       lines.append("  \(i == 0 && r.policy.canary > 0 ? "canary:" : "wave \(i):") \(wave.joined(separator: ", "))")
     }
@@ -73,7 +76,8 @@ enum PlanView {
         [
           "pool": r.pool, "from": r.fromImage, "to": r.toImage, "schedule": r.schedule, "max_surge": r.policy.maxSurge,
           "max_unavailable": r.policy.maxUnavailable, "error_budget": r.policy.budget, "on_budget_exceeded": r.policy.onBudgetExceeded.rawValue,
-          "estimated_seconds": r.estimatedSeconds,
+          "estimated_seconds": r.estimatedSeconds, "resumes": r.resumes ?? NSNull(),
+          "nodes": r.nodes.map { ["node": $0.key, "host": $0.host, "replaces_uuid": $0.oldUUID, "generation": $0.to.generation, "reason": $0.reason] },
         ] as [String: Any]
       }, "diagnostics": diagnostics.map(DiagnosticRenderer.jsonObject),
     ]

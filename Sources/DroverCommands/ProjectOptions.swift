@@ -76,9 +76,9 @@ struct ProjectContext {
   func activeRollouts(stateDirectory: String) -> [String: RolloutState] {
     var active: [String: RolloutState] = [:]
     for pool in specs.poolSpecs {
-      if let journal = try? RolloutJournal(directory: stateDirectory + "/journal", pool: pool.name), let state = journal.active() {
-        active[pool.name] = state
-      }
+      guard let journal = try? RolloutJournal(directory: stateDirectory + "/journal", pool: pool.name) else { continue }
+      if let damage = journal.damage { JournalDamage.report(damage) }
+      if let state = journal.active() { active[pool.name] = state }
     }
     return active
   }
@@ -108,5 +108,12 @@ enum Connector {
       }
     }
     return results.withLock { $0 }
+  }
+}
+
+/// Says once, on standard error, that a journal had damaged lines and where they were put.
+enum JournalDamage {
+  static func report(_ damage: String) {
+    Output.err("warning: rollout journal: \(damage); the records before it are intact (a process was killed mid-write, or the file was edited)")
   }
 }

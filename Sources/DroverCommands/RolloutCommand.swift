@@ -23,7 +23,11 @@ struct RolloutJournals {
     ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".jsonl") }.map { String($0.dropLast(6)) }.sorted()
   }
 
-  func journal(_ pool: String) throws -> RolloutJournal { try RolloutJournal(directory: directory, pool: pool) }
+  func journal(_ pool: String) throws -> RolloutJournal {
+    let journal = try RolloutJournal(directory: directory, pool: pool)
+    if let damage = journal.damage { JournalDamage.report(damage) }
+    return journal
+  }
 }
 
 struct RolloutStatusCommand: ParsableCommand {

@@ -12,6 +12,10 @@ public final class RolloutJournal: @unchecked Sendable {
   public let path: String
   private let lock = NSLock()
   private var seq = 0
+  /// What was wrong with the file when it was opened (a torn last line after `kill -9` mid-write,
+  /// or lines that are not records), already set aside into `damagedPath`; nil when it was sound.
+  public private(set) var damage: String?
+  public private(set) var damagedPath: String?
   /// Fault injection for tests: `DROVER_CRASH_AT=<event>[:<step>][#n]` kills the process with
   /// SIGKILL right after the n-th matching record is durable.
   private let crashAt: (pattern: String, count: Int)?
@@ -26,7 +30,66 @@ public final class RolloutJournal: @unchecked Sendable {
     } else {
       crashAt = nil
     }
+    try repair()
     seq = records().last?.seq ?? 0
+  }
+
+  /// Sets aside every line that is not a record (a torn tail, garbage) into a file beside the
+  /// journal, under the journal's file lock, and keeps the good records in order. Why not just
+  /// skip them on reading: the next append would glue itself to a torn line and be lost too.
+  func repair() throws {
+    try withFileLock {
+      guard let data = FileManager.default.contents(atPath: path), !data.isEmpty else { return }
+      var good = Data(), bad = Data()
+      var badLines = 0
+      let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+      for (i, line) in lines.enumerated() {
+        let last = i == lines.count - 1
+        if last && line.isEmpty { continue }
+        if !last, (try? JSONDecoder().decode(JournalRecord.self, from: Data(line))) != nil {
+          good.append(contentsOf: line)
+          good.append(UInt8(ascii: "\n"))
+        } else {
+          bad.append(contentsOf: line)
+          bad.append(UInt8(ascii: "\n"))
+          badLines += 1
+        }
+      }
+      guard badLines > 0 else { return }
+      let aside = "\(path).damaged-\(Int(Date().timeIntervalSince1970 * 1000))"
+      try bad.write(to: URL(fileURLWithPath: aside))
+      try good.write(to: URL(fileURLWithPath: path + ".repair"))
+      guard rename(path + ".repair", path) == 0 else {
+        throw Diagnostic.error("rollout.journal", "cannot repair \(path): \(String(cString: strerror(errno)))")
+      }
+      damage = "\(badLines) damaged line\(badLines == 1 ? "" : "s") (\(bad.count) bytes) set aside from \(path) into \(aside)"
+      damagedPath = aside
+    }
+  }
+
+  /// Runs `body` holding an exclusive `flock` on the journal's lock file (other processes too:
+  /// `rollout pause` appends while an apply runs).
+  private func withFileLock<T>(_ body: () throws -> T) throws -> T {
+    let fd = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw Diagnostic.error("rollout.journal", "cannot open \(path).lock: \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    flock(fd, LOCK_EX)
+    defer { flock(fd, LOCK_UN) }
+    return try body()
+  }
+
+  /// The sequence number of the last record in the file, from its tail only (another process may
+  /// have appended since this one last wrote).
+  func lastSeq() -> Int {
+    guard let handle = FileHandle(forReadingAtPath: path) else { return 0 }
+    defer { try? handle.close() }
+    let size = (try? handle.seekToEnd()) ?? 0
+    try? handle.seek(toOffset: size > 65_536 ? size - 65_536 : 0)
+    let tail = (try? handle.readToEnd()) ?? Data()
+    for line in tail.split(separator: UInt8(ascii: "\n")).reversed() {
+      if let record = try? JSONDecoder().decode(JournalRecord.self, from: Data(line)) { return record.seq }
+    }
+    return 0
   }
 
   public func records() -> [JournalRecord] {
@@ -34,32 +97,33 @@ public final class RolloutJournal: @unchecked Sendable {
     return data.split(separator: UInt8(ascii: "\n")).compactMap { try? JSONDecoder().decode(JournalRecord.self, from: Data($0)) }
   }
 
-  /// Appends a record and makes it durable before returning.
+  /// Appends a record and makes it durable before returning. One lock covers numbering and
+  /// writing, so records reach the file in sequence order.
   @discardableResult
   public func append(_ rollout: String, _ event: JournalRecord.Event, node: String? = nil, step: String? = nil, detail: String? = nil) throws -> JournalRecord {
-    let record: JournalRecord = lock.withLock {
-      seq += 1
-      return JournalRecord(seq: seq, time: Date().timeIntervalSince1970, rollout: rollout, event: event, node: node, step: step, detail: detail)
-    }
-    var line = try JSONEncoder().encode(record)
-    line.append(UInt8(ascii: "\n"))
     try lock.withLock {
-      let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-      guard fd >= 0 else { throw Diagnostic.error("rollout.journal", "cannot open \(path): \(String(cString: strerror(errno)))") }
-      defer { close(fd) }
-      let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-      guard written == line.count, fsync(fd) == 0 else {
-        throw Diagnostic.error("rollout.journal", "cannot write \(path): \(String(cString: strerror(errno)))")
-      }
-      if let crashAt {
-        let key = event.rawValue + (step.map { ":" + $0 } ?? "")
-        if key == crashAt.pattern || (crashAt.pattern.hasSuffix(":*") && key.hasPrefix(crashAt.pattern.dropLast())) {
-          crashSeen += 1
-          if crashSeen == crashAt.count { kill(getpid(), SIGKILL) }
+      try withFileLock {
+        seq = max(seq, lastSeq()) + 1
+        let record = JournalRecord(seq: seq, time: Date().timeIntervalSince1970, rollout: rollout, event: event, node: node, step: step, detail: detail)
+        var line = try JSONEncoder().encode(record)
+        line.append(UInt8(ascii: "\n"))
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Diagnostic.error("rollout.journal", "cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == line.count, fsync(fd) == 0 else {
+          throw Diagnostic.error("rollout.journal", "cannot write \(path): \(String(cString: strerror(errno)))")
         }
+        if let crashAt {
+          let key = event.rawValue + (step.map { ":" + $0 } ?? "")
+          if key == crashAt.pattern || (crashAt.pattern.hasSuffix(":*") && key.hasPrefix(crashAt.pattern.dropLast())) {
+            crashSeen += 1
+            if crashSeen == crashAt.count { kill(getpid(), SIGKILL) }
+          }
+        }
+        return record
       }
     }
-    return record
   }
 
   /// Every rollout in the journal, oldest first, folded from its records.

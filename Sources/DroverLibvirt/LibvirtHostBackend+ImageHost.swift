@@ -53,22 +53,37 @@ extension LibvirtHostBackend: ImageHost {
     }
   }
 
-  public func createOverlay(pool: String, name: String, backingPath: String, capacityBytes: UInt64) throws -> String {
+  /// One call per node in the usual case (the volume create; the pool handle is looked up once per
+  /// connection): a leftover of the same name (a crash before its domain was defined) is deleted
+  /// and the create retried.
+  public func createOverlay(pool: String, name: String, backingPath: String, capacityBytes: UInt64) throws {
+    let xml = """
+      <volume><name>\(XMLText.text(name))</name><capacity unit='bytes'>\(capacityBytes)</capacity><allocation unit='bytes'>0</allocation>
+      <target><format type='qcow2'/><permissions><mode>0644</mode></permissions></target>
+      <backingStore><path>\(XMLText.attribute(backingPath))</path><format type='qcow2'/></backingStore></volume>
+      """
     do {
-      guard let p = try connection.storagePool(named: pool) else {
-        throw HostError(uri: uri, operation: "cannot create overlay \(name)", reason: "storage pool \(pool) does not exist")
-      }
-      if let stale = try p.volume(named: name) { try stale.delete() }
+      let p = try storagePoolHandle(pool)
       calls.record("define")
-      let volume = try p.createVolume(xml: """
-        <volume><name>\(XMLText.text(name))</name><capacity unit='bytes'>\(capacityBytes)</capacity><allocation unit='bytes'>0</allocation>
-        <target><format type='qcow2'/><permissions><mode>0644</mode></permissions></target>
-        <backingStore><path>\(XMLText.text(backingPath))</path><format type='qcow2'/></backingStore></volume>
-        """)
-      return try volume.path()
+      do { _ = try p.createVolume(xml: xml) } catch {
+        guard let stale = try p.volume(named: name) else { throw error }
+        try stale.delete()
+        _ = try p.createVolume(xml: xml)
+      }
     } catch let error as LibvirtError {
       throw HostError(uri: uri, node: name, operation: "cannot create overlay", libvirt: error)
     }
+  }
+
+  /// The pool's handle, looked up once per connection.
+  func storagePoolHandle(_ name: String) throws -> StoragePool {
+    if let cached = pools.withLock({ $0[name] }) { return cached }
+    calls.record("pool-lookup")
+    guard let p = try connection.storagePool(named: name) else {
+      throw HostError(uri: uri, operation: "cannot create overlays", reason: "storage pool \(name) does not exist")
+    }
+    pools.withLock { $0[name] = p }
+    return p
   }
 
   public func deleteVolume(pool: String, name: String) throws {

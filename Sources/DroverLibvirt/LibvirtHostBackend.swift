@@ -18,6 +18,8 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   /// Drover's image storage pool on this host (overlays live there), or nil when the caller has
   /// none (then no overlays are listed and no orphan can be removed).
   public let imagePool: String?
+  /// Storage pool handles looked up by this connection (a handle stays valid while it is open).
+  let pools = Mutex<[String: StoragePool]>([:])
   /// Concurrent reads in flight on the connection (threads of `BlockingFanOut`). The in-process
   /// test driver (`test:///…`) has no round trip to overlap and one driver lock, so one reader.
   var parallelism: Int { uri.hasPrefix("test:") ? 1 : 8 }

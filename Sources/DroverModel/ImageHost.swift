@@ -15,8 +15,9 @@ public protocol ImageHost: BuildMachineHost {
   /// Re-reads the pool's folder (after an image was moved into it).
   func refreshImagePool(name: String) throws
 
-  /// Creates a qcow2 overlay volume backed by `backingPath` (format given explicitly); returns its path.
-  func createOverlay(pool: String, name: String, backingPath: String, capacityBytes: UInt64) throws -> String
+  /// Creates a qcow2 overlay volume backed by `backingPath` (format given explicitly), replacing a
+  /// leftover of the same name.
+  func createOverlay(pool: String, name: String, backingPath: String, capacityBytes: UInt64) throws
 
   /// Deletes a volume; a missing one is not an error.
   func deleteVolume(pool: String, name: String) throws
