@@ -56,7 +56,10 @@ extension CLIHarness {
     #expect(nodes.allSatisfy { $0.disks == [$0.recordedDisk] }, "\(context): every record names its real disk", sourceLocation: sourceLocation)
   }
 
-  func virsh(_ args: [String]) throws -> Int32 {
+  func virsh(_ args: [String]) throws -> Int32 { try Self.virsh(args) }
+
+  /// Runs `virsh -c <the test driver>`; returns its exit status.
+  static func virsh(_ args: [String]) throws -> Int32 {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/virsh")
     p.arguments = ["-c", CLIHarness.uri] + args
