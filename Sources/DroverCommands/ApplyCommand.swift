@@ -102,7 +102,7 @@ struct ApplySession {
     let (current, diagnostics) = makePlan(
       pools: context.specs.poolSpecs, observed: context.observe(), options: context.planOptions(project, targeting: targeting, images: images))
     if diagnostics.hasErrors {
-      if !json { Output.out(PlanView.human(current, color: project.color)) }
+      if !json { Output.out(PlanView.human(current, color: project.color, complete: false)) }
       Report.diagnostics(diagnostics, sources: context.sources, format: json ? .json : .human, noColor: project.noColor)
       throw ExitCode.failure
     }

@@ -74,7 +74,7 @@ struct DriftCommand: ParsableCommand {
         "unreachable": world.unreachable, "libvirt_calls": ["total": calls.total, "writes": calls.writes],
       ])
     } else {
-      Output.out(DriftView.human(drift: drift, pending: pending))
+      Output.out(DriftView.human(drift: drift, pending: pending, unread: world.unreachable.keys.sorted()))
       for (uri, reason) in world.unreachable.sorted(by: { $0.key < $1.key }) {
         Output.err("error: host \(uri): could not check: \(reason)")
       }
@@ -91,9 +91,12 @@ struct DriftCommand: ParsableCommand {
 
 /// Human rendering of a drift report.
 enum DriftView {
-  static func human(drift: [DriftFinding], pending: [DriftFinding]) -> String {
+  static func human(drift: [DriftFinding], pending: [DriftFinding], unread: [String] = []) -> String {
     var lines: [String] = []
-    if drift.isEmpty {
+    if drift.isEmpty && !unread.isEmpty {
+      lines.append("Drift not checked on \(unread.count) host\(unread.count == 1 ? "" : "s") that could not be read: \(unread.joined(separator: ", ")).")
+      lines.append("No drift on the hosts that were read.")
+    } else if drift.isEmpty {
       lines.append("No drift: every owned node matches what Drover applied.")
     } else {
       lines.append("Drift found (\(drift.count) finding\(drift.count == 1 ? "" : "s")):")

@@ -61,7 +61,7 @@ struct PlanCommand: ParsableCommand {
     if json {
       Output.json(PlanView.jsonObject(plan, diagnostics: diagnostics))
     } else {
-      Output.out(PlanView.human(plan, color: project.color))
+      Output.out(PlanView.human(plan, color: project.color, complete: !diagnostics.hasErrors))
       Report.diagnostics(diagnostics, sources: context.sources, format: .human, noColor: project.noColor)
     }
     if diagnostics.hasErrors { throw ExitCode.failure }

@@ -4,8 +4,12 @@ import Foundation
 
 /// Renders plans for people (Terraform style) and as a versioned JSON document.
 enum PlanView {
-  static func human(_ plan: Plan, color: Bool) -> String {
-    guard plan.hasChanges else { return "No changes. The hosts match the specs." }
+  /// - Parameter complete: false when the plan had errors (a host not read, a bad name): then it
+  ///   never claims "No changes".
+  static func human(_ plan: Plan, color: Bool, complete: Bool = true) -> String {
+    guard plan.hasChanges else {
+      return complete ? "No changes. The hosts match the specs." : "No plan: it could not be made (see the errors below)."
+    }
     func paint(_ text: String, _ kind: ActionKind) -> String {
       guard color else { return text }
       let code: String

@@ -52,6 +52,20 @@ struct ProjectContext {
   static func load(_ options: ProjectOptions, readOnly: Bool = false, format: DiagnosticFormat = .human, imagePool: String? = nil) throws
     -> ProjectContext
   {
+    // Nothing silent: a mistyped -C or a missing pools/ is an error, never "No changes".
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: options.dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+      Report.diagnostics(
+        [.error("project.missing", "the project folder \(options.dir) does not exist", subject: options.dir, hint: "pass -C with the folder that holds pools/ and images/")],
+        sources: [], format: format, noColor: options.noColor)
+      throw ExitCode.failure
+    }
+    guard FileManager.default.fileExists(atPath: options.poolsPath) else {
+      Report.diagnostics(
+        [.error("project.no-pools", "\(options.poolsPath) does not exist", subject: options.dir, hint: "create it (an empty pools/ means the project has no pools)")],
+        sources: [], format: format, noColor: options.noColor)
+      throw ExitCode.failure
+    }
     let (sources, readProblems) = SpecFiles.read([options.poolsPath, options.imagesPath].filter {
       FileManager.default.fileExists(atPath: $0)
     })

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DroverBasics
 import DroverEngine
+import DroverModel
 import DroverRollout
 import Foundation
 
@@ -24,6 +25,9 @@ struct RolloutJournals {
   }
 
   func journal(_ pool: String) throws -> RolloutJournal {
+    guard PoolName.isValid(pool) else {
+      throw Diagnostic.error("cli.unknown-pool", "'\(Terminal.printable(pool))' is not a pool name", hint: "pool names are lower-case letters, digits and '-'")
+    }
     let journal = try RolloutJournal(directory: directory, pool: pool)
     if let damage = journal.damage { JournalDamage.report(damage) }
     return journal
@@ -38,6 +42,7 @@ struct RolloutStatusCommand: ParsableCommand {
   @Flag(help: "Print JSON.") var json = false
 
   func run() throws {
+    try KnownPools.check(pools, project: project)
     let journals = RolloutJournals(project)
     var objects: [[String: Any]] = []
     for pool in pools.isEmpty ? journals.pools() : pools {
@@ -62,6 +67,7 @@ struct RolloutHistoryCommand: ParsableCommand {
   @Argument(help: "Pools (default: all).") var pools: [String] = []
 
   func run() throws {
+    try KnownPools.check(pools, project: project)
     let journals = RolloutJournals(project)
     var rows = [["POOL", "ROLLOUT", "FROM", "TO", "STATUS", "STARTED", "FAILED"]]
     let f = ISO8601DateFormatter()

@@ -1,6 +1,8 @@
 import ArgumentParser
 import DroverBasics
 import DroverEngine
+import DroverModel
+import DroverSpec
 import Foundation
 
 /// `drover unlock`: clears a pool's lock record when no process holds it.
@@ -20,6 +22,7 @@ struct UnlockCommand: ParsableCommand {
   var pool: String
 
   func run() throws {
+    try KnownPools.check([pool], project: project)
     let directory = project.stateDirectory + "/locks"
     if PoolLock.isHeld(pool: pool, directory: directory) {
       let who = PoolLock.holder(pool: pool, directory: directory).map { "pid \($0.pid) on \($0.host) ('\($0.command)')" }
@@ -29,5 +32,30 @@ struct UnlockCommand: ParsableCommand {
     }
     try? FileManager.default.removeItem(atPath: PoolLock.path(for: pool, in: directory))
     Output.out("pool \(pool) is unlocked")
+  }
+}
+
+/// The pools a command may name: declared in pools/, or with a journal or a lock file. A name
+/// that is none of these is an error listing the real ones (never a silent "unlocked" or
+/// "no rollout"), and a name that is not a pool name at all (`../x`) never reaches a path.
+enum KnownPools {
+  static func names(_ project: ProjectOptions) -> Set<String> {
+    var names: Set<String> = []
+    let (sources, _) = SpecFiles.read([project.poolsPath].filter { FileManager.default.fileExists(atPath: $0) })
+    names.formUnion(SpecLoader.load(sources).0.poolSpecs.map(\.name))
+    for (folder, suffix) in [("journal", ".jsonl"), ("locks", ".lock")] {
+      let files = (try? FileManager.default.contentsOfDirectory(atPath: project.stateDirectory + "/" + folder)) ?? []
+      names.formUnion(files.filter { $0.hasSuffix(suffix) }.map { String($0.dropLast(suffix.count)) })
+    }
+    return names
+  }
+
+  static func check(_ pools: [String], project: ProjectOptions) throws {
+    let known = names(project)
+    let unknown = pools.filter { !known.contains($0) || !PoolName.isValid($0) }
+    guard !unknown.isEmpty else { return }
+    throw Diagnostic.error(
+      "cli.unknown-pool", "no pool named \(unknown.map { "'\(Terminal.printable($0))'" }.joined(separator: ", ")) in this project",
+      subject: project.dir, hint: known.isEmpty ? "this project declares no pools" : "pools: \(known.sorted().joined(separator: ", "))")
   }
 }

@@ -163,9 +163,3 @@ enum TCPProbe {
   }
 }
 
-/// Text from a guest made safe for a terminal: control characters become `?`.
-enum Terminal {
-  static func printable(_ text: String) -> String {
-    String(String.UnicodeScalarView(text.unicodeScalars.map { $0.properties.generalCategory == .control && $0 != "\t" ? "?" : $0 }))
-  }
-}

@@ -51,3 +51,12 @@ public enum ProjectName {
       && name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-" }
   }
 }
+
+/// Pool names: 1–40 lower-case letters, digits or '-', starting with a letter, not ending in '-'.
+/// The one rule, for specs and for every pool name given on the command line (which become paths).
+public enum PoolName {
+  public static func isValid(_ text: String, maxLength: Int = 40) -> Bool {
+    guard let first = text.first, text.count <= maxLength, first.isLetter, !text.hasSuffix("-") else { return false }
+    return text.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }
+  }
+}

@@ -110,6 +110,9 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   }
   actions += orphanedOverlays(observed, project: options.project, reserved: reserved)
 
+  let selector = TargetSelector(pools: pools, owned: owned.values.flatMap { $0.map { ($0.ownership.pool, $0.domain.name, $0.ownership.index) } })
+  diagnostics += selector.unknown(options.targets, option: "target") + selector.unknown(options.excludes, option: "exclude")
+    + selector.unknown(options.forceReplace, option: "replace", nodesOnly: true)
   actions = actions.filter { selected($0, targets: options.targets, excludes: options.excludes) }
   let relevant = Set(pools.flatMap(\.hosts)).union(owned.values.flatMap { $0.map(\.host) })
   let basePlan = Plan(
@@ -123,9 +126,13 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
     }
     return RolloutPreview.make(pool: pool, actions: actions)
   }
+  // With --target/--exclude, problems of pools outside the slice are left out; those of pools in
+  // it (an unreachable host among them) always stay.
+  let inScope = Set(pools.map(\.name) + owned.keys).filter { selected(pool: $0, targets: options.targets, excludes: options.excludes) }
   let kept = diagnostics.filter { d in
-    guard let subject = d.subject else { return true }
-    return options.targets.isEmpty && options.excludes.isEmpty || actions.contains { subject.contains($0.pool) }
+    guard let subject = d.subject, d.code != "plan.target" else { return true }
+    return options.targets.isEmpty && options.excludes.isEmpty || inScope.contains { subject.contains($0) }
+      || actions.contains { subject.contains($0.pool) }
   }
   return (plan, kept)
 }
@@ -178,10 +185,4 @@ public func desiredOwnership(_ pool: PoolSpec, index: Int, digest: String, gener
     specHash: String(ContentDigest.of(shape).hex.prefix(16)), generation: generation, vcpu: pool.resources.vcpu,
     memoryMiB: pool.resources.memory.mebibytes, diskMiB: pool.resources.disk.mebibytes, network: pool.network,
     labels: pool.labels, protect: pool.protect, replicas: pool.replicas)
-}
-
-func selected(_ action: PlannedAction, targets: [String], excludes: [String]) -> Bool {
-  let names = [action.pool, action.node, "\(action.pool)/\(action.node)"]
-  if excludes.contains(where: names.contains) { return false }
-  return targets.isEmpty || targets.contains(where: names.contains)
 }

@@ -45,9 +45,7 @@ extension DecodeContext {
 
   mutating func name(_ node: YAMLNode, _ field: String, maxLength: Int = 40) -> String? {
     guard let text = string(node, field) else { return nil }
-    let ok = !text.isEmpty && text.count <= maxLength && text.first!.isLetter
-      && text.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") } && !text.hasSuffix("-")
-    guard ok else {
+    guard PoolName.isValid(text, maxLength: maxLength) else {
       error(
         "spec.name", "\(field) must be 1–\(maxLength) lower-case letters, digits or '-', starting with a letter",
         at: node, hint: "names become libvirt domain names such as '<pool>-1'")

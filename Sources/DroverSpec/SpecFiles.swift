@@ -20,7 +20,12 @@ public enum SpecFiles {
       }
       var files: [String] = [path]
       if isDirectory.boolValue {
-        let names = (try? fm.contentsOfDirectory(atPath: path)) ?? []
+        let names: [String]
+        do { names = try fm.contentsOfDirectory(atPath: path) } catch {
+          diagnostics.append(
+            .error("spec.folder.unreadable", "cannot list the folder: \(Self.reason(error))", subject: path, hint: "check its permissions"))
+          continue
+        }
         files = names.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted().map {
           path.hasSuffix("/") ? path + $0 : path + "/" + $0
         }
@@ -42,6 +47,10 @@ public enum SpecFiles {
       }
     }
     return (sources, diagnostics)
+  }
+
+  static func reason(_ error: Error) -> String {
+    ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError).map { String(cString: strerror(Int32($0.code))) } ?? "permission denied or not a folder"
   }
 
   static func kind(of path: String) -> SpecKind {
