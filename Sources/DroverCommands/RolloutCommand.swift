@@ -88,6 +88,7 @@ struct RolloutPauseCommand: ParsableCommand {
   @Argument(help: "The pool.") var pool: String
 
   func run() throws {
+    try KnownPools.check([pool], project: project)
     let journal = try RolloutJournals(project).journal(pool)
     guard let active = journal.active(), active.status == .running else {
       Output.err("error: pool \(pool) has no running rollout")
@@ -124,6 +125,7 @@ struct RolloutAbortCommand: ParsableCommand {
   @Argument(help: "The pool.") var pool: String
 
   func run() throws {
+    try KnownPools.check([pool], project: project)
     let journal = try RolloutJournals(project).journal(pool)
     guard let active = journal.active() else {
       Output.err("error: pool \(pool) has no rollout to abort")
