@@ -111,7 +111,10 @@ private struct Composer {
   static func parserError(_ parser: yaml_parser_t) -> YAMLError {
     var message = parser.problem.map { String(cString: $0) } ?? "invalid YAML"
     if let context = parser.context {
-      message += " (" + String(cString: context) + ")"
+      // Name where the construct began (an unclosed quote is otherwise reported only at the end
+      // of the file, where parsing stopped), as PyYAML does.
+      let began = mark(parser.context_mark)
+      message += " (" + String(cString: context) + " that began at line \(began.line), column \(began.column))"
     }
     return YAMLError(message: message, mark: mark(parser.problem_mark))
   }

@@ -21,6 +21,14 @@ import Testing
     #expect(items.map(\.scalar) == ["1", "2"])
   }
 
+  @Test func anUnclosedQuoteNamesWhereItOpened() {
+    let error = #expect(throws: YAMLError.self) {
+      try YAMLParser.parseDocuments(Array("name: \"web\nhosts: []\nreplicas: 1\n".utf8))
+    }
+    #expect(error?.message.contains("while scanning a quoted scalar that began at line 1, column 7") == true, "\(error?.message ?? "")")
+    #expect(error?.mark?.line == 4, "and where parsing stopped")
+  }
+
   @Test func unknownAliasIsAnError() {
     let error = #expect(throws: YAMLError.self) { try YAMLParser.parseDocuments(Array("a: *nope\n".utf8)) }
     #expect(error?.message.contains("no anchor") == true)
