@@ -45,7 +45,7 @@ struct DriftCommand: ParsableCommand {
       try writeMetrics(findings: [], success: false, at: started)
       throw error
     }
-    let world = WorldObserver.observe(context.backends.keys.sorted().map { context.backends[$0]! }, unreachable: context.unreachable, detailed: true)
+    let world = context.observe(detailed: true)
     PhaseTimings.mark("observe")
     let specs = context.specs.poolSpecs.filter { pools.isEmpty || pools.contains($0.name) }
     var findings = detectDrift(

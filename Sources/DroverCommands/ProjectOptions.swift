@@ -22,6 +22,9 @@ struct ProjectOptions: ParsableArguments {
   @Option(help: "Seconds to wait for a libvirt host to answer before reporting it unreachable.")
   var connectTimeout: Double = 10
 
+  @Option(help: "Seconds a host has to answer a read of its domains before it is reported as not answering.")
+  var callTimeout: Double = 30
+
   @Flag(help: "Never colour the output.")
   var noColor = false
 
@@ -45,6 +48,8 @@ struct ProjectContext {
   var backends: [String: LibvirtHostBackend]
   /// Hosts that could not be connected, with the reason.
   var unreachable: [String: String]
+  /// `--call-timeout`.
+  var callTimeout: Double = 30
 
   /// Loads and validates the specs (reporting and failing on any error), then connects to every
   /// host they name, in parallel, each within the connect timeout.
@@ -79,11 +84,12 @@ struct ProjectContext {
     let uris = Array(Set(specs.pools.flatMap(\.spec.hosts))).sorted()
     let connected = Connector.connect(uris, readOnly: readOnly, timeout: options.connectTimeout, imagePool: imagePool)
     PhaseTimings.mark("connect")
-    return ProjectContext(specs: specs, sources: sources, backends: connected.backends, unreachable: connected.unreachable)
+    return ProjectContext(
+      specs: specs, sources: sources, backends: connected.backends, unreachable: connected.unreachable, callTimeout: options.callTimeout)
   }
 
   func observe(detailed: Bool = false) -> ObservedWorld {
-    WorldObserver.observe(backends.keys.sorted().compactMap { backends[$0] }, unreachable: unreachable, detailed: detailed)
+    WorldObserver.observe(backends.keys.sorted().compactMap { backends[$0] }, unreachable: unreachable, detailed: detailed, deadline: callTimeout)
   }
 
   /// Rollouts in progress, by pool (from each pool's journal).

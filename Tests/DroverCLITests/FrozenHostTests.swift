@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+
+/// A host that stops answering in the middle of a call, made real: a relay in front of libvirtd's
+/// socket (`Tests/Fixtures/relay/libvirt-relay.py`) that stops relaying once the client lists the
+/// domains, sockets left open. Never the shared daemon itself.
+@Suite(.serialized) struct FrozenHostTests {
+  final class Relay {
+    let process = Process()
+    let socket: String
+
+    init() throws {
+      socket = FileManager.default.temporaryDirectory.appendingPathComponent("drover-relay-\(UUID().uuidString.prefix(8)).sock").path
+      process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+      process.arguments = ["python3", CLIHarness.repo.appendingPathComponent("Tests/Fixtures/relay/libvirt-relay.py").path, socket, "/run/libvirt/libvirt-sock"]
+      let out = Pipe()
+      process.standardOutput = out
+      process.standardError = FileHandle.nullDevice
+      try process.run()
+      _ = out.fileHandleForReading.availableData  // "ready": the socket is listening
+    }
+
+    var uri: String { "test+unix:///default?socket=\(socket)" }
+
+    deinit {
+      process.terminate()
+      try? FileManager.default.removeItem(atPath: socket)
+    }
+  }
+
+  func project(_ relay: Relay) throws -> (CLIHarness, String) {
+    let h = try CLIHarness()
+    let pool = CLIHarness.unique("fz")
+    try "name: \(pool)\nhosts: [\"\(relay.uri)\"]\nreplicas: 1\nimage: demo@v1\n"
+      .write(to: h.dir.appendingPathComponent("pools/\(pool).yaml"), atomically: true, encoding: .utf8)
+    return (h, pool)
+  }
+
+  @Test func planAndDriftFailWithinTheCallTimeoutNamingTheHost() throws {
+    for command in [["plan"], ["drift"], ["apply", "--auto-approve"]] {
+      let relay = try Relay()
+      let (h, pool) = try project(relay)
+      let run = try h.run(command + ["--call-timeout", "2"])
+      #expect(run.status == 1, "\(command)")
+      #expect(run.stderr.contains("did not answer within 2 s") && run.stderr.contains(relay.socket), "\(command): \(run.stderr)")
+      #expect(!run.stdout.contains("No changes") && !run.stdout.contains("No drift:"), "\(command): \(run.stdout)")
+      if command[0] == "apply" {
+        // The lock went with the process: nothing is left holding the pool.
+        let lockFile = h.dir.appendingPathComponent(".drover/locks/\(pool).lock").path
+        let fd = open(lockFile, O_RDWR)
+        defer { close(fd) }
+        #expect(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0, "the pool lock was released")
+      }
+    }
+  }
+}
