@@ -46,8 +46,12 @@ import Testing
     let h = try CLIHarness()
     let pool = CLIHarness.unique("lk")
     try h.writePool(pool, replicas: 1)
-    // A concurrent apply holds the pool's lock while its health check waits.
-    try h.writePool(pool, replicas: 1, extra: "health: [{type: command, command: [\"/bin/sh\", \"-c\", \"sleep 3\"], timeout: 10s}]\n")
+    // A concurrent apply holds the pool's lock while its health check waits for a gate the test
+    // opens only after the second apply has run: an event, not a time window.
+    let gate = h.dir.appendingPathComponent("gate").path
+    try h.writePool(
+      pool, replicas: 1,
+      extra: "health: [{type: command, command: [\"/bin/sh\", \"-c\", \"while [ ! -e \(gate) ]; do sleep 0.05; done\"], timeout: 120s}]\nupgrade: {health_timeout: 5m}\n")
     let holder = Process()
     holder.executableURL = URL(fileURLWithPath: CLIHarness.binary)
     holder.arguments = ["apply", "--auto-approve"]
@@ -65,6 +69,7 @@ import Testing
     }
     #expect(held)
     let second = try h.run(["apply", "--auto-approve", "--target", "\(pool)/\(pool)-1"])
+    FileManager.default.createFile(atPath: gate, contents: nil)
     #expect(second.status == 1 && second.stderr.contains("lock"), "\(second.stderr)")
   }
 
