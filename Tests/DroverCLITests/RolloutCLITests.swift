@@ -19,7 +19,8 @@ final class RolloutHarness {
     try """
       #!/bin/sh
       key=$(echo "$DROVER_NODE" | sed -E 's/^(.*-[0-9]+)(-g[0-9]+)?$/\\1/')
-      [ -e "\(h.dir.path)/slow" ] && sleep 1
+      # "hold": the check waits until the test opens the gate (an event, not a time window).
+      if [ -e "\(h.dir.path)/hold" ]; then while [ ! -e "\(h.dir.path)/gate" ]; do sleep 0.05; done; fi
       [ ! -e "\(h.dir.path)/fail/$key/$DROVER_IMAGE" ]
       """.write(toFile: script, atomically: true, encoding: .utf8)
     chmod(script, 0o755)
@@ -130,7 +131,7 @@ final class RolloutHarness {
     let r = try RolloutHarness(replicas: 3)
     #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
     try r.setImage("demo@v2")
-    try "".write(to: r.h.dir.appendingPathComponent("slow"), atomically: true, encoding: .utf8)
+    try "".write(to: r.h.dir.appendingPathComponent("hold"), atomically: true, encoding: .utf8)
     let process = Process()
     process.executableURL = URL(fileURLWithPath: CLIHarness.binary)
     process.arguments = ["apply", "--auto-approve"]
@@ -139,12 +140,13 @@ final class RolloutHarness {
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
     try process.run()
-    // Pause as soon as the rollout has started.
+    // Pause once the rollout has started: the canary's health check holds it until the gate opens.
     var paused = false
-    for _ in 0..<100 where !paused {
+    for _ in 0..<1200 where !paused && process.isRunning {
       paused = (try? r.h.run(["rollout", "pause", r.pool]))?.status == 0
       if !paused { Thread.sleep(forTimeInterval: 0.05) }
     }
+    try "".write(to: r.h.dir.appendingPathComponent("gate"), atomically: true, encoding: .utf8)
     process.waitUntilExit()
     #expect(paused)
     #expect(process.terminationStatus == 3)
@@ -159,7 +161,7 @@ final class RolloutHarness {
     #expect(try r.nodes().allSatisfy { $0.image == "demo@v1" })
 
     // A new rollout, paused and resumed, completes.
-    try FileManager.default.removeItem(at: r.h.dir.appendingPathComponent("slow"))
+    try FileManager.default.removeItem(at: r.h.dir.appendingPathComponent("hold"))
     try r.h.writePool(r.pool, replicas: 3, image: "demo@v2", extra: r.spec.replacingOccurrences(of: "on_budget_exceeded: rollback", with: "on_budget_exceeded: pause"))
     try r.fail(1)
     #expect(try r.h.run(["apply", "--auto-approve"]).status == 3)
