@@ -82,8 +82,9 @@ struct ApplySession {
     }
 
     // Lock every declared pool in scope (sorted: no lock-order deadlock), then observe under the locks.
-    let pools = context.specs.poolSpecs.map(\.name).filter { pool in
-      targeting.targets.isEmpty || targeting.targets.contains { $0 == pool || $0.hasPrefix(pool + "-") || $0.hasPrefix(pool + "/") }
+    let declared = Set(context.specs.poolSpecs.map(\.name))
+    let pools = declared.filter { pool in
+      targeting.targets.isEmpty || targeting.targets.contains { poolOfSelector($0, pools: declared) == pool }
     }
     var locks: [PoolLock] = []
     do {
@@ -100,7 +101,7 @@ struct ApplySession {
     defer { locks.removeAll() }
 
     let (current, diagnostics) = makePlan(
-      pools: context.specs.poolSpecs, observed: context.observe(), options: context.planOptions(project, targeting: targeting, images: images))
+      pools: context.specs.poolSpecs, observed: context.observe(), options: try context.planOptions(project, targeting: targeting, images: images))
     if diagnostics.hasErrors {
       if !json { Output.out(PlanView.human(current, color: project.color, complete: false)) }
       Report.diagnostics(diagnostics, sources: context.sources, format: json ? .json : .human, noColor: project.noColor)

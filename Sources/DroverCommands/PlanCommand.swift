@@ -55,7 +55,7 @@ struct PlanCommand: ParsableCommand {
     let observed = context.observe()
     PhaseTimings.mark("observe")
     let (plan, diagnostics) = makePlan(
-      pools: context.specs.poolSpecs, observed: observed, options: context.planOptions(project, targeting: targeting.selection, images: images))
+      pools: context.specs.poolSpecs, observed: observed, options: try context.planOptions(project, targeting: targeting.selection, images: images))
     PhaseTimings.mark("plan")
     defer { PhaseTimings.mark("output") }
     if json {

@@ -93,10 +93,12 @@ struct ProjectContext {
   }
 
   /// Rollouts in progress, by pool (from each pool's journal).
-  func activeRollouts(stateDirectory: String) -> [String: RolloutState] {
+  /// A journal that cannot be opened is an error: planning without it could touch the nodes of a
+  /// rollout in progress.
+  func activeRollouts(stateDirectory: String) throws -> [String: RolloutState] {
     var active: [String: RolloutState] = [:]
     for pool in specs.poolSpecs {
-      guard let journal = try? RolloutJournal(directory: stateDirectory + "/journal", pool: pool.name) else { continue }
+      let journal = try RolloutJournal(directory: stateDirectory + "/journal", pool: pool.name)
       if let damage = journal.damage { JournalDamage.report(damage) }
       if let state = journal.active() { active[pool.name] = state }
     }
@@ -104,10 +106,10 @@ struct ProjectContext {
   }
 
   /// What plan and apply plan with: the same options from either command.
-  func planOptions(_ project: ProjectOptions, targeting: TargetingOptions.Selection, images: ImageOptions) -> PlanOptions {
+  func planOptions(_ project: ProjectOptions, targeting: TargetingOptions.Selection, images: ImageOptions) throws -> PlanOptions {
     PlanOptions(
       targets: targeting.targets, excludes: targeting.excludes, imageDigests: images.catalogue.digestsByReference,
-      project: project.projectName, forceReplace: targeting.replace, activeRollouts: activeRollouts(stateDirectory: project.stateDirectory))
+      project: project.projectName, forceReplace: targeting.replace, activeRollouts: try activeRollouts(stateDirectory: project.stateDirectory))
   }
 }
 

@@ -133,8 +133,10 @@ struct RolloutAbortCommand: ParsableCommand {
     }
     try journal.append(active.id, .abortRequested)
     Output.out("abort requested for rollout \(active.id)")
-    // A running rollout sees the request between nodes; a paused one is rolled back now.
-    if active.status == .paused { try RolloutResumer.resume(pool: pool, project: project, images: images) }
+    // A running rollout sees the request between nodes. A paused one, or one whose process died
+    // (its journal says running but nobody holds the pool's lock), is rolled back now.
+    let orphaned = !PoolLock.isHeld(pool: pool, directory: project.stateDirectory + "/locks")
+    if active.status == .paused || orphaned { try RolloutResumer.resume(pool: pool, project: project, images: images) }
   }
 }
 

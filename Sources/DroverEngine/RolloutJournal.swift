@@ -107,9 +107,14 @@ public final class RolloutJournal: @unchecked Sendable {
         let record = JournalRecord(seq: seq, time: Date().timeIntervalSince1970, rollout: rollout, event: event, node: node, step: step, detail: detail)
         var line = try JSONEncoder().encode(record)
         line.append(UInt8(ascii: "\n"))
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw Diagnostic.error("rollout.journal", "cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        // A short write earlier (a full disk) may have left a torn line: start on a line of our own.
+        let size = lseek(fd, 0, SEEK_END)
+        var last: UInt8 = 0x0A
+        if size > 0 { _ = pread(fd, &last, 1, size - 1) }
+        if last != 0x0A { line.insert(0x0A, at: 0) }
         let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         guard written == line.count, fsync(fd) == 0 else {
           throw Diagnostic.error("rollout.journal", "cannot write \(path): \(String(cString: strerror(errno)))")

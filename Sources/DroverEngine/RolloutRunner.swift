@@ -128,6 +128,7 @@ public final class RolloutRunner: @unchecked Sendable {
         let batch = Array(keys.prefix(state.policy.concurrency))
         hooks.onEvent("\(wave == 0 && state.policy.canary > 0 ? "canary" : "wave \(wave)"): replacing \(batch.joined(separator: ", "))")
         let current = state
+        let journalFailure = Mutex<Error?>(nil)
         BlockingFanOut.forEach(batch.count, width: batch.count) { i in
           let key = batch[i]
           do {
@@ -141,10 +142,14 @@ public final class RolloutRunner: @unchecked Sendable {
             }
           } catch {
             let message = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"
-            _ = try? self.journal.append(current.id, .nodeFailed, node: key, detail: message)
+            do { try self.journal.append(current.id, .nodeFailed, node: key, detail: message) } catch {
+              // Without the journal the rollout cannot know where it is: stop, never loop.
+              journalFailure.withLock { $0 = $0 ?? error }
+            }
             self.hooks.onEvent("\(key): FAILED: \(message)")
           }
         }
+        if let failure = journalFailure.withLock({ $0 }) { throw failure }
       case .rollback(let reason, let keys):
         if state.status != .rollingBack {
           try journal.append(state.id, .rollbackStarted, detail: reason)
@@ -218,6 +223,18 @@ public final class RolloutRunner: @unchecked Sendable {
     let refs = found.map { IndexDomain(name: $0.domain.name, uuid: $0.domain.uuid, host: $0.host, generation: $0.ownership.generation) }
     let view = replacementView(node, domains: refs, rollback: rollback, surge: surge)
     if view.untouched { return nil }
+    if rollback, let keep = view.new, keep.uuid == node.oldUUID, let original = found.first(where: { $0.domain.uuid == keep.uuid }) {
+      // The original is still there: it stays, whatever was made beside it goes, and it is put
+      // back in service.
+      if let extra = view.old.flatMap({ ref in found.first { $0.domain.uuid == ref.uuid } }), let backend = backends[extra.host] {
+        try step(state, node.key, "remove-replacement") {
+          try backend.delete(node: extra.domain.name, uuid: extra.domain.uuid)
+          counts.withLock { $0.removed += 1 }
+        }
+      }
+      try step(state, node.key, "uncordon") { try hooks.drainer.uncordon(endpoint(original.host, original.ownership)) }
+      return nil
+    }
     let old = view.old.flatMap { ref in found.first { $0.domain.uuid == ref.uuid } }
     let host = old?.host ?? view.new?.host ?? node.host
     guard let backend = backends[host] else { return "no connection to \(host)" }

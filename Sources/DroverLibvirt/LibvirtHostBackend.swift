@@ -139,8 +139,8 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   }
 
   /// vCPU and memory through libvirt's config setters (never a redefinition from a template, so
-  /// the disk, kernel and console stay exactly as they are), then the ownership record, then a
-  /// restart when asked. Raising a maximum goes before the current value, lowering after.
+  /// the disk, kernel and console stay exactly as they are), a restart when asked, then the
+  /// ownership record. Raising a maximum goes before the current value, lowering after.
   public func update(node: String, uuid: String, to o: NodeOwnership, restart: Bool) throws {
     let domain = try ownedDomain(node, uuid: uuid)
     do {
@@ -164,16 +164,18 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       }
       calls.record("state")
       let active = try domain.state().isActive
-      calls.record("setMetadata")
-      try domain.setMetadata(
-        OwnershipMetadata.render(o, forSetMetadata: true), key: OwnershipMetadata.prefix, namespace: OwnershipMetadata.namespace,
-        live: active)
       if restart && active {
         calls.record("destroy")
         try domain.destroy()
         calls.record("start")
         try domain.start()
       }
+      // The record last: if anything above fails or the process dies, the old record makes the
+      // next plan do the whole update (restart included) again.
+      calls.record("setMetadata")
+      try domain.setMetadata(
+        OwnershipMetadata.render(o, forSetMetadata: true), key: OwnershipMetadata.prefix, namespace: OwnershipMetadata.namespace,
+        live: active)
     } catch {
       throw HostError(uri: uri, node: node, operation: "cannot update", libvirt: error)
     }
@@ -189,10 +191,11 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     do {
       calls.record("config-xml")
       let shape = DomainXMLReader.shape(config: try domain.xml(inactive: true), live: nil)
-      if let imagePool = ownership.disk.split(separator: "/").first.map(String.init), shape.disks.contains(ownership.disk),
-        let name = OverlayName(disk: ownership.disk, storagePool: imagePool), name.belongs(to: ownership)
-      {
-        overlay = ownership.disk
+      if let imagePool = ownership.disk.split(separator: "/").first.map(String.init), shape.disks.contains(ownership.disk) {
+        let volume = String(ownership.disk.dropFirst(imagePool.count + 1))
+        // This node's own overlay, or one named as Drover named overlays before (node-<name>-g<n>).
+        let legacy = volume == "node-\(ownership.node)-g\(ownership.generation).qcow2"
+        if legacy || OverlayName(disk: ownership.disk, storagePool: imagePool)?.belongs(to: ownership) == true { overlay = ownership.disk }
       }
       if try domain.state().isActive {
         calls.record("destroy")
@@ -232,11 +235,18 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       throw HostError(uri: uri, operation: "cannot check the users of volume \(disk)", libvirt: error)
     }
     for domain in domains {
-      calls.record("config-xml")
-      guard let xml = try? domain.xml(inactive: true) else { continue }  // gone since the listing
-      let shape = DomainXMLReader.shape(config: xml, live: nil)
-      let recorded = DomainXMLReader.ownershipElement(xml).flatMap(OwnershipMetadata.parse)?.disk
-      if recorded == disk || shape.disks.contains(where: { $0 == disk || $0.hasSuffix("/" + volume) }) { return domain.name }
+      // Persistent config and, for a running domain, the live one (a disk attached with --live).
+      for inactive in [true, false] {
+        calls.record(inactive ? "config-xml" : "live-xml")
+        let xml: String
+        do { xml = try domain.xml(inactive: inactive) } catch {
+          if error.code == .noDomain { break }  // gone since the listing
+          throw HostError(uri: uri, node: domain.name, operation: "cannot check the users of volume \(disk)", libvirt: error)
+        }
+        let shape = DomainXMLReader.shape(config: xml, live: nil)
+        let recorded = DomainXMLReader.ownershipElement(xml).flatMap(OwnershipMetadata.parse)?.disk
+        if recorded == disk || shape.disks.contains(where: { $0 == disk || $0.hasSuffix("/" + volume) }) { return domain.name }
+      }
     }
     return nil
   }

@@ -117,6 +117,11 @@ public enum OwnershipMetadata {
       let generation = a["generation"].flatMap(Int.init), let vcpu = a["vcpu"].flatMap(Int.init),
       let memory = a["memory_mib"].flatMap(UInt64.init), let disk = a["disk_mib"].flatMap(UInt64.init)
     else { return nil }
+    // Values from a record anyone with libvirt access can edit: bounded, so no arithmetic on them traps.
+    let limit = 1 << 31
+    guard (0..<limit).contains(index), (0..<limit).contains(generation), (0..<limit).contains(vcpu), memory < UInt64(limit),
+      disk < UInt64(limit)
+    else { return nil }
     var ownership = NodeOwnership(
       project: a["project"] ?? "default", pool: pool, node: name, index: index, image: image, digest: a["digest"] ?? "", specHash: a["spec"] ?? "",
       generation: generation, vcpu: vcpu, memoryMiB: memory, diskMiB: disk, network: a["network"], labels: labels(tags),

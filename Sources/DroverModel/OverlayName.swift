@@ -28,8 +28,10 @@ public struct OverlayName: Sendable, Hashable {
       let dash = parts[2].lastIndex(of: "-"), let index = Int(parts[2][parts[2].index(after: dash)...]), index > 0
     else { return nil }
     let pool = String(parts[2][..<dash])
-    guard !pool.isEmpty else { return nil }
+    guard PoolName.isValid(pool), ProjectName.isValid(String(parts[1])), index < 1 << 31, generation < 1 << 31 else { return nil }
     self.init(project: String(parts[1]), pool: pool, index: index, generation: generation)
+    // Only the canonical spelling is Drover's: `web-01` or `g+1` never is.
+    guard self.volume == volume else { return nil }
   }
 
   /// The overlay a node record claims, when the record names a Drover overlay in `storagePool`.

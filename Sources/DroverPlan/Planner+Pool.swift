@@ -115,7 +115,7 @@ func compare(_ n: OwnedNode, with pool: PoolSpec, digest: String, project: Strin
         kind: .delete, pool: pool.name, node: n.domain.name, host: n.host, reason: "host \(n.host) is no longer in hosts",
         uuid: n.domain.uuid, before: o),
       PlannedAction(
-        kind: .create, pool: pool.name, node: o.node, host: placement(pool, index: o.index), reason: "moved from \(n.host)",
+        kind: .create, pool: pool.name, node: replacement.node, host: placement(pool, index: o.index), reason: "moved from \(n.host)",
         after: NodeDefinition(ownership: replacement)),
     ]
   }

@@ -165,7 +165,7 @@ func orphanedOverlays(_ observed: ObservedWorld, project: String, reserved: [Str
 
 func selected(pool: String, targets: [String], excludes: [String]) -> Bool {
   if excludes.contains(pool) { return false }
-  return targets.isEmpty || targets.contains { $0 == pool || $0.hasPrefix(pool + "-") || $0.hasPrefix(pool + "/") }
+  return targets.isEmpty || targets.contains { poolOfSelector($0, pools: [pool]) == pool }
 }
 
 /// A digest of the specs as values (key order and comments in YAML do not matter).

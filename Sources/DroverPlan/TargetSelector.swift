@@ -52,3 +52,22 @@ func selected(_ action: PlannedAction, targets: [String], excludes: [String]) ->
   if excludes.contains(where: names.contains) { return false }
   return targets.isEmpty || targets.contains(where: names.contains)
 }
+
+/// The pool a selector is about, from the pool names alone (before anything is observed: the
+/// locks are taken first): `POOL`, `POOL/NODE`, or a node name `POOL-N` / `POOL-N-gM`. Exact, so
+/// `web-api` never selects pool `web`.
+public func poolOfSelector(_ selector: String, pools: Set<String>) -> String? {
+  if let slash = selector.firstIndex(of: "/") {
+    let pool = String(selector[..<slash])
+    return pools.contains(pool) ? pool : nil
+  }
+  if pools.contains(selector) { return selector }
+  var name = Substring(selector)
+  if let g = name.range(of: "-g", options: .backwards), !name[g.upperBound...].isEmpty, name[g.upperBound...].allSatisfy(\.isNumber) {
+    name = name[..<g.lowerBound]
+  }
+  guard let dash = name.lastIndex(of: "-"), !name[name.index(after: dash)...].isEmpty, name[name.index(after: dash)...].allSatisfy(\.isNumber)
+  else { return nil }
+  let pool = String(name[..<dash])
+  return pools.contains(pool) ? pool : nil
+}

@@ -28,8 +28,11 @@ public func nextRolloutStep(_ state: RolloutState, soaked: Set<Int> = []) -> Rol
     if state.status != .rollingBack && !state.abortRequested && state.policy.onBudgetExceeded == .pause {
       return .pause(reason: reason)
     }
-    // Every node touched by the rollout goes back: the replaced ones and the failed ones.
-    let touched = state.schedule.joined().filter { (state.done.contains($0) || state.failed[$0] != nil) && !state.rolledBack.contains($0) }
+    // Every node touched by the rollout goes back: the replaced ones, the failed ones, and any a
+    // crash left mid-step.
+    let touched = state.schedule.joined().filter {
+      (state.done.contains($0) || state.failed[$0] != nil || state.touched.contains($0)) && !state.rolledBack.contains($0)
+    }
     return .rollback(reason: reason, nodes: touched)
   }
   if state.pauseRequested { return .pause(reason: "paused by request") }

@@ -64,8 +64,8 @@ public struct ReplacementView: Sendable, Hashable {
 /// Decides, from the domains of one index, what a forward or rollback step of `node` acts on.
 ///
 /// Pure. Forward: old = the planned UUID, new = generation `to.generation`. Rollback: when the
-/// original still exists and no replacement does, the node was never touched (its new version
-/// failed and was removed); otherwise old = the forward replacement, new = generation
+/// original still exists, it is kept (new = the original, old = any replacement beside it; with
+/// none, the node is untouched); otherwise old = the forward replacement, new = generation
 /// `to.generation + 1`, built from the record the node had before the rollout.
 public func replacementView(_ node: RolloutNode, domains: [IndexDomain], rollback: Bool, surge: Bool) -> ReplacementView {
   let original = domains.first { $0.uuid == node.oldUUID }
@@ -79,8 +79,11 @@ public func replacementView(_ node: RolloutNode, domains: [IndexDomain], rollbac
   let back = domains.first { $0.generation == target.generation && $0.uuid != node.oldUUID }
   target.node = replacementName(key: node.key, generation: target.generation, occupied: (forward ?? original)?.name, surge: surge)
   if let back { target.node = back.name }
-  if original != nil && forward == nil && back == nil {
-    return ReplacementView(old: original, new: nil, target: target, untouched: true)
+  if let original {
+    // The original is still there (its replacement failed, or a crash came first): keeping it is
+    // the rollback; any replacement beside it goes. Nothing new is created.
+    let extra = forward ?? back
+    return ReplacementView(old: extra, new: original, target: target, untouched: extra == nil)
   }
   return ReplacementView(old: forward, new: back, target: target, untouched: false)
 }

@@ -55,6 +55,8 @@ public struct RolloutState: Sendable, Hashable, Codable {
   /// Nodes counted against the budget (each once, whatever the number of retries or restarts).
   public var failed: [String: String] = [:]
   public var rolledBack: Set<String> = []
+  /// Nodes any step was started on: a crash can leave one half-replaced, so a rollback covers it.
+  public var touched: Set<String> = []
   public var pauseRequested = false
   public var abortRequested = false
   /// The last step journaled: where a crashed or stopped rollout was.
@@ -92,7 +94,9 @@ public struct RolloutState: Sendable, Hashable, Codable {
   public mutating func apply(_ r: JournalRecord) {
     switch r.event {
     case .rolloutStarted: started = r.time
-    case .stepStarted: lastStep = LastStep(r.node ?? "", r.step ?? "", false)
+    case .stepStarted:
+      lastStep = LastStep(r.node ?? "", r.step ?? "", false)
+      if let n = r.node { touched.insert(n) }
     case .stepDone: lastStep = LastStep(r.node ?? "", r.step ?? "", true)
     case .nodeDone: if let n = r.node { done.insert(n) }
     case .nodeFailed: if let n = r.node, failed[n] == nil { failed[n] = r.detail ?? "failed" }

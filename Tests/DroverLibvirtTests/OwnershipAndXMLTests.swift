@@ -45,6 +45,14 @@ import Testing
 
   /// One scan gives ownership, the seal check and the fingerprint digest; the digest changes
   /// whenever the record does (saved plans rely on it), intact or not.
+  /// Numbers in a record anyone can edit are bounded: no arithmetic on them can trap.
+  @Test func outOfRangeNumbersMakeARecordForeign() {
+    let huge = "<drover:node xmlns:drover=\"https://drover.dev/xmlns/node/1\" pool=\"web\" name=\"web-1\" index=\"1\" image=\"demo@v1\" "
+    #expect(OwnershipMetadata.parse(huge + "generation=\"9223372036854775807\" vcpu=\"1\" memory_mib=\"256\" disk_mib=\"1\"/>") == nil)
+    #expect(OwnershipMetadata.parse(huge + "generation=\"1\" vcpu=\"1\" memory_mib=\"18014398509481984\" disk_mib=\"1\"/>") == nil)
+    #expect(OwnershipMetadata.parse(huge + "generation=\"1\" vcpu=\"1\" memory_mib=\"256\" disk_mib=\"1\"/>") != nil)
+  }
+
   @Test func readingCombinesParseSealAndDigest() throws {
     let spec = PoolSpec(name: "web", hosts: ["test:///default"], replicas: 2, image: ImageRef(parsing: "demo@v1")!, labels: Self.hostile)
     let ownership = desiredOwnership(spec, index: 1, digest: "abc", generation: 1, project: "p")

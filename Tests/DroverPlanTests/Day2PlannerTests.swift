@@ -160,6 +160,16 @@ import Testing
     #expect(diagnostics.map(\.code) == ["plan.rollout-in-progress"], "web-2 would need another rollout")
   }
 
+  /// Only the canonical spelling is Drover's: anything else in the pool is never removed.
+  @Test(arguments: [
+    ("drover.p.web-1.g1.qcow2", true), ("drover.p.web-01.g1.qcow2", false), ("drover.p.web-1.g+1.qcow2", false),
+    ("drover.p.web-1.g9223372036854775807.qcow2", false), ("drover.p.Web-1.g1.qcow2", false), ("drover..web-1.g1.qcow2", false),
+    ("node-web-1-g1.qcow2", false), ("drover.p.web-1.g1.qcow2.bak", false),
+  ])
+  func overlayNamesAreCanonical(_ volume: String, _ drovers: Bool) {
+    #expect((OverlayName(volume: volume) != nil) == drovers, "\(volume)")
+  }
+
   @Test func aSavedPlanWithAMissingFieldIsAnErrorNotACrash() {
     let broken = PlannedAction(kind: .update, pool: "web", node: "web-1", host: Self.host, reason: "edited")
     #expect(throws: Diagnostic.self) { try broken.payload() }

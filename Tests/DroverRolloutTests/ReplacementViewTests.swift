@@ -23,7 +23,8 @@ import Testing
     ([original], false, "web-1", nil, false),  // not started
     ([original, forward], false, "web-1", "web-1-g2", false),  // crashed after create
     ([forward], false, nil, "web-1-g2", false),  // crashed after remove-old
-    ([original], true, "web-1", nil, true),  // its new version failed and was removed
+    ([original], true, nil, "web-1", true),  // its new version failed and was removed
+    ([original, forward], true, "web-1-g2", "web-1", false),  // both left (a failed removal, a crash): keep the original
     ([forward], true, "web-1-g2", nil, false),  // done: goes back
     ([forward, back], true, "web-1-g2", "web-1", false),  // crashed after the rollback's create
     ([back], true, nil, "web-1", false),  // rolled back, crashed before journaling
