@@ -171,6 +171,28 @@ final class RolloutHarness {
     try r.cleanup()
   }
 
+  /// kill -9 in the middle of the canary (old and new domain both there, the old one cordoned),
+  /// then abort: nothing is running, so the abort rolls back at once; the half-replaced node is
+  /// rolled back too, and one domain per index remains, uncordoned, with its own overlay.
+  @Test func abortAfterACrashMidNodeRollsItBack() throws {
+    let r = try RolloutHarness()
+    #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
+    try r.setImage("demo@v2")
+    let crashed = try r.h.run(["apply", "--auto-approve"], environment: ["DROVER_CRASH_AT": "step-done:health"])
+    #expect(crashed.status != 0)
+    #expect(try r.nodes().filter { $0.index == 1 }.count == 2, "old and new of the canary both exist")
+    let abort = try r.h.run(["rollout", "abort", r.pool])
+    #expect(abort.status == 3, "\(abort.stdout)\(abort.stderr)")
+    let nodes = try r.nodes()
+    #expect(nodes.map(\.index) == [1, 2, 3], "\(nodes)")
+    #expect(nodes.allSatisfy { $0.image == "demo@v1" && $0.generation == 1 }, "the originals stay: \(nodes)")
+    let hooks = try String(contentsOf: r.h.dir.appendingPathComponent("hooks.log"), encoding: .utf8)
+    #expect(hooks.hasSuffix("uncordon \(r.pool)-1\n"), "the cordoned original is back in service: \(hooks)")
+    try r.h.expectOverlaysMatchDomains(r.pool, "after abort")
+    #expect(try r.h.run(["plan", "--target", r.pool]).stdout.contains("Rollout of pool \(r.pool): demo@v1 → demo@v2"), "the spec still asks for v2")
+    try r.cleanup()
+  }
+
   @Test func aDrainHookThatHangsIsKilledAtItsTimeout() throws {
     let drainer = Drainers.make(.init(backend: .command(cordon: nil, drain: ["/bin/sleep", "60"], uncordon: nil), timeout: .seconds(1)))
     let start = Date()
