@@ -279,7 +279,9 @@ public final class RolloutRunner: @unchecked Sendable {
         // It stays (the old one is gone): its record says it failed, so plan replaces it later.
         var failed = t.ownership
         failed.healthFailed = true
-        try? backend.update(node: t.domain.name, uuid: t.domain.uuid, to: failed, restart: false)
+        do { try backend.update(node: t.domain.name, uuid: t.domain.uuid, to: failed, restart: false) } catch {
+          return reason + " (and recording that in its record failed: \((error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"))"
+        }
         return reason
       }
     }

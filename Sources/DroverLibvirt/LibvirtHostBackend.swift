@@ -117,10 +117,10 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       calls.record("start")
       try domain.start()
     } catch {
-      // Never leave a half-created node: remove the definition and the overlay we just made.
+      // Never leave a half-created node: remove the definition and the overlay we just made (the
+      // overlay only once the definition is gone: a defined domain never loses its disk).
       calls.record("undefine")
-      try? domain.undefine()
-      removeOverlay(of: node)
+      if (try? domain.undefine()) != nil { removeOverlay(of: node) }
       throw HostError(uri: uri, node: node.name, operation: "cannot start", libvirt: error)
     }
     return domain.uuid
