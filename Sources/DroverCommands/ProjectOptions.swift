@@ -22,7 +22,7 @@ struct ProjectOptions: ParsableArguments {
   @Option(help: "Seconds to wait for a libvirt host to answer before reporting it unreachable.")
   var connectTimeout: Double = 10
 
-  @Option(help: "Seconds a host has to answer a read of its domains before it is reported as not answering.")
+  @Option(help: "Seconds each operation on a host (a read of its domains, a node's create, update or delete) may take before the host is reported as not answering.")
   var callTimeout: Double = 30
 
   @Flag(help: "Never colour the output.")
@@ -82,7 +82,7 @@ struct ProjectContext {
     }
     PhaseTimings.mark("specs")
     let uris = Array(Set(specs.pools.flatMap(\.spec.hosts))).sorted()
-    let connected = Connector.connect(uris, readOnly: readOnly, timeout: options.connectTimeout, imagePool: imagePool)
+    let connected = Connector.connect(uris, readOnly: readOnly, timeout: options.connectTimeout, imagePool: imagePool, callTimeout: options.callTimeout)
     PhaseTimings.mark("connect")
     return ProjectContext(
       specs: specs, sources: sources, backends: connected.backends, unreachable: connected.unreachable, callTimeout: options.callTimeout)
@@ -115,14 +115,14 @@ struct ProjectContext {
 
 /// Opens connections to many hosts at once.
 enum Connector {
-  static func connect(_ uris: [String], readOnly: Bool, timeout: Double, imagePool: String? = nil) -> (
+  static func connect(_ uris: [String], readOnly: Bool, timeout: Double, imagePool: String? = nil, callTimeout: Double = 30) -> (
     backends: [String: LibvirtHostBackend], unreachable: [String: String]
   ) {
     let results = Mutex<(backends: [String: LibvirtHostBackend], unreachable: [String: String])>(([:], [:]))
     BlockingFanOut.forEach(uris.count, width: uris.count) { i in
       let uri = uris[i]
       do {
-        let backend = try LibvirtHostBackend.connect(uri, readOnly: readOnly, timeout: timeout, imagePool: imagePool)
+        let backend = try LibvirtHostBackend.connect(uri, readOnly: readOnly, timeout: timeout, imagePool: imagePool, callTimeout: callTimeout)
         results.withLock { $0.backends[uri] = backend }
       } catch {
         let message = (error as? HostError)?.message ?? "\(error)"

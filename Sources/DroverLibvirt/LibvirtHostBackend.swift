@@ -20,6 +20,10 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   public let imagePool: String?
   /// Storage pool handles looked up by this connection (a handle stays valid while it is open).
   let pools = Mutex<[String: StoragePool]>([:])
+  /// Seconds each operation on this host may take (`--call-timeout`).
+  public var callTimeout: Double = 30
+  /// The operation that got no answer in time: after it, nothing more is tried on this host.
+  let stalled = Mutex<String?>(nil)
   /// Concurrent reads in flight on the connection (threads of `BlockingFanOut`). The in-process
   /// test driver (`test:///…`) has no round trip to overlap and one driver lock, so one reader.
   var parallelism: Int { uri.hasPrefix("test:") ? 1 : 8 }
@@ -36,11 +40,13 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   }
 
   /// Opens `uri` (read-only when asked) within `timeout` seconds.
-  public static func connect(_ uri: String, readOnly: Bool = false, timeout: Double = 15, imagePool: String? = nil) throws(HostError)
-    -> LibvirtHostBackend
-  {
+  public static func connect(
+    _ uri: String, readOnly: Bool = false, timeout: Double = 15, imagePool: String? = nil, callTimeout: Double = 30
+  ) throws(HostError) -> LibvirtHostBackend {
     do {
-      return LibvirtHostBackend(connection: try Connection.open(uri, readOnly: readOnly, timeout: timeout), imagePool: imagePool)
+      let backend = LibvirtHostBackend(connection: try Connection.open(uri, readOnly: readOnly, timeout: timeout), imagePool: imagePool)
+      backend.callTimeout = callTimeout
+      return backend
     } catch {
       throw HostError(uri: uri, operation: "cannot connect", libvirt: error)
     }
@@ -50,6 +56,10 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   /// and the shape `plan` converges), or for drift also the live XML of a running domain so live
   /// edits show too. Then the overlays in Drover's image pool (two calls per host).
   public func observe(detailed: Bool) throws -> ObservedHost {
+    try guarded("reading its domains") { [self] in try self.observeNow(detailed: detailed) }
+  }
+
+  func observeNow(detailed: Bool) throws -> ObservedHost {
     calls.record("list")
     let listed: [(domain: Domain, state: DomainState)]
     do { listed = try connection.allDomainsWithState() } catch {
@@ -106,6 +116,10 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
 
   @discardableResult
   public func create(_ node: NodeDefinition) throws -> String {
+    try guarded("creating \(node.name)") { [self] in try self.createNow(node) }
+  }
+
+  func createNow(_ node: NodeDefinition) throws -> String {
     let xml = DomainXML.render(node, bootsNodes: bootsNodes)
     calls.record("define")
     let domain: Domain
@@ -131,6 +145,10 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   }
 
   public func start(node: String, uuid: String) throws {
+    try guarded("starting \(node)") { [self] in try self.startNow(node: node, uuid: uuid) }
+  }
+
+  func startNow(node: String, uuid: String) throws {
     let domain = try ownedDomain(node, uuid: uuid)
     calls.record("start")
     do { try domain.start() } catch {
@@ -142,6 +160,10 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   /// the disk, kernel and console stay exactly as they are), a restart when asked, then the
   /// ownership record. Raising a maximum goes before the current value, lowering after.
   public func update(node: String, uuid: String, to o: NodeOwnership, restart: Bool) throws {
+    try guarded("updating \(node)") { [self] in try self.updateNow(node: node, uuid: uuid, to: o, restart: restart) }
+  }
+
+  func updateNow(node: String, uuid: String, to o: NodeOwnership, restart: Bool) throws {
     let domain = try ownedDomain(node, uuid: uuid)
     do {
       calls.record("config-xml")
@@ -186,6 +208,10 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   /// The overlay is deleted only when the record's disk is the domain's real disk and is named as
   /// this very node's overlay: a record that names some other volume never gets it deleted.
   public func delete(node: String, uuid: String) throws {
+    try guarded("deleting \(node)") { [self] in try self.deleteNow(node: node, uuid: uuid) }
+  }
+
+  func deleteNow(node: String, uuid: String) throws {
     let (domain, ownership) = try ownedNode(node, uuid: uuid)
     var overlay: String?
     do {
@@ -215,6 +241,10 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   /// Deletes an overlay of Drover's image pool that no domain on the host uses (checked again
   /// here by reading every domain's disks: the plan may be minutes old).
   public func removeOrphanOverlay(volume: String) throws {
+    try guarded("removing overlay \(volume)") { [self] in try self.removeOrphanOverlayNow(volume: volume) }
+  }
+
+  func removeOrphanOverlayNow(volume: String) throws {
     guard let imagePool, OverlayName(volume: volume) != nil else {
       throw HostError(uri: uri, operation: "refusing to delete volume \(volume)", reason: "it is not named like a Drover overlay")
     }
@@ -249,6 +279,19 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       }
     }
     return nil
+  }
+
+  /// Runs one operation within `callTimeout`. A host that did not answer is not asked again:
+  /// every later operation on it fails at once, naming the one that stalled.
+  func guarded<T: Sendable>(_ what: String, _ body: @escaping @Sendable () throws -> T) throws -> T {
+    if let earlier = stalled.withLock({ $0 }) {
+      throw HostError(uri: uri, operation: what, reason: "the host stopped answering while \(earlier); nothing more is done on it")
+    }
+    guard let result = try Deadline.run(seconds: callTimeout, body) else {
+      stalled.withLock { $0 = $0 ?? what }
+      throw HostError(uri: uri, operation: what, reason: "no answer within \(Int(callTimeout)) s (--call-timeout)")
+    }
+    return result
   }
 
   public func isRunning(node: String) -> Bool? {

@@ -9,10 +9,10 @@ import Testing
     let process = Process()
     let socket: String
 
-    init() throws {
+    init(freezeAt procedure: Int = 344, occurrence: Int = 1) throws {
       socket = FileManager.default.temporaryDirectory.appendingPathComponent("drover-relay-\(UUID().uuidString.prefix(8)).sock").path
       process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-      process.arguments = ["python3", CLIHarness.repo.appendingPathComponent("Tests/Fixtures/relay/libvirt-relay.py").path, socket, "/run/libvirt/libvirt-sock"]
+      process.arguments = ["python3", CLIHarness.repo.appendingPathComponent("Tests/Fixtures/relay/libvirt-relay.py").path, socket, "/run/libvirt/libvirt-sock", "\(procedure)", "\(occurrence)"]
       let out = Pipe()
       process.standardOutput = out
       process.standardError = FileHandle.nullDevice
@@ -34,6 +34,24 @@ import Testing
     try "name: \(pool)\nhosts: [\"\(relay.uri)\"]\nreplicas: 1\nimage: demo@v1\n"
       .write(to: h.dir.appendingPathComponent("pools/\(pool).yaml"), atomically: true, encoding: .utf8)
     return (h, pool)
+  }
+
+  /// The host freezes in the middle of a rollout (the new node's definition): apply fails within
+  /// the call timeout, tries nothing more on that host, releases its lock, exits non-zero.
+  @Test func applyMidRolloutFailsWithinTheCallTimeout() throws {
+    let relay = try Relay(freezeAt: 11, occurrence: 2)  // DomainDefineXML: the first apply's passes
+    let (h, pool) = try project(relay)
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+    try "name: \(pool)\nhosts: [\"\(relay.uri)\"]\nreplicas: 1\nimage: demo@v2\n"
+      .write(to: h.dir.appendingPathComponent("pools/\(pool).yaml"), atomically: true, encoding: .utf8)
+    let run = try h.run(["apply", "--auto-approve", "--call-timeout", "2"])
+    #expect(run.status != 0)
+    #expect(run.stdout.contains("no answer within 2 s") || run.stderr.contains("no answer within 2 s"), "\(run.stdout)\(run.stderr)")
+    #expect(run.stdout.contains("nothing more is done on it") || run.stderr.contains("nothing more is done on it"))
+    let lockFile = h.dir.appendingPathComponent(".drover/locks/\(pool).lock").path
+    let fd = open(lockFile, O_RDWR)
+    defer { close(fd) }
+    #expect(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0, "the pool lock was released")
   }
 
   @Test func planAndDriftFailWithinTheCallTimeoutNamingTheHost() throws {
