@@ -38,7 +38,7 @@ public enum WorldObserver {
       case .failure(let error)?:
         world.unreachable[backend.uri] = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"
       case nil:
-        world.unreachable[backend.uri] = "did not answer within \(Int(deadline)) s (reading its domains); nothing more is done on it"
+        world.unreachable[backend.uri] = "reading its domains: no answer within \(Int(deadline)) s (--call-timeout); nothing more is done on it"
       }
     }
     return world

@@ -60,7 +60,7 @@ import Testing
       let (h, pool) = try project(relay)
       let run = try h.run(command + ["--call-timeout", "2"])
       #expect(run.status == 1, "\(command)")
-      #expect(run.stderr.contains("did not answer within 2 s") && run.stderr.contains(relay.socket), "\(command): \(run.stderr)")
+      #expect(run.stderr.contains("no answer within 2 s") && run.stderr.contains(relay.socket), "\(command): \(run.stderr)")
       #expect(!run.stdout.contains("No changes") && !run.stdout.contains("No drift:"), "\(command): \(run.stdout)")
       if command[0] == "apply" {
         // The lock went with the process: nothing is left holding the pool.
