@@ -48,8 +48,6 @@ struct ProjectContext {
   var backends: [String: LibvirtHostBackend]
   /// Hosts that could not be connected, with the reason.
   var unreachable: [String: String]
-  /// `--call-timeout`.
-  var callTimeout: Double = 30
 
   /// Loads and validates the specs (reporting and failing on any error), then connects to every
   /// host they name, in parallel, each within the connect timeout.
@@ -84,12 +82,11 @@ struct ProjectContext {
     let uris = Array(Set(specs.pools.flatMap(\.spec.hosts))).sorted()
     let connected = Connector.connect(uris, readOnly: readOnly, timeout: options.connectTimeout, imagePool: imagePool, callTimeout: options.callTimeout)
     PhaseTimings.mark("connect")
-    return ProjectContext(
-      specs: specs, sources: sources, backends: connected.backends, unreachable: connected.unreachable, callTimeout: options.callTimeout)
+    return ProjectContext(specs: specs, sources: sources, backends: connected.backends, unreachable: connected.unreachable)
   }
 
   func observe(detailed: Bool = false) -> ObservedWorld {
-    WorldObserver.observe(backends.keys.sorted().compactMap { backends[$0] }, unreachable: unreachable, detailed: detailed, deadline: callTimeout)
+    WorldObserver.observe(backends.keys.sorted().compactMap { backends[$0] }, unreachable: unreachable, detailed: detailed)
   }
 
   /// Rollouts in progress, by pool (from each pool's journal).

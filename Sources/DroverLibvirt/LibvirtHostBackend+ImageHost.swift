@@ -9,6 +9,10 @@ extension LibvirtHostBackend: ImageHost {
   static let buildNamespace = "https://drover.dev/xmlns/build/1"
 
   public func ensureImagePool(name: String, directory: String) throws {
+    try guarded("preparing storage pool \(name)") { [self] in try self.ensureImagePoolNow(name: name, directory: directory) }
+  }
+
+  func ensureImagePoolNow(name: String, directory: String) throws {
     let marker = directory + "/" + Self.poolMarker
     do {
       if let pool = try connection.storagePool(named: name) {
@@ -37,7 +41,7 @@ extension LibvirtHostBackend: ImageHost {
           """)
       } catch {
         // Another Drover process defined it a moment ago: use that one (checked as above).
-        if try connection.storagePool(named: name) != nil { return try ensureImagePool(name: name, directory: directory) }
+        if try connection.storagePool(named: name) != nil { return try ensureImagePoolNow(name: name, directory: directory) }
         throw error
       }
       try pool.build()
@@ -57,6 +61,10 @@ extension LibvirtHostBackend: ImageHost {
   /// connection): a leftover of the same name (a crash before its domain was defined) is deleted
   /// and the create retried.
   public func createOverlay(pool: String, name: String, backingPath: String, capacityBytes: UInt64) throws {
+    try guarded("creating overlay \(name)") { [self] in try self.createOverlayNow(pool: pool, name: name, backingPath: backingPath, capacityBytes: capacityBytes) }
+  }
+
+  func createOverlayNow(pool: String, name: String, backingPath: String, capacityBytes: UInt64) throws {
     let xml = """
       <volume><name>\(XMLText.text(name))</name><capacity unit='bytes'>\(capacityBytes)</capacity><allocation unit='bytes'>0</allocation>
       <target><format type='qcow2'/><permissions><mode>0644</mode></permissions></target>
@@ -87,6 +95,10 @@ extension LibvirtHostBackend: ImageHost {
   }
 
   public func deleteVolume(pool: String, name: String) throws {
+    try guarded("deleting volume \(pool)/\(name)") { [self] in try self.deleteVolumeNow(pool: pool, name: name) }
+  }
+
+  func deleteVolumeNow(pool: String, name: String) throws {
     do {
       guard let p = try connection.storagePool(named: pool), let volume = try p.volume(named: name) else { return }
       calls.record("undefine")

@@ -28,15 +28,17 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   /// test driver (`test:///…`) has no round trip to overlap and one driver lock, so one reader.
   var parallelism: Int { uri.hasPrefix("test:") ? 1 : 8 }
 
-  /// The one place that knows which hosts boot: libvirt's test driver defines and "runs" domains
-  /// (and keeps storage pools and backed volumes in memory) but boots nothing.
-  public var bootsNodes: Bool { !uri.hasPrefix("test:") && !uri.hasPrefix("test+") }
+  /// Whether this host boots its domains, asked of libvirt once when the backend is made (its
+  /// driver type), never read off the URI: libvirt's test driver defines and "runs" domains (and
+  /// keeps storage pools and backed volumes in memory) but boots nothing.
+  public let bootsNodes: Bool
 
   public init(connection: Connection, imagePool: String? = nil, calls: LibvirtCallCounter = LibvirtCallCounter()) {
     self.connection = connection
     self.uri = connection.uri
     self.imagePool = imagePool
     self.calls = calls
+    self.bootsNodes = (try? connection.driverType())?.lowercased() != "test"
   }
 
   /// Opens `uri` (read-only when asked) within `timeout` seconds.
@@ -164,10 +166,8 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   }
 
   func updateNow(node: String, uuid: String, to o: NodeOwnership, restart: Bool) throws {
-    let domain = try ownedDomain(node, uuid: uuid)
+    let (domain, _, shape) = try ownedNode(node, uuid: uuid)
     do {
-      calls.record("config-xml")
-      let shape = DomainXMLReader.shape(config: try domain.xml(inactive: true), live: nil)
       if shape.vcpu != o.vcpu || shape.maxVcpu != o.vcpu {
         calls.record("setVcpus")
         if o.vcpu > shape.maxVcpu {
@@ -212,11 +212,9 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   }
 
   func deleteNow(node: String, uuid: String) throws {
-    let (domain, ownership) = try ownedNode(node, uuid: uuid)
+    let (domain, ownership, shape) = try ownedNode(node, uuid: uuid)
     var overlay: String?
     do {
-      calls.record("config-xml")
-      let shape = DomainXMLReader.shape(config: try domain.xml(inactive: true), live: nil)
       if let imagePool = ownership.disk.split(separator: "/").first.map(String.init), shape.disks.contains(ownership.disk) {
         let volume = String(ownership.disk.dropFirst(imagePool.count + 1))
         // This node's own overlay, or one named as Drover named overlays before (node-<name>-g<n>).
@@ -295,18 +293,23 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   }
 
   public func isRunning(node: String) -> Bool? {
-    calls.record("state")
-    guard let domain = try? connection.domain(named: node), let state = try? domain.state() else { return nil }
-    return state.isActive
+    let answer = try? guarded("reading the state of \(node)") { [self] () -> Bool? in
+      calls.record("state")
+      guard let domain = try? connection.domain(named: node), let state = try? domain.state() else { return nil }
+      return state.isActive
+    }
+    return answer ?? nil
   }
 
   /// Looks the domain up again and proves it is still the owned node the plan meant.
   ///
   /// Why here and not only in the planner: the plan may be minutes old; a foreign domain may have
   /// taken the name since. This is the last check before any destructive call.
-  func ownedDomain(_ name: String, uuid: String) throws -> Domain { try ownedNode(name, uuid: uuid).0 }
+  func ownedDomain(_ name: String, uuid: String) throws -> Domain { try ownedNode(name, uuid: uuid).domain }
 
-  func ownedNode(_ name: String, uuid: String) throws -> (Domain, NodeOwnership) {
+  /// The domain, its ownership record and its persistent shape, from one read of its persistent
+  /// XML (the record Drover writes is always in the config).
+  func ownedNode(_ name: String, uuid: String) throws -> (domain: Domain, ownership: NodeOwnership, shape: DomainShape) {
     calls.record("lookup")
     let found: Domain?
     do { found = try connection.domain(named: name) } catch {
@@ -315,12 +318,12 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     guard let domain = found else {
       throw HostError(uri: uri, node: name, operation: "refusing to act", reason: "the domain no longer exists")
     }
-    calls.record("metadata")
-    let metadata: String?
-    do { metadata = try domain.metadata(namespace: OwnershipMetadata.namespace) } catch {
-      throw HostError(uri: uri, node: name, operation: "cannot read metadata", libvirt: error)
+    calls.record("config-xml")
+    let xml: String
+    do { xml = try domain.xml(inactive: true) } catch {
+      throw HostError(uri: uri, node: name, operation: "cannot read the domain", libvirt: error)
     }
-    guard let ownership = metadata.flatMap(OwnershipMetadata.parse), ownership.node == name else {
+    guard let ownership = DomainXMLReader.ownershipElement(xml).flatMap(OwnershipMetadata.parse), ownership.node == name else {
       throw HostError(uri: uri, node: name, operation: "refusing to act", reason: "the domain is not owned by Drover")
     }
     guard domain.uuid == uuid else {
@@ -328,7 +331,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
         uri: uri, node: name, operation: "refusing to act",
         reason: "the domain's UUID is \(domain.uuid), not \(uuid) as planned; run plan again")
     }
-    return (domain, ownership)
+    return (domain, ownership, DomainXMLReader.shape(config: xml, live: nil))
   }
 }
 

@@ -9,7 +9,8 @@ public protocol AddressResolving {
 }
 
 /// Everything the engine needs from one hypervisor host (implemented over libvirt by
-/// `DroverLibvirt`). Signatures use model types only, so the engine never sees libvirt.
+/// `DroverLibvirt`). Signatures use model types only, so the engine never sees libvirt. Every
+/// operation returns or throws within the host's deadline, also when the host stops answering.
 public protocol HostBackend: AnyObject, Sendable {
   var uri: String { get }
 

@@ -19,6 +19,13 @@ public final class Connection: @unchecked Sendable {
 
   deinit { virConnectClose(pointer) }
 
+  /// The driver behind the connection, as libvirt names it (`QEMU`, `Test`, …).
+  /// The corresponding C function is `virConnectGetType`.
+  public func driverType() throws(LibvirtError) -> String {
+    guard let type = virConnectGetType(pointer) else { throw LibvirtError.last(fallback: "reading the driver type of \(uri)") }
+    return String(cString: type)
+  }
+
   /// Opens `uri`, giving up after `timeout` seconds.
   ///
   /// Why a deadline: opening a remote URI to a black-holed host can block for minutes in TCP/SSH.
