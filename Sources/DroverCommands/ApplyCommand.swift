@@ -100,8 +100,13 @@ struct ApplySession {
     }
     defer { locks.removeAll() }
 
+    let observed = context.observe()
     let (current, diagnostics) = makePlan(
-      pools: context.specs.poolSpecs, observed: context.observe(), options: try context.planOptions(project, targeting: targeting, images: images))
+      pools: context.specs.poolSpecs, observed: observed, options: try context.planOptions(project, targeting: targeting, images: images))
+    do { try context.rememberHosts(observed, project: project.projectName, stateDirectory: project.stateDirectory) } catch {
+      report(error)
+      throw ExitCode.failure
+    }
     if diagnostics.hasErrors {
       if !json { Output.out(PlanView.human(current, color: project.color, complete: false)) }
       Report.diagnostics(diagnostics, sources: context.sources, format: json ? .json : .human, noColor: project.noColor)

@@ -43,7 +43,8 @@ struct BakeCommand: ParsableCommand {
       throw ExitCode.failure
     }
     let backend: LibvirtHostBackend
-    do { backend = try LibvirtHostBackend.connect(host, timeout: project.connectTimeout) } catch {
+    do { backend = try LibvirtHostBackend.connect(
+        host, timeout: project.connectTimeout, callTimeout: project.callTimeout, keepAlive: project.keepAlive) } catch {
       Report.diagnostics(error.diagnostics, sources: [], format: json ? .json : .human, noColor: project.noColor)
       throw ExitCode.failure
     }

@@ -25,10 +25,19 @@ struct ProjectOptions: ParsableArguments {
   @Option(help: "Seconds each operation on a host (a read of its domains, a node's create, update or delete) may take before the host is reported as not answering.")
   var callTimeout: Double = 30
 
+  @Option(help: "Seconds without traffic after which Drover pings a host (libvirt's keepalive, as virsh -k); 0 turns it off.")
+  var keepaliveInterval: Int32 = 5
+
+  @Option(help: "Unanswered pings after which a host is given up and every call waiting on it fails (as virsh -K).")
+  var keepaliveCount: UInt32 = 3
+
   @Flag(help: "Never colour the output.")
   var noColor = false
 
   func validate() throws {
+    guard keepaliveInterval >= 0, keepaliveCount >= 1 else {
+      throw ValidationError("--keepalive-interval must be 0 or more seconds and --keepalive-count at least 1")
+    }
     guard ProjectName.isValid(projectName) else {
       throw ValidationError("--project (or $DROVER_PROJECT) must be 1–64 letters, digits, '_' or '-', not '\(projectName)'")
     }
@@ -39,6 +48,10 @@ struct ProjectOptions: ParsableArguments {
   /// Lock files and other local state (never the source of truth: libvirt is).
   var stateDirectory: String { dir + "/.drover" }
   var color: Bool { Output.useColor(disabled: noColor) }
+  /// The keepalive every connection gets, local ones too (nil: off).
+  var keepAlive: HostKeepAlive? {
+    keepaliveInterval > 0 ? HostKeepAlive(interval: keepaliveInterval, count: keepaliveCount) : nil
+  }
 }
 
 /// Specs loaded and hosts connected: what plan, apply, status and drift start from.
@@ -48,6 +61,10 @@ struct ProjectContext {
   var backends: [String: LibvirtHostBackend]
   /// Hosts that could not be connected, with the reason.
   var unreachable: [String: String]
+  /// Hosts the pool files name.
+  var declaredHosts: Set<String> = []
+  /// Hosts `.drover/hosts` remembers (read too: see `ProjectHosts`).
+  var rememberedHosts: Set<String> = []
 
   /// Loads and validates the specs (reporting and failing on any error), then connects to every
   /// host they name, in parallel, each within the connect timeout.
@@ -79,10 +96,31 @@ struct ProjectContext {
       throw ExitCode.failure
     }
     PhaseTimings.mark("specs")
-    let uris = Array(Set(specs.pools.flatMap(\.spec.hosts))).sorted()
-    let connected = Connector.connect(uris, readOnly: readOnly, timeout: options.connectTimeout, imagePool: imagePool, callTimeout: options.callTimeout)
+    let declared = Set(specs.pools.flatMap(\.spec.hosts))
+    let remembered: Set<String>
+    switch KnownHostsFile.read(stateDirectory: options.stateDirectory) {
+    case .success(let hosts): remembered = hosts
+    case .failure(let problem):
+      Report.diagnostics([problem], sources: [], format: format, noColor: options.noColor)
+      throw ExitCode.failure
+    }
+    let uris = ProjectHosts.toRead(declared: declared, remembered: remembered)
+    let connected = Connector.connect(
+      uris, readOnly: readOnly, timeout: options.connectTimeout, imagePool: imagePool, callTimeout: options.callTimeout, keepAlive: options.keepAlive)
     PhaseTimings.mark("connect")
-    return ProjectContext(specs: specs, sources: sources, backends: connected.backends, unreachable: connected.unreachable)
+    return ProjectContext(
+      specs: specs, sources: sources, backends: connected.backends, unreachable: connected.unreachable, declaredHosts: declared,
+      rememberedHosts: remembered)
+  }
+
+  /// Writes `.drover/hosts` for what `observed` shows (apply calls it before it changes anything,
+  /// so a host is remembered before the project has nodes there). Unchanged content is not
+  /// rewritten.
+  func rememberHosts(_ observed: ObservedWorld, project: String, stateDirectory: String) throws(Diagnostic) {
+    let keep = ProjectHosts.toRemember(declared: declaredHosts, remembered: rememberedHosts, observed: observed, project: project)
+    if keep != rememberedHosts || !FileManager.default.fileExists(atPath: KnownHostsFile.path(in: stateDirectory)) {
+      try KnownHostsFile.write(keep, stateDirectory: stateDirectory)
+    }
   }
 
   func observe(detailed: Bool = false) -> ObservedWorld {
@@ -112,14 +150,17 @@ struct ProjectContext {
 
 /// Opens connections to many hosts at once.
 enum Connector {
-  static func connect(_ uris: [String], readOnly: Bool, timeout: Double, imagePool: String? = nil, callTimeout: Double = 30) -> (
+  static func connect(
+    _ uris: [String], readOnly: Bool, timeout: Double, imagePool: String? = nil, callTimeout: Double = 30, keepAlive: HostKeepAlive? = .standard
+  ) -> (
     backends: [String: LibvirtHostBackend], unreachable: [String: String]
   ) {
     let results = Mutex<(backends: [String: LibvirtHostBackend], unreachable: [String: String])>(([:], [:]))
     BlockingFanOut.forEach(uris.count, width: uris.count) { i in
       let uri = uris[i]
       do {
-        let backend = try LibvirtHostBackend.connect(uri, readOnly: readOnly, timeout: timeout, imagePool: imagePool, callTimeout: callTimeout)
+        let backend = try LibvirtHostBackend.connect(
+          uri, readOnly: readOnly, timeout: timeout, imagePool: imagePool, callTimeout: callTimeout, keepAlive: keepAlive)
         results.withLock { $0.backends[uri] = backend }
       } catch {
         let message = (error as? HostError)?.message ?? "\(error)"

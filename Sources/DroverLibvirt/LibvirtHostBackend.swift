@@ -41,12 +41,15 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     self.bootsNodes = (try? connection.driverType())?.lowercased() != "test"
   }
 
-  /// Opens `uri` (read-only when asked) within `timeout` seconds.
+  /// Opens `uri` (read-only when asked) within `timeout` seconds, with libvirt's keepalive when
+  /// given one (see `Connection.open`).
   public static func connect(
-    _ uri: String, readOnly: Bool = false, timeout: Double = 15, imagePool: String? = nil, callTimeout: Double = 30
+    _ uri: String, readOnly: Bool = false, timeout: Double = 15, imagePool: String? = nil, callTimeout: Double = 30,
+    keepAlive: HostKeepAlive? = .standard
   ) throws(HostError) -> LibvirtHostBackend {
     do {
-      let backend = LibvirtHostBackend(connection: try Connection.open(uri, readOnly: readOnly, timeout: timeout), imagePool: imagePool)
+      let connection = try Connection.open(uri, readOnly: readOnly, timeout: timeout, keepAlive: keepAlive?.connectionValue)
+      let backend = LibvirtHostBackend(connection: connection, imagePool: imagePool)
       backend.callTimeout = callTimeout
       return backend
     } catch {

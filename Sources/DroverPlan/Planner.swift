@@ -87,6 +87,16 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
     actions += poolActions
   }
 
+  // A host no pool names any more, remembered because the project had nodes there, that could
+  // not be read: what is left there cannot be planned, and that is never "No changes".
+  for (uri, reason) in ProjectHosts.unreadFormerHosts(declared: Set(pools.flatMap(\.hosts)), observed: observed) {
+    diagnostics.append(
+      .error(
+        "libvirt.unreachable", "host \(uri), which no pool names any more but where this project had nodes, could not be read: \(reason)",
+        subject: "host \(uri)",
+        hint: "its leftover nodes cannot be planned; bring the host back, or if it is gone for good remove its line from .drover/hosts"))
+  }
+
   // Owned nodes whose pool is no longer declared: shown as deletes, never silent.
   for (poolName, nodes) in owned.sorted(by: { $0.key < $1.key }) where declared[poolName] == nil {
     for n in nodes.sorted(by: { $0.ownership.index < $1.ownership.index }) {

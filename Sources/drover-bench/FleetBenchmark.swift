@@ -53,6 +53,10 @@ enum FleetBenchmark {
       try removeDomains(s.holder, prefix: "\(pool)-")
       try check(runProcess(s.drover, ["apply", "--auto-approve"], cwd: s.work, environment: s.env), "drover apply")
     }
+    apply.add("drover apply, keepalive off", runs: s.runs) {
+      try removeDomains(s.holder, prefix: "\(pool)-")
+      try check(runProcess(s.drover, ["apply", "--auto-approve", "--keepalive-interval", "0"], cwd: s.work, environment: s.env), "drover apply")
+    }
     apply.add("floor: C define+start loop, serial", runs: s.runs) {
       try removeDomains(s.holder, prefix: "floor\(n)-")
       try check(runProcess(s.floor, [uri, "create", "floor\(n)", "\(n)", "drover-images"]), "libvirt-floor create")
@@ -64,6 +68,7 @@ enum FleetBenchmark {
     }
     lines.append("apply, create \(n) nodes (median of \(s.runs))")
     lines.append(Report.time("drover apply --auto-approve (whole process)", a["drover apply --auto-approve"]))
+    lines.append(Report.time("drover apply --keepalive-interval 0 (no event loop)", a["drover apply, keepalive off"], note: Report.ratio(a["drover apply --auto-approve"], a["drover apply, keepalive off"], atMost: nil) + " (keepalive's cost)"))
     lines.append(Report.time("floor: C overlay volume + define + start loop, serial", a["floor: C define+start loop, serial"],
       note: Report.ratio(a["drover apply --auto-approve"], a["floor: C define+start loop, serial"], atMost: n == 1000 ? 1.0 : nil)))
     if n == 1000 {
@@ -81,6 +86,9 @@ enum FleetBenchmark {
     let slow = big ? 2 : 3  // Ansible and kcli take seconds per run at this size
     var plan = Contest()
     plan.add("drover plan", runs: s.runs) { try check(runProcess(s.drover, ["plan", "--detailed-exitcode"], cwd: s.work, environment: s.env), "drover plan") }
+    plan.add("drover plan, keepalive off", runs: s.runs) {
+      try check(runProcess(s.drover, ["plan", "--detailed-exitcode", "--keepalive-interval", "0"], cwd: s.work, environment: s.env), "drover plan")
+    }
     plan.add("floor: C", runs: s.runs) { try check(runProcess(s.floor, [uri, "observe-config", "drover-images"]), "libvirt-floor") }
     plan.add("floor: C metadata", runs: s.runs) { try check(runProcess(s.floor, [uri, "observe", OwnershipMetadata.namespace]), "libvirt-floor") }
     if let py = try? s.peers.pythonFloor(uri: uri, namespace: OwnershipMetadata.namespace) { plan.add("floor: python", runs: s.runs, py) }
@@ -91,6 +99,7 @@ enum FleetBenchmark {
     let d = p["drover plan"]
     lines.append("plan, no changes (median of \(s.runs); kcli and ansible \(slow))")
     lines.append(Report.time("drover plan (whole process)", d))
+    lines.append(Report.time("drover plan --keepalive-interval 0 (no event loop)", p["drover plan, keepalive off"], note: Report.ratio(d, p["drover plan, keepalive off"], atMost: nil) + " (keepalive's cost)"))
     lines.append(Report.time("floor: C, list + persistent XML per domain + pool volumes, serial", p["floor: C"], note: Report.ratio(d, p["floor: C"], atMost: n == 1000 ? 1.0 : nil)))
     lines.append(Report.time("floor: C, list + metadata only (plan before day-2 convergence)", p["floor: C metadata"], note: Report.ratio(d, p["floor: C metadata"], atMost: nil)))
     lines.append(Report.time("floor: libvirt-python, list + metadata, serial", p["floor: python"], note: p["floor: python"] == nil ? Peers.missingHint : Report.ratio(d, p["floor: python"], atMost: nil)))
@@ -109,6 +118,9 @@ enum FleetBenchmark {
     let before = try worldSnapshot(s.holder)
     var drift = Contest()
     drift.add("drover drift", runs: s.runs) { _ = try runProcess(s.drover, ["drift", "--json"], cwd: s.work, environment: s.env) }
+    drift.add("drover drift, keepalive off", runs: s.runs) {
+      _ = try runProcess(s.drover, ["drift", "--json", "--keepalive-interval", "0"], cwd: s.work, environment: s.env)
+    }
     drift.add("floor: C xml", runs: s.runs) { try check(runProcess(s.floor, [uri, "observe-xml"]), "libvirt-floor observe-xml") }
     drift.add("floor: C", runs: s.runs) { try check(runProcess(s.floor, [uri, "observe", OwnershipMetadata.namespace]), "libvirt-floor") }
     let r = drift.run()
@@ -118,6 +130,7 @@ enum FleetBenchmark {
     let writes = s.holder.calls.writes
     lines.append("drift, read-only (median of \(s.runs))")
     lines.append(Report.time("drover drift --json (whole process)", r["drover drift"]))
+    lines.append(Report.time("drover drift --keepalive-interval 0 (no event loop)", r["drover drift, keepalive off"], note: Report.ratio(r["drover drift"], r["drover drift, keepalive off"], atMost: nil) + " (keepalive's cost)"))
     lines.append(Report.time("floor: C, the same XML reads, serial", r["floor: C xml"], note: Report.ratio(r["drover drift"], r["floor: C xml"], atMost: n == 1000 ? 1.0 : nil)))
     lines.append(Report.time("floor: C, list + metadata (plan's floor)", r["floor: C"], note: Report.ratio(r["drover drift"], r["floor: C"], atMost: nil)))
     lines.append(String(format: "  libvirt calls: %.2f reads per node; %d write calls; every domain unchanged after %d runs: %@   target 0 writes: %@",

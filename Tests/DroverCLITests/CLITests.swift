@@ -146,7 +146,9 @@ import Testing
     #expect(try h.run(["apply", "--auto-approve"]).status == 1)
     kill(holder.processIdentifier, SIGKILL)
     holder.waitUntilExit()
-    Thread.sleep(forTimeInterval: 0.2)
+    // The kernel drops a dead process's flock when its last descriptor closes: wait for that
+    // event, not for a time.
+    for _ in 0..<100 where PoolLock.isHeld(pool: pool, directory: lockDir.path) { Thread.sleep(forTimeInterval: 0.02) }
     #expect(try h.run(["apply", "--auto-approve"]).status == 0)
   }
 

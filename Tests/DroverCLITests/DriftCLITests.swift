@@ -88,11 +88,10 @@ import Testing
     try "name: far\nhosts: ['test+unix:///default?socket=/nonexistent/sock']\nreplicas: 1\nimage: demo@v1\n"
       .write(to: h.dir.appendingPathComponent("pools/far.yaml"), atomically: true, encoding: .utf8)
     let metrics = h.dir.appendingPathComponent("m.prom").path
-    let start = Date()
-    let run = try h.run(["drift", "--connect-timeout", "5", "--prometheus", metrics])
+    let run = try h.run(["drift", "--connect-timeout", "600", "--prometheus", metrics])
     #expect(run.status == 1)
-    #expect(Date().timeIntervalSince(start) < 5)
-    #expect(run.stderr.contains("could not check"))
+    // The refused connection ends it, not a deadline (600 s would fail the suite's time budget).
+    #expect(run.stderr.contains("could not check") && !run.stderr.contains("no answer within"), "\(run.stderr)")
     #expect(try String(contentsOfFile: metrics, encoding: .utf8).contains("drover_drift_check_success 0"))
   }
 }

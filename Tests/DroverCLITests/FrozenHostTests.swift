@@ -22,10 +22,18 @@ import Testing
 
     var uri: String { "test+unix:///default?socket=\(socket)" }
 
-    deinit {
-      process.terminate()
+    /// Stops relaying for good: the socket is gone, so a client's connect is refused.
+    /// SIGKILL, not SIGTERM: a child spawned from a test worker thread may inherit a mask that
+    /// blocks SIGTERM, and then it would never end.
+    func stop() {
+      if process.isRunning {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+      }
       try? FileManager.default.removeItem(atPath: socket)
     }
+
+    deinit { stop() }
   }
 
   func project(_ relay: Relay) throws -> (CLIHarness, String) {
@@ -52,6 +60,29 @@ import Testing
     let fd = open(lockFile, O_RDWR)
     defer { close(fd) }
     #expect(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0, "the pool lock was released")
+  }
+
+  /// Keepalive on a local connection (a Unix socket, as `qemu:///system`): with a call timeout
+  /// far away, the unanswered pings are what end the call: libvirt closes the connection and the
+  /// call fails with its own keepalive error, not Drover's watchdog message.
+  @Test func keepaliveEndsACallToAFrozenLocalDaemon() throws {
+    for command in [["plan"], ["drift"]] {
+      let relay = try Relay()
+      let (h, _) = try project(relay)
+      let run = try h.run(command + ["--call-timeout", "600", "--keepalive-interval", "1", "--keepalive-count", "2"])
+      #expect(run.status == 1, "\(command)")
+      #expect(run.stderr.contains("keepalive timeout") && run.stderr.contains(relay.socket), "\(command): \(run.stderr)")
+      #expect(!run.stderr.contains("no answer within"), "the watchdog did not fire first: \(run.stderr)")
+    }
+  }
+
+  /// With keepalive turned off the watchdog alone ends the call: the two are independent.
+  @Test func withoutKeepaliveTheWatchdogEndsTheCall() throws {
+    let relay = try Relay()
+    let (h, _) = try project(relay)
+    let run = try h.run(["plan", "--call-timeout", "2", "--keepalive-interval", "0"])
+    #expect(run.status == 1)
+    #expect(run.stderr.contains("no answer within 2 s") && !run.stderr.contains("keepalive"), "\(run.stderr)")
   }
 
   @Test func planAndDriftFailWithinTheCallTimeoutNamingTheHost() throws {

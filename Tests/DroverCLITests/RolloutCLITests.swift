@@ -193,12 +193,18 @@ final class RolloutHarness {
     try r.cleanup()
   }
 
+  /// A hook that hangs, and a process it started in the background, are both gone when drain
+  /// returns: the wait ended at the timeout by killing its process group, not by the hook ending.
   @Test func aDrainHookThatHangsIsKilledAtItsTimeout() throws {
-    let drainer = Drainers.make(.init(backend: .command(cordon: nil, drain: ["/bin/sleep", "60"], uncordon: nil), timeout: .seconds(1)))
-    let start = Date()
+    let pids = FileManager.default.temporaryDirectory.appendingPathComponent("drover-hook-\(UUID().uuidString.prefix(8))").path
+    defer { try? FileManager.default.removeItem(atPath: pids) }
+    let hook = ["/bin/sh", "-c", "sleep 600 & echo $! > \(pids); echo $$ >> \(pids); wait"]
+    let drainer = Drainers.make(.init(backend: .command(cordon: nil, drain: hook, uncordon: nil), timeout: .seconds(1)))
     let drained = try drainer.drain(NodeEndpoint(name: "n", host: "h", pool: "p", image: "i"), timeout: 1)
     #expect(!drained)
-    #expect(Date().timeIntervalSince(start) < 10)
+    let started = try String(contentsOfFile: pids, encoding: .utf8).split(separator: "\n").compactMap { Int32($0) }
+    #expect(started.count == 2, "the hook and its background child both started")
+    for pid in started { #expect(ProcessLiveness.isGone(pid), "process \(pid) of the hook was killed") }
   }
 }
 

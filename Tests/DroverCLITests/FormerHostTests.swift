@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+
+/// A host that no pool file names any more, where the project still has nodes: remembered in
+/// `.drover/hosts`, read like a declared one, its leftovers planned, removed, then forgotten; an
+/// unreadable one is an error, never "No changes". The host is a relay in front of libvirtd's
+/// socket, so it has a URI of its own that only the removed pool file named.
+@Suite(.serialized) struct FormerHostTests {
+  func poolFile(_ h: CLIHarness, _ pool: String) -> URL { h.dir.appendingPathComponent("pools/\(pool).yaml") }
+
+  func deploy(_ h: CLIHarness, _ pool: String, on uri: String) throws {
+    try "name: \(pool)\nhosts: [\"\(uri)\"]\nreplicas: 2\nimage: demo@v1\n".write(to: poolFile(h, pool), atomically: true, encoding: .utf8)
+    let apply = try h.run(["apply", "--auto-approve"])
+    #expect(apply.status == 0, "\(apply.stdout)\(apply.stderr)")
+    #expect(try h.nodes(pool).count == 2)
+    #expect(try hostsFile(h).contains(uri), "apply remembered the host")
+  }
+
+  func hostsFile(_ h: CLIHarness) throws -> String {
+    (try? String(contentsOf: h.dir.appendingPathComponent(".drover/hosts"), encoding: .utf8)) ?? ""
+  }
+
+  @Test func leftoversOnAHostNoPoolNamesArePlannedRemovedAndTheHostForgotten() throws {
+    let relay = try FrozenHostTests.Relay(freezeAt: Int(Int32.max))
+    let h = try CLIHarness()
+    let pool = CLIHarness.unique("fh")
+    try deploy(h, pool, on: relay.uri)
+    try FileManager.default.removeItem(at: poolFile(h, pool))
+
+    let plan = try h.run(["plan", "--detailed-exitcode"])
+    #expect(plan.status == 2, "\(plan.stdout)\(plan.stderr)")
+    #expect(plan.stdout.contains("\(pool)-1") && plan.stdout.contains("\(pool)-2") && plan.stdout.contains("pool \(pool) is no longer declared"), "\(plan.stdout)")
+    let drift = try h.run(["drift"])
+    #expect(drift.status == 2 && drift.stdout.contains("\(pool)-1"), "drift reports the leftovers: \(drift.stdout)\(drift.stderr)")
+
+    let apply = try h.run(["apply", "--auto-approve"])
+    #expect(apply.status == 0, "\(apply.stdout)\(apply.stderr)")
+    #expect(try h.nodes(pool).isEmpty, "the leftover nodes were deleted")
+    try h.expectOverlaysMatchDomains(pool, "after removing the leftovers")
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+    let remembered = try hostsFile(h)
+    #expect(!remembered.contains(relay.uri), "a host read with nothing of the project's is forgotten: \(remembered)")
+    #expect(try h.run(["plan", "--detailed-exitcode"]).status == 0)
+  }
+
+  @Test func aFormerHostThatCannotBeReadIsAnErrorNeverNoChanges() throws {
+    let relay = try FrozenHostTests.Relay(freezeAt: Int(Int32.max))
+    let h = try CLIHarness()
+    let pool = CLIHarness.unique("fu")
+    try deploy(h, pool, on: relay.uri)
+    try FileManager.default.removeItem(at: poolFile(h, pool))
+    relay.stop()
+
+    for command in [["plan"], ["apply", "--auto-approve"], ["drift"]] {
+      let run = try h.run(command + ["--connect-timeout", "5"])
+      #expect(run.status == 1, "\(command): \(run.stdout)\(run.stderr)")
+      #expect(run.stderr.contains("which no pool names any more") || run.stderr.contains("could not check"), "\(command): \(run.stderr)")
+      #expect(run.stderr.contains(relay.socket), "\(command) names the host: \(run.stderr)")
+      #expect(!run.stdout.contains("No changes") && !run.stdout.contains("No drift:"), "\(command): \(run.stdout)")
+    }
+    #expect(try h.nodes(pool).count == 2, "nothing was touched")
+    #expect(try hostsFile(h).contains(relay.uri), "an unread host is not forgotten")
+
+    // The README's way out: edit the file. Here it points at the same daemon under its plain URI.
+    try "\(CLIHarness.uri)\n".write(to: h.dir.appendingPathComponent(".drover/hosts"), atomically: true, encoding: .utf8)
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+    #expect(try h.nodes(pool).isEmpty)
+  }
+
+  @Test func aHostsFileLineThatIsNotAURIIsALocatedError() throws {
+    let h = try CLIHarness()
+    try h.writePool(CLIHarness.unique("hf"), replicas: 0)
+    let state = h.dir.appendingPathComponent(".drover")
+    try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
+    try "# remembered\n\(CLIHarness.uri)\n$(touch /tmp/pwned) x\n".write(to: state.appendingPathComponent("hosts"), atomically: true, encoding: .utf8)
+    for command in [["plan"], ["apply", "--auto-approve"], ["drift"], ["status"]] {
+      let run = try h.run(command)
+      #expect(run.status == 1, "\(command)")
+      #expect(run.stderr.contains(".drover/hosts:3:1: error: line 3 of"), "\(command): \(run.stderr)")
+    }
+  }
+}

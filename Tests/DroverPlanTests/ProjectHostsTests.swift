@@ -1,0 +1,59 @@
+import DroverModel
+import DroverPlan
+import Testing
+
+/// Which hosts a project keeps reading (`ProjectHosts`), as a table, and what the planner says of
+/// a remembered host it could not read.
+@Suite struct ProjectHostsTests {
+  static let a = "qemu+ssh://a/system", b = "qemu+ssh://b/system", c = "qemu+ssh://c/system"
+
+  static func host(_ uri: String, owned project: String? = nil, overlay: String? = nil) -> ObservedHost {
+    let domains: [ObservedDomain] = project.map { p -> [ObservedDomain] in
+      let spec = PoolSpec(name: "web", hosts: [uri], replicas: 1, image: ImageRef(parsing: "demo@v1")!)
+      let o = desiredOwnership(spec, index: 1, digest: "", generation: 1, project: p)
+      return [ObservedDomain(name: o.node, uuid: "u", state: "running", isActive: true, ownership: o, metadataDigest: "")]
+    } ?? []
+    return ObservedHost(uri: uri, domains: domains, overlays: overlay.map { [$0] } ?? [])
+  }
+
+  struct Row: Sendable, CustomTestStringConvertible {
+    var name: String
+    var declared: Set<String>
+    var remembered: Set<String>
+    var observed: ObservedWorld
+    var expected: Set<String>
+    var testDescription: String { name }
+  }
+
+  static let rows: [Row] = [
+    Row(name: "declared hosts are remembered before they hold anything", declared: [a], remembered: [], observed: ObservedWorld(hosts: [a: host(a)]), expected: [a]),
+    Row(name: "a former host with a node of the project stays", declared: [a], remembered: [a, b],
+        observed: ObservedWorld(hosts: [a: host(a), b: host(b, owned: "default")]), expected: [a, b]),
+    Row(name: "a former host with only an overlay of the project stays", declared: [], remembered: [b],
+        observed: ObservedWorld(hosts: [b: host(b, overlay: "drover.default.web-1.g1.qcow2")]), expected: [b]),
+    Row(name: "a former host read holding nothing of the project's is forgotten", declared: [a], remembered: [a, b],
+        observed: ObservedWorld(hosts: [a: host(a), b: host(b, owned: "other", overlay: "drover.other.web-1.g1.qcow2")]), expected: [a]),
+    Row(name: "a former host that could not be read is kept", declared: [a], remembered: [b],
+        observed: ObservedWorld(hosts: [a: host(a)], unreachable: [b: "refused"]), expected: [a, b]),
+    Row(name: "an undeclared host holding project nodes is remembered even if never listed", declared: [], remembered: [],
+        observed: ObservedWorld(hosts: [c: host(c, owned: "default")]), expected: [c]),
+  ]
+
+  @Test(arguments: rows) func remembered(_ row: Row) {
+    #expect(ProjectHosts.toRemember(declared: row.declared, remembered: row.remembered, observed: row.observed, project: "default") == row.expected)
+  }
+
+  @Test func readsDeclaredAndRememberedOnce() {
+    #expect(ProjectHosts.toRead(declared: [Self.b, Self.a], remembered: [Self.a, Self.c]) == [Self.a, Self.b, Self.c])
+  }
+
+  @Test func anUnreadFormerHostIsAPlanErrorNamingIt() {
+    let spec = PoolSpec(name: "db", hosts: [Self.a], replicas: 0, image: ImageRef(parsing: "demo@v1")!)
+    let world = ObservedWorld(hosts: [Self.a: Self.host(Self.a)], unreachable: [Self.b: "connection refused"])
+    let (plan, diagnostics) = makePlan(pools: [spec], observed: world)
+    #expect(plan.actions.isEmpty)
+    #expect(diagnostics.count == 1)
+    #expect(diagnostics.first?.message.contains("host \(Self.b), which no pool names any more") == true)
+    #expect(diagnostics.first?.hint?.contains(".drover/hosts") == true)
+  }
+}
