@@ -100,10 +100,11 @@ struct ApplySession {
     }
     defer { locks.removeAll() }
 
-    let observed = context.observe()
+    let asRead = context.observeAsRead()
+    let observed = ProjectHosts.withoutAliases(asRead, declared: context.declaredHosts)
     let (current, diagnostics) = makePlan(
       pools: context.specs.poolSpecs, observed: observed, options: try context.planOptions(project, targeting: targeting, images: images))
-    do { try context.rememberHosts(observed, project: project.projectName, stateDirectory: project.stateDirectory) } catch {
+    do { try context.rememberHosts(asRead, project: project.projectName, stateDirectory: project.stateDirectory) } catch {
       report(error)
       throw ExitCode.failure
     }

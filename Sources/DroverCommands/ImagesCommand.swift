@@ -15,9 +15,12 @@ struct ImagesCommand: ParsableCommand {
 
 /// Which images are in use: by a pool's spec, by a node, or as the previous image of a pool.
 enum ImageUsage {
-  static func nodesByKey(_ context: ProjectContext, project: String) -> [String: [String]] {
+  /// Nil when a host could not be read: then which images are in use is not known.
+  static func nodesByKey(_ context: ProjectContext, project: String) -> [String: [String]]? {
+    let world = context.observe()
+    guard world.unreachable.isEmpty else { return nil }
     var result: [String: [String]] = [:]
-    for host in context.observe().hosts.values {
+    for host in world.hosts.values {
       for d in host.domains {
         if let o = d.ownership, o.project == project, !o.digest.isEmpty { result[o.digest, default: []].append(d.name) }
       }
@@ -38,7 +41,7 @@ struct ImagesListCommand: ParsableCommand {
   func run() throws {
     let catalogue = images.catalogue
     let context = try? ProjectContext.load(project, readOnly: true)
-    let used = context.map { ImageUsage.nodesByKey($0, project: project.projectName) } ?? [:]
+    let used = context.flatMap { ImageUsage.nodesByKey($0, project: project.projectName) } ?? [:]
     let formatter = ISO8601DateFormatter()
     let rows = catalogue.manifests.sorted { ($0.name, $0.created) < ($1.name, $1.created) }
     if json {
@@ -83,8 +86,14 @@ struct ImagesGCCommand: ParsableCommand {
       Output.err("error: cannot see every host (\(context.unreachable.keys.sorted().joined(separator: ", "))), so cannot tell which images are in use; nothing deleted")
       throw ExitCode.failure
     }
+    guard let inUse = ImageUsage.nodesByKey(context, project: project.projectName) else {
+      Report.diagnostics(
+        [.error("libvirt.unreachable", "a host could not be read, so which images are in use is not known; nothing deleted", hint: "run drover plan to see which host, and try again once it answers")],
+        sources: [], format: .human, noColor: project.noColor)
+      throw ExitCode.failure
+    }
     let keep = ImageGC.keep(
-      catalogue: catalogue, pools: context.specs.poolSpecs, inUse: Set(ImageUsage.nodesByKey(context, project: project.projectName).keys),
+      catalogue: catalogue, pools: context.specs.poolSpecs, inUse: Set(inUse.keys),
       overlayBackings: ImageGC.overlayBackings(in: catalogue.directory))
     var removed = 0
     for m in catalogue.manifests where !keep.contains(m.key) {

@@ -63,7 +63,7 @@ struct ProjectContext {
   var unreachable: [String: String]
   /// Hosts the pool files name.
   var declaredHosts: Set<String> = []
-  /// Hosts `.drover/hosts` remembers (read too: see `ProjectHosts`).
+  /// Hosts `.drover/hosts.<project>` remembers (read too: see `ProjectHosts`).
   var rememberedHosts: Set<String> = []
 
   /// Loads and validates the specs (reporting and failing on any error), then connects to every
@@ -98,7 +98,7 @@ struct ProjectContext {
     PhaseTimings.mark("specs")
     let declared = Set(specs.pools.flatMap(\.spec.hosts))
     let remembered: Set<String>
-    switch KnownHostsFile.read(stateDirectory: options.stateDirectory) {
+    switch KnownHostsFile.read(stateDirectory: options.stateDirectory, project: options.projectName, isAcceptable: RememberedURI.isAcceptable) {
     case .success(let hosts): remembered = hosts
     case .failure(let problem):
       Report.diagnostics([problem], sources: [], format: format, noColor: options.noColor)
@@ -113,17 +113,24 @@ struct ProjectContext {
       rememberedHosts: remembered)
   }
 
-  /// Writes `.drover/hosts` for what `observed` shows (apply calls it before it changes anything,
+  /// Writes `.drover/hosts.<project>` for what `observed` shows (apply calls it before it changes anything,
   /// so a host is remembered before the project has nodes there). Unchanged content is not
   /// rewritten.
+  /// `observed` is the world as read (`observeAsRead`), aliases included.
   func rememberHosts(_ observed: ObservedWorld, project: String, stateDirectory: String) throws(Diagnostic) {
-    let keep = ProjectHosts.toRemember(declared: declaredHosts, remembered: rememberedHosts, observed: observed, project: project)
-    if keep != rememberedHosts || !FileManager.default.fileExists(atPath: KnownHostsFile.path(in: stateDirectory)) {
-      try KnownHostsFile.write(keep, stateDirectory: stateDirectory)
+    let declared = declaredHosts
+    try KnownHostsFile.update(stateDirectory: stateDirectory, project: project, isAcceptable: RememberedURI.isAcceptable) { now in
+      ProjectHosts.toRemember(declared: declared, remembered: now, observed: observed, project: project)
     }
   }
 
+  /// The world to plan and report with: every host read, less remembered ones that turn out to
+  /// be a declared host under another URI (see `ProjectHosts.aliases`).
   func observe(detailed: Bool = false) -> ObservedWorld {
+    ProjectHosts.withoutAliases(observeAsRead(detailed: detailed), declared: declaredHosts)
+  }
+
+  func observeAsRead(detailed: Bool = false) -> ObservedWorld {
     WorldObserver.observe(backends.keys.sorted().compactMap { backends[$0] }, unreachable: unreachable, detailed: detailed)
   }
 
@@ -145,6 +152,19 @@ struct ProjectContext {
     PlanOptions(
       targets: targeting.targets, excludes: targeting.excludes, imageDigests: images.catalogue.digestsByReference,
       project: project.projectName, forceReplace: targeting.replace, activeRollouts: try activeRollouts(stateDirectory: project.stateDirectory))
+  }
+}
+
+/// Which URIs `.drover/hosts.<project>` may hold: the rule pool files obey, without the ext
+/// transport or the query parameters that make libvirt run a program or read a key (`command`,
+/// `netcat`, `keyfile`, `pkipath`): a line in a local file must never be a way to run something.
+enum RememberedURI {
+  static func isAcceptable(_ uri: String) -> Bool {
+    guard uri.count <= 1024, SpecUnits.isLibvirtURI(uri), let sep = uri.range(of: "://") else { return false }
+    if uri[..<sep.lowerBound].hasSuffix("+ext") { return false }
+    let query = uri.split(separator: "?", maxSplits: 1).dropFirst().first ?? ""
+    let keys = query.split(separator: "&").map { $0.split(separator: "=", maxSplits: 1).first.map { $0.lowercased() } ?? "" }
+    return !keys.contains { ["command", "netcat", "keyfile", "pkipath"].contains($0) }
   }
 }
 

@@ -1,65 +1,100 @@
 import DroverBasics
 import Foundation
 
-/// `.drover/hosts`: the hosts where this project was seen owning nodes (see `ProjectHosts`), one
-/// libvirt URI per line; `#` starts a comment.
+/// `.drover/hosts.<project>`: the hosts where a project was seen owning nodes (see
+/// `ProjectHosts`), one libvirt URI per line; a line starting with `#` is a comment.
 ///
 /// Why a file and not libvirt: a host no pool file names can only be found again if something
 /// remembers it. The file is local state, not a source of truth: it only says where to look; what
-/// is there is always read from libvirt. It is read as untrusted input (anyone can edit it): a
-/// line that is not a plain URI is a located error, never a connection attempt.
+/// is there is always read from libvirt. It is read as untrusted input (anyone can edit it): only
+/// a regular file, at most 1 MiB, each line a URI the caller's rule accepts — anything else is a
+/// located error, never a connection attempt. One file per project: a folder used by two
+/// projects never has one forget the other's hosts.
 public enum KnownHostsFile {
-  public static func path(in stateDirectory: String) -> String { stateDirectory + "/hosts" }
+  public static func path(in stateDirectory: String, project: String) -> String { "\(stateDirectory)/hosts.\(project)" }
 
-  /// The remembered hosts; none when the file does not exist.
-  public static func read(stateDirectory: String) -> Result<Set<String>, Diagnostic> {
-    let file = path(in: stateDirectory)
-    guard FileManager.default.fileExists(atPath: file) else { return .success([]) }
-    guard let data = FileManager.default.contents(atPath: file), data.count <= 1 << 20,
-      let text = String(data: data, encoding: .utf8)
-    else {
-      return .failure(
-        .error(
-          "state.hosts", "cannot read \(file) (unreadable, over 1 MiB, or not UTF-8)", subject: file,
-          hint: "it lists the hosts where this project has nodes; fix its permissions or remove it"))
+  static let maxBytes = 1 << 20
+
+  /// The remembered hosts; none when the file does not exist. `isAcceptable` is the URI rule (the
+  /// one pool files obey, minus anything that makes libvirt run a program).
+  public static func read(stateDirectory: String, project: String, isAcceptable: (String) -> Bool) -> Result<Set<String>, Diagnostic> {
+    let file = path(in: stateDirectory, project: project)
+    let fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+    if fd < 0 && errno == ENOENT { return .success([]) }
+    guard fd >= 0 else { return .failure(unreadable(file, String(cString: strerror(errno)))) }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return .failure(unreadable(file, "not a regular file")) }
+    var data = [UInt8](repeating: 0, count: maxBytes + 1)
+    var count = 0
+    while count < data.count {
+      let n = data.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress! + count, $0.count - count) }
+      if n < 0 && errno == EINTR { continue }
+      guard n >= 0 else { return .failure(unreadable(file, String(cString: strerror(errno)))) }
+      if n == 0 { break }
+      count += n
     }
+    guard count <= maxBytes else { return .failure(unreadable(file, "over 1 MiB")) }
+    guard let text = String(validating: data[..<count], as: UTF8.self) else { return .failure(unreadable(file, "not UTF-8")) }
+    return parse(text, file: file, isAcceptable: isAcceptable)
+  }
+
+  static func parse(_ text: String, file: String, isAcceptable: (String) -> Bool) -> Result<Set<String>, Diagnostic> {
     var hosts: Set<String> = []
-    for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-      let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-      let uri = line.trimmingCharacters(in: .whitespaces)
-      if uri.isEmpty { continue }
-      guard isPlainURI(uri) else {
+    // "\r\n" is one Character in Swift: without this a CRLF file would be one long line.
+    let lines = text.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false)
+    for (n, raw) in lines.enumerated() {
+      let uri = raw.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r")))
+      if uri.isEmpty || uri.hasPrefix("#") { continue }
+      guard isAcceptable(uri) else {
         return .failure(
           .error(
-            "state.hosts", "line \(n + 1) of \(file) is not a libvirt URI: '\(uri.prefix(80))'",
+            "state.hosts", "line \(n + 1) of \(file) is not a libvirt URI Drover accepts here: '\(uri.prefix(80))'",
             at: SourceRange(file: file, start: SourcePosition(line: n + 1, column: 1)), subject: file,
-            hint: "each line holds one URI such as qemu:///system or qemu+ssh://host/system"))
+            hint: "each line holds one URI such as qemu:///system or qemu+ssh://host/system (no ext transport, no command= or netcat=)"))
       }
       hosts.insert(uri)
     }
     return .success(hosts)
   }
 
-  /// Replaces the file's content with `hosts` (atomically: a killed write leaves the old file).
-  public static func write(_ hosts: Set<String>, stateDirectory: String) throws(Diagnostic) {
-    let file = path(in: stateDirectory)
-    let text = "# Hosts where this project has had nodes; Drover reads them even when no pool names them.\n"
-      + hosts.sorted().map { $0 + "\n" }.joined()
-    do {
-      try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
-      try Data(text.utf8).write(to: URL(fileURLWithPath: file), options: .atomic)
-    } catch {
-      throw Diagnostic.error(
-        "state.hosts", "cannot write \(file): \((error as NSError).localizedFailureReason ?? error.localizedDescription)", subject: file,
-        hint: "Drover remembers there where this project has nodes; make .drover/ writable")
+  /// Reads the file again under an exclusive lock (`hosts.<project>.lock`), lets `change` decide
+  /// the new set from what is there now, and replaces the file atomically. Why the lock: two
+  /// applies of different pools run at once; each re-reads under it, so neither writes back a
+  /// stale set it read before the other's write.
+  public static func update(
+    stateDirectory: String, project: String, isAcceptable: (String) -> Bool, _ change: (Set<String>) -> Set<String>
+  ) throws(Diagnostic) {
+    let file = path(in: stateDirectory, project: project)
+    do { try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true) } catch {
+      throw cannotWrite(file, error.localizedDescription)
+    }
+    let lockFile = file + ".lock"
+    let lock = open(lockFile, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
+    guard lock >= 0 else { throw cannotWrite(lockFile, String(cString: strerror(errno))) }
+    defer { close(lock) }
+    while flock(lock, LOCK_EX) != 0 && errno == EINTR {}
+    let current: Set<String>
+    switch read(stateDirectory: stateDirectory, project: project, isAcceptable: isAcceptable) {
+    case .success(let hosts): current = hosts
+    case .failure(let problem): throw problem
+    }
+    let next = change(current).filter(isAcceptable)
+    if next == current && FileManager.default.fileExists(atPath: file) { return }
+    let text = "# Hosts where project \(project) has had nodes; Drover reads them even when no pool names them.\n"
+      + next.sorted().map { $0 + "\n" }.joined()
+    do { try Data(text.utf8).write(to: URL(fileURLWithPath: file), options: .atomic) } catch {
+      throw cannotWrite(file, (error as NSError).localizedFailureReason ?? error.localizedDescription)
     }
   }
 
-  /// A URI as Drover would write one: a scheme, `://`, no whitespace or control characters, bounded.
-  static func isPlainURI(_ s: String) -> Bool {
-    guard s.count <= 1024, let sep = s.range(of: "://"), !s[..<sep.lowerBound].isEmpty else { return false }
-    let scheme = s[..<sep.lowerBound]
-    guard scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == ".") }) else { return false }
-    return s.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value != 0x7f }
+  static func unreadable(_ file: String, _ why: String) -> Diagnostic {
+    .error(
+      "state.hosts", "cannot read \(file): \(why)", subject: file,
+      hint: "it lists the hosts where this project has nodes; make it a readable file of URIs, or remove it")
+  }
+
+  static func cannotWrite(_ file: String, _ why: String) -> Diagnostic {
+    .error("state.hosts", "cannot write \(file): \(why)", subject: file, hint: "Drover remembers there where this project has nodes; make .drover/ writable")
   }
 }

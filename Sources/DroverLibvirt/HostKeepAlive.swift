@@ -16,7 +16,7 @@ public struct HostKeepAlive: Sendable, Equatable {
     self.count = count
   }
 
-  /// virsh's default: a host that stops answering is given up after ~15 s.
+  /// virsh's default: a host that stops answering is given up after ~20 s (interval × (count + 1)).
   public static let standard = HostKeepAlive(interval: 5, count: 3)
 
   var connectionValue: Connection.KeepAlive { Connection.KeepAlive(interval: interval, count: count) }

@@ -24,6 +24,16 @@ func planPool(
       // Prefer a copy on a host the pool still lists.
       !pool.hosts.contains(current.host) && pool.hosts.contains(n.host)
     } ?? true
+    // The same domain (name and UUID) seen through two URIs is one daemon under two spellings,
+    // not a duplicate: deleting "the copy" would delete the node itself.
+    if let other = byIndex[n.ownership.index], other.domain.uuid == n.domain.uuid, other.domain.name == n.domain.name {
+      diagnostics.append(
+        .error(
+          "plan.same-host-twice",
+          "node \(n.domain.name) (UUID \(n.domain.uuid)) is seen on both \(other.host) and \(n.host): they look like one libvirt daemon under two URIs",
+          subject: "pool \(pool.name)", hint: "name each host by one URI only, in the pool files and in .drover/hosts.<project>"))
+      continue
+    }
     if keep {
       if let dropped = byIndex[n.ownership.index] {
         actions.append(duplicateDelete(dropped, pool: pool))

@@ -92,9 +92,9 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   for (uri, reason) in ProjectHosts.unreadFormerHosts(declared: Set(pools.flatMap(\.hosts)), observed: observed) {
     diagnostics.append(
       .error(
-        "libvirt.unreachable", "host \(uri), which no pool names any more but where this project had nodes, could not be read: \(reason)",
+        "libvirt.unreachable-former", "host \(uri), which no pool names any more but where this project had nodes, could not be read: \(reason)",
         subject: "host \(uri)",
-        hint: "its leftover nodes cannot be planned; bring the host back, or if it is gone for good remove its line from .drover/hosts"))
+        hint: "its leftover nodes cannot be planned; bring the host back, or if it is gone for good remove its line from .drover/hosts.\(options.project)"))
   }
 
   // Owned nodes whose pool is no longer declared: shown as deletes, never silent.
@@ -140,7 +140,8 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   // it (an unreachable host among them) always stay.
   let inScope = Set(pools.map(\.name) + owned.keys).filter { selected(pool: $0, targets: options.targets, excludes: options.excludes) }
   let kept = diagnostics.filter { d in
-    guard let subject = d.subject, d.code != "plan.target" else { return true }
+    // What an unread former host holds is unknown, so no --target/--exclude can leave it out.
+    guard let subject = d.subject, d.code != "plan.target", d.code != "libvirt.unreachable-former" else { return true }
     return options.targets.isEmpty && options.excludes.isEmpty || inScope.contains { subject.contains($0) }
       || actions.contains { subject.contains($0.pool) }
   }

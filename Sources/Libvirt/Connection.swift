@@ -35,7 +35,7 @@ public final class Connection: @unchecked Sendable {
       self.interval = interval
       self.count = count
     }
-    /// virsh's default, and Drover's: a daemon that stops answering is noticed within ~15 s.
+    /// virsh's default, and Drover's: a daemon that stops answering is noticed within ~20 s.
     public static let standard = KeepAlive(interval: 5, count: 3)
   }
 

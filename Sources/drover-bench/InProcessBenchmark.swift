@@ -32,6 +32,8 @@ enum InProcessBenchmark {
       try FleetBenchmark.check(runProcess(drover, ["apply", "--auto-approve"], cwd: work, environment: env), "drover apply (scale to 0)")
 
       let uri = "test://" + file
+      // The daemon's apply remembered its host; the in-process plan must not read it too.
+      try? FileManager.default.removeItem(atPath: "\(work)/.drover/hosts.\(FleetBenchmark.project)")
       try spec(uri, n)
       let noop = try runProcess(drover, ["plan", "--detailed-exitcode"], cwd: work, environment: env)
       guard noop == 0 else { throw BenchError("plan against \(uri) is not a no-op (exit \(noop))") }

@@ -16,8 +16,10 @@ import Testing
     #expect(try hostsFile(h).contains(uri), "apply remembered the host")
   }
 
+  func hostsURL(_ h: CLIHarness) -> URL { h.dir.appendingPathComponent(".drover/hosts.\(h.project)") }
+
   func hostsFile(_ h: CLIHarness) throws -> String {
-    (try? String(contentsOf: h.dir.appendingPathComponent(".drover/hosts"), encoding: .utf8)) ?? ""
+    (try? String(contentsOf: hostsURL(h), encoding: .utf8)) ?? ""
   }
 
   @Test func leftoversOnAHostNoPoolNamesArePlannedRemovedAndTheHostForgotten() throws {
@@ -43,6 +45,30 @@ import Testing
     #expect(try h.run(["plan", "--detailed-exitcode"]).status == 0)
   }
 
+  /// The same daemon under a second URI: a remembered spelling of a declared host is never read
+  /// as a second host, so its nodes are never "duplicates" to delete.
+  @Test func aRememberedAliasOfADeclaredHostIsForgottenNotDeduplicated() throws {
+    let relay = try FrozenHostTests.Relay(freezeAt: Int(Int32.max))
+    let h = try CLIHarness()
+    let pool = CLIHarness.unique("fa")
+    try deploy(h, pool, on: relay.uri)
+    let uuids = try h.nodes(pool).map(\.uuid)
+    // The pool now names the daemon by its plain URI; the relay's spelling is only remembered.
+    try "name: \(pool)\nhosts: [\"\(CLIHarness.uri)\"]\nreplicas: 2\nimage: demo@v1\n".write(to: poolFile(h, pool), atomically: true, encoding: .utf8)
+    let plan = try h.run(["plan", "--detailed-exitcode"])
+    #expect(plan.status == 0, "no duplicate deletes: \(plan.stdout)\(plan.stderr)")
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+    #expect(try h.nodes(pool).map(\.uuid) == uuids, "the nodes are untouched")
+    #expect(!(try hostsFile(h)).contains(relay.uri), "the alias is forgotten")
+    // Both spellings declared: an error, never a delete.
+    try "name: \(pool)\nhosts: [\"\(CLIHarness.uri)\", \"\(relay.uri)\"]\nreplicas: 2\nimage: demo@v1\n".write(to: poolFile(h, pool), atomically: true, encoding: .utf8)
+    let both = try h.run(["apply", "--auto-approve"])
+    #expect(both.status == 1 && both.stderr.contains("they look like one libvirt daemon under two URIs"), "\(both.stdout)\(both.stderr)")
+    #expect(try h.nodes(pool).map(\.uuid) == uuids, "still untouched")
+    try h.writePool(pool, replicas: 0)
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+  }
+
   @Test func aFormerHostThatCannotBeReadIsAnErrorNeverNoChanges() throws {
     let relay = try FrozenHostTests.Relay(freezeAt: Int(Int32.max))
     let h = try CLIHarness()
@@ -50,8 +76,10 @@ import Testing
     try deploy(h, pool, on: relay.uri)
     try FileManager.default.removeItem(at: poolFile(h, pool))
     relay.stop()
+    let other = CLIHarness.unique("fo")
+    try h.writePool(other, replicas: 0)
 
-    for command in [["plan"], ["apply", "--auto-approve"], ["drift"]] {
+    for command in [["plan"], ["apply", "--auto-approve"], ["drift"], ["plan", "--exclude", other], ["plan", "--target", other]] {
       let run = try h.run(command + ["--connect-timeout", "5"])
       #expect(run.status == 1, "\(command): \(run.stdout)\(run.stderr)")
       #expect(run.stderr.contains("which no pool names any more") || run.stderr.contains("could not check"), "\(command): \(run.stderr)")
@@ -62,7 +90,7 @@ import Testing
     #expect(try hostsFile(h).contains(relay.uri), "an unread host is not forgotten")
 
     // The README's way out: edit the file. Here it points at the same daemon under its plain URI.
-    try "\(CLIHarness.uri)\n".write(to: h.dir.appendingPathComponent(".drover/hosts"), atomically: true, encoding: .utf8)
+    try "\(CLIHarness.uri)\n".write(to: hostsURL(h), atomically: true, encoding: .utf8)
     #expect(try h.run(["apply", "--auto-approve"]).status == 0)
     #expect(try h.nodes(pool).isEmpty)
   }
@@ -72,11 +100,18 @@ import Testing
     try h.writePool(CLIHarness.unique("hf"), replicas: 0)
     let state = h.dir.appendingPathComponent(".drover")
     try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
-    try "# remembered\n\(CLIHarness.uri)\n$(touch /tmp/pwned) x\n".write(to: state.appendingPathComponent("hosts"), atomically: true, encoding: .utf8)
-    for command in [["plan"], ["apply", "--auto-approve"], ["drift"], ["status"]] {
-      let run = try h.run(command)
-      #expect(run.status == 1, "\(command)")
-      #expect(run.stderr.contains(".drover/hosts:3:1: error: line 3 of"), "\(command): \(run.stderr)")
+    for bad in ["$(touch /tmp/pwned) x", "qemu+ext:///system?command=/tmp/x", "qemu+ssh://h/system?netcat=/tmp/nc", "qemu+ssh://h/system?Command=/tmp/x"] {
+      try "# remembered\r\n\(CLIHarness.uri)\r\n\(bad)\n".write(to: hostsURL(h), atomically: true, encoding: .utf8)
+      for command in [["plan"], ["apply", "--auto-approve"], ["drift"], ["status"]] {
+        let run = try h.run(command)
+        #expect(run.status == 1, "\(command) with \(bad)")
+        #expect(run.stderr.contains(".drover/hosts.\(h.project):3:1: error: line 3 of"), "\(command): \(run.stderr)")
+      }
     }
+    // Not a regular file (a FIFO would hang a plain read): refused, not waited on.
+    try FileManager.default.removeItem(at: hostsURL(h))
+    #expect(mkfifo(hostsURL(h).path, 0o644) == 0)
+    let fifo = try h.run(["plan"])
+    #expect(fifo.status == 1 && fifo.stderr.contains("not a regular file"), "\(fifo.stderr)")
   }
 }

@@ -69,7 +69,7 @@ import Testing
     for command in [["plan"], ["drift"]] {
       let relay = try Relay()
       let (h, _) = try project(relay)
-      let run = try h.run(command + ["--call-timeout", "600", "--keepalive-interval", "1", "--keepalive-count", "2"])
+      let run = try h.run(command + ["--call-timeout", "60", "--keepalive-interval", "1", "--keepalive-count", "2"])
       #expect(run.status == 1, "\(command)")
       #expect(run.stderr.contains("keepalive timeout") && run.stderr.contains(relay.socket), "\(command): \(run.stderr)")
       #expect(!run.stderr.contains("no answer within"), "the watchdog did not fire first: \(run.stderr)")

@@ -43,6 +43,31 @@ import Testing
     #expect(ProjectHosts.toRemember(declared: row.declared, remembered: row.remembered, observed: row.observed, project: "default") == row.expected)
   }
 
+  @Test func aRememberedSpellingOfADeclaredHostIsAnAliasAndForgotten() {
+    let same = Self.host(Self.a, owned: "default")
+    var alias = same
+    alias.uri = Self.b
+    let world = ObservedWorld(hosts: [Self.a: same, Self.b: alias])
+    #expect(ProjectHosts.aliases(declared: [Self.a], observed: world) == [Self.b])
+    #expect(ProjectHosts.withoutAliases(world, declared: [Self.a]).hosts.keys.sorted() == [Self.a])
+    #expect(ProjectHosts.toRemember(declared: [Self.a], remembered: [Self.b], observed: world, project: "default") == [Self.a])
+    // Another daemon with a node of the same name but its own UUID is not an alias.
+    let other = ObservedHost(uri: Self.b, domains: same.domains.map { var d = $0; d.uuid = "other"; return d })
+    #expect(ProjectHosts.aliases(declared: [Self.a], observed: ObservedWorld(hosts: [Self.a: same, Self.b: other])).isEmpty)
+    // An empty host is never an alias of anything.
+    #expect(ProjectHosts.aliases(declared: [Self.a], observed: ObservedWorld(hosts: [Self.a: same, Self.b: Self.host(Self.b)])).isEmpty)
+  }
+
+  @Test func oneDomainSeenThroughTwoDeclaredURIsIsAnErrorNotADuplicateDelete() {
+    let spec = PoolSpec(name: "web", hosts: [Self.a, Self.b], replicas: 1, image: ImageRef(parsing: "demo@v1")!)
+    let o = desiredOwnership(spec, index: 1, digest: "", generation: 1, project: "default")
+    let d = ObservedDomain(name: o.node, uuid: "u1", state: "running", isActive: true, ownership: o, metadataDigest: "")
+    let world = ObservedWorld(hosts: [Self.a: ObservedHost(uri: Self.a, domains: [d]), Self.b: ObservedHost(uri: Self.b, domains: [d])])
+    let (plan, diagnostics) = makePlan(pools: [spec], observed: world)
+    #expect(!plan.actions.contains { $0.kind == .delete }, "\(plan.actions)")
+    #expect(diagnostics.contains { $0.code == "plan.same-host-twice" })
+  }
+
   @Test func readsDeclaredAndRememberedOnce() {
     #expect(ProjectHosts.toRead(declared: [Self.b, Self.a], remembered: [Self.a, Self.c]) == [Self.a, Self.b, Self.c])
   }
