@@ -63,8 +63,6 @@ struct ProjectContext {
   var unreachable: [String: String]
   /// Hosts the pool files name.
   var declaredHosts: Set<String> = []
-  /// Hosts `.drover/hosts.<project>` remembers (read too: see `ProjectHosts`).
-  var rememberedHosts: Set<String> = []
 
   /// Loads and validates the specs (reporting and failing on any error), then connects to every
   /// host they name, in parallel, each within the connect timeout.
@@ -109,14 +107,13 @@ struct ProjectContext {
       uris, readOnly: readOnly, timeout: options.connectTimeout, imagePool: imagePool, callTimeout: options.callTimeout, keepAlive: options.keepAlive)
     PhaseTimings.mark("connect")
     return ProjectContext(
-      specs: specs, sources: sources, backends: connected.backends, unreachable: connected.unreachable, declaredHosts: declared,
-      rememberedHosts: remembered)
+      specs: specs, sources: sources, backends: connected.backends, unreachable: connected.unreachable, declaredHosts: declared)
   }
 
   /// Writes `.drover/hosts.<project>` for what `observed` shows (apply calls it before it changes anything,
-  /// so a host is remembered before the project has nodes there). Unchanged content is not
-  /// rewritten.
-  /// `observed` is the world as read (`observeAsRead`), aliases included.
+  /// so a host is remembered before the project has nodes there). The file is re-read under its
+  /// lock, so what this process read at start-up is not what it writes back. `observed` is the
+  /// world as read (`observeAsRead`), aliases included.
   func rememberHosts(_ observed: ObservedWorld, project: String, stateDirectory: String) throws(Diagnostic) {
     let declared = declaredHosts
     try KnownHostsFile.update(stateDirectory: stateDirectory, project: project, isAcceptable: RememberedURI.isAcceptable) { now in
