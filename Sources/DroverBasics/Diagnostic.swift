@@ -32,6 +32,12 @@ public struct Diagnostic: Sendable, Hashable, Codable, Error {
   ) -> Diagnostic {
     Diagnostic(.error, code: code, message: message, location: location, subject: subject, hint: hint)
   }
+
+  public static func warning(
+    _ code: String, _ message: String, at location: SourceRange? = nil, subject: String? = nil, hint: String? = nil
+  ) -> Diagnostic {
+    Diagnostic(.warning, code: code, message: message, location: location, subject: subject, hint: hint)
+  }
 }
 
 /// Something that can explain itself as diagnostics (typed errors of the lower layers).

@@ -40,8 +40,8 @@ struct ApplyCommand: ParsableCommand {
     guard DurationArgument.seconds(lockTimeout) != nil else {
       throw ValidationError("--lock-timeout must be a duration such as 0s, 30s or 5m")
     }
-    if planFile != nil && (!targeting.targets.isEmpty || !targeting.excludes.isEmpty || !targeting.replace.isEmpty) {
-      throw ValidationError("--target, --exclude and --replace cannot be combined with a saved plan (it has its own)")
+    if planFile != nil && (!targeting.targets.isEmpty || !targeting.excludes.isEmpty || !targeting.replace.isEmpty || targeting.prune) {
+      throw ValidationError("--target, --exclude, --replace and --prune cannot be combined with a saved plan (it has its own)")
     }
   }
 
@@ -79,6 +79,7 @@ struct ApplySession {
       targeting.targets = saved.targets
       targeting.excludes = saved.excludes
       targeting.replace = saved.forceReplace
+      targeting.prune = saved.prune
     }
 
     // Lock every declared pool in scope (sorted: no lock-order deadlock), then observe under the locks.
@@ -87,7 +88,10 @@ struct ApplySession {
       targeting.targets.isEmpty || targeting.targets.contains { poolOfSelector($0, pools: declared) == pool }
     }
     var locks: [PoolLock] = []
+    // Pruning deletes pools no file declares, so no per-pool lock covers it: the project lock does.
+    var projectLock: PoolLock?
     do {
+      if targeting.prune { projectLock = try ProjectLock.acquire(project, timeout: lockTimeout) }
       for pool in pools.sorted() {
         locks.append(
           try PoolLock.acquire(
@@ -98,7 +102,10 @@ struct ApplySession {
       report(error)
       throw ExitCode.failure
     }
-    defer { locks.removeAll() }
+    defer {
+      locks.removeAll()
+      projectLock = nil
+    }
 
     let asRead = context.observeAsRead()
     let observed = ProjectHosts.withoutAliases(asRead, declared: context.declaredHosts)
@@ -112,6 +119,36 @@ struct ApplySession {
       if !json { Output.out(PlanView.human(current, color: project.color, complete: false)) }
       Report.diagnostics(diagnostics, sources: context.sources, format: json ? .json : .human, noColor: project.noColor)
       throw ExitCode.failure
+    }
+    // Records are sealed with the project key: without one, apply acts on nothing. A key is made
+    // here only when the hosts hold no keyed record of the project (a new project, or one whose
+    // records an older Drover wrote): otherwise another machine has the key, and it is imported.
+    let records = TrustedRecords(observed, project: project.projectName)
+    if context.keyring.key == nil && current.hasChanges {
+      guard !records.keyed else {
+        Report.diagnostics(
+          [
+            .error(
+              "records.no-key",
+              "the hosts hold records of project \(project.projectName) sealed with key \(records.foreignKeyID ?? "?"), and this machine has no key for it",
+              subject: "project \(project.projectName)",
+              hint: "import the key (drover key export on a machine that has it, then drover key import here, or set DROVER_PROJECT_KEY); apply changes nothing without it")
+          ], sources: [], format: json ? .json : .human, noColor: project.noColor)
+        if !json { Output.err("No action was taken.") }
+        throw ExitCode.failure
+      }
+      do {
+        if projectLock == nil { projectLock = try ProjectLock.acquire(project, timeout: lockTimeout) }
+        let key = try ProjectKeyStore.store(RecordKey.generate(project: project.projectName), stateDirectory: project.stateDirectory)
+        context.keyring.set(key)
+        if !json {
+          Output.err(
+            "Created the key of project \(project.projectName) (id \(key.id)) in \(ProjectKeyStore.path(in: project.stateDirectory)); other machines and CI need it: drover key export")
+        }
+      } catch {
+        report(error)
+        throw ExitCode.failure
+      }
     }
     var plan = current
     if let saved {

@@ -44,7 +44,8 @@ struct BakeCommand: ParsableCommand {
     }
     let backend: LibvirtHostBackend
     do { backend = try LibvirtHostBackend.connect(
-        host, timeout: project.connectTimeout, callTimeout: project.callTimeout, keepAlive: project.keepAlive) } catch {
+        host, keyring: Keyring(project: project.projectName, key: nil), timeout: project.connectTimeout, callTimeout: project.callTimeout,
+        keepAlive: project.keepAlive) } catch {
       Report.diagnostics(error.diagnostics, sources: [], format: json ? .json : .human, noColor: project.noColor)
       throw ExitCode.failure
     }

@@ -1,17 +1,28 @@
 import ArgumentParser
 import DroverBake
+import DroverModel
 import Foundation
 
 /// Where golden images, overlays and console logs live.
 struct ImageOptions: ParsableArguments {
-  @Option(help: "Folder of Drover's image storage pool (golden images and node overlays).")
-  var imageDir: String = ProcessInfo.processInfo.environment["DROVER_IMAGE_DIR"] ?? "/var/lib/drover/images"
+  @Option(name: .customLong("image-dir"), help: "Folder of Drover's image storage pool (golden images and node overlays); default $DROVER_IMAGE_DIR, drover.yaml's image_dir, /var/lib/drover/images.")
+  var imageDirFlag: String?
 
-  @Option(help: "Name of Drover's libvirt storage pool for images.")
-  var imagePool: String = ProcessInfo.processInfo.environment["DROVER_IMAGE_POOL"] ?? "drover-images"
+  @Option(name: .customLong("image-pool"), help: "Name of Drover's libvirt storage pool for images; default $DROVER_IMAGE_POOL, drover.yaml's image_pool, drover-images.")
+  var imagePoolFlag: String?
 
-  @Option(help: "Folder for the nodes' serial console logs (read by console health checks).")
-  var consoleDir: String = ProcessInfo.processInfo.environment["DROVER_CONSOLE_DIR"] ?? "/var/lib/drover/console"
+  @Option(name: .customLong("console-dir"), help: "Folder for the nodes' serial console logs (read by console health checks); default $DROVER_CONSOLE_DIR, drover.yaml's console_dir, /var/lib/drover/console.")
+  var consoleDirFlag: String?
+
+  private var environment: [String: String] { ProcessInfo.processInfo.environment }
+  /// The flag, then the environment, then drover.yaml, then the default.
+  var imageDir: String {
+    imageDirFlag ?? environment["DROVER_IMAGE_DIR"] ?? CurrentProject.path(CurrentProject.settings?.imageDir) ?? "/var/lib/drover/images"
+  }
+  var imagePool: String { imagePoolFlag ?? environment["DROVER_IMAGE_POOL"] ?? CurrentProject.settings?.imagePool ?? "drover-images" }
+  var consoleDir: String {
+    consoleDirFlag ?? environment["DROVER_CONSOLE_DIR"] ?? CurrentProject.path(CurrentProject.settings?.consoleDir) ?? "/var/lib/drover/console"
+  }
 
   var catalogue: ImageCatalogue { ImageCatalogue(directory: imageDir) }
 

@@ -14,13 +14,17 @@ struct TargetingOptions: ParsableArguments {
   @Option(name: .customLong("replace"), help: "Replace this node even if its spec did not change (repeatable).")
   var replace: [String] = []
 
+  @Flag(help: "Delete the nodes of pools no file in pools/ declares (protect honoured); without it they are kept and shown.")
+  var prune = false
+
   /// The same choices as plain values (option groups can only be built by the parser).
-  var selection: Selection { Selection(targets: targets, excludes: excludes, replace: replace) }
+  var selection: Selection { Selection(targets: targets, excludes: excludes, replace: replace, prune: prune) }
 
   struct Selection {
     var targets: [String] = []
     var excludes: [String] = []
     var replace: [String] = []
+    var prune = false
   }
 }
 

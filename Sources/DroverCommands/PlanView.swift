@@ -7,8 +7,12 @@ enum PlanView {
   /// - Parameter complete: false when the plan had errors (a host not read, a bad name): then it
   ///   never claims "No changes".
   static func human(_ plan: Plan, color: Bool, complete: Bool = true) -> String {
+    let kept = plan.undeclared.map { u in
+      "Pool \(u.pool) is not declared in pools/: kept (\(u.nodes.joined(separator: ", ")) on \(u.hosts.joined(separator: ", "))). drover apply --prune deletes them."
+    }
     guard plan.hasChanges else {
-      return complete ? "No changes. The hosts match the specs." : "No plan: it could not be made (see the errors below)."
+      let verdict = complete ? "No changes. The hosts match the specs." : "No plan: it could not be made (see the errors below)."
+      return (kept + (kept.isEmpty ? [] : [""]) + [verdict]).joined(separator: "\n")
     }
     func paint(_ text: String, _ kind: ActionKind) -> String {
       guard color else { return text }
@@ -35,6 +39,7 @@ enum PlanView {
       lines.append("")
     }
     for r in plan.rollouts { lines += rollout(r) }
+    if !kept.isEmpty { lines += kept + [""] }
     let s = plan.summary
     lines.append("Plan: \(s.add) to add, \(s.change) to change, \(s.destroy) to destroy.")
     return lines.joined(separator: "\n")
@@ -75,7 +80,8 @@ enum PlanView {
     return [
       "format_version": Plan.formatVersion, "spec_digest": plan.specDigest, "world_digest": plan.world.digest,
       "actions": actions, "summary": ["add": s.add, "change": s.change, "destroy": s.destroy],
-      "has_changes": plan.hasChanges,
+      "has_changes": plan.hasChanges, "prune": plan.prune,
+      "undeclared": plan.undeclared.map { ["pool": $0.pool, "nodes": $0.nodes, "hosts": $0.hosts, "kept": true] as [String: Any] },
       "rollouts": plan.rollouts.map { r in
         [
           "pool": r.pool, "from": r.fromImage, "to": r.toImage, "schedule": r.schedule, "max_surge": r.policy.maxSurge,

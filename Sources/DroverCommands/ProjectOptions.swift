@@ -16,8 +16,8 @@ struct ProjectOptions: ParsableArguments {
 
   @Option(
     name: .customLong("project"),
-    help: "The project name recorded in every node Drover creates; nodes of other projects are never touched. Defaults to $DROVER_PROJECT or 'default'.")
-  var projectName: String = ProcessInfo.processInfo.environment["DROVER_PROJECT"] ?? "default"
+    help: "Overrides the project named in drover.yaml (or $DROVER_PROJECT): the name recorded in every node Drover creates; nodes of other projects are never touched.")
+  var projectFlag: String?
 
   @Option(help: "Seconds to wait for a libvirt host to answer before reporting it unreachable.")
   var connectTimeout: Double = 10
@@ -38,15 +38,48 @@ struct ProjectOptions: ParsableArguments {
     guard keepaliveInterval >= 0, keepaliveCount >= 1 else {
       throw ValidationError("--keepalive-interval must be 0 or more seconds and --keepalive-count at least 1")
     }
-    guard ProjectName.isValid(projectName) else {
-      throw ValidationError("--project (or $DROVER_PROJECT) must be 1–64 letters, digits, '_' or '-', not '\(projectName)'")
+    let override = projectFlag ?? ProcessInfo.processInfo.environment["DROVER_PROJECT"]
+    if let override, !ProjectName.isValid(override) {
+      throw ValidationError("--project (or $DROVER_PROJECT) must be 1–64 letters, digits, '_' or '-', not '\(override)'")
     }
+    // drover.yaml is read once, here, so every option group (images, state) sees the same file;
+    // its problems are located diagnostics like any spec's.
+    let (settings, problems, sources) = ProjectFileLoader.read(dir: dir)
+    if problems.hasErrors {
+      Report.diagnostics(problems, sources: sources, format: .human, noColor: noColor)
+      throw ExitCode.failure
+    }
+    CurrentProject.set(settings, dir: dir)
   }
 
   var poolsPath: String { dir + "/pools" }
   var imagesPath: String { dir + "/images" }
-  /// Lock files and other local state (never the source of truth: libvirt is).
-  var stateDirectory: String { dir + "/.drover" }
+  /// What drover.yaml says (nil when the project has none).
+  var settings: ProjectSettings? { CurrentProject.settings }
+  /// The project name: --project, $DROVER_PROJECT, then drover.yaml; "" when none names it
+  /// (then every command that reads or changes hosts refuses: `requireName`).
+  var projectName: String { projectFlag ?? ProcessInfo.processInfo.environment["DROVER_PROJECT"] ?? settings?.project ?? "" }
+  /// The project's key, locks, rollout journal and remembered hosts (never the source of truth:
+  /// libvirt is). Machine-wide by default, so two checkouts of one project share them; a
+  /// relative `state.dir` is inside the project folder. A project with no name (only `bake`
+  /// runs then) keeps its caches in `.drover/` of the folder.
+  var stateDirectory: String {
+    if case .local(let configured?) = settings?.state { return configured.hasPrefix("/") ? configured : dir + "/" + configured }
+    return projectName.isEmpty ? dir + "/.drover" : ProjectSettings.defaultStateDirectory(project: projectName)
+  }
+
+  /// Refuses to go on without a project name, with the fix.
+  func requireName(format: DiagnosticFormat = .human) throws {
+    guard projectName.isEmpty else { return }
+    let missing = !FileManager.default.fileExists(atPath: dir + "/" + ProjectFile.name)
+    Report.diagnostics(
+      [
+        .error(
+          "project.unnamed", missing ? "\(dir)/\(ProjectFile.name) does not exist, so no project is named" : "no project is named",
+          subject: dir, hint: "create \(ProjectFile.name) with a line 'project: NAME' (it decides which nodes are this project's)")
+      ], sources: [], format: format, noColor: noColor)
+    throw ExitCode.failure
+  }
   var color: Bool { Output.useColor(disabled: noColor) }
   /// The keepalive every connection gets, local ones too (nil: off).
   var keepAlive: HostKeepAlive? {
@@ -63,6 +96,8 @@ struct ProjectContext {
   var unreachable: [String: String]
   /// Hosts the pool files name.
   var declaredHosts: Set<String> = []
+  /// The project and its record key (nil until known), shared with every backend.
+  var keyring: Keyring
 
   /// Loads and validates the specs (reporting and failing on any error), then connects to every
   /// host they name, in parallel, each within the connect timeout.
@@ -72,12 +107,14 @@ struct ProjectContext {
   {
     // Nothing silent: a mistyped -C or a missing pools/ is an error, never "No changes".
     var isDirectory: ObjCBool = false
+    defer { PhaseTimings.mark("key") }
     guard FileManager.default.fileExists(atPath: options.dir, isDirectory: &isDirectory), isDirectory.boolValue else {
       Report.diagnostics(
         [.error("project.missing", "the project folder \(options.dir) does not exist", subject: options.dir, hint: "pass -C with the folder that holds pools/ and images/")],
         sources: [], format: format, noColor: options.noColor)
       throw ExitCode.failure
     }
+    try options.requireName(format: format)
     guard FileManager.default.fileExists(atPath: options.poolsPath) else {
       Report.diagnostics(
         [.error("project.no-pools", "\(options.poolsPath) does not exist", subject: options.dir, hint: "create it (an empty pools/ means the project has no pools)")],
@@ -102,12 +139,20 @@ struct ProjectContext {
       Report.diagnostics([problem], sources: [], format: format, noColor: options.noColor)
       throw ExitCode.failure
     }
+    let key: RecordKey?
+    do { key = try ProjectKeyStore.load(project: options.projectName, stateDirectory: options.stateDirectory) } catch {
+      Report.diagnostics([error], sources: [], format: format, noColor: options.noColor)
+      throw ExitCode.failure
+    }
+    let keyring = Keyring(project: options.projectName, key: key)
     let uris = ProjectHosts.toRead(declared: declared, remembered: remembered)
     let connected = Connector.connect(
-      uris, readOnly: readOnly, timeout: options.connectTimeout, imagePool: imagePool, callTimeout: options.callTimeout, keepAlive: options.keepAlive)
+      uris, keyring: keyring, readOnly: readOnly, timeout: options.connectTimeout, imagePool: imagePool, callTimeout: options.callTimeout,
+      keepAlive: options.keepAlive)
     PhaseTimings.mark("connect")
     return ProjectContext(
-      specs: specs, sources: sources, backends: connected.backends, unreachable: connected.unreachable, declaredHosts: declared)
+      specs: specs, sources: sources, backends: connected.backends, unreachable: connected.unreachable, declaredHosts: declared,
+      keyring: keyring)
   }
 
   /// Writes `.drover/hosts.<project>` for what `observed` shows (apply calls it before it changes anything,
@@ -148,7 +193,8 @@ struct ProjectContext {
   func planOptions(_ project: ProjectOptions, targeting: TargetingOptions.Selection, images: ImageOptions) throws -> PlanOptions {
     PlanOptions(
       targets: targeting.targets, excludes: targeting.excludes, imageDigests: images.catalogue.digestsByReference,
-      project: project.projectName, forceReplace: targeting.replace, activeRollouts: try activeRollouts(stateDirectory: project.stateDirectory))
+      project: project.projectName, forceReplace: targeting.replace, activeRollouts: try activeRollouts(stateDirectory: project.stateDirectory),
+      prune: targeting.prune)
   }
 }
 
@@ -168,7 +214,8 @@ enum RememberedURI {
 /// Opens connections to many hosts at once.
 enum Connector {
   static func connect(
-    _ uris: [String], readOnly: Bool, timeout: Double, imagePool: String? = nil, callTimeout: Double = 30, keepAlive: HostKeepAlive? = .standard
+    _ uris: [String], keyring: Keyring, readOnly: Bool, timeout: Double, imagePool: String? = nil, callTimeout: Double = 30,
+    keepAlive: HostKeepAlive? = .standard
   ) -> (
     backends: [String: LibvirtHostBackend], unreachable: [String: String]
   ) {
@@ -177,7 +224,7 @@ enum Connector {
       let uri = uris[i]
       do {
         let backend = try LibvirtHostBackend.connect(
-          uri, readOnly: readOnly, timeout: timeout, imagePool: imagePool, callTimeout: callTimeout, keepAlive: keepAlive)
+          uri, keyring: keyring, readOnly: readOnly, timeout: timeout, imagePool: imagePool, callTimeout: callTimeout, keepAlive: keepAlive)
         results.withLock { $0.backends[uri] = backend }
       } catch {
         let message = (error as? HostError)?.message ?? "\(error)"
@@ -192,5 +239,14 @@ enum Connector {
 enum JournalDamage {
   static func report(_ damage: String) {
     Output.err("warning: rollout journal: \(damage); the records before it are intact (a process was killed mid-write, or the file was edited)")
+  }
+}
+
+/// The project-wide lock (beside the per-pool ones): held to create or import the key, to adopt
+/// a node and to prune, so two of those never interleave on one machine.
+enum ProjectLock {
+  static func acquire(_ project: ProjectOptions, timeout: Double) throws -> PoolLock {
+    try PoolLock.acquire(
+      pool: "_project", directory: project.stateDirectory + "/locks", command: CommandLine.arguments.joined(separator: " "), timeout: timeout)
   }
 }

@@ -1,3 +1,4 @@
+import DroverBasics
 import DroverModel
 
 /// Renders the libvirt domain XML for a node.
@@ -6,15 +7,27 @@ import DroverModel
 /// direct kernel boot, a virtio overlay disk from a storage pool volume, serial console to a
 /// file, ACPI so `shutdown` works, and every lifecycle event ending in `destroy`.
 public enum DomainXML {
+  /// The domain with its UUID chosen here, so its ownership record can be sealed to it before
+  /// the domain exists (one define, no second metadata write).
   /// - Parameter bootsNodes: the host's capability: `qemu` domains, or `test` ones for libvirt's test driver.
-  public static func render(_ node: NodeDefinition, bootsNodes: Bool, uuid: String? = nil) -> String {
+  public static func render(_ node: NodeDefinition, bootsNodes: Bool, uuid: String, key: RecordKey, host: String) -> String {
+    render(node, bootsNodes: bootsNodes, uuid: uuid, record: OwnershipMetadata.render(node.ownership, key: key, binding: .init(uuid: uuid, host: host)))
+  }
+
+  /// The domain as a Drover from before keyed records defined it (a format-1 record, no UUID
+  /// chosen): for tests and benchmarks that stand in for what an older Drover left on a host.
+  public static func renderLegacy(_ node: NodeDefinition, bootsNodes: Bool) -> String {
+    render(node, bootsNodes: bootsNodes, uuid: nil, record: OwnershipMetadata.renderLegacy(node.ownership))
+  }
+
+  static func render(_ node: NodeDefinition, bootsNodes: Bool, uuid: String?, record: String) -> String {
     let o = node.ownership
     let type = bootsNodes ? "qemu" : "test"
     var x = "<domain type='\(type)'>\n"
     x += "  <name>\(XMLText.text(o.node))</name>\n"
     if let uuid { x += "  <uuid>\(XMLText.text(uuid))</uuid>\n" }
     x += "  <title>\(XMLText.text("drover node \(o.node) of pool \(o.pool)"))</title>\n"
-    x += "  <metadata>\n    \(OwnershipMetadata.render(o))\n  </metadata>\n"
+    x += "  <metadata>\n    \(record)\n  </metadata>\n"
     x += "  <memory unit='KiB'>\(o.memoryMiB * 1024)</memory>\n"
     x += "  <vcpu>\(o.vcpu)</vcpu>\n"
     x += "  <os>\n    <type arch='x86_64'>hvm</type>\n"

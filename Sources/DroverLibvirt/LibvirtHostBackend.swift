@@ -33,8 +33,13 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   /// keeps storage pools and backed volumes in memory) but boots nothing.
   public let bootsNodes: Bool
 
-  public init(connection: Connection, imagePool: String? = nil, calls: LibvirtCallCounter = LibvirtCallCounter()) {
+  /// The project this process acts for and its record key: every record read is checked with
+  /// it, every record written is sealed with it.
+  public let keyring: Keyring
+
+  public init(connection: Connection, keyring: Keyring, imagePool: String? = nil, calls: LibvirtCallCounter = LibvirtCallCounter()) {
     self.connection = connection
+    self.keyring = keyring
     self.uri = connection.uri
     self.imagePool = imagePool
     self.calls = calls
@@ -44,12 +49,12 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   /// Opens `uri` (read-only when asked) within `timeout` seconds, with libvirt's keepalive when
   /// given one (see `Connection.open`).
   public static func connect(
-    _ uri: String, readOnly: Bool = false, timeout: Double = 15, imagePool: String? = nil, callTimeout: Double = 30,
+    _ uri: String, keyring: Keyring, readOnly: Bool = false, timeout: Double = 15, imagePool: String? = nil, callTimeout: Double = 30,
     keepAlive: HostKeepAlive? = .standard
   ) throws(HostError) -> LibvirtHostBackend {
     do {
       let connection = try Connection.open(uri, readOnly: readOnly, timeout: timeout, keepAlive: keepAlive?.connectionValue)
-      let backend = LibvirtHostBackend(connection: connection, imagePool: imagePool)
+      let backend = LibvirtHostBackend(connection: connection, keyring: keyring, imagePool: imagePool)
       backend.callTimeout = callTimeout
       return backend
     } catch {
@@ -97,11 +102,14 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       live = try domain.xml()
     }
     // The persistent record is what Drover wrote (setMetadata always writes the config).
-    let reading = DomainXMLReader.ownershipElement(config).map(OwnershipMetadata.read)
+    let name = domain.name, uuid = domain.uuid
+    let reading = DomainXMLReader.ownershipElement(config).map {
+      OwnershipMetadata.read($0, name: name, uuid: uuid, host: self.uri, key: keyring.key)
+    }
     var observed = ObservedDomain(
-      name: domain.name, uuid: domain.uuid, state: state.description, isActive: state.isActive,
+      name: name, uuid: uuid, state: state.description, isActive: state.isActive,
       ownership: reading?.ownership, metadataDigest: reading?.digest ?? "")
-    observed.metadataIntact = reading?.intact ?? false
+    observed.trust = reading?.trust ?? .mismatch("no record")
     observed.actual = DomainXMLReader.shape(config: config, live: live)
     return observed
   }
@@ -125,7 +133,11 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   }
 
   func createNow(_ node: NodeDefinition) throws -> String {
-    let xml = DomainXML.render(node, bootsNodes: bootsNodes)
+    guard let key = keyring.key, node.ownership.project == keyring.project else {
+      removeOverlay(of: node)
+      throw HostError(uri: uri, node: node.name, operation: "refusing to create", reason: "no key for project \(keyring.project) to seal its record with")
+    }
+    let xml = DomainXML.render(node, bootsNodes: bootsNodes, uuid: UUID().uuidString.lowercased(), key: key, host: uri)
     calls.record("define")
     let domain: Domain
     do { domain = try connection.defineDomain(xml: xml) } catch {
@@ -169,7 +181,15 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   }
 
   func updateNow(node: String, uuid: String, to o: NodeOwnership, restart: Bool) throws {
-    let (domain, _, shape) = try ownedNode(node, uuid: uuid)
+    // A record from before keyed records may be sealed here (that is how it gets its seal), once
+    // its name and UUID are checked; the planner plans nothing else for such a node.
+    let (domain, current, shape) = try ownedNode(node, uuid: uuid, acceptLegacy: true)
+    guard let key = keyring.key else {
+      throw HostError(uri: uri, node: node, operation: "refusing to update", reason: "no key for project \(keyring.project) to seal its record with")
+    }
+    guard o.node == current.node, o.pool == current.pool, o.index == current.index, o.project == current.project else {
+      throw HostError(uri: uri, node: node, operation: "refusing to update", reason: "the new record is not this node's (\(o.project)/\(o.node))")
+    }
     do {
       if shape.vcpu != o.vcpu || shape.maxVcpu != o.vcpu {
         calls.record("setVcpus")
@@ -199,7 +219,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       // next plan do the whole update (restart included) again.
       calls.record("setMetadata")
       try domain.setMetadata(
-        OwnershipMetadata.render(o, forSetMetadata: true), key: OwnershipMetadata.prefix, namespace: OwnershipMetadata.namespace,
+        OwnershipMetadata.render(o, key: key, binding: .init(uuid: domain.uuid, host: uri), forSetMetadata: true), key: OwnershipMetadata.prefix, namespace: OwnershipMetadata.namespace,
         live: active)
     } catch {
       throw HostError(uri: uri, node: node, operation: "cannot update", libvirt: error)
@@ -208,22 +228,18 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
 
   /// Stops and undefines an owned node, then deletes its overlay (no orphan volumes).
   ///
-  /// The overlay is deleted only when the record's disk is the domain's real disk and is named as
-  /// this very node's overlay: a record that names some other volume never gets it deleted.
+  /// Deletes derive, never trust: the only volume ever deleted is the overlay Drover names for
+  /// this very node (`OverlayName` of its project, pool, index and generation, or the older
+  /// `node-<name>-g<n>` spelling), in Drover's own image pool, and only when the domain really
+  /// uses it. A record that names some other volume never gets it deleted.
   public func delete(node: String, uuid: String) throws {
     try guarded("deleting \(node)") { [self] in try self.deleteNow(node: node, uuid: uuid) }
   }
 
   func deleteNow(node: String, uuid: String) throws {
     let (domain, ownership, shape) = try ownedNode(node, uuid: uuid)
-    var overlay: String?
+    let overlay = imagePool.flatMap { pool in Self.derivedOverlays(of: ownership, in: pool).first { shape.disks.contains("\(pool)/\($0)") } }
     do {
-      if let imagePool = ownership.disk.split(separator: "/").first.map(String.init), shape.disks.contains(ownership.disk) {
-        let volume = String(ownership.disk.dropFirst(imagePool.count + 1))
-        // This node's own overlay, or one named as Drover named overlays before (node-<name>-g<n>).
-        let legacy = volume == "node-\(ownership.node)-g\(ownership.generation).qcow2"
-        if legacy || OverlayName(disk: ownership.disk, storagePool: imagePool)?.belongs(to: ownership) == true { overlay = ownership.disk }
-      }
       if try domain.state().isActive {
         calls.record("destroy")
         try domain.destroy()
@@ -234,8 +250,49 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       if error.code != .noDomain { throw HostError(uri: uri, node: node, operation: "cannot delete", libvirt: error) }
     }
     CrashPoint.reached("domain-undefined")
-    if let overlay, let slash = overlay.firstIndex(of: "/") {
-      try deleteVolume(pool: String(overlay[..<slash]), name: String(overlay[overlay.index(after: slash)...]))
+    if let overlay, let imagePool { try deleteVolume(pool: imagePool, name: overlay) }
+  }
+
+  /// The volume names Drover gives the disk of the node `o` records: today's, then the spelling
+  /// of Drover before overlay names carried the project.
+  static func derivedOverlays(of o: NodeOwnership, in pool: String) -> [String] {
+    [OverlayName(project: o.project, pool: o.pool, index: o.index, generation: o.generation).volume, "node-\(o.node)-g\(o.generation).qcow2"]
+  }
+
+  public func adopt(node: String, uuid: String, as o: NodeOwnership) throws {
+    try guarded("adopting \(node)") { [self] in try self.adoptNow(node: node, uuid: uuid, as: o) }
+  }
+
+  func adoptNow(node: String, uuid: String, as o: NodeOwnership) throws {
+    guard let key = keyring.key else {
+      throw HostError(uri: uri, node: node, operation: "refusing to adopt", reason: "no key for project \(keyring.project) to seal its record with")
+    }
+    calls.record("lookup")
+    let domain: Domain
+    do {
+      guard let found = try connection.domain(named: node) else {
+        throw HostError(uri: uri, node: node, operation: "refusing to adopt", reason: "the domain no longer exists")
+      }
+      domain = found
+    } catch let error as LibvirtError {
+      throw HostError(uri: uri, node: node, operation: "cannot look up", libvirt: error)
+    }
+    calls.record("config-xml")
+    let xml = try domain.xml(inactive: true)
+    guard domain.uuid.lowercased() == uuid.lowercased(), o.node == node, o.project == keyring.project,
+      let current = DomainXMLReader.ownershipElement(xml).flatMap(OwnershipMetadata.parse), current.project == keyring.project
+    else {
+      throw HostError(uri: uri, node: node, operation: "refusing to adopt", reason: "the domain is not the one decided (its UUID or record changed); run adopt again")
+    }
+    calls.record("state")
+    let active = try domain.state().isActive
+    calls.record("setMetadata")
+    do {
+      try domain.setMetadata(
+        OwnershipMetadata.render(o, key: key, binding: .init(uuid: domain.uuid, host: uri), forSetMetadata: true), key: OwnershipMetadata.prefix,
+        namespace: OwnershipMetadata.namespace, live: active)
+    } catch {
+      throw HostError(uri: uri, node: node, operation: "cannot adopt", libvirt: error)
     }
   }
 
@@ -310,9 +367,19 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   /// taken the name since. This is the last check before any destructive call.
   func ownedDomain(_ name: String, uuid: String) throws -> Domain { try ownedNode(name, uuid: uuid).domain }
 
+  /// Why a record read just now cannot be acted on, or nil when it can.
+  func refusal(_ trust: RecordTrust, acceptLegacy: Bool) -> String? {
+    switch trust {
+    case .verified: return nil
+    case .legacy: return acceptLegacy ? nil : "its record was written before records were keyed; apply seals it first"
+    case .unchecked(let id): return "its record is sealed with key \(id), which this machine does not hold"
+    case .mismatch(let why): return why
+    }
+  }
+
   /// The domain, its ownership record and its persistent shape, from one read of its persistent
   /// XML (the record Drover writes is always in the config).
-  func ownedNode(_ name: String, uuid: String) throws -> (domain: Domain, ownership: NodeOwnership, shape: DomainShape) {
+  func ownedNode(_ name: String, uuid: String, acceptLegacy: Bool = false) throws -> (domain: Domain, ownership: NodeOwnership, shape: DomainShape) {
     calls.record("lookup")
     let found: Domain?
     do { found = try connection.domain(named: name) } catch {
@@ -326,13 +393,23 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     do { xml = try domain.xml(inactive: true) } catch {
       throw HostError(uri: uri, node: name, operation: "cannot read the domain", libvirt: error)
     }
-    guard let ownership = DomainXMLReader.ownershipElement(xml).flatMap(OwnershipMetadata.parse), ownership.node == name else {
+    guard let element = DomainXMLReader.ownershipElement(xml) else {
       throw HostError(uri: uri, node: name, operation: "refusing to act", reason: "the domain is not owned by Drover")
     }
-    guard domain.uuid == uuid else {
+    let reading = OwnershipMetadata.read(element, name: name, uuid: domain.uuid, host: uri, key: keyring.key)
+    guard let ownership = reading.ownership, ownership.node == name else {
+      throw HostError(uri: uri, node: name, operation: "refusing to act", reason: "the domain is not owned by Drover")
+    }
+    guard ownership.project == keyring.project else {
+      throw HostError(uri: uri, node: name, operation: "refusing to act", reason: "the domain belongs to Drover project '\(ownership.project)', not '\(keyring.project)'")
+    }
+    guard domain.uuid.lowercased() == uuid.lowercased() else {
       throw HostError(
         uri: uri, node: name, operation: "refusing to act",
         reason: "the domain's UUID is \(domain.uuid), not \(uuid) as planned; run plan again")
+    }
+    if let why = refusal(reading.trust, acceptLegacy: acceptLegacy) {
+      throw HostError(uri: uri, node: name, operation: "refusing to act", reason: why)
     }
     return (domain, ownership, DomainXMLReader.shape(config: xml, live: nil))
   }

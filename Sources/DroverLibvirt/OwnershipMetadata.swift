@@ -8,16 +8,45 @@ import DroverModel
 public enum OwnershipMetadata {
   public static let namespace = "https://drover.dev/xmlns/node/1"
   public static let prefix = "drover"
-  /// Bumped when the element's shape changes; older shapes stay readable.
-  static let formatVersion = "1"
+  /// Bumped when the element's shape changes; older shapes stay readable. Format 2 is keyed.
+  static let formatVersion = "2"
 
-  /// The element as Drover writes it (every value escaped).
+  /// What a keyed seal binds a record to besides its content: the domain's UUID and the host
+  /// entry (the URI as the pool file names it) it was written through. The domain's name is the
+  /// record's own `name`.
+  public struct Binding: Sendable, Hashable {
+    public var uuid: String
+    public var host: String
+    public init(uuid: String, host: String) {
+      self.uuid = uuid.lowercased()
+      self.host = host
+    }
+  }
+
+  /// The element as Drover writes it (every value escaped), sealed with the project key over its
+  /// content and its binding.
   ///
   /// `forSetMetadata` leaves out the prefix and namespace declaration: `virDomainSetMetadata`
   /// adds them itself from its key and URI and fails if the element already declares them.
-  public static func render(_ o: NodeOwnership, forSetMetadata: Bool = false) -> String {
+  public static func render(_ o: NodeOwnership, key: RecordKey, binding: Binding, forSetMetadata: Bool = false) -> String {
+    var attrs = attributes(o, format: formatVersion)
+    attrs += [("uuid", binding.uuid), ("host", binding.host), ("key", key.id)]
+    attrs.append(("seal", key.mac(canonical(attrs, labels: o.labels))))
+    return element(attrs, labels: o.labels, forSetMetadata: forSetMetadata)
+  }
+
+  /// A record as Drover wrote it before records were keyed (format 1, an unkeyed digest anyone
+  /// can recompute). Drover never writes these any more; kept so tests can build the records an
+  /// older Drover left on the hosts, and prove they are never trusted on their own.
+  public static func renderLegacy(_ o: NodeOwnership, forSetMetadata: Bool = false) -> String {
+    var attrs = attributes(o, format: "1")
+    attrs.append(("seal", legacySeal(attrs, labels: o.labels)))
+    return element(attrs, labels: o.labels, forSetMetadata: forSetMetadata)
+  }
+
+  static func attributes(_ o: NodeOwnership, format: String) -> [(String, String)] {
     var attrs: [(String, String)] = [
-      ("format", formatVersion), ("project", o.project), ("pool", o.pool), ("name", o.node), ("index", String(o.index)), ("image", o.image),
+      ("format", format), ("project", o.project), ("pool", o.pool), ("name", o.node), ("index", String(o.index)), ("image", o.image),
       ("digest", o.digest), ("spec", o.specHash), ("generation", String(o.generation)), ("vcpu", String(o.vcpu)),
       ("memory_mib", String(o.memoryMiB)), ("disk_mib", String(o.diskMiB)), ("protect", o.protect ? "true" : "false"),
     ]
@@ -25,24 +54,25 @@ public enum OwnershipMetadata {
     if !o.disk.isEmpty { attrs.append(("disk", o.disk)) }
     if let network = o.network { attrs.append(("network", network)) }
     if o.healthFailed { attrs.append(("health", "failed")) }
-    attrs.append(("seal", seal(attrs, labels: o.labels)))
+    return attrs
+  }
+
+  static func element(_ attrs: [(String, String)], labels: [String: String], forSetMetadata: Bool) -> String {
     let p = forSetMetadata ? "" : prefix + ":"
     var xml = forSetMetadata ? "<node" : "<\(p)node xmlns:\(prefix)=\"\(namespace)\""
     for (k, v) in attrs { xml += " \(k)=\"\(XMLText.attribute(v))\"" }
-    if o.labels.isEmpty { return xml + "/>" }
+    if labels.isEmpty { return xml + "/>" }
     xml += ">"
-    for key in o.labels.keys.sorted() {
-      xml += "<\(p)label key=\"\(XMLText.attribute(key))\" value=\"\(XMLText.attribute(o.labels[key]!))\"/>"
+    for key in labels.keys.sorted() {
+      xml += "<\(p)label key=\"\(XMLText.attribute(key))\" value=\"\(XMLText.attribute(labels[key] ?? ""))\"/>"
     }
     return xml + "</\(p)node>"
   }
 
-  /// A digest over every attribute and label, stored in the record: an edit by hand breaks it.
-  ///
-  /// The canonical text is the attributes as `key=value` lines sorted by key (the seal itself
-  /// left out), then `label key=value` lines sorted by key. Built as bytes in one buffer: `plan`
-  /// checks one seal per domain, so this is on the hot path at fleet scale.
-  static func seal(_ attrs: [(String, String)], labels: [String: String]) -> String {
+  /// The bytes a seal covers: the attributes as `key=value` lines sorted by key (the seal itself
+  /// left out), then `label key=value` lines sorted by key. Built in one buffer: `plan` checks one
+  /// seal per domain, so this is on the hot path at fleet scale.
+  static func canonical(_ attrs: [(String, String)], labels: [String: String]) -> [UInt8] {
     var bytes: [UInt8] = []
     bytes.reserveCapacity(512)
     var first = true
@@ -63,36 +93,62 @@ public enum OwnershipMetadata {
       bytes.append(UInt8(ascii: "="))
       bytes.append(contentsOf: v.utf8)
     }
-    return String(ContentDigest.of(bytes).hex.prefix(16))
+    return bytes
   }
 
-  /// What one read of a domain's metadata element says: who owns it, whether its seal matches,
+  /// Format 1's seal: 16 hex digits of an unkeyed SHA-256 (detects a careless edit, proves nothing).
+  static func legacySeal(_ attrs: [(String, String)], labels: [String: String]) -> String {
+    String(ContentDigest.of(canonical(attrs, labels: labels)).hex.prefix(16))
+  }
+
+  /// What one read of a domain's metadata element says: who owns it, whether it can be trusted,
   /// and a digest that changes whenever the element does (for saved-plan fingerprints).
   public struct Reading: Sendable {
     public var ownership: NodeOwnership?
-    public var intact: Bool
+    public var trust: RecordTrust
     public var digest: String
   }
 
-  /// Reads the element with one scan: `plan` does this once per domain, so parsing, the seal
-  /// check and the fingerprint digest share the scanned tags. An intact seal already digests every
-  /// attribute and label, so it is the fingerprint; anything else is digested whole. A record with
-  /// no seal (written before seals existed) counts as intact, so upgrading Drover never reports
-  /// drift or plans changes.
-  public static func read(_ xml: String) -> Reading {
+  /// Reads the element of the domain `name` (UUID `uuid`) seen through host entry `host`, and
+  /// checks it: its name, then for a keyed record its binding and its MAC under `key` (nil: no key
+  /// on this machine, so the seal cannot be checked). One scan: `plan` does this once per domain.
+  public static func read(_ xml: String, name: String, uuid: String, host: String, key: RecordKey?) -> Reading {
     let tags = XMLText.startTags(xml)
     let ownership = parse(tags)
-    var intact = false
-    var digest: String?
-    if let root = tags.first {
-      if let stored = root["seal"] {
-        intact = seal(sealedAttributes(root), labels: labels(tags)) == stored
-        if intact { digest = "seal:" + stored }
-      } else {
-        intact = true  // written before seals existed
-      }
+    guard let root = tags.first, let o = ownership else {
+      return Reading(ownership: nil, trust: .mismatch("not a Drover record"), digest: ContentDigest.of(xml).hex)
     }
-    return Reading(ownership: ownership, intact: intact, digest: digest ?? ContentDigest.of(xml).hex)
+    let trust = check(root, labels: labels(tags), record: o, name: name, uuid: uuid, host: host, key: key)
+    let digest = trust == .verified ? "seal:" + (root["seal"] ?? "") : ContentDigest.of(xml).hex
+    return Reading(ownership: o, trust: trust, digest: digest)
+  }
+
+  static func check(_ root: XMLTag, labels: [String: String], record o: NodeOwnership, name: String, uuid: String, host: String, key: RecordKey?)
+    -> RecordTrust
+  {
+    if o.node != name {
+      return .mismatch("its record is node \(o.node)'s, not this domain's: it looks like a copy of \(o.node)")
+    }
+    let attrs = sealedAttributes(root)
+    guard let keyID = root["key"] else {
+      // Format 1, from before keyed records.
+      guard let stored = root["seal"] else { return .legacy }
+      return legacySeal(attrs, labels: labels) == stored ? .legacy : .mismatch("its record was edited by hand (its seal does not match)")
+    }
+    if (root["uuid"] ?? "").lowercased() != uuid.lowercased() {
+      return .mismatch("its record is bound to UUID \(root["uuid"] ?? "none"), not this domain's \(uuid): it looks like a copy of \(o.node) (a clone, or dumpxml and define)")
+    }
+    if root["host"] != host {
+      return .mismatch("its record was written for \(o.node) on \(root["host"] ?? "no host"), not on \(host): it looks like a copy")
+    }
+    guard let key else { return .unchecked(keyID: keyID) }
+    guard keyID == key.id else {
+      return .mismatch("its record is sealed with key \(keyID), not project \(key.project)'s key \(key.id)")
+    }
+    guard let stored = root["seal"], key.verifies(canonical(attrs, labels: labels), mac: stored) else {
+      return .mismatch("its seal does not verify under the project key: the record was edited or forged")
+    }
+    return .verified
   }
 
   /// Parses the element back; nil when it is not a well-formed Drover node record (treated as foreign).

@@ -39,6 +39,10 @@ public protocol HostBackend: AnyObject, Sendable {
   /// first and refuses a domain that is foreign or whose UUID is not `uuid`.
   func delete(node: String, uuid: String) throws
 
+  /// Writes a record sealed with the project key on the domain `node`, after checking that its
+  /// UUID is `uuid` and it carries a record of the project (`drover adopt`, a person's decision).
+  func adopt(node: String, uuid: String, as ownership: NodeOwnership) throws
+
   /// Deletes an overlay no domain uses, after checking again that none does and that it is named
   /// like a Drover overlay.
   func removeOrphanOverlay(volume: String) throws

@@ -66,8 +66,9 @@ public struct ObservedDomain: Sendable, Hashable, Codable {
   public var ownership: NodeOwnership?
   /// Digest of the raw metadata text, for world fingerprints ("" for foreign domains).
   public var metadataDigest: String
-  /// False when the ownership record's seal does not match its content (edited by hand).
-  public var metadataIntact: Bool = true
+  /// Whether the record can be trusted (see `RecordTrust`): only a `.verified` record, or a
+  /// `.legacy` one being sealed for the first time, is ever acted on.
+  public var trust: RecordTrust = .verified
   /// What the domain really is, read from its XML: the persistent config for `plan` (one read per
   /// domain), config and live XML for `drift`.
   public var actual: DomainShape?
@@ -79,6 +80,31 @@ public struct ObservedDomain: Sendable, Hashable, Codable {
     self.isActive = isActive
     self.ownership = ownership
     self.metadataDigest = metadataDigest
+  }
+}
+
+/// What checking a domain's ownership record found.
+///
+/// Why it exists: the record alone must never decide destruction. A record is trusted only when
+/// its keyed seal verifies and it is bound to this very domain (its UUID, its name, the host
+/// entry it was written through); a clone, a copy or a forgery carries someone else's record.
+public enum RecordTrust: Sendable, Hashable, Codable {
+  /// Sealed with the project key and bound to this domain.
+  case verified
+  /// Bound to this domain, sealed with a key this machine does not hold: plan and drift are
+  /// advisory, apply refuses.
+  case unchecked(keyID: String)
+  /// Written by a Drover from before keyed records (an intact unkeyed seal, or none), with its own
+  /// name: sealed with the key by the next apply when nothing else claims its node.
+  case legacy
+  /// Never acted on, whatever it claims: why (a copy of another node, a record for another UUID or
+  /// host, a seal that does not verify).
+  case mismatch(String)
+
+  public var isVerified: Bool { self == .verified }
+  public var mismatchReason: String? {
+    if case .mismatch(let why) = self { return why }
+    return nil
   }
 }
 

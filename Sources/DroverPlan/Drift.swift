@@ -13,6 +13,11 @@ public struct DriftFinding: Sendable, Codable, Hashable {
     case foreignName = "foreign-name"
     /// Not drift: the spec changed and has not been applied yet.
     case pending
+    /// A domain carrying a record of this project that does not verify or is bound to another
+    /// domain: a clone, a copy, an edit or a forgery. Drover never acts on it.
+    case recordMismatch = "record-mismatch"
+    /// Not drift: a record an older Drover wrote, which the next apply seals with the project key.
+    case unsealed = "record-unsealed"
   }
 
   public var kind: Kind
@@ -24,7 +29,7 @@ public struct DriftFinding: Sendable, Codable, Hashable {
   /// The command that makes it right again.
   public var fix: String
 
-  public var isDrift: Bool { kind != .pending }
+  public var isDrift: Bool { kind != .pending && kind != .unsealed }
 }
 
 /// Finds out-of-band changes to owned domains, separately from pending spec changes.
@@ -42,16 +47,29 @@ public func detectDrift(
   let declared = Dictionary(pools.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
   var ownedByPool: [String: [(String, ObservedDomain, NodeOwnership)]] = [:]
 
-  for (uri, host) in observed.hosts.sorted(by: { $0.key < $1.key }) {
-    for d in host.domains {
-      guard let o = d.ownership, o.project == project else { continue }
+  let records = TrustedRecords(observed, project: project)
+  for (entry, why) in records.refused {
+    findings.append(
+      DriftFinding(
+        kind: .recordMismatch, pool: entry.ownership.pool, node: entry.domain.name, host: entry.host,
+        expected: "a record Drover sealed for this domain", observed: why,
+        fix: "virsh -c \(entry.host) undefine \(entry.domain.name)  # if it is a copy; or: drover adopt \(entry.domain.name) --host \(entry.host)"))
+  }
+  do {
+    for (uri, d, o) in records.owned {
       ownedByPool[o.pool, default: []].append((uri, d, o))
+      if d.trust == .legacy {
+        findings.append(
+          DriftFinding(
+            kind: .unsealed, pool: o.pool, node: d.name, host: uri, expected: "a record sealed with the project key",
+            observed: "a record an older Drover wrote", fix: "drover apply  # seals it"))
+      }
       findings += shapeFindings(d, o, host: uri, imageDigests: imageDigests)
       if declared[o.pool] == nil {
         findings.append(
           DriftFinding(
             kind: .unwanted, pool: o.pool, node: d.name, host: uri, expected: "no node (no spec declares pool \(o.pool))",
-            observed: "owned node \(d.name) (\(d.state))", fix: "drover apply  # deletes it; or restore pools/\(o.pool).yaml"))
+            observed: "owned node \(d.name) (\(d.state))", fix: "drover apply --prune  # deletes it; or restore pools/\(o.pool).yaml"))
       }
     }
   }
@@ -64,6 +82,7 @@ public func detectDrift(
       let name = "\(pool.name)-\(index)"
       let host = placement(pool, index: index)
       if let squatter = observed.hosts[host]?.domains.first(where: { $0.name == name }) {
+        if records.isRefused(squatter, on: host) { continue }  // reported as record-mismatch
         let removed = squatter.ownership == nil && squatter.actual?.title == "drover node \(name) of pool \(pool.name)"
         findings.append(
           DriftFinding(
@@ -115,9 +134,6 @@ func shapeFindings(_ d: ObservedDomain, _ o: NodeOwnership, host: String, imageD
   }
   let reapply = "drover apply --target \(d.name)"
   let rebuild = "drover apply --replace \(d.name)"
-  if !d.metadataIntact {
-    add(.metadataEdited, "the ownership record Drover wrote", "its seal does not match: edited by hand", "drover apply --target \(d.name)  # rewrites it")
-  }
   if d.state != "running" {
     add(.state, "running", d.state, d.isActive ? "virsh -c \(host) resume \(d.name)" : reapply)
   }

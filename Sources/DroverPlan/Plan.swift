@@ -97,9 +97,21 @@ extension PlannedAction {
   }
 }
 
+/// A pool whose nodes exist but which no pool file declares, kept because `--prune` was not given.
+public struct UndeclaredPool: Sendable, Codable, Hashable {
+  public var pool: String
+  public var nodes: [String]
+  public var hosts: [String]
+  public init(pool: String, nodes: [String], hosts: [String]) {
+    self.pool = pool
+    self.nodes = nodes
+    self.hosts = hosts
+  }
+}
+
 /// The ordered changes that make the observed world match the specs.
 public struct Plan: Sendable, Codable {
-  public static let formatVersion = "1.0"
+  public static let formatVersion = "2.0"
 
   public var formatVersion: String = Plan.formatVersion
   public var actions: [PlannedAction]
@@ -113,6 +125,10 @@ public struct Plan: Sendable, Codable {
   public var forceReplace: [String]
   /// The rollout schedule of every pool with replacements: `apply` executes exactly these.
   public var rollouts: [RolloutPreview] = []
+  /// Whether the plan deletes the nodes of undeclared pools (`--prune`); a saved plan re-plans with it.
+  public var prune: Bool = false
+  /// Pools no file declares whose nodes are kept (without `--prune`).
+  public var undeclared: [UndeclaredPool] = []
 
   public init(
     actions: [PlannedAction], specDigest: String, world: WorldFingerprint, targets: [String] = [], excludes: [String] = [],

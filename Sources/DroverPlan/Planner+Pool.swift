@@ -10,9 +10,11 @@ typealias OwnedNode = (host: String, domain: ObservedDomain, ownership: NodeOwne
 ///   - generations: the highest generation seen for each index (domains and overlays), so a new
 ///     domain's overlay name is never one a crash left behind.
 ///   - rolling: indexes an in-progress rollout owns; they are left to it.
+///   - refused: domains (`host NUL name`) whose record of this project is never acted on; they
+///     are reported already and keep their name taken.
 func planPool(
   _ pool: PoolSpec, existing: [OwnedNode], observed: ObservedWorld, options: PlanOptions, generations: [Int: Int], rolling: Set<Int>,
-  diagnostics: inout [Diagnostic]
+  refused: Set<String> = [], diagnostics: inout [Diagnostic]
 ) -> [PlannedAction] {
   var actions: [PlannedAction] = []
   let digest = options.imageDigests[pool.image.description] ?? ""
@@ -48,6 +50,7 @@ func planPool(
     let name = "\(pool.name)-\(index)"
     guard let current = byIndex[index] else {
       let host = placement(pool, index: index)
+      if refused.contains("\(host)\u{0}\(name)") { continue }
       if let foreign = observed.hosts[host]?.domains.first(where: { $0.name == name }) {
         let owner = foreign.ownership.map { "belongs to Drover project '\($0.project)'" } ?? "is not managed by Drover"
         diagnostics.append(
@@ -66,6 +69,10 @@ func planPool(
           reason: byIndex.isEmpty && existing.isEmpty ? "new node" : "missing node (replicas: \(pool.replicas))", after: after))
       continue
     }
+    if current.domain.trust == .legacy {
+      actions.append(seal(current, pool: pool))
+      continue
+    }
     actions += compare(
       current, with: pool, digest: digest, project: options.project, nextGeneration: nextGeneration(index),
       forceReplace: options.forceReplace.contains(name) || options.forceReplace.contains(current.domain.name))
@@ -73,6 +80,10 @@ func planPool(
 
   // Scale down: highest index first.
   for (index, n) in byIndex.sorted(by: { $0.key > $1.key }) where index > pool.replicas {
+    if n.domain.trust == .legacy {
+      actions.append(seal(n, pool: pool))
+      continue
+    }
     actions.append(
       PlannedAction(
         kind: .delete, pool: pool.name, node: n.domain.name, host: n.host,
@@ -80,15 +91,35 @@ func planPool(
         uuid: n.domain.uuid, before: n.ownership))
   }
 
-  if pool.protect {
-    for a in actions where a.kind == .delete || a.kind == .replace {
+  // Protection comes from the spec and from the node's record; the stricter wins, so a pull
+  // request that sets protect: false and removes nodes at once cannot destroy them.
+  for a in actions where a.kind == .delete || a.kind == .replace {
+    let verb = a.kind == .delete ? "destroy" : "replace"
+    if pool.protect {
       diagnostics.append(
         .error(
-          "plan.protected", "pool \(pool.name) is protected: the plan would \(a.kind == .delete ? "destroy" : "replace") node \(a.node) (\(a.reason))",
+          "plan.protected", "pool \(pool.name) is protected: the plan would \(verb) node \(a.node) (\(a.reason))",
           subject: "node \(a.node) on \(a.host)", hint: "set protect: false in the pool to allow it"))
+    } else if a.before?.protect == true {
+      diagnostics.append(
+        .error(
+          "plan.protected",
+          "node \(a.node) records protect: true, so the plan may not \(verb) it (\(a.reason)); the stricter of the spec and the record wins",
+          subject: "node \(a.node) on \(a.host)",
+          hint: "unprotecting takes two applies: apply protect: false with no other change to the pool first (it rewrites the records), then this change"))
     }
   }
   return actions
+}
+
+/// The one action for a node whose record an older Drover wrote: seal it with the project key,
+/// values unchanged (its name and UUID are checked again when it runs). Everything else the spec
+/// asks waits for the next plan, when the record is trusted.
+func seal(_ n: OwnedNode, pool: PoolSpec) -> PlannedAction {
+  PlannedAction(
+    kind: .update, pool: pool.name, node: n.domain.name, host: n.host,
+    reason: "record written by an older Drover: sealed with the project key (in place; other changes wait for the next plan)",
+    uuid: n.domain.uuid, before: n.ownership, after: NodeDefinition(ownership: n.ownership))
 }
 
 /// The host of a node index: round-robin over the pool's hosts. The one placement rule, shared by
@@ -171,7 +202,6 @@ func compare(_ n: OwnedNode, with pool: PoolSpec, digest: String, project: Strin
   var metadataOnly: [String] = []
   if o.labels != after.labels { metadataOnly.append("labels") }
   if o.protect != after.protect { metadataOnly.append("protect \(o.protect) → \(after.protect)") }
-  if !n.domain.metadataIntact { metadataOnly.append("ownership record was edited by hand; rewriting it") }
   if !resize.isEmpty {
     actions.append(
       PlannedAction(

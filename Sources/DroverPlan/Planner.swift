@@ -18,11 +18,14 @@ public struct PlanOptions: Sendable {
   /// Rollouts in progress (from the journal), by pool: their nodes are left to them and the plan
   /// continues them.
   public var activeRollouts: [String: RolloutState]
+  /// Delete the nodes of pools no file declares (`--prune`); without it they are kept and shown.
+  public var prune: Bool
 
   public init(
     targets: [String] = [], excludes: [String] = [], imageDigests: [String: String] = [:], project: String = "default",
-    forceReplace: [String] = [], activeRollouts: [String: RolloutState] = [:]
+    forceReplace: [String] = [], activeRollouts: [String: RolloutState] = [:], prune: Bool = false
   ) {
+    self.prune = prune
     self.activeRollouts = activeRollouts
     self.project = project
     self.forceReplace = forceReplace
@@ -45,21 +48,41 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   var diagnostics: [Diagnostic] = []
   let declared = Dictionary(pools.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
 
-  // Every owned node, wherever it is, grouped by pool.
+  // Every owned node, wherever it is, grouped by pool: only records that verify (see
+  // `TrustedRecords`); every other record of the project stops the plan where it stands.
+  let records = TrustedRecords(observed, project: options.project)
   var owned: [String: [OwnedNode]] = [:]
-  // The highest generation of every index (domains and overlays alike), by pool.
+  // The highest generation of every index (domains, refused records and overlays alike), by pool.
   var generations: [String: [Int: Int]] = [:]
-  for (uri, host) in observed.hosts {
-    for d in host.domains {
-      guard let o = d.ownership, o.node == d.name, o.project == options.project else { continue }
-      owned[o.pool, default: []].append((uri, d, o))
-      generations[o.pool, default: [:]][o.index] = max(generations[o.pool]?[o.index] ?? 0, o.generation)
-    }
+  for (uri, d, o) in records.owned {
+    owned[o.pool, default: []].append((uri, d, o))
+  }
+  for (uri, d, o) in records.owned + records.refused.map(\.entry) {
+    _ = (uri, d)
+    generations[o.pool, default: [:]][o.index] = max(generations[o.pool]?[o.index] ?? 0, o.generation)
+  }
+  for (entry, why) in records.refused {
+    diagnostics.append(
+      .error(
+        "plan.record-mismatch",
+        "domain \(entry.domain.name) (UUID \(entry.domain.uuid)) on \(entry.host) carries a record of node \(entry.ownership.node) of pool \(entry.ownership.pool), but \(why); Drover will not touch it",
+        subject: "node \(entry.ownership.node) on \(entry.host)",
+        hint: "if it is a copy, remove it (virsh undefine); to take it over on purpose: drover adopt \(entry.domain.name) --host \(entry.host)"))
+  }
+  if records.advisory {
+    diagnostics.append(
+      .warning(
+        "records.advisory",
+        "this machine has no key for project \(options.project), whose records are sealed with key \(records.foreignKeyID ?? "?"): their binding was checked, their seal could not be; this plan is advisory and apply refuses",
+        subject: "project \(options.project)", hint: "import the key: drover key import < key.txt, or set DROVER_PROJECT_KEY (drover key export on a machine that has it)"))
+  }
+  for (_, host) in observed.hosts {
     for volume in host.overlays {
       guard let name = OverlayName(volume: volume), name.project == options.project else { continue }
       generations[name.pool, default: [:]][name.index] = max(generations[name.pool]?[name.index] ?? 0, name.generation)
     }
   }
+  let refusedNames = Set(records.refused.map { "\($0.entry.host)\u{0}\($0.entry.domain.name)" })
   let rolling = options.activeRollouts.mapValues { Set($0.nodes.values.map(\.index)) }
 
   for pool in pools.sorted(by: { $0.name < $1.name }) {
@@ -73,7 +96,7 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
     }
     let poolActions = planPool(
       pool, existing: owned[pool.name] ?? [], observed: observed, options: options, generations: generations[pool.name] ?? [:],
-      rolling: rolling[pool.name] ?? [], diagnostics: &diagnostics)
+      rolling: rolling[pool.name] ?? [], refused: refusedNames, diagnostics: &diagnostics)
     if let active = options.activeRollouts[pool.name] {
       for a in poolActions where a.kind == .replace {
         diagnostics.append(
@@ -97,13 +120,18 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
         hint: "its leftover nodes cannot be planned; bring the host back, or if it is gone for good remove its line from .drover/hosts.\(options.project)"))
   }
 
-  // Owned nodes whose pool is no longer declared: shown as deletes, never silent.
+  // Owned nodes whose pool no file declares: kept and shown, or with --prune deleted; never silent.
+  var undeclared: [UndeclaredPool] = []
   for (poolName, nodes) in owned.sorted(by: { $0.key < $1.key }) where declared[poolName] == nil {
+    guard options.prune else {
+      undeclared.append(UndeclaredPool(pool: poolName, nodes: nodes.map(\.domain.name).sorted(), hosts: Array(Set(nodes.map(\.host))).sorted()))
+      continue
+    }
     for n in nodes.sorted(by: { $0.ownership.index < $1.ownership.index }) {
       actions.append(
         PlannedAction(
           kind: .delete, pool: poolName, node: n.domain.name, host: n.host,
-          reason: "pool \(poolName) is no longer declared in pools/", uuid: n.domain.uuid, before: n.ownership))
+          reason: "pool \(poolName) is not declared in pools/ (--prune)", uuid: n.domain.uuid, before: n.ownership))
       if n.ownership.protect {
         diagnostics.append(
           .error(
@@ -130,6 +158,8 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
       observed, relevantHosts: relevant, project: options.project, pools: Set(pools.map(\.name)).union(owned.keys)),
     targets: options.targets, excludes: options.excludes, forceReplace: options.forceReplace)
   var plan = basePlan
+  plan.prune = options.prune
+  plan.undeclared = undeclared.filter { selected(pool: $0.pool, targets: options.targets, excludes: options.excludes) }
   plan.rollouts = pools.sorted { $0.name < $1.name }.compactMap { pool in
     if let active = options.activeRollouts[pool.name] {
       return selected(pool: pool.name, targets: options.targets, excludes: options.excludes) ? RolloutPreview.resuming(active, pool: pool) : nil

@@ -16,7 +16,8 @@ public struct SpecSet: Sendable {
 }
 
 /// What a spec file declares, decided by its folder: files under `images/` are recipes.
-public enum SpecKind: Sendable { case pool, recipe }
+/// What a spec file holds; `project` is `drover.yaml`, read on its own by `ProjectFile`.
+public enum SpecKind: Sendable { case pool, recipe, project }
 
 /// One spec file's bytes as read from disk.
 public struct SpecSource: Sendable {
@@ -46,6 +47,7 @@ public enum SpecLoader {
         switch source.kind {
         case .pool: if let pool = PoolDecoder.decode(root, context: &context) { set.pools.append(pool) }
         case .recipe: if let recipe = RecipeDecoder.decode(root, context: &context) { set.recipes.append(recipe) }
+        case .project: break
         }
       }
       diagnostics += context.diagnostics
@@ -70,13 +72,15 @@ public enum SpecLoader {
       context.diagnostics.append(
         .error(
           "spec.file.empty", "file is empty", at: SourceRange(file: source.path, start: SourcePosition(line: 1, column: 1)),
-          hint: source.kind == .pool ? "a pool file needs at least name, hosts, replicas and image" : "a recipe needs name, version and base"))
+          hint: source.kind == .pool
+            ? "a pool file needs at least name, hosts, replicas and image"
+            : source.kind == .project ? "a project file needs at least project: NAME" : "a recipe needs name, version and base"))
       return nil
     }
     if documents.count > 1 {
       context.error(
         "spec.file.multi-document", "file holds \(documents.count) YAML documents; one is expected", at: documents[1],
-        hint: "put each \(source.kind == .pool ? "pool" : "recipe") in its own file")
+        hint: source.kind == .project ? "drover.yaml holds one document" : "put each \(source.kind == .pool ? "pool" : "recipe") in its own file")
       return nil
     }
     return first

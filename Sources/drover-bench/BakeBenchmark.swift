@@ -1,3 +1,4 @@
+import DroverBasics
 import DroverBake
 import DroverLibvirt
 import DroverModel
@@ -16,7 +17,7 @@ enum BakeBenchmark {
     try FileManager.default.createDirectory(atPath: project + "/images", withIntermediateDirectories: true)
     try FileManager.default.copyItem(atPath: repo + "/images/files", toPath: project + "/images/files")
     try FileManager.default.copyItem(atPath: repo + "/images/demo-v1.yaml", toPath: project + "/images/demo-v1.yaml")
-    let backend = try LibvirtHostBackend.connect("qemu:///system", timeout: 60)
+    let backend = try LibvirtHostBackend.connect("qemu:///system", keyring: Keyring(project: "bench", key: nil), timeout: 60)
     defer {
       if let p = try? backend.connection.storagePool(named: pool) {
         try? p.stop()

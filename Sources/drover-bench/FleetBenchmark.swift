@@ -31,7 +31,7 @@ enum FleetBenchmark {
     let work = project.path
     let setup = Setup(
       drover: drover, runs: runs, project: project, floor: try buildFloor(work, repo: repo), peers: Peers(repo: repo, work: work),
-      holder: try LibvirtHostBackend.connect(uri, imagePool: "drover-images"))
+      holder: try LibvirtHostBackend.connect(uri, keyring: Keyring(project: "bench", key: nil), imagePool: "drover-images"))
     var lines: [String] = []
     for n in sizes {
       lines += try fleet(n, setup)

@@ -1,3 +1,4 @@
+import DroverBasics
 import DroverLibvirt
 import Foundation
 import Libvirt
@@ -13,7 +14,7 @@ enum InProcessBenchmark {
     let project = try ScratchProject("inprocess")
     defer { project.remove() }
     let work = project.path
-    let holder = try LibvirtHostBackend.connect(FleetBenchmark.uri)
+    let holder = try LibvirtHostBackend.connect(FleetBenchmark.uri, keyring: Keyring(project: "bench", key: nil))
     let peers = Peers(repo: repo, work: work)
     let floor = try FleetBenchmark.buildFloor(work, repo: repo)
     let env = ["DROVER_PROJECT": FleetBenchmark.project]

@@ -1,3 +1,4 @@
+import DroverBasics
 import DroverBake
 import DroverLibvirt
 import DroverModel
@@ -21,13 +22,14 @@ enum RollingBenchmark {
     try? FileManager.default.removeItem(atPath: project)
     try FileManager.default.createDirectory(atPath: project + "/pools", withIntermediateDirectories: true)
     try FileManager.default.createDirectory(atPath: project + "/images", withIntermediateDirectories: true)
+    try "project: bench-rolling-\(id)\nstate: {backend: local, dir: .drover}\n".write(toFile: project + "/drover.yaml", atomically: true, encoding: .utf8)
     for file in ["files", "demo-v1.yaml", "demo-v2.yaml"] {
       try FileManager.default.copyItem(atPath: "\(repo)/images/\(file)", toPath: "\(project)/images/\(file)")
     }
     let env = [
       "DROVER_IMAGE_DIR": dir, "DROVER_IMAGE_POOL": pool, "DROVER_CONSOLE_DIR": dir + "/console", "DROVER_PROJECT": "bench-rolling-\(id)",
     ]
-    let backend = try LibvirtHostBackend.connect("qemu:///system", timeout: 60)
+    let backend = try LibvirtHostBackend.connect("qemu:///system", keyring: Keyring(project: "bench", key: nil), timeout: 60)
     func spec(_ image: String, replicas: Int = nodes) throws {
       try """
         name: roll\(id)
@@ -77,7 +79,7 @@ enum RollingBenchmark {
     for i in 1...nodes * 2 {
       let digest = catalogue.image(for: ImageRef(parsing: "demo@v2")!)?.key ?? ""
       let node = try images.prepare(NodeDefinition(ownership: desiredOwnership(spec2, index: i, digest: digest, generation: 1, project: "bench-raw")), host: backend)
-      let xml = DomainXML.render(node, bootsNodes: backend.bootsNodes)
+      let xml = DomainXML.renderLegacy(node, bootsNodes: backend.bootsNodes)
       let console = try require(node.boot?.consoleLog)
       try? FileManager.default.removeItem(atPath: console)
       let t = try Stopwatch.seconds {

@@ -11,6 +11,8 @@ struct ScratchProject {
     try FileManager.default.createDirectory(atPath: path + "/pools", withIntermediateDirectories: true)
     try FileManager.default.createDirectory(atPath: path + "/images", withIntermediateDirectories: true)
     try "name: demo\nversion: v1\nbase: {rootfs: busybox}\n".write(toFile: path + "/images/demo.yaml", atomically: true, encoding: .utf8)
+    // A fresh key and journal per run: the state folder is inside the scratch project.
+    try "project: bench\nstate: {backend: local, dir: .drover}\n".write(toFile: path + "/drover.yaml", atomically: true, encoding: .utf8)
   }
 
   /// The project's one pool, `pools/p.yaml`.

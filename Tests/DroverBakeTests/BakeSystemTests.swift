@@ -19,7 +19,8 @@ final class BakeSystemTests {
     let id = "\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
     dir = "/var/lib/drover/test-images-\(id)"
     pool = "drover-test-\(id)"
-    backend = try LibvirtHostBackend.connect("qemu:///system", timeout: 60)
+    backend = try LibvirtHostBackend.connect(
+      "qemu:///system", keyring: Keyring(project: "bake-tests", key: RecordKey(bytes: Array(repeating: 3, count: 32), project: "bake-tests")), timeout: 60)
     recipeDir = FileManager.default.temporaryDirectory.appendingPathComponent("drover-recipe-\(id)").path
     try FileManager.default.createDirectory(atPath: recipeDir, withIntermediateDirectories: true)
     try "#!/bin/busybox sh\n/bin/busybox --install -s /bin\necho \"DROVER READY $(cat /etc/drover-version)\"\nexec sh -c 'while :; do sleep 3600; done'\n"

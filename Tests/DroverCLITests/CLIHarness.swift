@@ -23,6 +23,8 @@ final class CLIHarness {
     try "name: demo\nversion: v1\nbase: {rootfs: busybox}\n".write(to: dir.appendingPathComponent("images/v1.yaml"), atomically: true, encoding: .utf8)
     try "name: demo\nversion: v2\nbase: {rootfs: busybox}\n".write(to: dir.appendingPathComponent("images/v2.yaml"), atomically: true, encoding: .utf8)
     project = "cli\(UInt32.random(in: 0..<UInt32.max))"
+    // The project file names the project; its state (key, locks, journal) stays in the folder.
+    try "project: \(project)\nstate: {backend: local, dir: .drover}\n".write(to: dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
     holder = try Connection.open(Self.uri)
   }
 
@@ -48,7 +50,8 @@ final class CLIHarness {
     process.arguments = arguments
     process.currentDirectoryURL = dir
     var environment = ProcessInfo.processInfo.environment
-    environment["DROVER_PROJECT"] = project
+    environment["DROVER_PROJECT"] = nil
+    environment["DROVER_PROJECT_KEY"] = nil
     environment["NO_COLOR"] = "1"
     process.environment = environment.merging(extra) { $1 }
     let out = Pipe(), err = Pipe(), input = Pipe()

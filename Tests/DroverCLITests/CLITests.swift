@@ -41,7 +41,7 @@ import Testing
     #expect(plan.stdout.contains("Plan: 2 to add, 0 to change, 0 to destroy."))
 
     let json = try h.json(try h.run(["plan", "--json"]).stdout)
-    #expect(json["format_version"] as? String == "1.0")
+    #expect(json["format_version"] as? String == "2.0")
     #expect((json["actions"] as? [[String: Any]])?.map { $0["action"] as? String } == ["create", "create"])
     #expect((json["summary"] as? [String: Int])?["add"] == 2)
 
@@ -163,8 +163,17 @@ import Testing
     #expect(plan.stderr.contains("pool \(pool) is protected: the plan would destroy node \(pool)-2"))
     #expect(try h.run(["apply", "--auto-approve"]).status == 1)
     #expect(try h.holder.domain(named: "\(pool)-2") != nil)
+    // The stricter of spec and record wins: unprotecting and shrinking at once is refused...
+    try h.writePool(pool, replicas: 0)
+    let both = try h.run(["apply", "--auto-approve"])
+    #expect(both.status == 1 && both.stderr.contains("records protect: true") && both.stderr.contains("unprotecting takes two applies"), "\(both.stderr)")
+    #expect(try h.holder.domain(named: "\(pool)-2") != nil)
+    // ...so it takes two applies: protect: false first (records rewritten in place), then the shrink.
+    try h.writePool(pool, replicas: 2)
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
     try h.writePool(pool, replicas: 0)
     #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+    #expect(try h.holder.domain(named: "\(pool)-2") == nil)
   }
 
   @Test func foreignDomainWithANodesNameStopsThePlan() throws {

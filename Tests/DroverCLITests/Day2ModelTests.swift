@@ -91,6 +91,12 @@ import Testing
         let before = try h.nodes(pool)
         #expect(try h.run(["apply", "--auto-approve"] + replace).status == 1, "\(context)")
         #expect(try h.nodes(pool) == before, "\(context): a refused plan touches nothing")
+        // Unprotecting takes two applies (the stricter of spec and record wins): protect: false
+        // alone first, then the change.
+        var unprotected = model
+        unprotected.protect = false
+        try h.writePool(pool, replicas: unprotected.replicas, image: unprotected.image, extra: unprotected.yaml)
+        #expect(try h.run(["apply", "--auto-approve"]).status == 0, "\(context): unprotect alone")
         next.protect = false
         try h.writePool(pool, replicas: next.replicas, image: next.image, extra: next.yaml)
       }
@@ -106,6 +112,11 @@ import Testing
       model = next
       try check(h, pool, model, context: context)
       #expect(try bystander.xml(inactive: true) == bystanderXML, "\(context): a foreign domain is byte-identical")
+    }
+    if model.protect {
+      model.protect = false
+      try h.writePool(pool, replicas: model.replicas, image: model.image, extra: model.yaml)
+      #expect(try h.run(["apply", "--auto-approve"]).status == 0, "seed \(seed): unprotect")
     }
     try h.writePool(pool, replicas: 0)
     #expect(try h.run(["apply", "--auto-approve"]).status == 0)

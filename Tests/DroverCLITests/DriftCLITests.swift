@@ -21,7 +21,11 @@ import Testing
     let pool = CLIHarness.unique("dr")
     try h.writePool(pool, replicas: 6)
     #expect(try h.run(["apply", "--auto-approve"]).status == 0)
-    try FileManager.default.removeItem(at: h.dir.appendingPathComponent(".drover"))
+    // Keep only the project key: drift must write no lock, journal or hosts file.
+    let state = h.dir.appendingPathComponent(".drover")
+    for entry in try FileManager.default.contentsOfDirectory(atPath: state.path) where entry != "key" {
+      try FileManager.default.removeItem(at: state.appendingPathComponent(entry))
+    }
 
     let clean = try findings(h)
     #expect(clean.status == 0 && clean.kinds.isEmpty)
@@ -46,11 +50,11 @@ import Testing
     let drift = try findings(h)
     #expect(drift.status == 2)
     #expect(drift.kinds == [
-      "foreign-name \(pool)-6", "memory \(pool)-1", "metadata-edited \(pool)-4", "missing \(pool)-3", "state \(pool)-5",
+      "foreign-name \(pool)-6", "memory \(pool)-1", "missing \(pool)-3", "record-mismatch \(pool)-4", "state \(pool)-5",
       "vcpu \(pool)-2",
     ])
     #expect((drift.json["libvirt_calls"] as? [String: Int])?["writes"] == 0)
-    #expect(!FileManager.default.fileExists(atPath: h.dir.appendingPathComponent(".drover").path), "no lock or journal written")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: state.path) == ["key"], "no lock or journal written")
 
     let text = try h.run(["drift"])
     #expect(text.stdout.contains("\(pool)-1 on \(CLIHarness.uri) [pool \(pool)]: memory"))

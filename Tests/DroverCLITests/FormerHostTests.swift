@@ -29,13 +29,15 @@ import Testing
     try deploy(h, pool, on: relay.uri)
     try FileManager.default.removeItem(at: poolFile(h, pool))
 
-    let plan = try h.run(["plan", "--detailed-exitcode"])
+    let kept = try h.run(["plan", "--detailed-exitcode"])
+    #expect(kept.status == 0 && kept.stdout.contains("Pool \(pool) is not declared in pools/: kept"), "without --prune: kept and shown: \(kept.stdout)")
+    let plan = try h.run(["plan", "--detailed-exitcode", "--prune"])
     #expect(plan.status == 2, "\(plan.stdout)\(plan.stderr)")
-    #expect(plan.stdout.contains("\(pool)-1") && plan.stdout.contains("\(pool)-2") && plan.stdout.contains("pool \(pool) is no longer declared"), "\(plan.stdout)")
+    #expect(plan.stdout.contains("\(pool)-1") && plan.stdout.contains("\(pool)-2") && plan.stdout.contains("pool \(pool) is not declared in pools/ (--prune)"), "\(plan.stdout)")
     let drift = try h.run(["drift"])
     #expect(drift.status == 2 && drift.stdout.contains("\(pool)-1"), "drift reports the leftovers: \(drift.stdout)\(drift.stderr)")
 
-    let apply = try h.run(["apply", "--auto-approve"])
+    let apply = try h.run(["apply", "--auto-approve", "--prune"])
     #expect(apply.status == 0, "\(apply.stdout)\(apply.stderr)")
     #expect(try h.nodes(pool).isEmpty, "the leftover nodes were deleted")
     try h.expectOverlaysMatchDomains(pool, "after removing the leftovers")
@@ -55,15 +57,24 @@ import Testing
     let uuids = try h.nodes(pool).map(\.uuid)
     // The pool now names the daemon by its plain URI; the relay's spelling is only remembered.
     try "name: \(pool)\nhosts: [\"\(CLIHarness.uri)\"]\nreplicas: 2\nimage: demo@v1\n".write(to: poolFile(h, pool), atomically: true, encoding: .utf8)
+    // Records are bound to the host entry they were written through: under the new spelling
+    // they are refused (never deleted as duplicates, never rewritten) until a person adopts them.
     let plan = try h.run(["plan", "--detailed-exitcode"])
-    #expect(plan.status == 0, "no duplicate deletes: \(plan.stdout)\(plan.stderr)")
+    #expect(plan.status == 1 && plan.stderr.contains("Drover will not touch it") && !plan.stdout.contains("duplicate"), "\(plan.stdout)\(plan.stderr)")
+    #expect(try h.run(["apply", "--auto-approve"]).status == 1)
+    #expect(try h.nodes(pool).map(\.uuid) == uuids, "the nodes are untouched")
+    for i in 1...2 {
+      let adopt = try h.run(["adopt", "\(pool)-\(i)", "--host", CLIHarness.uri])
+      #expect(adopt.status == 0, "\(adopt.stdout)\(adopt.stderr)")
+    }
+    let adopted = try h.run(["plan", "--detailed-exitcode"])
+    #expect(adopted.status == 0, "after adopt, no changes and no duplicates: \(adopted.stdout)\(adopted.stderr)")
     #expect(try h.run(["apply", "--auto-approve"]).status == 0)
     #expect(try h.nodes(pool).map(\.uuid) == uuids, "the nodes are untouched")
-    #expect(!(try hostsFile(h)).contains(relay.uri), "the alias is forgotten")
     // Both spellings declared: an error, never a delete.
     try "name: \(pool)\nhosts: [\"\(CLIHarness.uri)\", \"\(relay.uri)\"]\nreplicas: 2\nimage: demo@v1\n".write(to: poolFile(h, pool), atomically: true, encoding: .utf8)
     let both = try h.run(["apply", "--auto-approve"])
-    #expect(both.status == 1 && both.stderr.contains("they look like one libvirt daemon under two URIs"), "\(both.stdout)\(both.stderr)")
+    #expect(both.status == 1 && both.stderr.contains("Drover will not touch it"), "\(both.stdout)\(both.stderr)")
     #expect(try h.nodes(pool).map(\.uuid) == uuids, "still untouched")
     try h.writePool(pool, replicas: 0)
     #expect(try h.run(["apply", "--auto-approve"]).status == 0)
@@ -91,8 +102,7 @@ import Testing
 
     // The README's way out: edit the file. Here it points at the same daemon under its plain URI.
     try "\(CLIHarness.uri)\n".write(to: hostsURL(h), atomically: true, encoding: .utf8)
-    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
-    #expect(try h.nodes(pool).isEmpty)
+    #expect(try h.run(["plan"]).stderr.contains("Drover will not touch it"), "records bound to the relay's spelling are refused under another")
   }
 
   @Test func aHostsFileLineThatIsNotAURIIsALocatedError() throws {

@@ -12,9 +12,10 @@ import Testing
 @Suite struct ObserveAndApplyTests {
   /// Plans and applies through `ApplyEngine`, with real overlays from `NodeImages` (the test
   /// driver keeps storage pools and backed volumes in memory).
-  func converge(_ world: TestWorld, _ pools: [PoolSpec], project: String = "default") -> (Plan, [Diagnostic], ApplyOutcome) {
+  func converge(_ world: TestWorld, _ pools: [PoolSpec], project: String = "default", prune: Bool = false) -> (Plan, [Diagnostic], ApplyOutcome) {
+    let world = world.acting(for: project)
     let observed = WorldObserver.observe([world.backend])
-    let (plan, diagnostics) = makePlan(pools: pools, observed: observed, options: PlanOptions(project: project))
+    let (plan, diagnostics) = makePlan(pools: pools, observed: observed, options: PlanOptions(project: project, prune: prune))
     let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("drover-apply-\(project)").path
     let images = NodeImages(catalogue: ImageCatalogue(directory: scratch + "/images"), poolName: "drover-images", consoleDirectory: scratch)
     let backend = world.backend
@@ -36,7 +37,8 @@ import Testing
   }
 
   func replan(_ world: TestWorld, _ pools: [PoolSpec], project: String = "default") -> Plan {
-    makePlan(pools: pools, observed: WorldObserver.observe([world.backend]), options: PlanOptions(project: project)).0
+    let world = world.acting(for: project)
+    return makePlan(pools: pools, observed: WorldObserver.observe([world.backend]), options: PlanOptions(project: project)).0
   }
 
   @Test(arguments: ["isolated", "daemon"])
@@ -71,6 +73,8 @@ import Testing
     #expect(d.overlays == d.used && d.overlays.count == 2, "a replacement leaves no orphan: \(d)")
 
     (plan, _, result) = converge(world, [], project: project)
+    #expect(plan.actions.isEmpty && plan.undeclared.map(\.pool) == [name] && plan.undeclared.first?.nodes.count == 2, "a pool no file declares is kept without --prune")
+    (plan, _, result) = converge(world, [], project: project, prune: true)
     #expect(plan.actions.count == 2 && result.exitStatus == 0, "a removed pool's nodes are deleted only through a visible plan")
     #expect(try disks(world, project: project).overlays.isEmpty)
   }
@@ -136,14 +140,16 @@ import Testing
     let spec = world.pool("big", replicas: n)
     for i in 1...n {
       _ = try world.backend.connection.defineDomain(
-        xml: DomainXML.render(NodeDefinition(ownership: desiredOwnership(spec, index: i, digest: "", generation: 1, project: "default")), bootsNodes: world.backend.bootsNodes))
+        xml: DomainXML.render(
+          NodeDefinition(ownership: desiredOwnership(spec, index: i, digest: "", generation: 1, project: "default")), bootsNodes: world.backend.bootsNodes,
+          uuid: UUID().uuidString.lowercased(), key: TestWorld.key("default"), host: world.uri))
     }
     world.backend.calls.reset()
     let observed = WorldObserver.observe([world.backend])
     #expect(observed.hosts[world.uri]?.domains.count == n)
     #expect(world.backend.calls["list"] == 1)
     #expect(world.backend.calls["config-xml"] == n)
-    #expect(world.backend.calls.total == n + 1, "calls per node ≤ 1 plus a constant")
+    #expect(world.backend.calls.total <= n + 3, "calls per node ≤ 1 plus a constant (the listing, the image pool's overlays)")
     #expect(world.backend.calls.writes == 0)
     let (plan, _) = makePlan(pools: [spec], observed: observed)
     #expect(plan.actions.map(\.kind) == Array(repeating: .start, count: n), "defined but stopped nodes are started, none recreated")
@@ -151,7 +157,7 @@ import Testing
 
   @Test func deadHostIsReportedQuicklyAsUnreachable() {
     let error = #expect(throws: HostError.self) {
-      try LibvirtHostBackend.connect("test+unix:///default?socket=/nonexistent/libvirt-sock", timeout: 5)
+      try LibvirtHostBackend.connect("test+unix:///default?socket=/nonexistent/libvirt-sock", keyring: Keyring(project: "p", key: nil), timeout: 5)
     }
     #expect(error?.isUnreachable == true)
     #expect(error?.diagnostics.first?.code == "libvirt.unreachable")
@@ -161,24 +167,24 @@ import Testing
 /// Drift's observation runs on a read-only connection and makes no write call.
 @Suite struct ReadOnlyObservationTests {
   @Test func detailedObservationOnAReadOnlyConnection() throws {
-    let writer = try TestWorld.daemon()
     let name = TestWorld.unique("ro")
+    let writer = try TestWorld.daemon(project: name)
     let spec = writer.pool(name, replicas: 3)
     let plan = makePlan(pools: [spec], observed: WorldObserver.observe([writer.backend]), options: PlanOptions(project: name)).0
     #expect(Executor(backends: [writer.uri: writer.backend]).apply(plan).succeeded)
 
-    let reader = try LibvirtHostBackend.connect(writer.uri, readOnly: true)
+    let reader = try LibvirtHostBackend.connect(writer.uri, keyring: writer.backend.keyring, readOnly: true)
     let host = try reader.observe(detailed: true)
     let mine = host.domains.filter { $0.ownership?.project == name }
     #expect(mine.count == 3)
-    #expect(mine.allSatisfy { $0.actual?.memoryKiB == 256 * 1024 && $0.actual?.vcpu == 1 && $0.metadataIntact })
+    #expect(mine.allSatisfy { $0.actual?.memoryKiB == 256 * 1024 && $0.actual?.vcpu == 1 && $0.trust == .verified })
     #expect(reader.calls.writes == 0)
     #expect(reader.calls["list"] == 1)
     #expect(reader.calls["xml"] <= 2 * reader.calls.domainsListed, "config XML, plus live XML for running domains")
     // The connection itself cannot write.
     #expect(throws: HostError.self) { try reader.delete(node: "\(name)-1", uuid: mine[0].uuid) }
     #expect(try writer.backend.connection.domain(named: "\(name)-1") != nil)
-    let cleanup = makePlan(pools: [], observed: WorldObserver.observe([writer.backend]), options: PlanOptions(project: name)).0
+    let cleanup = makePlan(pools: [], observed: WorldObserver.observe([writer.backend]), options: PlanOptions(project: name, prune: true)).0
     #expect(Executor(backends: [writer.uri: writer.backend]).apply(cleanup).succeeded)
   }
 }

@@ -1,3 +1,4 @@
+import DroverBasics
 import DroverLibvirt
 import DroverModel
 import DroverPlan
@@ -14,10 +15,11 @@ import Testing
   /// Hostile labels come back from libvirt byte-identical and add no element to the domain XML.
   @Test(arguments: ["isolated", "daemon"])
   func hostileValuesRoundTripThroughLibvirt(_ kind: String) throws {
-    let world = kind == "isolated" ? try TestWorld.isolated() : try TestWorld.daemon()
+    let project = "p<&>\"'"
+    let world = kind == "isolated" ? try TestWorld.isolated(project: project) : try TestWorld.daemon(project: project)
     let name = TestWorld.unique("esc")
     let spec = world.pool(name, replicas: 1, labels: Self.hostile)
-    let ownership = desiredOwnership(spec, index: 1, digest: "abc", generation: 1, project: "p<&>\"'")
+    let ownership = desiredOwnership(spec, index: 1, digest: "abc", generation: 1, project: project)
     try world.backend.create(NodeDefinition(ownership: ownership))
     defer { try? world.backend.delete(node: "\(name)-1", uuid: (try? world.backend.connection.domain(named: "\(name)-1"))??.uuid ?? "") }
 
@@ -29,7 +31,9 @@ import Testing
     let xml = try domain.xml()
     let elements = xml.components(separatedBy: "<").count - xml.components(separatedBy: "</").count
     let reference = try world.backend.connection.defineDomain(
-      xml: DomainXML.render(NodeDefinition(ownership: desiredOwnership(world.pool(name + "r", replicas: 1), index: 1, digest: "", generation: 1, project: "p")), bootsNodes: world.backend.bootsNodes))
+      xml: DomainXML.render(
+        NodeDefinition(ownership: desiredOwnership(world.pool(name + "r", replicas: 1), index: 1, digest: "", generation: 1, project: "p")),
+        bootsNodes: world.backend.bootsNodes, uuid: UUID().uuidString.lowercased(), key: TestWorld.key("p"), host: world.uri))
     defer { try? reference.undefine() }
     let plainXML = try reference.xml()
     let plainElements = plainXML.components(separatedBy: "<").count - plainXML.components(separatedBy: "</").count
@@ -53,26 +57,68 @@ import Testing
     #expect(OwnershipMetadata.parse(huge + "generation=\"1\" vcpu=\"1\" memory_mib=\"256\" disk_mib=\"1\"/>") != nil)
   }
 
-  @Test func readingCombinesParseSealAndDigest() throws {
-    let spec = PoolSpec(name: "web", hosts: ["test:///default"], replicas: 2, image: ImageRef(parsing: "demo@v1")!, labels: Self.hostile)
-    let ownership = desiredOwnership(spec, index: 1, digest: "abc", generation: 1, project: "p")
-    let xml = OwnershipMetadata.render(ownership)
-    let reading = OwnershipMetadata.read(xml)
+  static let uuid = "6f1c0a52-3c1e-4a0e-9d6a-000000000001"
+  static let host = "test:///default"
+
+  /// The record check, case by case: only a record sealed with the project key for this very
+  /// domain (its UUID, name and host) is `.verified`; every copy, edit and forgery is a mismatch.
+  @Test func aRecordIsTrustedOnlyWhenSealedForThisVeryDomain() throws {
+    let spec = PoolSpec(name: "web", hosts: [Self.host], replicas: 2, image: ImageRef(parsing: "demo@v1")!, labels: Self.hostile)
+    let ownership = desiredOwnership(spec, index: 2, digest: "abc", generation: 1, project: "p")
+    let key = TestWorld.key("p")
+    let xml = OwnershipMetadata.render(ownership, key: key, binding: .init(uuid: Self.uuid, host: Self.host))
+    func read(_ text: String, name: String = "web-2", uuid: String = Self.uuid, host: String = Self.host, key: RecordKey? = TestWorld.key("p")) -> OwnershipMetadata.Reading {
+      OwnershipMetadata.read(text, name: name, uuid: uuid, host: host, key: key)
+    }
+    let reading = read(xml)
     #expect(reading.ownership == ownership)
-    #expect(reading.intact)
+    #expect(reading.trust == .verified)
     #expect(reading.digest.hasPrefix("seal:"))
+    #expect(read(xml, uuid: Self.uuid.uppercased()).trust == .verified, "UUIDs compare case-insensitively")
 
-    var other = ownership
-    other.generation = 2
-    #expect(OwnershipMetadata.read(OwnershipMetadata.render(other)).digest != reading.digest)
+    // A clone (new UUID), a copy under another name, a copy on another host.
+    #expect(read(xml, uuid: "6f1c0a52-3c1e-4a0e-9d6a-000000000002").trust.mismatchReason?.contains("bound to UUID") == true)
+    #expect(read(xml, name: "web-2-clone").trust.mismatchReason?.contains("looks like a copy of web-2") == true)
+    #expect(read(xml, host: "qemu:///system").trust.mismatchReason?.contains("written for web-2 on test:///default") == true)
+    // Without the key: the binding is checked, the seal cannot be.
+    #expect(read(xml, key: nil).trust == .unchecked(keyID: key.id))
+    #expect(read(xml, uuid: "other", key: nil).trust.mismatchReason != nil, "a copy is a copy with or without the key")
+    // Another project's key.
+    let stranger = RecordKey(bytes: Array(repeating: 9, count: 32), project: "p")
+    #expect(read(xml, key: stranger).trust.mismatchReason?.contains("sealed with key") == true)
 
-    let edited = xml.replacingOccurrences(of: "generation=\"1\"", with: "generation=\"7\"")
-    let tampered = OwnershipMetadata.read(edited)
-    #expect(!tampered.intact, "an edit by hand breaks the seal")
-    #expect(tampered.ownership?.generation == 7)
-    #expect(tampered.digest != reading.digest && !tampered.digest.hasPrefix("seal:"), "a broken seal is digested whole")
-    let unsealed = xml.replacing(#/ seal="[0-9a-f]+"/#, with: "")
-    #expect(unsealed != xml)
-    #expect(OwnershipMetadata.read(unsealed).intact, "records from before seals existed count as intact")
+    // Edits: protect, project, index, disk; and a copy edited to its own name and UUID.
+    for (from, to) in [
+      ("protect=\"false\"", "protect=\"true\""), ("project=\"p\"", "project=\"q\""), ("index=\"2\"", "index=\"1\""),
+      ("generation=\"1\"", "generation=\"7\""),
+    ] {
+      let edited = xml.replacingOccurrences(of: from, with: to)
+      #expect(edited != xml)
+      let tampered = read(edited)
+      #expect(tampered.trust.mismatchReason?.contains("does not verify") == true, "\(from) → \(to)")
+      #expect(tampered.digest != reading.digest && !tampered.digest.hasPrefix("seal:"), "a broken seal is digested whole")
+    }
+    let renamed = xml.replacingOccurrences(of: "name=\"web-2\"", with: "name=\"web-9\"").replacingOccurrences(of: Self.uuid, with: "6f1c0a52-3c1e-4a0e-9d6a-000000000009")
+    #expect(read(renamed, name: "web-9", uuid: "6f1c0a52-3c1e-4a0e-9d6a-000000000009").trust.mismatchReason?.contains("does not verify") == true)
+
+    // Records an older Drover wrote: legacy while intact, a mismatch once edited; a forged
+    // old-style record with a recomputed seal is legacy here and refused by `TrustedRecords`
+    // as soon as the project has a keyed record (see TrustedRecordsTests).
+    let legacy = OwnershipMetadata.renderLegacy(ownership)
+    #expect(read(legacy).trust == .legacy)
+    #expect(read(legacy.replacingOccurrences(of: "generation=\"1\"", with: "generation=\"7\"")).trust.mismatchReason?.contains("edited by hand") == true)
+    #expect(read(legacy.replacing(#/ seal="[0-9a-f]+"/#, with: "")).trust == .legacy, "records from before seals existed")
+  }
+
+  @Test func exportedKeysRoundTripAndBadOnesAreRefused() throws {
+    let key = RecordKey.generate(project: "web-fleet")
+    #expect(key.bytes.count == 32)
+    #expect(try RecordKey.parse(key.exported).get() == key)
+    #expect(try RecordKey.parse(key.exported + "\n").get() == key)
+    for bad in ["", "drover-key-1:web-fleet:abc", "drover-key-2:web-fleet:" + String(repeating: "a", count: 64),
+      "drover-key-1:web-fleet:" + String(repeating: "g", count: 64), "drover-key-1:web-fleet:+f" + String(repeating: "a", count: 62)] {
+      #expect((try? RecordKey.parse(bad).get()) == nil, "\(bad)")
+    }
+    #expect(RecordKey.generate(project: "x").id != RecordKey.generate(project: "x").id)
   }
 }

@@ -1,3 +1,4 @@
+import DroverBasics
 import DroverLibvirt
 import DroverModel
 import DroverPlan
@@ -13,14 +14,23 @@ struct TestWorld {
   let backend: LibvirtHostBackend
   var uri: String { backend.uri }
 
-  static func isolated() throws -> TestWorld {
+  /// A fixed key per project: tests seal and verify like apply does.
+  static func key(_ project: String) -> RecordKey { RecordKey(bytes: Array(repeating: 7, count: 32), project: project) }
+
+  static func isolated(project: String = "default") throws -> TestWorld {
     let file = FileManager.default.temporaryDirectory.appendingPathComponent("drover-node-\(getpid()).xml")
     try "<node><cpu><mode>fixed</mode></cpu></node>".write(to: file, atomically: true, encoding: .utf8)
-    return TestWorld(backend: try LibvirtHostBackend.connect("test://" + file.path))
+    return TestWorld(backend: try LibvirtHostBackend.connect("test://" + file.path, keyring: Keyring(project: project, key: key(project)), imagePool: "drover-images"))
   }
 
-  static func daemon() throws -> TestWorld {
-    TestWorld(backend: try LibvirtHostBackend.connect("test+unix:///default"))
+  static func daemon(project: String = "default") throws -> TestWorld {
+    TestWorld(backend: try LibvirtHostBackend.connect("test+unix:///default", keyring: Keyring(project: project, key: key(project)), imagePool: "drover-images"))
+  }
+
+  /// The same connection acting for another project (with that project's key).
+  func acting(for project: String) -> TestWorld {
+    project == backend.keyring.project
+      ? self : TestWorld(backend: LibvirtHostBackend(connection: backend.connection, keyring: Keyring(project: project, key: Self.key(project)), imagePool: backend.imagePool))
   }
 
   static func unique(_ prefix: String) -> String {

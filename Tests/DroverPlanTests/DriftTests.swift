@@ -28,7 +28,7 @@ import Testing
 
   @Test(arguments: [
     ("live memory", "memory web-1"), ("config vcpu", "vcpu web-1"), ("stopped", "state web-1"), ("paused", "state web-1"),
-    ("disk", "disk web-1"), ("edited", "metadata-edited web-1"),
+    ("disk", "disk web-1"), ("edited", "record-mismatch web-1"),
   ])
   func outOfBandChangesAreDrift(_ change: String, _ expected: String) {
     let spec = PlannerTests.pool()
@@ -39,7 +39,7 @@ import Testing
       case "stopped": (d.state, d.isActive) = ("shutoff", false)
       case "paused": d.state = "paused"
       case "disk": d.actual!.disks = ["/var/lib/libvirt/images/other.qcow2"]
-      default: d.metadataIntact = false
+      default: d.trust = .mismatch("its seal does not verify under the project key: the record was edited or forged")
       }
     }
     let findings = detectDrift(pools: [spec], observed: world)

@@ -139,12 +139,18 @@ import Testing
     #expect(replaceDiagnostics.count == 3)
   }
 
-  @Test func removedPoolShowsDeletesAndRefusesWhenProtected() {
-    let (plan, diagnostics) = makePlan(pools: [], observed: Self.world(Self.pool()))
+  /// A pool no file declares is kept and shown; only --prune deletes its nodes (protect honoured).
+  @Test func removedPoolIsKeptUnlessPrunedAndRefusesWhenProtected() {
+    let (kept, keptDiagnostics) = makePlan(pools: [], observed: Self.world(Self.pool()))
+    #expect(kept.actions.isEmpty && keptDiagnostics.isEmpty)
+    #expect(kept.undeclared == [UndeclaredPool(pool: "web", nodes: ["web-1", "web-2", "web-3"], hosts: ["test:///default"])])
+    #expect(!kept.prune)
+    let (plan, diagnostics) = makePlan(pools: [], observed: Self.world(Self.pool()), options: PlanOptions(prune: true))
     #expect(kinds(plan) == ["delete web-1", "delete web-2", "delete web-3"])
-    #expect(plan.actions[0].reason == "pool web is no longer declared in pools/")
+    #expect(plan.actions[0].reason == "pool web is not declared in pools/ (--prune)")
+    #expect(plan.prune && plan.undeclared.isEmpty)
     #expect(diagnostics.isEmpty)
-    let (_, protected) = makePlan(pools: [], observed: Self.world(Self.pool(protect: true)))
+    let (_, protected) = makePlan(pools: [], observed: Self.world(Self.pool(protect: true)), options: PlanOptions(prune: true))
     #expect(protected.count == 3 && protected.allSatisfy { $0.code == "plan.protected" })
   }
 

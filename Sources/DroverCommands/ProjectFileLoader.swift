@@ -1,0 +1,33 @@
+import DroverBasics
+import DroverModel
+import DroverSpec
+import Foundation
+import Synchronization
+
+/// Reads `drover.yaml` of a project folder (a missing file is no error: commands that need a
+/// project name say so themselves).
+enum ProjectFileLoader {
+  static func read(dir: String) -> (ProjectSettings?, [Diagnostic], [SpecSource]) {
+    let path = dir + "/" + ProjectFile.name
+    guard FileManager.default.fileExists(atPath: path) else { return (nil, [], []) }
+    let (sources, readProblems) = SpecFiles.read([path])
+    guard let source = sources.first else { return (nil, readProblems, []) }
+    let project = SpecSource(path: source.path, kind: .project, bytes: source.bytes)
+    let (settings, problems) = ProjectFile.decode(project)
+    return (settings, readProblems + problems, [project])
+  }
+}
+
+/// The project file this process read (one project per process), for the option groups that
+/// take their defaults from it.
+enum CurrentProject {
+  private static let held = Mutex<(settings: ProjectSettings?, dir: String)>((nil, "."))
+
+  static func set(_ settings: ProjectSettings?, dir: String = ".") { held.withLock { $0 = (settings, dir) } }
+  static var settings: ProjectSettings? { held.withLock { $0.settings } }
+  /// A path from drover.yaml: relative ones are inside the project folder.
+  static func path(_ value: String?) -> String? {
+    guard let value else { return nil }
+    return value.hasPrefix("/") ? value : held.withLock { $0.dir } + "/" + value
+  }
+}

@@ -1,0 +1,26 @@
+import DroverBasics
+import DroverModel
+import DroverPlan
+
+/// Runs `drover adopt`: decides (`Adoption.decide`), then writes the sealed record on the host,
+/// which checks again that the domain is the one decided (its name and UUID).
+public enum Adopter {
+  public static func adopt(
+    name: String, host: String?, pools: [PoolSpec], observed: ObservedWorld, project: String, backends: [String: any HostBackend]
+  ) -> Result<Adoption.Decision, Diagnostic> {
+    let decision: Adoption.Decision
+    switch Adoption.decide(name: name, host: host, pools: pools, observed: observed, project: project) {
+    case .failure(let problem): return .failure(problem)
+    case .success(let d): decision = d
+    }
+    guard let backend = backends[decision.host] else {
+      return .failure(.error("adopt.host", "host \(decision.host) is not connected", subject: "host \(decision.host)"))
+    }
+    do {
+      try backend.adopt(node: name, uuid: decision.uuid, as: decision.record)
+    } catch {
+      return .failure((error as? DiagnosticConvertible)?.diagnostics.first ?? .error("adopt.failed", "\(error)", subject: "domain \(name)"))
+    }
+    return .success(decision)
+  }
+}

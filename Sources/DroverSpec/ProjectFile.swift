@@ -1,0 +1,75 @@
+import DroverBasics
+import DroverModel
+import LibYAML
+
+/// Reads `drover.yaml` into `ProjectSettings`, reporting every problem with its location.
+///
+/// ```yaml
+/// project: web-fleet            # required: names the nodes Drover may change
+/// image_dir: /var/lib/drover/images
+/// image_pool: drover-images
+/// console_dir: /var/lib/drover/console
+/// state: {backend: local, dir: /var/lib/drover/state/web-fleet}
+/// ```
+public enum ProjectFile {
+  public static let name = "drover.yaml"
+
+  public static func decode(_ source: SpecSource) -> (ProjectSettings?, [Diagnostic]) {
+    var context = DecodeContext(file: source.path)
+    guard let root = SpecLoader.document(of: source, context: &context) else { return (nil, context.diagnostics) }
+    var file = MappingReader(root, what: "project file", context: &context)
+    guard file.isMapping else { return (nil, context.diagnostics) }
+    let project = file.required("project", context: &context, hint: "for example: project: web-fleet").flatMap { node -> String? in
+      guard let text = context.string(node, "project") else { return nil }
+      guard ProjectName.isValid(text) else {
+        context.error("spec.project.name", "project must be 1–64 letters, digits, '_' or '-', not '\(text)'", at: node)
+        return nil
+      }
+      return text
+    }
+    let imageDir = file.optional("image_dir").flatMap { path($0, "image_dir", context: &context) }
+    let imagePool = file.optional("image_pool").flatMap { node -> String? in
+      guard let text = context.string(node, "image_pool") else { return nil }
+      guard PoolName.isValid(text, maxLength: 64) || text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) && !text.isEmpty
+      else {
+        context.error("spec.type", "image_pool must be a libvirt storage pool name (letters, digits, '-', '_')", at: node)
+        return nil
+      }
+      return text
+    }
+    let consoleDir = file.optional("console_dir").flatMap { path($0, "console_dir", context: &context) }
+    let state = file.optional("state").map { stateBackend($0, context: &context) } ?? .local(dir: nil)
+    file.finish(context: &context)
+    guard let project else { return (nil, context.diagnostics) }
+    return (
+      ProjectSettings(project: project, imageDir: imageDir, imagePool: imagePool, consoleDir: consoleDir, state: state ?? .local(dir: nil)),
+      context.diagnostics
+    )
+  }
+
+  static func stateBackend(_ node: YAMLNode, context: inout DecodeContext) -> ProjectSettings.StateBackend? {
+    var state = MappingReader(node, what: "state", context: &context)
+    guard state.isMapping else { return nil }
+    let backendNode = state.required("backend", context: &context, hint: "backend: local")
+    let backend = backendNode.flatMap { context.string($0, "state.backend") }
+    var dir: String?
+    if backend == "local" {
+      dir = state.optional("dir").flatMap { path($0, "state.dir", context: &context) }
+    } else if let backend, let backendNode {
+      context.error("spec.state.backend", "state backend '\(backend)' is not one this Drover knows", at: backendNode, hint: "use backend: local")
+    }
+    state.finish(context: &context)
+    return backend == "local" ? .local(dir: dir) : nil
+  }
+
+  /// An absolute path, or one relative to the project root that stays inside it.
+  static func path(_ node: YAMLNode, _ field: String, context: inout DecodeContext) -> String? {
+    guard let text = context.string(node, field) else { return nil }
+    let parts = text.split(separator: "/", omittingEmptySubsequences: true)
+    guard !text.isEmpty, !text.contains("\0"), text.utf8.count <= 1024, !parts.contains("..") else {
+      context.error("spec.path", "\(field) must be a folder path without '..' components", at: node)
+      return nil
+    }
+    return text
+  }
+}
