@@ -47,7 +47,7 @@ let package = Package(
     .testTarget(name: "DroverLibvirtTests", dependencies: ["DroverLibvirt", "DroverEngine", "DroverPlan", "DroverBake", "Libvirt"]),
     .testTarget(name: "DroverSpecTests", dependencies: ["DroverSpec", "DroverCommands"]),
     .testTarget(name: "DroverBakeTests", dependencies: ["DroverBake", "DroverLibvirt", "DroverPlan", "Libvirt"]),
-    .testTarget(name: "DroverCLITests", dependencies: ["Libvirt", "DroverEngine", "DroverRollout"]),
+    .testTarget(name: "DroverCLITests", dependencies: ["Libvirt", "DroverEngine", "DroverRollout", "DroverLibvirt", "DroverPlan", "DroverModel", "DroverBasics"]),
     .testTarget(name: "RecipeTests", dependencies: ["LibYAML"]),
     .testTarget(name: "ArchitectureTests"),
   ]
