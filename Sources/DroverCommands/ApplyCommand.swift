@@ -64,6 +64,8 @@ struct ApplySession {
   var autoApprove: Bool
   var json: Bool
   var lockTimeout: Double
+  /// `rollout resume|abort`: the rollout in progress is finished as its journal says.
+  var resuming = false
 
   var journalDirectory: String { project.stateDirectory + "/journal" }
 
@@ -110,7 +112,7 @@ struct ApplySession {
     let asRead = context.observeAsRead()
     let observed = ProjectHosts.withoutAliases(asRead, declared: context.declaredHosts)
     let (current, diagnostics) = makePlan(
-      pools: context.specs.poolSpecs, observed: observed, options: try context.planOptions(project, targeting: targeting, images: images))
+      pools: context.specs.poolSpecs, observed: observed, options: try context.planOptions(project, targeting: targeting, images: images, resuming: resuming))
     do { try context.rememberHosts(asRead, project: project.projectName, stateDirectory: project.stateDirectory) } catch {
       report(error)
       throw ExitCode.failure

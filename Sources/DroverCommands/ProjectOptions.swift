@@ -190,11 +190,13 @@ struct ProjectContext {
   }
 
   /// What plan and apply plan with: the same options from either command.
-  func planOptions(_ project: ProjectOptions, targeting: TargetingOptions.Selection, images: ImageOptions) throws -> PlanOptions {
-    PlanOptions(
+  func planOptions(_ project: ProjectOptions, targeting: TargetingOptions.Selection, images: ImageOptions, resuming: Bool = false) throws -> PlanOptions {
+    var options = PlanOptions(
       targets: targeting.targets, excludes: targeting.excludes, imageDigests: images.catalogue.digestsByReference,
       project: project.projectName, forceReplace: targeting.replace, activeRollouts: try activeRollouts(stateDirectory: project.stateDirectory),
       prune: targeting.prune)
+    options.resuming = resuming
+    return options
   }
 }
 

@@ -144,7 +144,8 @@ struct RolloutAbortCommand: ParsableCommand {
 enum RolloutResumer {
   static func resume(pool: String, project: ProjectOptions, images: ImageOptions) throws {
     try ApplySession(
-      project: project, targeting: TargetingOptions.Selection(targets: [pool]), images: images, planFile: nil, autoApprove: true, json: false, lockTimeout: 0
+      project: project, targeting: TargetingOptions.Selection(targets: [pool]), images: images, planFile: nil, autoApprove: true, json: false, lockTimeout: 0,
+      resuming: true
     ).run()
   }
 }

@@ -20,6 +20,9 @@ public struct PlanOptions: Sendable {
   public var activeRollouts: [String: RolloutState]
   /// Delete the nodes of pools no file declares (`--prune`); without it they are kept and shown.
   public var prune: Bool
+  /// Set by `rollout resume|abort`: they finish (or roll back) a rollout as its journal says,
+  /// whatever the spec asks now; every other plan refuses a spec that changed under a rollout.
+  public var resuming: Bool = false
 
   public init(
     targets: [String] = [], excludes: [String] = [], imageDigests: [String: String] = [:], project: String = "default",
@@ -97,6 +100,14 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
     let poolActions = planPool(
       pool, existing: owned[pool.name] ?? [], observed: observed, options: options, generations: generations[pool.name] ?? [:],
       rolling: rolling[pool.name] ?? [], refused: refusedNames, diagnostics: &diagnostics)
+    if let active = options.activeRollouts[pool.name], active.toImage != pool.image.description, !options.resuming {
+      diagnostics.append(
+        .error(
+          "plan.rollout-spec-changed",
+          "pool \(pool.name) has rollout \(active.id) (\(active.fromImage) → \(active.toImage)) in progress, and the spec now asks \(pool.image.description): images are never mixed",
+          subject: "pool \(pool.name)",
+          hint: "finish it (drover rollout resume \(pool.name)) or abort it (drover rollout abort \(pool.name)) first; then plan \(pool.image.description)"))
+    }
     if let active = options.activeRollouts[pool.name] {
       for a in poolActions where a.kind == .replace {
         diagnostics.append(

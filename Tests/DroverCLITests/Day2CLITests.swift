@@ -119,6 +119,28 @@ import Testing
     #expect(apply.status == 1)
     #expect(apply.stderr.contains("not what this Drover would do now"), "\(apply.stderr)")
     #expect(try h.nodes(pool).isEmpty, "nothing was created")
+
+    // More edits of a CI artifact: 16 vCPU, another project, an added delete of a domain that is
+    // not the project's (by UUID). Each is re-planned and refused; nothing changes.
+    let bystander = try h.holder.defineDomain(
+      xml: "<domain type='test'><name>other-\(pool)</name><memory unit='KiB'>65536</memory><os><type>hvm</type></os></domain>")
+    defer { try? bystander.undefine() }
+    var withDelete = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    var actions = try #require(withDelete["actions"] as? [[String: Any]])
+    actions.append(["kind": "delete", "pool": pool, "node": "other-\(pool)", "host": CLIHarness.uri, "reason": "edited", "uuid": bystander.uuid, "restart": false])
+    withDelete["actions"] = actions
+    let edits = [
+      text.replacingOccurrences(of: "\"vcpu\" : 1", with: "\"vcpu\" : 16"),
+      text.replacingOccurrences(of: "\"project\" : \"\(h.project)\"", with: "\"project\" : \"someone-else\""),
+      String(decoding: try JSONSerialization.data(withJSONObject: withDelete), as: UTF8.self),
+    ]
+    for edited in edits {
+      #expect(edited != text)
+      try edited.write(to: path, atomically: true, encoding: .utf8)
+      let refused = try h.run(["apply", "plans/p.plan"])
+      #expect(refused.status == 1 && refused.stderr.contains("not what this Drover would do now"), "\(refused.stderr)")
+      #expect(try h.nodes(pool).isEmpty && (try h.holder.domain(named: "other-\(pool)")) != nil, "nothing changed")
+    }
   }
 
   @Test func aChangeMadeOutsideDroverIsPlannedAndFixed() throws {

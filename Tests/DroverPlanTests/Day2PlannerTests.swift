@@ -158,6 +158,17 @@ import Testing
     #expect(!p.actions.contains { $0.node.hasPrefix("web-1") }, "\(p.actions.map(\.node))")
     #expect(p.rollouts.first?.resumes == "r1")
     #expect(diagnostics.map(\.code) == ["plan.rollout-in-progress"], "web-2 would need another rollout")
+
+    // The spec changed under the rollout (v1 → v2 killed, now v3): never mixed, plan refuses and
+    // says how out; only rollout resume|abort (which follow the journal) go on.
+    let v3 = Self.pool(replicas: 2, image: "demo@v3")
+    let (_, changed) = plan(v3, Self.world([Self.node(v1, 1), fresh, Self.node(v1, 2)]), options: PlanOptions(activeRollouts: ["web": state]))
+    let refusal = try #require(changed.first { $0.code == "plan.rollout-spec-changed" })
+    #expect(refusal.message.contains("the spec now asks demo@v3") && refusal.hint?.contains("drover rollout resume web") == true)
+    var resuming = PlanOptions(activeRollouts: ["web": state])
+    resuming.resuming = true
+    let (_, resumed) = plan(v3, Self.world([Self.node(v1, 1), fresh, Self.node(v1, 2)]), options: resuming)
+    #expect(!resumed.contains { $0.code == "plan.rollout-spec-changed" })
   }
 
   /// Only the canonical spelling is Drover's: anything else in the pool is never removed.
