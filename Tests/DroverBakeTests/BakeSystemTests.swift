@@ -20,7 +20,8 @@ final class BakeSystemTests {
     dir = "/var/lib/drover/test-images-\(id)"
     pool = "drover-test-\(id)"
     backend = try LibvirtHostBackend.connect(
-      "qemu:///system", keyring: Keyring(project: "bake-tests", key: RecordKey(bytes: Array(repeating: 3, count: 32), project: "bake-tests")), timeout: 60)
+      "qemu:///system", keyring: Keyring(project: "bake-tests", key: RecordKey(bytes: Array(repeating: 3, count: 32), project: "bake-tests")), timeout: 60,
+      imagePool: pool)
     recipeDir = FileManager.default.temporaryDirectory.appendingPathComponent("drover-recipe-\(id)").path
     try FileManager.default.createDirectory(atPath: recipeDir, withIntermediateDirectories: true)
     try "#!/bin/busybox sh\n/bin/busybox --install -s /bin\necho \"DROVER READY $(cat /etc/drover-version)\"\nexec sh -c 'while :; do sleep 3600; done'\n"
