@@ -59,8 +59,10 @@ final class CLIHarness {
     process.standardError = err
     process.standardInput = input
     try process.run()
-    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-    try input.fileHandleForWriting.close()
+    // A child that exits before reading its input must not kill the test process with SIGPIPE.
+    signal(SIGPIPE, SIG_IGN)
+    if let stdin { try? input.fileHandleForWriting.write(contentsOf: Data(stdin.utf8)) }
+    try? input.fileHandleForWriting.close()
     // Both pipes are drained at once: reading one to its end first deadlocks once the child
     // fills the other's buffer (64 KiB of diagnostics is enough).
     nonisolated(unsafe) var e = Data()
