@@ -189,6 +189,16 @@ struct ProjectContext {
     return active
   }
 
+  /// Ids of the rollouts each pool's journal has seen end.
+  func finishedRollouts(stateDirectory: String) throws -> Set<String> {
+    var ids: Set<String> = []
+    for pool in specs.poolSpecs {
+      let journal = try RolloutJournal(directory: stateDirectory + "/journal", pool: pool.name)
+      ids.formUnion(journal.rollouts().filter { !$0.isActive }.map(\.id))
+    }
+    return ids
+  }
+
   /// What plan and apply plan with: the same options from either command.
   func planOptions(_ project: ProjectOptions, targeting: TargetingOptions.Selection, images: ImageOptions, resuming: Bool = false) throws -> PlanOptions {
     var options = PlanOptions(
@@ -196,6 +206,7 @@ struct ProjectContext {
       project: project.projectName, forceReplace: targeting.replace, activeRollouts: try activeRollouts(stateDirectory: project.stateDirectory),
       prune: targeting.prune)
     options.resuming = resuming
+    options.finishedRollouts = try finishedRollouts(stateDirectory: project.stateDirectory)
     return options
   }
 }

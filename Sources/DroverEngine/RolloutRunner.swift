@@ -112,6 +112,9 @@ public final class RolloutRunner: @unchecked Sendable {
       }
       switch nextRolloutStep(state, soaked: soaked) {
       case .done:
+        // The marks go before the journal says completed: a crash in between leaves a rollout
+        // this machine resumes (and completes) rather than marks nobody clears.
+        try clearMarks(state)
         try journal.append(state.id, .completed)
         state.apply(JournalRecord(seq: 0, time: Date().timeIntervalSince1970, rollout: state.id, event: .completed))
         return outcome(state, interrupted: false)
@@ -186,7 +189,10 @@ public final class RolloutRunner: @unchecked Sendable {
     for uri in Set(pool.hosts).sorted() {
       guard let backend = backends[uri] else { continue }
       for d in try backend.observe().domains {
-        if let o = d.ownership, o.project == project, o.pool == pool.name, o.index == index, o.node == d.name { result.append((uri, d, o)) }
+        // Only records sealed for their very domain: a clone or a copy is never replaced, removed or kept.
+        if let o = d.ownership, o.project == project, o.pool == pool.name, o.index == index, o.node == d.name, d.trust == .verified {
+          result.append((uri, d, o))
+        }
       }
     }
     return result
@@ -253,6 +259,7 @@ public final class RolloutRunner: @unchecked Sendable {
     func create() throws {
       var o = view.target
       if !rollback { o.node = replacementName(key: key, generation: o.generation, occupied: old?.domain.name, surge: surge) }
+      o.rollout = mark(state, key: key, rollback: rollback)
       let prepared = try hooks.prepare(NodeDefinition(ownership: o), host)
       try backend.create(prepared)
       counts.withLock { $0.created += 1 }
@@ -287,6 +294,27 @@ public final class RolloutRunner: @unchecked Sendable {
     }
     if let t = target { try step(state, key, "uncordon") { try hooks.drainer.uncordon(endpoint(t.host, t.ownership)) } }
     return nil
+  }
+
+  /// The mark a node this rollout creates carries (see `RolloutMark`).
+  func mark(_ state: RolloutState, key: String, rollback: Bool) -> RolloutMark {
+    let wave = state.schedule.firstIndex { $0.contains(key) } ?? 0
+    let phase = rollback ? "rollback" : wave == 0 && state.policy.canary > 0 ? "canary" : "wave-\(wave)"
+    return RolloutMark(
+      id: state.id, phase: phase, fromImage: state.fromImage, toImage: state.toImage, by: "\(ProcessInfo.processInfo.hostName)/\(getpid())",
+      total: Set(state.schedule.joined()).count)
+  }
+
+  /// Rewrites, in place, every record of the pool still marked with this rollout, without the mark.
+  func clearMarks(_ state: RolloutState) throws {
+    for uri in Set(pool.hosts).sorted() {
+      guard let backend = backends[uri] else { continue }
+      for d in try backend.observe().domains where d.trust == .verified {
+        guard var o = d.ownership, o.project == project, o.pool == pool.name, o.rollout?.id == state.id else { continue }
+        o.rollout = nil
+        try backend.update(node: d.name, uuid: d.uuid, to: o, restart: false)
+      }
+    }
   }
 
   func health(_ t: (host: String, domain: ObservedDomain, ownership: NodeOwnership)) throws -> String? {

@@ -54,6 +54,12 @@ public enum OwnershipMetadata {
     if !o.disk.isEmpty { attrs.append(("disk", o.disk)) }
     if let network = o.network { attrs.append(("network", network)) }
     if o.healthFailed { attrs.append(("health", "failed")) }
+    if let mark = o.rollout {
+      attrs += [
+        ("rollout", mark.id), ("rollout_phase", mark.phase), ("rollout_from", mark.fromImage), ("rollout_to", mark.toImage),
+        ("rollout_by", mark.by), ("rollout_total", String(mark.total)),
+      ]
+    }
     return attrs
   }
 
@@ -183,6 +189,11 @@ public enum OwnershipMetadata {
       generation: generation, vcpu: vcpu, memoryMiB: memory, diskMiB: disk, network: a["network"], labels: labels(tags),
       protect: a["protect"] == "true", replicas: a["replicas"].flatMap(Int.init) ?? 0, disk: a["disk"] ?? "")
     ownership.healthFailed = a["health"] == "failed"
+    if let id = a["rollout"] {
+      ownership.rollout = RolloutMark(
+        id: id, phase: a["rollout_phase"] ?? "", fromImage: a["rollout_from"] ?? "", toImage: a["rollout_to"] ?? "", by: a["rollout_by"] ?? "",
+        total: a["rollout_total"].flatMap(Int.init).map { min(max($0, 0), 1 << 20) } ?? 0)
+    }
     return ownership
   }
 }

@@ -31,6 +31,9 @@ public struct NodeOwnership: Sendable, Hashable, Codable {
   /// Set when the node never passed its health checks after it was created: `plan` replaces it
   /// and `drift` reports it, so a failed creation is never forgotten.
   public var healthFailed: Bool = false
+  /// Set on every node a rollout creates, until the rollout ends: a plan on any machine (whose
+  /// journal may not know the rollout) sees it is in progress and leaves its nodes alone.
+  public var rollout: RolloutMark?
 
   public init(
     project: String = "default", pool: String, node: String, index: Int, image: String, digest: String, specHash: String, generation: Int,
@@ -53,6 +56,28 @@ public struct NodeOwnership: Sendable, Hashable, Codable {
     self.network = network
     self.labels = labels
     self.protect = protect
+  }
+}
+
+/// Which rollout made a node, recorded in the node itself (`rollout="…"` and friends).
+public struct RolloutMark: Sendable, Hashable, Codable {
+  public var id: String
+  /// `canary`, `wave-N` or `rollback`.
+  public var phase: String
+  public var fromImage: String
+  public var toImage: String
+  /// `hostname/pid` of the process running it.
+  public var by: String
+  /// Nodes the rollout replaces.
+  public var total: Int
+
+  public init(id: String, phase: String, fromImage: String, toImage: String, by: String, total: Int) {
+    self.id = id
+    self.phase = phase
+    self.fromImage = fromImage
+    self.toImage = toImage
+    self.by = by
+    self.total = total
   }
 }
 

@@ -202,6 +202,7 @@ func compare(_ n: OwnedNode, with pool: PoolSpec, digest: String, project: Strin
   var metadataOnly: [String] = []
   if o.labels != after.labels { metadataOnly.append("labels") }
   if o.protect != after.protect { metadataOnly.append("protect \(o.protect) → \(after.protect)") }
+  if let mark = o.rollout { metadataOnly.append("clears the mark of finished rollout \(mark.id)") }
   if !resize.isEmpty {
     actions.append(
       PlannedAction(

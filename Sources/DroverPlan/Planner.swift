@@ -23,6 +23,9 @@ public struct PlanOptions: Sendable {
   /// Set by `rollout resume|abort`: they finish (or roll back) a rollout as its journal says,
   /// whatever the spec asks now; every other plan refuses a spec that changed under a rollout.
   public var resuming: Bool = false
+  /// Rollouts this machine's journal has seen end: a node still marked with one of them lost its
+  /// mark's removal to a crash, and the plan clears it.
+  public var finishedRollouts: Set<String> = []
 
   public init(
     targets: [String] = [], excludes: [String] = [], imageDigests: [String: String] = [:], project: String = "default",
@@ -86,7 +89,14 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
     }
   }
   let refusedNames = Set(records.refused.map { "\($0.entry.host)\u{0}\($0.entry.domain.name)" })
-  let rolling = options.activeRollouts.mapValues { Set($0.nodes.values.map(\.index)) }
+  var rolling = options.activeRollouts.mapValues { Set($0.nodes.values.map(\.index)) }
+  // A node marked by a rollout that has not ended (here or on another machine) belongs to it:
+  // its index is left alone, so a surge node is never a "duplicate".
+  for (pool, nodes) in owned {
+    for n in nodes where n.ownership.rollout.map({ !options.finishedRollouts.contains($0.id) }) == true {
+      rolling[pool, default: []].insert(n.ownership.index)
+    }
+  }
 
   for pool in pools.sorted(by: { $0.name < $1.name }) {
     if let uri = pool.hosts.first(where: { observed.unreachable[$0] != nil }) {
@@ -100,6 +110,7 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
     let poolActions = planPool(
       pool, existing: owned[pool.name] ?? [], observed: observed, options: options, generations: generations[pool.name] ?? [:],
       rolling: rolling[pool.name] ?? [], refused: refusedNames, diagnostics: &diagnostics)
+    diagnostics += rolloutsElsewhere(pool, owned: owned[pool.name] ?? [], options: options)
     if let active = options.activeRollouts[pool.name], active.toImage != pool.image.description, !options.resuming {
       diagnostics.append(
         .error(
@@ -187,6 +198,25 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
       || actions.contains { subject.contains($0.pool) }
   }
   return (plan, kept)
+}
+
+/// Rollouts in progress that this machine's journal does not run, seen in the marks of the pool's
+/// records (a rollout run from another machine or checkout): their nodes are not this plan's,
+/// and the journal and the records disagree, so the plan stops and says whose it is.
+func rolloutsElsewhere(_ pool: PoolSpec, owned: [OwnedNode], options: PlanOptions) -> [Diagnostic] {
+  let local = options.activeRollouts[pool.name]?.id
+  let marked = Dictionary(grouping: owned.compactMap { n in n.ownership.rollout.map { ($0, n) } }, by: { $0.0.id })
+  return marked.keys.sorted().compactMap { id -> Diagnostic? in
+    guard id != local, !options.finishedRollouts.contains(id), let nodes = marked[id], let mark = nodes.first?.0 else { return nil }
+    let done = nodes.filter { $0.1.ownership.image == mark.toImage && $0.0.phase != "rollback" }.count
+    return .error(
+      "plan.rollout-elsewhere",
+      "rollout \(id) of pool \(pool.name) is in progress (\(mark.fromImage) → \(mark.toImage), \(done) of \(mark.total) done, by \(mark.by)); this machine's journal does not run it, so its nodes are left alone",
+      subject: "pool \(pool.name)",
+      hint: local == nil
+        ? "wait for it, or finish it where it runs (drover rollout resume \(pool.name) there); plan other pools with --exclude \(pool.name)"
+        : "the journal here runs rollout \(local ?? "") while the records carry \(id): resolve it on the machine that runs \(id) first")
+  }
 }
 
 /// Overlays of this project that no domain on their host uses: left by a crash between creating

@@ -253,4 +253,40 @@ import Testing
     let bad = try h.run(["plan"])
     #expect(bad.status == 1 && bad.stderr.contains("drover.yaml:1:"), "a located error: \(bad.stderr)")
   }
+
+  /// A rollout started elsewhere (another machine: its own journal) is visible in the records: the
+  /// plan here names it and never takes its surge node for a duplicate; once it ends, the marks go.
+  @Test func aRolloutRunElsewhereIsReportedFromTheRecords() throws {
+    let r = try RolloutHarness()
+    let h = r.h
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+    let key = try h.run(["key", "export"]).stdout
+    try r.setImage("demo@v2")
+    let crashed = try h.run(["apply", "--auto-approve"], environment: ["DROVER_CRASH_AT": "step-done:health"])
+    #expect(crashed.status != 0)
+    #expect(try r.nodes().filter { $0.index == 1 }.count == 2, "the canary's old and new node both exist")
+    let marked = try h.holder.allDomains().compactMap { try? $0.metadata(namespace: Self.ns) }.filter { $0.contains("pool=\"\(r.pool)\"") && $0.contains(" rollout=\"") }
+    #expect(marked.count == 1 && marked[0].contains("rollout_phase=\"canary\""), "\(marked)")
+
+    func useState(_ dir: String) throws {
+      try "project: \(h.project)\nstate: {backend: local, dir: \(dir)}\n".write(to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
+    }
+    try useState(".elsewhere")
+    #expect(try h.run(["key", "import"], stdin: key).status == 0)
+    let before = try r.nodes().map(\.name)
+    let plan = try h.run(["plan"])
+    #expect(plan.status == 1, "\(plan.stdout)\(plan.stderr)")
+    #expect(plan.stderr.contains("of pool \(r.pool) is in progress (demo@v1 → demo@v2, 1 of 3 done, by "), "\(plan.stderr)")
+    #expect(!plan.stdout.contains("duplicate"))
+    #expect(try h.run(["apply", "--auto-approve"]).status == 1)
+    #expect(try r.nodes().map(\.name) == before, "nothing changed")
+
+    // Where it runs, it resumes and ends; then no record carries a mark and the other state agrees.
+    try useState(".drover")
+    let resumed = try h.run(["apply", "--auto-approve"])
+    #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
+    #expect(try h.holder.allDomains().compactMap { try? $0.metadata(namespace: Self.ns) }.allSatisfy { !$0.contains(" rollout=\"") })
+    try useState(".elsewhere")
+    #expect(try h.run(["plan", "--detailed-exitcode"]).status == 0)
+  }
 }

@@ -171,6 +171,32 @@ import Testing
     #expect(!resumed.contains { $0.code == "plan.rollout-spec-changed" })
   }
 
+  /// A rollout this machine's journal does not run, seen in the records' marks: named, its nodes
+  /// (the surge node too) left alone; once the journal here knows it ended, the marks are cleared.
+  @Test func aRolloutRunElsewhereIsSeenInTheMarks() throws {
+    let v1 = Self.pool(replicas: 2)
+    let v2 = Self.pool(replicas: 2, image: "demo@v2")
+    let mark = RolloutMark(id: "web-42", phase: "canary", fromImage: "demo@v1", toImage: "demo@v2", by: "ci-7/1234", total: 2)
+    var surge = Self.node(v2, 1, generation: 2)
+    surge.name = "web-1-g2"
+    surge.ownership?.node = "web-1-g2"
+    surge.ownership?.rollout = mark
+    surge.uuid = "uuid-surge"
+    let world = Self.world([Self.node(v1, 1), surge, Self.node(v1, 2)])
+    let (p, diagnostics) = plan(v2, world)
+    let elsewhere = try #require(diagnostics.first { $0.code == "plan.rollout-elsewhere" })
+    #expect(elsewhere.message.contains("rollout web-42 of pool web is in progress (demo@v1 → demo@v2, 1 of 2 done, by ci-7/1234)"))
+    #expect(!p.actions.contains { $0.node.hasPrefix("web-1") }, "the marked index is the rollout's: no duplicate delete: \(p.actions.map(\.node))")
+
+    var finished = PlanOptions()
+    finished.finishedRollouts = ["web-42"]
+    var done = Self.node(v2, 1, generation: 2)
+    done.ownership?.rollout = mark
+    let (cleared, none) = plan(v2, Self.world([done, Self.node(v2, 2)]), options: finished)
+    #expect(!none.contains { $0.code == "plan.rollout-elsewhere" })
+    #expect(cleared.actions.map(\.reason) == ["clears the mark of finished rollout web-42 (in place)"], "\(cleared.actions.map(\.reason))")
+  }
+
   /// Only the canonical spelling is Drover's: anything else in the pool is never removed.
   @Test(arguments: [
     ("drover.p.web-1.g1.qcow2", true), ("drover.p.web-01.g1.qcow2", false), ("drover.p.web-1.g+1.qcow2", false),
