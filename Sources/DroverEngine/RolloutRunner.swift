@@ -115,6 +115,7 @@ public final class RolloutRunner: @unchecked Sendable {
         // The marks go before the journal says completed: a crash in between leaves a rollout
         // this machine resumes (and completes) rather than marks nobody clears.
         try clearMarks(state)
+        CrashPoint.reached("marks-cleared")
         try journal.append(state.id, .completed)
         state.apply(JournalRecord(seq: 0, time: Date().timeIntervalSince1970, rollout: state.id, event: .completed))
         return outcome(state, interrupted: false)

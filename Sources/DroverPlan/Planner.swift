@@ -206,7 +206,22 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
 func rolloutsElsewhere(_ pool: PoolSpec, owned: [OwnedNode], options: PlanOptions) -> [Diagnostic] {
   let local = options.activeRollouts[pool.name]?.id
   let marked = Dictionary(grouping: owned.compactMap { n in n.ownership.rollout.map { ($0, n) } }, by: { $0.0.id })
-  return marked.keys.sorted().compactMap { id -> Diagnostic? in
+  var problems: [Diagnostic] = []
+  // The journal here says nodes were replaced, yet no node carries its rollout's mark: the journal
+  // is not this world's (copied from elsewhere, or the nodes were changed behind it).
+  // (A rollout with nothing left to do cleared its marks and was killed before journaling the end.)
+  if let active = options.activeRollouts[pool.name], marked[active.id] == nil, nextRolloutStep(active) != .done {
+    let replaced = active.done.subtracting(active.rolledBack).sorted()
+    if !replaced.isEmpty {
+      problems.append(
+        .error(
+          "plan.rollout-journal-mismatch",
+          "the journal here says rollout \(active.id) of pool \(pool.name) replaced \(replaced.joined(separator: ", ")), but no node carries its mark: the journal and the hosts disagree",
+          subject: "pool \(pool.name)",
+          hint: "if this journal came from another machine or is stale, move <state>/journal/\(pool.name).jsonl away and plan again; Drover will not guess"))
+    }
+  }
+  return problems + marked.keys.sorted().compactMap { id -> Diagnostic? in
     guard id != local, !options.finishedRollouts.contains(id), let nodes = marked[id], let mark = nodes.first?.0 else { return nil }
     let done = nodes.filter { $0.1.ownership.image == mark.toImage && $0.0.phase != "rollback" }.count
     return .error(

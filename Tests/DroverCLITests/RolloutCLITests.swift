@@ -214,7 +214,7 @@ final class RolloutHarness {
 @Suite(.serialized) struct RolloutCrashTests {
   static let boundaries = [
     "rollout-started", "step-done:cordon", "step-done:drain", "step-started:create", "step-done:create", "step-done:health",
-    "step-done:remove-old", "step-done:uncordon", "node-done", "node-done#2",
+    "step-done:remove-old", "step-done:uncordon", "node-done", "node-done#2", "marks-cleared",
   ]
 
   @Test(arguments: boundaries)

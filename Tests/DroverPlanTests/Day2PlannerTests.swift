@@ -195,6 +195,26 @@ import Testing
     let (cleared, none) = plan(v2, Self.world([done, Self.node(v2, 2)]), options: finished)
     #expect(!none.contains { $0.code == "plan.rollout-elsewhere" })
     #expect(cleared.actions.map(\.reason) == ["clears the mark of finished rollout web-42 (in place)"], "\(cleared.actions.map(\.reason))")
+
+    // The journal here says web-1 was replaced, but no node carries the rollout's mark.
+    let node = RolloutNode(
+      key: "web-1", index: 1, host: Self.host, oldName: "web-1", oldUUID: "uuid-1", from: Self.node(v1, 1).ownership!,
+      to: desiredOwnership(v2, index: 1, digest: "", generation: 2, project: "default"), reason: "image")
+    let second = RolloutNode(
+      key: "web-2", index: 2, host: Self.host, oldName: "web-2", oldUUID: "uuid-2", from: Self.node(v1, 2).ownership!,
+      to: desiredOwnership(v2, index: 2, digest: "", generation: 2, project: "default"), reason: "image")
+    var state = RolloutState(
+      id: "web-43", pool: "web", fromImage: "demo@v1", toImage: "demo@v2", schedule: [["web-1"], ["web-2"]],
+      policy: RolloutPolicy(canary: 1, waves: [1], maxSurge: 1, maxUnavailable: 0, budget: 0), nodes: [node, second])
+    state.done = ["web-1"]
+    let (_, disagree) = plan(v2, Self.world([Self.node(v2, 1, generation: 2), Self.node(v1, 2)]), options: PlanOptions(activeRollouts: ["web": state]))
+    #expect(disagree.contains { $0.code == "plan.rollout-journal-mismatch" && $0.message.contains("replaced web-1, but no node carries its mark") })
+    state.done = []
+    let (_, fresh) = plan(v2, Self.world([Self.node(v1, 1), Self.node(v1, 2)]), options: PlanOptions(activeRollouts: ["web": state]))
+    #expect(!fresh.contains { $0.code == "plan.rollout-journal-mismatch" }, "a rollout that replaced nothing yet has no mark to show")
+    state.done = ["web-1", "web-2"]
+    let (_, ended) = plan(v2, Self.world([Self.node(v2, 1, generation: 2), Self.node(v2, 2, generation: 2)]), options: PlanOptions(activeRollouts: ["web": state]))
+    #expect(!ended.contains { $0.code == "plan.rollout-journal-mismatch" }, "killed after clearing its marks, before journaling the end")
   }
 
   /// Only the canonical spelling is Drover's: anything else in the pool is never removed.
