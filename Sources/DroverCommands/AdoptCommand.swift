@@ -41,7 +41,12 @@ struct AdoptCommand: ParsableCommand {
     let outcome: Result<Adoption.Decision, Diagnostic>
     do {
       let lock = try ProjectLock.acquire(project, timeout: 10)
-      defer { withExtendedLifetime(lock) {} }
+      // And the pool's lock: no apply may create the same node elsewhere meanwhile.
+      let poolName = domain.lastIndex(of: "-").map { String(domain[..<$0]) } ?? ""
+      let poolLock = PoolName.isValid(poolName) && context.specs.poolSpecs.contains { $0.name == poolName }
+        ? try PoolLock.acquire(pool: poolName, directory: project.stateDirectory + "/locks", command: CommandLine.arguments.joined(separator: " "), timeout: 10)
+        : nil
+      defer { withExtendedLifetime((lock, poolLock)) {} }
       outcome = Adopter.adopt(
         name: domain, host: host, pools: context.specs.poolSpecs, observed: context.observe(), project: project.projectName,
         backends: context.backends.mapValues { $0 })

@@ -122,35 +122,18 @@ struct ApplySession {
       Report.diagnostics(diagnostics, sources: context.sources, format: json ? .json : .human, noColor: project.noColor)
       throw ExitCode.failure
     }
-    // Records are sealed with the project key: without one, apply acts on nothing. A key is made
-    // here only when the hosts hold no keyed record of the project (a new project, or one whose
-    // records an older Drover wrote): otherwise another machine has the key, and it is imported.
-    let records = TrustedRecords(observed, project: project.projectName)
-    if context.keyring.key == nil && current.hasChanges {
-      guard !records.keyed else {
-        Report.diagnostics(
-          [
-            .error(
-              "records.no-key",
-              "the hosts hold records of project \(project.projectName) sealed with key \(records.foreignKeyID ?? "?"), and this machine has no key for it",
-              subject: "project \(project.projectName)",
-              hint: "import the key (drover key export on a machine that has it, then drover key import here, or set DROVER_PROJECT_KEY); apply changes nothing without it")
-          ], sources: [], format: json ? .json : .human, noColor: project.noColor)
-        if !json { Output.err("No action was taken.") }
-        throw ExitCode.failure
-      }
-      do {
-        if projectLock == nil { projectLock = try ProjectLock.acquire(project, timeout: lockTimeout) }
-        let key = try ProjectKeyStore.store(RecordKey.generate(project: project.projectName), stateDirectory: project.stateDirectory)
-        context.keyring.set(key)
-        if !json {
-          Output.err(
-            "Created the key of project \(project.projectName) (id \(key.id)) in \(ProjectKeyStore.path(in: project.stateDirectory)); other machines and CI need it: drover key export")
-        }
-      } catch {
-        report(error)
-        throw ExitCode.failure
-      }
+    let records = TrustedRecords(observed, project: project.projectName, keyHeld: context.keyring.key != nil)
+    if context.keyring.key == nil && current.hasChanges && records.keyed {
+      Report.diagnostics(
+        [
+          .error(
+            "records.no-key",
+            "the hosts hold records of project \(project.projectName) sealed with key \(records.foreignKeyID ?? "?"), and this machine has no key for it",
+            subject: "project \(project.projectName)",
+            hint: "import the key (drover key export on a machine that has it, then drover key import here, or set DROVER_PROJECT_KEY); apply changes nothing without it")
+        ], sources: [], format: json ? .json : .human, noColor: project.noColor)
+      if !json { Output.err("No action was taken.") }
+      throw ExitCode.failure
     }
     var plan = current
     if let saved {
@@ -184,6 +167,33 @@ struct ApplySession {
       Output.out("\nDo you want to perform these actions? Only 'yes' will be accepted.\n  Enter a value: ", terminator: "")
       guard readLine()?.trimmingCharacters(in: .whitespaces) == "yes" else {
         Output.out("Apply cancelled.")
+        throw ExitCode.failure
+      }
+    }
+    // Records are sealed with the project key. It is made here, after approval and right before
+    // anything changes, only when the hosts hold no keyed record of the project (a new project,
+    // or one whose records an older Drover wrote) and the plan covers the whole project: a key
+    // made while some hosts or pools were left out could be a second key of the project.
+    if context.keyring.key == nil {
+      guard targeting.targets.isEmpty && targeting.excludes.isEmpty else {
+        Report.diagnostics(
+          [
+            .error(
+              "records.no-key", "this machine has no key for project \(project.projectName), and a key is only made by an apply of the whole project",
+              subject: "project \(project.projectName)", hint: "apply without --target/--exclude once, or import the key (drover key import)")
+          ], sources: [], format: json ? .json : .human, noColor: project.noColor)
+        throw ExitCode.failure
+      }
+      do {
+        if projectLock == nil { projectLock = try ProjectLock.acquire(project, timeout: lockTimeout) }
+        let key = try ProjectKeyStore.store(RecordKey.generate(project: project.projectName), stateDirectory: project.stateDirectory, keepExisting: true)
+        context.keyring.set(key)
+        if !json {
+          Output.err(
+            "Created the key of project \(project.projectName) (id \(key.id)) in \(ProjectKeyStore.path(in: project.stateDirectory)); other machines and CI need it: drover key export")
+        }
+      } catch {
+        report(error)
         throw ExitCode.failure
       }
     }

@@ -49,7 +49,8 @@ struct DriftCommand: ParsableCommand {
     PhaseTimings.mark("observe")
     let specs = context.specs.poolSpecs.filter { pools.isEmpty || pools.contains($0.name) }
     var findings = detectDrift(
-      pools: specs, observed: world, project: project.projectName, imageDigests: images.catalogue.digestsByReference)
+      pools: specs, observed: world, project: project.projectName, imageDigests: images.catalogue.digestsByReference,
+      keyHeld: context.keyring.key != nil)
     PhaseTimings.mark("detect")
     defer { PhaseTimings.mark("output") }
     if !pools.isEmpty { findings = findings.filter { pools.contains($0.pool) } }

@@ -207,6 +207,7 @@ struct ProjectContext {
       prune: targeting.prune)
     options.resuming = resuming
     options.finishedRollouts = try finishedRollouts(stateDirectory: project.stateDirectory)
+    options.keyHeld = keyring.key != nil
     return options
   }
 }

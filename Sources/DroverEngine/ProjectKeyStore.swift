@@ -26,6 +26,10 @@ public enum ProjectKeyStore {
     defer { close(fd) }
     var st = stat()
     guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { throw unreadable(file, "not a regular file") }
+    // Whoever can write the key can forge records: it must be ours and readable by nobody else.
+    guard st.st_uid == geteuid(), st.st_mode & 0o077 == 0 else {
+      throw unreadable(file, "it must belong to this user (uid \(geteuid())) with no access for group or others (mode 0600)")
+    }
     var bytes = [UInt8](repeating: 0, count: 4097)
     let n = bytes.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress!, $0.count) }
     guard n >= 0, n <= 4096 else { throw unreadable(file, n < 0 ? String(cString: strerror(errno)) : "over 4 KiB") }
@@ -49,8 +53,10 @@ public enum ProjectKeyStore {
   /// Writes `key` as the project's key; refuses when a different key is already there (losing a
   /// key makes every record of the project unverifiable). Created exclusively, so two processes
   /// creating a key at once never both win: the loser gets the winner's key back.
+  /// - Parameter keepExisting: when creating a fresh key, a key another process stored first wins
+  ///   (both then seal with it); when importing, a different existing key is an error.
   @discardableResult
-  public static func store(_ key: RecordKey, stateDirectory: String) throws(Diagnostic) -> RecordKey {
+  public static func store(_ key: RecordKey, stateDirectory: String, keepExisting: Bool = false) throws(Diagnostic) -> RecordKey {
     let file = path(in: stateDirectory)
     do {
       try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -72,7 +78,7 @@ public enum ProjectKeyStore {
       guard let existing = try load(project: key.project, stateDirectory: stateDirectory, environment: [:]) else {
         throw Diagnostic.error("key.write", "cannot read \(file)", subject: file)
       }
-      guard existing == key else {
+      guard existing == key || keepExisting else {
         throw Diagnostic.error(
           "key.exists", "\(file) already holds another key of project \(key.project) (id \(existing.id))", subject: file,
           hint: "records sealed with it would no longer verify; if it really is wrong, move it away first")

@@ -160,6 +160,7 @@ public final class RolloutRunner: @unchecked Sendable {
           hooks.onEvent("rolling back: \(reason)")
         }
         guard let key = keys.first else {
+          try clearMarks(state)
           try journal.append(state.id, .rolledBack, detail: reason)
           state = journal.rollouts().last { $0.id == state.id } ?? state
           return outcome(state, interrupted: false, reason: reason)
@@ -309,7 +310,11 @@ public final class RolloutRunner: @unchecked Sendable {
   /// Rewrites, in place, every record of the pool still marked with this rollout, without the mark.
   func clearMarks(_ state: RolloutState) throws {
     for uri in Set(pool.hosts).sorted() {
-      guard let backend = backends[uri] else { continue }
+      guard let backend = backends[uri] else {
+        throw Diagnostic.error(
+          "rollout.marks", "cannot clear the marks of rollout \(state.id) on \(uri): no connection", subject: "pool \(pool.name)",
+          hint: "the rollout stays in progress; resume it when the host is back")
+      }
       for d in try backend.observe().domains where d.trust == .verified {
         guard var o = d.ownership, o.project == project, o.pool == pool.name, o.rollout?.id == state.id else { continue }
         o.rollout = nil

@@ -183,15 +183,20 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   func updateNow(node: String, uuid: String, to o: NodeOwnership, restart: Bool) throws {
     // A record from before keyed records may be sealed here (that is how it gets its seal), once
     // its name and UUID are checked; the planner plans nothing else for such a node.
-    let (domain, current, shape) = try ownedNode(node, uuid: uuid, acceptLegacy: true)
+    let (domain, current, shape, trust) = try ownedNode(node, uuid: uuid, acceptLegacy: true)
     guard let key = keyring.key else {
       throw HostError(uri: uri, node: node, operation: "refusing to update", reason: "no key for project \(keyring.project) to seal its record with")
     }
     guard o.node == current.node, o.pool == current.pool, o.index == current.index, o.project == current.project else {
       throw HostError(uri: uri, node: node, operation: "refusing to update", reason: "the new record is not this node's (\(o.project)/\(o.node))")
     }
+    // Sealing a record an older Drover wrote writes the record and nothing else.
+    let sealOnly = trust == .legacy
+    if sealOnly && o != current {
+      throw HostError(uri: uri, node: node, operation: "refusing to update", reason: "its record was written before records were keyed; only sealing it as it is is allowed")
+    }
     do {
-      if shape.vcpu != o.vcpu || shape.maxVcpu != o.vcpu {
+      if !sealOnly, shape.vcpu != o.vcpu || shape.maxVcpu != o.vcpu {
         calls.record("setVcpus")
         if o.vcpu > shape.maxVcpu {
           try domain.setVcpus(o.vcpu, config: true, live: false, maximum: true)
@@ -202,14 +207,14 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
         }
       }
       let kib = o.memoryMiB * 1024
-      if shape.memoryKiB != kib {
+      if !sealOnly, shape.memoryKiB != kib {
         calls.record("setMemory")
         try domain.setMemory(kibibytes: kib, config: true, live: false, maximum: true)
         try domain.setMemory(kibibytes: kib, config: true, live: false)
       }
       calls.record("state")
       let active = try domain.state().isActive
-      if restart && active {
+      if restart && active && !sealOnly {
         calls.record("destroy")
         try domain.destroy()
         calls.record("start")
@@ -237,7 +242,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   }
 
   func deleteNow(node: String, uuid: String) throws {
-    let (domain, ownership, shape) = try ownedNode(node, uuid: uuid)
+    let (domain, ownership, shape, _) = try ownedNode(node, uuid: uuid)
     let overlay = imagePool.flatMap { pool in Self.derivedOverlays(of: ownership, in: pool).first { shape.disks.contains("\(pool)/\($0)") } }
     do {
       if try domain.state().isActive {
@@ -379,7 +384,9 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
 
   /// The domain, its ownership record and its persistent shape, from one read of its persistent
   /// XML (the record Drover writes is always in the config).
-  func ownedNode(_ name: String, uuid: String, acceptLegacy: Bool = false) throws -> (domain: Domain, ownership: NodeOwnership, shape: DomainShape) {
+  func ownedNode(_ name: String, uuid: String, acceptLegacy: Bool = false) throws -> (
+    domain: Domain, ownership: NodeOwnership, shape: DomainShape, trust: RecordTrust
+  ) {
     calls.record("lookup")
     let found: Domain?
     do { found = try connection.domain(named: name) } catch {
@@ -411,7 +418,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     if let why = refusal(reading.trust, acceptLegacy: acceptLegacy) {
       throw HostError(uri: uri, node: name, operation: "refusing to act", reason: why)
     }
-    return (domain, ownership, DomainXMLReader.shape(config: xml, live: nil))
+    return (domain, ownership, DomainXMLReader.shape(config: xml, live: nil), reading.trust)
   }
 }
 

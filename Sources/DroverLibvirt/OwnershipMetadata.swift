@@ -75,36 +75,54 @@ public enum OwnershipMetadata {
     return xml + "</\(p)node>"
   }
 
-  /// The bytes a seal covers: the attributes as `key=value` lines sorted by key (the seal itself
-  /// left out), then `label key=value` lines sorted by key. Built in one buffer: `plan` checks one
-  /// seal per domain, so this is on the hot path at fleet scale.
+  /// The bytes a keyed seal covers: every attribute but the seal, sorted by key, then every label
+  /// sorted by key, each key and value length-prefixed (`<bytes>:<text>`), so no value can ever
+  /// be read as another split of the same bytes (a newline or `=` inside a value is just data).
+  /// Built in one buffer: `plan` checks one seal per domain, so this is on the hot path.
   static func canonical(_ attrs: [(String, String)], labels: [String: String]) -> [UInt8] {
     var bytes: [UInt8] = []
-    bytes.reserveCapacity(512)
+    bytes.reserveCapacity(768)
+    func field(_ text: String) {
+      bytes.append(contentsOf: String(text.utf8.count).utf8)
+      bytes.append(UInt8(ascii: ":"))
+      bytes.append(contentsOf: text.utf8)
+    }
+    bytes.append(UInt8(ascii: "A"))
+    for (k, v) in attrs.sorted(by: { $0.0 < $1.0 }) where k != "seal" {
+      field(k)
+      field(v)
+    }
+    bytes.append(UInt8(ascii: "L"))
+    for (k, v) in labels.sorted(by: { $0.key < $1.key }) {
+      field(k)
+      field(v)
+    }
+    return bytes
+  }
+
+  /// Format 1's canonical text (`key=value` lines, then `label key=value` lines): ambiguous, which
+  /// is one more reason a format-1 record is never trusted on its own.
+  static func legacyCanonical(_ attrs: [(String, String)], labels: [String: String]) -> [UInt8] {
+    var bytes: [UInt8] = []
     var first = true
     for (k, v) in attrs.sorted(by: { $0.0 < $1.0 }) where k != "seal" {
       if !first { bytes.append(0x0A) }
       first = false
-      bytes.append(contentsOf: k.utf8)
-      bytes.append(UInt8(ascii: "="))
-      bytes.append(contentsOf: v.utf8)
+      bytes.append(contentsOf: "\(k)=\(v)".utf8)
     }
     bytes.append(0x0A)
     first = true
     for (k, v) in labels.sorted(by: { $0.key < $1.key }) {
       if !first { bytes.append(0x0A) }
       first = false
-      bytes.append(contentsOf: "label ".utf8)
-      bytes.append(contentsOf: k.utf8)
-      bytes.append(UInt8(ascii: "="))
-      bytes.append(contentsOf: v.utf8)
+      bytes.append(contentsOf: "label \(k)=\(v)".utf8)
     }
     return bytes
   }
 
   /// Format 1's seal: 16 hex digits of an unkeyed SHA-256 (detects a careless edit, proves nothing).
   static func legacySeal(_ attrs: [(String, String)], labels: [String: String]) -> String {
-    String(ContentDigest.of(canonical(attrs, labels: labels)).hex.prefix(16))
+    String(ContentDigest.of(legacyCanonical(attrs, labels: labels)).hex.prefix(16))
   }
 
   /// What one read of a domain's metadata element says: who owns it, whether it can be trusted,
@@ -187,7 +205,7 @@ public enum OwnershipMetadata {
     var ownership = NodeOwnership(
       project: a["project"] ?? "default", pool: pool, node: name, index: index, image: image, digest: a["digest"] ?? "", specHash: a["spec"] ?? "",
       generation: generation, vcpu: vcpu, memoryMiB: memory, diskMiB: disk, network: a["network"], labels: labels(tags),
-      protect: a["protect"] == "true", replicas: a["replicas"].flatMap(Int.init) ?? 0, disk: a["disk"] ?? "")
+      protect: a["protect"] != "false", replicas: a["replicas"].flatMap(Int.init) ?? 0, disk: a["disk"] ?? "")
     ownership.healthFailed = a["health"] == "failed"
     if let id = a["rollout"] {
       ownership.rollout = RolloutMark(

@@ -93,12 +93,17 @@ public struct ObservedDomain: Sendable, Hashable, Codable {
   public var metadataDigest: String
   /// Whether the record can be trusted (see `RecordTrust`): only a `.verified` record, or a
   /// `.legacy` one being sealed for the first time, is ever acted on.
-  public var trust: RecordTrust = .verified
+  /// Fails closed: a domain nobody checked is never trusted.
+  public var trust: RecordTrust = .mismatch("its record was not checked")
   /// What the domain really is, read from its XML: the persistent config for `plan` (one read per
   /// domain), config and live XML for `drift`.
   public var actual: DomainShape?
 
-  public init(name: String, uuid: String, state: String, isActive: Bool, ownership: NodeOwnership?, metadataDigest: String) {
+  public init(
+    name: String, uuid: String, state: String, isActive: Bool, ownership: NodeOwnership?, metadataDigest: String,
+    trust: RecordTrust = .mismatch("its record was not checked")
+  ) {
+    self.trust = trust
     self.name = name
     self.uuid = uuid
     self.state = state

@@ -44,7 +44,7 @@ public enum Adoption {
     guard pool.hosts.contains(uri) else {
       return refuse("\(uri) is not one of pool \(pool.name)'s hosts", hint: "add it to the pool's hosts first")
     }
-    let trusted = TrustedRecords(observed, project: project)
+    let trusted = TrustedRecords(observed, project: project, keyHeld: true)
     if let holder = trusted.owned.first(where: { $0.ownership.pool == pool.name && $0.ownership.index == index && $0.domain.uuid != domain.uuid }) {
       return refuse(
         "node \(name) already exists: domain \(holder.domain.name) (UUID \(holder.domain.uuid)) on \(holder.host)",
@@ -54,6 +54,7 @@ public enum Adoption {
     record.node = name
     record.pool = pool.name
     record.index = index
+    record.rollout = nil  // a mark copied from elsewhere says nothing about this domain
     return .success(Decision(host: uri, uuid: domain.uuid, record: record))
   }
 }

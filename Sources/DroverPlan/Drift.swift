@@ -41,13 +41,13 @@ public struct DriftFinding: Sendable, Codable, Hashable {
 /// - Parameter imageDigests: the current digest of each image reference, where known; a node
 ///   recorded with another digest runs an image that no longer matches.
 public func detectDrift(
-  pools: [PoolSpec], observed: ObservedWorld, project: String = "default", imageDigests: [String: String] = [:]
+  pools: [PoolSpec], observed: ObservedWorld, project: String = "default", imageDigests: [String: String] = [:], keyHeld: Bool = false
 ) -> [DriftFinding] {
   var findings: [DriftFinding] = []
   let declared = Dictionary(pools.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
   var ownedByPool: [String: [(String, ObservedDomain, NodeOwnership)]] = [:]
 
-  let records = TrustedRecords(observed, project: project)
+  let records = TrustedRecords(observed, project: project, keyHeld: keyHeld)
   for (entry, why) in records.refused {
     findings.append(
       DriftFinding(

@@ -70,7 +70,7 @@ func planPool(
       continue
     }
     if current.domain.trust == .legacy {
-      actions.append(seal(current, pool: pool))
+      actions.append(seal(current, pool: pool.name))
       continue
     }
     actions += compare(
@@ -81,7 +81,7 @@ func planPool(
   // Scale down: highest index first.
   for (index, n) in byIndex.sorted(by: { $0.key > $1.key }) where index > pool.replicas {
     if n.domain.trust == .legacy {
-      actions.append(seal(n, pool: pool))
+      actions.append(seal(n, pool: pool.name))
       continue
     }
     actions.append(
@@ -115,9 +115,9 @@ func planPool(
 /// The one action for a node whose record an older Drover wrote: seal it with the project key,
 /// values unchanged (its name and UUID are checked again when it runs). Everything else the spec
 /// asks waits for the next plan, when the record is trusted.
-func seal(_ n: OwnedNode, pool: PoolSpec) -> PlannedAction {
+func seal(_ n: OwnedNode, pool: String) -> PlannedAction {
   PlannedAction(
-    kind: .update, pool: pool.name, node: n.domain.name, host: n.host,
+    kind: .update, pool: pool, node: n.domain.name, host: n.host,
     reason: "record written by an older Drover: sealed with the project key (in place; other changes wait for the next plan)",
     uuid: n.domain.uuid, before: n.ownership, after: NodeDefinition(ownership: n.ownership))
 }

@@ -26,6 +26,8 @@ public struct PlanOptions: Sendable {
   /// Rollouts this machine's journal has seen end: a node still marked with one of them lost its
   /// mark's removal to a crash, and the plan clears it.
   public var finishedRollouts: Set<String> = []
+  /// Whether this machine holds the project key (see `TrustedRecords`).
+  public var keyHeld: Bool = false
 
   public init(
     targets: [String] = [], excludes: [String] = [], imageDigests: [String: String] = [:], project: String = "default",
@@ -56,7 +58,7 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
 
   // Every owned node, wherever it is, grouped by pool: only records that verify (see
   // `TrustedRecords`); every other record of the project stops the plan where it stands.
-  let records = TrustedRecords(observed, project: options.project)
+  let records = TrustedRecords(observed, project: options.project, keyHeld: options.keyHeld)
   var owned: [String: [OwnedNode]] = [:]
   // The highest generation of every index (domains, refused records and overlays alike), by pool.
   var generations: [String: [Int: Int]] = [:]
@@ -145,6 +147,12 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   // Owned nodes whose pool no file declares: kept and shown, or with --prune deleted; never silent.
   var undeclared: [UndeclaredPool] = []
   for (poolName, nodes) in owned.sorted(by: { $0.key < $1.key }) where declared[poolName] == nil {
+    // The migration seals every record an older Drover wrote, kept pools' too: a record left
+    // unsealed would be refused for good once the project has keyed records.
+    let unsealed = nodes.filter { $0.domain.trust == .legacy }
+    actions += unsealed.sorted { $0.ownership.index < $1.ownership.index }.map { seal($0, pool: poolName) }
+    let nodes = nodes.filter { $0.domain.trust != .legacy }
+    if nodes.isEmpty { continue }
     guard options.prune else {
       undeclared.append(UndeclaredPool(pool: poolName, nodes: nodes.map(\.domain.name).sorted(), hosts: Array(Set(nodes.map(\.host))).sorted()))
       continue

@@ -7,7 +7,8 @@ import DroverModel
 /// that fails (a clone, a copy, an edit, a forgery) is `refused`: never deleted, rewritten or taken
 /// for a duplicate, and reported so a person can remove it or `drover adopt` it. Records from
 /// before keyed records (`legacy`) are trusted only while the project has no keyed record at all
-/// (the one-time migration): then each is sealed by the next apply, unless two claim one node.
+/// and this machine holds no key (the one-time migration, in the apply that creates the key): then
+/// each is sealed by that apply, unless two claim one node.
 /// Pure: reads its arguments only.
 public struct TrustedRecords: Sendable {
   public typealias Entry = (host: String, domain: ObservedDomain, ownership: NodeOwnership)
@@ -26,7 +27,9 @@ public struct TrustedRecords: Sendable {
   /// Whether the hosts hold any record claiming this project (a key must never be created then).
   public var anyRecord = false
 
-  public init(_ observed: ObservedWorld, project: String) {
+  /// - Parameter keyHeld: whether this machine holds the project key. Then the project has been
+  ///   migrated: a record without a keyed seal is a copy or a forgery, never a node.
+  public init(_ observed: ObservedWorld, project: String, keyHeld: Bool = false) {
     var legacy: [Entry] = []
     for (uri, host) in observed.hosts.sorted(by: { $0.key < $1.key }) {
       for d in host.domains {
@@ -52,7 +55,7 @@ public struct TrustedRecords: Sendable {
         }
       }
     }
-    guard !keyed else {
+    guard !keyed, !keyHeld else {
       refused += legacy.map {
         ($0, "its record has no keyed seal while this project's records do: a copy, a forgery, or a node an older Drover wrote that someone restored")
       }

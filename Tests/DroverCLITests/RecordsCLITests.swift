@@ -243,6 +243,25 @@ import Testing
     #expect(try a.run(["apply", "--auto-approve"]).status == 0)
   }
 
+  /// A key is made only by an apply of the whole project, and only one readable by nobody else is used.
+  @Test func theKeyIsMadeOnlyForTheWholeProjectAndMustBePrivate() throws {
+    let h = try CLIHarness()
+    let pool = CLIHarness.unique("rt")
+    try h.writePool(pool, replicas: 1)
+    let targeted = try h.run(["apply", "--auto-approve", "--target", pool])
+    #expect(targeted.status == 1 && targeted.stderr.contains("a key is only made by an apply of the whole project"), "\(targeted.stderr)")
+    #expect(try h.nodes(pool).isEmpty)
+    #expect(!FileManager.default.fileExists(atPath: h.dir.appendingPathComponent(".drover/key").path))
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+    let keyPath = h.dir.appendingPathComponent(".drover/key").path
+    chmod(keyPath, 0o644)
+    let open = try h.run(["plan"])
+    #expect(open.status == 1 && open.stderr.contains("no access for group or others"), "\(open.stderr)")
+    chmod(keyPath, 0o600)
+    try h.writePool(pool, replicas: 0)
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+  }
+
   @Test func withoutAProjectFileApplyRefusesAndSaysWhy() throws {
     let h = try CLIHarness()
     try FileManager.default.removeItem(at: h.dir.appendingPathComponent("drover.yaml"))
@@ -285,7 +304,8 @@ import Testing
     try useState(".drover")
     let resumed = try h.run(["apply", "--auto-approve"])
     #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
-    #expect(try h.holder.allDomains().compactMap { try? $0.metadata(namespace: Self.ns) }.allSatisfy { !$0.contains(" rollout=\"") })
+    #expect(try h.holder.allDomains().compactMap { try? $0.metadata(namespace: Self.ns) }.filter { $0.contains("pool=\"\(r.pool)\"") }
+      .allSatisfy { !$0.contains(" rollout=\"") })
     try useState(".elsewhere")
     #expect(try h.run(["plan", "--detailed-exitcode"]).status == 0)
   }

@@ -124,6 +124,10 @@ final class RolloutHarness {
     let state = try #require(try r.journal().rollouts().last)
     #expect(state.failed.keys.sorted() == ["\(r.pool)-2", "\(r.pool)-3"])
     #expect(state.rolledBack == ["\(r.pool)-1", "\(r.pool)-2", "\(r.pool)-3"])
+    let marks = try r.h.holder.allDomains().compactMap { try? $0.metadata(namespace: "https://drover.dev/xmlns/node/1") }
+      .filter { $0.contains("pool=\"\(r.pool)\"") && $0.contains(" rollout=\"") }
+    #expect(marks.isEmpty, "a rolled-back rollout leaves no mark on the nodes it recreated: \(marks)")
+    #expect(try r.h.run(["plan", "--detailed-exitcode"]).status != 1, "and no plan sees it in progress")
     try r.cleanup()
   }
 

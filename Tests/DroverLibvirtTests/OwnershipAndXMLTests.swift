@@ -101,6 +101,18 @@ import Testing
     let renamed = xml.replacingOccurrences(of: "name=\"web-2\"", with: "name=\"web-9\"").replacingOccurrences(of: Self.uuid, with: "6f1c0a52-3c1e-4a0e-9d6a-000000000009")
     #expect(read(renamed, name: "web-9", uuid: "6f1c0a52-3c1e-4a0e-9d6a-000000000009").trust.mismatchReason?.contains("does not verify") == true)
 
+    // One value re-split into two (a newline is data in an attribute): the canonical bytes are
+    // length-prefixed, so this is not the same record. Under a `key=value` line format it was.
+    var guarded = ownership
+    guarded.protect = true
+    guarded.replicas = 3
+    let sealed = OwnershipMetadata.render(guarded, key: key, binding: .init(uuid: Self.uuid, host: Self.host))
+    let resplit = sealed.replacingOccurrences(of: "protect=\"true\" replicas=\"3\"", with: "protect=\"true&#10;replicas=3\"")
+    #expect(resplit != sealed)
+    #expect(read(sealed).trust == .verified)
+    #expect(read(resplit).trust.mismatchReason?.contains("does not verify") == true)
+    #expect(read(resplit).ownership?.protect == true, "a protect value that is not exactly 'false' protects")
+
     // Records an older Drover wrote: legacy while intact, a mismatch once edited; a forged
     // old-style record with a recomputed seal is legacy here and refused by `TrustedRecords`
     // as soon as the project has a keyed record (see TrustedRecordsTests).

@@ -17,7 +17,7 @@ import Testing
     var o = desiredOwnership(spec, index: index, digest: "d1", generation: generation, project: project)
     let volume = OverlayName(project: project, pool: spec.name, index: index, generation: generation).volume
     o.disk = "drover-images/\(volume)"
-    var d = ObservedDomain(name: o.node, uuid: "uuid-\(index)", state: "running", isActive: true, ownership: o, metadataDigest: "m\(index)")
+    var d = ObservedDomain(name: o.node, uuid: "uuid-\(index)", state: "running", isActive: true, ownership: o, metadataDigest: "m\(index)", trust: .verified)
     d.actual = DomainShape(
       vcpu: o.vcpu, maxVcpu: o.vcpu, memoryKiB: o.memoryMiB * 1024, liveVcpu: o.vcpu, liveMemoryKiB: o.memoryMiB * 1024, disks: [o.disk],
       networks: [], title: nil)

@@ -17,7 +17,7 @@ import Testing
       let o = desiredOwnership(spec, index: i, digest: "", generation: 1, project: "default")
       return ObservedDomain(
         name: o.node, uuid: "uuid-\(spec.name)-\(i)", state: active ? "running" : "shutoff", isActive: active, ownership: o,
-        metadataDigest: "m\(i)")
+        metadataDigest: "m\(i)", trust: .verified)
     }
     return ObservedWorld(hosts: [host: ObservedHost(uri: host, domains: domains + extra)])
   }

@@ -11,7 +11,7 @@ import Testing
     let domains: [ObservedDomain] = project.map { p -> [ObservedDomain] in
       let spec = PoolSpec(name: "web", hosts: [uri], replicas: 1, image: ImageRef(parsing: "demo@v1")!)
       let o = desiredOwnership(spec, index: 1, digest: "", generation: 1, project: p)
-      return [ObservedDomain(name: o.node, uuid: "u", state: "running", isActive: true, ownership: o, metadataDigest: "")]
+      return [ObservedDomain(name: o.node, uuid: "u", state: "running", isActive: true, ownership: o, metadataDigest: "", trust: .verified)]
     } ?? []
     return ObservedHost(uri: uri, domains: domains, overlays: overlay.map { [$0] } ?? [])
   }
@@ -61,7 +61,7 @@ import Testing
   @Test func oneDomainSeenThroughTwoDeclaredURIsIsAnErrorNotADuplicateDelete() {
     let spec = PoolSpec(name: "web", hosts: [Self.a, Self.b], replicas: 1, image: ImageRef(parsing: "demo@v1")!)
     let o = desiredOwnership(spec, index: 1, digest: "", generation: 1, project: "default")
-    let d = ObservedDomain(name: o.node, uuid: "u1", state: "running", isActive: true, ownership: o, metadataDigest: "")
+    let d = ObservedDomain(name: o.node, uuid: "u1", state: "running", isActive: true, ownership: o, metadataDigest: "", trust: .verified)
     let world = ObservedWorld(hosts: [Self.a: ObservedHost(uri: Self.a, domains: [d]), Self.b: ObservedHost(uri: Self.b, domains: [d])])
     let (plan, diagnostics) = makePlan(pools: [spec], observed: world)
     #expect(!plan.actions.contains { $0.kind == .delete }, "\(plan.actions)")
@@ -80,5 +80,30 @@ import Testing
     #expect(diagnostics.count == 1)
     #expect(diagnostics.first?.message.contains("host \(Self.b), which no pool names any more") == true)
     #expect(diagnostics.first?.hint?.contains(".drover/hosts") == true)
+  }
+
+  /// Records from before keyed records count only in the migration: no keyed record visible and
+  /// no key on this machine. With the key held, an old-style record is a copy or a forgery.
+  @Test func legacyRecordsAreTrustedOnlyInTheMigration() {
+    let spec = PoolSpec(name: "web", hosts: [Self.a], replicas: 2, image: ImageRef(parsing: "demo@v1")!)
+    let legacy = (1...2).map { i -> ObservedDomain in
+      let o = desiredOwnership(spec, index: i, digest: "", generation: 1, project: "default")
+      return ObservedDomain(name: o.node, uuid: "u\(i)", state: "running", isActive: true, ownership: o, metadataDigest: "", trust: .legacy)
+    }
+    let world = ObservedWorld(hosts: [Self.a: ObservedHost(uri: Self.a, domains: legacy)])
+    let migrating = TrustedRecords(world, project: "default")
+    #expect(migrating.owned.count == 2 && migrating.refused.isEmpty && !migrating.keyed)
+    let held = TrustedRecords(world, project: "default", keyHeld: true)
+    #expect(held.owned.isEmpty && held.refused.count == 2)
+    var twice = legacy
+    twice[1].name = "web-1"
+    twice[1].ownership?.node = "web-1"
+    twice[1].ownership?.index = 1
+    let rivals = TrustedRecords(ObservedWorld(hosts: [Self.a: ObservedHost(uri: Self.a, domains: twice)]), project: "default")
+    #expect(rivals.owned.isEmpty && rivals.refused.allSatisfy { $0.why.contains("claim node web-1") })
+    var keyedToo = legacy
+    keyedToo[0].trust = .verified
+    let mixed = TrustedRecords(ObservedWorld(hosts: [Self.a: ObservedHost(uri: Self.a, domains: keyedToo)]), project: "default")
+    #expect(mixed.owned.map(\.domain.name) == ["web-1"] && mixed.refused.map(\.entry.domain.name) == ["web-2"])
   }
 }
