@@ -34,15 +34,30 @@ enum DomainXMLReader {
     return result
   }
 
-  /// The Drover ownership element inside a domain's `<metadata>`, if any.
+  /// The Drover ownership element inside a domain's `<metadata>`, if any: the one `drover:node`
+  /// element that declares Drover's namespace. An element that borrows the prefix for another
+  /// namespace is not Drover's, and a domain with two elements in Drover's namespace (one hidden
+  /// inside someone else's metadata) has none Drover can trust: it is treated as foreign.
   static func ownershipElement(_ xml: String) -> String? {
     let b = XMLBytes(xml)
-    guard let start = b.find("<\(OwnershipMetadata.prefix):node") else { return nil }
-    if let close = b.find("</\(OwnershipMetadata.prefix):node>", from: start) {
-      return b.string(start, close + OwnershipMetadata.prefix.utf8.count + 8)
+    let open = "<\(OwnershipMetadata.prefix):node", close = "</\(OwnershipMetadata.prefix):node>"
+    var found: String?
+    var from = 0
+    while let start = b.find(open, from: from) {
+      let element: String
+      if let tagEnd = b.find(">", from: start), let end = b.find("/>", from: start), end + 1 == tagEnd {
+        element = b.string(start, end + 2)
+      } else if let end = b.find(close, from: start) {
+        element = b.string(start, end + close.utf8.count)
+      } else {
+        return nil
+      }
+      from = start + open.utf8.count
+      guard XMLText.startTags(element).first?["xmlns:\(OwnershipMetadata.prefix)"] == OwnershipMetadata.namespace else { continue }
+      if found != nil { return nil }
+      found = element
     }
-    guard let end = b.find("/>", from: start) else { return nil }
-    return b.string(start, end + 2)
+    return found
   }
 
   /// The text between `<element …>` and `</element>` (first occurrence).

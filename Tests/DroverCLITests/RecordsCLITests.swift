@@ -235,6 +235,16 @@ import Testing
     #expect(second.status == 1 && second.stderr.contains("pool \(pool) is locked by"), "\(second.stderr)")
     #expect(held != nil)
     held = nil
+    // A rollout killed in one checkout is the other's to see (one journal): its plan resumes it.
+    try a.writePool(pool, replicas: 1, image: "demo@v2")
+    try b.writePool(pool, replicas: 1, image: "demo@v2")
+    let killed = try a.run(["apply", "--auto-approve"], environment: ["DROVER_CRASH_AT": "step-done:create"])
+    #expect(killed.status != 0)
+    let seen = try b.run(["plan"])
+    #expect(seen.stdout.contains("Rollout of pool \(pool): demo@v1 → demo@v2 (resuming rollout \(pool)-"), "\(seen.stdout)\(seen.stderr)")
+    #expect(!seen.stdout.contains("duplicate"))
+    #expect(try b.run(["apply", "--auto-approve"]).status == 0, "the other checkout finishes it")
+    #expect(try a.run(["plan", "--detailed-exitcode"]).status == 0)
     // The other checkout declares one pool less: that pool is kept, not planned away.
     try FileManager.default.removeItem(at: b.dir.appendingPathComponent("pools/\(pool).yaml"))
     let kept = try b.run(["plan", "--detailed-exitcode"])
@@ -308,5 +318,27 @@ import Testing
       .allSatisfy { !$0.contains(" rollout=\"") })
     try useState(".elsewhere")
     #expect(try h.run(["plan", "--detailed-exitcode"]).status == 0)
+  }
+
+  /// v1 → v2 killed, the spec changed to v3: plan and apply refuse (images are never mixed);
+  /// `rollout resume` finishes v2 as journaled; then v3 is an ordinary rollout.
+  @Test func aSpecChangedUnderAKilledRolloutIsRefusedUntilItIsFinished() throws {
+    let r = try RolloutHarness()
+    let h = r.h
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+    try r.setImage("demo@v2")
+    #expect(try h.run(["apply", "--auto-approve"], environment: ["DROVER_CRASH_AT": "node-done"]).status != 0)
+    try r.setImage("demo@v3")
+    try "name: demo\nversion: v3\nbase: {rootfs: busybox}\n".write(to: h.dir.appendingPathComponent("images/v3.yaml"), atomically: true, encoding: .utf8)
+    let plan = try h.run(["plan"])
+    #expect(plan.status == 1 && plan.stderr.contains("the spec now asks demo@v3") && plan.stderr.contains("drover rollout resume \(r.pool)"), "\(plan.stdout)\(plan.stderr)")
+    let before = try r.nodes().map(\.name)
+    #expect(try h.run(["apply", "--auto-approve"]).status == 1)
+    #expect(try r.nodes().map(\.name) == before, "nothing changed")
+    let resumed = try h.run(["rollout", "resume", r.pool])
+    #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
+    #expect(try r.nodes().allSatisfy { $0.image == "demo@v2" }, "the journaled rollout finished as journaled")
+    let next = try h.run(["plan"])
+    #expect(next.status == 0 && next.stdout.contains("Rollout of pool \(r.pool): demo@v2 → demo@v3"), "\(next.stdout)\(next.stderr)")
   }
 }

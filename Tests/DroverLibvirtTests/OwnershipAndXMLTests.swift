@@ -133,4 +133,42 @@ import Testing
     }
     #expect(RecordKey.generate(project: "x").id != RecordKey.generate(project: "x").id)
   }
+
+  /// The record is the `drover:node` element in Drover's namespace: one borrowing the prefix for
+  /// another namespace is ignored, and two in Drover's namespace (one hidden inside someone else's
+  /// metadata) make the domain foreign, never a node.
+  @Test func theRecordIsFoundByItsNamespaceNotItsPrefix() throws {
+    let name = TestWorld.unique("ns")
+    let world = try TestWorld.isolated(project: "p")
+    let spec = world.pool(name, replicas: 1)
+    let node = NodeDefinition(ownership: desiredOwnership(spec, index: 1, digest: "", generation: 1, project: "p"))
+    let uuid = UUID().uuidString.lowercased()
+    let xml = DomainXML.render(node, bootsNodes: false, uuid: uuid, key: TestWorld.key("p"), host: world.uri)
+    let decoy = "<drover:node xmlns:drover=\"https://example.invalid/other\" pool=\"\(name)\" name=\"\(name)-1\" index=\"1\" image=\"x\" generation=\"1\" vcpu=\"1\" memory_mib=\"64\" disk_mib=\"1\"/>"
+    let decoyFirst = xml.replacingOccurrences(of: "<metadata>\n", with: "<metadata>\n    \(decoy)\n")
+    #expect(decoyFirst != xml)
+    let domain = try world.backend.connection.defineDomain(xml: decoyFirst)
+    defer { try? domain.undefine() }
+    var seen = try #require(try world.backend.observe().domains.first { $0.name == "\(name)-1" })
+    #expect(seen.trust == .verified && seen.ownership?.image == "demo@v1", "the decoy in another namespace is ignored")
+
+    let real = try #require(DomainXMLReaderProbe.element(in: xml))
+    let hidden = xml.replacingOccurrences(of: "<metadata>\n", with: "<metadata>\n    <x:wrap xmlns:x=\"https://example.invalid/x\">\(real)</x:wrap>\n")
+    try domain.undefine()
+    let twice = try world.backend.connection.defineDomain(xml: hidden)
+    defer { try? twice.undefine() }
+    seen = try #require(try world.backend.observe().domains.first { $0.name == "\(name)-1" })
+    #expect(seen.ownership == nil, "two records in Drover's namespace: none is trusted")
+  }
+}
+
+/// Finds the record element in rendered XML (the tests' own scan, independent of Drover's reader).
+enum DomainXMLReaderProbe {
+  static func element(in xml: String) -> String? {
+    guard let start = xml.range(of: "<drover:node xmlns:drover=\"https://drover.dev/xmlns/node/1\"") else { return nil }
+    let rest = xml[start.lowerBound...]
+    if let close = rest.range(of: "</drover:node>") { return String(rest[..<close.upperBound]) }
+    guard let end = rest.range(of: "/>") else { return nil }
+    return String(rest[..<end.upperBound])
+  }
 }
