@@ -192,12 +192,23 @@ public final class Baker: @unchecked Sendable {
     }
   }
 
+  /// Copies the recipe's files into the image root. Paths stay inside: the target's folders are
+  /// walked one by one and a symlink among them (one the base image brought, pointing at the
+  /// host) is an error, never followed; the source must resolve inside the recipe's folder.
+  /// (The spec decoder refuses `..` already; this holds even for a recipe built in code.)
   func copyFiles(_ recipe: ImageRecipe, recipeDirectory: String, into root: String) throws {
+    guard let sourceRoot = ImageTree.resolved(recipeDirectory) else {
+      throw Diagnostic.error("bake.input", "cannot resolve the recipe folder \(recipeDirectory)", subject: recipeDirectory)
+    }
     for file in recipe.files {
-      let target = root + file.path
-      try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-      try? FileManager.default.removeItem(atPath: target)
-      try FileManager.default.copyItem(atPath: BakeKey.resolve(file.source, in: recipeDirectory), toPath: target)
+      let source = BakeKey.resolve(file.source, in: recipeDirectory)
+      guard let real = ImageTree.resolved(source), real.hasPrefix(sourceRoot + "/") else {
+        throw Diagnostic.error(
+          "bake.input", "file source \(file.source) is not a file inside \(recipeDirectory)", subject: file.source,
+          hint: "sources are files under the project's images/ folder; a recipe never reads the host's files")
+      }
+      let target = try ImageTree.prepareTarget(root: root, path: file.path)
+      try FileManager.default.copyItem(atPath: real, toPath: target)
       try FileManager.default.setAttributes([.posixPermissions: Int(file.mode)], ofItemAtPath: target)
     }
   }
@@ -317,5 +328,49 @@ public final class Baker: @unchecked Sendable {
       let manifest = (name as NSString).deletingPathExtension + ".manifest.json"
       if !names.contains(manifest) { try? FileManager.default.removeItem(atPath: imageDirectory + "/" + name) }
     }
+  }
+}
+
+/// Paths inside an image root being written on the host.
+public enum ImageTree {
+  /// `realpath(3)`: every link resolved, or nil when the path does not exist.
+  static func resolved(_ path: String) -> String? {
+    guard let pointer = realpath(path, nil) else { return nil }
+    defer { free(pointer) }
+    return String(cString: pointer)
+  }
+
+  /// The host path of `path` inside `root`, its folders created, none of them a symlink, and
+  /// nothing left at the target itself (a symlink there is removed, never written through).
+  public static func prepareTarget(root: String, path: String) throws -> String {
+    let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+    guard path.hasPrefix("/"), !parts.isEmpty, !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+      throw Diagnostic.error("bake.input", "file path \(path) is not a normalised absolute path inside the image", subject: path)
+    }
+    var current = root
+    for part in parts.dropLast() {
+      current += "/" + part
+      var st = stat()
+      if lstat(current, &st) != 0 {
+        guard mkdir(current, 0o755) == 0 else {
+          throw Diagnostic.error("bake.input", "cannot create \(current): \(String(cString: strerror(errno)))", subject: path)
+        }
+        continue
+      }
+      guard (st.st_mode & S_IFMT) == S_IFDIR else {
+        throw Diagnostic.error(
+          "bake.input", "file path \(path) goes through \(current.dropFirst(root.count)), which is \((st.st_mode & S_IFMT) == S_IFLNK ? "a symlink" : "not a folder") in the image",
+          subject: path, hint: "a file is never written through a link: it could point outside the image")
+      }
+    }
+    let target = current + "/" + (parts.last ?? "")
+    var st = stat()
+    if lstat(target, &st) == 0 {
+      guard (st.st_mode & S_IFMT) != S_IFDIR else {
+        throw Diagnostic.error("bake.input", "file path \(path) is a folder in the image", subject: path)
+      }
+      guard unlink(target) == 0 else { throw Diagnostic.error("bake.input", "cannot replace \(target): \(String(cString: strerror(errno)))", subject: path) }
+    }
+    return target
   }
 }

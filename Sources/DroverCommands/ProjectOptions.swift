@@ -212,16 +212,12 @@ struct ProjectContext {
   }
 }
 
-/// Which URIs `.drover/hosts.<project>` may hold: the rule pool files obey, without the ext
-/// transport or the query parameters that make libvirt run a program or read a key (`command`,
-/// `netcat`, `keyfile`, `pkipath`): a line in a local file must never be a way to run something.
+/// Which URIs `<state>/hosts.<project>` may hold: exactly the rule pool files obey (no ext
+/// transport, no parameter that runs a program or decides trust): a line in a file must never be
+/// a way to run something.
 enum RememberedURI {
   static func isAcceptable(_ uri: String) -> Bool {
-    guard uri.count <= 1024, SpecUnits.isLibvirtURI(uri), let sep = uri.range(of: "://") else { return false }
-    if uri[..<sep.lowerBound].hasSuffix("+ext") { return false }
-    let query = uri.split(separator: "?", maxSplits: 1).dropFirst().first ?? ""
-    let keys = query.split(separator: "&").map { $0.split(separator: "=", maxSplits: 1).first.map { $0.lowercased() } ?? "" }
-    return !keys.contains { ["command", "netcat", "keyfile", "pkipath"].contains($0) }
+    uri.count <= 1024 && SpecUnits.isLibvirtURI(uri) && SpecUnits.unsafeURIReason(uri) == nil
   }
 }
 

@@ -114,6 +114,12 @@ extension DecodeContext {
         hint: "examples: qemu:///system, qemu+ssh://user@host/system, test:///default")
       return nil
     }
+    if let why = SpecUnits.unsafeURIReason(text) {
+      error(
+        "spec.uri.unsafe", "\(field) '\(text)' is refused: \(why), and specs come from pull requests", at: node,
+        hint: "name the host by a plain URI (qemu+ssh://user@host/system); keys, known hosts and certificates come from the machine's ssh/libvirt configuration, never from a pool file")
+      return nil
+    }
     return text
   }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import DroverBasics
 import DroverModel
 import LibYAML
@@ -101,7 +102,8 @@ enum RecipeDecoder {
     return items.compactMap { item in
       var reader = MappingReader(item, what: "file entry", context: &context)
       guard reader.isMapping else { return nil }
-      let source = reader.required("source", context: &context).flatMap { context.string($0, "source") }
+      let sourceNode = reader.required("source", context: &context)
+      let source = sourceNode.flatMap { context.string($0, "source") }
       let pathNode = reader.required("path", context: &context)
       let path = pathNode.flatMap { context.string($0, "path") }
       var mode: UInt16 = 0o644
@@ -110,12 +112,51 @@ enum RecipeDecoder {
           context.error("spec.type", "mode must be octal, such as \"0755\"", at: m)
         }
       }
-      if let path, !path.hasPrefix("/"), let pathNode {
-        context.error("spec.type", "path must be absolute inside the image", at: pathNode)
+      if let path, let pathNode, let why = RecipePaths.imagePathProblem(path) {
+        context.error("spec.path.image", "path '\(RecipePaths.printable(path))' \(why)", at: pathNode, hint: "for example: path: /etc/motd")
+      }
+      if let source, let sourceNode, let why = RecipePaths.sourceProblem(source) {
+        context.error(
+          "spec.path.source", "source '\(RecipePaths.printable(source))' \(why)", at: sourceNode,
+          hint: "put the file under images/ (for example source: files/motd); recipes come from pull requests and never read the host's files")
       }
       reader.finish(context: &context)
-      guard let source, let path else { return nil }
+      guard let source, let path, RecipePaths.imagePathProblem(path) == nil, RecipePaths.sourceProblem(source) == nil else { return nil }
       return ImageRecipe.File(source: source, path: path, mode: mode)
     }
+  }
+}
+
+/// The path rules of recipe files: a recipe arrives in a pull request and is baked as root.
+public enum RecipePaths {
+  /// Why `path` is not a normalised absolute path inside the image, or nil.
+  public static func imagePathProblem(_ path: String) -> String? {
+    guard path.hasPrefix("/") else { return "must be absolute inside the image" }
+    let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+    if parts.isEmpty || parts == [""] { return "must name a file, not the image root" }
+    if parts.contains(where: { $0 == ".." || $0 == "." || $0.isEmpty }) { return "must be normalised: no '..', '.' or empty components" }
+    if hasControlCharacters(path) { return "must not contain control characters" }
+    return nil
+  }
+
+  /// Why `source` is not a relative path inside the recipe's folder, or nil.
+  public static func sourceProblem(_ source: String) -> String? {
+    if source.isEmpty { return "must name a file" }
+    if source.hasPrefix("/") || source.hasPrefix("~") { return "must be a relative path inside the project's images/ folder" }
+    let parts = source.split(separator: "/", omittingEmptySubsequences: false)
+    if parts.contains(where: { $0 == ".." || $0.isEmpty }) { return "must stay inside the images/ folder: no '..' or empty components" }
+    if hasControlCharacters(source) { return "must not contain control characters" }
+    return nil
+  }
+
+  static func hasControlCharacters(_ text: String) -> Bool {
+    text.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F || (0x80..<0xA0).contains($0.value) }
+  }
+
+  /// The text with control characters shown as escapes, for a diagnostic.
+  public static func printable(_ text: String) -> String {
+    String(text.unicodeScalars.map { s -> String in
+      s.value < 0x20 || s.value == 0x7F || (0x80..<0xA0).contains(s.value) ? String(format: "\\u{%02X}", s.value) : String(s)
+    }.joined())
   }
 }

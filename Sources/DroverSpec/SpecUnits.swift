@@ -1,3 +1,4 @@
+import Foundation
 import DroverModel
 
 /// Parsers for the unit-bearing strings of the spec language.
@@ -43,6 +44,29 @@ public enum SpecUnits {
   static let transports: Set<String> = ["unix", "ssh", "libssh", "libssh2", "tcp", "tls", "ext"]
 
   /// `driver[+transport]://[user@][host][:port]/path[?query]`, as libvirt's URI reference gives it.
+  /// URI parameters that make libvirt run a program (`command`, `netcat`) or choose what to trust
+  /// (`no_verify`, `pkipath`, `keyfile`, `known_hosts`, `known_hosts_verify`, `sshauth`): a spec
+  /// comes from a pull request, and must never decide either. Compared case-insensitively.
+  public static let unsafeParameters: Set<String> = [
+    "command", "netcat", "no_verify", "pkipath", "keyfile", "known_hosts", "known_hosts_verify", "sshauth",
+  ]
+
+  /// Why a libvirt URI may not come from a spec (or a file anyone may edit), or nil when it may:
+  /// the `ext` transport runs a program, and so do or trust-deciding parameters above.
+  public static func unsafeURIReason(_ text: String) -> String? {
+    guard let sep = text.range(of: "://") else { return nil }
+    if text[..<sep.lowerBound].lowercased().hasSuffix("+ext") { return "the ext transport runs a program" }
+    let query = text.split(separator: "?", maxSplits: 1).dropFirst().first ?? ""
+    for pair in query.split(separator: "&") {
+      let key = (pair.split(separator: "=", maxSplits: 1).first.map(String.init) ?? "").lowercased()
+      let decoded = key.removingPercentEncoding ?? key
+      if unsafeParameters.contains(decoded) || decoded != key && unsafeParameters.contains(decoded.lowercased()) {
+        return "the \(decoded)= parameter \(["command", "netcat"].contains(decoded) ? "runs a program" : "decides what the connection trusts")"
+      }
+    }
+    return nil
+  }
+
   public static func isLibvirtURI(_ text: String) -> Bool {
     guard let sep = text.range(of: "://") else { return false }
     let scheme = text[..<sep.lowerBound]

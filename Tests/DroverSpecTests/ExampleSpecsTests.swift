@@ -63,6 +63,25 @@ import Testing
   func libvirtURIs(_ uri: String, _ valid: Bool) {
     #expect(SpecUnits.isLibvirtURI(uri) == valid)
   }
+
+  /// A pool file never decides that a program runs or what a connection trusts (#16).
+  @Test(arguments: [
+    "qemu+ext:///system?command=/tmp/evil.sh", "qemu+EXT:///system", "qemu+ssh://h/system?netcat=/tmp/nc",
+    "qemu+ssh://h/system?Command=/tmp/x", "qemu+tls://h/system?no_verify=1", "qemu+tls://h/system?pkipath=/tmp/pki",
+    "qemu+ssh://h/system?keyfile=/tmp/k", "qemu+libssh://h/system?known_hosts=/tmp/kh", "qemu+libssh://h/system?known_hosts_verify=ignore",
+    "qemu+ssh://h/system?sshauth=agent", "qemu+ssh://h/system?%63ommand=/tmp/x", "qemu+ssh://h/system?socket=/s&netcat=/tmp/nc",
+  ])
+  func unsafeURIsAreRefusedWithALocatedError(_ uri: String) {
+    #expect(SpecUnits.unsafeURIReason(uri) != nil, "\(uri)")
+    let yaml = "name: web\nhosts: [\"\(uri)\"]\nreplicas: 1\nimage: demo@v1\n"
+    let (_, diagnostics) = SpecLoader.load([SpecSource(path: "pools/web.yaml", kind: .pool, bytes: Array(yaml.utf8))])
+    #expect(diagnostics.contains { $0.code.hasPrefix("spec.uri") && $0.location?.start.line == 2 }, "\(diagnostics)")
+  }
+
+  @Test(arguments: ["qemu:///system", "qemu+ssh://root@h1/system", "test+unix:///default?socket=/tmp/relay.sock", "qemu+tls://h:16514/system"])
+  func plainURIsAreSafe(_ uri: String) {
+    #expect(SpecUnits.unsafeURIReason(uri) == nil)
+  }
 }
 
 /// Files too large to be specs are refused from their size alone, before being read.
