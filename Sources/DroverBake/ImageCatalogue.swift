@@ -12,9 +12,11 @@ public struct ImageCatalogue: Sendable {
     let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
     let decoder = JSONDecoder()
     decoder.dateDecodingStrategy = .iso8601
+    // A manifest is a file anyone with access to the folder may edit: one whose paths leave the
+    // folder is not an image (never backed, served or garbage-collected).
     manifests = names.filter { $0.hasSuffix(".manifest.json") }.sorted().compactMap { name in
       FileManager.default.contents(atPath: directory + "/" + name).flatMap { try? decoder.decode(ImageManifest.self, from: $0) }
-    }
+    }.filter { $0.pathsStayInside(directory) }
   }
 
   /// The newest image for a reference (`name@version`, or `name@sha256:<key prefix>`).

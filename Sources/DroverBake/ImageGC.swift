@@ -36,6 +36,7 @@ public enum ImageGC {
   }
 
   public static func delete(_ m: ImageManifest, in directory: String) {
+    guard m.pathsStayInside(directory) else { return }  // never delete outside the image folder
     let base = directory + "/" + (m.artifact as NSString).deletingPathExtension
     for path in [directory + "/" + m.artifact, base + ".sha256", base + ".manifest.json", m.buildLog] {
       try? FileManager.default.removeItem(atPath: path)

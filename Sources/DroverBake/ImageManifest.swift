@@ -54,3 +54,21 @@ public struct ImageManifest: Codable, Sendable, Hashable {
   public var reference: String { "\(name)@\(version)" }
   public var shortKey: String { String(key.prefix(12)) }
 }
+
+extension ImageManifest {
+  /// Whether the artifact is a plain file name in `directory` and the build log (if any) a file
+  /// inside it: nothing a manifest names may point elsewhere.
+  public func pathsStayInside(_ directory: String) -> Bool {
+    func plain(_ name: Substring) -> Bool {
+      !name.isEmpty && name.first != "." && name.utf8.count <= 255
+        && name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._-@+".unicodeScalars.contains($0) }
+    }
+    guard plain(Substring(artifact)) else { return false }
+    if buildLog.isEmpty { return true }
+    guard !buildLog.split(separator: "/").contains("..") else { return false }
+    let folder = (directory as NSString).standardizingPath
+    let log = (buildLog as NSString).standardizingPath
+    guard log.hasPrefix(folder + "/") else { return false }
+    return log.dropFirst(folder.count + 1).split(separator: "/", omittingEmptySubsequences: false).allSatisfy(plain)
+  }
+}

@@ -1,5 +1,6 @@
 import DroverBake
 import DroverBasics
+import DroverModel
 import DroverSpec
 import Foundation
 import Testing
@@ -66,5 +67,31 @@ import Testing
     #expect(target == root + "/motd" && !FileManager.default.fileExists(atPath: root + "/motd"))
     #expect(try ImageTree.prepareTarget(root: root, path: "/usr/local/bin/tool") == root + "/usr/local/bin/tool")
     #expect(throws: Diagnostic.self) { try ImageTree.prepareTarget(root: root, path: "/../x") }
+  }
+}
+
+/// A manifest planted or edited in the image folder (`artifact: ../../x`) made `images gc` delete
+/// files outside it: such a manifest is not an image at all.
+@Suite struct PlantedManifestTests {
+  @Test func aManifestWhosePathsLeaveTheImageFolderIsIgnoredAndNeverDeletes() throws {
+    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("drover-gc-\(getpid())-\(UInt32.random(in: 0..<UInt32.max))").path
+    let images = scratch + "/images", victim = scratch + "/victim.txt"
+    try FileManager.default.createDirectory(atPath: images + "/logs", withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: scratch) }
+    try "keep me".write(toFile: victim, atomically: true, encoding: .utf8)
+    func manifest(artifact: String, log: String) -> ImageManifest {
+      ImageManifest(
+        name: "demo", version: "v1", key: String(repeating: "a", count: 64),
+        recipe: ImageRecipe(name: "demo", version: "v1", base: .rootfs("busybox")), inputs: [:], tools: [:], artifact: artifact,
+        artifactSHA256: "", sizeBytes: 0, kernel: "", initrd: "", cmdline: "", buildLog: log, created: Date(), timings: [:])
+    }
+    for (artifact, log) in [("../victim.txt", ""), ("demo.qcow2", victim), ("demo.qcow2", images + "/logs/../../victim.txt"), (".hidden", "")] {
+      let m = manifest(artifact: artifact, log: log)
+      #expect(!m.pathsStayInside(images), "\(artifact) \(log)")
+      ImageGC.delete(m, in: images)
+      #expect(FileManager.default.fileExists(atPath: victim), "nothing outside the image folder is deleted")
+    }
+    #expect(manifest(artifact: "demo-v1-abc.qcow2", log: images + "/logs/demo-v1-abc.log").pathsStayInside(images))
+    #expect(manifest(artifact: "demo-v1-abc.qcow2", log: images + "/logs/demo-v1-abc.log").pathsStayInside(images + "/"))
   }
 }
