@@ -39,6 +39,10 @@ enum PlanView {
       lines.append("")
     }
     for r in plan.rollouts { lines += rollout(r) }
+    for (pool, programs) in plan.programs.sorted(by: { $0.key < $1.key }) {
+      lines.append("Programs pool \(pool) runs on this machine during this apply, as Drover's user:")
+      lines += programs.map { "  \($0)" } + [""]
+    }
     if !kept.isEmpty { lines += kept + [""] }
     let s = plan.summary
     lines.append("Plan: \(s.add) to add, \(s.change) to change, \(s.destroy) to destroy.")
@@ -80,7 +84,7 @@ enum PlanView {
     return [
       "format_version": Plan.formatVersion, "spec_digest": plan.specDigest, "world_digest": plan.world.digest,
       "actions": actions, "summary": ["add": s.add, "change": s.change, "destroy": s.destroy],
-      "has_changes": plan.hasChanges, "prune": plan.prune,
+      "has_changes": plan.hasChanges, "prune": plan.prune, "programs": plan.programs,
       "undeclared": plan.undeclared.map { ["pool": $0.pool, "nodes": $0.nodes, "hosts": $0.hosts, "kept": true] as [String: Any] },
       "rollouts": plan.rollouts.map { r in
         [

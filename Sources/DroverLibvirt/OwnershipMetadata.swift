@@ -54,6 +54,7 @@ public enum OwnershipMetadata {
     if !o.disk.isEmpty { attrs.append(("disk", o.disk)) }
     if let network = o.network { attrs.append(("network", network)) }
     if o.healthFailed { attrs.append(("health", "failed")) }
+    if !o.hooks.isEmpty { attrs.append(("hooks", o.hooks)) }
     if let mark = o.rollout {
       attrs += [
         ("rollout", mark.id), ("rollout_phase", mark.phase), ("rollout_from", mark.fromImage), ("rollout_to", mark.toImage),
@@ -207,6 +208,7 @@ public enum OwnershipMetadata {
       generation: generation, vcpu: vcpu, memoryMiB: memory, diskMiB: disk, network: a["network"], labels: labels(tags),
       protect: a["protect"] != "false", replicas: a["replicas"].flatMap(Int.init) ?? 0, disk: a["disk"] ?? "")
     ownership.healthFailed = a["health"] == "failed"
+    ownership.hooks = a["hooks"] ?? ""
     if let id = a["rollout"] {
       ownership.rollout = RolloutMark(
         id: id, phase: a["rollout_phase"] ?? "", fromImage: a["rollout_from"] ?? "", toImage: a["rollout_to"] ?? "", by: a["rollout_by"] ?? "",

@@ -34,6 +34,9 @@ public struct NodeOwnership: Sendable, Hashable, Codable {
   /// Set on every node a rollout creates, until the rollout ends: a plan on any machine (whose
   /// journal may not know the rollout) sees it is in progress and leaves its nodes alone.
   public var rollout: RolloutMark?
+  /// Digest of the programs the pool ran on the Drover host when this record was written
+  /// (`PoolPrograms`); "" when none, or written before Drover recorded them.
+  public var hooks: String = ""
 
   public init(
     project: String = "default", pool: String, node: String, index: Int, image: String, digest: String, specHash: String, generation: Int,

