@@ -176,37 +176,30 @@ struct ProjectContext {
     WorldObserver.observe(backends.keys.sorted().compactMap { backends[$0] }, unreachable: unreachable, detailed: detailed)
   }
 
-  /// Rollouts in progress, by pool (from each pool's journal).
-  /// A journal that cannot be opened is an error: planning without it could touch the nodes of a
-  /// rollout in progress.
-  func activeRollouts(stateDirectory: String) throws -> [String: RolloutState] {
+  /// What the pools' journals say, read once: the rollout in progress of each pool, and the ids
+  /// of the rollouts that ended. A journal that cannot be opened is an error: planning without it
+  /// could touch the nodes of a rollout in progress.
+  func journaledRollouts(stateDirectory: String) throws -> (active: [String: RolloutState], finished: Set<String>) {
     var active: [String: RolloutState] = [:]
+    var finished: Set<String> = []
     for pool in specs.poolSpecs {
       let journal = try RolloutJournal(directory: stateDirectory + "/journal", pool: pool.name)
       if let damage = journal.damage { JournalDamage.report(damage) }
-      if let state = journal.active() { active[pool.name] = state }
+      let rollouts = journal.rollouts()
+      if let state = rollouts.last(where: { $0.isActive }) { active[pool.name] = state }
+      finished.formUnion(rollouts.filter { !$0.isActive }.map(\.id))
     }
-    return active
-  }
-
-  /// Ids of the rollouts each pool's journal has seen end.
-  func finishedRollouts(stateDirectory: String) throws -> Set<String> {
-    var ids: Set<String> = []
-    for pool in specs.poolSpecs {
-      let journal = try RolloutJournal(directory: stateDirectory + "/journal", pool: pool.name)
-      ids.formUnion(journal.rollouts().filter { !$0.isActive }.map(\.id))
-    }
-    return ids
+    return (active, finished)
   }
 
   /// What plan and apply plan with: the same options from either command.
   func planOptions(_ project: ProjectOptions, targeting: TargetingOptions.Selection, images: ImageOptions, resuming: Bool = false) throws -> PlanOptions {
+    let journaled = try journaledRollouts(stateDirectory: project.stateDirectory)
     var options = PlanOptions(
       targets: targeting.targets, excludes: targeting.excludes, imageDigests: images.catalogue.digestsByReference,
-      project: project.projectName, forceReplace: targeting.replace, activeRollouts: try activeRollouts(stateDirectory: project.stateDirectory),
-      prune: targeting.prune)
+      project: project.projectName, forceReplace: targeting.replace, activeRollouts: journaled.active, prune: targeting.prune)
     options.resuming = resuming
-    options.finishedRollouts = try finishedRollouts(stateDirectory: project.stateDirectory)
+    options.finishedRollouts = journaled.finished
     options.keyHeld = keyring.key != nil
     return options
   }

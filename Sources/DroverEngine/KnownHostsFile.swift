@@ -19,23 +19,13 @@ public enum KnownHostsFile {
   /// one pool files obey, minus anything that makes libvirt run a program).
   public static func read(stateDirectory: String, project: String, isAcceptable: (String) -> Bool) -> Result<Set<String>, Diagnostic> {
     let file = path(in: stateDirectory, project: project)
-    let fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-    if fd < 0 && errno == ENOENT { return .success([]) }
-    guard fd >= 0 else { return .failure(unreadable(file, String(cString: strerror(errno)))) }
-    defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return .failure(unreadable(file, "not a regular file")) }
-    var data = [UInt8](repeating: 0, count: maxBytes + 1)
-    var count = 0
-    while count < data.count {
-      let n = data.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress! + count, $0.count - count) }
-      if n < 0 && errno == EINTR { continue }
-      guard n >= 0 else { return .failure(unreadable(file, String(cString: strerror(errno)))) }
-      if n == 0 { break }
-      count += n
+    let contents: StateFile.Contents
+    switch StateFile.read(file, maxBytes: maxBytes, tooLarge: "over 1 MiB") {
+    case .success(nil): return .success([])
+    case .success(let read?): contents = read
+    case .failure(let problem): return .failure(unreadable(file, problem.reason))
     }
-    guard count <= maxBytes else { return .failure(unreadable(file, "over 1 MiB")) }
-    guard let text = String(validating: data[..<count], as: UTF8.self) else { return .failure(unreadable(file, "not UTF-8")) }
+    guard let text = String(validating: contents.bytes, as: UTF8.self) else { return .failure(unreadable(file, "not UTF-8")) }
     return parse(text, file: file, isAcceptable: isAcceptable)
   }
 

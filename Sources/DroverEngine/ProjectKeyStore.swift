@@ -20,20 +20,17 @@ public enum ProjectKeyStore {
       return try check(RecordKey.parse(text), project: project, source: "$\(environmentVariable)")
     }
     let file = path(in: stateDirectory)
-    let fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-    if fd < 0 && errno == ENOENT { return nil }
-    guard fd >= 0 else { throw unreadable(file, String(cString: strerror(errno))) }
-    defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { throw unreadable(file, "not a regular file") }
+    let contents: StateFile.Contents
+    switch StateFile.read(file, maxBytes: 4096, tooLarge: "over 4 KiB") {
+    case .success(nil): return nil
+    case .success(let read?): contents = read
+    case .failure(let problem): throw unreadable(file, problem.reason)
+    }
     // Whoever can write the key can forge records: it must be ours and readable by nobody else.
-    guard st.st_uid == geteuid(), st.st_mode & 0o077 == 0 else {
+    guard contents.owner == geteuid(), contents.mode & 0o077 == 0 else {
       throw unreadable(file, "it must belong to this user (uid \(geteuid())) with no access for group or others (mode 0600)")
     }
-    var bytes = [UInt8](repeating: 0, count: 4097)
-    let n = bytes.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress!, $0.count) }
-    guard n >= 0, n <= 4096 else { throw unreadable(file, n < 0 ? String(cString: strerror(errno)) : "over 4 KiB") }
-    return try check(RecordKey.parse(String(decoding: bytes[..<n], as: UTF8.self)), project: project, source: file)
+    return try check(RecordKey.parse(String(decoding: contents.bytes, as: UTF8.self)), project: project, source: file)
   }
 
   public static func check(_ parsed: Result<RecordKey, RecordKey.KeyTextProblem>, project: String, source: String) throws(Diagnostic) -> RecordKey {

@@ -190,14 +190,18 @@ public final class RolloutRunner: @unchecked Sendable {
     var result: [(String, ObservedDomain, NodeOwnership)] = []
     for uri in Set(pool.hosts).sorted() {
       guard let backend = backends[uri] else { continue }
-      for d in try backend.observe().domains {
-        // Only records sealed for their very domain: a clone or a copy is never replaced, removed or kept.
-        if let o = d.ownership, o.project == project, o.pool == pool.name, o.index == index, o.node == d.name, d.trust == .verified {
-          result.append((uri, d, o))
-        }
-      }
+      for (d, o) in try poolNodes(on: backend) where o.index == index { result.append((uri, d, o)) }
     }
     return result
+  }
+
+  /// The pool's nodes on one host: only records sealed for their very domain (a clone or a copy
+  /// is never replaced, removed, kept or unmarked).
+  func poolNodes(on backend: any HostBackend) throws -> [(domain: ObservedDomain, ownership: NodeOwnership)] {
+    try backend.observe().domains.compactMap { d in
+      guard let o = d.ownership, o.project == project, o.pool == pool.name, o.node == d.name, d.trust == .verified else { return nil }
+      return (d, o)
+    }
   }
 
   func endpoint(_ host: String, _ o: NodeOwnership) -> NodeEndpoint {
@@ -315,8 +319,8 @@ public final class RolloutRunner: @unchecked Sendable {
           "rollout.marks", "cannot clear the marks of rollout \(state.id) on \(uri): no connection", subject: "pool \(pool.name)",
           hint: "the rollout stays in progress; resume it when the host is back")
       }
-      for d in try backend.observe().domains where d.trust == .verified {
-        guard var o = d.ownership, o.project == project, o.pool == pool.name, o.rollout?.id == state.id else { continue }
+      for (d, marked) in try poolNodes(on: backend) where marked.rollout?.id == state.id {
+        var o = marked
         o.rollout = nil
         try backend.update(node: d.name, uuid: d.uuid, to: o, restart: false)
       }

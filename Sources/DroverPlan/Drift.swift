@@ -48,6 +48,7 @@ public func detectDrift(
   var ownedByPool: [String: [(String, ObservedDomain, NodeOwnership)]] = [:]
 
   let records = TrustedRecords(observed, project: project, keyHeld: keyHeld)
+  let refusedNames = records.refusedNames
   for (entry, why) in records.refused {
     findings.append(
       DriftFinding(
@@ -55,22 +56,20 @@ public func detectDrift(
         expected: "a record Drover sealed for this domain", observed: why,
         fix: "virsh -c \(entry.host) undefine \(entry.domain.name)  # if it is a copy; or: drover adopt \(entry.domain.name) --host \(entry.host)"))
   }
-  do {
-    for (uri, d, o) in records.owned {
-      ownedByPool[o.pool, default: []].append((uri, d, o))
-      if d.trust == .legacy {
-        findings.append(
-          DriftFinding(
-            kind: .unsealed, pool: o.pool, node: d.name, host: uri, expected: "a record sealed with the project key",
-            observed: "a record an older Drover wrote", fix: "drover apply  # seals it"))
-      }
-      findings += shapeFindings(d, o, host: uri, imageDigests: imageDigests)
-      if declared[o.pool] == nil {
-        findings.append(
-          DriftFinding(
-            kind: .unwanted, pool: o.pool, node: d.name, host: uri, expected: "no node (no spec declares pool \(o.pool))",
-            observed: "owned node \(d.name) (\(d.state))", fix: "drover apply --prune  # deletes it; or restore pools/\(o.pool).yaml"))
-      }
+  for (uri, d, o) in records.owned {
+    ownedByPool[o.pool, default: []].append((uri, d, o))
+    if d.trust == .legacy {
+      findings.append(
+        DriftFinding(
+          kind: .unsealed, pool: o.pool, node: d.name, host: uri, expected: "a record sealed with the project key",
+          observed: "a record an older Drover wrote", fix: "drover apply  # seals it"))
+    }
+    findings += shapeFindings(d, o, host: uri, imageDigests: imageDigests)
+    if declared[o.pool] == nil {
+      findings.append(
+        DriftFinding(
+          kind: .unwanted, pool: o.pool, node: d.name, host: uri, expected: "no node (no spec declares pool \(o.pool))",
+          observed: "owned node \(d.name) (\(d.state))", fix: "drover apply --prune  # deletes it; or restore pools/\(o.pool).yaml"))
     }
   }
 
@@ -82,7 +81,7 @@ public func detectDrift(
       let name = "\(pool.name)-\(index)"
       let host = placement(pool, index: index)
       if let squatter = observed.hosts[host]?.domains.first(where: { $0.name == name }) {
-        if records.isRefused(squatter, on: host) { continue }  // reported as record-mismatch
+        if refusedNames.contains(TrustedRecords.nameKey(host: host, name: name)) { continue }  // reported as record-mismatch
         let removed = squatter.ownership == nil && squatter.actual?.title == "drover node \(name) of pool \(pool.name)"
         findings.append(
           DriftFinding(

@@ -50,7 +50,7 @@ func planPool(
     let name = "\(pool.name)-\(index)"
     guard let current = byIndex[index] else {
       let host = placement(pool, index: index)
-      if refused.contains("\(host)\u{0}\(name)") { continue }
+      if refused.contains(TrustedRecords.nameKey(host: host, name: name)) { continue }
       if let foreign = observed.hosts[host]?.domains.first(where: { $0.name == name }) {
         let owner = foreign.ownership.map { "belongs to Drover project '\($0.project)'" } ?? "is not managed by Drover"
         diagnostics.append(

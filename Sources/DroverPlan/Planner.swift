@@ -65,8 +65,7 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   for (uri, d, o) in records.owned {
     owned[o.pool, default: []].append((uri, d, o))
   }
-  for (uri, d, o) in records.owned + records.refused.map(\.entry) {
-    _ = (uri, d)
+  for o in records.owned.map(\.ownership) + records.refused.map(\.entry.ownership) {
     generations[o.pool, default: [:]][o.index] = max(generations[o.pool]?[o.index] ?? 0, o.generation)
   }
   for (entry, why) in records.refused {
@@ -90,7 +89,7 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
       generations[name.pool, default: [:]][name.index] = max(generations[name.pool]?[name.index] ?? 0, name.generation)
     }
   }
-  let refusedNames = Set(records.refused.map { "\($0.entry.host)\u{0}\($0.entry.domain.name)" })
+  let refusedNames = records.refusedNames
   var rolling = options.activeRollouts.mapValues { Set($0.nodes.values.map(\.index)) }
   // A node marked by a rollout that has not ended (here or on another machine) belongs to it:
   // its index is left alone, so a surge node is never a "duplicate".

@@ -11,14 +11,14 @@ import DroverModel
 public enum PoolPrograms {
   public static func list(_ pool: PoolSpec) -> [String] {
     var lines: [String] = []
-    func argv(_ a: [String]) -> String { "[" + a.map { "\"\(printable($0))\"" }.joined(separator: ", ") + "]" }
+    func argv(_ a: [String]) -> String { "[" + a.map { "\"\(Terminal.escaped($0))\"" }.joined(separator: ", ") + "]" }
     switch pool.drain.backend {
     case .command(let cordon, let drain, let uncordon):
       if let cordon { lines.append("drain cordon: \(argv(cordon))") }
       if let drain { lines.append("drain: \(argv(drain))") }
       if let uncordon { lines.append("drain uncordon: \(argv(uncordon))") }
     case .kubernetes(let kubeconfig, _):
-      lines.append("drain: kubectl (kubeconfig \(kubeconfig.map(printable) ?? "default"))")
+      lines.append("drain: kubectl (kubeconfig \(kubeconfig.map(Terminal.escaped) ?? "default"))")
     case .slurm: lines.append("drain: scontrol")
     case .none: break
     }
@@ -32,11 +32,5 @@ public enum PoolPrograms {
   public static func digest(_ pool: PoolSpec) -> String {
     let lines = list(pool)
     return lines.isEmpty ? "" : String(ContentDigest.of(lines.joined(separator: "\n")).hex.prefix(16))
-  }
-
-  static func printable(_ text: String) -> String {
-    String(text.unicodeScalars.map { s -> String in
-      s.value < 0x20 || s.value == 0x7F ? "\\u{\(String(s.value, radix: 16))}" : String(s)
-    }.joined())
   }
 }

@@ -73,8 +73,9 @@ public struct TrustedRecords: Sendable {
     }
   }
 
-  /// The names of refused domains by host, for the planner's "name taken" check.
-  public func isRefused(_ domain: ObservedDomain, on host: String) -> Bool {
-    refused.contains { $0.entry.host == host && $0.entry.domain.uuid == domain.uuid }
-  }
+  /// The refused domains, as `host NUL name`: a refused record keeps its domain's name taken, so
+  /// the planner never plans a create there and drift never calls it a foreign name.
+  public var refusedNames: Set<String> { Set(refused.map { Self.nameKey(host: $0.entry.host, name: $0.entry.domain.name) }) }
+
+  public static func nameKey(host: String, name: String) -> String { "\(host)\u{0}\(name)" }
 }

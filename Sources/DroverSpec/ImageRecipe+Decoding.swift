@@ -113,11 +113,11 @@ enum RecipeDecoder {
         }
       }
       if let path, let pathNode, let why = RecipePaths.imagePathProblem(path) {
-        context.error("spec.path.image", "path '\(RecipePaths.printable(path))' \(why)", at: pathNode, hint: "for example: path: /etc/motd")
+        context.error("spec.path.image", "path '\(Terminal.escaped(path))' \(why)", at: pathNode, hint: "for example: path: /etc/motd")
       }
       if let source, let sourceNode, let why = RecipePaths.sourceProblem(source) {
         context.error(
-          "spec.path.source", "source '\(RecipePaths.printable(source))' \(why)", at: sourceNode,
+          "spec.path.source", "source '\(Terminal.escaped(source))' \(why)", at: sourceNode,
           hint: "put the file under images/ (for example source: files/motd); recipes come from pull requests and never read the host's files")
       }
       reader.finish(context: &context)
@@ -135,7 +135,7 @@ public enum RecipePaths {
     let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
     if parts.isEmpty || parts == [""] { return "must name a file, not the image root" }
     if parts.contains(where: { $0 == ".." || $0 == "." || $0.isEmpty }) { return "must be normalised: no '..', '.' or empty components" }
-    if hasControlCharacters(path) { return "must not contain control characters" }
+    if Terminal.hasControlCharacters(path) { return "must not contain control characters" }
     return nil
   }
 
@@ -145,18 +145,7 @@ public enum RecipePaths {
     if source.hasPrefix("/") || source.hasPrefix("~") { return "must be a relative path inside the project's images/ folder" }
     let parts = source.split(separator: "/", omittingEmptySubsequences: false)
     if parts.contains(where: { $0 == ".." || $0.isEmpty }) { return "must stay inside the images/ folder: no '..' or empty components" }
-    if hasControlCharacters(source) { return "must not contain control characters" }
+    if Terminal.hasControlCharacters(source) { return "must not contain control characters" }
     return nil
-  }
-
-  static func hasControlCharacters(_ text: String) -> Bool {
-    text.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F || (0x80..<0xA0).contains($0.value) }
-  }
-
-  /// The text with control characters shown as escapes, for a diagnostic.
-  public static func printable(_ text: String) -> String {
-    String(text.unicodeScalars.map { s -> String in
-      s.value < 0x20 || s.value == 0x7F || (0x80..<0xA0).contains(s.value) ? String(format: "\\u{%02X}", s.value) : String(s)
-    }.joined())
   }
 }

@@ -116,16 +116,16 @@ enum PoolDecoder {
         && key.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_./".contains($0)) }
       if !keyOK {
         context.error(
-          "spec.label", "label key '\(RecipePaths.printable(key))' must be 1–63 letters, digits, '-', '_', '.' or '/'", at: pair.key)
+          "spec.label", "label key '\(Terminal.escaped(key))' must be 1–63 letters, digits, '-', '_', '.' or '/'", at: pair.key)
         continue
       }
       guard let value = pair.value.scalar, !pair.value.isNull || pair.value.style != .plain else {
         context.error("spec.type", "label '\(key)' must have a string value, not \(pair.value.kindDescription)", at: pair.value)
         continue
       }
-      if RecipePaths.hasControlCharacters(value) {
+      if Terminal.hasControlCharacters(value) {
         context.error(
-          "spec.label", "label '\(key)' has control characters in its value ('\(RecipePaths.printable(value))')", at: pair.value,
+          "spec.label", "label '\(key)' has control characters in its value ('\(Terminal.escaped(value))')", at: pair.value,
           hint: "labels are shown in terminals and written to hosts: plain text only")
         continue
       }

@@ -30,7 +30,7 @@ public enum ProjectFile {
     let imageDir = file.optional("image_dir").flatMap { path($0, "image_dir", context: &context) }
     let imagePool = file.optional("image_pool").flatMap { node -> String? in
       guard let text = context.string(node, "image_pool") else { return nil }
-      guard PoolName.isValid(text, maxLength: 64) || text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) && !text.isEmpty
+      guard !text.isEmpty, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
       else {
         context.error("spec.type", "image_pool must be a libvirt storage pool name (letters, digits, '-', '_')", at: node)
         return nil
