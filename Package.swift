@@ -50,6 +50,6 @@ let package = Package(
     .testTarget(name: "DroverCLITests", dependencies: ["Libvirt", "DroverEngine", "DroverRollout", "DroverLibvirt", "DroverPlan", "DroverModel", "DroverBasics"]),
     .testTarget(name: "RecipeTests", dependencies: ["LibYAML"]),
     .testTarget(name: "ArchitectureTests"),
-    .testTarget(name: "SecurityTests", dependencies: ["DroverSpec", "DroverBake", "DroverBasics", "DroverModel"]),
+    .testTarget(name: "SecurityTests", dependencies: ["DroverSpec", "DroverBake", "DroverBasics", "DroverModel", "DroverEngine"]),
   ]
 )

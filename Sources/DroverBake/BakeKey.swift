@@ -19,8 +19,8 @@ public struct BakeKey: Sendable {
     for file in recipe.files {
       inputs["file:" + file.source] = try digests.digest(of: resolve(file.source, in: recipeDirectory))
     }
-    if let kernel = recipe.kernel { inputs["kernel"] = try digests.digest(of: kernel) }
-    if let initrd = recipe.initrd { inputs["initrd"] = try digests.digest(of: initrd) }
+    if let kernel = recipe.kernel { inputs["kernel"] = try digests.digest(of: resolve(kernel, in: recipeDirectory)) }
+    if let initrd = recipe.initrd { inputs["initrd"] = try digests.digest(of: resolve(initrd, in: recipeDirectory)) }
     switch recipe.base {
     case .rootfs: inputs["busybox"] = try digests.digest(of: BootInitramfs.busybox)
     case .file(let path, _): inputs["base-file"] = try digests.digest(of: resolve(path, in: recipeDirectory))

@@ -33,11 +33,17 @@ public final class Baker: @unchecked Sendable {
   let digests: FileDigestCache
   let onEvent: @Sendable (BakeEvent) -> Void
   let shouldStop: @Sendable () -> Bool
+  /// The machine's kernel for recipes that name none, and where named host files may lie.
+  let machine: MachineSettings
+  let hostPaths: HostPathPolicy
 
   public init(
     imageDirectory: String, poolName: String, host: any ImageHost, stateDirectory: String,
+    machine: MachineSettings = MachineSettings(), hostPaths: HostPathPolicy = .projectOnly,
     shouldStop: @escaping @Sendable () -> Bool = { false }, onEvent: @escaping @Sendable (BakeEvent) -> Void = { _ in }
   ) {
+    self.machine = machine
+    self.hostPaths = hostPaths
     self.imageDirectory = imageDirectory
     self.poolName = poolName
     self.host = host
@@ -65,9 +71,29 @@ public final class Baker: @unchecked Sendable {
       tools: ToolVersions.current(stateDirectory: stateDirectory, runner: runner), digests: digests)
   }
 
+  /// The host files a recipe names (kernel, initrd, base file), each checked on its real path —
+  /// links resolved — to lie in the project or under a root the machine allows, right before
+  /// use; returned resolved so what is checked is what is read.
+  func hostFiles(_ recipe: ImageRecipe, recipeDirectory: String) throws -> (kernel: String, initrd: String?, base: String?) {
+    func checked(_ path: String, _ what: String) throws -> String {
+      if let why = hostPaths.resolvedProblem(path, in: recipeDirectory, realPath: SafeFiles.realPath) {
+        throw Diagnostic.error(
+          "bake.input", "\(what) \(Terminal.escaped(path)) \(why)", subject: "image \(recipe.reference)",
+          hint: "put the file in the project folder, or \(machine.allowHint)")
+      }
+      return SafeFiles.realPath(HostPathPolicy.located(path, in: recipeDirectory)) ?? path
+    }
+    let kernel = try recipe.kernel.map { try checked($0, "kernel") } ?? machine.kernel
+    let initrd = try recipe.initrd.map { try checked($0, "initrd") }
+    var base: String?
+    if case .file(let path, _) = recipe.base { base = try checked(path, "base file") }
+    return (kernel, initrd, base)
+  }
+
   public func bake(_ recipe: ImageRecipe, recipeDirectory: String) throws -> BakeResult {
     let catalogue = ImageCatalogue(directory: imageDirectory)
     let start = Date()
+    let files = try hostFiles(recipe, recipeDirectory: recipeDirectory)
     let key = try key(for: recipe, recipeDirectory: recipeDirectory, catalogue: catalogue)
     if let hit = catalogue.image(forKey: key.key), FileManager.default.fileExists(atPath: catalogue.path(of: hit)) {
       return BakeResult(manifest: hit, cacheHit: true, machinesBooted: 0)
@@ -99,12 +125,14 @@ public final class Baker: @unchecked Sendable {
       return value
     }
 
-    let kernel = recipe.kernel ?? "/vmlinuz"
+    let kernel = files.kernel
     let initrd = try step("initramfs") {
-      try recipe.initrd ?? BootInitramfs.ensure(kernel: kernel, in: imageDirectory, digests: digests, runner: runner)
+      try files.initrd ?? BootInitramfs.ensure(kernel: kernel, in: imageDirectory, digests: digests, runner: runner)
     }
     let disk = stage + "/disk.raw"
-    let needsMachine = try step("filesystem") { try prepareDisk(recipe, recipeDirectory: recipeDirectory, stage: stage, disk: disk, catalogue: catalogue) }
+    let needsMachine = try step("filesystem") {
+      try prepareDisk(recipe, recipeDirectory: recipeDirectory, baseFile: files.base, stage: stage, disk: disk, catalogue: catalogue)
+    }
     var booted = 0
     if needsMachine {
       booted = 1
@@ -133,7 +161,7 @@ public final class Baker: @unchecked Sendable {
 
   /// Makes the raw disk; returns whether a build machine must run (commands, or files to copy
   /// into an imported base).
-  func prepareDisk(_ recipe: ImageRecipe, recipeDirectory: String, stage: String, disk: String, catalogue: ImageCatalogue) throws -> Bool {
+  func prepareDisk(_ recipe: ImageRecipe, recipeDirectory: String, baseFile: String?, stage: String, disk: String, catalogue: ImageCatalogue) throws -> Bool {
     let sizeMiB = recipe.size.mebibytes
     let script = buildScript(recipe)
     switch recipe.base {
@@ -152,7 +180,7 @@ public final class Baker: @unchecked Sendable {
       try runner.run(["/usr/sbin/mkfs.ext4", "-q", "-F", "-L", "drover", "-d", root, disk, "\(sizeMiB)M"], timeout: 300)
       return script != nil
     case .file(let path, let sha):
-      let source = BakeKey.resolve(path, in: recipeDirectory)
+      let source = baseFile ?? BakeKey.resolve(path, in: recipeDirectory)
       let actual = try digests.digest(of: source)
       guard actual == sha else {
         throw Diagnostic.error(

@@ -209,6 +209,8 @@ struct ApplySession {
     let nodeImages = images.nodeImages()
     let backends = context.backends
     let consoleDir = images.consoleDir
+    let poolFolders = Dictionary(context.specs.pools.map { ($0.spec.name, ($0.file as NSString).deletingLastPathComponent) }) { a, _ in a }
+    let hostPaths = HostPathPolicy(project: project.absoluteDir, allowed: CurrentMachine.settings.allowedRoots)
     let engine = ApplyEngine(
       pools: context.specs.poolSpecs, backends: context.backends.mapValues { $0 }, project: project.projectName,
       journalDirectory: journalDirectory,
@@ -217,7 +219,9 @@ struct ApplySession {
           guard let host = backends[uri] else { return node }
           return try nodeImages.prepare(node, host: host)
         },
-        consoleLog: { node in "\(consoleDir)/\(node).log" }, shouldStop: { interrupt.isSet },
+        consoleLog: { node in "\(consoleDir)/\(node).log" },
+        drainer: { pool in Drainers.make(pool.drain, specFolder: poolFolders[pool.name] ?? "", hostPaths: hostPaths) },
+        shouldStop: { interrupt.isSet },
         onStep: { event in ApplyProgress.print(event, json: json, since: started) },
         onHealthy: { action in
           if !json { Output.out(String(format: "[%7.2fs] %@ on %@: healthy", Date().timeIntervalSince(started), action.node, action.host)) }

@@ -2,6 +2,7 @@ import ArgumentParser
 import DroverBake
 import DroverBasics
 import DroverLibvirt
+import DroverModel
 import DroverSpec
 import Foundation
 
@@ -31,7 +32,7 @@ struct BakeCommand: ParsableCommand {
 
   func run() throws {
     let (sources, readProblems) = SpecFiles.read([project.imagesPath])
-    let (specs, problems) = SpecLoader.load(sources)
+    let (specs, problems) = SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: project.absoluteDir)
     if (readProblems + problems).hasErrors {
       Report.diagnostics(readProblems + problems, sources: sources, format: json ? .json : .human, noColor: project.noColor)
       throw ExitCode.failure
@@ -54,6 +55,8 @@ struct BakeCommand: ParsableCommand {
     let start = Date()
     let baker = Baker(
       imageDirectory: images.imageDir, poolName: images.imagePool, host: backend, stateDirectory: project.stateDirectory,
+      machine: CurrentMachine.settings,
+      hostPaths: HostPathPolicy(project: project.absoluteDir, allowed: CurrentMachine.settings.allowedRoots),
       shouldStop: { interrupt.isSet },
       onEvent: { event in
         guard !quiet else { return }

@@ -44,12 +44,31 @@ struct ProjectOptions: ParsableArguments {
     }
     // drover.yaml is read once, here, so every option group (images, state) sees the same file;
     // its problems are located diagnostics like any spec's.
-    let (settings, problems, sources) = ProjectFileLoader.read(dir: dir)
+    guard CurrentMachine.load(format: .human, noColor: noColor) else { throw ExitCode.failure }
+    var (settings, problems, sources) = ProjectFileLoader.read(dir: dir)
+    if let settings {
+      // drover.yaml comes with the project: its folders stay in the project, under
+      // /var/lib/drover, or under a root this machine allows.
+      let policy = HostPathPolicy(project: absoluteDir, allowed: CurrentMachine.settings.allowedRoots + ["/var/lib/drover"])
+      for (field, path) in settings.absolutePaths {
+        if let why = policy.problem(path) {
+          problems.append(
+            .error(
+              "project.path", "\(field) '\(Terminal.escaped(path))' in \(ProjectFile.name) \(why)", subject: dir + "/" + ProjectFile.name,
+              hint: "use a folder inside the project or under /var/lib/drover, or \(CurrentMachine.settings.allowHint)"))
+        }
+      }
+    }
     if problems.hasErrors {
       Report.diagnostics(problems, sources: sources, format: .human, noColor: noColor)
       throw ExitCode.failure
     }
     CurrentProject.set(settings, dir: dir)
+  }
+
+  /// The project folder as an absolute path (what specs may name host files in).
+  var absoluteDir: String {
+    SafeFiles.realPath(dir) ?? (dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir)
   }
 
   var poolsPath: String { dir + "/pools" }
@@ -124,7 +143,7 @@ struct ProjectContext {
     let (sources, readProblems) = SpecFiles.read([options.poolsPath, options.imagesPath].filter {
       FileManager.default.fileExists(atPath: $0)
     })
-    let (specs, problems) = SpecLoader.load(sources)
+    let (specs, problems) = SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: options.absoluteDir)
     let diagnostics = readProblems + problems
     if diagnostics.hasErrors {
       Report.diagnostics(diagnostics, sources: sources, format: format, noColor: options.noColor)
@@ -206,11 +225,12 @@ struct ProjectContext {
 }
 
 /// Which URIs `<state>/hosts.<project>` may hold: exactly the rule pool files obey (no ext
-/// transport, no parameter that runs a program or decides trust): a line in a file must never be
-/// a way to run something.
+/// transport, no parameter that runs a program or decides trust, unless it is a host entry of
+/// the machine's configuration): a line in a file must never be a way to run something.
 enum RememberedURI {
   static func isAcceptable(_ uri: String) -> Bool {
-    uri.count <= 1024 && SpecUnits.isLibvirtURI(uri) && SpecUnits.unsafeURIReason(uri) == nil
+    uri.count <= 1024 && SpecUnits.isLibvirtURI(uri)
+      && (SpecUnits.unsafeURIReason(uri) == nil || CurrentMachine.settings.hosts.values.contains(uri))
   }
 }
 

@@ -20,8 +20,9 @@ struct ValidateCommand: ParsableCommand {
   var noColor = false
 
   func run() throws {
+    guard CurrentMachine.load(format: format, noColor: noColor) else { throw ExitCode.failure }
     let (sources, readProblems) = SpecFiles.read(paths)
-    let (set, problems) = SpecLoader.load(sources)
+    let (set, problems) = SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: FileManager.default.currentDirectoryPath)
     let diagnostics = readProblems + problems
     Report.diagnostics(diagnostics, sources: sources, format: format, noColor: noColor)
     if diagnostics.hasErrors { throw ExitCode.failure }

@@ -12,12 +12,25 @@ public protocol Draining: Sendable {
 
 /// Builds the drain back-end a pool's spec names.
 public enum Drainers {
-  public static func make(_ spec: DrainSpec) -> any Draining {
+  /// - Parameters:
+  ///   - specFolder: the folder of the pool's file, which a relative kubeconfig is in.
+  ///   - hostPaths: where a kubeconfig may lie; checked on its real path here, right before
+  ///     use, so a link planted in the project never hands kubectl another file (a kubeconfig
+  ///     can name a credential program that kubectl runs).
+  public static func make(_ spec: DrainSpec, specFolder: String = "", hostPaths: HostPathPolicy = .projectOnly) -> any Draining {
     switch spec.backend {
     case .none: return NoDrain()
     case .command(let cordon, let drain, let uncordon): return CommandDrain(cordonArgv: cordon, drainArgv: drain, uncordonArgv: uncordon, timeout: spec.timeout.seconds)
     case .slurm(let nodeName): return SlurmDrain(nodeName: nodeName, timeout: spec.timeout.seconds)
-    case .kubernetes(let kubeconfig, let grace): return KubernetesDrain(kubeconfig: kubeconfig, gracePeriod: grace.seconds, timeout: spec.timeout.seconds)
+    case .kubernetes(let kubeconfig, let grace):
+      if let kubeconfig, let why = hostPaths.resolvedProblem(kubeconfig, in: specFolder, realPath: SafeFiles.realPath) {
+        return RefusedDrain(
+          problem: .error(
+            "rollout.hook", "kubeconfig \(Terminal.escaped(kubeconfig)) \(why); no node was cordoned", subject: "kubeconfig",
+            hint: "put the kubeconfig in the project folder or under a root the machine's configuration allows"))
+      }
+      let located = kubeconfig.map { SafeFiles.realPath(HostPathPolicy.located($0, in: specFolder)) ?? $0 }
+      return KubernetesDrain(kubeconfig: located, gracePeriod: grace.seconds, timeout: spec.timeout.seconds)
     }
   }
 
@@ -91,6 +104,15 @@ struct SlurmDrain: Draining {
   func uncordon(_ node: NodeEndpoint) throws {
     try Drainers.check(HookRunner.run(["scontrol", "update", "NodeName=\(name(node))", "State=RESUME"], timeout: 30), "scontrol resume", node: node)
   }
+}
+
+/// A drain that may not run (its kubeconfig is outside what may be read): fails at cordon, the
+/// first step, before any node leaves service.
+struct RefusedDrain: Draining {
+  var problem: Diagnostic
+  func cordon(_ node: NodeEndpoint) throws { throw problem }
+  func drain(_ node: NodeEndpoint, timeout: Double) throws -> Bool { throw problem }
+  func uncordon(_ node: NodeEndpoint) throws { throw problem }
 }
 
 /// Kubernetes: `kubectl cordon` / `kubectl drain` (the Eviction API, which honours

@@ -16,79 +16,61 @@ public struct LockHolder: Codable, Sendable, Hashable {
 
 /// An exclusive lock per pool, held for the life of an apply.
 ///
-/// `flock(2)` on a file under the project's `.drover/locks/`: the kernel releases it when the
-/// holder exits for any reason, so no stale lock survives `kill -9`. The holder writes who it is
-/// into the file so a second apply can name it.
+/// A `NamedLock` in `<state>/locks/.pool-locks` (one descriptor per process, however many pools:
+/// 2,000 pools apply under `ulimit -n 1024`); the kernel releases it when the holder exits for
+/// any reason, so no stale lock survives `kill -9`. The holder writes who it is into
+/// `<pool>.lock` (written and closed, never held open) so a second apply can name it.
 public final class PoolLock: @unchecked Sendable {
   public let pool: String
-  let fd: Int32
+  let lock: NamedLock
 
-  private init(pool: String, fd: Int32) {
+  private init(pool: String, lock: NamedLock) {
     self.pool = pool
-    self.fd = fd
+    self.lock = lock
   }
 
-  deinit {
-    flock(fd, LOCK_UN)
-    close(fd)
-  }
-
+  /// Who holds the lock: `<pool>.lock`, beside the shared lock file.
   public static func path(for pool: String, in directory: String) -> String { "\(directory)/\(pool).lock" }
+  static func lockFile(in directory: String) -> String { directory + "/.pool-locks" }
 
   /// Takes the lock of `pool`, waiting up to `timeout` seconds (0: fail at once).
   public static func acquire(pool: String, directory: String, command: String, timeout: Double) throws -> PoolLock {
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    let file = path(for: pool, in: directory)
-    let fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-    guard fd >= 0 else {
-      throw Diagnostic.error("apply.lock", "cannot open lock file \(file): \(String(cString: strerror(errno)))")
+    let taken: NamedLock?
+    do { taken = try NamedLock.acquire(pool, file: lockFile(in: directory), timeout: timeout) } catch {
+      throw Diagnostic.error("apply.lock", "cannot take the lock of pool \(pool): \(error)", subject: "pool \(pool)")
     }
-    let deadline = Date().addingTimeInterval(timeout)
-    while flock(fd, LOCK_EX | LOCK_NB) != 0 {
-      if Date() >= deadline {
-        let holder = readHolder(fd)
-        close(fd)
-        let who = holder.map {
-          "pid \($0.pid) on \($0.host), running '\($0.command)' since \(ISO8601DateFormatter().string(from: $0.started))"
-        } ?? "another process"
-        throw Diagnostic.error(
-          "apply.lock-held", "pool \(pool) is locked by \(who)", subject: "pool \(pool)",
-          hint: "wait for it, retry with --lock-timeout 5m, or if that process is gone run: drover unlock \(pool)")
-      }
-      usleep(100_000)
+    guard let taken else {
+      let who = holder(pool: pool, directory: directory).map {
+        "pid \($0.pid) on \($0.host), running '\($0.command)' since \(ISO8601DateFormatter().string(from: $0.started))"
+      } ?? "another process"
+      throw Diagnostic.error(
+        "apply.lock-held", "pool \(pool) is locked by \(who)", subject: "pool \(pool)",
+        hint: "wait for it, retry with --lock-timeout 5m, or if that process is gone run: drover unlock \(pool)")
     }
     let data = (try? JSONEncoder.iso.encode(LockHolder.current(command: command))) ?? Data()
-    ftruncate(fd, 0)
-    _ = data.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
-    fsync(fd)
-    return PoolLock(pool: pool, fd: fd)
+    let fd = open(path(for: pool, in: directory), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
+    if fd >= 0 {
+      _ = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+      close(fd)
+    }
+    return PoolLock(pool: pool, lock: taken)
   }
 
-  /// The holder recorded in a lock file, if any.
+  /// The holder recorded for a pool's lock, if any (meaningful while `isHeld`).
   public static func holder(pool: String, directory: String) -> LockHolder? {
-    let fd = open(path(for: pool, in: directory), O_RDONLY | O_CLOEXEC)
+    let fd = open(path(for: pool, in: directory), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
-    return readHolder(fd)
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    let n = read(fd, &buffer, buffer.count)
+    guard n > 0 else { return nil }
+    return try? JSONDecoder.iso.decode(LockHolder.self, from: Data(buffer[0..<n]))
   }
 
   /// Whether a live process holds the lock now.
   public static func isHeld(pool: String, directory: String) -> Bool {
-    let fd = open(path(for: pool, in: directory), O_RDWR | O_CLOEXEC)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    if flock(fd, LOCK_EX | LOCK_NB) == 0 {
-      flock(fd, LOCK_UN)
-      return false
-    }
-    return true
-  }
-
-  static func readHolder(_ fd: Int32) -> LockHolder? {
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    let n = pread(fd, &buffer, buffer.count, 0)
-    guard n > 0 else { return nil }
-    return try? JSONDecoder.iso.decode(LockHolder.self, from: Data(buffer[0..<n]))
+    NamedLock.isHeld(pool, file: lockFile(in: directory))
   }
 }
 

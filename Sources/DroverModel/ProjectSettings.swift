@@ -27,6 +27,15 @@ public struct ProjectSettings: Sendable, Hashable {
     case local(dir: String?)
   }
 
+  /// The absolute folders this file names, by field (relative ones are inside the project).
+  public var absolutePaths: [(field: String, path: String)] {
+    var result: [(String, String)] = []
+    if let imageDir, imageDir.hasPrefix("/") { result.append(("image_dir", imageDir)) }
+    if let consoleDir, consoleDir.hasPrefix("/") { result.append(("console_dir", consoleDir)) }
+    if case .local(let dir?) = state, dir.hasPrefix("/") { result.append(("state.dir", dir)) }
+    return result
+  }
+
   /// The machine-wide default state folder of a project.
   public static func defaultStateDirectory(project: String) -> String { "/var/lib/drover/state/\(project)" }
 }

@@ -106,8 +106,33 @@ extension DecodeContext {
     return result
   }
 
+  /// A host file a spec names (kernel, initrd, base file, kubeconfig): in the project folder or
+  /// under a root this machine allows, never elsewhere on the host.
+  mutating func hostPath(_ node: YAMLNode, _ field: String) -> String? {
+    guard let text = string(node, field) else { return nil }
+    if let why = hostPaths.problem(text) {
+      error(
+        "spec.path.host", "\(field) '\(Terminal.escaped(text))' \(why)", at: node,
+        hint: "put the file in the project folder (a relative path is resolved against this file's folder), or \(machine.allowHint)")
+      return nil
+    }
+    return text
+  }
+
+  /// A libvirt URI, or the name of a host entry in the machine's configuration (which alone may
+  /// carry trust parameters).
   mutating func libvirtURI(_ node: YAMLNode, _ field: String) -> String? {
     guard let text = string(node, field) else { return nil }
+    if !text.contains(":") && !text.contains("/") {
+      if let uri = machine.hosts[text] { return uri }
+      error(
+        "spec.host.unknown", "\(field) '\(Terminal.escaped(text))' is neither a libvirt URI nor a host entry of this machine",
+        at: node,
+        hint: machine.hosts.isEmpty
+          ? "write a URI (qemu:///system, qemu+ssh://user@host/system), or add 'hosts: {\(Terminal.escaped(text)): URI}' to \(machine.file ?? MachineSettings.defaultPath)"
+          : "this machine's host entries: \(machine.hosts.keys.sorted().joined(separator: ", "))")
+      return nil
+    }
     guard SpecUnits.isLibvirtURI(text) else {
       error(
         "spec.uri", "\(field) '\(text)' is not a libvirt URI", at: node,
@@ -117,7 +142,7 @@ extension DecodeContext {
     if let why = SpecUnits.unsafeURIReason(text) {
       error(
         "spec.uri.unsafe", "\(field) '\(text)' is refused: \(why), and specs come from pull requests", at: node,
-        hint: "name the host by a plain URI (qemu+ssh://user@host/system); keys, known hosts and certificates come from the machine's ssh/libvirt configuration, never from a pool file")
+        hint: "name the host by a plain URI (qemu+ssh://user@host/system), or by a host entry of this machine's configuration (\(machine.file ?? MachineSettings.defaultPath)), which alone may carry keys, known hosts or commands")
       return nil
     }
     return text

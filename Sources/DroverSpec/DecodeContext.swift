@@ -1,4 +1,5 @@
 import DroverBasics
+import DroverModel
 import LibYAML
 
 /// Collects diagnostics while one file is decoded, and turns YAML marks into source ranges.
@@ -8,6 +9,9 @@ import LibYAML
 struct DecodeContext {
   let file: String
   var diagnostics: [Diagnostic] = []
+  /// What this machine allows (host-file roots, named hosts): never widened by a spec.
+  var machine = MachineSettings()
+  var hostPaths = HostPathPolicy.projectOnly
 
   init(file: String) { self.file = file }
 

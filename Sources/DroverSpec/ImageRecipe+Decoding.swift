@@ -30,8 +30,8 @@ enum RecipeDecoder {
     let files = reader.optional("files").map { decodeFiles($0, context: &context) } ?? []
     let commands = reader.optional("commands").flatMap { context.stringList($0, "commands") } ?? []
     let timeout = reader.optional("command_timeout").flatMap { context.timeSpan($0, "command_timeout") } ?? .minutes(10)
-    let kernel = reader.optional("kernel").flatMap { context.string($0, "kernel") }
-    let initrd = reader.optional("initrd").flatMap { context.string($0, "initrd") }
+    let kernel = reader.optional("kernel").flatMap { context.hostPath($0, "kernel") }
+    let initrd = reader.optional("initrd").flatMap { context.hostPath($0, "initrd") }
     let cmdline = reader.optional("cmdline").flatMap { context.string($0, "cmdline") }
     let size = reader.optional("size").flatMap { context.byteSize($0, "size", min: .mebibytes(1), max: .mebibytes(64 << 20)) }
       ?? .mebibytes(64)
@@ -45,7 +45,7 @@ enum RecipeDecoder {
       enumValue($0, "compression", ImageRecipe.Compression.self, &context)
     } ?? ImageRecipe.Compression.none
     if initrd != nil && kernel == nil {
-      context.error("spec.missing-key", "initrd needs a kernel", at: root, hint: "add kernel: /path/to/vmlinuz")
+      context.error("spec.missing-key", "initrd needs a kernel", at: root, hint: "add kernel: PATH, or drop initrd to build one for the machine's kernel")
     }
     reader.finish(context: &context)
     guard let name, let version, let base, let nameNode else { return nil }
@@ -68,7 +68,7 @@ enum RecipeDecoder {
     var result: ImageRecipe.Base?
     switch present[0] {
     case "file":
-      let path = reader.required("file", context: &context).flatMap { context.string($0, "file") }
+      let path = reader.required("file", context: &context).flatMap { context.hostPath($0, "base file") }
       let sha = reader.required("sha256", context: &context, hint: "pin the base file: sha256sum FILE").flatMap {
         node -> String? in
         guard let s = context.string(node, "sha256") else { return nil }

@@ -38,11 +38,19 @@ public struct SpecSource: Sendable {
 public enum SpecLoader {
   public static let limits = YAMLLimits(maxBytes: 1 << 20, maxDepth: 32, maxExpandedNodes: 20_000)
 
-  public static func load(_ sources: [SpecSource]) -> (SpecSet, [Diagnostic]) {
+  /// - Parameters:
+  ///   - machine: what this machine's configuration allows (named hosts, host-file roots).
+  ///   - projectFolder: the project folder, whose files specs may name by absolute path too.
+  public static func load(_ sources: [SpecSource], machine: MachineSettings = MachineSettings(), projectFolder: String? = nil)
+    -> (SpecSet, [Diagnostic])
+  {
     var set = SpecSet()
     var diagnostics: [Diagnostic] = []
+    let policy = HostPathPolicy(project: projectFolder, allowed: machine.allowedRoots)
     for source in sources {
       var context = DecodeContext(file: source.path)
+      context.machine = machine
+      context.hostPaths = policy
       if let root = document(of: source, context: &context) {
         switch source.kind {
         case .pool: if let pool = PoolDecoder.decode(root, context: &context) { set.pools.append(pool) }

@@ -30,6 +30,7 @@ extension BakeSystemTests {
       consoleDir = "/var/lib/drover/day2-console-\(id)"
       environment = [
         "DROVER_PROJECT": project, "DROVER_IMAGE_DIR": imageDir, "DROVER_IMAGE_POOL": imagePool, "DROVER_CONSOLE_DIR": consoleDir, "NO_COLOR": "1",
+        "DROVER_CONFIG": dir.appendingPathComponent("machine-config.yaml").path,
       ]
       for sub in ["pools", "images/files"] {
         try FileManager.default.createDirectory(at: dir.appendingPathComponent(sub), withIntermediateDirectories: true)
@@ -47,7 +48,6 @@ extension BakeSystemTests {
           version: \(version)
           base: {rootfs: busybox}
           files: [{source: files/init-\(version), path: /init, mode: "0755"}]
-          kernel: /vmlinuz
           cmdline: console=ttyS0 panic=-1 quiet
           size: 32MiB
 

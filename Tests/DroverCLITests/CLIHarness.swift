@@ -44,15 +44,24 @@ final class CLIHarness {
   }
 
   @discardableResult
-  func run(_ arguments: [String], stdin: String? = nil, environment extra: [String: String] = [:]) throws -> Run {
+  /// - Parameter openFiles: a limit on open descriptors (`ulimit -n`) for the run.
+  func run(_ arguments: [String], stdin: String? = nil, environment extra: [String: String] = [:], openFiles: Int? = nil) throws -> Run {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: Self.binary)
-    process.arguments = arguments
+    if let openFiles {
+      process.executableURL = URL(fileURLWithPath: "/bin/sh")
+      process.arguments = ["-c", "ulimit -n \(openFiles) && exec \"$0\" \"$@\"", Self.binary] + arguments
+    } else {
+      process.executableURL = URL(fileURLWithPath: Self.binary)
+      process.arguments = arguments
+    }
     process.currentDirectoryURL = dir
     var environment = ProcessInfo.processInfo.environment
     environment["DROVER_PROJECT"] = nil
     environment["DROVER_PROJECT_KEY"] = nil
     environment["NO_COLOR"] = "1"
+    // The machine's configuration is the test's own (none unless a test writes one), never /etc's.
+    environment["DROVER_CONFIG"] = dir.appendingPathComponent("machine-config.yaml").path
+    environment["DROVER_ALLOW_PATHS"] = nil
     process.environment = environment.merging(extra) { $1 }
     let out = Pipe(), err = Pipe(), input = Pipe()
     process.standardOutput = out

@@ -128,13 +128,18 @@ import Testing
     try h.writePool(pool, replicas: 0)
     let lockDir = h.dir.appendingPathComponent(".drover/locks")
     try FileManager.default.createDirectory(at: lockDir, withIntermediateDirectories: true)
-    // A process takes the pool's flock and is killed with SIGKILL.
+    // Another process takes the pool's byte of the shared lock file (the documented protocol:
+    // one byte at the first 62 bits of the name's SHA-256) and is killed with SIGKILL.
     let holder = Process()
     holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     holder.arguments = [
       "python3", "-c",
-      "import fcntl,sys,time; f=open(sys.argv[1],'a'); fcntl.flock(f, fcntl.LOCK_EX); time.sleep(60)",
-      lockDir.appendingPathComponent("\(pool).lock").path,
+      """
+      import fcntl,hashlib,sys,time
+      f=open(sys.argv[1],'a'); off=int(hashlib.sha256(sys.argv[2].encode()).hexdigest()[:16],16)&0x3FFFFFFFFFFFFFFF
+      fcntl.lockf(f, fcntl.LOCK_EX, 1, off); time.sleep(60)
+      """,
+      lockDir.appendingPathComponent(".pool-locks").path, pool,
     ]
     try holder.run()
     var held = false
@@ -146,7 +151,7 @@ import Testing
     #expect(try h.run(["apply", "--auto-approve"]).status == 1)
     kill(holder.processIdentifier, SIGKILL)
     holder.waitUntilExit()
-    // The kernel drops a dead process's flock when its last descriptor closes: wait for that
+    // The kernel drops a dead process's lock when it exits: wait for that
     // event, not for a time.
     for _ in 0..<100 where PoolLock.isHeld(pool: pool, directory: lockDir.path) { Thread.sleep(forTimeInterval: 0.02) }
     #expect(try h.run(["apply", "--auto-approve"]).status == 0)

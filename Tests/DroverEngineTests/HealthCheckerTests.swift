@@ -1,3 +1,4 @@
+import DroverBasics
 import DroverEngine
 import DroverModel
 import Foundation
@@ -87,16 +88,20 @@ import Testing
     chmod(dir + "/kubectl", 0o755)
     setenv("PATH", dir + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"), 1)
 
-    let drainer = Drainers.make(DrainSpec(backend: .kubernetes(kubeconfig: "/etc/kube.conf", gracePeriod: .seconds(30)), timeout: .seconds(60)))
+    // A kubeconfig beside the pool file (relative to its folder), handed to kubectl by its real path.
+    try "apiVersion: v1\n".write(toFile: dir + "/kube.conf", atomically: true, encoding: .utf8)
+    let kubeconfig = SafeFiles.realPath(dir + "/kube.conf") ?? ""
+    let drainer = Drainers.make(
+      DrainSpec(backend: .kubernetes(kubeconfig: "kube.conf", gracePeriod: .seconds(30)), timeout: .seconds(60)), specFolder: dir)
     let node = NodeEndpoint(name: "web-1", host: "qemu:///system", pool: "web", image: "demo@v2")
     try drainer.cordon(node)
     #expect(try drainer.drain(node, timeout: 60))
     try drainer.uncordon(node)
     let calls = try String(contentsOfFile: dir + "/calls", encoding: .utf8).split(separator: "\n")
     #expect(calls == [
-      "--kubeconfig /etc/kube.conf cordon web-1",
-      "--kubeconfig /etc/kube.conf drain web-1 --ignore-daemonsets --delete-emptydir-data --grace-period=30 --timeout=60s",
-      "--kubeconfig /etc/kube.conf uncordon web-1",
+      "--kubeconfig \(kubeconfig) cordon web-1",
+      "--kubeconfig \(kubeconfig) drain web-1 --ignore-daemonsets --delete-emptydir-data --grace-period=30 --timeout=60s",
+      "--kubeconfig \(kubeconfig) uncordon web-1",
     ])
 
     // A drain that does not finish in time reports a timeout (the spec then fails or forces).

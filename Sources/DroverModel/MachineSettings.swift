@@ -1,0 +1,104 @@
+import DroverBasics
+
+/// What this machine's administrator allows Drover to use, beyond the project folder.
+///
+/// Why a machine file (`/etc/drover/config.yaml`, or `$DROVER_CONFIG`): specs, recipes and
+/// `drover.yaml` arrive in pull requests, so none of them may widen what Drover reads or whom it
+/// trusts. Host files a spec names (a kernel, an initrd, a base image, a kubeconfig) must lie in
+/// the project folder or under a root allowed here; a host URI that carries trust material
+/// (`keyfile=`, `known_hosts=`, `command=`, `ext`) can only be a named entry here.
+public struct MachineSettings: Sendable, Hashable {
+  /// Absolute, normalised folders (or files) that spec-named host files may lie in.
+  public var allowedRoots: [String]
+  /// The kernel for recipes that name none; the machine's choice, so always allowed.
+  public var kernel: String
+  /// Named host entries, `name → URI`: pool files name them in `hosts:` and get the URI, with
+  /// whatever parameters the administrator wrote.
+  public var hosts: [String: String]
+  /// The file these came from, for diagnostics (nil: defaults only).
+  public var file: String?
+
+  public init(allowedRoots: [String] = [], kernel: String = MachineSettings.defaultKernel, hosts: [String: String] = [:], file: String? = nil) {
+    self.allowedRoots = allowedRoots
+    self.kernel = kernel
+    self.hosts = hosts
+    self.file = file
+  }
+
+  public static let defaultPath = "/etc/drover/config.yaml"
+  public static let defaultKernel = "/vmlinuz"
+
+  /// Where a newcomer is told to allow a root.
+  public var allowHint: String {
+    "allow its folder in \(file ?? MachineSettings.defaultPath) (allow_paths: [/boot]) or in $DROVER_ALLOW_PATHS; a pool file or recipe can never allow a path itself"
+  }
+}
+
+/// Whether a host path a spec names stays inside what may be read: the project folder (a
+/// relative path, resolved against the spec's own folder, or an absolute one under the project)
+/// or a root the machine allows. Lexical and pure; `HostFiles.checkResolved` repeats it on the
+/// real path, links resolved, right before the file is used.
+public struct HostPathPolicy: Sendable, Hashable {
+  /// The project folder, absolute and normalised; nil when unknown (then only relative paths
+  /// and allowed roots pass).
+  public var project: String?
+  public var allowed: [String]
+
+  public init(project: String?, allowed: [String]) {
+    self.project = project.map(HostPathPolicy.normalised)
+    self.allowed = allowed.map(HostPathPolicy.normalised)
+  }
+
+  /// Relative paths only: nothing on the host outside the spec's folder.
+  public static let projectOnly = HostPathPolicy(project: nil, allowed: [])
+
+  /// Why `path` may not be read, or nil when it may.
+  public func problem(_ path: String) -> String? {
+    if path.isEmpty { return "must name a file" }
+    if path.utf8.count > 4096 { return "is longer than 4096 bytes" }
+    if Terminal.hasControlCharacters(path) { return "must not contain control characters" }
+    if path.hasPrefix("~") { return "must not start with '~' (it would be the home folder of whoever runs Drover)" }
+    let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+    if parts.contains("..") { return "must not contain '..' components" }
+    guard path.hasPrefix("/") else { return nil }
+    let normal = HostPathPolicy.normalised(path)
+    if let project, HostPathPolicy.isInside(normal, project) { return nil }
+    if allowed.contains(where: { HostPathPolicy.isInside(normal, $0) }) { return nil }
+    let roots = allowed.isEmpty ? "this machine allows no other roots" : "this machine allows only \(allowed.joined(separator: ", "))"
+    return "is outside the project folder, and \(roots)"
+  }
+
+  /// `path` equals `root` or lies below it (`root` "/" holds everything).
+  public static func isInside(_ path: String, _ root: String) -> Bool {
+    root == "/" || path == root || path.hasPrefix(root + "/")
+  }
+
+  /// `/a//b/./c/` → `/a/b/c` (no `..` handling: paths with `..` are refused before this).
+  public static func normalised(_ path: String) -> String {
+    let parts = path.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
+    let joined = parts.joined(separator: "/")
+    return path.hasPrefix("/") ? "/" + joined : joined
+  }
+}
+
+extension HostPathPolicy {
+  /// `path` as written in a spec in `specFolder`: absolute as is, relative below that folder.
+  public static func located(_ path: String, in specFolder: String) -> String {
+    path.hasPrefix("/") ? path : (specFolder.isEmpty ? path : specFolder + "/" + path)
+  }
+
+  /// Why the file `path` (in a spec in `specFolder`) may not be read once every link is
+  /// resolved, or nil. `realPath` is `realpath(3)` (nil: the path does not exist); the project
+  /// folder and the allowed roots are resolved the same way, so a root that is itself a link
+  /// still holds its files, while a link in the project pointing at `/etc/shadow` does not.
+  public func resolvedProblem(_ path: String, in specFolder: String, realPath: (String) -> String?) -> String? {
+    if let lexical = problem(path) { return lexical }
+    let located = HostPathPolicy.located(path, in: specFolder)
+    guard let real = realPath(located) else { return "does not exist" }
+    var roots = allowed.compactMap(realPath)
+    if let project, let p = realPath(project) { roots.append(p) }
+    if !path.hasPrefix("/"), let folder = realPath(specFolder.isEmpty ? "." : specFolder) { roots.append(folder) }
+    if roots.contains(where: { HostPathPolicy.isInside(real, $0) }) { return nil }
+    return "resolves to \(real), outside the project folder and the roots this machine allows"
+  }
+}

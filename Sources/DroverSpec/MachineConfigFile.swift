@@ -1,0 +1,78 @@
+import DroverBasics
+import DroverModel
+import LibYAML
+
+/// Reads the machine's configuration (`/etc/drover/config.yaml`) into `MachineSettings`.
+///
+/// ```yaml
+/// allow_paths: [/boot, /srv/drover/kernels]   # host files specs may name, beyond the project
+/// kernel: /boot/vmlinuz-6.1.0-18-amd64        # for recipes that name none (default /vmlinuz)
+/// hosts:                                       # named entries pool files may list in hosts:
+///   lab: qemu+ssh://drover@lab.example/system?keyfile=/etc/drover/id_ed25519&known_hosts=/etc/drover/known_hosts
+/// ```
+///
+/// Written by the machine's administrator, never by a project: it is the only place a host URI
+/// may carry keys, known hosts or commands, and the only place that widens which host files a
+/// spec may name.
+public enum MachineConfigFile {
+  public static func decode(_ source: SpecSource) -> (MachineSettings, [Diagnostic]) {
+    var settings = MachineSettings(file: source.path)
+    var context = DecodeContext(file: source.path)
+    guard let root = SpecLoader.document(of: source, context: &context) else { return (settings, context.diagnostics) }
+    var file = MappingReader(root, what: "machine configuration", context: &context)
+    guard file.isMapping else { return (settings, context.diagnostics) }
+    if let node = file.optional("allow_paths"), let list = context.stringList(node, "allow_paths") {
+      for path in list {
+        if let why = absolutePathProblem(path) {
+          context.error("machine.path", "allow_paths entry '\(Terminal.escaped(path))' \(why)", at: node)
+        } else if HostPathPolicy.normalised(path) == "/" {
+          context.error("machine.path", "allow_paths must not allow '/': it would let a spec read any file", at: node, hint: "name the folders, such as /boot")
+        } else {
+          settings.allowedRoots.append(HostPathPolicy.normalised(path))
+        }
+      }
+    }
+    if let node = file.optional("kernel"), let path = context.string(node, "kernel") {
+      if let why = absolutePathProblem(path) {
+        context.error("machine.path", "kernel '\(Terminal.escaped(path))' \(why)", at: node)
+      } else {
+        settings.kernel = path
+      }
+    }
+    if let node = file.optional("hosts") {
+      if case .mapping(let pairs) = node.content {
+        for pair in pairs {
+          guard let name = context.string(pair.key, "host name"), let uri = context.string(pair.value, "host URI") else { continue }
+          guard isHostName(name) else {
+            context.error("machine.host", "host name '\(Terminal.escaped(name))' must be 1–64 letters, digits, '-', '_' or '.'", at: pair.key)
+            continue
+          }
+          guard SpecUnits.isLibvirtURI(uri) else {
+            context.error("machine.host", "host \(name): '\(Terminal.escaped(uri))' is not a libvirt URI", at: pair.value)
+            continue
+          }
+          if settings.hosts[name] != nil { context.error("spec.duplicate", "host \(name) is named twice", at: pair.key) }
+          settings.hosts[name] = uri
+        }
+      } else {
+        context.error("spec.type", "hosts must be a mapping of names to libvirt URIs, not \(node.kindDescription)", at: node)
+      }
+    }
+    file.finish(context: &context)
+    return (settings, context.diagnostics)
+  }
+
+  /// A host entry's name: what pool files write instead of a URI.
+  public static func isHostName(_ text: String) -> Bool {
+    (1...64).contains(text.count) && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }
+      && text != "." && text != ".."
+  }
+
+  /// Why `path` is not a normalised absolute path, or nil.
+  public static func absolutePathProblem(_ path: String) -> String? {
+    guard path.hasPrefix("/") else { return "must be an absolute path" }
+    if path.split(separator: "/").contains("..") { return "must not contain '..'" }
+    if Terminal.hasControlCharacters(path) { return "must not contain control characters" }
+    return nil
+  }
+}
