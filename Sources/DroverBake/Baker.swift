@@ -36,18 +36,21 @@ public final class Baker: @unchecked Sendable {
   /// The machine's kernel for recipes that name none, and where named host files may lie.
   let machine: MachineSettings
   let hostPaths: HostPathPolicy
+  /// Seconds to wait for another bake of the same image to finish.
+  let lockTimeout: Double
 
   public init(
     imageDirectory: String, poolName: String, host: any ImageHost, stateDirectory: String,
-    machine: MachineSettings = MachineSettings(), hostPaths: HostPathPolicy = .projectOnly,
+    machine: MachineSettings = MachineSettings(), hostPaths: HostPathPolicy = .projectOnly, lockTimeout: Double = 600,
     shouldStop: @escaping @Sendable () -> Bool = { false }, onEvent: @escaping @Sendable (BakeEvent) -> Void = { _ in }
   ) {
     self.machine = machine
     self.hostPaths = hostPaths
+    self.lockTimeout = lockTimeout
     self.imageDirectory = imageDirectory
     self.poolName = poolName
     self.host = host
-    self.machines = LocalBuildMachines.canRun(for: host.uri) ? LocalBuildMachines(directory: imageDirectory + "/.machines") : host
+    self.machines = LocalBuildMachines.canRun(for: host.uri) ? LocalBuildMachines(imageDirectory: imageDirectory) : host
     self.stateDirectory = stateDirectory
     self.digests = FileDigestCache(stateDirectory: stateDirectory)
     self.shouldStop = shouldStop
@@ -100,19 +103,28 @@ public final class Baker: @unchecked Sendable {
     }
     var timings: [String: Double] = ["key": Date().timeIntervalSince(start)]
     try host.ensureImagePool(name: poolName, directory: imageDirectory)
+    // One bake of an image at a time: a second waits (finitely), then finds the first's image.
+    let lock = try BakeLock.take(recipe.reference.description, imageDirectory: imageDirectory, timeout: lockTimeout) {
+      self.onEvent(.step("waiting for another bake of \(recipe.reference)"))
+    }
+    defer { withExtendedLifetime(lock) {} }
+    if let hit = ImageCatalogue(directory: imageDirectory).image(forKey: key.key), FileManager.default.fileExists(atPath: catalogue.path(of: hit)) {
+      return BakeResult(manifest: hit, cacheHit: true, machinesBooted: 0)
+    }
     try removeLeftovers()
 
     let short = String(key.key.prefix(12))
     let baseName = "\(recipe.name)-\(recipe.version)-\(short)"
-    let stage = "\(imageDirectory)/.staging/\(short)-\(getpid())"
-    try FileManager.default.createDirectory(atPath: stage, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+    // The live staging folder `<key>-<pid>` is what marks this bake's build machine and
+    // unpublished image as someone's: another bake never removes them while this process lives.
+    let stageEntry = "\(short)-\(getpid())"
+    let stage = try SafeFiles.directory(stageEntry, in: SafeFiles.directory(".staging", in: imageDirectory))
     let machine = "drover-build-\(short)"
     defer {
       try? machines.removeBuildMachine(name: machine)
-      try? FileManager.default.removeItem(atPath: stage)
+      try? SafeFiles.remove(stageEntry, inFolder: ".staging", of: imageDirectory)
     }
-    let logDirectory = imageDirectory + "/logs"
-    try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+    let logDirectory = try SafeFiles.directory("logs", in: imageDirectory)
     let buildLog = "\(logDirectory)/\(baseName).log"
 
     func step<T>(_ name: String, _ body: () throws -> T) throws -> T {
@@ -339,20 +351,31 @@ public final class Baker: @unchecked Sendable {
 
   /// Removes what an interrupted bake left: build machines, staging folders of dead processes,
   /// and image files that never got a manifest.
+  ///
+  /// A bake still running in another process is never touched: its staging folder
+  /// `<key>-<pid>` names a live process, and its build machine (`drover-build-<key>`) and its
+  /// image before the manifest (`…-<key>.qcow2`) carry the same key.
   func removeLeftovers() throws {
-    for name in try machines.buildMachineNames() { try machines.removeBuildMachine(name: name) }
-    if machines !== host {  // leftovers of bakes from before build machines ran locally
-      for name in try host.buildMachineNames() { try host.removeBuildMachine(name: name) }
-    }
-    let staging = imageDirectory + "/.staging"
-    for entry in (try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? [] {
+    var live: Set<String> = []
+    for entry in try SafeFiles.entries(of: ".staging", in: imageDirectory) {
       let pid = Int32(entry.split(separator: "-").last ?? "") ?? 0
-      if pid != getpid() && (pid == 0 || kill(pid, 0) != 0) { try? FileManager.default.removeItem(atPath: staging + "/" + entry) }
+      if pid == getpid() || (pid > 0 && kill(pid, 0) == 0) {
+        if let key = entry.split(separator: "-").first, key.count == 12, key.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) {
+          live.insert(String(key))
+        }
+      } else {
+        try? SafeFiles.remove(entry, inFolder: ".staging", of: imageDirectory)
+      }
+    }
+    let isLive = { (name: String) in live.contains(where: { name.hasSuffix($0) || name.contains("-\($0).") }) }
+    for name in try machines.buildMachineNames() where !isLive(name) { try machines.removeBuildMachine(name: name) }
+    if machines !== host {  // leftovers of bakes from before build machines ran locally
+      for name in try host.buildMachineNames() where !isLive(name) { try host.removeBuildMachine(name: name) }
     }
     let names = (try? FileManager.default.contentsOfDirectory(atPath: imageDirectory)) ?? []
     // Only files named like Drover's own artifacts (`<name>-<version>-<12 hex>.qcow2`): anything
     // else in the folder is not Drover's to delete.
-    for name in names where Self.isArtifactName(name) {
+    for name in names where Self.isArtifactName(name) && !isLive(name) {
       let manifest = (name as NSString).deletingPathExtension + ".manifest.json"
       if !names.contains(manifest) { try? FileManager.default.removeItem(atPath: imageDirectory + "/" + name) }
     }

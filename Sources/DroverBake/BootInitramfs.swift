@@ -65,9 +65,10 @@ public enum BootInitramfs {
     let path = "\(directory)/boot-\(release)-\(id).cpio.gz"
     if FileManager.default.fileExists(atPath: path) { return path }
 
-    let stage = "\(directory)/.staging/boot-\(id)-\(getpid())"
-    try? FileManager.default.removeItem(atPath: stage)
-    defer { try? FileManager.default.removeItem(atPath: stage) }
+    // The staging folder is a real folder of the image folder, never a planted link.
+    let entry = "boot-\(id)-\(getpid())"
+    let stage = try SafeFiles.directory(entry, in: SafeFiles.directory(".staging", in: directory))
+    defer { try? SafeFiles.remove(entry, inFolder: ".staging", of: directory) }
     for dir in ["bin", "dev", "proc", "sys", "newroot", "lib/modules"] {
       try FileManager.default.createDirectory(atPath: "\(stage)/\(dir)", withIntermediateDirectories: true)
     }

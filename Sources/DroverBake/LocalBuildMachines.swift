@@ -16,12 +16,16 @@ import Synchronization
 /// makes bakes use libvirt domains again.
 public final class LocalBuildMachines: BuildMachineHost, @unchecked Sendable {
   public static let qemu = "/usr/bin/qemu-system-x86_64"
-  let directory: String
+  /// The image folder; machines keep their pid files and logs in its `.machines` folder, which
+  /// is opened without following links (a planted `.machines` link is refused, never followed).
+  let root: String
+  var directory: String { root + "/.machines" }
+  static let folder = ".machines"
   /// Children started by this process, by name: waited for directly (no zombie, no delay).
   private let children = Mutex<[String: pid_t]>([:])
 
-  public init(directory: String) {
-    self.directory = directory
+  public init(imageDirectory: String) {
+    self.root = imageDirectory
   }
 
   /// Local bakes on this machine's system QEMU; anything else keeps libvirt build machines.
@@ -33,7 +37,7 @@ public final class LocalBuildMachines: BuildMachineHost, @unchecked Sendable {
   func pidFile(_ name: String) -> String { "\(directory)/\(name).pid" }
 
   public func bootBuildMachine(_ m: BuildMachine) throws {
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    try SafeFiles.directory(Self.folder, in: root)
     var argv = [
       Self.qemu, "-name", m.name, "-machine", "pc,accel=tcg", "-cpu", "qemu64", "-m", "\(m.memoryMiB)", "-smp", "1",
       "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-kernel", m.kernel, "-initrd", m.initrd,
@@ -73,19 +77,19 @@ public final class LocalBuildMachines: BuildMachineHost, @unchecked Sendable {
     } else if let pid = runningPid(name) {
       stopOrphan(pid)
     }
-    try? FileManager.default.removeItem(atPath: pidFile(name))
-    try? FileManager.default.removeItem(atPath: "\(directory)/\(name).log")
+    try? SafeFiles.remove("\(name).pid", inFolder: Self.folder, of: root)
+    try? SafeFiles.remove("\(name).log", inFolder: Self.folder, of: root)
   }
 
   public func buildMachineNames() throws -> [String] {
-    let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    let entries = try SafeFiles.entries(of: Self.folder, in: root)
     var names: [String] = []
     for entry in entries where entry.hasSuffix(".pid") {
       let name = String(entry.dropLast(4))
       if children.withLock({ $0[name] != nil }) || runningPid(name) != nil {
         names.append(name)
       } else {
-        try? FileManager.default.removeItem(atPath: pidFile(name))  // it ended: nothing to stop
+        try? SafeFiles.remove(entry, inFolder: Self.folder, of: root)  // it ended: nothing to stop
       }
     }
     return names.sorted()

@@ -30,6 +30,15 @@ struct BakeCommand: ParsableCommand {
   @Flag(help: "Print one JSON object per image.")
   var json = false
 
+  @Option(help: "How long to wait for another bake of the same image in the same image folder (then its image answers from the cache).")
+  var lockTimeout: String = "10m"
+
+  func validate() throws {
+    guard DurationArgument.seconds(lockTimeout) != nil else {
+      throw ValidationError("--lock-timeout must be a duration such as 0s, 30s or 10m")
+    }
+  }
+
   func run() throws {
     let (sources, readProblems) = SpecFiles.read([project.imagesPath])
     let (specs, problems) = SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: project.absoluteDir)
@@ -57,6 +66,7 @@ struct BakeCommand: ParsableCommand {
       imageDirectory: images.imageDir, poolName: images.imagePool, host: backend, stateDirectory: project.stateDirectory,
       machine: CurrentMachine.settings,
       hostPaths: HostPathPolicy(project: project.absoluteDir, allowed: CurrentMachine.settings.allowedRoots),
+      lockTimeout: DurationArgument.seconds(lockTimeout) ?? 600,
       shouldStop: { interrupt.isSet },
       onEvent: { event in
         guard !quiet else { return }

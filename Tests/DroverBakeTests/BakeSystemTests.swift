@@ -5,6 +5,7 @@ import DroverModel
 import DroverPlan
 import Foundation
 import Libvirt
+import Synchronization
 import Testing
 
 /// Real bakes on `qemu:///system` (TCG build VMs), in a scratch image pool.
@@ -47,7 +48,9 @@ final class BakeSystemTests {
   }
 
   func baker(stop: @escaping @Sendable () -> Bool = { false }, events: @escaping @Sendable (BakeEvent) -> Void = { _ in }) -> Baker {
-    Baker(imageDirectory: dir, poolName: pool, host: backend, stateDirectory: dir + "/.state", shouldStop: stop, onEvent: events)
+    Baker(
+      imageDirectory: dir, poolName: pool, host: backend, stateDirectory: dir + "/.state",
+      hostPaths: HostPathPolicy(project: nil, allowed: ["/vmlinuz", "/boot"]), shouldStop: stop, onEvent: events)
   }
 
   func leftovers() throws -> [String] {
@@ -59,7 +62,7 @@ final class BakeSystemTests {
   /// Build machines of either kind: local QEMU processes (what bakes on qemu:///system use) and
   /// libvirt domains (remote hosts, or DROVER_BUILD_MACHINES=libvirt).
   func buildMachines() throws -> [String] {
-    try LocalBuildMachines(directory: dir + "/.machines").buildMachineNames() + backend.buildMachineNames()
+    try LocalBuildMachines(imageDirectory: dir).buildMachineNames() + backend.buildMachineNames()
   }
 
   @Test func bakeBootCacheHitRebuildAndTamper() throws {
@@ -121,18 +124,79 @@ final class BakeSystemTests {
   /// found through the pid file, checked against its command line, and stopped.
   @Test func aLeftoverLocalBuildMachineIsFoundAndStopped() throws {
     let baked = try baker().bake(recipe(), recipeDirectory: recipeDir)
-    let machines = dir + "/.machines-leftover"
+    let root = dir + "/leftover"
+    try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    let machines = root + "/.machines"
     let name = "drover-build-leftover"
-    try LocalBuildMachines(directory: machines).bootBuildMachine(
+    try LocalBuildMachines(imageDirectory: root).bootBuildMachine(
       BuildMachine(name: name, kernel: baked.manifest.kernel, initrd: baked.manifest.initrd, cmdline: "console=ttyS0 quiet", disks: [], consoleLog: machines + "/console.log"))
     let pid = try #require(pid_t(try String(contentsOfFile: "\(machines)/\(name).pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
-    let other = LocalBuildMachines(directory: machines)  // knows nothing but the folder
+    let other = LocalBuildMachines(imageDirectory: root)  // knows nothing but the folder
     #expect(try other.buildMachineNames() == [name])
     try other.removeBuildMachine(name: name)
     #expect(try other.buildMachineNames().isEmpty)
     let state = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)).map { $0.split(separator: " ")[2] } ?? "gone"
     #expect(state == "gone" || state == "Z", "QEMU was stopped (a zombie until its parent reaps it)")
     #expect(!FileManager.default.fileExists(atPath: "\(machines)/\(name).pid"))
+  }
+
+  /// #16: a second bake in the same image folder took the first's live build machine for a
+  /// leftover and stopped it; the first then reported a false timeout. Now a live bake's
+  /// machine and staging folder are its own, and a second bake of the same image waits for the
+  /// first and answers from its image.
+  @Test func concurrentBakesInOneImageFolderNeverTouchEachOther() throws {
+    var otherRecipe = recipe(commands: ["echo other > /etc/other"])
+    otherRecipe.name = "systest-other"
+    let other = otherRecipe
+    let first = recipe(commands: ["sleep 4", "echo first > /etc/first"])
+    let results = Mutex<[String: Result<BakeResult, Diagnostic>]>([:])
+    let firstBaker = baker(), dir = self.recipeDir
+    let a = Thread {
+      let r = Result { try firstBaker.bake(first, recipeDirectory: dir) }.mapError { $0 as? Diagnostic ?? .error("x", "\($0)") }
+      results.withLock { $0["first"] = r }
+    }
+    a.start()
+    // Once the first bake's build machine runs, start the others.
+    var running = false
+    for _ in 0..<600 where !running {
+      running = !(try buildMachines()).isEmpty
+      if !running { Thread.sleep(forTimeInterval: 0.05) }
+    }
+    #expect(running, "the first bake booted its build machine")
+    let secondBaker = baker()
+    let b = Thread {
+      let r = Result { try secondBaker.bake(other, recipeDirectory: dir) }.mapError { $0 as? Diagnostic ?? .error("x", "\($0)") }
+      results.withLock { $0["other"] = r }
+    }
+    b.start()
+    let same = try baker().bake(first, recipeDirectory: recipeDir)  // waits for the first, then its cache
+    while results.withLock({ $0.count }) < 2 { Thread.sleep(forTimeInterval: 0.05) }
+    let done = results.withLock { $0 }
+    guard case .success(let firstResult)? = done["first"], case .success(let otherResult)? = done["other"] else {
+      Issue.record("a bake failed: \(done)")
+      return
+    }
+    #expect(firstResult.machinesBooted == 1 && otherResult.machinesBooted == 1)
+    #expect(same.cacheHit && same.machinesBooted == 0 && same.manifest.key == firstResult.manifest.key, "the same image was built once")
+    #expect(try buildMachines().isEmpty)
+  }
+
+  /// #16: a planted `.staging` or `.machines` link made a bake delete files elsewhere.
+  @Test(arguments: [".staging", ".machines", "logs"])
+  func aPlantedLinkInTheImageFolderIsRefusedNeverFollowed(_ folder: String) throws {
+    let outside = FileManager.default.temporaryDirectory.appendingPathComponent("drover-outside-\(UInt32.random(in: 0..<UInt32.max))").path
+    try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: outside) }
+    // Names a leftover sweep would remove: a dead pid's staging entry, a build machine's pid file.
+    for name in ["0123456789ab-1", "drover-build-0123456789ab.pid", "keep.txt"] {
+      try "precious".write(toFile: outside + "/" + name, atomically: true, encoding: .utf8)
+    }
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    try FileManager.default.createSymbolicLink(atPath: dir + "/" + folder, withDestinationPath: outside)
+    let error = #expect(throws: Diagnostic.self) { try self.baker().bake(self.recipe(), recipeDirectory: self.recipeDir) }
+    #expect(error?.code == "io.unsafe-folder", "\(String(describing: error))")
+    #expect(Set(try FileManager.default.contentsOfDirectory(atPath: outside)) == ["0123456789ab-1", "drover-build-0123456789ab.pid", "keep.txt"])
+    try FileManager.default.removeItem(atPath: dir + "/" + folder)
   }
 
   @Test func failingAndInterruptedBakesLeaveNothingBehind() throws {
@@ -158,18 +222,22 @@ final class BakeSystemTests {
     try runner.run(["/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "\(base)/root.qcow2", "\(base)/layered.qcow2"])
     let sha = try FileDigestCache.sha256(ofFile: "\(base)/layered.qcow2")
     var r = recipe(commands: [])
-    r.base = .file(path: "\(base)/layered.qcow2", sha256: sha)
+    r.base = .file(path: "layered.qcow2", sha256: sha)  // beside the recipe: inside the project
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     let foreign = "\(dir)/someone-elses.qcow2"
     try "keep me".write(toFile: foreign, atomically: true, encoding: .utf8)
     let error = #expect(throws: Diagnostic.self) { try self.baker().bake(r, recipeDirectory: self.recipeDir) }
     #expect(error?.code == "bake.base-backing")
-    r.base = .file(path: "\(base)/layered.qcow2", sha256: String(repeating: "0", count: 64))
+    r.base = .file(path: "layered.qcow2", sha256: String(repeating: "0", count: 64))
     #expect((#expect(throws: Diagnostic.self) { try self.baker().bake(r, recipeDirectory: self.recipeDir) })?.code == "bake.base-checksum")
     try "not an image".write(toFile: "\(base)/fake.qcow2", atomically: true, encoding: .utf8)
-    r.base = .file(path: "\(base)/fake.qcow2", sha256: try FileDigestCache.sha256(ofFile: "\(base)/fake.qcow2"))
+    r.base = .file(path: "fake.qcow2", sha256: try FileDigestCache.sha256(ofFile: "\(base)/fake.qcow2"))
     #expect((#expect(throws: Diagnostic.self) { try self.baker().bake(r, recipeDirectory: self.recipeDir) })?.code == "bake.base-format")
     #expect(FileManager.default.fileExists(atPath: foreign), "a file Drover did not make is never cleaned up")
+    // #16: a base file outside the project and the allowed roots is never read.
+    r.base = .file(path: "\(base)/layered.qcow2", sha256: sha)
+    let outside = #expect(throws: Diagnostic.self) { try self.baker().bake(r, recipeDirectory: "/nonexistent/project/images") }
+    #expect(outside?.code == "bake.input" && outside?.message.contains("outside the project") == true, "\(String(describing: outside))")
   }
 }
 
