@@ -13,13 +13,21 @@ public struct BakeKey: Sendable {
   public var tools: [String: String]
 
   public static func compute(
-    recipe: ImageRecipe, recipeDirectory: String, baseKey: String?, tools: [String: String], digests: FileDigestCache
+    recipe: ImageRecipe, recipeDirectory: String, baseKey: String?, tools: [String: String], digests: FileDigestCache,
+    machineKernel: String = MachineSettings.defaultKernel
   ) throws -> BakeKey {
     var inputs: [String: String] = [:]
     for file in recipe.files {
       inputs["file:" + file.source] = try digests.digest(of: resolve(file.source, in: recipeDirectory))
     }
-    if let kernel = recipe.kernel { inputs["kernel"] = try digests.digest(of: resolve(kernel, in: recipeDirectory)) }
+    if let kernel = recipe.kernel {
+      inputs["kernel"] = try digests.digest(of: resolve(kernel, in: recipeDirectory))
+    } else {
+      // The machine's kernel: a kernel upgrade (or another configured one) is a new image, whose
+      // manifest names the kernel and initramfs that exist now.
+      inputs["kernel"] = try digests.digest(of: machineKernel)
+      inputs["kernel-path"] = machineKernel
+    }
     if let initrd = recipe.initrd { inputs["initrd"] = try digests.digest(of: resolve(initrd, in: recipeDirectory)) }
     switch recipe.base {
     case .rootfs: inputs["busybox"] = try digests.digest(of: BootInitramfs.busybox)

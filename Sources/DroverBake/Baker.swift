@@ -71,7 +71,7 @@ public final class Baker: @unchecked Sendable {
     defer { digests.save() }
     return try BakeKey.compute(
       recipe: recipe, recipeDirectory: recipeDirectory, baseKey: baseKey,
-      tools: ToolVersions.current(stateDirectory: stateDirectory, runner: runner), digests: digests)
+      tools: ToolVersions.current(stateDirectory: stateDirectory, runner: runner), digests: digests, machineKernel: machine.kernel)
   }
 
   /// The host files a recipe names (kernel, initrd, base file), each checked on its real path —
@@ -96,6 +96,12 @@ public final class Baker: @unchecked Sendable {
   public func bake(_ recipe: ImageRecipe, recipeDirectory: String) throws -> BakeResult {
     let catalogue = ImageCatalogue(directory: imageDirectory)
     let start = Date()
+    // Image, staging and log paths are built from these: only validated names reach a path
+    // (the spec decoder checks them; this holds for a recipe built in code too).
+    guard ImageRef.isName(Substring(recipe.name)), ImageRef.isName(Substring(recipe.version)), !recipe.name.contains("..") else {
+      throw Diagnostic.error(
+        "bake.input", "image name \(Terminal.escaped(recipe.name))@\(Terminal.escaped(recipe.version)) is not a valid name", subject: "image")
+    }
     let files = try hostFiles(recipe, recipeDirectory: recipeDirectory)
     let key = try key(for: recipe, recipeDirectory: recipeDirectory, catalogue: catalogue)
     if let hit = catalogue.image(forKey: key.key), FileManager.default.fileExists(atPath: catalogue.path(of: hit)) {
@@ -103,6 +109,12 @@ public final class Baker: @unchecked Sendable {
     }
     var timings: [String: Double] = ["key": Date().timeIntervalSince(start)]
     try host.ensureImagePool(name: poolName, directory: imageDirectory)
+    var st = stat()
+    if lstat(imageDirectory, &st) == 0, st.st_mode & 0o022 != 0 {
+      throw Diagnostic.error(
+        "io.unsafe-folder", "refusing the image folder \(imageDirectory): others can write it (mode \(String(st.st_mode & 0o777, radix: 8)))",
+        subject: imageDirectory, hint: "chmod go-w \(imageDirectory): whoever can write it can plant images and links")
+    }
     // One bake of an image at a time: a second waits (finitely), then finds the first's image.
     let lock = try BakeLock.take(recipe.reference.description, imageDirectory: imageDirectory, timeout: lockTimeout) {
       self.onEvent(.step("waiting for another bake of \(recipe.reference)"))
@@ -118,7 +130,7 @@ public final class Baker: @unchecked Sendable {
     // The live staging folder `<key>-<pid>` is what marks this bake's build machine and
     // unpublished image as someone's: another bake never removes them while this process lives.
     let stageEntry = "\(short)-\(getpid())"
-    let stage = try SafeFiles.directory(stageEntry, in: SafeFiles.directory(".staging", in: imageDirectory))
+    let stage = try SafeFiles.directory(stageEntry, in: SafeFiles.directory(".staging", in: imageDirectory), fresh: true)
     let machine = "drover-build-\(short)"
     defer {
       try? machines.removeBuildMachine(name: machine)
@@ -359,7 +371,8 @@ public final class Baker: @unchecked Sendable {
     var live: Set<String> = []
     for entry in try SafeFiles.entries(of: ".staging", in: imageDirectory) {
       let pid = Int32(entry.split(separator: "-").last ?? "") ?? 0
-      if pid == getpid() || (pid > 0 && kill(pid, 0) == 0) {
+      // EPERM: alive, but another user's process (never take it for a leftover).
+      if pid == getpid() || (pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)) {
         if let key = entry.split(separator: "-").first, key.count == 12, key.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) {
           live.insert(String(key))
         }
@@ -377,7 +390,7 @@ public final class Baker: @unchecked Sendable {
     // else in the folder is not Drover's to delete.
     for name in names where Self.isArtifactName(name) && !isLive(name) {
       let manifest = (name as NSString).deletingPathExtension + ".manifest.json"
-      if !names.contains(manifest) { try? FileManager.default.removeItem(atPath: imageDirectory + "/" + name) }
+      if !names.contains(manifest) { SafeFiles.removeFile(name, in: imageDirectory) }
     }
   }
 }

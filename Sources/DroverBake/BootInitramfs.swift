@@ -67,7 +67,7 @@ public enum BootInitramfs {
 
     // The staging folder is a real folder of the image folder, never a planted link.
     let entry = "boot-\(id)-\(getpid())"
-    let stage = try SafeFiles.directory(entry, in: SafeFiles.directory(".staging", in: directory))
+    let stage = try SafeFiles.directory(entry, in: SafeFiles.directory(".staging", in: directory), fresh: true)
     defer { try? SafeFiles.remove(entry, inFolder: ".staging", of: directory) }
     for dir in ["bin", "dev", "proc", "sys", "newroot", "lib/modules"] {
       try FileManager.default.createDirectory(atPath: "\(stage)/\(dir)", withIntermediateDirectories: true)
@@ -90,7 +90,8 @@ public enum BootInitramfs {
       .write(toFile: "\(stage)/init", atomically: true, encoding: .utf8)
     try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: "\(stage)/init")
     let temp = path + ".tmp.\(getpid())"
-    try runner.run(["/bin/sh", "-c", "cd '\(stage)' && find . | cpio -o -H newc --quiet | gzip -1 > '\(temp)'"], timeout: 120)
+    // Paths as arguments, never inside the script: a folder name is never shell code.
+    try runner.run(["/bin/sh", "-c", "cd \"$1\" && find . | cpio -o -H newc --quiet | gzip -1 > \"$2\"", "sh", stage, temp], timeout: 120)
     try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: temp)
     guard rename(temp, path) == 0 else { throw Diagnostic.error("bake.io", "cannot write \(path)") }
     return path

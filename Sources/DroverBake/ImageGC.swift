@@ -1,3 +1,4 @@
+import DroverBasics
 import DroverModel
 import Foundation
 
@@ -37,9 +38,11 @@ public enum ImageGC {
 
   public static func delete(_ m: ImageManifest, in directory: String) {
     guard m.pathsStayInside(directory) else { return }  // never delete outside the image folder
-    let base = directory + "/" + (m.artifact as NSString).deletingPathExtension
-    for path in [directory + "/" + m.artifact, base + ".sha256", base + ".manifest.json", m.buildLog] {
-      try? FileManager.default.removeItem(atPath: path)
+    let base = (m.artifact as NSString).deletingPathExtension
+    // Files only, by name in their folder: never a tree, never through a link.
+    for name in [m.artifact, base + ".sha256", base + ".manifest.json"] { SafeFiles.removeFile(name, in: directory) }
+    if !m.buildLog.isEmpty {
+      SafeFiles.removeFile((m.buildLog as NSString).lastPathComponent, in: (m.buildLog as NSString).deletingLastPathComponent)
     }
   }
 }

@@ -10,14 +10,40 @@ public final class NodeImages: @unchecked Sendable {
   let catalogue: ImageCatalogue
   let poolName: String
   let consoleDirectory: String
+  /// The machine's kernel and roots: what a manifest's boot files may be.
+  let machine: MachineSettings
+  let hostPaths: HostPathPolicy
   private var verified: Set<String> = []
   private var readyPools: Set<String> = []
   private let lock = NSLock()
 
-  public init(catalogue: ImageCatalogue, poolName: String, consoleDirectory: String) {
+  public init(
+    catalogue: ImageCatalogue, poolName: String, consoleDirectory: String, machine: MachineSettings = MachineSettings(),
+    hostPaths: HostPathPolicy = .projectOnly
+  ) {
     self.catalogue = catalogue
     self.poolName = poolName
     self.consoleDirectory = consoleDirectory
+    self.machine = machine
+    self.hostPaths = hostPaths
+  }
+
+  /// Why a manifest's boot files may not be booted, or nil. A manifest is a file in the image
+  /// folder — one planted there could name `initrd: /etc/shadow`, which libvirt would load into
+  /// a VM's memory — so its kernel must be the machine's or pass the path policy, and its initrd
+  /// be Drover's own boot initramfs in the image folder or pass the policy.
+  func bootFilesProblem(_ m: ImageManifest) -> String? {
+    let real = SafeFiles.realPath
+    let kernelOK = m.kernel == machine.kernel || (real(m.kernel) != nil && real(m.kernel) == real(machine.kernel))
+      || (m.kernel.hasPrefix("/") && hostPaths.resolvedProblem(m.kernel, in: "", realPath: real) == nil)
+    if !kernelOK { return "its kernel \(Terminal.escaped(m.kernel)) is neither the machine's kernel nor under an allowed root" }
+    let name = (m.initrd as NSString).lastPathComponent
+    let folder = (m.initrd as NSString).deletingLastPathComponent
+    let ownInitramfs = (folder == catalogue.directory || (real(folder) != nil && real(folder) == real(catalogue.directory))) && name.hasPrefix("boot-")
+      && name.hasSuffix(".cpio.gz") && !name.contains("/")
+    let initrdOK = ownInitramfs || (m.initrd.hasPrefix("/") && hostPaths.resolvedProblem(m.initrd, in: "", realPath: real) == nil)
+    if !initrdOK { return "its initrd \(Terminal.escaped(m.initrd)) is neither Drover's boot initramfs in \(catalogue.directory) nor under an allowed root" }
+    return nil
   }
 
   /// Gives a new domain (create, replace, rollback) its own overlay. Updates never come here:
@@ -35,6 +61,11 @@ public final class NodeImages: @unchecked Sendable {
       if host.bootsNodes {
         try lock.withLock {
           if !verified.contains(manifest.key) {
+            if let why = bootFilesProblem(manifest) {
+              throw Diagnostic.error(
+                "image.tampered", "image \(manifest.reference) is refused: \(why)", subject: "image \(manifest.reference)",
+                hint: "bake it again with drover bake; a manifest is never trusted to choose host files")
+            }
             try ImageVerifier.verify(manifest, in: catalogue)
             verified.insert(manifest.key)
           }

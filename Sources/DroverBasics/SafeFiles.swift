@@ -12,10 +12,13 @@ public enum SafeFiles {
     return String(cString: pointer)
   }
 
-  /// `root/name` as a real folder (created 0755 when missing): refused when it is a symlink or
-  /// anything but a folder. `name` is one path component Drover chose.
+  /// `root/name` as a real folder of Drover's own (created 0755 when missing): refused when it
+  /// is a symlink, not a folder, owned by another user, or writable by group or others — a
+  /// folder someone else made could hold links Drover would then write through.
+  /// - Parameter fresh: the folder is this run's alone (`<key>-<pid>`): whatever is at the name
+  ///   is removed first (a leftover of an earlier process that had the same pid), then made anew.
   @discardableResult
-  public static func directory(_ name: String, in root: String) throws -> String {
+  public static func directory(_ name: String, in root: String, fresh: Bool = false) throws -> String {
     let path = root + "/" + name
     guard !name.isEmpty, !name.contains("/"), name != "..", name != "." else {
       throw Diagnostic.error("io.path", "'\(Terminal.escaped(name))' is not a folder name", subject: path)
@@ -25,18 +28,42 @@ public enum SafeFiles {
       throw Diagnostic.error("io.path", "cannot open \(root): \(String(cString: strerror(errno)))", subject: root)
     }
     defer { close(rootFD) }
-    if mkdirat(rootFD, name, 0o755) != 0 && errno != EEXIST {
+    if fresh { try removeTree(Array(name.utf8CString), at: rootFD, shown: path) }
+    if mkdirat(rootFD, name, 0o755) != 0 && (fresh || errno != EEXIST) {
       throw Diagnostic.error("io.path", "cannot create \(path): \(String(cString: strerror(errno)))", subject: path)
     }
     let fd = openat(rootFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
     guard fd >= 0 else {
       let why = errno == ELOOP || errno == ENOTDIR ? "it is a symlink or not a folder" : String(cString: strerror(errno))
-      throw Diagnostic.error(
-        "io.unsafe-folder", "refusing \(path): \(why)", subject: path,
-        hint: "Drover never follows a link it did not make; remove \(path) and run again")
+      throw unsafe(path, why)
     }
-    close(fd)
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw unsafe(path, String(cString: strerror(errno))) }
+    if let why = foreignReason(st) { throw unsafe(path, why) }
     return path
+  }
+
+  /// Why a folder with this status is not one Drover may write into, or nil.
+  public static func foreignReason(_ st: stat) -> String? {
+    if st.st_uid != geteuid() { return "it belongs to uid \(st.st_uid), not to Drover's user" }
+    if st.st_mode & 0o022 != 0 { return "others can write it (mode \(String(st.st_mode & 0o777, radix: 8)))" }
+    return nil
+  }
+
+  static func unsafe(_ path: String, _ why: String) -> Diagnostic {
+    Diagnostic.error(
+      "io.unsafe-folder", "refusing \(path): \(why)", subject: path,
+      hint: "Drover never follows a link or writes into a folder it did not make; remove \(path) and run again")
+  }
+
+  /// Removes the regular file or link `name` in `root` (never a folder, never through a link).
+  public static func removeFile(_ name: String, in root: String) {
+    guard !name.contains("/"), name != ".", name != ".." else { return }
+    let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard rootFD >= 0 else { return }
+    defer { close(rootFD) }
+    _ = unlinkat(rootFD, name, 0)
   }
 
   /// The names in `root/name`, or [] when it does not exist; refused when it is a symlink.
@@ -44,11 +71,8 @@ public enum SafeFiles {
     let path = root + "/" + name
     var st = stat()
     if lstat(path, &st) != 0 { return [] }
-    guard (st.st_mode & S_IFMT) == S_IFDIR else {
-      throw Diagnostic.error(
-        "io.unsafe-folder", "refusing \(path): it is a symlink or not a folder", subject: path,
-        hint: "Drover never follows a link it did not make; remove \(path) and run again")
-    }
+    guard (st.st_mode & S_IFMT) == S_IFDIR else { throw unsafe(path, "it is a symlink or not a folder") }
+    if let why = foreignReason(st) { throw unsafe(path, why) }
     return (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
   }
 
@@ -64,15 +88,17 @@ public enum SafeFiles {
       throw Diagnostic.error("io.unsafe-folder", "refusing \(root)/\(name): it is a symlink or not a folder", subject: "\(root)/\(name)")
     }
     defer { close(fd) }
-    try removeTree(entry, at: fd, shown: "\(root)/\(name)/\(entry)")
+    try removeTree(Array(entry.utf8CString), at: fd, shown: "\(root)/\(name)/\(entry)")
   }
 
-  /// `unlinkat` of `name` in the folder `dirFD`; a folder is emptied by descriptor first.
-  static func removeTree(_ name: String, at dirFD: Int32, shown: String, depth: Int = 0) throws {
-    guard !name.contains("/"), name != ".", name != ".." else { return }
+  /// `unlinkat` of `name` (raw bytes, NUL-terminated: a name that is not UTF-8 is still the name
+  /// on disk) in the folder `dirFD`; a folder is emptied by descriptor first.
+  static func removeTree(_ name: [CChar], at dirFD: Int32, shown: String, depth: Int = 0) throws {
+    let text = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    guard !name.prefix(while: { $0 != 0 }).contains(0x2F), text != ".", text != ".." else { return }
     if unlinkat(dirFD, name, 0) == 0 || errno == ENOENT { return }
-    guard errno == EISDIR || errno == EPERM else {
-      throw Diagnostic.error("io.remove", "cannot remove \(shown): \(String(cString: strerror(errno)))", subject: shown)
+    guard errno == EISDIR else {
+      throw Diagnostic.error("io.remove", "cannot remove \(Terminal.escaped(shown)): \(String(cString: strerror(errno)))", subject: shown)
     }
     guard depth < 64 else { throw Diagnostic.error("io.remove", "\(shown) is nested too deep to remove", subject: shown) }
     let child = openat(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -81,15 +107,18 @@ public enum SafeFiles {
       close(child)
       throw Diagnostic.error("io.remove", "cannot list \(shown)", subject: shown)
     }
-    var names: [String] = []
-    while let e = readdir(dir) {
-      let n = withUnsafePointer(to: e.pointee.d_name) { $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) } }
-      if n != "." && n != ".." { names.append(n) }
-    }
     defer { closedir(dir) }
-    for n in names { try removeTree(n, at: dirfd(dir), shown: shown + "/" + n, depth: depth + 1) }
+    var names: [[CChar]] = []
+    while let e = readdir(dir) {
+      let raw = withUnsafeBytes(of: e.pointee.d_name) { bytes in Array(bytes.prefix { $0 != 0 }.map { CChar(bitPattern: $0) }) }
+      if raw != [0x2E] && raw != [0x2E, 0x2E] { names.append(raw + [0]) }
+    }
+    for n in names {
+      let shownChild = shown + "/" + String(decoding: n.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+      try removeTree(n, at: dirfd(dir), shown: shownChild, depth: depth + 1)
+    }
     if unlinkat(dirFD, name, AT_REMOVEDIR) != 0 && errno != ENOENT {
-      throw Diagnostic.error("io.remove", "cannot remove \(shown): \(String(cString: strerror(errno)))", subject: shown)
+      throw Diagnostic.error("io.remove", "cannot remove \(Terminal.escaped(shown)): \(String(cString: strerror(errno)))", subject: shown)
     }
   }
 }

@@ -27,6 +27,8 @@ struct ImageOptions: ParsableArguments {
   var catalogue: ImageCatalogue { ImageCatalogue(directory: imageDir) }
 
   func nodeImages() -> NodeImages {
-    NodeImages(catalogue: catalogue, poolName: imagePool, consoleDirectory: consoleDir)
+    NodeImages(
+      catalogue: catalogue, poolName: imagePool, consoleDirectory: consoleDir, machine: CurrentMachine.settings,
+      hostPaths: HostPathPolicy(project: CurrentProject.absoluteDir, allowed: CurrentMachine.settings.allowedRoots))
   }
 }

@@ -47,11 +47,14 @@ struct ProjectOptions: ParsableArguments {
     guard CurrentMachine.load(format: .human, noColor: noColor) else { throw ExitCode.failure }
     var (settings, problems, sources) = ProjectFileLoader.read(dir: dir)
     if let settings {
-      // drover.yaml comes with the project: its folders stay in the project, under
-      // /var/lib/drover, or under a root this machine allows.
-      let policy = HostPathPolicy(project: absoluteDir, allowed: CurrentMachine.settings.allowedRoots + ["/var/lib/drover"])
-      for (field, path) in settings.absolutePaths {
-        if let why = policy.problem(path) {
+      // drover.yaml comes with the project: its folders stay in the project, in Drover's own
+      // folders under /var/lib/drover (images, consoles, this project's state), or under a root
+      // this machine allows — checked on the real path, so a committed link is seen through.
+      let defaults = ["/var/lib/drover/images", "/var/lib/drover/console", ProjectSettings.defaultStateDirectory(project: projectFlag ?? settings.project)]
+      let policy = HostPathPolicy(project: absoluteDir, allowed: CurrentMachine.settings.allowedRoots + defaults)
+      for (field, path) in settings.folders {
+        let located = path.hasPrefix("/") ? path : absoluteDir + "/" + path
+        if let why = policy.resolvedFolderProblem(located, realPath: SafeFiles.realPath) {
           problems.append(
             .error(
               "project.path", "\(field) '\(Terminal.escaped(path))' in \(ProjectFile.name) \(why)", subject: dir + "/" + ProjectFile.name,
@@ -70,6 +73,7 @@ struct ProjectOptions: ParsableArguments {
   var absoluteDir: String {
     SafeFiles.realPath(dir) ?? (dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir)
   }
+
 
   var poolsPath: String { dir + "/pools" }
   var imagesPath: String { dir + "/images" }

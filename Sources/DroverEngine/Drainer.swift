@@ -14,20 +14,20 @@ public protocol Draining: Sendable {
 public enum Drainers {
   /// - Parameters:
   ///   - specFolder: the folder of the pool's file, which a relative kubeconfig is in.
-  ///   - hostPaths: where a kubeconfig may lie; checked on its real path here, right before
-  ///     use, so a link planted in the project never hands kubectl another file (a kubeconfig
-  ///     can name a credential program that kubectl runs).
+  ///   - hostPaths: the machine's roots, where a kubeconfig must lie (never the project's own
+  ///     files: a kubeconfig can name a credential program that kubectl runs); checked on its
+  ///     real path here, right before use.
   public static func make(_ spec: DrainSpec, specFolder: String = "", hostPaths: HostPathPolicy = .projectOnly) -> any Draining {
     switch spec.backend {
     case .none: return NoDrain()
     case .command(let cordon, let drain, let uncordon): return CommandDrain(cordonArgv: cordon, drainArgv: drain, uncordonArgv: uncordon, timeout: spec.timeout.seconds)
     case .slurm(let nodeName): return SlurmDrain(nodeName: nodeName, timeout: spec.timeout.seconds)
     case .kubernetes(let kubeconfig, let grace):
-      if let kubeconfig, let why = hostPaths.resolvedProblem(kubeconfig, in: specFolder, realPath: SafeFiles.realPath) {
+      if let kubeconfig, let why = hostPaths.machineOnly.resolvedProblem(kubeconfig, in: specFolder, realPath: SafeFiles.realPath) {
         return RefusedDrain(
           problem: .error(
             "rollout.hook", "kubeconfig \(Terminal.escaped(kubeconfig)) \(why); no node was cordoned", subject: "kubeconfig",
-            hint: "put the kubeconfig in the project folder or under a root the machine's configuration allows"))
+            hint: "keep the kubeconfig outside the project, under a root the machine's configuration allows (it can name a program kubectl runs)"))
       }
       let located = kubeconfig.map { SafeFiles.realPath(HostPathPolicy.located($0, in: specFolder)) ?? $0 }
       return KubernetesDrain(kubeconfig: located, gracePeriod: grace.seconds, timeout: spec.timeout.seconds)

@@ -43,11 +43,19 @@ public struct HostPathPolicy: Sendable, Hashable {
   /// and allowed roots pass).
   public var project: String?
   public var allowed: [String]
+  /// Whether files of the project may be named at all: not for trust material (a kubeconfig can
+  /// name a credential program kubectl runs, and the project's files come from pull requests).
+  public var allowsProjectFiles: Bool
 
-  public init(project: String?, allowed: [String]) {
-    self.project = project.map(HostPathPolicy.normalised)
+  public init(project: String?, allowed: [String], allowsProjectFiles: Bool = true) {
+    // The whole file system is no project folder (`validate` run from `/`).
+    self.project = project.map(HostPathPolicy.normalised).flatMap { $0 == "/" || $0.isEmpty ? nil : $0 }
     self.allowed = allowed.map(HostPathPolicy.normalised)
+    self.allowsProjectFiles = allowsProjectFiles
   }
+
+  /// The same roots, without the project's own files: for trust material.
+  public var machineOnly: HostPathPolicy { HostPathPolicy(project: nil, allowed: allowed, allowsProjectFiles: false) }
 
   /// Relative paths only: nothing on the host outside the spec's folder.
   public static let projectOnly = HostPathPolicy(project: nil, allowed: [])
@@ -60,12 +68,14 @@ public struct HostPathPolicy: Sendable, Hashable {
     if path.hasPrefix("~") { return "must not start with '~' (it would be the home folder of whoever runs Drover)" }
     let parts = path.split(separator: "/", omittingEmptySubsequences: true)
     if parts.contains("..") { return "must not contain '..' components" }
-    guard path.hasPrefix("/") else { return nil }
+    let roots = allowed.isEmpty ? "this machine allows no roots" : "this machine allows only \(allowed.joined(separator: ", "))"
+    guard path.hasPrefix("/") else {
+      return allowsProjectFiles ? nil : "must be an absolute path under a root this machine allows (\(roots)); the project's own files are not trusted for it"
+    }
     let normal = HostPathPolicy.normalised(path)
-    if let project, HostPathPolicy.isInside(normal, project) { return nil }
+    if allowsProjectFiles, let project, HostPathPolicy.isInside(normal, project) { return nil }
     if allowed.contains(where: { HostPathPolicy.isInside(normal, $0) }) { return nil }
-    let roots = allowed.isEmpty ? "this machine allows no other roots" : "this machine allows only \(allowed.joined(separator: ", "))"
-    return "is outside the project folder, and \(roots)"
+    return allowsProjectFiles ? "is outside the project folder, and \(roots.replacingOccurrences(of: "allows no roots", with: "allows no other roots"))" : "is not under a root this machine allows (\(roots))"
   }
 
   /// `path` equals `root` or lies below it (`root` "/" holds everything).
@@ -96,9 +106,42 @@ extension HostPathPolicy {
     let located = HostPathPolicy.located(path, in: specFolder)
     guard let real = realPath(located) else { return "does not exist" }
     var roots = allowed.compactMap(realPath)
-    if let project, let p = realPath(project) { roots.append(p) }
-    if !path.hasPrefix("/"), let folder = realPath(specFolder.isEmpty ? "." : specFolder) { roots.append(folder) }
+    if allowsProjectFiles {
+      let realProject = project.flatMap(realPath)
+      if let realProject { roots.append(realProject) }
+      // A relative path is in the spec's folder, which counts only while it is in the project
+      // (a linked `images/` pointing elsewhere would otherwise allow all it points at).
+      if !path.hasPrefix("/"), let folder = realPath(specFolder.isEmpty ? "." : specFolder),
+        realProject.map({ HostPathPolicy.isInside(folder, $0) }) ?? (project == nil)
+      {
+        roots.append(folder)
+      }
+    }
     if roots.contains(where: { HostPathPolicy.isInside(real, $0) }) { return nil }
     return "resolves to \(real), outside the project folder and the roots this machine allows"
+  }
+}
+
+extension HostPathPolicy {
+  /// Why the folder `path` (which may not exist yet) is not inside what may be written, once
+  /// links are resolved: its deepest existing ancestor is resolved and the rest appended, so a
+  /// committed link `store -> /etc` in the project is seen for what it is.
+  public func resolvedFolderProblem(_ path: String, realPath: (String) -> String?) -> String? {
+    if let lexical = problem(path) { return lexical }
+    var existing = HostPathPolicy.normalised(path)
+    var rest: [String] = []
+    var real = realPath(existing)
+    while real == nil, existing != "/", !existing.isEmpty {
+      let slash = existing.lastIndex(of: "/") ?? existing.startIndex
+      rest.insert(String(existing[existing.index(after: slash)...]), at: 0)
+      existing = slash == existing.startIndex ? (existing.hasPrefix("/") ? "/" : "") : String(existing[..<slash])
+      real = realPath(existing.isEmpty ? "." : existing)
+    }
+    guard let base = real else { return "cannot be resolved" }
+    let resolved = HostPathPolicy.normalised(([base] + rest).joined(separator: "/"))
+    var roots = allowed.map { realPath($0) ?? $0 }
+    if allowsProjectFiles, let project { roots.append(realPath(project) ?? project) }
+    if roots.contains(where: { HostPathPolicy.isInside(resolved, $0) }) { return nil }
+    return "resolves to \(resolved), outside the project folder and the roots this machine allows"
   }
 }

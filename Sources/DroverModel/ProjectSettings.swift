@@ -27,12 +27,12 @@ public struct ProjectSettings: Sendable, Hashable {
     case local(dir: String?)
   }
 
-  /// The absolute folders this file names, by field (relative ones are inside the project).
-  public var absolutePaths: [(field: String, path: String)] {
+  /// The folders this file names, by field, as written (relative ones are in the project folder).
+  public var folders: [(field: String, path: String)] {
     var result: [(String, String)] = []
-    if let imageDir, imageDir.hasPrefix("/") { result.append(("image_dir", imageDir)) }
-    if let consoleDir, consoleDir.hasPrefix("/") { result.append(("console_dir", consoleDir)) }
-    if case .local(let dir?) = state, dir.hasPrefix("/") { result.append(("state.dir", dir)) }
+    if let imageDir { result.append(("image_dir", imageDir)) }
+    if let consoleDir { result.append(("console_dir", consoleDir)) }
+    if case .local(let dir?) = state { result.append(("state.dir", dir)) }
     return result
   }
 

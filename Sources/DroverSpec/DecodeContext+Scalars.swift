@@ -108,12 +108,16 @@ extension DecodeContext {
 
   /// A host file a spec names (kernel, initrd, base file, kubeconfig): in the project folder or
   /// under a root this machine allows, never elsewhere on the host.
-  mutating func hostPath(_ node: YAMLNode, _ field: String) -> String? {
+  /// - Parameter trust: the file decides whom Drover trusts or what it runs (a kubeconfig): then
+  ///   only the machine's roots hold it, never the project's own files.
+  mutating func hostPath(_ node: YAMLNode, _ field: String, trust: Bool = false) -> String? {
     guard let text = string(node, field) else { return nil }
-    if let why = hostPaths.problem(text) {
+    if let why = (trust ? hostPaths.machineOnly : hostPaths).problem(text) {
       error(
         "spec.path.host", "\(field) '\(Terminal.escaped(text))' \(why)", at: node,
-        hint: "put the file in the project folder (a relative path is resolved against this file's folder), or \(machine.allowHint)")
+        hint: trust
+          ? "keep it outside the project and \(machine.allowHint)"
+          : "put the file in the project folder (a relative path is resolved against this file's folder), or \(machine.allowHint)")
       return nil
     }
     return text

@@ -13,7 +13,7 @@ enum DrainDecoder {
     switch type?.0 ?? "none" {
     case "none": spec.backend = .none
     case "kubernetes":
-      let kubeconfig = reader.optional("kubeconfig").flatMap { context.hostPath($0, "kubeconfig") }
+      let kubeconfig = reader.optional("kubeconfig").flatMap { context.hostPath($0, "kubeconfig", trust: true) }
       let grace = reader.optional("grace_period").flatMap { context.timeSpan($0, "grace_period") } ?? .seconds(30)
       spec.backend = .kubernetes(kubeconfig: kubeconfig, gracePeriod: grace)
     case "slurm":

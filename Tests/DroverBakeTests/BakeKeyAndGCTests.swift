@@ -35,6 +35,21 @@ import Testing
     #expect(try BakeKey.compute(recipe: Self.recipe(), recipeDirectory: dir, baseKey: nil, tools: tools, digests: digests).key != a.key)
   }
 
+  /// A recipe without `kernel` boots the machine's: another kernel there is another image.
+  @Test func theMachinesKernelIsAnInputOfRecipesThatNameNone() throws {
+    let dir = try Self.scratch()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try "#!/bin/sh\n".write(toFile: dir + "/init", atomically: true, encoding: .utf8)
+    try "kernel one".write(toFile: dir + "/k1", atomically: true, encoding: .utf8)
+    try "kernel two".write(toFile: dir + "/k2", atomically: true, encoding: .utf8)
+    var recipe = Self.recipe()
+    recipe.kernel = nil
+    let digests = FileDigestCache(stateDirectory: dir + "/state")
+    let one = try BakeKey.compute(recipe: recipe, recipeDirectory: dir, baseKey: nil, tools: [:], digests: digests, machineKernel: dir + "/k1")
+    let two = try BakeKey.compute(recipe: recipe, recipeDirectory: dir, baseKey: nil, tools: [:], digests: digests, machineKernel: dir + "/k2")
+    #expect(one.key != two.key && one.inputs["kernel-path"] == dir + "/k1")
+  }
+
   @Test func missingInputIsALocatedError() throws {
     let dir = try Self.scratch()
     defer { try? FileManager.default.removeItem(atPath: dir) }

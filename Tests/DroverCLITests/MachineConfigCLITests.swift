@@ -48,6 +48,12 @@ import Testing
     let run = try h.run(["plan"])
     #expect(run.status == 1, "\(run.stdout)")
     #expect(run.stderr.contains("image_dir '/etc'") && run.stderr.contains("state.dir '/root/.ssh'"), "\(run.stderr)")
+    // A relative folder that is a committed link out of the project is seen through.
+    try FileManager.default.createSymbolicLink(atPath: h.dir.path + "/store", withDestinationPath: "/etc")
+    try "project: \(h.project)\nimage_dir: store/drover\nstate: {backend: local, dir: .drover}\n"
+      .write(to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
+    let linked = try h.run(["plan"])
+    #expect(linked.status == 1 && linked.stderr.contains("image_dir 'store/drover'") && linked.stderr.contains("resolves to /etc/drover"), "\(linked.stderr)")
     // Absolute folders inside the project, or under a root the machine allows, are fine.
     let elsewhere = h.dir.path + "-elsewhere"
     defer { try? FileManager.default.removeItem(atPath: elsewhere) }

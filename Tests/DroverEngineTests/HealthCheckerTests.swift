@@ -88,11 +88,12 @@ import Testing
     chmod(dir + "/kubectl", 0o755)
     setenv("PATH", dir + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"), 1)
 
-    // A kubeconfig beside the pool file (relative to its folder), handed to kubectl by its real path.
+    // A kubeconfig under a root the machine allows, handed to kubectl by its real path.
     try "apiVersion: v1\n".write(toFile: dir + "/kube.conf", atomically: true, encoding: .utf8)
     let kubeconfig = SafeFiles.realPath(dir + "/kube.conf") ?? ""
     let drainer = Drainers.make(
-      DrainSpec(backend: .kubernetes(kubeconfig: "kube.conf", gracePeriod: .seconds(30)), timeout: .seconds(60)), specFolder: dir)
+      DrainSpec(backend: .kubernetes(kubeconfig: dir + "/kube.conf", gracePeriod: .seconds(30)), timeout: .seconds(60)),
+      hostPaths: HostPathPolicy(project: nil, allowed: [dir]))
     let node = NodeEndpoint(name: "web-1", host: "qemu:///system", pool: "web", image: "demo@v2")
     try drainer.cordon(node)
     #expect(try drainer.drain(node, timeout: 60))

@@ -48,6 +48,11 @@ import Testing
     #expect(load("/proj/pools/web.yaml", yaml, kind: .pool).contains { $0.code == "spec.path.host" })
     let allowed = load("/proj/pools/web.yaml", yaml, kind: .pool, machine: MachineSettings(allowedRoots: ["/home/someone/.kube"]))
     #expect(!allowed.hasErrors, "\(allowed)")
+    // The project's own files came with the pull request: never a kubeconfig.
+    for path in ["kube.conf", "/proj/kube.conf"] {
+      let inProject = load("/proj/pools/web.yaml", yaml.replacingOccurrences(of: "/home/someone/.kube/config", with: path), kind: .pool)
+      #expect(inProject.contains { $0.code == "spec.path.host" }, "\(path): \(inProject)")
+    }
   }
 
   /// The lexical check passes `kernels/vmlinuz`; a link there to `/etc/shadow` must not.
