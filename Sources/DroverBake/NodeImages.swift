@@ -13,20 +13,35 @@ public final class NodeImages: @unchecked Sendable {
   /// The machine's kernel and roots: what a manifest's boot files may be.
   let machine: MachineSettings
   let hostPaths: HostPathPolicy
+  /// Drover's image folder on each host that has its own (host entries with `image_dir`):
+  /// there images are pushed through libvirt and everything a node needs lives on the host.
+  let hostDirectories: [String: String]
   private var verified: Set<String> = []
   private var readyPools: Set<String> = []
+  /// `host|volume` pairs pushed (or found) and verified by this process.
+  private var onHost: Set<String> = []
   private let lock = NSLock()
+  /// One transfer at a time per host; different hosts in parallel.
+  private var transfers: [String: NSLock] = [:]
 
   public init(
     catalogue: ImageCatalogue, poolName: String, consoleDirectory: String, machine: MachineSettings = MachineSettings(),
-    hostPaths: HostPathPolicy = .projectOnly
+    hostPaths: HostPathPolicy = .projectOnly, hostDirectories: [String: String] = [:]
   ) {
     self.catalogue = catalogue
     self.poolName = poolName
     self.consoleDirectory = consoleDirectory
     self.machine = machine
     self.hostPaths = hostPaths
+    self.hostDirectories = hostDirectories
   }
+
+  /// Drover's image folder on `uri`'s own file system (a host entry's `image_dir`), or nil when
+  /// the host uses the local image folder.
+  public func remoteDirectory(of uri: String) -> String? { hostDirectories[uri] }
+
+  /// The name of a node's console log volume in the host's image pool (remote hosts).
+  public static func consoleVolume(of node: String) -> String { "console-\(node).log" }
 
   /// Why a manifest's boot files may not be booted, or nil. A manifest is a file in the image
   /// folder — one planted there could name `initrd: /etc/shadow`, which libvirt would load into
@@ -53,6 +68,7 @@ public final class NodeImages: @unchecked Sendable {
   /// does not (the test driver) an unbaked image gets an overlay backed by the path the image
   /// would have, so every disk path is exercised in the fast tests too.
   public func prepare(_ node: NodeDefinition, host: any ImageHost) throws -> NodeDefinition {
+    if let remote = remoteDirectory(of: host.uri) { return try prepareRemote(node, host: host, directory: remote) }
     let o = node.ownership
     let manifest = catalogue.image(forKey: o.digest) ?? ImageRef(parsing: o.image).flatMap(catalogue.image(for:))
     var result = node
@@ -99,11 +115,124 @@ public final class NodeImages: @unchecked Sendable {
   }
 
   /// Prepares Drover's image pool once per host and process (nodes are prepared in parallel).
-  func ensurePool(on host: any ImageHost) throws {
+  func ensurePool(on host: any ImageHost, directory: String? = nil) throws {
     try lock.withLock {
       guard !readyPools.contains(host.uri) else { return }
-      try host.ensureImagePool(name: poolName, directory: catalogue.directory)
+      try host.ensureImagePool(name: poolName, directory: directory ?? catalogue.directory)
       readyPools.insert(host.uri)
+    }
+  }
+
+  /// A node on a host with its own image folder: the image, kernel and initrd are volumes of
+  /// the host's pool — pushed through libvirt when missing, and read back and hashed once per
+  /// process before any node uses them — and the console is logged into that pool, read back
+  /// through libvirt. Nothing here assumes the host shares this machine's files.
+  func prepareRemote(_ node: NodeDefinition, host: any ImageHost, directory: String) throws -> NodeDefinition {
+    let o = node.ownership
+    if host.bootsNodes && host.uri.hasPrefix("qemu+libssh") {
+      // Measured with libvirt 9.0 here: a volume stream over libssh hangs in virStreamRecv
+      // without libvirt's event loop, and the client crashes with one. Refused up front rather
+      // than waited on.
+      throw Diagnostic.error(
+        "image.push", "images cannot be pushed to \(host.uri): libvirt's libssh transport does not carry volume streams reliably",
+        subject: "node \(o.node) on \(host.uri)", hint: "name the host by qemu+ssh:// (OpenSSH; its known hosts come from this machine's ssh configuration)")
+    }
+    var result = node
+    try ensurePool(on: host, directory: directory)
+    let manifest = catalogue.image(forKey: o.digest) ?? ImageRef(parsing: o.image).flatMap(catalogue.image(for:))
+    let backing: String
+    var kernel: String?, initrd: String?
+    if let manifest {
+      result.ownership.digest = manifest.key
+      if host.bootsNodes {
+        try lock.withLock {
+          if !verified.contains(manifest.key) {
+            if let why = bootFilesProblem(manifest) {
+              throw Diagnostic.error(
+                "image.tampered", "image \(manifest.reference) is refused: \(why)", subject: "image \(manifest.reference)",
+                hint: "bake it again with drover bake; a manifest is never trusted to choose host files")
+            }
+            try ImageVerifier.verify(manifest, in: catalogue)
+            verified.insert(manifest.key)
+          }
+        }
+        backing = try pushed(catalogue.path(of: manifest), as: manifest.artifact, sha256: manifest.artifactSHA256, to: host)
+        kernel = try pushed(manifest.kernel, as: "kernel-\(try fileDigest(manifest.kernel).prefix(12))", sha256: nil, to: host)
+        initrd = try pushed(manifest.initrd, as: "initrd-\(try fileDigest(manifest.initrd).prefix(12))", sha256: nil, to: host)
+      } else {
+        backing = directory + "/" + manifest.artifact
+      }
+    } else if !host.bootsNodes {
+      backing = "\(directory)/unbaked-\(o.image.replacingOccurrences(of: "@", with: "-")).qcow2"
+    } else {
+      throw Diagnostic.error(
+        "image.missing", "image \(o.image) has not been baked", subject: "node \(o.node) on \(host.uri)",
+        hint: "run: drover bake  (recipes in images/)")
+    }
+    let volume = OverlayName(project: o.project, pool: o.pool, index: o.index, generation: o.generation).volume
+    if host.bootsNodes { try host.deleteVolume(pool: poolName, name: Self.consoleVolume(of: o.node)) }  // a new domain, a new log
+    try host.createOverlay(
+      pool: poolName, name: volume, backingPath: backing, capacityBytes: max(o.diskMiB << 20, manifest?.recipe.size.bytes ?? 0))
+    CrashPoint.reached("overlay-created")
+    result.ownership.disk = "\(poolName)/\(volume)"
+    result.boot = NodeBoot(
+      storagePool: poolName, volume: volume, kernel: kernel, initrd: initrd, cmdline: manifest?.cmdline,
+      consoleLog: host.bootsNodes ? directory + "/" + Self.consoleVolume(of: o.node) : nil, consoleOnHost: true)
+    return result
+  }
+
+  func fileDigest(_ path: String) throws -> String { try FileDigestCache.sha256(ofFile: path) }
+
+  /// The host path of volume `name` holding the local file `file`: uploaded when the host has no
+  /// volume of that name and size, then read back and hashed; once per process and host.
+  /// Content-addressed names make a second push a lookup.
+  /// - Parameter sha256: the file's known digest (else computed here).
+  public func pushed(_ file: String, as name: String, sha256: String?, to host: any ImageHost) throws -> String {
+    let key = host.uri + "|" + name
+    let expected = try sha256 ?? fileDigest(file)
+    if lock.withLock({ onHost.contains(key) }), let v = try host.volume(pool: poolName, name: name) { return v.path }
+    let transfer = lock.withLock { () -> NSLock in
+      if let l = transfers[host.uri] { return l }
+      let l = NSLock()
+      transfers[host.uri] = l
+      return l
+    }
+    return try transfer.withLock {
+      if lock.withLock({ onHost.contains(key) }), let v = try host.volume(pool: poolName, name: name) { return v.path }
+      // `<name>.verified` is written only after a copy was read back intact: a volume without
+      // it is an interrupted upload (sent again); one with it that no longer matches was
+      // changed on the host, and is refused.
+      if let v = try host.volume(pool: poolName, name: name) {
+        if try host.volume(pool: poolName, name: name + ".verified") != nil {
+          let back = try host.digest(pool: poolName, name: name)
+          guard back == expected else {
+            throw Diagnostic.error(
+              "image.tampered",
+              "the copy of \(name) on \(host.uri) does not match this machine's (sha256 \(back.prefix(16))…, expected \(expected.prefix(16))…): it changed on the host after it was verified",
+              subject: name, hint: "no node uses it; if the change is not an attack, delete it (virsh vol-delete --pool \(poolName) \(name)) and run again")
+          }
+          lock.withLock { _ = onHost.insert(key) }
+          return v.path
+        }
+        try host.deleteVolume(pool: poolName, name: name)
+      }
+      let sent = try host.upload(file: file, pool: poolName, name: name)
+      guard sent == expected else {
+        throw Diagnostic.error("image.push", "\(file) changed while it was sent to \(host.uri)", subject: name, hint: "run the command again")
+      }
+      let back = try host.digest(pool: poolName, name: name)
+      guard back == expected else {
+        try? host.deleteVolume(pool: poolName, name: name)
+        throw Diagnostic.error(
+          "image.tampered", "the copy of \(name) on \(host.uri) does not match what was sent (sha256 \(back.prefix(16))…, sent \(expected.prefix(16))…)",
+          subject: name, hint: "check the host's storage; the copy was deleted and no node uses it")
+      }
+      try host.markVerified(pool: poolName, name: name)
+      lock.withLock { _ = onHost.insert(key) }
+      guard let v = try host.volume(pool: poolName, name: name) else {
+        throw Diagnostic.error("image.push", "\(name) vanished from \(host.uri) after it was sent", subject: name)
+      }
+      return v.path
     }
   }
 }

@@ -41,7 +41,7 @@ struct BakeCommand: ParsableCommand {
 
   func run() throws {
     let (sources, readProblems) = SpecFiles.read([project.imagesPath])
-    let (specs, problems) = SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: project.absoluteDir)
+    let (specs, problems) = SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: project.absoluteDir, hosts: CurrentProject.settings?.hosts ?? [])
     if (readProblems + problems).hasErrors {
       Report.diagnostics(readProblems + problems, sources: sources, format: json ? .json : .human, noColor: project.noColor)
       throw ExitCode.failure

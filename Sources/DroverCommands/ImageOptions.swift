@@ -29,6 +29,8 @@ struct ImageOptions: ParsableArguments {
   func nodeImages() -> NodeImages {
     NodeImages(
       catalogue: catalogue, poolName: imagePool, consoleDirectory: consoleDir, machine: CurrentMachine.settings,
-      hostPaths: HostPathPolicy(project: CurrentProject.absoluteDir, allowed: CurrentMachine.settings.allowedRoots))
+      hostPaths: HostPathPolicy(project: CurrentProject.absoluteDir, allowed: CurrentMachine.settings.allowedRoots),
+      hostDirectories: Dictionary(
+        (CurrentProject.settings?.hosts ?? []).compactMap { entry in entry.imageDir.map { (entry.uri, $0) } }, uniquingKeysWith: { a, _ in a }))
   }
 }

@@ -52,6 +52,15 @@ struct ProjectOptions: ParsableArguments {
       // this machine allows — checked on the real path, so a committed link is seen through.
       let defaults = ["/var/lib/drover/images", "/var/lib/drover/console", ProjectSettings.defaultStateDirectory(project: projectFlag ?? settings.project)]
       let policy = HostPathPolicy(project: absoluteDir, allowed: CurrentMachine.settings.allowedRoots + defaults)
+      // A host entry's image folder is on that host: the same roots, read as text.
+      for entry in settings.hosts {
+        if let folder = entry.imageDir, let why = HostPathPolicy(project: nil, allowed: CurrentMachine.settings.allowedRoots + ["/var/lib/drover"]).problem(folder) {
+          problems.append(
+            .error(
+              "project.path", "host \(entry.name): image_dir '\(Terminal.escaped(folder))' in \(ProjectFile.name) \(why)", subject: dir + "/" + ProjectFile.name,
+              hint: "use a folder under /var/lib/drover on that host, or \(CurrentMachine.settings.allowHint)"))
+        }
+      }
       for (field, path) in settings.folders {
         let located = path.hasPrefix("/") ? path : absoluteDir + "/" + path
         if let why = policy.resolvedFolderProblem(located, realPath: SafeFiles.realPath) {
@@ -147,7 +156,7 @@ struct ProjectContext {
     let (sources, readProblems) = SpecFiles.read([options.poolsPath, options.imagesPath].filter {
       FileManager.default.fileExists(atPath: $0)
     })
-    let (specs, problems) = SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: options.absoluteDir)
+    let (specs, problems) = SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: options.absoluteDir, hosts: CurrentProject.settings?.hosts ?? [])
     let diagnostics = readProblems + problems
     if diagnostics.hasErrors {
       Report.diagnostics(diagnostics, sources: sources, format: format, noColor: options.noColor)
@@ -234,7 +243,7 @@ struct ProjectContext {
 enum RememberedURI {
   static func isAcceptable(_ uri: String) -> Bool {
     uri.count <= 1024 && SpecUnits.isLibvirtURI(uri)
-      && (SpecUnits.unsafeURIReason(uri) == nil || CurrentMachine.settings.hosts.values.contains(uri))
+      && (SpecUnits.unsafeURIReason(uri) == nil || CurrentMachine.settings.hostURIs.contains(uri))
   }
 }
 
@@ -247,11 +256,24 @@ enum Connector {
     backends: [String: LibvirtHostBackend], unreachable: [String: String]
   ) {
     let results = Mutex<(backends: [String: LibvirtHostBackend], unreachable: [String: String])>(([:], [:]))
+    let directory = HostDirectory(entries: CurrentProject.settings?.hosts ?? [], machine: CurrentMachine.settings)
+    // libvirt's event loop (which keepalive needs) is process-wide, and libssh connections
+    // crash beside it: with a libssh host in the run, no host gets keepalive (per-call deadlines
+    // still bound every wait).
+    let keepAlive = uris.contains(where: LibvirtHostBackend.usesLibssh) ? nil : keepAlive
     BlockingFanOut.forEach(uris.count, width: uris.count) { i in
       let uri = uris[i]
+      // An unverified transport the machine did not allow is refused before any call.
+      if let why = directory.insecureProblem(uri) {
+        results.withLock { $0.unreachable[uri] = "refused: \(why)" }
+        return
+      }
       do {
         let backend = try LibvirtHostBackend.connect(
-          uri, keyring: keyring, readOnly: readOnly, timeout: timeout, imagePool: imagePool, callTimeout: callTimeout, keepAlive: keepAlive)
+          uri, via: directory.connectURI(for: uri), keyring: keyring, readOnly: readOnly, timeout: timeout, imagePool: imagePool,
+          callTimeout: callTimeout, keepAlive: keepAlive)
+        // A host with its own image folder keeps its consoles there, read back through libvirt.
+        backend.consoleOnHost = directory.entry(for: uri)?.imageDir != nil
         results.withLock { $0.backends[uri] = backend }
       } catch {
         let message = (error as? HostError)?.message ?? "\(error)"

@@ -42,7 +42,7 @@ enum KnownPools {
   static func names(_ project: ProjectOptions) -> Set<String> {
     var names: Set<String> = []
     let (sources, _) = SpecFiles.read([project.poolsPath].filter { FileManager.default.fileExists(atPath: $0) })
-    names.formUnion(SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: project.absoluteDir).0.poolSpecs.map(\.name))
+    names.formUnion(SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: project.absoluteDir, hosts: CurrentProject.settings?.hosts ?? []).0.poolSpecs.map(\.name))
     for (folder, suffix) in [("journal", ".jsonl"), ("locks", ".lock")] {
       let files = (try? FileManager.default.contentsOfDirectory(atPath: project.stateDirectory + "/" + folder)) ?? []
       names.formUnion(files.filter { $0.hasSuffix(suffix) }.map { String($0.dropLast(suffix.count)) })

@@ -21,9 +21,13 @@ struct ValidateCommand: ParsableCommand {
 
   func run() throws {
     guard CurrentMachine.load(format: format, noColor: noColor) else { throw ExitCode.failure }
-    let (sources, readProblems) = SpecFiles.read(paths)
-    let (set, problems) = SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: FileManager.default.currentDirectoryPath)
-    let diagnostics = readProblems + problems
+    // drover.yaml of this folder, if any: its host entries are what pool files may name.
+    let (project, projectProblems, projectSources) = ProjectFileLoader.read(dir: ".")
+    let (specSources, readProblems) = SpecFiles.read(paths)
+    let (set, problems) = SpecLoader.load(
+      specSources, machine: CurrentMachine.settings, projectFolder: FileManager.default.currentDirectoryPath, hosts: project?.hosts ?? [])
+    let diagnostics = projectProblems + readProblems + problems
+    let sources = projectSources + specSources
     Report.diagnostics(diagnostics, sources: sources, format: format, noColor: noColor)
     if diagnostics.hasErrors { throw ExitCode.failure }
     if format == .human {

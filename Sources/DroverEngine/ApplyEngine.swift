@@ -163,6 +163,10 @@ public struct ApplyEngine: Sendable {
         nonisolated(unsafe) let r = resolver
         endpoint.resolveAddress = { r.address(of: node) }
       }
+      if let reader = backend as? ConsoleReading, reader.readsConsoles {
+        nonisolated(unsafe) let r = reader
+        endpoint.readConsole = { r.console(of: node) }
+      }
       endpoint.isRunning = { backend.isRunning(node: node) }
       let reason = hooks.prober.unhealthyReason(
         endpoint, checks: pool.health, deadline: Date().addingTimeInterval(pool.upgrade.healthTimeout.seconds), shouldStop: hooks.shouldStop)

@@ -15,6 +15,15 @@ public struct NodeEndpoint: Sendable {
   /// Whether the node's domain is running now (nil: cannot tell). A node that powers off or
   /// crashes during its health wait fails at once instead of being waited on until the timeout.
   public var isRunning: (@Sendable () -> Bool?)?
+  /// Reads the console through the host (a host with its own image pool); nil: `consoleLog` is
+  /// a local file.
+  public var readConsole: (@Sendable () -> [UInt8]?)?
+
+  /// The console so far, from the host or the local log.
+  func consoleBytes() -> [UInt8]? {
+    if let readConsole { return readConsole() }
+    return consoleLog.flatMap { FileManager.default.contents(atPath: $0) }.map { [UInt8]($0) }
+  }
 
   public init(name: String, host: String, pool: String, image: String, address: String? = nil, consoleLog: String? = nil) {
     self.name = name
@@ -81,7 +90,7 @@ public struct HealthChecker: HealthProbing {
     guard node.isRunning?() == false else { return nil }
     var reason = "node \(node.name) stopped during its health check (it powered off or crashed)"
     if let log = node.consoleLog {
-      if let data = FileManager.default.contents(atPath: log) {
+      if let data = node.consoleBytes() {
         let lines = String(decoding: data.suffix(4096), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true).suffix(5)
         if !lines.isEmpty { reason += "; last console lines: " + lines.map { Terminal.printable(String($0)) }.joined(separator: " | ") }
       }
@@ -103,7 +112,7 @@ public struct HealthChecker: HealthProbing {
   func probe(_ check: HealthCheckSpec, node: NodeEndpoint, deadline: Date) -> String? {
     switch check.kind {
     case .console(let pattern):
-      guard let log = node.consoleLog, let data = FileManager.default.contents(atPath: log) else { return "no console log yet" }
+      guard let data = node.consoleBytes() else { return "no console log yet" }
       // libvirt truncates a file serial console at every start, so the log is this boot's.
       let text = String(decoding: data, as: UTF8.self)
       guard let regex = try? Regex(pattern) else { return "invalid pattern" }

@@ -212,6 +212,11 @@ public final class RolloutRunner: @unchecked Sendable {
       ep.resolveAddress = { r.address(of: node) }
       ep.address = pool.network == nil ? nil : r.address(of: node)
     }
+    if let reader = backends[host] as? ConsoleReading, reader.readsConsoles {
+      let node = o.node
+      nonisolated(unsafe) let r = reader
+      ep.readConsole = { r.console(of: node) }
+    }
     if let backend = backends[host] {
       let node = o.node
       ep.isRunning = { backend.isRunning(node: node) }

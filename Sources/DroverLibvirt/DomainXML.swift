@@ -45,7 +45,11 @@ public enum DomainXML {
       x += "      <driver name='qemu' type='qcow2'/>\n"
       x += "      <source pool='\(XMLText.attribute(boot.storagePool))' volume='\(XMLText.attribute(boot.volume))'/>\n"
       x += "      <target dev='vda' bus='virtio'/>\n    </disk>\n"
-      if let log = boot.consoleLog {
+      if let log = boot.consoleLog, boot.consoleOnHost {
+        // A pty (so `virsh console` stays free for people) logged to a file of the host's pool.
+        x += "    <serial type='pty'>\n      <log file='\(XMLText.attribute(log))' append='off'/>\n"
+        x += "      <target port='0'/>\n    </serial>\n"
+      } else if let log = boot.consoleLog {
         x += "    <serial type='file'>\n      <source path='\(XMLText.attribute(log))'/>\n"
         x += "      <target port='0'/>\n    </serial>\n"
       }

@@ -1,4 +1,5 @@
 import DroverModel
+import DroverBasics
 import Foundation
 import Libvirt
 
@@ -12,25 +13,24 @@ extension LibvirtHostBackend: ImageHost {
     try guarded("preparing storage pool \(name)") { [self] in try self.ensureImagePoolNow(name: name, directory: directory) }
   }
 
+  /// The marker is a volume of the pool, read and written through libvirt: the host may be
+  /// another machine, whose files Drover never sees. (An older Drover wrote the same file
+  /// directly; libvirt lists it as a volume just the same.)
   func ensureImagePoolNow(name: String, directory: String) throws {
-    let marker = directory + "/" + Self.poolMarker
     do {
       if let pool = try connection.storagePool(named: name) {
+        if try !pool.isActive() { try pool.start() }
         // The test driver's pools live in its memory: there is no folder to mark or protect.
         if bootsNodes {
           let path = DomainXMLReader.text(in: try pool.xml(), element: "path")?.trimmingCharacters() ?? ""
-          guard path == directory, FileManager.default.fileExists(atPath: marker) else {
+          if path == directory, try pool.volume(named: Self.poolMarker) == nil { try pool.refresh() }
+          guard path == directory, try pool.volume(named: Self.poolMarker) != nil else {
             throw HostError(
               uri: uri, operation: "refusing to use storage pool \(name)",
-              reason: "it exists at \(path.isEmpty ? "an unknown path" : path) and was not created by Drover (no \(Self.poolMarker) in \(directory)); pass another --image-pool")
+              reason: "it exists at \(path.isEmpty ? "an unknown path" : path) and was not created by Drover (no \(Self.poolMarker) volume in \(directory)); pass another --image-pool")
           }
         }
-        if try !pool.isActive() { try pool.start() }
         return
-      }
-      if bootsNodes {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        _ = FileManager.default.createFile(atPath: marker, contents: Data("Drover image pool: golden images and node overlays.\n".utf8))
       }
       calls.record("define")
       let pool: StoragePool
@@ -46,8 +46,128 @@ extension LibvirtHostBackend: ImageHost {
       }
       try pool.build()
       try pool.start()
+      if bootsNodes {
+        _ = try pool.createVolume(xml: """
+          <volume><name>\(Self.poolMarker)</name><capacity unit='bytes'>512</capacity>
+          <target><format type='raw'/><permissions><mode>0644</mode></permissions></target></volume>
+          """)
+      }
     } catch let error as LibvirtError {
       throw HostError(uri: uri, operation: "cannot prepare storage pool \(name)", libvirt: error)
+    }
+  }
+
+  /// Runs `body` with the pool `pool` on the stream connection, one stream at a time.
+  func withStreamPool<T>(_ pool: String, _ body: (StoragePool) throws -> T) throws -> T {
+    try streamConnection.withLock { held -> T in
+      if held == nil { held = try streamOpener?() ?? connection }
+      guard let connection = held, let p = try connection.storagePool(named: pool) else {
+        throw HostError(uri: uri, operation: "cannot reach storage pool \(pool)", reason: "the pool does not exist")
+      }
+      return try body(p)
+    }
+  }
+
+  public func volume(pool: String, name: String) throws -> (bytes: UInt64, path: String)? {
+    try guarded("reading volume \(pool)/\(name)") { [self] in
+      do {
+        let p = try storagePoolHandle(pool)
+        calls.record("volume-lookup")
+        guard let v = try p.volume(named: name) else { return nil }
+        return (try v.info().capacity, try v.path())
+      } catch let error as LibvirtError {
+        throw HostError(uri: uri, operation: "cannot read volume \(pool)/\(name)", libvirt: error)
+      }
+    }
+  }
+
+  public func upload(file: String, pool: String, name: String) throws -> String {
+    let fd = open(file, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw HostError(uri: uri, operation: "cannot upload \(name)", reason: "cannot open \(file): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var st = stat()
+    fstat(fd, &st)
+    let size = UInt64(st.st_size)
+    return try guarded("uploading \(name)", timeout: max(callTimeout, Double(size) / 5_000_000 + 60)) { [self] in
+      do {
+        return try withStreamPool(pool) { p in
+        if let stale = try p.volume(named: name) { try stale.delete() }
+        calls.record("define")
+        let volume = try p.createVolume(xml: """
+          <volume><name>\(XMLText.text(name))</name><capacity unit='bytes'>\(size)</capacity>
+          <target><format type='raw'/><permissions><mode>0644</mode></permissions></target></volume>
+          """)
+        var digest = StreamingDigest()
+        calls.record("upload")
+        try volume.upload(length: size) { buffer in
+          let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+          if n > 0 { digest.update(Data(bytes: buffer.baseAddress!, count: n)) }
+          return max(n, 0)
+        }
+        return digest.finalize()
+        }
+      } catch let error as LibvirtError {
+        throw HostError(uri: uri, operation: "cannot upload \(name)", libvirt: error)
+      }
+    }
+  }
+
+  public func markVerified(pool: String, name: String) throws {
+    try guarded("marking \(name) verified") { [self] in
+      do {
+        let p = try storagePoolHandle(pool)
+        calls.record("define")
+        if try p.volume(named: name + ".verified") == nil {
+          _ = try p.createVolume(xml: """
+            <volume><name>\(XMLText.text(name + ".verified"))</name><capacity unit='bytes'>0</capacity>
+            <target><format type='raw'/><permissions><mode>0644</mode></permissions></target></volume>
+            """)
+        }
+      } catch let error as LibvirtError {
+        throw HostError(uri: uri, operation: "cannot mark \(name) verified", libvirt: error)
+      }
+    }
+  }
+
+  public func digest(pool: String, name: String) throws -> String {
+    try guarded("reading back \(name)", timeout: callTimeout * 20) { [self] in
+      do {
+        return try withStreamPool(pool) { p in
+          guard let volume = try p.volume(named: name) else {
+            throw HostError(uri: uri, operation: "cannot read back \(name)", reason: "the pool has no such volume")
+          }
+          var digest = StreamingDigest()
+          calls.record("download")
+          try volume.download { digest.update(Data($0)) }
+          return digest.finalize()
+        }
+      } catch let error as LibvirtError {
+        throw HostError(uri: uri, operation: "cannot read back \(name)", libvirt: error)
+      }
+    }
+  }
+
+  public func read(pool: String, name: String, offset: UInt64) throws -> [UInt8]? {
+    try guarded("reading \(name)") { [self] in
+      do {
+        return try withStreamPool(pool) { p -> [UInt8]? in
+          // A file QEMU made in the pool (a console log) is a volume only once the pool is re-read.
+          var volume = try p.volume(named: name)
+          if volume == nil {
+            try p.refresh()
+            volume = try p.volume(named: name)
+          }
+          guard let volume else { return nil }
+          let size = try volume.info().capacity
+          guard size > offset else { return [] }
+          var bytes: [UInt8] = []
+          calls.record("download")
+          try volume.download(offset: offset, length: size - offset) { bytes += $0 }
+          return bytes
+        }
+      } catch let error as LibvirtError {
+        throw HostError(uri: uri, operation: "cannot read \(name)", libvirt: error)
+      }
     }
   }
 

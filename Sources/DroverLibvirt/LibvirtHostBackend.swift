@@ -22,6 +22,16 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   let pools = Mutex<[String: StoragePool]>([:])
   /// Seconds each operation on this host may take (`--call-timeout`).
   public var callTimeout: Double = 30
+  /// Whether nodes here log their console into the host's image pool (a host with its own
+  /// image folder), read back through this connection.
+  public var consoleOnHost = false
+  /// Opens the connection that carries volume streams (nil: streams use `connection`).
+  var streamOpener: (@Sendable () throws -> Connection)?
+  /// The stream connection, opened on first use, and the lock that lets one stream at a time
+  /// use it. Why a connection of their own: libvirt's client crashed (in `virStreamFinish`)
+  /// when a stream finished while other threads made calls on the same connection, as health
+  /// checks and node steps do.
+  let streamConnection = Mutex<Connection?>(nil)
   /// The operation that got no answer in time: after it, nothing more is tried on this host.
   let stalled = Mutex<String?>(nil)
   /// Concurrent reads in flight on the connection (threads of `BlockingFanOut`). The in-process
@@ -37,10 +47,12 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   /// it, every record written is sealed with it.
   public let keyring: Keyring
 
-  public init(connection: Connection, keyring: Keyring, imagePool: String? = nil, calls: LibvirtCallCounter = LibvirtCallCounter()) {
+  /// - Parameter uri: the host's URI as pool files and records name it, when the connection was
+  ///   opened with another (the same plus the machine's trust parameters).
+  public init(connection: Connection, keyring: Keyring, imagePool: String? = nil, calls: LibvirtCallCounter = LibvirtCallCounter(), uri: String? = nil) {
     self.connection = connection
     self.keyring = keyring
-    self.uri = connection.uri
+    self.uri = uri ?? connection.uri
     self.imagePool = imagePool
     self.calls = calls
     self.bootsNodes = (try? connection.driverType())?.lowercased() != "test"
@@ -48,13 +60,27 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
 
   /// Opens `uri` (read-only when asked) within `timeout` seconds, with libvirt's keepalive when
   /// given one (see `Connection.open`).
+  /// Whether `uri` uses libvirt's libssh transport (see `connect` on keepalive).
+  public static func usesLibssh(_ uri: String) -> Bool { uri.hasPrefix("qemu+libssh") || uri.hasPrefix("libssh") || uri.contains("+libssh2") }
+
+  /// - Parameter connectURI: what to open instead of `uri` (the same host, with the trust
+  ///   material of the machine's configuration); the backend still answers to `uri`, and errors
+  ///   never show the parameters.
   public static func connect(
-    _ uri: String, keyring: Keyring, readOnly: Bool = false, timeout: Double = 15, imagePool: String? = nil, callTimeout: Double = 30,
-    keepAlive: HostKeepAlive? = .standard
+    _ uri: String, via connectURI: String? = nil, keyring: Keyring, readOnly: Bool = false, timeout: Double = 15, imagePool: String? = nil,
+    callTimeout: Double = 30, keepAlive: HostKeepAlive? = .standard
   ) throws(HostError) -> LibvirtHostBackend {
+    // libvirt's client crashed (in glib's main loop, ~1 run in 4 here) when a libssh connection
+    // ran beside libvirt's event loop, which keepalive needs: over libssh a host that freezes is
+    // caught by the per-call deadline (`callTimeout`) instead. (`Connector` also turns keepalive
+    // off for every host of a run that has a libssh one: the loop is process-wide.)
+    let keepAlive = LibvirtHostBackend.usesLibssh(connectURI ?? uri) ? nil : keepAlive
     do {
-      let connection = try Connection.open(uri, readOnly: readOnly, timeout: timeout, keepAlive: keepAlive?.connectionValue)
-      let backend = LibvirtHostBackend(connection: connection, keyring: keyring, imagePool: imagePool)
+      let connection = try Connection.open(connectURI ?? uri, readOnly: readOnly, timeout: timeout, keepAlive: keepAlive?.connectionValue)
+      let backend = LibvirtHostBackend(connection: connection, keyring: keyring, imagePool: imagePool, uri: uri)
+      // Without keepalive: libvirt's client crashed in `virStreamFinish` when its keepalive
+      // timer ran on the event-loop thread while a stream finished on another.
+      backend.streamOpener = { try Connection.open(connectURI ?? uri, readOnly: readOnly, timeout: timeout, keepAlive: nil) }
       backend.callTimeout = callTimeout
       return backend
     } catch {
@@ -346,13 +372,16 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
 
   /// Runs one operation within `callTimeout`. A host that did not answer is not asked again:
   /// every later operation on it fails at once, naming the one that stalled.
-  func guarded<T: Sendable>(_ what: String, _ body: @escaping @Sendable () throws -> T) throws -> T {
+  /// - Parameter timeout: seconds for this operation when it is longer than one call by nature
+  ///   (a transfer whose time grows with its size); `callTimeout` otherwise.
+  func guarded<T: Sendable>(_ what: String, timeout: Double? = nil, _ body: @escaping @Sendable () throws -> T) throws -> T {
     if let earlier = stalled.withLock({ $0 }) {
       throw HostError(uri: uri, operation: what, reason: "the host stopped answering while \(earlier); nothing more is done on it")
     }
-    guard let result = try Deadline.run(seconds: callTimeout, body) else {
+    let limit = timeout ?? callTimeout
+    guard let result = try Deadline.run(seconds: limit, body) else {
       stalled.withLock { $0 = $0 ?? what }
-      throw HostError(uri: uri, operation: what, reason: "no answer within \(Int(callTimeout)) s (--call-timeout)")
+      throw HostError(uri: uri, operation: what, reason: "no answer within \(Int(limit)) s\(timeout == nil ? " (--call-timeout)" : "")")
     }
     return result
   }
@@ -419,6 +448,15 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       throw HostError(uri: uri, node: name, operation: "refusing to act", reason: why)
     }
     return (domain, ownership, DomainXMLReader.shape(config: xml, live: nil), reading.trust)
+  }
+}
+
+extension LibvirtHostBackend: ConsoleReading {
+  public var readsConsoles: Bool { consoleOnHost }
+
+  public func console(of node: String) -> [UInt8]? {
+    guard consoleOnHost, let pool = imagePool else { return nil }
+    return (try? read(pool: pool, name: "console-\(node).log", offset: 0)) ?? nil
   }
 }
 

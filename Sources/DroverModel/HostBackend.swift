@@ -8,6 +8,15 @@ public protocol AddressResolving {
   func address(of node: String) -> String?
 }
 
+/// A host whose nodes log their console into its own image pool (another machine's files):
+/// the console is read back through the host's connection.
+public protocol ConsoleReading {
+  /// The node's console log so far, or nil when this host's consoles are local files.
+  func console(of node: String) -> [UInt8]?
+  /// Whether this host's consoles are read through it (else from the local console folder).
+  var readsConsoles: Bool { get }
+}
+
 /// Everything the engine needs from one hypervisor host (implemented over libvirt by
 /// `DroverLibvirt`). Signatures use model types only, so the engine never sees libvirt. Every
 /// operation returns or throws within the host's deadline, also when the host stops answering.
@@ -74,13 +83,19 @@ public struct NodeBoot: Sendable, Hashable, Codable {
   public var initrd: String?
   public var cmdline: String?
   public var consoleLog: String?
+  /// The console log is a file on the host (in its image pool), written by a pty's log — read
+  /// back through libvirt — rather than a file serial console on this machine.
+  public var consoleOnHost: Bool
 
-  public init(storagePool: String, volume: String, kernel: String?, initrd: String?, cmdline: String?, consoleLog: String?) {
+  public init(
+    storagePool: String, volume: String, kernel: String?, initrd: String?, cmdline: String?, consoleLog: String?, consoleOnHost: Bool = false
+  ) {
     self.storagePool = storagePool
     self.volume = volume
     self.kernel = kernel
     self.initrd = initrd
     self.cmdline = cmdline
     self.consoleLog = consoleLog
+    self.consoleOnHost = consoleOnHost
   }
 }

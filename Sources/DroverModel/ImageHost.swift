@@ -22,6 +22,21 @@ public protocol ImageHost: BuildMachineHost {
   /// Deletes a volume; a missing one is not an error.
   func deleteVolume(pool: String, name: String) throws
 
+  /// The size in bytes and host path of a volume, or nil when the pool has none of that name.
+  func volume(pool: String, name: String) throws -> (bytes: UInt64, path: String)?
+
+  /// Uploads the local file `file` as volume `name` through the connection (a stream, no shared
+  /// file system), hashing what is sent; returns its SHA-256. The volume is made anew.
+  func upload(file: String, pool: String, name: String) throws -> String
+
+  /// Writes the empty volume `<name>.verified`: `name` was read back intact once.
+  func markVerified(pool: String, name: String) throws
+
+  /// Downloads volume `name` through the connection and returns the SHA-256 of its bytes.
+  func digest(pool: String, name: String) throws -> String
+
+  /// The bytes of volume `name` from `offset` (nil: no such volume), read through the connection.
+  func read(pool: String, name: String, offset: UInt64) throws -> [UInt8]?
 }
 
 /// Where a bake's short-lived build machines run: libvirt domains (`DroverLibvirt`), or QEMU

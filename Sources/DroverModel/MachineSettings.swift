@@ -12,18 +12,21 @@ public struct MachineSettings: Sendable, Hashable {
   public var allowedRoots: [String]
   /// The kernel for recipes that name none; the machine's choice, so always allowed.
   public var kernel: String
-  /// Named host entries, `name → URI`: pool files name them in `hosts:` and get the URI, with
-  /// whatever parameters the administrator wrote.
-  public var hosts: [String: String]
+  /// Named host entries: pool files name them in `hosts:`. Each carries the trust material
+  /// for a host of that name (a project's host entry gives the URI, this gives the keys).
+  public var hosts: [String: MachineHost]
   /// The file these came from, for diagnostics (nil: defaults only).
   public var file: String?
 
-  public init(allowedRoots: [String] = [], kernel: String = MachineSettings.defaultKernel, hosts: [String: String] = [:], file: String? = nil) {
+  public init(allowedRoots: [String] = [], kernel: String = MachineSettings.defaultKernel, hosts: [String: MachineHost] = [:], file: String? = nil) {
     self.allowedRoots = allowedRoots
     self.kernel = kernel
     self.hosts = hosts
     self.file = file
   }
+
+  /// The URIs of entries that name their own (what pool files may name directly, by entry).
+  public var hostURIs: Set<String> { Set(hosts.values.compactMap(\.uri)) }
 
   public static let defaultPath = "/etc/drover/config.yaml"
   public static let defaultKernel = "/vmlinuz"
@@ -31,6 +34,25 @@ public struct MachineSettings: Sendable, Hashable {
   /// Where a newcomer is told to allow a root.
   public var allowHint: String {
     "allow its folder in \(file ?? MachineSettings.defaultPath) (allow_paths: [/boot]) or in $DROVER_ALLOW_PATHS; a pool file or recipe can never allow a path itself"
+  }
+}
+
+/// A host entry of the machine's configuration: how this machine reaches and trusts the host
+/// a project names (keyed by the host's name).
+public struct MachineHost: Sendable, Hashable {
+  /// The whole URI, parameters included (then pool files may name the entry even without a
+  /// project entry of that name).
+  public var uri: String?
+  /// Trust material added to the project's URI when connecting: `keyfile`, `known_hosts`,
+  /// `pkipath` (libvirt's own parameter names).
+  public var parameters: [String: String]
+  /// Allows transports without verification (`qemu+tcp://`, `no_verify`); `plan` then warns.
+  public var insecure: Bool
+
+  public init(uri: String? = nil, parameters: [String: String] = [:], insecure: Bool = false) {
+    self.uri = uri
+    self.parameters = parameters
+    self.insecure = insecure
   }
 }
 

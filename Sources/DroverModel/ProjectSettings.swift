@@ -10,8 +10,14 @@ public struct ProjectSettings: Sendable, Hashable {
   public var imagePool: String?
   public var consoleDir: String?
   public var state: StateBackend
+  /// The project's hosts, defined once: pool files name them.
+  public var hosts: [HostEntry]
 
-  public init(project: String, imageDir: String? = nil, imagePool: String? = nil, consoleDir: String? = nil, state: StateBackend = .local(dir: nil)) {
+  public init(
+    project: String, imageDir: String? = nil, imagePool: String? = nil, consoleDir: String? = nil, state: StateBackend = .local(dir: nil),
+    hosts: [HostEntry] = []
+  ) {
+    self.hosts = hosts
     self.project = project
     self.imageDir = imageDir
     self.imagePool = imagePool
@@ -38,4 +44,75 @@ public struct ProjectSettings: Sendable, Hashable {
 
   /// The machine-wide default state folder of a project.
   public static func defaultStateDirectory(project: String) -> String { "/var/lib/drover/state/\(project)" }
+}
+
+/// A host of the project (`hosts:` in drover.yaml): pool files name it; records and plans speak
+/// its URI, which carries no trust material (that comes from the machine's configuration, keyed
+/// by `name`).
+public struct HostEntry: Sendable, Hashable {
+  public var name: String
+  public var uri: String
+  /// Drover's image pool folder on that host (its own file system); nil: the local image folder.
+  public var imageDir: String?
+
+  public init(name: String, uri: String, imageDir: String? = nil) {
+    self.name = name
+    self.uri = uri
+    self.imageDir = imageDir
+  }
+}
+
+/// How this machine reaches a project's hosts: pure, from the project's entries and the
+/// machine's configuration.
+public struct HostDirectory: Sendable, Hashable {
+  public var entries: [HostEntry]
+  public var machine: MachineSettings
+
+  public init(entries: [HostEntry], machine: MachineSettings) {
+    self.entries = entries
+    self.machine = machine
+  }
+
+  /// The URI a pool file's `hosts:` item names: a project entry, a machine entry with a URI, or nil.
+  public func uri(named name: String) -> String? {
+    entries.first { $0.name == name }?.uri ?? machine.hosts[name]?.uri
+  }
+
+  /// The entry whose URI this is (records and plans speak URIs).
+  public func entry(for uri: String) -> HostEntry? { entries.first { $0.uri == uri } }
+
+  /// The URI to open for `uri`: with the machine's trust material for that host's name added
+  /// (`keyfile=…&known_hosts=…`; for libssh also `sshauth=privkey` when a key is given).
+  public func connectURI(for uri: String) -> String {
+    guard let name = entry(for: uri)?.name, let trust = machine.hosts[name], !trust.parameters.isEmpty else { return uri }
+    var parameters = trust.parameters
+    if uri.hasPrefix("qemu+libssh") && parameters["keyfile"] != nil && parameters["sshauth"] == nil { parameters["sshauth"] = "privkey" }
+    let query = parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\(HostDirectory.escaped($0.value))" }.joined(separator: "&")
+    return uri + (uri.contains("?") ? "&" : "?") + query
+  }
+
+  /// Whether `uri` goes unverified (plain TCP, or TLS without verification).
+  public static func isUnverified(_ uri: String) -> Bool {
+    let scheme = uri.prefix { $0 != ":" }
+    return scheme.hasSuffix("+tcp") || uri.contains("no_verify=1")
+  }
+
+  /// Why `uri` may not be opened (an unverified transport the machine did not allow), or nil.
+  public func insecureProblem(_ uri: String) -> String? {
+    guard HostDirectory.isUnverified(uri) else { return nil }
+    if let name = entry(for: uri)?.name, machine.hosts[name]?.insecure == true { return nil }
+    if machine.hosts.values.contains(where: { $0.uri == uri && $0.insecure }) { return nil }
+    return "its transport verifies nobody, and the machine's configuration does not allow that for it (insecure: true)"
+  }
+
+  /// Percent-encoding of a parameter value, byte by byte.
+  static func escaped(_ value: String) -> String {
+    let safe = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/-_.~".utf8)
+    let hex = Array("0123456789ABCDEF".utf8)
+    var out: [UInt8] = []
+    for b in value.utf8 {
+      if safe.contains(b) { out.append(b) } else { out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 15)]] }
+    }
+    return String(decoding: out, as: UTF8.self)
+  }
 }

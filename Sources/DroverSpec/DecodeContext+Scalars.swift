@@ -128,13 +128,13 @@ extension DecodeContext {
   mutating func libvirtURI(_ node: YAMLNode, _ field: String) -> String? {
     guard let text = string(node, field) else { return nil }
     if !text.contains(":") && !text.contains("/") {
-      if let uri = machine.hosts[text] { return uri }
+      if let uri = hostDirectory.uri(named: text) { return uri }
+      let known = Set(hostDirectory.entries.map(\.name)).union(machine.hosts.filter { $0.value.uri != nil }.keys).sorted()
       error(
-        "spec.host.unknown", "\(field) '\(Terminal.escaped(text))' is neither a libvirt URI nor a host entry of this machine",
-        at: node,
-        hint: machine.hosts.isEmpty
-          ? "write a URI (qemu:///system, qemu+ssh://user@host/system), or add 'hosts: {\(Terminal.escaped(text)): URI}' to \(machine.file ?? MachineSettings.defaultPath)"
-          : "this machine's host entries: \(machine.hosts.keys.sorted().joined(separator: ", "))")
+        "spec.host.unknown", "\(field) '\(Terminal.escaped(text))' is neither a libvirt URI nor a host entry", at: node,
+        hint: known.isEmpty
+          ? "write a URI (qemu:///system, qemu+ssh://user@host/system), or define the host in drover.yaml (hosts: [{name: \(Terminal.escaped(text)), uri: …}])"
+          : "host entries: \(known.joined(separator: ", "))")
       return nil
     }
     guard SpecUnits.isLibvirtURI(text) else {

@@ -12,6 +12,8 @@ struct DecodeContext {
   /// What this machine allows (host-file roots, named hosts): never widened by a spec.
   var machine = MachineSettings()
   var hostPaths = HostPathPolicy.projectOnly
+  /// The project's host entries and the machine's: what a pool's `hosts: [name]` resolves to.
+  var hostDirectory = HostDirectory(entries: [], machine: MachineSettings())
 
   init(file: String) { self.file = file }
 

@@ -42,17 +42,14 @@ public enum MachineConfigFile {
     if let node = file.optional("hosts") {
       if case .mapping(let pairs) = node.content {
         for pair in pairs {
-          guard let name = context.string(pair.key, "host name"), let uri = context.string(pair.value, "host URI") else { continue }
+          guard let name = context.string(pair.key, "host name") else { continue }
           guard isHostName(name) else {
             context.error("machine.host", "host name '\(Terminal.escaped(name))' must be 1–64 letters, digits, '-', '_' or '.'", at: pair.key)
             continue
           }
-          guard SpecUnits.isLibvirtURI(uri) else {
-            context.error("machine.host", "host \(name): '\(Terminal.escaped(uri))' is not a libvirt URI", at: pair.value)
-            continue
-          }
+          guard let host = machineHost(name, pair.value, context: &context) else { continue }
           if settings.hosts[name] != nil { context.error("spec.duplicate", "host \(name) is named twice", at: pair.key) }
-          settings.hosts[name] = uri
+          settings.hosts[name] = host
         }
       } else {
         context.error("spec.type", "hosts must be a mapping of names to libvirt URIs, not \(node.kindDescription)", at: node)
@@ -60,6 +57,41 @@ public enum MachineConfigFile {
     }
     file.finish(context: &context)
     return (settings, context.diagnostics)
+  }
+
+  /// The trust parameters a machine host entry may give, as libvirt names them.
+  static let trustKeys = ["keyfile", "known_hosts", "pkipath", "known_hosts_verify", "sshauth"]
+
+  /// `name: URI` (the whole URI, parameters and all), or a mapping of `uri`, trust material
+  /// (`keyfile`, `known_hosts`, `pkipath`, …) and `insecure`.
+  static func machineHost(_ name: String, _ node: YAMLNode, context: inout DecodeContext) -> MachineHost? {
+    if case .scalar = node.content {
+      guard let uri = context.string(node, "host URI") else { return nil }
+      guard SpecUnits.isLibvirtURI(uri) else {
+        context.error("machine.host", "host \(name): '\(Terminal.escaped(uri))' is not a libvirt URI", at: node)
+        return nil
+      }
+      return MachineHost(uri: uri)
+    }
+    var reader = MappingReader(node, what: "host \(name)", context: &context)
+    guard reader.isMapping else { return nil }
+    var host = MachineHost()
+    if let n = reader.optional("uri"), let uri = context.string(n, "uri") {
+      if SpecUnits.isLibvirtURI(uri) { host.uri = uri } else {
+        context.error("machine.host", "host \(name): '\(Terminal.escaped(uri))' is not a libvirt URI", at: n)
+      }
+    }
+    for key in trustKeys {
+      guard let n = reader.optional(key), let value = context.string(n, key) else { continue }
+      if key != "sshauth" && key != "known_hosts_verify", let why = absolutePathProblem(value) {
+        context.error("machine.path", "host \(name): \(key) '\(Terminal.escaped(value))' \(why)", at: n)
+        continue
+      }
+      host.parameters[key] = value
+    }
+    if let n = reader.optional("insecure") { host.insecure = context.boolean(n, "insecure") ?? false }
+    reader.finish(context: &context)
+    return host
   }
 
   /// A host entry's name: what pool files write instead of a URI.

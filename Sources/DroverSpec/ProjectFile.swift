@@ -39,12 +39,55 @@ public enum ProjectFile {
     }
     let consoleDir = file.optional("console_dir").flatMap { path($0, "console_dir", context: &context) }
     let state = file.optional("state").map { stateBackend($0, context: &context) } ?? .local(dir: nil)
+    let hosts = file.optional("hosts").map { hostEntries($0, context: &context) } ?? []
     file.finish(context: &context)
     guard let project else { return (nil, context.diagnostics) }
     return (
-      ProjectSettings(project: project, imageDir: imageDir, imagePool: imagePool, consoleDir: consoleDir, state: state ?? .local(dir: nil)),
+      ProjectSettings(
+        project: project, imageDir: imageDir, imagePool: imagePool, consoleDir: consoleDir, state: state ?? .local(dir: nil), hosts: hosts),
       context.diagnostics
     )
+  }
+
+  /// `hosts: [{name, uri, image_dir}]`: the project's hosts, defined once. A URI here carries no
+  /// trust material (`spec.uri.unsafe`: keys and known hosts come from the machine's
+  /// configuration, keyed by the entry's name).
+  static func hostEntries(_ node: YAMLNode, context: inout DecodeContext) -> [HostEntry] {
+    guard case .sequence(let items) = node.content else {
+      context.error("spec.type", "hosts must be a list of {name, uri, image_dir}, not \(node.kindDescription)", at: node)
+      return []
+    }
+    var entries: [HostEntry] = []
+    for item in items {
+      var reader = MappingReader(item, what: "host entry", context: &context)
+      guard reader.isMapping else { continue }
+      let nameNode = reader.required("name", context: &context, hint: "for example: name: rack-a")
+      let name = nameNode.flatMap { n -> String? in
+        guard let text = context.string(n, "name") else { return nil }
+        guard MachineConfigFile.isHostName(text) else {
+          context.error("spec.name", "host name '\(Terminal.escaped(text))' must be 1–64 letters, digits, '-', '_' or '.'", at: n)
+          return nil
+        }
+        return text
+      }
+      let uri = reader.required("uri", context: &context, hint: "for example: uri: qemu+libssh://drover@rack-a/system").flatMap {
+        context.libvirtURI($0, "uri")
+      }
+      let imageDir = reader.optional("image_dir").flatMap { n -> String? in
+        guard let text = context.string(n, "image_dir") else { return nil }
+        if let why = MachineConfigFile.absolutePathProblem(text) {
+          context.error("spec.path", "image_dir '\(Terminal.escaped(text))' \(why) (a folder on that host)", at: n)
+          return nil
+        }
+        return HostPathPolicy.normalised(text)
+      }
+      reader.finish(context: &context)
+      guard let name, let uri, let nameNode else { continue }
+      if entries.contains(where: { $0.name == name }) { context.error("spec.duplicate", "host \(name) is defined twice", at: nameNode) }
+      if entries.contains(where: { $0.uri == uri }) { context.error("spec.duplicate", "host \(name) has the URI of another entry", at: nameNode) }
+      entries.append(HostEntry(name: name, uri: uri, imageDir: imageDir))
+    }
+    return entries
   }
 
   static func stateBackend(_ node: YAMLNode, context: inout DecodeContext) -> ProjectSettings.StateBackend? {

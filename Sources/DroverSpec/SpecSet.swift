@@ -41,9 +41,10 @@ public enum SpecLoader {
   /// - Parameters:
   ///   - machine: what this machine's configuration allows (named hosts, host-file roots).
   ///   - projectFolder: the project folder, whose files specs may name by absolute path too.
-  public static func load(_ sources: [SpecSource], machine: MachineSettings = MachineSettings(), projectFolder: String? = nil)
-    -> (SpecSet, [Diagnostic])
-  {
+  ///   - hosts: the project's host entries (drover.yaml), which pool files may name.
+  public static func load(
+    _ sources: [SpecSource], machine: MachineSettings = MachineSettings(), projectFolder: String? = nil, hosts: [HostEntry] = []
+  ) -> (SpecSet, [Diagnostic]) {
     var set = SpecSet()
     var diagnostics: [Diagnostic] = []
     let policy = HostPathPolicy(project: projectFolder, allowed: machine.allowedRoots)
@@ -51,6 +52,7 @@ public enum SpecLoader {
       var context = DecodeContext(file: source.path)
       context.machine = machine
       context.hostPaths = policy
+      context.hostDirectory = HostDirectory(entries: hosts, machine: machine)
       if let root = document(of: source, context: &context) {
         switch source.kind {
         case .pool: if let pool = PoolDecoder.decode(root, context: &context) { set.pools.append(pool) }

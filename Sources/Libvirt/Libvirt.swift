@@ -15,6 +15,9 @@ import Foundation
 public enum Libvirt {
   private static let once: Void = {
     virSetErrorFunc(nil) { _, _ in }
+    // libvirt's remote transports write to sockets a peer may already have closed (an ssh
+    // session ending): the write must fail with EPIPE, not kill the process (virsh does the same).
+    signal(SIGPIPE, SIG_IGN)
     virInitialize()
   }()
 

@@ -10,6 +10,8 @@ public struct LibvirtError: Error, Sendable, Hashable, CustomStringConvertible {
     public var rawValue: Int32
     public init(rawValue: Int32) { self.rawValue = rawValue }
 
+    /// The corresponding C constant is `VIR_ERR_INTERNAL_ERROR`.
+    public static let internalError = Code(rawValue: 1)
     /// The corresponding C constant is `VIR_ERR_NO_CONNECT`.
     public static let noConnect = Code(rawValue: 5)
     /// The corresponding C constant is `VIR_ERR_OPERATION_DENIED` (e.g. a write on a read-only connection).

@@ -85,7 +85,7 @@ import Testing
   /// Trust parameters come only from the machine's host entries, which pool files name.
   @Test func aPoolNamesAMachineHostEntryForTrustMaterial() {
     let uri = "qemu+ssh://drover@lab/system?keyfile=/etc/drover/id&known_hosts=/etc/drover/known_hosts"
-    let machine = MachineSettings(hosts: ["lab": uri])
+    let machine = MachineSettings(hosts: ["lab": MachineHost(uri: uri)])
     let (set, ok) = SpecLoader.load(
       [SpecSource(path: "pools/web.yaml", kind: .pool, bytes: Array("name: web\nhosts: [lab]\nreplicas: 1\nimage: demo@v1\n".utf8))], machine: machine)
     #expect(!ok.contains { $0.code != "spec.image.unknown" }, "\(ok)")
