@@ -75,17 +75,7 @@ public final class NodeImages: @unchecked Sendable {
     let backing: String
     if let manifest {
       if host.bootsNodes {
-        try lock.withLock {
-          if !verified.contains(manifest.key) {
-            if let why = bootFilesProblem(manifest) {
-              throw Diagnostic.error(
-                "image.tampered", "image \(manifest.reference) is refused: \(why)", subject: "image \(manifest.reference)",
-                hint: "bake it again with drover bake; a manifest is never trusted to choose host files")
-            }
-            try ImageVerifier.verify(manifest, in: catalogue)
-            verified.insert(manifest.key)
-          }
-        }
+        try verifyOnce(manifest)
       }
       result.ownership.digest = manifest.key
       backing = catalogue.path(of: manifest)
@@ -145,17 +135,7 @@ public final class NodeImages: @unchecked Sendable {
     if let manifest {
       result.ownership.digest = manifest.key
       if host.bootsNodes {
-        try lock.withLock {
-          if !verified.contains(manifest.key) {
-            if let why = bootFilesProblem(manifest) {
-              throw Diagnostic.error(
-                "image.tampered", "image \(manifest.reference) is refused: \(why)", subject: "image \(manifest.reference)",
-                hint: "bake it again with drover bake; a manifest is never trusted to choose host files")
-            }
-            try ImageVerifier.verify(manifest, in: catalogue)
-            verified.insert(manifest.key)
-          }
-        }
+        try verifyOnce(manifest)
         backing = try pushed(catalogue.path(of: manifest), as: manifest.artifact, sha256: manifest.artifactSHA256, to: host)
         kernel = try pushed(manifest.kernel, as: "kernel-\(try fileDigest(manifest.kernel).prefix(12))", sha256: nil, to: host)
         initrd = try pushed(manifest.initrd, as: "initrd-\(try fileDigest(manifest.initrd).prefix(12))", sha256: nil, to: host)
@@ -182,6 +162,20 @@ public final class NodeImages: @unchecked Sendable {
   }
 
   func fileDigest(_ path: String) throws -> String { try FileDigestCache.sha256(ofFile: path) }
+
+  /// The local image checked once per process: its boot files and its checksum.
+  func verifyOnce(_ manifest: ImageManifest) throws {
+    try lock.withLock {
+      guard !verified.contains(manifest.key) else { return }
+      if let why = bootFilesProblem(manifest) {
+        throw Diagnostic.error(
+          "image.tampered", "image \(manifest.reference) is refused: \(why)", subject: "image \(manifest.reference)",
+          hint: "bake it again with drover bake; a manifest is never trusted to choose host files")
+      }
+      try ImageVerifier.verify(manifest, in: catalogue)
+      verified.insert(manifest.key)
+    }
+  }
 
   /// The host path of volume `name` holding the local file `file`: uploaded when the host has no
   /// volume of that name and size, then read back and hashed; once per process and host.

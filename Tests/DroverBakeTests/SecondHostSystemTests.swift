@@ -97,20 +97,7 @@ extension BakeSystemTests {
 
     @discardableResult
     func run(_ args: [String]) throws -> (status: Int32, output: String) {
-      let process = Process()
-      process.executableURL = URL(fileURLWithPath: binary)
-      process.arguments = args
-      process.currentDirectoryURL = dir
-      var env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-      env["DROVER_PROJECT"] = nil
-      process.environment = env
-      let out = Pipe()
-      process.standardOutput = out
-      process.standardError = out
-      try process.run()
-      let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-      process.waitUntilExit()
-      return (process.terminationStatus, output)
+      try DroverProcess.run(binary, args, in: dir, environment: environment.mapValues { $0 }.merging(["DROVER_PROJECT": nil]) { $1 })
     }
 
     func cleanUp(local: Connection) {
