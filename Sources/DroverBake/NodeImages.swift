@@ -163,6 +163,53 @@ public final class NodeImages: @unchecked Sendable {
 
   func fileDigest(_ path: String) throws -> String { try FileDigestCache.sha256(ofFile: path) }
 
+  /// What `push` did with each file of an image on a host.
+  public struct PushOutcome: Sendable {
+    /// Volume names sent now (then read back and verified).
+    public var sent: [String] = []
+    /// Volume names already there with their `.verified` mark: nothing sent, nothing read.
+    public var present: [String] = []
+    public var bytesSent: UInt64 = 0
+  }
+
+  /// Pushes an image (its qcow2, kernel and initrd) to a host with its own image folder ahead of
+  /// time (`drover images push`). A file already there and marked verified costs one lookup
+  /// each — a second push is a no-op — while apply still reads a host's copy back once per
+  /// process before a node uses it.
+  public func push(_ manifest: ImageManifest, to host: any ImageHost) throws -> PushOutcome {
+    guard let directory = remoteDirectory(of: host.uri) else {
+      throw Diagnostic.error(
+        "image.push", "\(host.uri) uses this machine's image folder: there is nothing to push", subject: host.uri,
+        hint: "give the host an image_dir in drover.yaml's hosts: to keep its images on it")
+    }
+    if host.uri.hasPrefix("qemu+libssh") {
+      throw Diagnostic.error(
+        "image.push", "images cannot be pushed to \(host.uri): libvirt's libssh transport does not carry volume streams reliably",
+        subject: host.uri, hint: "name the host by qemu+ssh:// (OpenSSH; its known hosts come from this machine's ssh configuration)")
+    }
+    try ensurePool(on: host, directory: directory)
+    try verifyOnce(manifest)
+    var outcome = PushOutcome()
+    let files = [
+      (catalogue.path(of: manifest), manifest.artifact, Optional(manifest.artifactSHA256)),
+      (manifest.kernel, "kernel-\(try fileDigest(manifest.kernel).prefix(12))", nil),
+      (manifest.initrd, "initrd-\(try fileDigest(manifest.initrd).prefix(12))", nil),
+    ]
+    for (file, name, sha) in files {
+      let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.uint64Value ?? 0
+      // Names are content-addressed: the same name with its mark is the same bytes, verified.
+      // (Not compared by size: libvirt reports a qcow2 volume's virtual size.)
+      if try host.volume(pool: poolName, name: name) != nil, try host.volume(pool: poolName, name: name + ".verified") != nil {
+        outcome.present.append(name)
+        continue
+      }
+      _ = try pushed(file, as: name, sha256: sha, to: host)
+      outcome.sent.append(name)
+      outcome.bytesSent += size
+    }
+    return outcome
+  }
+
   /// The local image checked once per process: its boot files and its checksum.
   func verifyOnce(_ manifest: ImageManifest) throws {
     try lock.withLock {

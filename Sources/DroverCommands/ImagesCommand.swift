@@ -3,14 +3,17 @@ import DroverBake
 import DroverBasics
 import DroverModel
 import DroverPlan
+import DroverLibvirt
+import DroverSpec
 import Foundation
+import Synchronization
 
 /// `drover images`: the local image catalogue.
 struct ImagesCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "images",
     abstract: "List baked images with their digest, size, creation time and the nodes that use them.",
-    subcommands: [ImagesListCommand.self, ImagesGCCommand.self], defaultSubcommand: ImagesListCommand.self)
+    subcommands: [ImagesListCommand.self, ImagesGCCommand.self, ImagesPushCommand.self], defaultSubcommand: ImagesListCommand.self)
 }
 
 /// Which images are in use: by a pool's spec, by a node, or as the previous image of a pool.
@@ -44,6 +47,15 @@ struct ImagesListCommand: ParsableCommand {
     let used = context.flatMap { ImageUsage.nodesByKey($0, project: project.projectName) } ?? [:]
     let formatter = ISO8601DateFormatter()
     let rows = catalogue.manifests.sorted { ($0.name, $0.created) < ($1.name, $1.created) }
+    // Which hosts with their own image folder hold a verified copy (one lookup per image and host).
+    let remote = (project.settings?.hosts ?? []).filter { $0.imageDir != nil }
+    var onHosts: [String: [String]] = [:]
+    for m in rows {
+      for entry in remote {
+        guard let backend = context?.backends[entry.uri] else { continue }
+        if (try? backend.volume(pool: images.imagePool, name: m.artifact + ".verified")) != nil { onHosts[m.key, default: []].append(entry.name) }
+      }
+    }
     if json {
       Output.json([
         "format_version": "1.0",
@@ -51,17 +63,19 @@ struct ImagesListCommand: ParsableCommand {
           [
             "name": $0.name, "version": $0.version, "key": $0.key, "artifact": $0.artifact, "sha256": $0.artifactSHA256,
             "size_bytes": $0.sizeBytes, "created": formatter.string(from: $0.created), "used_by": used[$0.key] ?? [],
+            "on_hosts": onHosts[$0.key] ?? [],
           ] as [String: Any]
         },
       ])
       return
     }
-    var table = [["NAME", "VERSION", "DIGEST", "SIZE", "CREATED", "USED BY"]]
+    var table = [["NAME", "VERSION", "DIGEST", "SIZE", "CREATED", "USED BY"] + (remote.isEmpty ? [] : ["ON HOSTS"])]
     for m in rows {
-      table.append([
-        m.name, m.version, m.shortKey, ByteSize(bytes: m.sizeBytes / 1024 * 1024).description,
-        formatter.string(from: m.created), (used[m.key] ?? []).joined(separator: ",").ifEmpty("-"),
-      ])
+      table.append(
+        [
+          m.name, m.version, m.shortKey, ByteSize(bytes: m.sizeBytes / 1024 * 1024).description,
+          formatter.string(from: m.created), (used[m.key] ?? []).joined(separator: ",").ifEmpty("-"),
+        ] + (remote.isEmpty ? [] : [(onHosts[m.key] ?? []).joined(separator: ",").ifEmpty("-")]))
     }
     Output.out(Table.render(table))
   }
@@ -102,6 +116,91 @@ struct ImagesGCCommand: ParsableCommand {
       removed += 1
     }
     Output.out("\(removed) image\(removed == 1 ? "" : "s") \(dryRun ? "would be " : "")deleted, \(catalogue.manifests.count - removed) kept")
+  }
+}
+
+/// `drover images push`: sends images ahead of time to the hosts that keep their own (host
+/// entries with `image_dir`), verified by reading them back.
+struct ImagesPushCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "push",
+    abstract: "Push images to the hosts that keep their own image folder, and verify the copies.",
+    discussion: """
+      Each file is hashed while it is sent, then downloaded from the host and hashed again; a copy \
+      already there and verified is not sent again. By default every image a pool file names goes \
+      to every host entry with an image_dir.
+      """)
+
+  @OptionGroup var project: ProjectOptions
+  @OptionGroup var images: ImageOptions
+
+  @Argument(help: "Images as name@version (default: every image a pool file names).")
+  var references: [String] = []
+
+  @Option(name: .customLong("host"), help: "Only this host entry (by name).")
+  var hostNames: [String] = []
+
+  func run() throws {
+    try project.requireName()
+    let entries = (project.settings?.hosts ?? []).filter { $0.imageDir != nil && (hostNames.isEmpty || hostNames.contains($0.name)) }
+    let unknown = hostNames.filter { n in !(project.settings?.hosts ?? []).contains { $0.name == n && $0.imageDir != nil } }
+    guard unknown.isEmpty, !entries.isEmpty else {
+      Report.diagnostics(
+        [
+          .error(
+            "cli.unknown-host", unknown.isEmpty ? "no host entry in drover.yaml has an image_dir" : "no host entry with an image_dir is named \(unknown.joined(separator: ", "))",
+            subject: project.dir, hint: "hosts with their own image folder: hosts: [{name: …, uri: …, image_dir: …}] in drover.yaml")
+        ], sources: [], format: .human, noColor: project.noColor)
+      throw ExitCode.failure
+    }
+    let catalogue = images.catalogue
+    var wanted: [ImageManifest] = []
+    if references.isEmpty {
+      let (sources, _) = SpecFiles.read([project.poolsPath].filter { FileManager.default.fileExists(atPath: $0) })
+      let specs = SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: project.absoluteDir, hosts: project.settings?.hosts ?? []).0
+      wanted = Set(specs.poolSpecs.map(\.image)).sorted { $0.description < $1.description }.compactMap { catalogue.image(for: $0) }
+    } else {
+      for r in references {
+        guard let ref = ImageRef(parsing: r), let m = catalogue.image(for: ref) else {
+          Output.err("error: no baked image \(Terminal.printable(r)) in \(catalogue.directory)\nhint: bake it first: drover bake")
+          throw ExitCode.failure
+        }
+        wanted.append(m)
+      }
+    }
+    let connected = Connector.connect(
+      entries.map(\.uri), keyring: Keyring(project: project.projectName, key: nil), readOnly: false, timeout: project.connectTimeout,
+      imagePool: images.imagePool, callTimeout: project.callTimeout, keepAlive: project.keepAlive)
+    let nodeImages = images.nodeImages()
+    var failed = !connected.unreachable.isEmpty
+    for (uri, why) in connected.unreachable.sorted(by: { $0.key < $1.key }) { Output.err("error: host \(uri): \(why)") }
+    // Hosts in parallel (each host's transfers one at a time).
+    let lines = Mutex<[String: [String]]>([:])
+    let errors = Mutex<[Diagnostic]>([])
+    let hosts = entries.filter { connected.backends[$0.uri] != nil }
+    BlockingFanOut.forEach(hosts.count, width: max(1, min(hosts.count, 4))) { i in
+      let entry = hosts[i]
+      guard let backend = connected.backends[entry.uri] else { return }
+      for m in wanted {
+        let start = Date()
+        do {
+          let outcome = try nodeImages.push(m, to: backend)
+          let what = outcome.sent.isEmpty
+            ? "already there, verified earlier (nothing sent)"
+            : "sent \(ByteSize(bytes: outcome.bytesSent / 1024 * 1024)) and verified by reading it back"
+          lines.withLock { $0[entry.name, default: []].append(String(format: "%@ → %@: %@ (%.2fs)", m.reference.description, entry.name, what, Date().timeIntervalSince(start))) }
+        } catch {
+          errors.withLock { $0 += (error as? DiagnosticConvertible)?.diagnostics ?? [.error("image.push", "\(error)")] }
+        }
+      }
+    }
+    for name in lines.withLock({ $0 }).keys.sorted() { for line in lines.withLock({ $0[name] ?? [] }) { Output.out(line) } }
+    let problems = errors.withLock { $0 }
+    if !problems.isEmpty {
+      Report.diagnostics(problems, sources: [], format: .human, noColor: project.noColor)
+      failed = true
+    }
+    if failed { throw ExitCode.failure }
   }
 }
 
