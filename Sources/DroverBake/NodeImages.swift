@@ -188,7 +188,6 @@ public final class NodeImages: @unchecked Sendable {
         subject: host.uri, hint: "name the host by qemu+ssh:// (OpenSSH; its known hosts come from this machine's ssh configuration)")
     }
     try ensurePool(on: host, directory: directory)
-    try verifyOnce(manifest)
     var outcome = PushOutcome()
     let files = [
       (catalogue.path(of: manifest), manifest.artifact, Optional(manifest.artifactSHA256)),
@@ -203,6 +202,7 @@ public final class NodeImages: @unchecked Sendable {
         outcome.present.append(name)
         continue
       }
+      try verifyOnce(manifest)  // only what is sent must be checked here first
       _ = try pushed(file, as: name, sha256: sha, to: host)
       outcome.sent.append(name)
       outcome.bytesSent += size

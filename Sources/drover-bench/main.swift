@@ -10,8 +10,9 @@ let drover = binDir + "/drover"
 let repo = ProcessInfo.processInfo.environment["DROVER_REPO"] ?? FileManager.default.currentDirectoryPath
 let runs = max(5, Int(ProcessInfo.processInfo.environment["DROVER_BENCH_RUNS"] ?? "") ?? 5)
 let sizes = (ProcessInfo.processInfo.environment["DROVER_BENCH_SIZES"] ?? "100,1000,5000").split(separator: ",").compactMap { Int($0) }
-let known = ["fleet", "inprocess", "validate", "bake", "rolling"]
-let scenarios = arguments.isEmpty ? known : arguments
+let known = ["fleet", "inprocess", "validate", "bake", "rolling", "push"]
+// `push` needs the second libvirt host (scripts/second-host): run on request only.
+let scenarios = arguments.isEmpty ? known.filter { $0 != "push" } : arguments
 
 print("drover-bench: medians of \(runs) runs (slow peers fewer, as printed), binary \(drover)")
 var failures = 0
@@ -25,6 +26,7 @@ for scenario in scenarios {
     case "validate": lines = try ValidateBenchmark.run(drover: drover, runs: runs)
     case "bake": lines = try BakeBenchmark.run(drover: drover, runs: runs, repo: repo)
     case "rolling": lines = try RollingBenchmark.run(drover: drover, repo: repo)
+    case "push": lines = try PushBenchmark.run(runs: runs)
     default:
       lines = ["unknown scenario '\(scenario)'; known: \(known.joined(separator: ", "))"]
       failures += 1
