@@ -152,6 +152,7 @@ struct ApplySession {
       plan = saved
     } else if !json {
       Output.out(PlanView.human(plan, color: project.color))
+      if let transfers = TransferView.human(TransferView.transfers(plan, observed: observed, images: images)) { Output.out("\n" + transfers) }
     }
     guard plan.hasChanges else {
       if json { Output.jsonLine(["event": "summary", "added": 0, "changed": 0, "destroyed": 0, "failed": 0]) }

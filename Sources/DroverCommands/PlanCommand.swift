@@ -66,6 +66,7 @@ struct PlanCommand: ParsableCommand {
       Output.json(PlanView.jsonObject(plan, diagnostics: diagnostics))
     } else {
       Output.out(PlanView.human(plan, color: project.color, complete: !diagnostics.hasErrors))
+      if let transfers = TransferView.human(TransferView.transfers(plan, observed: observed, images: images)) { Output.out("\n" + transfers) }
       Report.diagnostics(diagnostics, sources: context.sources, format: .human, noColor: project.noColor)
     }
     if diagnostics.hasErrors { throw ExitCode.failure }

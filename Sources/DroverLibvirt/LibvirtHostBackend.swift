@@ -116,7 +116,9 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       return nil
     }
     if let first = failure.withLock({ $0 }) { throw first }
-    return ObservedHost(uri: uri, domains: results.compactMap { $0 }, overlays: try overlayVolumes())
+    let volumes = try poolVolumeNames()
+    return ObservedHost(
+      uri: uri, domains: results.compactMap { $0 }, overlays: volumes.filter { OverlayName(volume: $0) != nil }, poolVolumes: volumes)
   }
 
   func observe(_ domain: Domain, state: DomainState, live readLive: Bool) throws -> ObservedDomain {
@@ -141,13 +143,16 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   }
 
   /// Volumes of Drover's image pool named like node overlays.
-  func overlayVolumes() throws -> [String] {
+  func overlayVolumes() throws -> [String] { try poolVolumeNames().filter { OverlayName(volume: $0) != nil } }
+
+  /// Every volume of Drover's image pool, sorted (one listing).
+  func poolVolumeNames() throws -> [String] {
     guard let imagePool else { return [] }
     do {
       calls.record("pool-lookup")
       guard let pool = try connection.storagePool(named: imagePool), try pool.isActive() else { return [] }
       calls.record("volume-list")
-      return try pool.volumeNames().filter { OverlayName(volume: $0) != nil }.sorted()
+      return try pool.volumeNames().sorted()
     } catch {
       throw HostError(uri: uri, operation: "cannot list the volumes of storage pool \(imagePool)", libvirt: error)
     }

@@ -148,11 +148,15 @@ public struct ObservedHost: Sendable, Hashable, Codable {
   /// Volumes in Drover's image pool on this host named like node overlays (`OverlayName`), so
   /// `plan` can show the ones no domain uses (left by a crash) and `apply` can remove them.
   public var overlays: [String]
+  /// Every volume name in Drover's image pool on this host (images, boot files, their
+  /// `.verified` marks): what a host with its own image folder already holds.
+  public var poolVolumes: [String]
 
-  public init(uri: String, domains: [ObservedDomain], overlays: [String] = []) {
+  public init(uri: String, domains: [ObservedDomain], overlays: [String] = [], poolVolumes: [String] = []) {
     self.uri = uri
     self.domains = domains
     self.overlays = overlays
+    self.poolVolumes = poolVolumes
   }
 }
 

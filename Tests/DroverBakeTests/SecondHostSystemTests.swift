@@ -155,8 +155,10 @@ extension BakeSystemTests {
     #expect(volumes.contains { $0.hasPrefix("console-\(p.pool)-") }, "consoles are logged on the host: \(volumes)")
     #expect(try pool.xml().contains(p.remoteImageDir))
 
-    // A rollout crosses both hosts; the pushed v2 is verified there before use.
+    // A rollout crosses both hosts; the plan shows v2 going to h2 first, verified there before use.
     try p.pool(replicas: 4, image: "twohost@v2")
+    let planned = try p.run(["plan"])
+    #expect(planned.output.contains("Images sent first") && planned.output.contains("twohost@v2") && planned.output.contains("→ \(SecondHost.uri)"), "\(planned.output)")
     let rolled = try p.run(["apply", "--auto-approve"])
     #expect(rolled.status == 0, "\(rolled.output)")
     #expect(Set(try nodes(on: backend.connection, project: p.project).values) == ["twohost@v2"])
