@@ -122,6 +122,8 @@ struct ApplySession {
       Report.diagnostics(diagnostics, sources: context.sources, format: json ? .json : .human, noColor: project.noColor)
       throw ExitCode.failure
     }
+    // Warnings (a pool left out by --skip-unreachable) are said before anything is done.
+    if !json && !diagnostics.isEmpty { Report.diagnostics(diagnostics, sources: context.sources, format: .human, noColor: project.noColor) }
     let records = TrustedRecords(observed, project: project.projectName, keyHeld: context.keyring.key != nil)
     if context.keyring.key == nil && current.hasChanges && records.keyed {
       Report.diagnostics(

@@ -17,14 +17,18 @@ struct TargetingOptions: ParsableArguments {
   @Flag(help: "Delete the nodes of pools no file in pools/ declares (protect honoured); without it they are kept and shown.")
   var prune = false
 
+  @Flag(help: "Plan the other pools when a host cannot be read: the pools on it are left out whole (a warning names the host), never changed.")
+  var skipUnreachable = false
+
   /// The same choices as plain values (option groups can only be built by the parser).
-  var selection: Selection { Selection(targets: targets, excludes: excludes, replace: replace, prune: prune) }
+  var selection: Selection { Selection(targets: targets, excludes: excludes, replace: replace, prune: prune, skipUnreachable: skipUnreachable) }
 
   struct Selection {
     var targets: [String] = []
     var excludes: [String] = []
     var replace: [String] = []
     var prune = false
+    var skipUnreachable = false
   }
 }
 

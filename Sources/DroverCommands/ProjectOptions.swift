@@ -233,6 +233,7 @@ struct ProjectContext {
     options.resuming = resuming
     options.finishedRollouts = journaled.finished
     options.keyHeld = keyring.key != nil
+    options.skipUnreachable = targeting.skipUnreachable
     return options
   }
 }

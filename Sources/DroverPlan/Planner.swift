@@ -28,6 +28,10 @@ public struct PlanOptions: Sendable {
   public var finishedRollouts: Set<String> = []
   /// Whether this machine holds the project key (see `TrustedRecords`).
   public var keyHeld: Bool = false
+  /// `--skip-unreachable`: a pool with a host that could not be read is left out whole (a
+  /// warning naming the host; its nodes there are unknown) instead of failing the plan. Never a
+  /// reason to create, replace or delete anything: the pool gets no action at all.
+  public var skipUnreachable: Bool = false
 
   public init(
     targets: [String] = [], excludes: [String] = [], imageDigests: [String: String] = [:], project: String = "default",
@@ -102,10 +106,19 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   for pool in pools.sorted(by: { $0.name < $1.name }) {
     if let uri = pool.hosts.first(where: { observed.unreachable[$0] != nil }) {
       let reason = (uri, observed.unreachable[uri] ?? "")
-      diagnostics.append(
-        .error(
-          "libvirt.unreachable", "cannot plan pool \(pool.name): host \(reason.0) could not be read: \(reason.1)",
-          subject: "pool \(pool.name)", hint: "check the host, or plan other pools with --target"))
+      if options.skipUnreachable {
+        let known = (owned[pool.name] ?? []).filter { $0.host != uri }.map(\.ownership.node).sorted()
+        diagnostics.append(
+          .warning(
+            "libvirt.unreachable-skipped",
+            "pool \(pool.name) is not planned: host \(reason.0) could not be read (\(reason.1)); its nodes there are unknown, and no node of the pool is created, changed or deleted\(known.isEmpty ? "" : " (seen elsewhere: \(known.joined(separator: ", ")))")",
+            subject: "pool \(pool.name)", hint: "plan it once the host answers"))
+      } else {
+        diagnostics.append(
+          .error(
+            "libvirt.unreachable", "cannot plan pool \(pool.name): host \(reason.0) could not be read: \(reason.1)",
+            subject: "pool \(pool.name)", hint: "check the host; --skip-unreachable plans the other pools, or plan them with --target"))
+      }
       continue
     }
     let poolActions = planPool(
@@ -137,8 +150,9 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   // not be read: what is left there cannot be planned, and that is never "No changes".
   for (uri, reason) in ProjectHosts.unreadFormerHosts(declared: Set(pools.flatMap(\.hosts)), observed: observed) {
     diagnostics.append(
-      .error(
-        "libvirt.unreachable-former", "host \(uri), which no pool names any more but where this project had nodes, could not be read: \(reason)",
+      Diagnostic(
+        options.skipUnreachable ? .warning : .error, code: "libvirt.unreachable-former",
+        message: "host \(uri), which no pool names any more but where this project had nodes, could not be read: \(reason)",
         subject: "host \(uri)",
         hint: "its leftover nodes cannot be planned; bring the host back, or if it is gone for good remove its line from .drover/hosts.\(options.project)"))
   }

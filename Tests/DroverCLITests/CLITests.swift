@@ -204,6 +204,32 @@ import Testing
     #expect(plan.status == 1)
     #expect(plan.stderr.contains("cannot plan pool far: host qemu+unix:///system?socket=/nonexistent/sock could not be read"))
   }
+
+  /// #17: `--skip-unreachable` plans and applies the other pools; the pool on the host that
+  /// could not be read is left out whole, with a warning naming the host — never changed.
+  @Test func skipUnreachablePlansTheRestAndNeverTouchesThePoolThere() throws {
+    let h = try CLIHarness()
+    let near = CLIHarness.unique("near"), far = CLIHarness.unique("far")
+    try h.writePool(near, replicas: 1)
+    try "name: \(far)\nhosts: ['\(CLIHarness.uri)', 'qemu+unix:///system?socket=/nonexistent/sock']\nreplicas: 2\nimage: demo@v1\n"
+      .write(to: h.dir.appendingPathComponent("pools/\(far).yaml"), atomically: true, encoding: .utf8)
+    let refused = try h.run(["apply", "--auto-approve", "--connect-timeout", "3"])
+    #expect(refused.status == 1 && refused.stderr.contains("cannot plan pool \(far)"), "\(refused.stderr)")
+    #expect(try h.holder.domain(named: "\(near)-1") == nil, "nothing is applied while a host cannot be read")
+    let plan = try h.run(["plan", "--skip-unreachable", "--connect-timeout", "3", "--detailed-exitcode"])
+    #expect(plan.status == 2, "\(plan.stdout)\n\(plan.stderr)")
+    #expect(plan.stdout.contains("+ \(near)-1") && !plan.stdout.contains("\(far)-1"), "\(plan.stdout)")
+    #expect(plan.stderr.contains("pool \(far) is not planned: host qemu+unix:///system?socket=/nonexistent/sock could not be read"), "\(plan.stderr)")
+    let applied = try h.run(["apply", "--auto-approve", "--skip-unreachable", "--connect-timeout", "3"])
+    #expect(applied.status == 0, "\(applied.stderr)")
+    #expect(try h.holder.domain(named: "\(near)-1") != nil && h.holder.domain(named: "\(far)-1") == nil)
+    try h.writePool(near, replicas: 0)
+    try FileManager.default.removeItem(at: h.dir.appendingPathComponent("pools/\(far).yaml"))
+    // The unread host is remembered (the project may have nodes there): still only skipped.
+    let cleaned = try h.run(["apply", "--auto-approve", "--skip-unreachable", "--connect-timeout", "3"])
+    #expect(cleaned.status == 0 && cleaned.stderr.contains("could not be read"), "\(cleaned.stderr)")
+    #expect(try h.holder.domain(named: "\(near)-1") == nil)
+  }
 }
 
 /// Ctrl-C during apply: steps in flight finish, nothing new starts, exit 130, and the next apply
