@@ -264,10 +264,14 @@ enum Connector {
     let keepAlive = uris.contains(where: LibvirtHostBackend.usesLibssh) ? nil : keepAlive
     BlockingFanOut.forEach(uris.count, width: uris.count) { i in
       let uri = uris[i]
-      // An unverified transport the machine did not allow is refused before any call.
+      // An unverified transport the machine did not allow is refused before any call; one it
+      // allows is said every time.
       if let why = directory.insecureProblem(uri) {
         results.withLock { $0.unreachable[uri] = "refused: \(why)" }
         return
+      }
+      if HostDirectory.isUnverified(uri) {
+        Output.err("warning: host \(uri) is reached without verifying it (insecure: true in the machine's configuration): anyone on the path can act as it")
       }
       do {
         let backend = try LibvirtHostBackend.connect(

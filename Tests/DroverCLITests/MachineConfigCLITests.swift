@@ -40,6 +40,21 @@ import Testing
     #expect(link.status == 1 && link.stderr.contains("symlink is never followed"), "\(link.stderr)")
   }
 
+  /// #17: a transport that verifies nobody is refused before any call, unless the machine's
+  /// entry for that host allows it — then every run says so.
+  @Test func anUnverifiedTransportNeedsTheMachineAndIsAlwaysWarnedAbout() throws {
+    let h = try CLIHarness()
+    try "project: \(h.project)\nstate: {backend: local, dir: .drover}\nhosts: [{name: plain, uri: 'qemu+tcp://127.0.0.1:1/system'}]\n"
+      .write(to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
+    try "name: \(CLIHarness.unique("tcp"))\nhosts: [plain]\nreplicas: 1\nimage: demo@v1\n".write(to: h.dir.appendingPathComponent("pools/tcp.yaml"), atomically: true, encoding: .utf8)
+    let refused = try h.run(["plan", "--connect-timeout", "3"])
+    #expect(refused.status == 1 && refused.stderr.contains("refused: its transport verifies nobody"), "\(refused.stderr)")
+    try "hosts: {plain: {insecure: true}}\n".write(toFile: config(h), atomically: true, encoding: .utf8)
+    chmod(config(h), 0o644)
+    let allowed = try h.run(["plan", "--connect-timeout", "3"])
+    #expect(allowed.stderr.contains("warning: host qemu+tcp://127.0.0.1:1/system is reached without verifying it"), "\(allowed.stderr)")
+  }
+
   /// drover.yaml comes with the project: it cannot send images or state elsewhere on the host.
   @Test func theProjectFileKeepsItsFoldersInside() throws {
     let h = try CLIHarness()
