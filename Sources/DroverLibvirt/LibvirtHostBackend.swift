@@ -287,6 +287,9 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     }
     CrashPoint.reached("domain-undefined")
     if let overlay, let imagePool { try deleteVolume(pool: imagePool, name: overlay) }
+    // A host that keeps consoles in its pool: the node's log goes with it (the name is derived
+    // from the verified node's name; best effort, a log never fails a delete).
+    if consoleOnHost, let imagePool { try? deleteVolume(pool: imagePool, name: "console-\(node).log") }
   }
 
   /// The volume names Drover gives the disk of the node `o` records: today's, then the spelling

@@ -180,6 +180,13 @@ extension BakeSystemTests {
     let tampered = try p.run(["apply", "--auto-approve"])
     #expect(tampered.status != 0 && tampered.output.contains("does not match"), "\(tampered.output)")
     #expect(Set(try nodes(on: h2, project: p.project).values) == ["twohost@v2"], "no node on the host used the flipped copy")
+
+    // Scaled to zero: the nodes' overlays and console logs on the host go with them.
+    try p.pool(replicas: 0, image: "twohost@v2")
+    #expect(try p.run(["apply", "--auto-approve"]).status == 0)
+    try pool.refresh()
+    let left = try pool.volumeNames().filter { $0.hasPrefix("console-") || $0.hasPrefix("drover.") }
+    #expect(left.isEmpty, "no overlay or console log outlives its node: \(left)")
   }
 
   /// Over `qemu+ssh://` the known hosts are the OpenSSH client's (this machine's ssh
