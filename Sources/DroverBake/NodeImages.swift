@@ -18,6 +18,8 @@ public final class NodeImages: @unchecked Sendable {
   let hostDirectories: [String: String]
   private var verified: Set<String> = []
   private var readyPools: Set<String> = []
+  /// Boot files (kernel, initrd) hashed by this process, by path.
+  private var bootDigests: [String: String] = [:]
   /// `host|volume` pairs pushed (or found) and verified by this process.
   private var onHost: Set<String> = []
   private let lock = NSLock()
@@ -41,7 +43,7 @@ public final class NodeImages: @unchecked Sendable {
   public func remoteDirectory(of uri: String) -> String? { hostDirectories[uri] }
 
   /// The name of a node's console log volume in the host's image pool (remote hosts).
-  public static func consoleVolume(of node: String) -> String { "console-\(node).log" }
+  public static func consoleVolume(of node: String) -> String { PoolVolumeNames.console(of: node) }
 
   /// Why a manifest's boot files may not be booted, or nil. A manifest is a file in the image
   /// folder — one planted there could name `initrd: /etc/shadow`, which libvirt would load into
@@ -119,14 +121,6 @@ public final class NodeImages: @unchecked Sendable {
   /// through libvirt. Nothing here assumes the host shares this machine's files.
   func prepareRemote(_ node: NodeDefinition, host: any ImageHost, directory: String) throws -> NodeDefinition {
     let o = node.ownership
-    if host.bootsNodes && host.uri.hasPrefix("qemu+libssh") {
-      // Measured with libvirt 9.0 here: a volume stream over libssh hangs in virStreamRecv
-      // without libvirt's event loop, and the client crashes with one. Refused up front rather
-      // than waited on.
-      throw Diagnostic.error(
-        "image.push", "images cannot be pushed to \(host.uri): libvirt's libssh transport does not carry volume streams reliably",
-        subject: "node \(o.node) on \(host.uri)", hint: "name the host by qemu+ssh:// (OpenSSH; its known hosts come from this machine's ssh configuration)")
-    }
     var result = node
     try ensurePool(on: host, directory: directory)
     let manifest = catalogue.image(forKey: o.digest) ?? ImageRef(parsing: o.image).flatMap(catalogue.image(for:))
@@ -137,8 +131,9 @@ public final class NodeImages: @unchecked Sendable {
       if host.bootsNodes {
         try verifyOnce(manifest)
         backing = try pushed(catalogue.path(of: manifest), as: manifest.artifact, sha256: manifest.artifactSHA256, to: host)
-        kernel = try pushed(manifest.kernel, as: "kernel-\(try fileDigest(manifest.kernel).prefix(12))", sha256: nil, to: host)
-        initrd = try pushed(manifest.initrd, as: "initrd-\(try fileDigest(manifest.initrd).prefix(12))", sha256: nil, to: host)
+        let k = try bootVolume(manifest.kernel, kind: "kernel"), i = try bootVolume(manifest.initrd, kind: "initrd")
+        kernel = try pushed(manifest.kernel, as: k.name, sha256: k.sha256, to: host)
+        initrd = try pushed(manifest.initrd, as: i.name, sha256: i.sha256, to: host)
       } else {
         backing = directory + "/" + manifest.artifact
       }
@@ -163,6 +158,15 @@ public final class NodeImages: @unchecked Sendable {
 
   func fileDigest(_ path: String) throws -> String { try FileDigestCache.sha256(ofFile: path) }
 
+  /// A boot file's content-addressed volume name (`kernel-<sha>`) and digest, hashed once per
+  /// process: every node on a remote host needs them, and a kernel is megabytes.
+  func bootVolume(_ path: String, kind: String) throws -> (name: String, sha256: String) {
+    if let known = lock.withLock({ bootDigests[path] }) { return ("\(kind)-\(known.prefix(12))", known) }
+    let sha = try fileDigest(path)
+    lock.withLock { bootDigests[path] = sha }
+    return ("\(kind)-\(sha.prefix(12))", sha)
+  }
+
   /// What `push` did with each file of an image on a host.
   public struct PushOutcome: Sendable {
     /// Volume names sent now (then read back and verified).
@@ -182,23 +186,15 @@ public final class NodeImages: @unchecked Sendable {
         "image.push", "\(host.uri) uses this machine's image folder: there is nothing to push", subject: host.uri,
         hint: "give the host an image_dir in drover.yaml's hosts: to keep its images on it")
     }
-    if host.uri.hasPrefix("qemu+libssh") {
-      throw Diagnostic.error(
-        "image.push", "images cannot be pushed to \(host.uri): libvirt's libssh transport does not carry volume streams reliably",
-        subject: host.uri, hint: "name the host by qemu+ssh:// (OpenSSH; its known hosts come from this machine's ssh configuration)")
-    }
     try ensurePool(on: host, directory: directory)
     var outcome = PushOutcome()
-    let files = [
-      (catalogue.path(of: manifest), manifest.artifact, Optional(manifest.artifactSHA256)),
-      (manifest.kernel, "kernel-\(try fileDigest(manifest.kernel).prefix(12))", nil),
-      (manifest.initrd, "initrd-\(try fileDigest(manifest.initrd).prefix(12))", nil),
-    ]
+    let k = try bootVolume(manifest.kernel, kind: "kernel"), i = try bootVolume(manifest.initrd, kind: "initrd")
+    let files = [(catalogue.path(of: manifest), manifest.artifact, manifest.artifactSHA256), (manifest.kernel, k.name, k.sha256), (manifest.initrd, i.name, i.sha256)]
     for (file, name, sha) in files {
       let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.uint64Value ?? 0
       // Names are content-addressed: the same name with its mark is the same bytes, verified.
       // (Not compared by size: libvirt reports a qcow2 volume's virtual size.)
-      if try host.volume(pool: poolName, name: name) != nil, try host.volume(pool: poolName, name: name + ".verified") != nil {
+      if try host.volume(pool: poolName, name: name) != nil, try host.volume(pool: poolName, name: PoolVolumeNames.verifiedMark(of: name)) != nil {
         outcome.present.append(name)
         continue
       }
@@ -244,7 +240,7 @@ public final class NodeImages: @unchecked Sendable {
       // it is an interrupted upload (sent again); one with it that no longer matches was
       // changed on the host, and is refused.
       if let v = try host.volume(pool: poolName, name: name) {
-        if try host.volume(pool: poolName, name: name + ".verified") != nil {
+        if try host.volume(pool: poolName, name: PoolVolumeNames.verifiedMark(of: name)) != nil {
           let back = try host.digest(pool: poolName, name: name)
           guard back == expected else {
             throw Diagnostic.error(

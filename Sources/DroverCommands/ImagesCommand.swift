@@ -53,7 +53,7 @@ struct ImagesListCommand: ParsableCommand {
     for m in rows {
       for entry in remote {
         guard let backend = context?.backends[entry.uri] else { continue }
-        if (try? backend.volume(pool: images.imagePool, name: m.artifact + ".verified")) != nil { onHosts[m.key, default: []].append(entry.name) }
+        if (try? backend.volume(pool: images.imagePool, name: PoolVolumeNames.verifiedMark(of: m.artifact))) != nil { onHosts[m.key, default: []].append(entry.name) }
       }
     }
     if json {

@@ -79,9 +79,7 @@ struct ProjectOptions: ParsableArguments {
   }
 
   /// The project folder as an absolute path (what specs may name host files in).
-  var absoluteDir: String {
-    SafeFiles.realPath(dir) ?? (dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir)
-  }
+  var absoluteDir: String { CurrentProject.absolute(dir) }
 
 
   var poolsPath: String { dir + "/pools" }

@@ -58,8 +58,17 @@ extension LibvirtHostBackend: ImageHost {
   }
 
   /// Runs `body` with the pool `pool` on the stream connection, one stream at a time.
+  ///
+  /// Refused over libvirt's libssh transport, for every stream (image pushes, read-backs,
+  /// console reads): measured with libvirt 9.0 here, a stream there hung in `virStreamRecv`
+  /// without libvirt's event loop, and the client crashed with one.
   func withStreamPool<T>(_ pool: String, _ body: (StoragePool) throws -> T) throws -> T {
-    try streamConnection.withLock { held -> T in
+    if Self.usesLibssh(uri) {
+      throw HostError(
+        uri: uri, operation: "refusing a volume transfer",
+        reason: "libvirt's libssh transport does not carry volume streams reliably; name the host by qemu+ssh:// (OpenSSH; its known hosts come from this machine's ssh configuration)")
+    }
+    return try streamConnection.withLock { held -> T in
       if held == nil { held = try streamOpener?() ?? connection }
       guard let connection = held, let p = try connection.storagePool(named: pool) else {
         throw HostError(uri: uri, operation: "cannot reach storage pool \(pool)", reason: "the pool does not exist")
@@ -117,9 +126,9 @@ extension LibvirtHostBackend: ImageHost {
       do {
         let p = try storagePoolHandle(pool)
         calls.record("define")
-        if try p.volume(named: name + ".verified") == nil {
+        if try p.volume(named: PoolVolumeNames.verifiedMark(of: name)) == nil {
           _ = try p.createVolume(xml: """
-            <volume><name>\(XMLText.text(name + ".verified"))</name><capacity unit='bytes'>0</capacity>
+            <volume><name>\(XMLText.text(PoolVolumeNames.verifiedMark(of: name)))</name><capacity unit='bytes'>0</capacity>
             <target><format type='raw'/><permissions><mode>0644</mode></permissions></target></volume>
             """)
         }

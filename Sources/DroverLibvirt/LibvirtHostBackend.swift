@@ -289,7 +289,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     if let overlay, let imagePool { try deleteVolume(pool: imagePool, name: overlay) }
     // A host that keeps consoles in its pool: the node's log goes with it (the name is derived
     // from the verified node's name; best effort, a log never fails a delete).
-    if consoleOnHost, let imagePool { try? deleteVolume(pool: imagePool, name: "console-\(node).log") }
+    if consoleOnHost, let imagePool { try? deleteVolume(pool: imagePool, name: PoolVolumeNames.console(of: node)) }
   }
 
   /// The volume names Drover gives the disk of the node `o` records: today's, then the spelling
@@ -464,7 +464,7 @@ extension LibvirtHostBackend: ConsoleReading {
 
   public func console(of node: String) -> [UInt8]? {
     guard consoleOnHost, let pool = imagePool else { return nil }
-    return (try? read(pool: pool, name: "console-\(node).log", offset: 0)) ?? nil
+    return (try? read(pool: pool, name: PoolVolumeNames.console(of: node), offset: 0)) ?? nil
   }
 }
 

@@ -76,3 +76,12 @@ public struct BuildMachine: Sendable, Hashable {
   public static func == (a: Self, b: Self) -> Bool { a.name == b.name }
   public func hash(into h: inout Hasher) { h.combine(name) }
 }
+
+/// Names of the volumes Drover keeps in a host's own image pool, shared by whoever writes,
+/// reads or deletes them (the libvirt adapter, node images, the planner, the CLI).
+public enum PoolVolumeNames {
+  /// The empty volume that says `name` was read back intact once.
+  public static func verifiedMark(of name: String) -> String { name + ".verified" }
+  /// A node's console log on a host that keeps consoles in its pool.
+  public static func console(of node: String) -> String { "console-\(node).log" }
+}

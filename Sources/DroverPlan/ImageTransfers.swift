@@ -42,7 +42,7 @@ public enum ImageTransfers {
       guard let key = action.after?.ownership.digest, let image = images[key] else { continue }
       let held = Set(observed.hosts[action.host]?.poolVolumes ?? [])
       // Present only once read back and marked: a copy without its mark is sent again.
-      if held.contains(image.artifact) && held.contains(image.artifact + ".verified") { continue }
+      if held.contains(image.artifact) && held.contains(PoolVolumeNames.verifiedMark(of: image.artifact)) { continue }
       result.insert(ImageTransfer(host: action.host, image: image.reference, artifact: image.artifact, bytes: image.bytes))
     }
     return result.sorted { ($0.host, $0.image) < ($1.host, $1.image) }

@@ -45,13 +45,13 @@ enum PushBenchmark {
     let drover = try Stopwatch.median(runs: rounds) {
       let images = NodeImages(
         catalogue: ImageCatalogue(directory: "/nonexistent"), poolName: pool, consoleDirectory: "/tmp", hostDirectories: [uri: directory])
-      for name in ["pushed.img", "pushed.img.verified"] { try backend.deleteVolume(pool: pool, name: name) }
+      for name in ["pushed.img", PoolVolumeNames.verifiedMark(of: "pushed.img")] { try backend.deleteVolume(pool: pool, name: name) }
       _ = try images.pushed(file, as: "pushed.img", sha256: sha, to: backend)
     }
     // A second push of a verified copy (what `drover images push` does then): lookups only.
     let again = try Stopwatch.median(runs: 5) {
       _ = try backend.volume(pool: pool, name: "pushed.img")
-      _ = try backend.volume(pool: pool, name: "pushed.img.verified")
+      _ = try backend.volume(pool: pool, name: PoolVolumeNames.verifiedMark(of: "pushed.img"))
     }
     let mbps = Double(mib) * 2 / raw
     return [

@@ -264,17 +264,10 @@ extension BakeSystemTests {
     defer { try? foreign.undefine() }
     let foreignXML = try foreign.xml()
 
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/bash")
-    process.arguments = [repo.appendingPathComponent("scripts/demo").path, "--no-setup"]
-    process.environment = ProcessInfo.processInfo.environment.merging(["DROVER": repo.appendingPathComponent(".build/debug/drover").path]) { $1 }
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = out
-    try process.run()
-    let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    #expect(process.terminationStatus == 0, "\(output.suffix(3000))")
+    let (status, output) = try DroverProcess.run(
+      "/bin/bash", [repo.appendingPathComponent("scripts/demo").path, "--no-setup"],
+      environment: ["DROVER": repo.appendingPathComponent(".build/debug/drover").path])
+    #expect(status == 0, "\(output.suffix(3000))")
     #expect(output.contains("cache hit (inputs unchanged, nothing rebuilt, no VM booted)"))
     #expect(output.contains("console markers: web-1=v1") || output.contains("=v1 "), "every node reached the v1 ready marker")
     #expect(output.contains("ok: console markers: web-1-g2=v2 web-2-g2=v2 web-3-g2=v2"), "the rollout left every node ready on v2")

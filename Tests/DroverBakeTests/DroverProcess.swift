@@ -1,13 +1,13 @@
 import Foundation
 
-/// Runs the built `drover` binary as a user would, for the system tests' scratch projects.
+/// Runs the built `drover` binary (or a script driving it) as a user would, for the system tests.
 enum DroverProcess {
   /// Output is standard output and error together. `environment` values of nil remove a variable.
-  static func run(_ binary: String, _ args: [String], in dir: URL, environment: [String: String?]) throws -> (status: Int32, output: String) {
+  static func run(_ binary: String, _ args: [String], in dir: URL? = nil, environment: [String: String?]) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: binary)
     process.arguments = args
-    process.currentDirectoryURL = dir
+    if let dir { process.currentDirectoryURL = dir }
     var env = ProcessInfo.processInfo.environment
     for (key, value) in environment { env[key] = value }
     process.environment = env
