@@ -33,14 +33,24 @@ extension BakeSystemTests {
     /// The pool's name, unique per run: node names are global on a host.
     let pool = "th\(UInt16.random(in: 1000...9999))"
 
-    init(uri: String = SecondHost.uri, knownHosts: String = SecondHost.trust + "/known_hosts") throws {
+    /// The second host as this machine reaches it (trust material added): for checks and clean-up.
+    let secondConnectURI: String
+
+    /// - Parameters:
+    ///   - trust: the machine configuration's entry for h2 (its trust material, a YAML mapping).
+    ///   - remoteRoot: a folder on the second host's file system for its image pool.
+    init(
+      uri: String = SecondHost.uri, knownHosts: String = SecondHost.trust + "/known_hosts", trust: String? = nil,
+      remoteRoot: String = "/var/lib/drover-h2", connectURI: String = SecondHost.connectURI
+    ) throws {
+      secondConnectURI = connectURI
       let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
       binary = repo.appendingPathComponent(".build/debug/drover").path
       dir = FileManager.default.temporaryDirectory.appendingPathComponent("drover-2h-\(id)")
       project = "twohost-\(id)"
       imagePool = "drover-2h-\(id)"
       imageDir = "/var/lib/drover/2h-images-\(id)"
-      remoteImageDir = "/var/lib/drover-h2/images-\(id)"
+      remoteImageDir = "\(remoteRoot)/images-\(id)"
       environment = [
         "DROVER_IMAGE_DIR": imageDir, "DROVER_IMAGE_POOL": imagePool, "DROVER_CONSOLE_DIR": "/var/lib/drover/2h-console-\(id)", "NO_COLOR": "1",
         "DROVER_CONFIG": dir.appendingPathComponent("machine-config.yaml").path,
@@ -58,9 +68,9 @@ extension BakeSystemTests {
         """.write(to: dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
       // The machine's configuration: the only place the second host's key and known hosts live.
       try """
-        allow_paths: [/var/lib/drover-h2]
+        allow_paths: [\(remoteRoot)]
         hosts:
-          h2: {keyfile: \(SecondHost.trust)/id_ed25519, known_hosts: \(knownHosts)}
+          h2: \(trust ?? "{keyfile: \(SecondHost.trust)/id_ed25519, known_hosts: \(knownHosts)}")
 
         """.write(to: dir.appendingPathComponent("machine-config.yaml"), atomically: true, encoding: .utf8)
       chmod(dir.appendingPathComponent("machine-config.yaml").path, 0o644)
@@ -103,7 +113,7 @@ extension BakeSystemTests {
     func cleanUp(local: Connection) {
       try? pool(replicas: 0)
       _ = try? run(["apply", "--auto-approve"])
-      for connection in [local, try? Connection.open(SecondHost.connectURI, timeout: 30)].compactMap({ $0 }) {
+      for connection in [local, try? Connection.open(secondConnectURI, timeout: 30)].compactMap({ $0 }) {
         if let p = try? connection.storagePool(named: imagePool) {
           for name in (try? p.volumeNames()) ?? [] { try? p.volume(named: name)?.delete() }
           try? p.stop()
@@ -111,6 +121,7 @@ extension BakeSystemTests {
         }
       }
       try? FileManager.default.removeItem(atPath: imageDir)
+      try? FileManager.default.removeItem(atPath: remoteImageDir)  // the hosts here share this machine's disk
       try? FileManager.default.removeItem(atPath: environment["DROVER_CONSOLE_DIR"] ?? "/nonexistent")
       try? FileManager.default.removeItem(at: dir)
     }
