@@ -344,21 +344,8 @@ public final class Baker: @unchecked Sendable {
     guard rename(staged, target) == 0 else {
       throw Diagnostic.error("bake.io", "cannot move the image into \(imageDirectory): \(String(cString: strerror(errno)))")
     }
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    encoder.dateEncodingStrategy = .iso8601
-    let base = imageDirectory + "/" + (manifest.artifact as NSString).deletingPathExtension
-    try "\(manifest.artifactSHA256)  \(manifest.artifact)\n".write(toFile: base + ".sha256", atomically: true, encoding: .utf8)
-    try encoder.encode(manifest).write(to: URL(fileURLWithPath: base + ".manifest.json"), options: .atomic)
+    try manifest.writeBesideArtifact(in: imageDirectory)
     try host.refreshImagePool(name: poolName)
-  }
-
-  static func isArtifactName(_ name: String) -> Bool {
-    guard name.hasSuffix(".qcow2"), !name.hasPrefix("node-") else { return false }
-    let stem = name.dropLast(".qcow2".count)
-    guard let dash = stem.lastIndex(of: "-") else { return false }
-    let key = stem[stem.index(after: dash)...]
-    return key.count == 12 && key.allSatisfy { $0.isHexDigit && !$0.isUppercase }
   }
 
   /// Removes what an interrupted bake left: build machines, staging folders of dead processes,
@@ -388,7 +375,7 @@ public final class Baker: @unchecked Sendable {
     let names = (try? FileManager.default.contentsOfDirectory(atPath: imageDirectory)) ?? []
     // Only files named like Drover's own artifacts (`<name>-<version>-<12 hex>.qcow2`): anything
     // else in the folder is not Drover's to delete.
-    for name in names where Self.isArtifactName(name) && !isLive(name) {
+    for name in names where ImageNames.isArtifact(name) && !isLive(name) {
       let manifest = (name as NSString).deletingPathExtension + ".manifest.json"
       if !names.contains(manifest) { SafeFiles.removeFile(name, in: imageDirectory) }
     }

@@ -19,6 +19,12 @@ public struct ImageCatalogue: Sendable {
     }.filter { $0.pathsStayInside(directory) }
   }
 
+  /// Images known otherwise (a host's records): for decisions over them, nothing is read.
+  public init(directory: String, manifests: [ImageManifest]) {
+    self.directory = directory
+    self.manifests = manifests
+  }
+
   /// The newest image for a reference (`name@version`, or `name@sha256:<key prefix>`).
   public func image(for ref: ImageRef) -> ImageManifest? {
     let candidates = manifests.filter { m in

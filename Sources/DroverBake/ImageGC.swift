@@ -46,3 +46,37 @@ public enum ImageGC {
     }
   }
 }
+
+/// What `drover images gc --host` deletes from a host's pool. Pure.
+///
+/// Only what a record describes is ever deleted: an image is collected with its record, and a
+/// kernel or initrd only when every record naming it goes. The same images are kept as locally
+/// (each pool's current and previous image, every image a node records, every image an overlay
+/// in that pool is backed by — of any project).
+public enum HostImageGC {
+  public struct Decision: Sendable, Equatable {
+    /// The images collected, by reference.
+    public var images: [String]
+    /// Volume names to delete, in order: each image's mark and artifact, its unshared boot
+    /// files, and its record last (a gc stopped midway leaves the record, so the next finishes).
+    public var volumes: [String]
+  }
+
+  public static func decide(records: [HostImageRecord], volumes: Set<String>, pools: [PoolSpec], inUse: Set<String>, overlayBackings: Set<String>) -> Decision {
+    let catalogue = ImageCatalogue(directory: "", manifests: records.map(\.manifest))
+    let keep = ImageGC.keep(catalogue: catalogue, pools: pools, inUse: inUse, overlayBackings: overlayBackings)
+    let kept = records.filter { keep.contains($0.manifest.key) }
+    let gone = records.filter { !keep.contains($0.manifest.key) }.sorted { $0.volume < $1.volume }
+    let keptBoot = Set(kept.flatMap { [$0.kernel.volume, $0.initrd.volume] })
+    var order: [String] = [], seen: Set<String> = []
+    func add(_ name: String) {
+      for n in [PoolVolumeNames.verifiedMark(of: name), name] where volumes.contains(n) && seen.insert(n).inserted { order.append(n) }
+    }
+    for r in gone {
+      add(r.manifest.artifact)
+      for boot in [r.kernel.volume, r.initrd.volume] where !keptBoot.contains(boot) { add(boot) }
+    }
+    for r in gone { add(r.volume) }
+    return Decision(images: gone.map { $0.manifest.reference }, volumes: order)
+  }
+}

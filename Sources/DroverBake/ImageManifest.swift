@@ -72,3 +72,16 @@ extension ImageManifest {
     return log.dropFirst(folder.count + 1).split(separator: "/", omittingEmptySubsequences: false).allSatisfy(plain)
   }
 }
+
+extension ImageManifest {
+  /// Writes `<image>.sha256` and then `<image>.manifest.json` beside the artifact already in
+  /// `directory`: the manifest last, since its presence is what marks the image complete.
+  public func writeBesideArtifact(in directory: String) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.dateEncodingStrategy = .iso8601
+    let base = directory + "/" + (artifact as NSString).deletingPathExtension
+    try "\(artifactSHA256)  \(artifact)\n".write(toFile: base + ".sha256", atomically: true, encoding: .utf8)
+    try encoder.encode(self).write(to: URL(fileURLWithPath: base + ".manifest.json"), options: .atomic)
+  }
+}

@@ -18,8 +18,12 @@ public enum ImageVerifier {
         "image \(manifest.reference) (\(manifest.artifact)) does not match its checksum: sha256 is \(actual.prefix(16))…, the manifest says \(manifest.artifactSHA256.prefix(16))…",
         subject: "image \(manifest.reference)", hint: "the file was modified after it was baked; delete it and run drover bake")
     }
-    // Drover's images are flat qcow2 files: one with a backing file (its checksum and manifest
-    // planted together) would hand every overlay a host file to read.
+    try checkFlat(manifest, path: path)
+  }
+
+  /// Drover's images are flat qcow2 files: one with a backing file (its checksum and manifest
+  /// planted together, or a host's copy fetched back) would hand every overlay a host file to read.
+  public static func checkFlat(_ manifest: ImageManifest, path: String) throws {
     let info = try ProcessRunner().run(["/usr/bin/qemu-img", "info", "-f", "qcow2", "--output=json", path], timeout: 30).stdout
     let json = (try? JSONSerialization.jsonObject(with: Data(info.utf8))) as? [String: Any] ?? [:]
     if json["backing-filename"] != nil || json["format"] as? String != "qcow2" {

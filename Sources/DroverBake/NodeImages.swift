@@ -51,12 +51,18 @@ public final class NodeImages: @unchecked Sendable {
   /// be Drover's own boot initramfs in the image folder or pass the policy.
   func bootFilesProblem(_ m: ImageManifest) -> String? {
     let real = SafeFiles.realPath
-    let kernelOK = m.kernel == machine.kernel || (real(m.kernel) != nil && real(m.kernel) == real(machine.kernel))
+    let inImageFolder = { (path: String) in
+      let folder = (path as NSString).deletingLastPathComponent
+      return folder == self.catalogue.directory || (real(folder) != nil && real(folder) == real(self.catalogue.directory))
+    }
+    // A kernel fetched from a host with its image (`kernel-<12 hex>` in the image folder) is
+    // Drover's own file, like its boot initramfs.
+    let fetchedKernel = inImageFolder(m.kernel) && ImageNames.isFetchedKernel((m.kernel as NSString).lastPathComponent)
+    let kernelOK = m.kernel == machine.kernel || (real(m.kernel) != nil && real(m.kernel) == real(machine.kernel)) || fetchedKernel
       || (m.kernel.hasPrefix("/") && hostPaths.resolvedProblem(m.kernel, in: "", realPath: real) == nil)
     if !kernelOK { return "its kernel \(Terminal.escaped(m.kernel)) is neither the machine's kernel nor under an allowed root" }
     let name = (m.initrd as NSString).lastPathComponent
-    let folder = (m.initrd as NSString).deletingLastPathComponent
-    let ownInitramfs = (folder == catalogue.directory || (real(folder) != nil && real(folder) == real(catalogue.directory))) && name.hasPrefix("boot-")
+    let ownInitramfs = inImageFolder(m.initrd) && name.hasPrefix("boot-")
       && name.hasSuffix(".cpio.gz") && !name.contains("/")
     let initrdOK = ownInitramfs || (m.initrd.hasPrefix("/") && hostPaths.resolvedProblem(m.initrd, in: "", realPath: real) == nil)
     if !initrdOK { return "its initrd \(Terminal.escaped(m.initrd)) is neither Drover's boot initramfs in \(catalogue.directory) nor under an allowed root" }
@@ -130,10 +136,10 @@ public final class NodeImages: @unchecked Sendable {
       result.ownership.digest = manifest.key
       if host.bootsNodes {
         try verifyOnce(manifest)
-        backing = try pushed(catalogue.path(of: manifest), as: manifest.artifact, sha256: manifest.artifactSHA256, to: host)
-        let k = try bootVolume(manifest.kernel, kind: "kernel"), i = try bootVolume(manifest.initrd, kind: "initrd")
-        kernel = try pushed(manifest.kernel, as: k.name, sha256: k.sha256, to: host)
-        initrd = try pushed(manifest.initrd, as: i.name, sha256: i.sha256, to: host)
+        let placed = try place(manifest, on: host)
+        backing = placed.backing
+        kernel = placed.kernel
+        initrd = placed.initrd
       } else {
         backing = directory + "/" + manifest.artifact
       }
@@ -161,10 +167,55 @@ public final class NodeImages: @unchecked Sendable {
   /// A boot file's content-addressed volume name (`kernel-<sha>`) and digest, hashed once per
   /// process: every node on a remote host needs them, and a kernel is megabytes.
   func bootVolume(_ path: String, kind: String) throws -> (name: String, sha256: String) {
-    if let known = lock.withLock({ bootDigests[path] }) { return ("\(kind)-\(known.prefix(12))", known) }
+    if let known = lock.withLock({ bootDigests[path] }) { return (PoolVolumeNames.bootFile(kind: kind, sha256: known), known) }
     let sha = try fileDigest(path)
     lock.withLock { bootDigests[path] = sha }
-    return ("\(kind)-\(sha.prefix(12))", sha)
+    return (PoolVolumeNames.bootFile(kind: kind, sha256: sha), sha)
+  }
+
+  /// An image's files on a host with its own image folder: its artifact, kernel and initrd as
+  /// volumes there (pushed when missing, verified once per process), and its record beside them.
+  func place(_ manifest: ImageManifest, on host: any ImageHost) throws -> (backing: String, kernel: String, initrd: String) {
+    let record = try self.record(of: manifest)
+    let backing = try pushed(catalogue.path(of: manifest), as: manifest.artifact, sha256: manifest.artifactSHA256, to: host)
+    let kernel = try pushed(manifest.kernel, as: record.kernel.volume, sha256: record.kernel.sha256, to: host)
+    let initrd = try pushed(manifest.initrd, as: record.initrd.volume, sha256: record.initrd.sha256, to: host)
+    try pushRecord(record, to: host)
+    return (backing, kernel, initrd)
+  }
+
+  /// The record written beside an image on a host (`HostImageRecord`).
+  func record(of manifest: ImageManifest) throws -> HostImageRecord {
+    let k = try bootVolume(manifest.kernel, kind: "kernel"), i = try bootVolume(manifest.initrd, kind: "initrd")
+    var m = manifest
+    m.buildLog = ""  // this machine's file: nothing another machine could read
+    return HostImageRecord(manifest: m, kernel: .init(volume: k.name, sha256: k.sha256), initrd: .init(volume: i.name, sha256: i.sha256))
+  }
+
+  /// Writes an image's record after its files were verified on the host: read back, then
+  /// marked, like them. Present with its mark: nothing sent (a second push is a lookup).
+  /// - Returns: whether it was sent now.
+  @discardableResult
+  func pushRecord(_ record: HostImageRecord, to host: any ImageHost) throws -> Bool {
+    let key = host.uri + "|" + record.volume
+    if lock.withLock({ onHost.contains(key) }) { return false }
+    if try host.volume(pool: poolName, name: record.volume) != nil, try host.volume(pool: poolName, name: PoolVolumeNames.verifiedMark(of: record.volume)) != nil {
+      lock.withLock { _ = onHost.insert(key) }
+      return false
+    }
+    let bytes = try record.encoded()
+    let expected = ContentDigest.of(bytes).hex
+    let sent = try host.upload(bytes: bytes, pool: poolName, name: record.volume)
+    let back = try host.digest(pool: poolName, name: record.volume)
+    guard sent == expected, back == expected else {
+      try? host.deleteVolume(pool: poolName, name: record.volume)
+      throw Diagnostic.error(
+        "image.tampered", "the record \(record.volume) on \(host.uri) does not match what was sent", subject: record.volume,
+        hint: "check the host's storage; the record was deleted")
+    }
+    try host.markVerified(pool: poolName, name: record.volume)
+    lock.withLock { _ = onHost.insert(key) }
+    return true
   }
 
   /// What `push` did with each file of an image on a host.
@@ -188,8 +239,8 @@ public final class NodeImages: @unchecked Sendable {
     }
     try ensurePool(on: host, directory: directory)
     var outcome = PushOutcome()
-    let k = try bootVolume(manifest.kernel, kind: "kernel"), i = try bootVolume(manifest.initrd, kind: "initrd")
-    let files = [(catalogue.path(of: manifest), manifest.artifact, manifest.artifactSHA256), (manifest.kernel, k.name, k.sha256), (manifest.initrd, i.name, i.sha256)]
+    let record = try self.record(of: manifest)
+    let files = [(catalogue.path(of: manifest), manifest.artifact, manifest.artifactSHA256), (manifest.kernel, record.kernel.volume, record.kernel.sha256), (manifest.initrd, record.initrd.volume, record.initrd.sha256)]
     for (file, name, sha) in files {
       let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.uint64Value ?? 0
       // Names are content-addressed: the same name with its mark is the same bytes, verified.
@@ -203,6 +254,7 @@ public final class NodeImages: @unchecked Sendable {
       outcome.sent.append(name)
       outcome.bytesSent += size
     }
+    if try pushRecord(record, to: host) { outcome.sent.append(record.volume) } else { outcome.present.append(record.volume) }
     return outcome
   }
 

@@ -13,7 +13,7 @@ struct ImagesCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "images",
     abstract: "List baked images with their digest, size, creation time and the nodes that use them.",
-    subcommands: [ImagesListCommand.self, ImagesGCCommand.self, ImagesPushCommand.self], defaultSubcommand: ImagesListCommand.self)
+    subcommands: [ImagesListCommand.self, ImagesGCCommand.self, ImagesPushCommand.self, ImagesFetchCommand.self], defaultSubcommand: ImagesListCommand.self)
 }
 
 /// Which images are in use: by a pool's spec, by a node, or as the previous image of a pool.
@@ -93,8 +93,12 @@ struct ImagesGCCommand: ParsableCommand {
   @Flag(help: "Only show what would be deleted.")
   var dryRun = false
 
+  @Option(name: .customLong("host"), help: "Collect in this host entry's own image folder (by name) instead of this machine's; repeatable.")
+  var hostNames: [String] = []
+
   func run() throws {
     let catalogue = images.catalogue
+    let entries = hostNames.isEmpty ? [] : try ImageHostEntries.select(hostNames, project: project)
     let context = try ProjectContext.load(project, readOnly: true)
     if !context.unreachable.isEmpty {
       Output.err("error: cannot see every host (\(context.unreachable.keys.sorted().joined(separator: ", "))), so cannot tell which images are in use; nothing deleted")
@@ -106,6 +110,7 @@ struct ImagesGCCommand: ParsableCommand {
         sources: [], format: .human, noColor: project.noColor)
       throw ExitCode.failure
     }
+    if !entries.isEmpty { return try collect(on: entries, context: context, inUse: Set(inUse.keys)) }
     let keep = ImageGC.keep(
       catalogue: catalogue, pools: context.specs.poolSpecs, inUse: Set(inUse.keys),
       overlayBackings: ImageGC.overlayBackings(in: catalogue.directory))
@@ -116,6 +121,27 @@ struct ImagesGCCommand: ParsableCommand {
       removed += 1
     }
     Output.out("\(removed) image\(removed == 1 ? "" : "s") \(dryRun ? "would be " : "")deleted, \(catalogue.manifests.count - removed) kept")
+  }
+
+  /// `--host`: the same rule in each named host's own pool, through libvirt.
+  func collect(on entries: [HostEntry], context: ProjectContext, inUse: Set<String>) throws {
+    let connected = ImageHostEntries.connect(entries, project: project, images: images)  // writable (the context reads only)
+    var problems: [Diagnostic] = connected.problems
+    for entry in entries {
+      guard let backend = connected.backends[entry.uri] else { continue }
+      do {
+        let outcome = try HostImageCollector.collect(
+          on: backend, pool: images.imagePool, pools: context.specs.poolSpecs, inUse: inUse, dryRun: dryRun)
+        problems += outcome.refused
+        for image in outcome.decision.images { Output.out("\(dryRun ? "would delete" : "deleting") \(image) on \(entry.name)") }
+        let n = outcome.decision.images.count
+        Output.out("\(entry.name): \(n) image\(n == 1 ? "" : "s") \(dryRun ? "would be " : "")deleted (\(outcome.decision.volumes.count) volumes), \(outcome.kept) kept")
+      } catch {
+        problems += (error as? DiagnosticConvertible)?.diagnostics ?? [.error("image.gc", "\(error)", subject: entry.name)]
+      }
+    }
+    if !problems.isEmpty { Report.diagnostics(problems, sources: [], format: .human, noColor: project.noColor) }
+    if problems.hasErrors { throw ExitCode.failure }
   }
 }
 
@@ -142,23 +168,11 @@ struct ImagesPushCommand: ParsableCommand {
 
   func run() throws {
     try project.requireName()
-    let entries = (project.settings?.hosts ?? []).filter { $0.imageDir != nil && (hostNames.isEmpty || hostNames.contains($0.name)) }
-    let unknown = hostNames.filter { n in !(project.settings?.hosts ?? []).contains { $0.name == n && $0.imageDir != nil } }
-    guard unknown.isEmpty, !entries.isEmpty else {
-      Report.diagnostics(
-        [
-          .error(
-            "cli.unknown-host", unknown.isEmpty ? "no host entry in drover.yaml has an image_dir" : "no host entry with an image_dir is named \(unknown.joined(separator: ", "))",
-            subject: project.dir, hint: "hosts with their own image folder: hosts: [{name: …, uri: …, image_dir: …}] in drover.yaml")
-        ], sources: [], format: .human, noColor: project.noColor)
-      throw ExitCode.failure
-    }
+    let entries = try ImageHostEntries.select(hostNames, project: project)
     let catalogue = images.catalogue
     var wanted: [ImageManifest] = []
     if references.isEmpty {
-      let (sources, _) = SpecFiles.read([project.poolsPath].filter { FileManager.default.fileExists(atPath: $0) })
-      let specs = SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: project.absoluteDir, hosts: project.settings?.hosts ?? []).0
-      wanted = Set(specs.poolSpecs.map(\.image)).sorted { $0.description < $1.description }.compactMap { catalogue.image(for: $0) }
+      wanted = ImageHostEntries.poolImages(project).compactMap { catalogue.image(for: $0) }
     } else {
       for r in references {
         guard let ref = ImageRef(parsing: r), let m = catalogue.image(for: ref) else {
@@ -168,12 +182,10 @@ struct ImagesPushCommand: ParsableCommand {
         wanted.append(m)
       }
     }
-    let connected = Connector.connect(
-      entries.map(\.uri), keyring: Keyring(project: project.projectName, key: nil), readOnly: false, timeout: project.connectTimeout,
-      imagePool: images.imagePool, callTimeout: project.callTimeout, keepAlive: project.keepAlive)
+    let connected = ImageHostEntries.connect(entries, project: project, images: images)
     let nodeImages = images.nodeImages()
-    var failed = !connected.unreachable.isEmpty
-    for (uri, why) in connected.unreachable.sorted(by: { $0.key < $1.key }) { Output.err("error: host \(uri): \(why)") }
+    var failed = !connected.problems.isEmpty
+    if failed { Report.diagnostics(connected.problems, sources: [], format: .human, noColor: project.noColor) }
     // Hosts in parallel (each host's transfers one at a time).
     let lines = Mutex<[String: [String]]>([:])
     let errors = Mutex<[Diagnostic]>([])

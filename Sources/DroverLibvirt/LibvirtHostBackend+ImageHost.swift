@@ -96,24 +96,40 @@ extension LibvirtHostBackend: ImageHost {
     defer { close(fd) }
     var st = stat()
     fstat(fd, &st)
-    let size = UInt64(st.st_size)
+    return try upload(length: UInt64(st.st_size), pool: pool, name: name) { buffer in Glibc.read(fd, buffer.baseAddress, buffer.count) }
+  }
+
+  public func upload(bytes: [UInt8], pool: String, name: String) throws -> String {
+    var offset = 0
+    return try upload(length: UInt64(bytes.count), pool: pool, name: name) { buffer in
+      let n = min(buffer.count, bytes.count - offset)
+      bytes.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + n])) }
+      offset += n
+      return n
+    }
+  }
+
+  /// A new volume `name` of `length` bytes, filled by `source` (it fills the buffer and returns
+  /// how many bytes it put there), hashed while sent.
+  func upload(length size: UInt64, pool: String, name: String, from read: @escaping (UnsafeMutableRawBufferPointer) -> Int) throws -> String {
+    let source = StreamSource(read)
     return try guarded("uploading \(name)", timeout: max(callTimeout, Double(size) / 5_000_000 + 60)) { [self] in
       do {
         return try withStreamPool(pool) { p in
-        if let stale = try p.volume(named: name) { try stale.delete() }
-        calls.record("define")
-        let volume = try p.createVolume(xml: """
-          <volume><name>\(XMLText.text(name))</name><capacity unit='bytes'>\(size)</capacity>
-          <target><format type='raw'/><permissions><mode>0644</mode></permissions></target></volume>
-          """)
-        var digest = StreamingDigest()
-        calls.record("upload")
-        try volume.upload(length: size) { buffer in
-          let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
-          if n > 0 { digest.update(Data(bytes: buffer.baseAddress!, count: n)) }
-          return max(n, 0)
-        }
-        return digest.finalize()
+          if let stale = try p.volume(named: name) { try stale.delete() }
+          calls.record("define")
+          let volume = try p.createVolume(xml: """
+            <volume><name>\(XMLText.text(name))</name><capacity unit='bytes'>\(size)</capacity>
+            <target><format type='raw'/><permissions><mode>0644</mode></permissions></target></volume>
+            """)
+          var digest = StreamingDigest()
+          calls.record("upload")
+          try volume.upload(length: size) { buffer in
+            let n = source.read(buffer)
+            if n > 0 { digest.update(Data(bytes: buffer.baseAddress!, count: n)) }
+            return max(n, 0)
+          }
+          return digest.finalize()
         }
       } catch let error as LibvirtError {
         throw HostError(uri: uri, operation: "cannot upload \(name)", libvirt: error)
@@ -304,4 +320,11 @@ extension LibvirtHostBackend: ImageHost {
       throw HostError(uri: uri, operation: "cannot list domains", libvirt: error)
     }
   }
+}
+
+/// The reader of one upload, handed to the thread that runs it under its deadline (only that
+/// thread calls it).
+final class StreamSource: @unchecked Sendable {
+  let read: (UnsafeMutableRawBufferPointer) -> Int
+  init(_ read: @escaping (UnsafeMutableRawBufferPointer) -> Int) { self.read = read }
 }

@@ -29,6 +29,18 @@ public protocol ImageHost: BuildMachineHost {
   /// file system), hashing what is sent; returns its SHA-256. The volume is made anew.
   func upload(file: String, pool: String, name: String) throws -> String
 
+  /// Uploads `bytes` as volume `name` (a small record), made anew; returns their SHA-256.
+  func upload(bytes: [UInt8], pool: String, name: String) throws -> String
+
+  /// Every volume name of the pool, re-read first (empty when there is no such pool).
+  func volumeNames(pool: String) throws -> [String]
+
+  /// The backing file path of volume `name` (an overlay), or nil.
+  func backingPath(pool: String, name: String) throws -> String?
+
+  /// Downloads volume `name` through the connection into the open file `fd`, hashing it.
+  func download(pool: String, name: String, into fd: Int32) throws -> (bytes: UInt64, sha256: String)
+
   /// Writes the empty volume `<name>.verified`: `name` was read back intact once.
   func markVerified(pool: String, name: String) throws
 
@@ -84,4 +96,11 @@ public enum PoolVolumeNames {
   public static func verifiedMark(of name: String) -> String { name + ".verified" }
   /// A node's console log on a host that keeps consoles in its pool.
   public static func console(of node: String) -> String { "console-\(node).log" }
+  /// The record of a pushed image (its manifest and boot files) beside its artifact: what lets
+  /// the image be fetched back from the host, and its boot files be collected with it.
+  public static func imageRecord(of artifact: String) -> String {
+    (artifact.hasSuffix(".qcow2") ? String(artifact.dropLast(6)) : artifact) + ".image.json"
+  }
+  /// A boot file's content-addressed volume (`kernel-<12 hex>`, `initrd-<12 hex>`).
+  public static func bootFile(kind: String, sha256: String) -> String { "\(kind)-\(sha256.prefix(12))" }
 }

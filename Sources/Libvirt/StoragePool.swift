@@ -99,6 +99,12 @@ public final class StorageVolume: @unchecked Sendable {
     return p
   }
 
+  /// The corresponding C function is `virStorageVolGetXMLDesc`.
+  public func xml() throws(LibvirtError) -> String {
+    guard let x = takeString(virStorageVolGetXMLDesc(pointer, 0)) else { throw LibvirtError.last(fallback: "reading XML of volume \(name)") }
+    return x
+  }
+
   /// The corresponding C function is `virStorageVolDelete`.
   public func delete() throws(LibvirtError) { try check(virStorageVolDelete(pointer, 0), "deleting volume \(name)") }
 }

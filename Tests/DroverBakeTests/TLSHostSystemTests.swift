@@ -25,13 +25,71 @@ extension BakeSystemTests {
       uri: TLSHost.uri, trust: "{pkipath: \(TLSHost.trust)/client}", remoteRoot: TLSHost.imageRoot, connectURI: TLSHost.connectURI)
     let h2 = try Connection.open(TLSHost.connectURI, timeout: 30)
     defer { p.cleanUp(local: backend.connection) }
-    #expect(try p.run(["bake"]).status == 0)
+    #expect(try p.run(["bake", "twohost@v1"]).status == 0)
     try p.pool(replicas: 2)
     let created = try p.run(["apply", "--auto-approve"])
     #expect(created.status == 0, "\(created.output)")
     #expect(created.output.contains("→ \(TLSHost.uri)") && !created.output.contains("pkipath"), "the transfer is shown, the trust material never: \(created.output)")
     #expect(try nodes(on: h2, project: p.project).count == 1, "one node booted on the TLS host and passed its console check")
     #expect(try nodes(on: backend.connection, project: p.project).count == 1)
+
+    // images gc --host: v2 (pushed, named by no pool, used by no node) goes from the host with
+    // its record; v1 (the pool's) stays, and so do the kernel and initrd they share.
+    Thread.sleep(forTimeInterval: 1.1)  // manifests record whole seconds: v2 is newer, not v1's previous image
+    #expect(try p.run(["bake", "twohost@v2"]).status == 0)
+    let pushed = try p.run(["images", "push", "twohost@v2", "--host", "h2"])
+    #expect(pushed.status == 0, "\(pushed.output)")
+    let pool = try #require(try h2.storagePool(named: p.imagePool))
+    func volumes() throws -> [String] {
+      try pool.refresh()
+      return try pool.volumeNames()
+    }
+    let before = try volumes()
+    #expect(before.contains { $0.hasPrefix("twohost-v2-") && $0.hasSuffix(".image.json") }, "\(before)")
+    let dry = try p.run(["images", "gc", "--host", "h2", "--dry-run"])
+    #expect(dry.status == 0 && dry.output.contains("would delete twohost@v2 on h2") && !dry.output.contains("twohost@v1 on"), "\(dry.output)")
+    #expect(try volumes() == before)
+    let gc = try p.run(["images", "gc", "--host", "h2"])
+    #expect(gc.status == 0 && gc.output.contains("deleting twohost@v2 on h2"), "\(gc.output)")
+    let after = try volumes()
+    #expect(!after.contains { $0.hasPrefix("twohost-v2-") }, "\(after)")
+    #expect(after.contains { $0.hasPrefix("twohost-v1-") && $0.hasSuffix(".qcow2") } && after.contains { $0.hasPrefix("twohost-v1-") && $0.hasSuffix(".image.json") })
+    #expect(after.contains { $0.hasPrefix("kernel-") } && after.contains { $0.hasPrefix("initrd-") }, "shared boot files stay: \(after)")
+
+    // A throw-away runner: no local images at all. It fetches the pool's image from the host,
+    // verified, and scales the pool with it on both hosts.
+    func dropLocalImages() throws {
+      for name in try FileManager.default.contentsOfDirectory(atPath: p.imageDir)
+      where name.hasPrefix("twohost-") || (name.hasPrefix("boot-") && name.hasSuffix(".cpio.gz")) {
+        try FileManager.default.removeItem(atPath: p.imageDir + "/" + name)
+      }
+    }
+    try dropLocalImages()
+    #expect(!(try p.run(["images"]).output.contains("twohost")))
+    let fetched = try p.run(["images", "fetch", "--host", "h2"])
+    #expect(fetched.status == 0 && fetched.output.contains("twohost@v1 ← h2: fetched"), "\(fetched.output)")
+    #expect(try p.run(["images", "fetch", "--host", "h2"]).output.contains("already here"))
+    let gone = try p.run(["images", "fetch", "twohost@v2", "--host", "h2"])
+    #expect(gone.status == 1 && gone.output.contains("holds no pushed image twohost@v2"), "\(gone.output)")
+    try p.pool(replicas: 4)
+    let scaled = try p.run(["apply", "--auto-approve"])
+    #expect(scaled.status == 0, "\(scaled.output)")
+    #expect(try nodes(on: h2, project: p.project).count == 2 && nodes(on: backend.connection, project: p.project).count == 2)
+
+    // A byte flipped in the host's copy: the fetch is refused and nothing is added here.
+    let artifact = try #require(after.first { $0.hasPrefix("twohost-v1-") && $0.hasSuffix(".qcow2") })
+    let path = try #require(try pool.volume(named: artifact)).path()
+    let handle = try #require(FileHandle(forUpdatingAtPath: path))
+    try handle.seek(toOffset: 70_000)
+    let byte = try handle.read(upToCount: 1) ?? Data([0])
+    try handle.seek(toOffset: 70_000)
+    try handle.write(contentsOf: Data([byte[0] ^ 0xFF]))
+    try handle.close()
+    try dropLocalImages()
+    let tampered = try p.run(["images", "fetch", "--host", "h2"])
+    #expect(tampered.status == 1 && tampered.output.contains("does not match its record"), "\(tampered.output)")
+    #expect(!(try p.run(["images"]).output.contains("twohost@v1")))
+    #expect(try FileManager.default.contentsOfDirectory(atPath: p.imageDir).filter { $0.hasPrefix("twohost-") }.isEmpty, "no partial file")
   }
 
   /// A client holding another CA: the server's certificate has no known issuer, refused during
