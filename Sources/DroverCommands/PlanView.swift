@@ -7,9 +7,10 @@ enum PlanView {
   /// - Parameter complete: false when the plan had errors (a host not read, a bad name): then it
   ///   never claims "No changes".
   static func human(_ plan: Plan, color: Bool, complete: Bool = true) -> String {
-    let kept = plan.undeclared.map { u in
+    let undeclared = plan.undeclared.map { u in
       "Pool \(u.pool) is not declared in pools/: kept (\(u.nodes.joined(separator: ", ")) on \(u.hosts.joined(separator: ", "))). drover apply --prune deletes them."
     }
+    let kept = undeclared + unknown(plan)
     guard plan.hasChanges else {
       let verdict = complete ? "No changes. The hosts match the specs." : "No plan: it could not be made (see the errors below)."
       return (kept + (kept.isEmpty ? [] : [""]) + [verdict]).joined(separator: "\n")
@@ -49,6 +50,15 @@ enum PlanView {
     return lines.joined(separator: "\n")
   }
 
+  /// `--skip-unreachable`: the nodes of each left-out pool on the host that was not read.
+  static func unknown(_ plan: Plan) -> [String] {
+    plan.unknown.flatMap { u in
+      ["Pool \(u.pool) is not planned: host \(u.host) could not be read. Its nodes there are unknown:"]
+        + (u.nodes.isEmpty ? ["      ? (none placed there by the spec; earlier nodes may be)"] : u.nodes.map { "      ? \($0)" })
+        + (u.seen.isEmpty ? [] : ["  (read on its other hosts: \(u.seen.joined(separator: ", ")); nothing of the pool changes)"])
+    }
+  }
+
   static func rollout(_ r: RolloutPreview) -> [String] {
     var lines = ["Rollout of pool \(r.pool): \(r.fromImage) → \(r.toImage)" + (r.resumes.map { " (resuming rollout \($0), in progress)" } ?? "")]
     for node in r.nodes where r.resumes == nil && node.from.image == node.to.image {
@@ -86,6 +96,7 @@ enum PlanView {
       "actions": actions, "summary": ["add": s.add, "change": s.change, "destroy": s.destroy],
       "has_changes": plan.hasChanges, "prune": plan.prune, "programs": plan.programs,
       "undeclared": plan.undeclared.map { ["pool": $0.pool, "nodes": $0.nodes, "hosts": $0.hosts, "kept": true] as [String: Any] },
+      "unknown": plan.unknown.map { ["pool": $0.pool, "host": $0.host, "nodes": $0.nodes, "reason": $0.reason, "seen_elsewhere": $0.seen] as [String: Any] },
       "rollouts": plan.rollouts.map { r in
         [
           "pool": r.pool, "from": r.fromImage, "to": r.toImage, "schedule": r.schedule, "max_surge": r.policy.maxSurge,

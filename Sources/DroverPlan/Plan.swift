@@ -109,6 +109,24 @@ public struct UndeclaredPool: Sendable, Codable, Hashable {
   }
 }
 
+/// The nodes of a pool on a host that could not be read (`--skip-unreachable`): unknown, so the
+/// pool gets no action at all. `nodes` are the names the spec places there; `seen` the pool's
+/// nodes read on its other hosts.
+public struct UnknownNodes: Sendable, Codable, Hashable {
+  public var pool: String
+  public var host: String
+  public var nodes: [String]
+  public var reason: String
+  public var seen: [String]
+  public init(pool: String, host: String, nodes: [String], reason: String, seen: [String]) {
+    self.pool = pool
+    self.host = host
+    self.nodes = nodes
+    self.reason = reason
+    self.seen = seen
+  }
+}
+
 /// The ordered changes that make the observed world match the specs.
 public struct Plan: Sendable, Codable {
   public static let formatVersion = "2.0"
@@ -129,6 +147,8 @@ public struct Plan: Sendable, Codable {
   public var prune: Bool = false
   /// Pools no file declares whose nodes are kept (without `--prune`).
   public var undeclared: [UndeclaredPool] = []
+  /// Pools left out because a host of theirs could not be read (`--skip-unreachable`).
+  public var unknown: [UnknownNodes] = []
   /// For each pool the plan touches, the programs its apply runs on this machine (`PoolPrograms`).
   public var programs: [String: [String]] = [:]
 

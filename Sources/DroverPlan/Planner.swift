@@ -103,11 +103,16 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
     }
   }
 
+  var unknown: [UnknownNodes] = []
   for pool in pools.sorted(by: { $0.name < $1.name }) {
     if let uri = pool.hosts.first(where: { observed.unreachable[$0] != nil }) {
       let reason = (uri, observed.unreachable[uri] ?? "")
       if options.skipUnreachable {
         let known = (owned[pool.name] ?? []).filter { $0.host != uri }.map(\.ownership.node).sorted()
+        for host in pool.hosts where observed.unreachable[host] != nil {
+          let there = (0..<max(0, pool.replicas)).map { $0 + 1 }.filter { placement(pool, index: $0) == host }.map { "\(pool.name)-\($0)" }
+          unknown.append(UnknownNodes(pool: pool.name, host: host, nodes: there, reason: observed.unreachable[host] ?? "", seen: known))
+        }
         diagnostics.append(
           .warning(
             "libvirt.unreachable-skipped",
@@ -205,6 +210,7 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   plan.programs = Dictionary(
     uniqueKeysWithValues: pools.filter { pool in actions.contains { $0.pool == pool.name } }.map { ($0.name, PoolPrograms.list($0)) }.filter { !$0.1.isEmpty })
   plan.undeclared = undeclared.filter { selected(pool: $0.pool, targets: options.targets, excludes: options.excludes) }
+  plan.unknown = unknown.filter { selected(pool: $0.pool, targets: options.targets, excludes: options.excludes) }
   plan.rollouts = pools.sorted { $0.name < $1.name }.compactMap { pool in
     if let active = options.activeRollouts[pool.name] {
       return selected(pool: pool.name, targets: options.targets, excludes: options.excludes) ? RolloutPreview.resuming(active, pool: pool) : nil

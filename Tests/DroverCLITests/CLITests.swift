@@ -218,7 +218,14 @@ import Testing
     #expect(try h.holder.domain(named: "\(near)-1") == nil, "nothing is applied while a host cannot be read")
     let plan = try h.run(["plan", "--skip-unreachable", "--connect-timeout", "3", "--detailed-exitcode"])
     #expect(plan.status == 2, "\(plan.stdout)\n\(plan.stderr)")
-    #expect(plan.stdout.contains("+ \(near)-1") && !plan.stdout.contains("\(far)-1"), "\(plan.stdout)")
+    #expect(plan.stdout.contains("+ \(near)-1") && !plan.stdout.contains("+ \(far)-"), "\(plan.stdout)")
+    // That host's nodes are shown as unknown: far-2 is the one the spec places there.
+    #expect(plan.stdout.contains("Pool \(far) is not planned: host qemu+unix:///system?socket=/nonexistent/sock could not be read"), "\(plan.stdout)")
+    #expect(plan.stdout.contains("? \(far)-2") && !plan.stdout.contains("? \(far)-1"), "\(plan.stdout)")
+    let json = try h.run(["plan", "--skip-unreachable", "--connect-timeout", "3", "--json"])
+    let doc = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+    let unknown = try #require(doc?["unknown"] as? [[String: Any]], "\(json.stdout)")
+    #expect(unknown.count == 1 && unknown.first?["pool"] as? String == far && unknown.first?["nodes"] as? [String] == ["\(far)-2"])
     #expect(plan.stderr.contains("pool \(far) is not planned: host qemu+unix:///system?socket=/nonexistent/sock could not be read"), "\(plan.stderr)")
     let applied = try h.run(["apply", "--auto-approve", "--skip-unreachable", "--connect-timeout", "3"])
     #expect(applied.status == 0, "\(applied.stderr)")

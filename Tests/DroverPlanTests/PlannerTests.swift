@@ -160,6 +160,21 @@ import Testing
     #expect(diagnostics.first?.code == "libvirt.unreachable")
   }
 
+  /// `--skip-unreachable`: a pool over a read host and an unread one gets no action at all, and
+  /// its nodes on the unread host are listed as unknown (the indexes the spec places there).
+  @Test func skippedUnreachableHostShowsItsNodesAsUnknown() {
+    var spec = Self.pool(replicas: 4)
+    spec.hosts = [Self.host, "qemu+ssh://far/system"]
+    var options = PlanOptions()
+    options.skipUnreachable = true
+    var world = Self.world(Self.pool(replicas: 1))
+    world.unreachable["qemu+ssh://far/system"] = "connection refused"
+    let (plan, diagnostics) = makePlan(pools: [spec], observed: world, options: options)
+    #expect(plan.actions.isEmpty, "web-3 is missing on the read host, yet nothing is created")
+    #expect(diagnostics.map(\.code) == ["libvirt.unreachable-skipped"])
+    #expect(plan.unknown == [UnknownNodes(pool: "web", host: "qemu+ssh://far/system", nodes: ["web-2", "web-4"], reason: "connection refused", seen: ["web-1"])])
+  }
+
   @Test func targetAndExcludeSelectPoolsAndNodes() {
     let world = ObservedWorld(hosts: [Self.host: ObservedHost(uri: Self.host, domains: [])])
     let pools = [Self.pool("web", replicas: 2), Self.pool("db", replicas: 2)]
