@@ -36,6 +36,11 @@ func runMeasured(_ path: String, _ arguments: [String], cwd: String? = nil, envi
 }
 
 func spawn(_ path: String, _ arguments: [String], cwd: String?, environment: [String: String], stdin: String?) throws -> (status: Int32, maxRSSKiB: Int) {
+  try awaitProcess(startProcess(path, arguments, cwd: cwd, environment: environment, stdin: stdin))
+}
+
+/// Starts a command without waiting for it (for contenders that run several processes at once).
+func startProcess(_ path: String, _ arguments: [String], cwd: String? = nil, environment: [String: String] = [:], stdin: String? = nil) throws -> pid_t {
   // ChildProcess has no working-directory option (no posix_spawn chdir action in this libc's
   // headers): the benchmark is single-threaded, so change the parent's directory around the spawn.
   var env = environment
@@ -43,11 +48,14 @@ func spawn(_ path: String, _ arguments: [String], cwd: String?, environment: [St
   let previous = FileManager.default.currentDirectoryPath
   if let cwd { _ = FileManager.default.changeCurrentDirectoryPath(cwd) }
   defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
-  let pid: pid_t
   switch ChildProcess.spawn([path] + arguments, ChildProcess.Options(environment: env, stdin: stdin ?? "/dev/null", searchPath: false)) {
-  case .success(let started): pid = started
+  case .success(let started): return started
   case .failure(let error): throw BenchError("cannot run \(path): \(String(cString: strerror(error.code.rawValue)))")
   }
+}
+
+/// Waits for a started command: its exit code and peak resident memory in KiB.
+func awaitProcess(_ pid: pid_t) -> (status: Int32, maxRSSKiB: Int) {
   var status: Int32 = 0
   var usage = rusage()
   wait4(pid, &status, 0, &usage)
