@@ -14,7 +14,7 @@ public struct BakeKey: Sendable {
 
   public static func compute(
     recipe: ImageRecipe, recipeDirectory: String, baseKey: String?, tools: [String: String], digests: FileDigestCache,
-    machineKernel: String = MachineSettings.defaultKernel
+    machineKernel: String = MachineSettings.defaultKernel, layerKey: String? = nil
   ) throws -> BakeKey {
     var inputs: [String: String] = [:]
     for file in recipe.files {
@@ -33,6 +33,9 @@ public struct BakeKey: Sendable {
     case .rootfs: inputs["busybox"] = try digests.digest(of: BootInitramfs.busybox)
     case .file(let path, _): inputs["base-file"] = try digests.digest(of: resolve(path, in: recipeDirectory))
     case .image: inputs["base-image"] = baseKey ?? ""
+    // The package layer's key covers the packages, the machine's apt sources and lists, and
+    // mmdebstrap's version (see `DebianLayer.key`).
+    case .debian: inputs["debian-layer"] = layerKey ?? ""
     }
     inputs["boot-init"] = ContentDigest.of(BootInitramfs.initScript).hex
     let encoder = JSONEncoder()

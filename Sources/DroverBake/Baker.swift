@@ -69,9 +69,19 @@ public final class Baker: @unchecked Sendable {
       baseKey = base.key
     }
     defer { digests.save() }
+    var layerKey: String?
+    if case .debian(let base) = recipe.base { layerKey = debianLayerKey(base) }
     return try BakeKey.compute(
       recipe: recipe, recipeDirectory: recipeDirectory, baseKey: baseKey,
-      tools: ToolVersions.current(stateDirectory: stateDirectory, runner: runner), digests: digests, machineKernel: machine.kernel)
+      tools: ToolVersions.current(stateDirectory: stateDirectory, runner: runner), digests: digests, machineKernel: machine.kernel,
+      layerKey: layerKey)
+  }
+
+  /// The key of a Debian base's package layer on this machine (see `DebianLayer.key`).
+  func debianLayerKey(_ base: ImageRecipe.DebianBase) -> String {
+    DebianLayer.key(
+      base, machine: DebianLayer.MachineApt.current(digests: digests),
+      toolVersion: ToolVersions.layerTool("mmdebstrap", stateDirectory: stateDirectory, runner: runner))
   }
 
   /// The host files a recipe names (kernel, initrd, base file), each checked on its real path —
@@ -164,6 +174,16 @@ public final class Baker: @unchecked Sendable {
         try runCommands(recipe, machine: machine, kernel: kernel, initrd: initrd, stage: stage, disk: disk, buildLog: buildLog)
       }
     }
+    // A distro image boots its own kernel and initrd, taken from its finished disk.
+    var ownBoot: (kernel: (path: String, sha256: String), initrd: (path: String, sha256: String), packages: [ImageManifest.InstalledPackage])?
+    if case .debian = recipe.base {
+      ownBoot = try step("boot files") {
+        let read = try ImageOwnBoot.read(disk: disk, stage: stage, recipe: recipe, runner: runner)
+        let k = try placeBootFile(read.kernel) { "kernel-\($0)" }
+        let i = try placeBootFile(read.initrd) { "boot-image-\($0).img" }
+        return (k, i, read.packages)
+      }
+    }
     let artifactName = baseName + ".qcow2"
     let staged = stage + "/" + artifactName
     try step("convert") {
@@ -175,12 +195,34 @@ public final class Baker: @unchecked Sendable {
     let sha = try step("checksum") { try FileDigestCache.sha256(ofFile: staged) }
     let size = ((try? FileManager.default.attributesOfItem(atPath: staged))?[.size] as? NSNumber)?.uint64Value ?? 0
     timings["total"] = Date().timeIntervalSince(start)
-    let manifest = ImageManifest(
+    var manifest = ImageManifest(
       name: recipe.name, version: recipe.version, key: key.key, recipe: recipe, inputs: key.inputs, tools: key.tools,
       artifact: artifactName, artifactSHA256: sha, sizeBytes: size, kernel: kernel, initrd: initrd,
       cmdline: recipe.cmdline ?? "console=ttyS0 panic=-1", buildLog: buildLog, created: Date(), timings: timings)
+    if let own = ownBoot {
+      manifest.kernel = own.kernel.path
+      manifest.initrd = own.initrd.path
+      manifest.kernelSHA256 = own.kernel.sha256
+      manifest.initrdSHA256 = own.initrd.sha256
+      manifest.packages = own.packages
+      manifest.cmdline = recipe.cmdline ?? "root=/dev/vda rw console=ttyS0 panic=-1"
+    }
     try publish(manifest, staged: staged)
     return BakeResult(manifest: manifest, cacheHit: false, machinesBooted: booted)
+  }
+
+  /// Moves a boot file an image brought into the image folder under its content-addressed name
+  /// (`name(<12 hex of its sha256>)`), readable by QEMU; one already there is the same bytes.
+  func placeBootFile(_ staged: String, name: (String) -> String) throws -> (path: String, sha256: String) {
+    let sha = try FileDigestCache.sha256(ofFile: staged)
+    let target = imageDirectory + "/" + name(String(sha.prefix(12)))
+    if (try? FileDigestCache.sha256(ofFile: target)) != sha {
+      chmod(staged, 0o644)
+      guard rename(staged, target) == 0 else {
+        throw Diagnostic.error("bake.io", "cannot move a boot file into \(imageDirectory): \(String(cString: strerror(errno)))")
+      }
+    }
+    return (target, sha)
   }
 
   /// Makes the raw disk; returns whether a build machine must run (commands, or files to copy
@@ -202,6 +244,23 @@ public final class Baker: @unchecked Sendable {
         try script.write(toFile: root + "/.drover/build.sh", atomically: true, encoding: .utf8)
       }
       try runner.run(["/usr/sbin/mkfs.ext4", "-q", "-F", "-L", "drover", "-d", root, disk, "\(sizeMiB)M"], timeout: 300)
+      return script != nil
+    case .debian(let base):
+      let layerKey = debianLayerKey(base)
+      let layer = try DebianLayer.ensure(
+        base, key: layerKey, imageDirectory: imageDirectory, machine: DebianLayer.MachineApt.current(digests: digests), runner: runner,
+        lockTimeout: lockTimeout
+      ) { onEvent(.step("packages: mmdebstrap \(base.suite) (\(base.packages.count) packages)")) }
+      onEvent(.step(layer.built ? "packages: layer built" : "packages: layer reused (\((layer.path as NSString).lastPathComponent))"))
+      let root = stage + "/rootfs"
+      try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+      try runner.run(["/bin/tar", "-x", "-p", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-f", layer.path, "-C", root], timeout: 600)
+      try copyFiles(recipe, recipeDirectory: recipeDirectory, into: root)
+      if let script {
+        try FileManager.default.createDirectory(atPath: root + "/.drover", withIntermediateDirectories: true)
+        try script.write(toFile: root + "/.drover/build.sh", atomically: true, encoding: .utf8)
+      }
+      try runner.run(["/usr/sbin/mkfs.ext4", "-q", "-F", "-L", "drover", "-d", root, disk, "\(sizeMiB)M"], timeout: 600)
       return script != nil
     case .file(let path, let sha):
       let source = baseFile ?? BakeKey.resolve(path, in: recipeDirectory)

@@ -108,7 +108,14 @@ public enum ImageNames {
     return key.count == 12 && key.allSatisfy { $0.isHexDigit && !$0.isUppercase }
   }
 
-  /// A kernel fetched from a host into the image folder: `kernel-<12 hex>`.
+  /// An image's own initrd in the image folder (a Debian image's, from its `/boot`):
+  /// `boot-image-<12 hex>.img`.
+  public static func isImageInitrd(_ name: String) -> Bool {
+    name.hasPrefix("boot-image-") && name.hasSuffix(".img") && name.count == 27
+      && name.dropFirst(11).dropLast(4).allSatisfy { $0.isHexDigit && !$0.isUppercase }
+  }
+
+  /// A kernel fetched from a host into the image folder, or an image's own: `kernel-<12 hex>`.
   public static func isFetchedKernel(_ name: String) -> Bool {
     name.hasPrefix("kernel-") && name.count == 19 && name.dropFirst(7).allSatisfy { $0.isHexDigit && !$0.isUppercase }
   }

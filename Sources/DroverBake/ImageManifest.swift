@@ -28,6 +28,13 @@ public struct ImageManifest: Codable, Sendable, Hashable {
   public var created: Date
   /// Seconds per build step, in order.
   public var timings: [String: Double]
+  /// The digests of `kernel` and `initrd` when the image brought its own (a Debian image's
+  /// `/boot`): checked before a node boots them. Nil for the machine's kernel and Drover's
+  /// initramfs, which are the machine's own files.
+  public var kernelSHA256: String?
+  public var initrdSHA256: String?
+  /// The packages installed in the image (a Debian image's dpkg status), by name.
+  public var packages: [InstalledPackage]?
 
   public init(
     name: String, version: String, key: String, recipe: ImageRecipe, inputs: [String: String], tools: [String: String],
@@ -52,6 +59,16 @@ public struct ImageManifest: Codable, Sendable, Hashable {
   }
 
   public var reference: String { "\(name)@\(version)" }
+
+  /// One installed package: what `dpkg-query -W` shows.
+  public struct InstalledPackage: Codable, Sendable, Hashable {
+    public var name: String
+    public var version: String
+    public init(name: String, version: String) {
+      self.name = name
+      self.version = version
+    }
+  }
   public var shortKey: String { String(key.prefix(12)) }
 }
 

@@ -63,7 +63,7 @@ public final class NodeImages: @unchecked Sendable {
     if !kernelOK { return "its kernel \(Terminal.escaped(m.kernel)) is neither the machine's kernel nor under an allowed root" }
     let name = (m.initrd as NSString).lastPathComponent
     let ownInitramfs = inImageFolder(m.initrd) && name.hasPrefix("boot-")
-      && name.hasSuffix(".cpio.gz") && !name.contains("/")
+      && (name.hasSuffix(".cpio.gz") || ImageNames.isImageInitrd(name)) && !name.contains("/")
     let initrdOK = ownInitramfs || (m.initrd.hasPrefix("/") && hostPaths.resolvedProblem(m.initrd, in: "", realPath: real) == nil)
     if !initrdOK { return "its initrd \(Terminal.escaped(m.initrd)) is neither Drover's boot initramfs in \(catalogue.directory) nor under an allowed root" }
     return nil
@@ -268,6 +268,18 @@ public final class NodeImages: @unchecked Sendable {
           hint: "bake it again with drover bake; a manifest is never trusted to choose host files")
       }
       try ImageVerifier.verify(manifest, in: catalogue)
+      // An image that brought its own kernel and initrd recorded their digests: they are
+      // files in the image folder, so they are checked like the image before a node boots them.
+      for (path, expected) in [(manifest.kernel, manifest.kernelSHA256), (manifest.initrd, manifest.initrdSHA256)] {
+        guard let expected else { continue }
+        let actual = try? fileDigest(path)
+        if actual != expected {
+          throw Diagnostic.error(
+            "image.tampered", "image \(manifest.reference) is refused: its boot file \(path) \(actual == nil ? "is missing" : "does not match the digest its manifest records")",
+            subject: "image \(manifest.reference)", hint: "bake it again with drover bake --force, or fetch it again from a host")
+        }
+        bootDigests[path] = expected  // under the lock already
+      }
       verified.insert(manifest.key)
     }
   }

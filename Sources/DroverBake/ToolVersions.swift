@@ -11,8 +11,26 @@ public enum ToolVersions {
     ("busybox", "/bin/busybox", ["/bin/busybox"]),
   ]
 
+  /// Tools only some bakes use: versioned where they are used (mmdebstrap in a Debian layer's
+  /// key), so a new one never changes the key of an image that does not use it.
+  static let layerTools: [(name: String, path: String, argv: [String])] = [
+    ("mmdebstrap", DebianLayer.tool, [DebianLayer.tool, "--version"])
+  ]
+
+  /// The version line of one of `layerTools`, remembered like the others.
+  static func layerTool(_ name: String, stateDirectory: String, runner: ProcessRunner = ProcessRunner()) -> String {
+    current(stateDirectory: stateDirectory, runner: runner, tools: layerTools.filter { $0.name == name }, cacheName: "layer-tool-versions.json")[name]
+      ?? "missing"
+  }
+
   public static func current(stateDirectory: String, runner: ProcessRunner = ProcessRunner()) -> [String: String] {
-    let cachePath = stateDirectory + "/tool-versions.json"
+    current(stateDirectory: stateDirectory, runner: runner, tools: tools, cacheName: "tool-versions.json")
+  }
+
+  static func current(
+    stateDirectory: String, runner: ProcessRunner, tools: [(name: String, path: String, argv: [String])], cacheName: String
+  ) -> [String: String] {
+    let cachePath = stateDirectory + "/" + cacheName
     var cache = (FileManager.default.contents(atPath: cachePath)).flatMap { try? JSONDecoder().decode([String: [String]].self, from: $0) } ?? [:]
     var result: [String: String] = ["drover-bake": "1"]
     var changed = false

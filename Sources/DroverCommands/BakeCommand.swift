@@ -98,7 +98,11 @@ struct BakeCommand: ParsableCommand {
         }
       } catch {
         failed = true
-        let diagnostics = (error as? DiagnosticConvertible)?.diagnostics ?? [.error("bake", "\(error)")]
+        var diagnostics = (error as? DiagnosticConvertible)?.diagnostics ?? [.error("bake", "\(error)")]
+        // What the base brought (its packages, its kernel) is located at the recipe's base.
+        for i in diagnostics.indices where diagnostics[i].location == nil && ["bake.packages", "bake.kernel"].contains(diagnostics[i].code) {
+          diagnostics[i].location = loaded.baseRange
+        }
         Report.diagnostics(diagnostics, sources: [], format: json ? .json : .human, noColor: project.noColor)
         if interrupt.isSet { throw ExitCode(130) }
       }

@@ -7,6 +7,43 @@ public struct ImageRecipe: Sendable, Hashable, Codable {
     case image(ImageRef)
     /// A root filesystem assembled from local files (busybox from `busybox-static` + `files`).
     case rootfs(String)
+    /// A Debian root filesystem built from packages with `mmdebstrap`, from the machine's apt
+    /// sources; the image boots its own kernel and initrd from its `/boot`.
+    case debian(DebianBase)
+  }
+
+  /// `base: {debian: bookworm, packages: [...], variant: minbase, components: [main]}`.
+  public struct DebianBase: Sendable, Hashable, Codable {
+    public var suite: String
+    /// Sorted and without duplicates: the order in a recipe changes nothing.
+    public var packages: [String]
+    public var variant: String
+    public var components: [String]
+
+    public init(suite: String, packages: [String] = [], variant: String = "minbase", components: [String] = ["main"]) {
+      self.suite = suite
+      self.packages = Array(Set(packages)).sorted()
+      self.variant = variant
+      self.components = components
+    }
+
+    /// mmdebstrap's variants.
+    public static let variants = ["extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap", "standard"]
+
+    /// Whether `name` is a Debian package name (policy 5.6.1: lower case, digits, `+-.`, at least
+    /// two characters, starting alphanumeric): never an option to the tools it is passed to.
+    public static func isPackageName(_ name: String) -> Bool {
+      let u = Array(name.utf8)
+      guard u.count >= 2, u.count <= 128, let first = u.first, (0x61...0x7A).contains(first) || (0x30...0x39).contains(first) else { return false }
+      return u.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2B || $0 == 0x2D || $0 == 0x2E }
+    }
+
+    /// Suites and components: lower-case letters, digits and `-` (`bookworm`, `non-free-firmware`).
+    public static func isWord(_ name: String) -> Bool {
+      let u = Array(name.utf8)
+      guard !u.isEmpty, u.count <= 64, let first = u.first, (0x61...0x7A).contains(first) else { return false }
+      return u.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2D }
+    }
   }
 
   public struct File: Sendable, Hashable, Codable {

@@ -8,6 +8,9 @@ public struct LoadedRecipe: Sendable {
   public var recipe: ImageRecipe
   public var file: String
   public var nameRange: SourceRange
+  /// Where `base` was written: bake errors about it (a package that does not exist, an image
+  /// without a kernel) point there.
+  public var baseRange: SourceRange? = nil
 }
 
 enum RecipeDecoder {
@@ -25,7 +28,9 @@ enum RecipeDecoder {
       }
       return v
     }
-    let base = reader.required("base", context: &context, hint: "base: {rootfs: busybox}, {file: …, sha256: …} or {image: name@version}")
+    let baseNode = reader.optional("base")
+    let base = reader.required(
+      "base", context: &context, hint: "base: {rootfs: busybox}, {debian: bookworm, packages: [...]}, {file: …, sha256: …} or {image: name@version}")
       .flatMap { decodeBase($0, context: &context) }
     let files = reader.optional("files").map { decodeFiles($0, context: &context) } ?? []
     let commands = reader.optional("commands").flatMap { context.stringList($0, "commands") } ?? []
@@ -33,8 +38,10 @@ enum RecipeDecoder {
     let kernel = reader.optional("kernel").flatMap { context.hostPath($0, "kernel") }
     let initrd = reader.optional("initrd").flatMap { context.hostPath($0, "initrd") }
     let cmdline = reader.optional("cmdline").flatMap { context.string($0, "cmdline") }
+    // A Debian root filesystem is hundreds of MiB: its default disk is 2 GiB.
+    let defaultSize: ByteSize = if case .debian = base { .mebibytes(2048) } else { .mebibytes(64) }
     let size = reader.optional("size").flatMap { context.byteSize($0, "size", min: .mebibytes(1), max: .mebibytes(64 << 20)) }
-      ?? .mebibytes(64)
+      ?? defaultSize
     var format = "qcow2"
     if let n = reader.optional("format"), let f = context.string(n, "format") {
       if f == "qcow2" { format = f } else {
@@ -52,16 +59,16 @@ enum RecipeDecoder {
     let recipe = ImageRecipe(
       name: name, version: version, base: base, files: files, commands: commands, commandTimeout: timeout,
       kernel: kernel, initrd: initrd, cmdline: cmdline, size: size, format: format, compression: compression)
-    return LoadedRecipe(recipe: recipe, file: context.file, nameRange: context.range(nameNode))
+    return LoadedRecipe(recipe: recipe, file: context.file, nameRange: context.range(nameNode), baseRange: baseNode.map { context.range($0) })
   }
 
   static func decodeBase(_ node: YAMLNode, context: inout DecodeContext) -> ImageRecipe.Base? {
     var reader = MappingReader(node, what: "base", context: &context)
     guard reader.isMapping else { return nil }
-    let present = ["file", "image", "rootfs"].filter { reader.has($0) }
+    let present = ["file", "image", "rootfs", "debian"].filter { reader.has($0) }
     guard present.count == 1 else {
       context.error(
-        "spec.image.base", present.isEmpty ? "base needs one of: file, image, rootfs" : "base must have only one of: \(present.joined(separator: ", "))",
+        "spec.image.base", present.isEmpty ? "base needs one of: file, image, rootfs, debian" : "base must have only one of: \(present.joined(separator: ", "))",
         at: node)
       return nil
     }
@@ -79,6 +86,8 @@ enum RecipeDecoder {
         return s
       }
       if let path, let sha { result = .file(path: path, sha256: sha) }
+    case "debian":
+      result = decodeDebian(&reader, context: &context)
     case "image":
       result = reader.required("image", context: &context).flatMap { PoolDecoder.imageRef($0, context: &context) }.map {
         .image($0)
@@ -92,6 +101,43 @@ enum RecipeDecoder {
     }
     reader.finish(context: &context)
     return result
+  }
+
+  /// `debian: SUITE` with `packages`, `variant` and `components`: every name is checked here, so
+  /// nothing from a recipe reaches mmdebstrap's command line but plain names.
+  static func decodeDebian(_ reader: inout MappingReader, context: inout DecodeContext) -> ImageRecipe.Base? {
+    func words(_ key: String, _ check: (String) -> Bool, _ what: String) -> [String]? {
+      guard let node = reader.optional(key) else { return nil }
+      guard case .sequence(let items) = node.content else {
+        context.error("spec.type", "\(key) must be a list, not \(node.kindDescription)", at: node)
+        return []
+      }
+      return items.compactMap { item in
+        guard let text = context.string(item, key) else { return nil }
+        guard check(text) else {
+          context.error("spec.image.debian", "'\(Terminal.escaped(text))' is not \(what)", at: item)
+          return nil
+        }
+        return text
+      }
+    }
+    var suite: String?
+    if let n = reader.required("debian", context: &context), let text = context.string(n, "debian") {
+      if ImageRecipe.DebianBase.isWord(text) { suite = text } else {
+        context.error("spec.image.debian", "debian must name a suite, such as bookworm", at: n)
+      }
+    }
+    let packages = words("packages", ImageRecipe.DebianBase.isPackageName, "a Debian package name (lower case, digits, '+', '-', '.')") ?? []
+    let components = words("components", ImageRecipe.DebianBase.isWord, "a component name such as main or contrib") ?? ["main"]
+    var variant = "minbase"
+    if let n = reader.optional("variant"), let text = context.string(n, "variant") {
+      if ImageRecipe.DebianBase.variants.contains(text) { variant = text } else {
+        context.error(
+          "spec.image.debian", "variant must be one of: \(ImageRecipe.DebianBase.variants.joined(separator: ", "))", at: n)
+      }
+    }
+    guard let suite else { return nil }
+    return .debian(ImageRecipe.DebianBase(suite: suite, packages: packages, variant: variant, components: components.isEmpty ? ["main"] : components))
   }
 
   static func decodeFiles(_ node: YAMLNode, context: inout DecodeContext) -> [ImageRecipe.File] {
