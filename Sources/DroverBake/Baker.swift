@@ -228,7 +228,6 @@ public final class Baker: @unchecked Sendable {
   /// Makes the raw disk; returns whether a build machine must run (commands, or files to copy
   /// into an imported base).
   func prepareDisk(_ recipe: ImageRecipe, recipeDirectory: String, baseFile: String?, stage: String, disk: String, catalogue: ImageCatalogue) throws -> Bool {
-    let sizeMiB = recipe.size.mebibytes
     let script = buildScript(recipe)
     switch recipe.base {
     case .rootfs:
@@ -238,13 +237,7 @@ public final class Baker: @unchecked Sendable {
       }
       try FileManager.default.copyItem(atPath: BootInitramfs.busybox, toPath: root + "/bin/busybox")
       try FileManager.default.createSymbolicLink(atPath: root + "/bin/sh", withDestinationPath: "busybox")
-      try copyFiles(recipe, recipeDirectory: recipeDirectory, into: root)
-      if let script {
-        try FileManager.default.createDirectory(atPath: root + "/.drover", withIntermediateDirectories: true)
-        try script.write(toFile: root + "/.drover/build.sh", atomically: true, encoding: .utf8)
-      }
-      try runner.run(["/usr/sbin/mkfs.ext4", "-q", "-F", "-L", "drover", "-d", root, disk, "\(sizeMiB)M"], timeout: 300)
-      return script != nil
+      return try finishRoot(root, recipe, recipeDirectory: recipeDirectory, script: script, disk: disk)
     case .debian(let base):
       let layerKey = debianLayerKey(base)
       let layer = try DebianLayer.ensure(
@@ -255,13 +248,7 @@ public final class Baker: @unchecked Sendable {
       let root = stage + "/rootfs"
       try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
       try runner.run(["/bin/tar", "-x", "-p", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-f", layer.path, "-C", root], timeout: 600)
-      try copyFiles(recipe, recipeDirectory: recipeDirectory, into: root)
-      if let script {
-        try FileManager.default.createDirectory(atPath: root + "/.drover", withIntermediateDirectories: true)
-        try script.write(toFile: root + "/.drover/build.sh", atomically: true, encoding: .utf8)
-      }
-      try runner.run(["/usr/sbin/mkfs.ext4", "-q", "-F", "-L", "drover", "-d", root, disk, "\(sizeMiB)M"], timeout: 600)
-      return script != nil
+      return try finishRoot(root, recipe, recipeDirectory: recipeDirectory, script: script, disk: disk)
     case .file(let path, let sha):
       let source = baseFile ?? BakeKey.resolve(path, in: recipeDirectory)
       let actual = try digests.digest(of: source)
@@ -285,6 +272,18 @@ public final class Baker: @unchecked Sendable {
     try (script ?? buildScript(recipe, force: true)!).write(toFile: payload + "/build.sh", atomically: true, encoding: .utf8)
     try runner.run(["/usr/sbin/mkfs.ext4", "-q", "-F", "-d", payload, stage + "/payload.raw", "64M"], timeout: 120)
     return !recipe.files.isEmpty || script != nil
+  }
+
+  /// Puts the recipe's files and build script into an assembled root and makes the disk of it
+  /// (`mkfs.ext4 -d`: no mounts); returns whether a build machine must run the script.
+  func finishRoot(_ root: String, _ recipe: ImageRecipe, recipeDirectory: String, script: String?, disk: String) throws -> Bool {
+    try copyFiles(recipe, recipeDirectory: recipeDirectory, into: root)
+    if let script {
+      try FileManager.default.createDirectory(atPath: root + "/.drover", withIntermediateDirectories: true)
+      try script.write(toFile: root + "/.drover/build.sh", atomically: true, encoding: .utf8)
+    }
+    try runner.run(["/usr/sbin/mkfs.ext4", "-q", "-F", "-L", "drover", "-d", root, disk, "\(recipe.size.mebibytes)M"], timeout: 600)
+    return script != nil
   }
 
   /// Refuses an imported base that has its own backing file or whose format is not what its name says.

@@ -85,7 +85,8 @@ public enum DebianLayer {
 
   /// The mmdebstrap command that writes the layer to `target`.
   public static func command(_ base: ImageRecipe.DebianBase, target: String, machine: MachineApt) -> [String] {
-    var argv = [tool, "--quiet", "--mode=root", "--format=tar", "--variant=\(base.variant)", "--components=\(base.components.joined(separator: ","))"]
+    // Not --quiet: it hides apt's own errors ("Unable to locate package …"), which `explain` reads.
+    var argv = [tool, "--mode=root", "--format=tar", "--variant=\(base.variant)", "--components=\(base.components.joined(separator: ","))"]
     if !base.packages.isEmpty { argv.append("--include=\(base.packages.joined(separator: ","))") }
     return argv + [base.suite, target] + mirrors(for: base, machine: machine)
   }

@@ -10,31 +10,9 @@ import Testing
 ///
 /// In the serialized `BakeSystemTests` suite: real VMs from different tests never compete.
 extension BakeSystemTests {
-  final class Day2Project {
-    let id = "\(getpid() % 100_000)-\(UInt16.random(in: 0...UInt16.max))"
-    let dir: URL
-    let environment: [String: String]
-    let project: String
-    let imagePool: String
-    let imageDir: String
-    let consoleDir: String
-    let binary: String
-
+  final class Day2Project: VMTestProject {
     init() throws {
-      let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-      binary = repo.appendingPathComponent(".build/debug/drover").path
-      dir = FileManager.default.temporaryDirectory.appendingPathComponent("drover-day2-\(id)")
-      project = "day2-\(id)"
-      imagePool = "drover-day2-\(id)"
-      imageDir = "/var/lib/drover/day2-images-\(id)"
-      consoleDir = "/var/lib/drover/day2-console-\(id)"
-      environment = [
-        "DROVER_PROJECT": project, "DROVER_IMAGE_DIR": imageDir, "DROVER_IMAGE_POOL": imagePool, "DROVER_CONSOLE_DIR": consoleDir, "NO_COLOR": "1",
-        "DROVER_CONFIG": dir.appendingPathComponent("machine-config.yaml").path,
-      ]
-      for sub in ["pools", "images/files"] {
-        try FileManager.default.createDirectory(at: dir.appendingPathComponent(sub), withIntermediateDirectories: true)
-      }
+      try super.init("day2")
       for (version, marker) in [("v1", "READY"), ("v2", "BROKEN")] {
         try """
           #!/bin/busybox sh
@@ -67,11 +45,6 @@ extension BakeSystemTests {
         """.write(to: dir.appendingPathComponent("pools/d2s.yaml"), atomically: true, encoding: .utf8)
     }
 
-    @discardableResult
-    func run(_ args: [String]) throws -> (status: Int32, output: String) {
-      try DroverProcess.run(binary, args, in: dir, environment: environment.mapValues { $0 })
-    }
-
     func console(_ node: String) -> String {
       (try? String(contentsOfFile: "\(consoleDir)/\(node).log", encoding: .isoLatin1)) ?? ""
     }
@@ -79,13 +52,7 @@ extension BakeSystemTests {
     func cleanUp(_ connection: Connection) {
       try? pool(replicas: 0)
       _ = try? run(["apply", "--auto-approve"])
-      if let p = try? connection.storagePool(named: imagePool) {
-        try? p.stop()
-        try? p.undefine()
-      }
-      try? FileManager.default.removeItem(atPath: imageDir)
-      try? FileManager.default.removeItem(atPath: consoleDir)
-      try? FileManager.default.removeItem(at: dir)
+      removeAll(connection)
     }
   }
 
