@@ -40,6 +40,10 @@ enum PlanView {
       lines.append("")
     }
     for r in plan.rollouts { lines += rollout(r) }
+    for (host, how) in plan.acceleration.sorted(by: { $0.key < $1.key }) {
+      lines.append("Domains defined on \(host) run with \(how).")
+    }
+    if !plan.acceleration.isEmpty { lines.append("") }
     for (pool, programs) in plan.programs.sorted(by: { $0.key < $1.key }) {
       lines.append("Programs pool \(pool) runs on this machine during this apply, as Drover's user:")
       lines += programs.map { "  \($0)" } + [""]
@@ -96,6 +100,7 @@ enum PlanView {
       "actions": actions, "summary": ["add": s.add, "change": s.change, "destroy": s.destroy],
       "has_changes": plan.hasChanges, "prune": plan.prune, "programs": plan.programs,
       "undeclared": plan.undeclared.map { ["pool": $0.pool, "nodes": $0.nodes, "hosts": $0.hosts, "kept": true] as [String: Any] },
+      "acceleration": plan.acceleration,
       "unknown": plan.unknown.map { ["pool": $0.pool, "host": $0.host, "nodes": $0.nodes, "reason": $0.reason, "seen_elsewhere": $0.seen] as [String: Any] },
       "rollouts": plan.rollouts.map { r in
         [

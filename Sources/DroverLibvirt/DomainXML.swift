@@ -3,7 +3,8 @@ import DroverModel
 
 /// Renders the libvirt domain XML for a node.
 ///
-/// Shape checked on this machine class: TCG (`type='qemu'`, never kvm: the CPU has no vmx),
+/// Shape checked on this machine class: TCG (`type='qemu'`; `kvm` with a host-model CPU where
+/// the plan chose KVM — never here, the CPU has no vmx),
 /// direct kernel boot, a virtio overlay disk from a storage pool volume, serial console to a
 /// file, ACPI so `shutdown` works, and every lifecycle event ending in `destroy`.
 public enum DomainXML {
@@ -22,7 +23,7 @@ public enum DomainXML {
 
   static func render(_ node: NodeDefinition, bootsNodes: Bool, uuid: String?, record: String) -> String {
     let o = node.ownership
-    let type = bootsNodes ? "qemu" : "test"
+    let type = bootsNodes ? (node.accel == .kvm ? "kvm" : "qemu") : "test"
     var x = "<domain type='\(type)'>\n"
     x += "  <name>\(XMLText.text(o.node))</name>\n"
     if let uuid { x += "  <uuid>\(XMLText.text(uuid))</uuid>\n" }
@@ -38,6 +39,8 @@ public enum DomainXML {
     }
     x += "  </os>\n"
     x += "  <features><acpi/></features>\n"
+    // KVM runs the host's CPU model (migratable between like hosts), never TCG's default.
+    if type == "kvm" { x += "  <cpu mode='host-model'/>\n" }
     x += "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n  <on_crash>destroy</on_crash>\n"
     x += "  <devices>\n"
     if let boot = node.boot {
@@ -55,10 +58,11 @@ public enum DomainXML {
       }
     }
     if let network = o.network {
-      x += "    <interface type='network'>\n      <source network='\(XMLText.attribute(network))'/>\n"
+      let mac = NodeMAC.address(project: o.project, pool: o.pool, index: o.index, generation: o.generation)
+      x += "    <interface type='network'>\n      <mac address='\(mac)'/>\n      <source network='\(XMLText.attribute(network))'/>\n"
       x += "      <model type='virtio'/>\n    </interface>\n"
     }
-    if type == "qemu" {
+    if type != "test" {
       x += "    <controller type='usb' model='none'/>\n    <memballoon model='none'/>\n"
     }
     x += "  </devices>\n</domain>\n"

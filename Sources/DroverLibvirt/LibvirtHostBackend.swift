@@ -117,8 +117,23 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     }
     if let first = failure.withLock({ $0 }) { throw first }
     let volumes = try poolVolumeNames()
-    return ObservedHost(
+    var host = ObservedHost(
       uri: uri, domains: results.compactMap { $0 }, overlays: volumes.filter { OverlayName(volume: $0) != nil }, poolVolumes: volumes)
+    host.acceleration = try acceleration()
+    return host
+  }
+
+  /// Whether new domains here can use KVM: two reads on hosts that boot nodes, none on the
+  /// test driver. libvirt refusing KVM domain capabilities outright means no KVM.
+  func acceleration() throws -> HostAcceleration? {
+    guard bootsNodes else { return nil }
+    calls.record("capabilities")
+    let capabilities: String
+    do { capabilities = try connection.capabilities() } catch {
+      throw HostError(uri: uri, operation: "cannot read the host's capabilities", libvirt: error)
+    }
+    calls.record("domain-capabilities")
+    return HostAcceleration.read(capabilities: capabilities, domainCapabilities: try? connection.domainCapabilities(virttype: "kvm"))
   }
 
   func observe(_ domain: Domain, state: DomainState, live readLive: Bool) throws -> ObservedDomain {

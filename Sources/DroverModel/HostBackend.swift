@@ -66,6 +66,8 @@ public struct NodeDefinition: Sendable, Hashable, Codable {
   public var ownership: NodeOwnership
   /// Where the node's disk comes from; nil defines a diskless node (test driver).
   public var boot: NodeBoot?
+  /// How the domain's CPU runs, chosen by the plan from the host's capabilities (nil: TCG).
+  public var accel: Accel? = nil
 
   public init(ownership: NodeOwnership, boot: NodeBoot? = nil) {
     self.ownership = ownership

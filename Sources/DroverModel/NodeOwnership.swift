@@ -151,6 +151,8 @@ public struct ObservedHost: Sendable, Hashable, Codable {
   /// Every volume name in Drover's image pool on this host (images, boot files, their
   /// `.verified` marks): what a host with its own image folder already holds.
   public var poolVolumes: [String]
+  /// Whether new domains there can use KVM (read on hosts that boot nodes; nil elsewhere).
+  public var acceleration: HostAcceleration? = nil
 
   public init(uri: String, domains: [ObservedDomain], overlays: [String] = [], poolVolumes: [String] = []) {
     self.uri = uri

@@ -17,6 +17,8 @@ public struct PoolSpec: Sendable, Hashable, Codable {
   public var errorBudget: NodeQuantity
   /// Terraform's `prevent_destroy`: any delete or replace of this pool's nodes is a plan error.
   public var protect: Bool
+  /// `accel: kvm|tcg` pins how new nodes run; nil: KVM where the host can, TCG elsewhere.
+  public var accel: Accel? = nil
 
   public init(
     name: String, hosts: [String], replicas: Int, image: ImageRef, resources: Resources = Resources(),

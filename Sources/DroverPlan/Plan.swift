@@ -147,6 +147,8 @@ public struct Plan: Sendable, Codable {
   public var prune: Bool = false
   /// Pools no file declares whose nodes are kept (without `--prune`).
   public var undeclared: [UndeclaredPool] = []
+  /// How the domains this plan defines run, by host: "KVM (vmx)" or "TCG (no vmx/svm in the host CPU)".
+  public var acceleration: [String: String] = [:]
   /// Pools left out because a host of theirs could not be read (`--skip-unreachable`).
   public var unknown: [UnknownNodes] = []
   /// For each pool the plan touches, the programs its apply runs on this machine (`PoolPrograms`).

@@ -196,6 +196,10 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   }
   actions += orphanedOverlays(observed, project: options.project, reserved: reserved)
 
+  let (accelerated, acceleration, accelProblems) = chooseAcceleration(actions, pools: declared, observed: observed)
+  actions = accelerated
+  diagnostics += accelProblems
+
   let selector = TargetSelector(pools: pools, owned: owned.values.flatMap { $0.map { ($0.ownership.pool, $0.domain.name, $0.ownership.index) } })
   diagnostics += selector.unknown(options.targets, option: "target") + selector.unknown(options.excludes, option: "exclude")
     + selector.unknown(options.forceReplace, option: "replace", nodesOnly: true)
@@ -210,6 +214,7 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   plan.programs = Dictionary(
     uniqueKeysWithValues: pools.filter { pool in actions.contains { $0.pool == pool.name } }.map { ($0.name, PoolPrograms.list($0)) }.filter { !$0.1.isEmpty })
   plan.undeclared = undeclared.filter { selected(pool: $0.pool, targets: options.targets, excludes: options.excludes) }
+  plan.acceleration = acceleration.filter { host, _ in actions.contains { $0.host == host && $0.after != nil } }
   plan.unknown = unknown.filter { selected(pool: $0.pool, targets: options.targets, excludes: options.excludes) }
   plan.rollouts = pools.sorted { $0.name < $1.name }.compactMap { pool in
     if let active = options.activeRollouts[pool.name] {

@@ -38,12 +38,17 @@ enum PoolDecoder {
     let upgrade = pool.optional("upgrade").map { UpgradeDecoder.decode($0, context: &context) } ?? UpgradeStrategy()
     let budget = pool.optional("error_budget").flatMap { context.quantity($0, "error_budget") } ?? .count(0)
     let protect = pool.optional("protect").flatMap { context.boolean($0, "protect") } ?? false
+    let accel = pool.optional("accel").flatMap { node -> Accel? in
+      guard context.string(node, "accel") != "auto" else { return nil }
+      return enumValue(node, "accel", Accel.self, &context)
+    }
     pool.finish(context: &context)
 
     guard let name, let hosts, let replicas, let image, let nameNode, let imageNode else { return nil }
-    let spec = PoolSpec(
+    var spec = PoolSpec(
       name: name, hosts: hosts, replicas: replicas, image: image, resources: resources, network: network,
       labels: labels, health: health, drain: drain, upgrade: upgrade, errorBudget: budget, protect: protect)
+    spec.accel = accel
     return LoadedPool(spec: spec, file: context.file, nameRange: context.range(nameNode), imageRange: context.range(imageNode))
   }
 

@@ -26,6 +26,24 @@ public final class Connection: @unchecked Sendable {
     return String(cString: type)
   }
 
+  /// The host's capabilities XML (its CPU and its features among them).
+  /// The corresponding C function is `virConnectGetCapabilities`.
+  public func capabilities() throws(LibvirtError) -> String {
+    guard let xml = virConnectGetCapabilities(pointer) else { throw LibvirtError.last(fallback: "reading the capabilities of \(uri)") }
+    defer { free(xml) }
+    return String(cString: xml)
+  }
+
+  /// What a domain of `virttype` (`kvm`, `qemu`) could be on this host, as XML.
+  /// The corresponding C function is `virConnectGetDomainCapabilities`.
+  public func domainCapabilities(virttype: String, arch: String = "x86_64") throws(LibvirtError) -> String {
+    guard let xml = virConnectGetDomainCapabilities(pointer, nil, arch, nil, virttype, 0) else {
+      throw LibvirtError.last(fallback: "reading the \(virttype) domain capabilities of \(uri)")
+    }
+    defer { free(xml) }
+    return String(cString: xml)
+  }
+
   /// libvirt's keepalive: a ping after `interval` seconds without traffic; the connection is
   /// closed (and every call blocked on it fails) after `count` unanswered pings.
   public struct KeepAlive: Sendable, Equatable {

@@ -10,32 +10,11 @@ import Testing
 /// the pool. A package that does not exist and an image without a kernel are located errors
 /// that leave nothing behind. Slow: one package layer (~100 s) and Debian boots under TCG.
 extension BakeSystemTests {
-  final class DebianProject {
-    let id = "\(getpid() % 100_000)-\(UInt16.random(in: 0...UInt16.max))"
-    let dir: URL
-    let environment: [String: String]
-    let project: String
-    let imagePool: String
-    let imageDir: String
-    let consoleDir: String
-    let binary: String
+  final class DebianProject: VMTestProject {
     static let packages = "[systemd-sysv, linux-image-amd64]"
 
     init() throws {
-      let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-      binary = repo.appendingPathComponent(".build/debug/drover").path
-      dir = FileManager.default.temporaryDirectory.appendingPathComponent("drover-deb-\(id)")
-      project = "deb-\(id)"
-      imagePool = "drover-deb-\(id)"
-      imageDir = "/var/lib/drover/deb-images-\(id)"
-      consoleDir = "/var/lib/drover/deb-console-\(id)"
-      environment = [
-        "DROVER_PROJECT": project, "DROVER_IMAGE_DIR": imageDir, "DROVER_IMAGE_POOL": imagePool, "DROVER_CONSOLE_DIR": consoleDir, "NO_COLOR": "1",
-        "DROVER_CONFIG": dir.appendingPathComponent("machine-config.yaml").path,
-      ]
-      for sub in ["pools", "images/files"] {
-        try FileManager.default.createDirectory(at: dir.appendingPathComponent(sub), withIntermediateDirectories: true)
-      }
+      try super.init("deb")
       // systemd runs an executable /etc/rc.local at boot: the guest says which version it is.
       try "#!/bin/sh\necho \"DROVER READY $(cat /etc/drover-version) on $(uname -r)\" > /dev/ttyS0\nexit 0\n"
         .write(to: dir.appendingPathComponent("images/files/rc.local"), atomically: true, encoding: .utf8)
@@ -53,7 +32,7 @@ extension BakeSystemTests {
         .write(to: dir.appendingPathComponent("images/\(name)-\(version).yaml"), atomically: true, encoding: .utf8)
     }
 
-    func pool(replicas: Int, image: String) throws {
+    func pool(replicas: Int, image: String, extra: String = "") throws {
       try """
         name: deb
         hosts: [qemu:///system]
@@ -62,13 +41,9 @@ extension BakeSystemTests {
         resources: {memory: 768MiB, disk: 2GiB}
         health: [{type: console, pattern: "DROVER READY", timeout: 300s, interval: 1s, retries: 0}]
         upgrade: {canary: 1, waves: [1], max_surge: 1, max_unavailable: 0, health_timeout: 300s}
-
+        network: default
+        \(extra)
         """.write(to: dir.appendingPathComponent("pools/deb.yaml"), atomically: true, encoding: .utf8)
-    }
-
-    @discardableResult
-    func run(_ args: [String]) throws -> (status: Int32, output: String) {
-      try DroverProcess.run(binary, args, in: dir, environment: environment.mapValues { $0 })
     }
 
     /// Every console log of the project's nodes, joined.
@@ -85,13 +60,7 @@ extension BakeSystemTests {
     func cleanUp(_ connection: Connection) {
       try? pool(replicas: 0, image: "deb@v1")
       _ = try? run(["apply", "--auto-approve"])
-      if let p = try? connection.storagePool(named: imagePool) {
-        try? p.stop()
-        try? p.undefine()
-      }
-      try? FileManager.default.removeItem(atPath: imageDir)
-      try? FileManager.default.removeItem(atPath: consoleDir)
-      try? FileManager.default.removeItem(at: dir)
+      removeAll(connection)
     }
   }
 
@@ -126,9 +95,21 @@ extension BakeSystemTests {
     #expect(!((try? FileManager.default.contentsOfDirectory(atPath: p.imageDir)) ?? []).contains { $0.hasPrefix("nokernel-") })
     try FileManager.default.removeItem(at: p.dir.appendingPathComponent("images/nokernel-v1.yaml"))
 
+    // This host offers KVM domains but its CPU has no vmx/svm: a KVM pin is a plan error, and
+    // without one the plan says the nodes run under TCG.
+    try p.pool(replicas: 2, image: "deb@v1", extra: "accel: kvm")
+    let pinned = try p.run(["plan"])
+    #expect(pinned.status == 1 && pinned.output.contains("pins accel: kvm, but host qemu:///system cannot run KVM: no vmx/svm in the host CPU"), "\(pinned.output)")
     try p.pool(replicas: 2, image: "deb@v1")
+    #expect(try p.run(["plan"]).output.contains("Domains defined on qemu:///system run with TCG (no vmx/svm in the host CPU)."))
     let created = try p.run(["apply", "--auto-approve"])
     #expect(created.status == 0, "\(created.output)\n\(p.consoles().suffix(3000))")
+    // Each node's NIC has the MAC derived from its name and generation.
+    for index in [1, 2] {
+      let domain = try #require(try backend.connection.domain(named: "deb-\(index)"))
+      let mac = NodeMAC.address(project: p.project, pool: "deb", index: index, generation: 1)
+      #expect(try domain.xml(inactive: true).contains("<mac address='\(mac)'/>"))
+    }
     let release = try #require(m1.packages?.first { $0.name.hasPrefix("linux-image-6") }).name.dropFirst("linux-image-".count)
     #expect(p.consoles().components(separatedBy: "DROVER READY v1 on \(release)").count == 3, "both nodes run the image's own kernel \(release)")
 

@@ -160,6 +160,39 @@ import Testing
     seen = try #require(try world.backend.observe().domains.first { $0.name == "\(name)-1" })
     #expect(seen.ownership == nil, "two records in Drover's namespace: none is trusted")
   }
+
+  /// #18: a node's NIC gets a MAC derived from project, pool, index and generation: stable for
+  /// the node, another for its replacement (a surge pair never shares one), locally administered.
+  @Test func nodesGetStableMACsThatChangeWithTheGeneration() throws {
+    let world = try TestWorld.isolated(project: "p")
+    var spec = world.pool(TestWorld.unique("mac"), replicas: 2)
+    spec.network = "default"
+    func mac(_ index: Int, _ generation: Int, project: String = "p") -> String {
+      let node = NodeDefinition(ownership: desiredOwnership(spec, index: index, digest: "", generation: generation, project: project))
+      let xml = DomainXML.render(node, bootsNodes: false, uuid: "u", key: TestWorld.key(project), host: world.uri)
+      guard let r = xml.range(of: "<mac address='") else { return "none" }
+      return String(xml[r.upperBound...].prefix(17))
+    }
+    #expect(mac(1, 1) == mac(1, 1) && mac(1, 1) == NodeMAC.address(project: "p", pool: spec.name, index: 1, generation: 1))
+    let all = [mac(1, 1), mac(1, 2), mac(2, 1), mac(2, 2), mac(1, 1, project: "q")]
+    #expect(Set(all).count == all.count, "\(all)")
+    for m in all {
+      let first = try #require(UInt8(m.prefix(2), radix: 16))
+      #expect(first & 0b11 == 0b10 && m.split(separator: ":").count == 6, "locally administered unicast: \(m)")
+    }
+  }
+
+  /// #18: a domain the plan chose KVM for is `type='kvm'` with a host-model CPU; TCG stays `qemu`.
+  @Test func kvmDomainsGetTheHostModelCPU() {
+    let spec = PoolSpec(name: "k", hosts: ["qemu:///system"], replicas: 1, image: ImageRef(parsing: "demo@v1")!)
+    var node = NodeDefinition(ownership: desiredOwnership(spec, index: 1, digest: "", generation: 1, project: "p"))
+    node.accel = .kvm
+    let kvm = DomainXML.render(node, bootsNodes: true, uuid: "u", key: TestWorld.key("p"), host: "qemu:///system")
+    #expect(kvm.hasPrefix("<domain type='kvm'>") && kvm.contains("<cpu mode='host-model'/>") && kvm.contains("<memballoon model='none'/>"))
+    node.accel = .tcg
+    let tcg = DomainXML.render(node, bootsNodes: true, uuid: "u", key: TestWorld.key("p"), host: "qemu:///system")
+    #expect(tcg.hasPrefix("<domain type='qemu'>") && !tcg.contains("<cpu"))
+  }
 }
 
 /// Finds the record element in rendered XML (the tests' own scan, independent of Drover's reader).
