@@ -109,6 +109,7 @@ public final class NodeImages: @unchecked Sendable {
     result.boot = NodeBoot(
       storagePool: poolName, volume: volume, kernel: manifest?.kernel, initrd: manifest?.initrd, cmdline: manifest?.cmdline,
       consoleLog: host.bootsNodes ? "\(consoleDirectory)/\(o.node).log" : nil)
+    try attachSeed(&result, host: host)
     return result
   }
 
@@ -159,7 +160,27 @@ public final class NodeImages: @unchecked Sendable {
     result.boot = NodeBoot(
       storagePool: poolName, volume: volume, kernel: kernel, initrd: initrd, cmdline: manifest?.cmdline,
       consoleLog: host.bootsNodes ? directory + "/" + Self.consoleVolume(of: o.node) : nil, consoleOnHost: true)
+    try attachSeed(&result, host: host)
     return result
+  }
+
+  /// Gives a node of a seeded pool its cloud-init seed: an ISO 9660 volume labelled `cidata`,
+  /// built here without running a guest and uploaded through libvirt into the node's pool (so
+  /// remote hosts get theirs the same way), named after the node like its overlay. On a host
+  /// that cannot boot nodes (the test driver has no volume upload) there is none. A seed that
+  /// cannot be made takes the new overlay with it: nothing is left half-prepared.
+  func attachSeed(_ node: inout NodeDefinition, host: any ImageHost) throws {
+    guard let files = node.seed, host.bootsNodes, let boot = node.boot else { return }
+    let o = node.ownership
+    let name = OverlayName(project: o.project, pool: o.pool, index: o.index, generation: o.generation, kind: .seed).volume
+    do {
+      let bytes = try SeedImage.build(files, runner: ProcessRunner())
+      _ = try host.upload(bytes: bytes, pool: boot.storagePool, name: name)
+    } catch {
+      try? host.deleteVolume(pool: boot.storagePool, name: boot.volume)
+      throw error
+    }
+    node.boot?.seedVolume = name
   }
 
   func fileDigest(_ path: String) throws -> String { try FileDigestCache.sha256(ofFile: path) }

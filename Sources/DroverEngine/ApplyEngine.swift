@@ -92,11 +92,25 @@ public struct ApplyEngine: Sendable {
     self.hooks = hooks
   }
 
+  /// Completes every domain apply defines — plain creates, rollouts' and rollbacks' — with what
+  /// the plan decided for its pool and host (its accelerator) and the seed its pool's spec and
+  /// its own record give it (`CloudInitSeed.files`, pure), then prepares its disk.
+  func definitions(_ plan: Plan) -> @Sendable (NodeDefinition, String) throws -> NodeDefinition {
+    let pools = self.pools, prepare = hooks.prepare
+    return { node, host in
+      var n = node
+      n.accel = n.accel ?? plan.accelerators[Plan.acceleratorKey(pool: n.ownership.pool, host: host)]
+      if n.seed == nil, let pool = pools[n.ownership.pool] { n.seed = CloudInitSeed.files(for: n.ownership, pool: pool) }
+      return try prepare(n, host)
+    }
+  }
+
   public func run(_ plan: Plan) -> ApplyOutcome {
     var outcome = ApplyOutcome()
     var plain = plan
     plain.actions = plan.actions.filter { $0.kind != .replace }
-    let executor = Executor(backends: backends, shouldStop: hooks.shouldStop, prepare: hooks.prepare, onEvent: hooks.onStep)
+    let prepare = definitions(plan)
+    let executor = Executor(backends: backends, shouldStop: hooks.shouldStop, prepare: prepare, onEvent: hooks.onStep)
     outcome.executed = executor.apply(plain)
     if !outcome.executed.interrupted {
       outcome.unhealthy = checkHealth(outcome.executed)
@@ -125,7 +139,7 @@ public struct ApplyEngine: Sendable {
         let runner = RolloutRunner(
           pool: pool, project: project, backends: backends, journal: try RolloutJournal(directory: journalDirectory, pool: pool.name),
           hooks: RolloutRunner.Hooks(
-            prober: hooks.prober, drainer: hooks.drainer(pool), prepare: hooks.prepare, consoleLog: hooks.consoleLog,
+            prober: hooks.prober, drainer: hooks.drainer(pool), prepare: prepare, consoleLog: hooks.consoleLog,
             shouldStop: hooks.shouldStop, onEvent: { hooks.onRollout(pool.name, $0) }))
         let result = try runner.run(preview)
         outcome.rollouts.append(result)

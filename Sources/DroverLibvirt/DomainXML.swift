@@ -48,6 +48,11 @@ public enum DomainXML {
       x += "      <driver name='qemu' type='qcow2'/>\n"
       x += "      <source pool='\(XMLText.attribute(boot.storagePool))' volume='\(XMLText.attribute(boot.volume))'/>\n"
       x += "      <target dev='vda' bus='virtio'/>\n    </disk>\n"
+      if let seed = boot.seedVolume {
+        x += "    <disk type='volume' device='disk'>\n      <driver name='qemu' type='raw'/>\n"
+        x += "      <source pool='\(XMLText.attribute(boot.storagePool))' volume='\(XMLText.attribute(seed))'/>\n"
+        x += "      <target dev='vdb' bus='virtio'/>\n      <readonly/>\n    </disk>\n"
+      }
       if let log = boot.consoleLog, boot.consoleOnHost {
         // A pty (so `virsh console` stays free for people) logged to a file of the host's pool.
         x += "    <serial type='pty'>\n      <log file='\(XMLText.attribute(log))' append='off'/>\n"

@@ -204,7 +204,9 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   }
 
   func removeOverlay(of node: NodeDefinition) {
-    if let boot = node.boot { try? deleteVolume(pool: boot.storagePool, name: boot.volume) }
+    guard let boot = node.boot else { return }
+    try? deleteVolume(pool: boot.storagePool, name: boot.volume)
+    if let seed = boot.seedVolume { try? deleteVolume(pool: boot.storagePool, name: seed) }
   }
 
   public func start(node: String, uuid: String) throws {
@@ -302,6 +304,10 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     }
     CrashPoint.reached("domain-undefined")
     if let overlay, let imagePool { try deleteVolume(pool: imagePool, name: overlay) }
+    // Its cloud-init seed: the name derived from the verified record, and only when it is a disk
+    // of this domain.
+    let seed = OverlayName(project: ownership.project, pool: ownership.pool, index: ownership.index, generation: ownership.generation, kind: .seed).volume
+    if let imagePool, shape.disks.contains("\(imagePool)/\(seed)") { try deleteVolume(pool: imagePool, name: seed) }
     // A host that keeps consoles in its pool: the node's log goes with it (the name is derived
     // from the verified node's name; best effort, a log never fails a delete).
     if consoleOnHost, let imagePool { try? deleteVolume(pool: imagePool, name: PoolVolumeNames.console(of: node)) }

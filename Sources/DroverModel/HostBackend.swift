@@ -68,6 +68,8 @@ public struct NodeDefinition: Sendable, Hashable, Codable {
   public var boot: NodeBoot?
   /// How the domain's CPU runs, chosen by the plan from the host's capabilities (nil: TCG).
   public var accel: Accel? = nil
+  /// The node's cloud-init seed, when its pool asks for one.
+  public var seed: CloudInitSeed.Files? = nil
 
   public init(ownership: NodeOwnership, boot: NodeBoot? = nil) {
     self.ownership = ownership
@@ -85,6 +87,8 @@ public struct NodeBoot: Sendable, Hashable, Codable {
   public var initrd: String?
   public var cmdline: String?
   public var consoleLog: String?
+  /// The node's cloud-init seed volume (ISO 9660, label `cidata`) in `storagePool`, read-only.
+  public var seedVolume: String? = nil
   /// The console log is a file on the host (in its image pool), written by a pty's log — read
   /// back through libvirt — rather than a file serial console on this machine.
   public var consoleOnHost: Bool

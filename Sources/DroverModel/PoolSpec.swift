@@ -19,6 +19,13 @@ public struct PoolSpec: Sendable, Hashable, Codable {
   public var protect: Bool
   /// `accel: kvm|tcg` pins how new nodes run; nil: KVM where the host can, TCG elsewhere.
   public var accel: Accel? = nil
+  /// `access.ssh_keys`: public keys every node's default user accepts (through its seed).
+  public var sshKeys: [String] = []
+  /// `cloud_init.user_data`: the pool's own `#cloud-config`, merged after Drover's.
+  public var userData: String? = nil
+
+  /// Whether nodes get a cloud-init NoCloud seed: the pool gives them keys or user-data.
+  public var seeded: Bool { !sshKeys.isEmpty || userData != nil }
 
   public init(
     name: String, hosts: [String], replicas: Int, image: ImageRef, resources: Resources = Resources(),

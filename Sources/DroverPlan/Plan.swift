@@ -149,6 +149,12 @@ public struct Plan: Sendable, Codable {
   public var undeclared: [UndeclaredPool] = []
   /// How the domains this plan defines run, by host: "KVM (vmx)" or "TCG (no vmx/svm in the host CPU)".
   public var acceleration: [String: String] = [:]
+  /// The accelerator of every domain a pool gets on a host (`"<pool> <host>"`), rollouts' and
+  /// rollbacks' included: what apply gives each domain it defines.
+  public var accelerators: [String: Accel] = [:]
+
+  /// The key of `accelerators`.
+  public static func acceleratorKey(pool: String, host: String) -> String { "\(pool) \(host)" }
   /// Pools left out because a host of theirs could not be read (`--skip-unreachable`).
   public var unknown: [UnknownNodes] = []
   /// For each pool the plan touches, the programs its apply runs on this machine (`PoolPrograms`).

@@ -10,14 +10,19 @@ import DroverModel
 /// - Returns: the actions with their accelerator set, the choice per host for the plan to show,
 ///   and the errors.
 func chooseAcceleration(_ actions: [PlannedAction], pools: [String: PoolSpec], observed: ObservedWorld)
-  -> ([PlannedAction], [String: String], [Diagnostic])
+  -> ([PlannedAction], [String: String], [String: Accel], [Diagnostic])
 {
   var result = actions
   var shown: [String: String] = [:]
+  var chosen: [String: Accel] = [:]
   var diagnostics: [Diagnostic] = []
-  for pool in pools.values.sorted(by: { $0.name < $1.name }) where pool.accel == .kvm {
+  for pool in pools.values.sorted(by: { $0.name < $1.name }) {
     for host in pool.hosts {
-      guard let acc = observed.hosts[host]?.acceleration, case .failure(let why) = acc.choose(pin: .kvm) else { continue }
+      guard let acc = observed.hosts[host]?.acceleration else { continue }
+      guard case .failure(let why) = acc.choose(pin: pool.accel) else {
+        chosen[Plan.acceleratorKey(pool: pool.name, host: host)] = try? acc.choose(pin: pool.accel).get()
+        continue
+      }
       diagnostics.append(
         .error(
           "plan.accel", "pool \(pool.name) pins accel: kvm, but host \(host) cannot run KVM: \(why.reason)", subject: "pool \(pool.name)",
@@ -30,5 +35,5 @@ func chooseAcceleration(_ actions: [PlannedAction], pools: [String: PoolSpec], o
     result[i].after?.accel = accel
     shown[result[i].host] = accel == .kvm ? acc.reason : "TCG (\(acc.kvm ? "accel: tcg" : acc.reason))"
   }
-  return (result, shown, diagnostics)
+  return (result, shown, chosen, diagnostics)
 }

@@ -196,7 +196,7 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   }
   actions += orphanedOverlays(observed, project: options.project, reserved: reserved)
 
-  let (accelerated, acceleration, accelProblems) = chooseAcceleration(actions, pools: declared, observed: observed)
+  let (accelerated, acceleration, accelerators, accelProblems) = chooseAcceleration(actions, pools: declared, observed: observed)
   actions = accelerated
   diagnostics += accelProblems
 
@@ -214,6 +214,7 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   plan.programs = Dictionary(
     uniqueKeysWithValues: pools.filter { pool in actions.contains { $0.pool == pool.name } }.map { ($0.name, PoolPrograms.list($0)) }.filter { !$0.1.isEmpty })
   plan.undeclared = undeclared.filter { selected(pool: $0.pool, targets: options.targets, excludes: options.excludes) }
+  plan.accelerators = accelerators
   plan.acceleration = acceleration.filter { host, _ in actions.contains { $0.host == host && $0.after != nil } }
   plan.unknown = unknown.filter { selected(pool: $0.pool, targets: options.targets, excludes: options.excludes) }
   plan.rollouts = pools.sorted { $0.name < $1.name }.compactMap { pool in
@@ -288,7 +289,7 @@ func orphanedOverlays(_ observed: ObservedWorld, project: String, reserved: [Str
       actions.append(
         PlannedAction(
           kind: .removeOverlay, pool: name.pool, node: volume, host: uri,
-          reason: "overlay of \(name.pool)-\(name.index) (generation \(name.generation)) that no domain uses"))
+          reason: "\(name.kind == .seed ? "cloud-init seed" : "overlay") of \(name.pool)-\(name.index) (generation \(name.generation)) that no domain uses"))
     }
   }
   return actions
@@ -309,8 +310,10 @@ public func specDigest(_ pools: [PoolSpec]) -> String {
 
 /// What a node of `pool` at `index` should record.
 public func desiredOwnership(_ pool: PoolSpec, index: Int, digest: String, generation: Int, project: String) -> NodeOwnership {
-  let shape = "\(pool.image)|\(digest)|\(pool.resources.vcpu)|\(pool.resources.memory.bytes)|\(pool.resources.disk.bytes)|"
+  var shape = "\(pool.image)|\(digest)|\(pool.resources.vcpu)|\(pool.resources.memory.bytes)|\(pool.resources.disk.bytes)|"
     + "\(pool.network ?? "")|\(pool.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))"
+  // Only a seeded pool's hash covers its seed: nodes of other pools keep theirs.
+  if let seed = CloudInitSeed.digest(pool) { shape += "|seed:\(seed)" }
   var o = NodeOwnership(
     project: project, pool: pool.name, node: "\(pool.name)-\(index)", index: index, image: pool.image.description, digest: digest,
     specHash: String(ContentDigest.of(shape).hex.prefix(16)), generation: generation, vcpu: pool.resources.vcpu,

@@ -42,6 +42,8 @@ enum PoolDecoder {
       guard context.string(node, "accel") != "auto" else { return nil }
       return enumValue(node, "accel", Accel.self, &context)
     }
+    let sshKeys = pool.optional("access").map { decodeAccess($0, context: &context) } ?? []
+    let userData = pool.optional("cloud_init").flatMap { decodeCloudInit($0, context: &context) }
     pool.finish(context: &context)
 
     guard let name, let hosts, let replicas, let image, let nameNode, let imageNode else { return nil }
@@ -49,7 +51,50 @@ enum PoolDecoder {
       name: name, hosts: hosts, replicas: replicas, image: image, resources: resources, network: network,
       labels: labels, health: health, drain: drain, upgrade: upgrade, errorBudget: budget, protect: protect)
     spec.accel = accel
+    spec.sshKeys = sshKeys
+    spec.userData = userData
     return LoadedPool(spec: spec, file: context.file, nameRange: context.range(nameNode), imageRange: context.range(imageNode))
+  }
+
+  /// `access: {ssh_keys: [...]}`: OpenSSH public keys, one line each (they go into the seed).
+  static func decodeAccess(_ node: YAMLNode, context: inout DecodeContext) -> [String] {
+    var reader = MappingReader(node, what: "access", context: &context)
+    guard reader.isMapping else { return [] }
+    var keys: [String] = []
+    if let list = reader.optional("ssh_keys") {
+      if case .sequence(let items) = list.content {
+        for item in items {
+          guard let key = context.string(item, "ssh_keys") else { continue }
+          if CloudInitSeed.isPublicKey(key) { keys.append(key) } else {
+            context.error(
+              "spec.access.key", "ssh_keys entries must be OpenSSH public keys on one line (ssh-ed25519 AAAA… comment)", at: item,
+              hint: "the contents of a .pub file")
+          }
+        }
+      } else {
+        context.error("spec.type", "ssh_keys must be a list, not \(list.kindDescription)", at: list)
+      }
+    }
+    reader.finish(context: &context)
+    return keys
+  }
+
+  /// `cloud_init: {user_data: |\n  #cloud-config …}`: a document cloud-init merges after Drover's.
+  static func decodeCloudInit(_ node: YAMLNode, context: inout DecodeContext) -> String? {
+    var reader = MappingReader(node, what: "cloud_init", context: &context)
+    guard reader.isMapping else { return nil }
+    var result: String?
+    if let n = reader.optional("user_data"), let text = context.string(n, "user_data") {
+      if !text.hasPrefix("#cloud-config\n") {
+        context.error("spec.cloud-init", "user_data must be a #cloud-config document (its first line is #cloud-config)", at: n)
+      } else if text.utf8.count > CloudInitSeed.maximumUserData {
+        context.error("spec.cloud-init", "user_data is larger than \(CloudInitSeed.maximumUserData / 1024) KiB", at: n)
+      } else {
+        result = text
+      }
+    }
+    reader.finish(context: &context)
+    return result
   }
 
   static func hostsList(_ node: YAMLNode, context: inout DecodeContext) -> [String]? {

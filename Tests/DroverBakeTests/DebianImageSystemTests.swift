@@ -11,12 +11,14 @@ import Testing
 /// that leave nothing behind. Slow: one package layer (~100 s) and Debian boots under TCG.
 extension BakeSystemTests {
   final class DebianProject: VMTestProject {
-    static let packages = "[systemd-sysv, linux-image-amd64]"
+    static let packages = "[systemd-sysv, linux-image-amd64, cloud-init, openssh-server]"
+    /// The public key the pool's nodes accept (its private half is never used here).
+    var publicKey = ""
 
     init() throws {
       try super.init("deb")
       // systemd runs an executable /etc/rc.local at boot: the guest says which version it is.
-      try "#!/bin/sh\necho \"DROVER READY $(cat /etc/drover-version) on $(uname -r)\" > /dev/ttyS0\nexit 0\n"
+      try "#!/bin/sh\necho \"DROVER VERSION $(cat /etc/drover-version) on $(uname -r)\" > /dev/ttyS0\nexit 0\n"
         .write(to: dir.appendingPathComponent("images/files/rc.local"), atomically: true, encoding: .utf8)
       for version in ["v1", "v2"] {
         try "\(version)\n".write(to: dir.appendingPathComponent("images/files/version-\(version)"), atomically: true, encoding: .utf8)
@@ -42,6 +44,12 @@ extension BakeSystemTests {
         health: [{type: console, pattern: "DROVER READY", timeout: 300s, interval: 1s, retries: 0}]
         upgrade: {canary: 1, waves: [1], max_surge: 1, max_unavailable: 0, health_timeout: 300s}
         network: default
+        access: {ssh_keys: ["\(publicKey)"]}
+        cloud_init:
+          user_data: |
+            #cloud-config
+            runcmd:
+              - echo "POOL PART $(hostname)" > /dev/ttyS0
         \(extra)
         """.write(to: dir.appendingPathComponent("pools/deb.yaml"), atomically: true, encoding: .utf8)
     }
@@ -67,6 +75,9 @@ extension BakeSystemTests {
   @Test func aDebianImageFromPackagesBootsItsOwnKernelAndRollsWithItsLayerReused() throws {
     let p = try DebianProject()
     defer { p.cleanUp(backend.connection) }
+    let keyFile = p.dir.appendingPathComponent("id_ed25519").path
+    #expect(try DroverProcess.run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "drover-test", "-f", keyFile], in: p.dir, environment: [:]).status == 0)
+    p.publicKey = try String(contentsOfFile: keyFile + ".pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
 
     // A package that does not exist: located at the recipe's base, nothing left behind.
     try p.recipe("bad", "v1", base: "{debian: bookworm, packages: [systemd-sysv, drover-no-such-package]}")
@@ -111,7 +122,19 @@ extension BakeSystemTests {
       #expect(try domain.xml(inactive: true).contains("<mac address='\(mac)'/>"))
     }
     let release = try #require(m1.packages?.first { $0.name.hasPrefix("linux-image-6") }).name.dropFirst("linux-image-".count)
-    #expect(p.consoles().components(separatedBy: "DROVER READY v1 on \(release)").count == 3, "both nodes run the image's own kernel \(release)")
+    let consoles = p.consoles()
+    #expect(consoles.components(separatedBy: "DROVER VERSION v1 on \(release)").count == 3, "both nodes run the image's own kernel \(release)")
+    // Identity from each node's seed: hostname, instance-id (name and generation), the pool's
+    // own user-data part, and the pool's key installed for the default user.
+    for index in [1, 2] {
+      #expect(consoles.contains("DROVER READY deb-\(index) deb-\(index)-g1") && consoles.contains("POOL PART deb-\(index)"), "\(consoles.suffix(4000))")
+    }
+    #expect(consoles.contains("Authorized keys from /home/debian/.ssh/authorized_keys for user debian"), "\(consoles.suffix(4000))")
+    let seeds = { () throws -> [String] in
+      try self.backend.connection.storagePool(named: p.imagePool)?.refresh()
+      return try self.backend.connection.storagePool(named: p.imagePool)?.volumeNames().filter { $0.hasSuffix(".seed") }.sorted() ?? []
+    }
+    #expect(try seeds() == ["drover.\(p.project).deb-1.g1.seed", "drover.\(p.project).deb-2.g1.seed"])
 
     // v2 changes one file: the package layer is reused, the pool rolls to it.
     let v2 = try p.run(["bake", "deb@v2"])
@@ -119,6 +142,12 @@ extension BakeSystemTests {
     try p.pool(replicas: 2, image: "deb@v2")
     let rolled = try p.run(["apply", "--auto-approve"])
     #expect(rolled.status == 0, "\(rolled.output)\n\(p.consoles().suffix(3000))")
-    #expect(p.consoles().components(separatedBy: "DROVER READY v2 on \(release)").count == 3, "\(p.consoles().suffix(2000))")
+    #expect(p.consoles().components(separatedBy: "DROVER VERSION v2 on \(release)").count == 3, "\(p.consoles().suffix(2000))")
+    // The replacements are new instances with new seeds; the old seeds went with their nodes.
+    #expect(p.consoles().contains("DROVER READY deb-1 deb-1-g2") && p.consoles().contains("DROVER READY deb-2 deb-2-g2"))
+    #expect(try seeds() == ["drover.\(p.project).deb-1.g2.seed", "drover.\(p.project).deb-2.g2.seed"])
+    try p.pool(replicas: 0, image: "deb@v2")
+    #expect(try p.run(["apply", "--auto-approve"]).status == 0)
+    #expect(try seeds().isEmpty, "scaling to zero leaves no seed")
   }
 }

@@ -44,4 +44,18 @@ import Testing
   func packageNames(_ name: String, _ valid: Bool) {
     #expect(ImageRecipe.DebianBase.isPackageName(name) == valid)
   }
+
+  /// #18: `access` and `cloud_init` of a pool are checked where they are written.
+  @Test(arguments: [
+    ("access: {ssh_keys: [\"ssh-ed25519 not base64!\"]}", "must be OpenSSH public keys"),
+    ("access: {ssh_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA\\nx\"]}", "must be OpenSSH public keys"),
+    ("access: {ssh_keys: ssh-ed25519}", "ssh_keys must be a list"),
+    ("cloud_init: {user_data: \"runcmd: [reboot]\"}", "must be a #cloud-config document"),
+    ("cloud_init: {userdata: x}", "unknown key"),
+  ])
+  func badAccessAndCloudInitAreLocatedErrors(_ line: String, _ message: String) {
+    let yaml = "name: web\nhosts: [qemu:///system]\nreplicas: 1\nimage: demo@v1\n\(line)\n"
+    let (_, diagnostics) = SpecLoader.load([SpecSource(path: "pools/web.yaml", kind: .pool, bytes: Array(yaml.utf8))])
+    #expect(diagnostics.contains { $0.severity == .error && $0.message.localizedCaseInsensitiveContains(message) && $0.location?.start.line == 5 }, "\(diagnostics.map(\.message))")
+  }
 }

@@ -1,0 +1,74 @@
+import DroverBasics
+import Foundation
+
+/// A node's cloud-init NoCloud seed: `meta-data` and `user-data`, built from the pool's spec and
+/// the node's record, without running a guest.
+///
+/// Why per node and derived: the identity a node gets at first boot — `instance-id` (name and
+/// generation: a replacement is a new instance, so cloud-init runs again) and `local-hostname`
+/// (the per-index name `web-1`, also for a surge node, so Slurm and Kubernetes see a stable
+/// name) — must follow from what Drover records, never from a file someone could edit. The
+/// pool's own `#cloud-config` is merged after Drover's (lists appended), as a second part.
+public enum CloudInitSeed {
+  public static let maximumUserData = 64 << 10
+  /// The line the guest prints on its console when cloud-init has run Drover's part: a console
+  /// health check can wait for it.
+  public static let readyMarker = "DROVER READY"
+
+  public struct Files: Sendable, Hashable, Codable {
+    public var metaData: String
+    public var userData: String
+    public init(metaData: String, userData: String) {
+      self.metaData = metaData
+      self.userData = userData
+    }
+  }
+
+  /// An OpenSSH public key on one line: a known type, base64 key material, an optional comment.
+  public static func isPublicKey(_ text: String) -> Bool {
+    let types = ["ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com"]
+    guard text.utf8.count <= 16 << 10, !Terminal.hasControlCharacters(text) else { return false }
+    let parts = text.split(separator: " ", maxSplits: 2)
+    guard parts.count >= 2, types.contains(String(parts[0])), parts[1].count >= 16 else { return false }
+    return parts[1].unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || "+/=".unicodeScalars.contains($0) }
+  }
+
+  /// What of the pool goes into every seed (keys, user-data): part of each node's spec hash, so
+  /// a change is a replacement (cloud-init applies a seed once per instance).
+  public static func digest(_ pool: PoolSpec) -> String? {
+    guard pool.seeded else { return nil }
+    return ContentDigest.of("seed 1\n" + pool.sshKeys.joined(separator: "\n") + "\n--\n" + (pool.userData ?? "")).short
+  }
+
+  /// The seed of the node `o` records, or nil when its pool asks for none.
+  public static func files(for o: NodeOwnership, pool: PoolSpec) -> Files? {
+    guard pool.seeded else { return nil }
+    let hostname = "\(o.pool)-\(o.index)"
+    let meta = "instance-id: \(o.pool)-\(o.index)-g\(o.generation)\nlocal-hostname: \(hostname)\n"
+    var own = "#cloud-config\n# Drover: identity and readiness of node \(hostname) (generation \(o.generation)).\n"
+    if !pool.sshKeys.isEmpty {
+      own += "ssh_authorized_keys:\n" + pool.sshKeys.map { "  - \(quoted($0))\n" }.joined()
+    }
+    let marker = "echo \"\(readyMarker) $(hostname) $(cat /var/lib/cloud/data/instance-id)\" > /dev/ttyS0"
+    own += "runcmd:\n  - [sh, -c, \(quoted(marker))]\n"
+    guard let theirs = pool.userData else { return Files(metaData: meta, userData: own) }
+    // Two parts: cloud-init merges the second into the first, appending lists (runcmd, keys).
+    let boundary = "==drover-\(ContentDigest.of(own + theirs).short)=="
+    func part(_ name: String, _ body: String, merge: Bool) -> String {
+      "--\(boundary)\nContent-Type: text/cloud-config; charset=\"utf-8\"\nMIME-Version: 1.0\n"
+        + (merge ? "Merge-Type: list(append)+dict(recurse_array)+str()\n" : "")
+        + "Content-Disposition: attachment; filename=\"\(name)\"\n\n\(body)\(body.hasSuffix("\n") ? "" : "\n")"
+    }
+    let user = "Content-Type: multipart/mixed; boundary=\"\(boundary)\"\nMIME-Version: 1.0\n\n"
+      + part("drover.cfg", own, merge: false) + part("pool.cfg", theirs, merge: true) + "--\(boundary)--\n"
+    return Files(metaData: meta, userData: user)
+  }
+
+  /// A YAML double-quoted scalar (JSON's escapes are YAML's).
+  static func quoted(_ s: String) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.withoutEscapingSlashes]
+    let data = (try? encoder.encode(s)) ?? Data("\"\"".utf8)
+    return String(decoding: data, as: UTF8.self)
+  }
+}
