@@ -11,7 +11,8 @@ import Testing
 /// that leave nothing behind. Slow: one package layer (~100 s) and Debian boots under TCG.
 extension BakeSystemTests {
   final class DebianProject: VMTestProject {
-    static let packages = "[systemd-sysv, linux-image-amd64, cloud-init, openssh-server]"
+    /// The shipped example's packages (examples/debian; ExampleSpecsTests keeps them equal).
+    static let packages = "[systemd-sysv, linux-image-amd64, openssh-server, cloud-init, qemu-guest-agent]"
     /// The public key the pool's nodes accept (its private half is never used here).
     var publicKey = ""
 

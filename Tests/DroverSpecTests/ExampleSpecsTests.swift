@@ -18,6 +18,21 @@ import Testing
     #expect(Set(set.recipes.map { $0.recipe.reference.description }) == ["demo@v1", "demo@v2", "demo@v3"])
   }
 
+  /// #18: the shipped Debian example (README) validates, and the real-VM test bakes its packages.
+  @Test func theDebianExampleValidates() throws {
+    let root = Fixtures.repoRoot.path + "/examples/debian"
+    let (sources, readProblems) = SpecFiles.read([root + "/pools", root + "/images"])
+    let (set, diagnostics) = SpecLoader.load(sources)
+    #expect(readProblems.isEmpty && diagnostics.isEmpty, "\(readProblems) \(diagnostics)")
+    let recipe = try #require(set.recipes.first?.recipe)
+    guard case .debian(let base) = recipe.base else {
+      Issue.record("not a Debian base")
+      return
+    }
+    #expect(base.packages == ["cloud-init", "linux-image-amd64", "openssh-server", "qemu-guest-agent", "systemd-sysv"])
+    #expect(set.pools.first?.spec.seeded == true && set.pools.first?.spec.image.description == "debian@12.1")
+  }
+
   @Test func defaultsAreSafe() throws {
     let text = "name: tiny\nhosts: [test:///default]\nreplicas: 1\nimage: demo@v1\n"
     let recipe = "name: demo\nversion: v1\nbase: {rootfs: busybox}\n"
