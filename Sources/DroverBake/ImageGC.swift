@@ -18,11 +18,13 @@ public enum ImageGC {
     return keep
   }
 
-  /// Artifact names that overlays (`node-*.qcow2`) in `directory` are backed by, from their qcow2
-  /// headers (the backing file name is stored in the image itself).
+  /// Artifact names that overlays (`drover.<project>.<pool>-<i>.g<n>.qcow2`, and the older
+  /// `node-*.qcow2`) in `directory` are backed by, from their qcow2 headers (the backing file name
+  /// is stored in the image itself), of any project.
   public static func overlayBackings(in directory: String) -> Set<String> {
     var result: Set<String> = []
-    for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix("node-") && name.hasSuffix(".qcow2") {
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    where (name.hasPrefix("node-") && name.hasSuffix(".qcow2")) || OverlayName(volume: name)?.kind == .disk {
       guard let handle = FileHandle(forReadingAtPath: directory + "/" + name) else { continue }
       defer { try? handle.close() }
       guard let header = try? handle.read(upToCount: 4096), header.count >= 20 else { continue }
@@ -34,6 +36,20 @@ public enum ImageGC {
       result.insert((backing as NSString).lastPathComponent)
     }
     return result
+  }
+
+  /// Boot files images brought or fetched into `directory` (`kernel-<12 hex>`,
+  /// `boot-image-<12 hex>.img`, `boot-fetched-<12 hex>.cpio.gz`) that no manifest left there
+  /// names: what goes after their images did. Pure; Drover's own initramfs (`boot-<release>-…`)
+  /// is shared by every busybox image and never collected here.
+  public static func unusedBootFiles(names: [String], remaining: [ImageManifest]) -> [String] {
+    let named = Set(remaining.flatMap { [($0.kernel as NSString).lastPathComponent, ($0.initrd as NSString).lastPathComponent] })
+    func collectable(_ name: String) -> Bool {
+      if ImageNames.isFetchedKernel(name) || ImageNames.isImageInitrd(name) { return true }
+      let hex = name.dropFirst("boot-fetched-".count).dropLast(".cpio.gz".count)
+      return name.hasPrefix("boot-fetched-") && name.hasSuffix(".cpio.gz") && hex.count == 12 && hex.allSatisfy { $0.isHexDigit && !$0.isUppercase }
+    }
+    return names.filter { collectable($0) && !named.contains($0) }.sorted()
   }
 
   public static func delete(_ m: ImageManifest, in directory: String) {

@@ -120,6 +120,12 @@ struct ImagesGCCommand: ParsableCommand {
       if !dryRun { ImageGC.delete(m, in: catalogue.directory) }
       removed += 1
     }
+    let remaining = catalogue.manifests.filter { keep.contains($0.key) }
+    let files = (try? FileManager.default.contentsOfDirectory(atPath: catalogue.directory)) ?? []
+    for name in ImageGC.unusedBootFiles(names: files, remaining: remaining) {
+      Output.out("\(dryRun ? "would delete" : "deleting") \(name) (a boot file no image left here names)")
+      if !dryRun { SafeFiles.removeFile(name, in: catalogue.directory) }
+    }
     Output.out("\(removed) image\(removed == 1 ? "" : "s") \(dryRun ? "would be " : "")deleted, \(catalogue.manifests.count - removed) kept")
   }
 

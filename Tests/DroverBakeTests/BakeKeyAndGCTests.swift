@@ -81,4 +81,23 @@ import Testing
     let keep = ImageGC.keep(catalogue: catalogue, pools: [pool], inUse: ["k1"], overlayBackings: ["demo-v2-k2.qcow2"])
     #expect(keep == ["k4", "k3", "k1", "k2"], "current v4, previous v3, v1 used by a node, v2 backing an overlay; v5 goes")
   }
+
+  /// #18: boot files an image brought (or a fetch added) go once no image left names them; the
+  /// shared initramfs and anything not named like Drover's never do.
+  @Test func unusedImageBootFilesAreCollected() {
+    func manifest(_ kernel: String, _ initrd: String) -> ImageManifest {
+      ImageManifest(
+        name: "deb", version: "v1", key: "k", recipe: ImageRecipe(name: "deb", version: "v1", base: .rootfs("busybox")), inputs: [:], tools: [:],
+        artifact: "deb-v1-aaaaaaaaaaaa.qcow2", artifactSHA256: "", sizeBytes: 0, kernel: kernel, initrd: initrd, cmdline: "",
+        buildLog: "", created: Date(), timings: [:])
+    }
+    let names = [
+      "kernel-111111111111", "kernel-222222222222", "boot-image-333333333333.img", "boot-image-444444444444.img",
+      "boot-fetched-555555555555.cpio.gz", "boot-6.1.0-28-amd64-666666666666.cpio.gz", "kernel-notmine", "notes.txt",
+    ]
+    let kept = [manifest("/img/kernel-111111111111", "/img/boot-image-333333333333.img")]
+    #expect(ImageGC.unusedBootFiles(names: names, remaining: kept) == [
+      "boot-fetched-555555555555.cpio.gz", "boot-image-444444444444.img", "kernel-222222222222",
+    ])
+  }
 }
