@@ -165,7 +165,9 @@ public final class Baker: @unchecked Sendable {
     }
     let disk = stage + "/disk.raw"
     let needsMachine = try step("filesystem") {
-      try prepareDisk(recipe, recipeDirectory: recipeDirectory, baseFile: files.base, stage: stage, disk: disk, catalogue: catalogue)
+      try prepareDisk(
+        recipe, recipeDirectory: recipeDirectory, baseFile: files.base, stage: stage, disk: disk, catalogue: catalogue,
+        layerKey: key.inputs["debian-layer"])
     }
     var booted = 0
     if needsMachine {
@@ -179,8 +181,8 @@ public final class Baker: @unchecked Sendable {
     if case .debian = recipe.base {
       ownBoot = try step("boot files") {
         let read = try ImageOwnBoot.read(disk: disk, stage: stage, recipe: recipe, runner: runner)
-        let k = try placeBootFile(read.kernel) { "kernel-\($0)" }
-        let i = try placeBootFile(read.initrd) { "boot-image-\($0).img" }
+        let k = try placeBootFile(read.kernel) { PoolVolumeNames.bootFile(kind: "kernel", sha256: $0) }
+        let i = try placeBootFile(read.initrd) { ImageNames.imageInitrd(sha256: $0) }
         return (k, i, read.packages)
       }
     }
@@ -212,10 +214,10 @@ public final class Baker: @unchecked Sendable {
   }
 
   /// Moves a boot file an image brought into the image folder under its content-addressed name
-  /// (`name(<12 hex of its sha256>)`), readable by QEMU; one already there is the same bytes.
+  /// (`name(<its sha256>)`), readable by QEMU; one already there is the same bytes.
   func placeBootFile(_ staged: String, name: (String) -> String) throws -> (path: String, sha256: String) {
     let sha = try FileDigestCache.sha256(ofFile: staged)
-    let target = imageDirectory + "/" + name(String(sha.prefix(12)))
+    let target = imageDirectory + "/" + name(sha)
     if (try? FileDigestCache.sha256(ofFile: target)) != sha {
       chmod(staged, 0o644)
       guard rename(staged, target) == 0 else {
@@ -227,7 +229,10 @@ public final class Baker: @unchecked Sendable {
 
   /// Makes the raw disk; returns whether a build machine must run (commands, or files to copy
   /// into an imported base).
-  func prepareDisk(_ recipe: ImageRecipe, recipeDirectory: String, baseFile: String?, stage: String, disk: String, catalogue: ImageCatalogue) throws -> Bool {
+  /// - Parameter layerKey: a Debian base's package-layer key, as the bake key took it.
+  func prepareDisk(
+    _ recipe: ImageRecipe, recipeDirectory: String, baseFile: String?, stage: String, disk: String, catalogue: ImageCatalogue, layerKey: String?
+  ) throws -> Bool {
     let script = buildScript(recipe)
     switch recipe.base {
     case .rootfs:
@@ -239,9 +244,8 @@ public final class Baker: @unchecked Sendable {
       try FileManager.default.createSymbolicLink(atPath: root + "/bin/sh", withDestinationPath: "busybox")
       return try finishRoot(root, recipe, recipeDirectory: recipeDirectory, script: script, disk: disk)
     case .debian(let base):
-      let layerKey = debianLayerKey(base)
       let layer = try DebianLayer.ensure(
-        base, key: layerKey, imageDirectory: imageDirectory, machine: DebianLayer.MachineApt.current(digests: digests), runner: runner,
+        base, key: layerKey ?? debianLayerKey(base), imageDirectory: imageDirectory, machine: DebianLayer.MachineApt.current(digests: digests), runner: runner,
         lockTimeout: lockTimeout
       ) { onEvent(.step("packages: mmdebstrap \(base.suite) (\(base.packages.count) packages)")) }
       onEvent(.step(layer.built ? "packages: layer built" : "packages: layer reused (\((layer.path as NSString).lastPathComponent))"))

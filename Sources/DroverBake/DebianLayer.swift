@@ -117,10 +117,10 @@ public enum DebianLayer {
     let folder = try SafeFiles.directory(".layers", in: imageDirectory)
     let name = "debian-\(base.suite)-\(key.prefix(16)).tar"
     let path = folder + "/" + name
-    if isLayer(path) { return (path, false) }
+    if SafeFiles.isNonEmptyFile(path) { return (path, false) }
     let lock = try BakeLock.take("layer \(name)", imageDirectory: imageDirectory, timeout: lockTimeout) {}
     defer { withExtendedLifetime(lock) {} }
-    if isLayer(path) { return (path, false) }
+    if SafeFiles.isNonEmptyFile(path) { return (path, false) }
     onBuild()
     let partial = "\(folder)/.\(name).\(getpid())"
     defer { unlink(partial) }
@@ -133,11 +133,5 @@ public enum DebianLayer {
       throw Diagnostic.error("bake.io", "cannot move the package layer into \(folder): \(String(cString: strerror(errno)))")
     }
     return (path, true)
-  }
-
-  /// A regular file (never a planted link), non-empty.
-  static func isLayer(_ path: String) -> Bool {
-    var st = stat()
-    return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && st.st_size > 0
   }
 }

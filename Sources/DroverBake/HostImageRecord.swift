@@ -110,13 +110,20 @@ public enum ImageNames {
 
   /// An image's own initrd in the image folder (a Debian image's, from its `/boot`):
   /// `boot-image-<12 hex>.img`.
-  public static func isImageInitrd(_ name: String) -> Bool {
-    name.hasPrefix("boot-image-") && name.hasSuffix(".img") && name.count == 27
-      && name.dropFirst(11).dropLast(4).allSatisfy { $0.isHexDigit && !$0.isUppercase }
-  }
+  public static func imageInitrd(sha256: String) -> String { "boot-image-\(sha256.prefix(12)).img" }
+  public static func isImageInitrd(_ name: String) -> Bool { isNamed(name, "boot-image-", ".img") }
 
-  /// A kernel fetched from a host into the image folder, or an image's own: `kernel-<12 hex>`.
-  public static func isFetchedKernel(_ name: String) -> Bool {
-    name.hasPrefix("kernel-") && name.count == 19 && name.dropFirst(7).allSatisfy { $0.isHexDigit && !$0.isUppercase }
+  /// An initrd fetched from a host with its image: `boot-fetched-<12 hex>.cpio.gz`.
+  public static func fetchedInitrd(sha256: String) -> String { "boot-fetched-\(sha256.prefix(12)).cpio.gz" }
+  public static func isFetchedInitrd(_ name: String) -> Bool { isNamed(name, "boot-fetched-", ".cpio.gz") }
+
+  /// A kernel fetched from a host into the image folder, or an image's own: `kernel-<12 hex>`
+  /// (`PoolVolumeNames.bootFile`, the name it has in a host's pool too).
+  public static func isFetchedKernel(_ name: String) -> Bool { isNamed(name, "kernel-", "") }
+
+  /// `<prefix><12 lowercase hex><suffix>`.
+  static func isNamed(_ name: String, _ prefix: String, _ suffix: String) -> Bool {
+    guard name.hasPrefix(prefix), name.hasSuffix(suffix), name.utf8.count == prefix.utf8.count + 12 + suffix.utf8.count else { return false }
+    return name.dropFirst(prefix.count).dropLast(suffix.count).allSatisfy { $0.isHexDigit && !$0.isUppercase }
   }
 }

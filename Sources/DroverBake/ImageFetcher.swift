@@ -57,7 +57,7 @@ public final class ImageFetcher: @unchecked Sendable {
       manifest.kernel = directory + "/" + record.kernel.volume  // `kernel-<12 hex>`: Drover's own name
       received += try fetchFile(record.kernel.volume, sha256: record.kernel.sha256, as: record.kernel.volume, stage: stage, from: host)
     }
-    let initrd = "boot-fetched-\(record.initrd.sha256.prefix(12)).cpio.gz"
+    let initrd = ImageNames.fetchedInitrd(sha256: record.initrd.sha256)
     manifest.initrd = directory + "/" + initrd
     received += try fetchFile(record.initrd.volume, sha256: record.initrd.sha256, as: initrd, stage: stage, from: host)
     received += try fetchFile(m.artifact, sha256: m.artifactSHA256, as: m.artifact, stage: stage, from: host, check: { staged in

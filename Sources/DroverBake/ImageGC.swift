@@ -44,11 +44,7 @@ public enum ImageGC {
   /// is shared by every busybox image and never collected here.
   public static func unusedBootFiles(names: [String], remaining: [ImageManifest]) -> [String] {
     let named = Set(remaining.flatMap { [($0.kernel as NSString).lastPathComponent, ($0.initrd as NSString).lastPathComponent] })
-    func collectable(_ name: String) -> Bool {
-      if ImageNames.isFetchedKernel(name) || ImageNames.isImageInitrd(name) { return true }
-      let hex = name.dropFirst("boot-fetched-".count).dropLast(".cpio.gz".count)
-      return name.hasPrefix("boot-fetched-") && name.hasSuffix(".cpio.gz") && hex.count == 12 && hex.allSatisfy { $0.isHexDigit && !$0.isUppercase }
-    }
+    let collectable = { (name: String) in ImageNames.isFetchedKernel(name) || ImageNames.isImageInitrd(name) || ImageNames.isFetchedInitrd(name) }
     return names.filter { collectable($0) && !named.contains($0) }.sorted()
   }
 

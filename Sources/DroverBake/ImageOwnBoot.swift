@@ -106,7 +106,7 @@ public enum ImageOwnBoot {
     let kernel = stage + "/vmlinuz", initrd = stage + "/initrd.img"
     try runner.run([debugfs, "-R", "dump /boot/vmlinuz-\(release) \(kernel)", disk], timeout: 120)
     try runner.run([debugfs, "-R", "dump /boot/initrd.img-\(release) \(initrd)", disk], timeout: 120)
-    for file in [kernel, initrd] where !DebianLayer.isLayer(file) {
+    for file in [kernel, initrd] where !SafeFiles.isNonEmptyFile(file) {
       throw Diagnostic.error("bake.kernel", "could not read \(file.hasSuffix("vmlinuz") ? "vmlinuz" : "initrd.img")-\(release) from the image's /boot", subject: "image \(recipe.reference)")
     }
     let status = (try? runner.run([debugfs, "-R", "cat /var/lib/dpkg/status", disk], timeout: 120).stdout) ?? ""

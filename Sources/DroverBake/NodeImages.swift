@@ -100,7 +100,7 @@ public final class NodeImages: @unchecked Sendable {
       // A new domain starts a new log: an earlier domain of the same name must not pass its checks.
       try? FileManager.default.removeItem(atPath: "\(consoleDirectory)/\(o.node).log")
     }
-    let volume = OverlayName(project: o.project, pool: o.pool, index: o.index, generation: o.generation).volume
+    let volume = OverlayName(of: o).volume
     try host.createOverlay(
       pool: poolName, name: volume, backingPath: backing,
       capacityBytes: max(o.diskMiB << 20, manifest?.recipe.size.bytes ?? 0))
@@ -151,7 +151,7 @@ public final class NodeImages: @unchecked Sendable {
         "image.missing", "image \(o.image) has not been baked", subject: "node \(o.node) on \(host.uri)",
         hint: "run: drover bake  (recipes in images/)")
     }
-    let volume = OverlayName(project: o.project, pool: o.pool, index: o.index, generation: o.generation).volume
+    let volume = OverlayName(of: o).volume
     if host.bootsNodes { try host.deleteVolume(pool: poolName, name: Self.consoleVolume(of: o.node)) }  // a new domain, a new log
     try host.createOverlay(
       pool: poolName, name: volume, backingPath: backing, capacityBytes: max(o.diskMiB << 20, manifest?.recipe.size.bytes ?? 0))
@@ -172,7 +172,7 @@ public final class NodeImages: @unchecked Sendable {
   func attachSeed(_ node: inout NodeDefinition, host: any ImageHost) throws {
     guard let files = node.seed, host.bootsNodes, let boot = node.boot else { return }
     let o = node.ownership
-    let name = OverlayName(project: o.project, pool: o.pool, index: o.index, generation: o.generation, kind: .seed).volume
+    let name = OverlayName(of: o, kind: .seed).volume
     do {
       let bytes = try SeedImage.build(files, runner: ProcessRunner())
       _ = try host.upload(bytes: bytes, pool: boot.storagePool, name: name)

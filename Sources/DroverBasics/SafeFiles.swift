@@ -12,6 +12,12 @@ public enum SafeFiles {
     return String(cString: pointer)
   }
 
+  /// Whether `path` is a regular, non-empty file itself (a planted symlink never counts).
+  public static func isNonEmptyFile(_ path: String) -> Bool {
+    var st = stat()
+    return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && st.st_size > 0
+  }
+
   /// `root/name` as a real folder of Drover's own (created 0755 when missing): refused when it
   /// is a symlink, not a folder, owned by another user, or writable by group or others — a
   /// folder someone else made could hold links Drover would then write through.

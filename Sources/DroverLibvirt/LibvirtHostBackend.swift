@@ -306,7 +306,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     if let overlay, let imagePool { try deleteVolume(pool: imagePool, name: overlay) }
     // Its cloud-init seed: the name derived from the verified record, and only when it is a disk
     // of this domain.
-    let seed = OverlayName(project: ownership.project, pool: ownership.pool, index: ownership.index, generation: ownership.generation, kind: .seed).volume
+    let seed = OverlayName(of: ownership, kind: .seed).volume
     if let imagePool, shape.disks.contains("\(imagePool)/\(seed)") { try deleteVolume(pool: imagePool, name: seed) }
     // A host that keeps consoles in its pool: the node's log goes with it (the name is derived
     // from the verified node's name; best effort, a log never fails a delete).
@@ -316,7 +316,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   /// The volume names Drover gives the disk of the node `o` records: today's, then the spelling
   /// of Drover before overlay names carried the project.
   static func derivedOverlays(of o: NodeOwnership, in pool: String) -> [String] {
-    [OverlayName(project: o.project, pool: o.pool, index: o.index, generation: o.generation).volume, "node-\(o.node)-g\(o.generation).qcow2"]
+    [OverlayName(of: o).volume, "node-\(o.node)-g\(o.generation).qcow2"]
   }
 
   public func adopt(node: String, uuid: String, as o: NodeOwnership) throws {

@@ -29,6 +29,11 @@ public struct OverlayName: Sendable, Hashable {
     self.kind = kind
   }
 
+  /// The volume of `kind` that belongs to the node `o` records.
+  public init(of o: NodeOwnership, kind: Kind = .disk) {
+    self.init(project: o.project, pool: o.pool, index: o.index, generation: o.generation, kind: kind)
+  }
+
   public var volume: String { "drover.\(project).\(pool)-\(index).g\(generation).\(kind.rawValue)" }
 
   /// The seed volume of the node this overlay belongs to.

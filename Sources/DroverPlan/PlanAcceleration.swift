@@ -19,19 +19,20 @@ func chooseAcceleration(_ actions: [PlannedAction], pools: [String: PoolSpec], o
   for pool in pools.values.sorted(by: { $0.name < $1.name }) {
     for host in pool.hosts {
       guard let acc = observed.hosts[host]?.acceleration else { continue }
-      guard case .failure(let why) = acc.choose(pin: pool.accel) else {
-        chosen[Plan.acceleratorKey(pool: pool.name, host: host)] = try? acc.choose(pin: pool.accel).get()
-        continue
+      switch acc.choose(pin: pool.accel) {
+      case .success(let accel): chosen[Plan.acceleratorKey(pool: pool.name, host: host)] = accel
+      case .failure(let why):
+        diagnostics.append(
+          .error(
+            "plan.accel", "pool \(pool.name) pins accel: kvm, but host \(host) cannot run KVM: \(why.reason)", subject: "pool \(pool.name)",
+            hint: "drop accel (KVM where a host can, TCG elsewhere), pin accel: tcg, or move the pool to hosts with KVM"))
       }
-      diagnostics.append(
-        .error(
-          "plan.accel", "pool \(pool.name) pins accel: kvm, but host \(host) cannot run KVM: \(why.reason)", subject: "pool \(pool.name)",
-          hint: "drop accel (KVM where a host can, TCG elsewhere), pin accel: tcg, or move the pool to hosts with KVM"))
     }
   }
   for i in result.indices where result[i].after != nil {
-    guard let acc = observed.hosts[result[i].host]?.acceleration else { continue }
-    guard case .success(let accel) = acc.choose(pin: pools[result[i].pool]?.accel) else { continue }
+    guard let acc = observed.hosts[result[i].host]?.acceleration,
+      let accel = chosen[Plan.acceleratorKey(pool: result[i].pool, host: result[i].host)]
+    else { continue }
     result[i].after?.accel = accel
     shown[result[i].host] = accel == .kvm ? acc.reason : "TCG (\(acc.kvm ? "accel: tcg" : acc.reason))"
   }
