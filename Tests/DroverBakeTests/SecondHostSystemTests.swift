@@ -21,15 +21,8 @@ enum SecondHost {
 /// it: its image pool, the pushed and verified image, kernel and initrd volumes, and consoles
 /// logged into its pool and read back through libvirt.
 extension BakeSystemTests {
-  final class TwoHostProject {
-    let id = "\(getpid() % 100_000)-\(UInt16.random(in: 0...UInt16.max))"
-    let dir: URL
-    let environment: [String: String]
-    let project: String
-    let imagePool: String
-    let imageDir: String
+  final class TwoHostProject: VMTestProject {
     let remoteImageDir: String
-    let binary: String
     /// The pool's name, unique per run: node names are global on a host.
     let pool = "th\(UInt16.random(in: 1000...9999))"
 
@@ -44,20 +37,9 @@ extension BakeSystemTests {
       remoteRoot: String = "/var/lib/drover-h2", connectURI: String = SecondHost.connectURI
     ) throws {
       secondConnectURI = connectURI
-      let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-      binary = repo.appendingPathComponent(".build/debug/drover").path
-      dir = FileManager.default.temporaryDirectory.appendingPathComponent("drover-2h-\(id)")
-      project = "twohost-\(id)"
-      imagePool = "drover-2h-\(id)"
-      imageDir = "/var/lib/drover/2h-images-\(id)"
+      let id = "\(getpid() % 100_000)-\(UInt16.random(in: 0...UInt16.max))"
       remoteImageDir = "\(remoteRoot)/images-\(id)"
-      environment = [
-        "DROVER_IMAGE_DIR": imageDir, "DROVER_IMAGE_POOL": imagePool, "DROVER_CONSOLE_DIR": "/var/lib/drover/2h-console-\(id)", "NO_COLOR": "1",
-        "DROVER_CONFIG": dir.appendingPathComponent("machine-config.yaml").path,
-      ]
-      for sub in ["pools", "images/files"] {
-        try FileManager.default.createDirectory(at: dir.appendingPathComponent(sub), withIntermediateDirectories: true)
-      }
+      try super.init("twohost", id: id)
       try """
         project: \(project)
         state: {backend: local, dir: .drover}
@@ -105,8 +87,9 @@ extension BakeSystemTests {
         """.write(to: dir.appendingPathComponent("pools/\(pool).yaml"), atomically: true, encoding: .utf8)
     }
 
+    /// The project comes from drover.yaml here, never from the environment.
     @discardableResult
-    func run(_ args: [String]) throws -> (status: Int32, output: String) {
+    override func run(_ args: [String]) throws -> (status: Int32, output: String) {
       try DroverProcess.run(binary, args, in: dir, environment: environment.mapValues { $0 }.merging(["DROVER_PROJECT": nil]) { $1 })
     }
 
@@ -120,10 +103,8 @@ extension BakeSystemTests {
           try? p.undefine()
         }
       }
-      try? FileManager.default.removeItem(atPath: imageDir)
       try? FileManager.default.removeItem(atPath: remoteImageDir)  // the hosts here share this machine's disk
-      try? FileManager.default.removeItem(atPath: environment["DROVER_CONSOLE_DIR"] ?? "/nonexistent")
-      try? FileManager.default.removeItem(at: dir)
+      removeAll(local)
     }
   }
 

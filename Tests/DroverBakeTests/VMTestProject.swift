@@ -5,7 +5,7 @@ import Libvirt
 /// binary as a user would: its own project name, image folder and pool, console folder and
 /// machine configuration, all removed by `removeAll` (after the test has scaled its pools to 0).
 class VMTestProject {
-  let id = "\(getpid() % 100_000)-\(UInt16.random(in: 0...UInt16.max))"
+  let id: String
   let dir: URL
   let environment: [String: String]
   let project: String
@@ -14,8 +14,11 @@ class VMTestProject {
   let consoleDir: String
   let binary: String
 
-  /// - Parameter prefix: names this test's folders, project and pool (`day2`, `deb`).
-  init(_ prefix: String) throws {
+  /// - Parameters:
+  ///   - prefix: names this test's folders, project and pool (`day2`, `deb`).
+  ///   - id: makes them unique to this run.
+  init(_ prefix: String, id: String = "\(getpid() % 100_000)-\(UInt16.random(in: 0...UInt16.max))") throws {
+    self.id = id
     let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     binary = repo.appendingPathComponent(".build/debug/drover").path
     dir = FileManager.default.temporaryDirectory.appendingPathComponent("drover-\(prefix)-\(id)")
