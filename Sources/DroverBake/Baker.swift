@@ -250,8 +250,12 @@ public final class Baker: @unchecked Sendable {
       ) { onEvent(.step("packages: mmdebstrap \(base.suite) (\(base.packages.count) packages)")) }
       onEvent(.step(layer.built ? "packages: layer built" : "packages: layer reused (\((layer.path as NSString).lastPathComponent))"))
       let root = stage + "/rootfs"
-      try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-      try runner.run(["/bin/tar", "-x", "-p", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-f", layer.path, "-C", root], timeout: 600)
+      // Hard links into the staging root (same file system: both live in the image folder);
+      // a copy where links cannot be made. Nothing writes through them (see DebianLayer).
+      do { try runner.run(["/bin/cp", "-a", "-l", layer.path, root], timeout: 600) } catch {
+        try? FileManager.default.removeItem(atPath: root)
+        try runner.run(["/bin/cp", "-a", layer.path, root], timeout: 600)
+      }
       return try finishRoot(root, recipe, recipeDirectory: recipeDirectory, script: script, disk: disk)
     case .file(let path, let sha):
       let source = baseFile ?? BakeKey.resolve(path, in: recipeDirectory)

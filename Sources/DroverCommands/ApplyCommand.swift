@@ -214,6 +214,17 @@ struct ApplySession {
     let consoleDir = images.consoleDir
     let poolFolders = Dictionary(context.specs.pools.map { ($0.spec.name, ($0.file as NSString).deletingLastPathComponent) }) { a, _ in a }
     let hostPaths = HostPathPolicy(project: project.absoluteDir, allowed: CurrentMachine.settings.allowedRoots)
+    // Seeded nodes get Drover's user with the project's SSH key; its files are written before
+    // any node is made (a node whose seed names a key Drover cannot use is unreachable).
+    var nodeSSH: NodeSSHAccess?
+    if let key = context.keyring.key, context.specs.poolSpecs.contains(where: \.seeded) {
+      do {
+        nodeSSH = try NodeSSHAccess.prepare(stateDirectory: project.stateDirectory, project: project.projectName, identity: SSHIdentity(deriving: key))
+      } catch {
+        Report.diagnostics([error], sources: [], format: json ? .json : .human, noColor: project.noColor)
+        return 1
+      }
+    }
     let engine = ApplyEngine(
       pools: context.specs.poolSpecs, backends: context.backends.mapValues { $0 }, project: project.projectName,
       journalDirectory: journalDirectory,
@@ -235,7 +246,7 @@ struct ApplySession {
           } else {
             Output.out(String(format: "[%7.2fs] ", Date().timeIntervalSince(started)) + line)
           }
-        }))
+        }, nodeSSH: nodeSSH))
     let outcome = engine.run(plan)
     let failures = outcome.diagnostics
     if json {

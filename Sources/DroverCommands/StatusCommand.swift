@@ -17,8 +17,15 @@ struct StatusCommand: ParsableCommand {
   @Flag(help: "Print JSON.")
   var json = false
 
+  @Option(name: .shortAndLong, help: "wide: also each running node's IPv4 addresses, from DHCP leases or the node's guest agent.")
+  var output: StatusLayout?
+
+  enum StatusLayout: String, ExpressibleByArgument { case wide }
+
   func run() throws {
-    let context = try ProjectContext.load(project, readOnly: true, format: json ? .json : .human, imagePool: images.imagePool)
+    // libvirt asks a guest agent only over a read-write connection (virDomainInterfaceAddresses
+    // refuses the agent source on a read-only one); status still changes nothing.
+    let context = try ProjectContext.load(project, readOnly: output != .wide, format: json ? .json : .human, imagePool: images.imagePool)
     let world = context.observe()
     let (plan, _) = makePlan(pools: context.specs.poolSpecs, observed: world, options: PlanOptions(project: project.projectName))
     let pending = Set(plan.actions.map(\.node))
@@ -33,15 +40,33 @@ struct StatusCommand: ParsableCommand {
       }
     }
     rows.sort { ($0["pool"] as! String, $0["node"] as! String) < ($1["pool"] as! String, $1["node"] as! String) }
+    if output == .wide {
+      // One lookup per running node, a few at once: each is a round trip to its host.
+      let backends = context.backends
+      let found = BlockingFanOut.map(rows.count, width: 8) { i -> [(address: String, source: String)] in
+        let row = rows[i]
+        guard row["state"] as? String == "running", let uri = row["host"] as? String, let node = row["node"] as? String,
+          let backend = backends[uri]
+        else { return [] }
+        return backend.addresses(of: node)
+      }
+      for i in rows.indices { rows[i]["addresses"] = found[i].map { ["address": $0.address, "source": $0.source] } }
+    }
     if json {
       Output.json(["format_version": "1.0", "nodes": rows, "unreachable": world.unreachable])
     } else {
-      var lines = [["POOL", "NODE", "HOST", "STATE", "IMAGE", "GEN", "PENDING"]]
+      let wide = output == .wide
+      var lines = [["POOL", "NODE", "HOST", "STATE", "IMAGE", "GEN", "PENDING"] + (wide ? ["ADDRESSES"] : [])]
       for r in rows {
-        lines.append([
+        var line = [
           r["pool"] as! String, r["node"] as! String, r["host"] as! String, r["state"] as! String, r["image"] as! String,
           String(r["generation"] as! Int), (r["pending"] as! Bool) ? "*" : "",
-        ])
+        ]
+        if wide {
+          let addresses = (r["addresses"] as? [[String: String]]) ?? []
+          line.append(addresses.isEmpty ? "-" : addresses.map { "\($0["address"] ?? "") (\($0["source"] ?? ""))" }.joined(separator: ", "))
+        }
+        lines.append(line)
       }
       Output.out(Table.render(lines))
       for (uri, reason) in world.unreachable.sorted(by: { $0.key < $1.key }) {

@@ -59,13 +59,16 @@ public struct ApplyEngine: Sendable {
     public var onStep: @Sendable (ApplyEvent) -> Void
     public var onHealthy: @Sendable (PlannedAction) -> Void
     public var onRollout: @Sendable (String, String) -> Void
+    /// How nodes are reached over SSH (ssh checks, `DROVER_NODE_SSH`); nil: not at all.
+    public var nodeSSH: NodeSSHAccess?
 
     public init(
       prepare: @escaping @Sendable (NodeDefinition, String) throws -> NodeDefinition = { n, _ in n },
       consoleLog: @escaping @Sendable (String) -> String? = { _ in nil }, prober: any HealthProbing = HealthChecker(),
       drainer: @escaping @Sendable (PoolSpec) -> any Draining = { Drainers.make($0.drain) },
       shouldStop: @escaping @Sendable () -> Bool = { false }, onStep: @escaping @Sendable (ApplyEvent) -> Void = { _ in },
-      onHealthy: @escaping @Sendable (PlannedAction) -> Void = { _ in }, onRollout: @escaping @Sendable (String, String) -> Void = { _, _ in }
+      onHealthy: @escaping @Sendable (PlannedAction) -> Void = { _ in }, onRollout: @escaping @Sendable (String, String) -> Void = { _, _ in },
+      nodeSSH: NodeSSHAccess? = nil
     ) {
       self.prepare = prepare
       self.consoleLog = consoleLog
@@ -75,6 +78,7 @@ public struct ApplyEngine: Sendable {
       self.onStep = onStep
       self.onHealthy = onHealthy
       self.onRollout = onRollout
+      self.nodeSSH = nodeSSH
     }
   }
 
@@ -96,11 +100,15 @@ public struct ApplyEngine: Sendable {
   /// the plan decided for its pool and host (its accelerator) and the seed its pool's spec and
   /// its own record give it (`CloudInitSeed.files`, pure), then prepares its disk.
   func definitions(_ plan: Plan) -> @Sendable (NodeDefinition, String) throws -> NodeDefinition {
-    let pools = self.pools, prepare = hooks.prepare
+    let pools = self.pools, prepare = hooks.prepare, ssh = hooks.nodeSSH
     return { node, host in
       var n = node
       n.accel = n.accel ?? plan.accelerators[Plan.acceleratorKey(pool: n.ownership.pool, host: host)]
-      if n.seed == nil, let pool = pools[n.ownership.pool] { n.seed = CloudInitSeed.files(for: n.ownership, pool: pool) }
+      if n.seed == nil, let pool = pools[n.ownership.pool] {
+        n.seed = CloudInitSeed.files(for: n.ownership, pool: pool, droverKey: ssh?.publicKey)
+      }
+      // A domain made under a name and generation seen before is a new machine with new keys.
+      try ssh?.forget(aliases: [NodeSSHAccess.alias(node: n.ownership.node, generation: n.ownership.generation)])
       return try prepare(n, host)
     }
   }
@@ -112,6 +120,11 @@ public struct ApplyEngine: Sendable {
     let prepare = definitions(plan)
     let executor = Executor(backends: backends, shouldStop: hooks.shouldStop, prepare: prepare, onEvent: hooks.onStep)
     outcome.executed = executor.apply(plain)
+    // Pins of deleted nodes go with them (best effort: a leftover pin names a machine that is gone).
+    try? hooks.nodeSSH?.forget(
+      aliases: outcome.executed.done.filter { $0.kind == .delete }.compactMap { a in
+        a.before.map { NodeSSHAccess.alias(node: $0.node, generation: $0.generation) }
+      })
     if !outcome.executed.interrupted {
       outcome.unhealthy = checkHealth(outcome.executed)
     }
@@ -140,7 +153,7 @@ public struct ApplyEngine: Sendable {
           pool: pool, project: project, backends: backends, journal: try RolloutJournal(directory: journalDirectory, pool: pool.name),
           hooks: RolloutRunner.Hooks(
             prober: hooks.prober, drainer: hooks.drainer(pool), prepare: prepare, consoleLog: hooks.consoleLog,
-            shouldStop: hooks.shouldStop, onEvent: { hooks.onRollout(pool.name, $0) }))
+            shouldStop: hooks.shouldStop, onEvent: { hooks.onRollout(pool.name, $0) }, nodeSSH: hooks.nodeSSH))
         let result = try runner.run(preview)
         outcome.rollouts.append(result)
         outcome.added += result.created
@@ -172,6 +185,10 @@ public struct ApplyEngine: Sendable {
       var endpoint = NodeEndpoint(
         name: action.node, host: action.host, pool: action.pool, image: action.after?.ownership.image ?? "",
         consoleLog: hooks.consoleLog(action.node))
+      endpoint.ssh = hooks.nodeSSH
+      endpoint.hostKeyAlias = action.after.map { NodeSSHAccess.alias(node: $0.ownership.node, generation: $0.ownership.generation) }
+      // A static address is the one its seed gave it: no lease to wait for.
+      endpoint.address = action.after?.ownership.address
       let node = action.node
       if let resolver = backend as? AddressResolving {
         nonisolated(unsafe) let r = resolver

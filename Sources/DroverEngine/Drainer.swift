@@ -57,19 +57,19 @@ struct CommandDrain: Draining {
   var timeout: Double
 
   func cordon(_ node: NodeEndpoint) throws {
-    if let argv = cordonArgv { try Drainers.check(HookRunner.run(argv, environment: node.environment, timeout: timeout), "cordon hook", node: node) }
+    if let argv = cordonArgv { try Drainers.check(HookRunner.run(argv, environment: node.hookEnvironment(), timeout: timeout), "cordon hook", node: node) }
   }
 
   func drain(_ node: NodeEndpoint, timeout: Double) throws -> Bool {
     guard let argv = drainArgv else { return true }
-    let result = HookRunner.run(argv, environment: node.environment, timeout: timeout)
+    let result = HookRunner.run(argv, environment: node.hookEnvironment(), timeout: timeout)
     if result.timedOut { return false }
     try Drainers.check(result, "drain hook", node: node)
     return true
   }
 
   func uncordon(_ node: NodeEndpoint) throws {
-    if let argv = uncordonArgv { try Drainers.check(HookRunner.run(argv, environment: node.environment, timeout: timeout), "uncordon hook", node: node) }
+    if let argv = uncordonArgv { try Drainers.check(HookRunner.run(argv, environment: node.hookEnvironment(), timeout: timeout), "uncordon hook", node: node) }
   }
 }
 

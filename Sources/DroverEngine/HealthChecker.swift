@@ -18,6 +18,10 @@ public struct NodeEndpoint: Sendable {
   /// Reads the console through the host (a host with its own image pool); nil: `consoleLog` is
   /// a local file.
   public var readConsole: (@Sendable () -> [UInt8]?)?
+  /// How Drover reaches the node over SSH (nil: the project has no key yet), and the alias its
+  /// host keys are pinned under (`NodeSSHAccess.alias`: name and generation).
+  public var ssh: NodeSSHAccess?
+  public var hostKeyAlias: String?
 
   /// The console so far, from the host or the local log.
   func consoleBytes() -> [UInt8]? {
@@ -34,11 +38,26 @@ public struct NodeEndpoint: Sendable {
     self.consoleLog = consoleLog
   }
 
-  /// The environment given to command checks and hooks.
+  /// The environment given to command checks and hooks. With SSH access, `DROVER_NODE_SSH` is
+  /// the command that runs a command on this node (`"$DROVER_NODE_SSH" systemctl stop slurmd`).
   public var environment: [String: String] {
     var env = ["DROVER_NODE": name, "DROVER_HOST": host, "DROVER_POOL": pool, "DROVER_IMAGE": image]
     if let address { env["DROVER_NODE_IP"] = address }
+    if let ssh, let hostKeyAlias {
+      env["DROVER_NODE_SSH"] = ssh.wrapper
+      env["DROVER_NODE_HOSTKEY_ALIAS"] = hostKeyAlias
+    }
     return env
+  }
+
+  /// The environment for a hook about to run: the node's address looked up when not known yet,
+  /// and its host keys pinned from its console when they are not pinned yet, so `DROVER_NODE_SSH`
+  /// works for a node no ssh check ever reached.
+  public func hookEnvironment() -> [String: String] {
+    var node = self
+    if node.address == nil { node.address = resolveAddress?() }
+    if let ssh, let hostKeyAlias { _ = ssh.pin(alias: hostKeyAlias, console: consoleBytes()) }
+    return node.environment
   }
 }
 
@@ -65,9 +84,13 @@ public struct HealthChecker: HealthProbing {
         while true {
           if let stopped = stoppedReason(node) { return stopped }
           probes += 1
-          guard let reason = probe(check, node: node, deadline: attemptDeadline) else {
+          let reason: String
+          switch probe(check, node: node, deadline: attemptDeadline) {
+          case .healthy:
             passed = true
             break attempts
+          case .notYet(let why): reason = why
+          case .never(let why): return "\(describe(check)) failed: \(why)"
           }
           lastReason = reason
           if shouldStop() { return "\(describe(check)) interrupted after \(probes) probe\(probes == 1 ? "" : "s"): \(lastReason)" }
@@ -105,11 +128,52 @@ public struct HealthChecker: HealthProbing {
     case .tcp(let port): return "tcp check :\(port)"
     case .http(let port, let path, _, _): return "http check :\(port)\(path)"
     case .command(let argv): return "command check \(argv.joined(separator: " "))"
+    case .ssh(let command, _): return "ssh check '\(Terminal.printable(String(command.prefix(80))))'"
     }
   }
 
-  /// One attempt; nil when healthy.
-  func probe(_ check: HealthCheckSpec, node: NodeEndpoint, deadline: Date) -> String? {
+  /// What one probe saw.
+  enum Probe: Equatable {
+    case healthy
+    case notYet(String)
+    /// No later probe can pass (a host key that contradicts the pinned one): fail now.
+    case never(String)
+  }
+
+  func probe(_ check: HealthCheckSpec, node: NodeEndpoint, deadline: Date) -> Probe {
+    if case .ssh(let command, let pattern) = check.kind { return probeSSH(command, pattern, node: node, deadline: deadline) }
+    return probeLocal(check, node: node, deadline: deadline).map(Probe.notYet) ?? .healthy
+  }
+
+  /// Over SSH as Drover's user: the address from the node's lease, its host keys pinned from its
+  /// console first (`NodeSSHAccess.pin`), then the command; never a connection to an unpinned key.
+  func probeSSH(_ command: String, _ pattern: String?, node: NodeEndpoint, deadline: Date) -> Probe {
+    guard let ssh = node.ssh, let alias = node.hostKeyAlias else {
+      return .never("Drover has no SSH key for this project yet (it is derived from the project key)")
+    }
+    guard let address = node.address ?? node.resolveAddress?() else { return .notYet("the node has no IP address yet") }
+    switch ssh.pin(alias: alias, console: node.consoleBytes()) {
+    case .pinned: break
+    case .notYet(let why): return .notYet(why)
+    case .refused(let why): return .never(why)
+    }
+    let remaining = max(1, deadline.timeIntervalSinceNow)
+    let result = HookRunner.run(ssh.argv(address: address, alias: alias, command: command, connectTimeout: Int(min(10, remaining.rounded(.up)))), timeout: remaining)
+    let output = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    if result.status == 255 && output.contains("Host key verification failed") {
+      return .never("the host at \(address) did not show the host key pinned for \(alias): not connected")
+    }
+    guard result.status == 0 else {
+      return .notYet("exit \(result.status)\(result.timedOut ? " (timed out)" : ""): \(Terminal.printable(String(output.suffix(200))))")
+    }
+    if let pattern, let regex = try? Regex(pattern), !output.contains(regex) {
+      return .notYet("output does not match /\(pattern)/: \(Terminal.printable(String(output.suffix(200))))")
+    }
+    return .healthy
+  }
+
+  /// One attempt of a check that runs here; nil when healthy.
+  func probeLocal(_ check: HealthCheckSpec, node: NodeEndpoint, deadline: Date) -> String? {
     switch check.kind {
     case .console(let pattern):
       guard let data = node.consoleBytes() else { return "no console log yet" }
@@ -124,8 +188,9 @@ public struct HealthChecker: HealthProbing {
       guard let address = node.address ?? node.resolveAddress?() else { return "the node has no IP address yet" }
       return TCPProbe.http(address, port: port, path: path, status: status, body: body, timeout: max(0.1, min(5, deadline.timeIntervalSinceNow)))
     case .command(let argv):
-      let result = HookRunner.run(argv, environment: node.environment, timeout: max(0.1, deadline.timeIntervalSinceNow))
+      let result = HookRunner.run(argv, environment: node.hookEnvironment(), timeout: max(0.1, deadline.timeIntervalSinceNow))
       return result.status == 0 ? nil : "exit \(result.status)\(result.timedOut ? " (timed out)" : ""): \(result.output.suffix(200))"
+    case .ssh: return nil
     }
   }
 }

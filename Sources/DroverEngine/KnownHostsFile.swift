@@ -48,10 +48,8 @@ public enum KnownHostsFile {
     return .success(hosts)
   }
 
-  /// Reads the file again under an exclusive lock (`hosts.<project>.lock`), lets `change` decide
-  /// the new set from what is there now, and replaces the file atomically. Why the lock: two
-  /// applies of different pools run at once; each re-reads under it, so neither writes back a
-  /// stale set it read before the other's write.
+  /// Reads the file again under its lock (`StateFile.locked`), lets `change` decide the new set
+  /// from what is there now, and replaces the file atomically.
   public static func update(
     stateDirectory: String, project: String, isAcceptable: (String) -> Bool, _ change: (Set<String>) -> Set<String>
   ) throws(Diagnostic) {
@@ -59,22 +57,17 @@ public enum KnownHostsFile {
     do { try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true) } catch {
       throw cannotWrite(file, error.localizedDescription)
     }
-    let lockFile = file + ".lock"
-    let lock = open(lockFile, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
-    guard lock >= 0 else { throw cannotWrite(lockFile, String(cString: strerror(errno))) }
-    defer { close(lock) }
-    while flock(lock, LOCK_EX) != 0 && errno == EINTR {}
-    let current: Set<String>
-    switch read(stateDirectory: stateDirectory, project: project, isAcceptable: isAcceptable) {
-    case .success(let hosts): current = hosts
-    case .failure(let problem): throw problem
-    }
-    let next = change(current).filter(isAcceptable)
-    if next == current && FileManager.default.fileExists(atPath: file) { return }
-    let text = "# Hosts where project \(project) has had nodes; Drover reads them even when no pool names them.\n"
-      + next.sorted().map { $0 + "\n" }.joined()
-    do { try Data(text.utf8).write(to: URL(fileURLWithPath: file), options: .atomic) } catch {
-      throw cannotWrite(file, (error as NSError).localizedFailureReason ?? error.localizedDescription)
+    try StateFile.locked(file) { () throws(Diagnostic) in
+      let current: Set<String>
+      switch read(stateDirectory: stateDirectory, project: project, isAcceptable: isAcceptable) {
+      case .success(let hosts): current = hosts
+      case .failure(let problem): throw problem
+      }
+      let next = change(current).filter(isAcceptable)
+      if next == current && FileManager.default.fileExists(atPath: file) { return }
+      let text = "# Hosts where project \(project) has had nodes; Drover reads them even when no pool names them.\n"
+        + next.sorted().map { $0 + "\n" }.joined()
+      if let problem = StateFile.replace(file, with: Array(text.utf8), mode: 0o644) { throw cannotWrite(file, problem.reason) }
     }
   }
 

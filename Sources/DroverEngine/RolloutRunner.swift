@@ -33,12 +33,15 @@ public final class RolloutRunner: @unchecked Sendable {
     public var shouldStop: @Sendable () -> Bool
     public var onEvent: @Sendable (String) -> Void
     public var sleep: @Sendable (Double) -> Void
+    /// How nodes are reached over SSH; their pins go with them when they are removed.
+    public var nodeSSH: NodeSSHAccess?
 
     public init(
       prober: any HealthProbing = HealthChecker(), drainer: any Draining,
       prepare: @escaping @Sendable (NodeDefinition, String) throws -> NodeDefinition = { n, _ in n },
       consoleLog: @escaping @Sendable (String) -> String? = { _ in nil }, shouldStop: @escaping @Sendable () -> Bool = { false },
-      onEvent: @escaping @Sendable (String) -> Void = { _ in }, sleep: @escaping @Sendable (Double) -> Void = { Thread.sleep(forTimeInterval: $0) }
+      onEvent: @escaping @Sendable (String) -> Void = { _ in }, sleep: @escaping @Sendable (Double) -> Void = { Thread.sleep(forTimeInterval: $0) },
+      nodeSSH: NodeSSHAccess? = nil
     ) {
       self.prober = prober
       self.drainer = drainer
@@ -47,6 +50,7 @@ public final class RolloutRunner: @unchecked Sendable {
       self.shouldStop = shouldStop
       self.onEvent = onEvent
       self.sleep = sleep
+      self.nodeSSH = nodeSSH
     }
   }
 
@@ -206,12 +210,16 @@ public final class RolloutRunner: @unchecked Sendable {
 
   func endpoint(_ host: String, _ o: NodeOwnership) -> NodeEndpoint {
     var ep = NodeEndpoint(name: o.node, host: host, pool: pool.name, image: o.image, consoleLog: hooks.consoleLog(o.node))
+    ep.ssh = hooks.nodeSSH
+    ep.hostKeyAlias = NodeSSHAccess.alias(node: o.node, generation: o.generation)
     if let resolver = backends[host] as? AddressResolving {
       let node = o.node
       nonisolated(unsafe) let r = resolver
       ep.resolveAddress = { r.address(of: node) }
-      ep.address = pool.network == nil ? nil : r.address(of: node)
+      ep.address = pool.network == nil || o.address != nil ? nil : r.address(of: node)
     }
+    // A static address is the node's own record's (its seed's), not what the spec says now.
+    if let fixed = o.address { ep.address = fixed }
     if let reader = backends[host] as? ConsoleReading, reader.readsConsoles {
       let node = o.node
       nonisolated(unsafe) let r = reader
@@ -247,6 +255,7 @@ public final class RolloutRunner: @unchecked Sendable {
         try step(state, node.key, "remove-replacement") {
           try backend.delete(node: extra.domain.name, uuid: extra.domain.uuid)
           counts.withLock { $0.removed += 1 }
+          try? hooks.nodeSSH?.forget(aliases: [NodeSSHAccess.alias(node: extra.ownership.node, generation: extra.ownership.generation)])
         }
       }
       try step(state, node.key, "uncordon") { try hooks.drainer.uncordon(endpoint(original.host, original.ownership)) }
@@ -279,6 +288,7 @@ public final class RolloutRunner: @unchecked Sendable {
     func remove(_ d: (host: String, domain: ObservedDomain, ownership: NodeOwnership)) throws {
       try backend.delete(node: d.domain.name, uuid: d.domain.uuid)
       counts.withLock { $0.removed += 1 }
+      try? hooks.nodeSSH?.forget(aliases: [NodeSSHAccess.alias(node: d.ownership.node, generation: d.ownership.generation)])
     }
     if surge {
       if target == nil { try step(state, key, "create") { try create() } }

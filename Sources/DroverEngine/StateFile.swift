@@ -1,3 +1,4 @@
+import DroverBasics
 import Foundation
 
 /// Reads a small file of Drover's state folder as untrusted input: only a regular file, never
@@ -32,6 +33,54 @@ enum StateFile {
     }
     guard count <= maxBytes else { return .failure(StateFileProblem(tooLarge)) }
     return .success(Contents(bytes: Array(data[..<count]), owner: st.st_uid, mode: st.st_mode))
+  }
+
+  /// Runs `body` holding an exclusive lock on `<path>.lock`. Why: two applies of different
+  /// pools run at once; each re-reads the file under the lock, so neither writes back a stale
+  /// copy it read before the other's write. Kernel locks go with their holder, even on kill -9.
+  static func locked<T>(_ path: String, _ body: () throws(Diagnostic) -> T) throws(Diagnostic) -> T {
+    let lockFile = path + ".lock"
+    let lock = open(lockFile, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+    guard lock >= 0 else { throw Diagnostic.error("state.lock", "cannot open \(lockFile): \(String(cString: strerror(errno)))", subject: lockFile) }
+    defer { close(lock) }
+    // Holders keep it for one small read and write; a holder stuck for 10 s is an error, not a hang.
+    let deadline = Date().addingTimeInterval(10)
+    while flock(lock, LOCK_EX | LOCK_NB) != 0 {
+      guard errno == EWOULDBLOCK || errno == EINTR, Date() < deadline else {
+        throw Diagnostic.error(
+          "state.lock", "\(lockFile) stayed locked for 10 s", subject: lockFile, hint: "another Drover is writing \(path); try again once it is done")
+      }
+      usleep(20_000)
+    }
+    return try body()
+  }
+
+  /// Replaces `path` atomically (a temporary file renamed over it) with `bytes`, mode `mode`.
+  static func replace(_ path: String, with bytes: [UInt8], mode: mode_t) -> StateFileProblem? {
+    let temporary = "\(path).\(getpid()).tmp"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode)
+    guard fd >= 0 else { return StateFileProblem(String(cString: strerror(errno))) }
+    var written = 0
+    while written < bytes.count {
+      let n = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress! + written, bytes.count - written) }
+      if n < 0 && errno == EINTR { continue }
+      guard n > 0 else {
+        let problem = StateFileProblem(String(cString: strerror(errno)))
+        close(fd)
+        unlink(temporary)
+        return problem
+      }
+      written += n
+    }
+    fchmod(fd, mode)
+    let synced = fsync(fd) == 0
+    close(fd)
+    guard synced, rename(temporary, path) == 0 else {
+      let problem = StateFileProblem(String(cString: strerror(errno)))
+      unlink(temporary)
+      return problem
+    }
+    return nil
   }
 }
 

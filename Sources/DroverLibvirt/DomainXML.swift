@@ -68,6 +68,11 @@ public enum DomainXML {
       x += "      <model type='virtio'/>\n    </interface>\n"
     }
     if type != "test" {
+      // A node with a seed runs a real OS: a channel for its guest agent (qemu-guest-agent),
+      // which `status -o wide` asks for addresses no lease shows.
+      if node.boot?.seedVolume != nil {
+        x += "    <channel type='unix'>\n      <target type='virtio' name='org.qemu.guest_agent.0'/>\n    </channel>\n"
+      }
       x += "    <controller type='usb' model='none'/>\n    <memballoon model='none'/>\n"
     }
     x += "  </devices>\n</domain>\n"

@@ -495,4 +495,19 @@ extension LibvirtHostBackend: AddressResolving {
     calls.record("addresses")
     return (try? domain.ipv4Addresses())?.first
   }
+
+  /// Leases first, then the guest agent where the domain has its channel (an image with
+  /// qemu-guest-agent): an address the agent reports that no lease has is still shown.
+  public func addresses(of node: String) -> [(address: String, source: String)] {
+    guard let domain = try? connection.domain(named: node) else { return [] }
+    calls.record("addresses")
+    var found = ((try? domain.ipv4Addresses(from: .lease)) ?? []).map { (address: $0, source: "lease") }
+    if (try? domain.xml(inactive: false))?.contains("org.qemu.guest_agent.0") == true {
+      calls.record("addresses")
+      for address in (try? domain.ipv4Addresses(from: .agent)) ?? [] where !found.contains(where: { $0.address == address }) {
+        found.append((address, "agent"))
+      }
+    }
+    return found
+  }
 }

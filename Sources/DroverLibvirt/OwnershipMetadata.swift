@@ -55,6 +55,7 @@ public enum OwnershipMetadata {
     if let network = o.network { attrs.append(("network", network)) }
     if o.healthFailed { attrs.append(("health", "failed")) }
     if !o.hooks.isEmpty { attrs.append(("hooks", o.hooks)) }
+    if let address = o.address { attrs.append(("address", address)) }
     if let mark = o.rollout {
       attrs += [
         ("rollout", mark.id), ("rollout_phase", mark.phase), ("rollout_from", mark.fromImage), ("rollout_to", mark.toImage),
@@ -209,6 +210,7 @@ public enum OwnershipMetadata {
       protect: a["protect"] != "false", replicas: a["replicas"].flatMap(Int.init) ?? 0, disk: a["disk"] ?? "")
     ownership.healthFailed = a["health"] == "failed"
     ownership.hooks = a["hooks"] ?? ""
+    ownership.address = a["address"].flatMap { StaticAddresses.parse($0) }.map(StaticAddresses.text)
     if let id = a["rollout"] {
       ownership.rollout = RolloutMark(
         id: id, phase: a["rollout_phase"] ?? "", fromImage: a["rollout_from"] ?? "", toImage: a["rollout_to"] ?? "", by: a["rollout_by"] ?? "",

@@ -18,9 +18,12 @@ public enum CloudInitSeed {
   public struct Files: Sendable, Hashable, Codable {
     public var metaData: String
     public var userData: String
-    public init(metaData: String, userData: String) {
+    /// cloud-init's `network-config` (version 2), only for a pool with static addresses.
+    public var networkConfig: String?
+    public init(metaData: String, userData: String, networkConfig: String? = nil) {
       self.metaData = metaData
       self.userData = userData
+      self.networkConfig = networkConfig
     }
   }
 
@@ -37,11 +40,17 @@ public enum CloudInitSeed {
   /// a change is a replacement (cloud-init applies a seed once per instance).
   public static func digest(_ pool: PoolSpec) -> String? {
     guard pool.seeded else { return nil }
-    return ContentDigest.of("seed 1\n" + pool.sshKeys.joined(separator: "\n") + "\n--\n" + (pool.userData ?? "")).short
+    // Unchanged for pools without static addresses: their nodes are not replaced by this field's arrival.
+    let addressing = pool.staticAddresses.map { "\n--addresses\n" + $0.summary } ?? ""
+    return ContentDigest.of("seed 1\n" + pool.sshKeys.joined(separator: "\n") + "\n--\n" + (pool.userData ?? "") + addressing).short
   }
 
-  /// The seed of the node `o` records, or nil when its pool asks for none.
-  public static func files(for o: NodeOwnership, pool: PoolSpec) -> Files? {
+  /// The user Drover's own SSH connections (ssh health checks, `DROVER_NODE_SSH` in hooks) log in as.
+  public static let droverUser = "drover"
+
+  /// The seed of the node `o` records, or nil when its pool asks for none. `droverKey` is the
+  /// project's SSH public key (`SSHIdentity`): Drover's user accepts it and nothing else.
+  public static func files(for o: NodeOwnership, pool: PoolSpec, droverKey: String? = nil) -> Files? {
     guard pool.seeded else { return nil }
     let hostname = "\(o.pool)-\(o.index)"
     let meta = "instance-id: \(o.pool)-\(o.index)-g\(o.generation)\nlocal-hostname: \(hostname)\n"
@@ -49,9 +58,18 @@ public enum CloudInitSeed {
     if !pool.sshKeys.isEmpty {
       own += "ssh_authorized_keys:\n" + pool.sshKeys.map { "  - \(quoted($0))\n" }.joined()
     }
+    if let droverKey, isPublicKey(droverKey) {
+      own += "users:\n  - default\n  - name: \(droverUser)\n    gecos: Drover\n    shell: /bin/sh\n    lock_passwd: true\n"
+        + "    sudo: \"ALL=(ALL) NOPASSWD:ALL\"\n    ssh_authorized_keys:\n      - \(quoted(droverKey))\n"
+    }
+    // The image's baked host keys would be every node's: each node makes its own at first boot and
+    // prints them on its console, where Drover learns them (ConsoleHostKeys).
+    own += "ssh_deletekeys: true\nemit_keys_to_console: true\n"
     let marker = "echo \"\(readyMarker) $(hostname) $(cat /var/lib/cloud/data/instance-id)\" > /dev/ttyS0"
     own += "runcmd:\n  - [sh, -c, \(quoted(marker))]\n"
-    guard let theirs = pool.userData else { return Files(metaData: meta, userData: own) }
+    let network = pool.staticAddresses?.networkConfig(
+      index: o.index, generation: o.generation, mac: NodeMAC.address(project: o.project, pool: o.pool, index: o.index, generation: o.generation))
+    guard let theirs = pool.userData else { return Files(metaData: meta, userData: own, networkConfig: network) }
     // Two parts: cloud-init merges the second into the first, appending lists (runcmd, keys).
     let boundary = "==drover-\(ContentDigest.of(own + theirs).short)=="
     func part(_ name: String, _ body: String, merge: Bool) -> String {
@@ -61,7 +79,7 @@ public enum CloudInitSeed {
     }
     let user = "Content-Type: multipart/mixed; boundary=\"\(boundary)\"\nMIME-Version: 1.0\n\n"
       + part("drover.cfg", own, merge: false) + part("pool.cfg", theirs, merge: true) + "--\(boundary)--\n"
-    return Files(metaData: meta, userData: user)
+    return Files(metaData: meta, userData: user, networkConfig: network)
   }
 
   /// A YAML double-quoted scalar (JSON's escapes are YAML's).

@@ -6,6 +6,9 @@ extension HostBackend {
 public protocol AddressResolving {
   /// The node's first IPv4 address, or nil while it has none (no lease yet, or no network).
   func address(of node: String) -> String?
+  /// Every IPv4 address of a running node, each with where it was learned (`lease`, `agent`),
+  /// for `status -o wide`.
+  func addresses(of node: String) -> [(address: String, source: String)]
 }
 
 /// A host whose nodes log their console into its own image pool (another machine's files):

@@ -37,6 +37,9 @@ public struct NodeOwnership: Sendable, Hashable, Codable {
   /// Digest of the programs the pool ran on the Drover host when this record was written
   /// (`PoolPrograms`); "" when none, or written before Drover recorded them.
   public var hooks: String = ""
+  /// The fixed IPv4 address the node's seed gave it (`static_addresses`); nil on DHCP. Kept in
+  /// the record so a node is reached at its own address even after the pool's addressing changed.
+  public var address: String? = nil
 
   public init(
     project: String = "default", pool: String, node: String, index: Int, image: String, digest: String, specHash: String, generation: Int,

@@ -23,9 +23,14 @@ public struct PoolSpec: Sendable, Hashable, Codable {
   public var sshKeys: [String] = []
   /// `cloud_init.user_data`: the pool's own `#cloud-config`, merged after Drover's.
   public var userData: String? = nil
+  /// `static_addresses`: fixed IPv4 addresses through each node's seed instead of DHCP.
+  public var staticAddresses: StaticAddresses? = nil
 
-  /// Whether nodes get a cloud-init NoCloud seed: the pool gives them keys or user-data.
-  public var seeded: Bool { !sshKeys.isEmpty || userData != nil }
+  /// Whether nodes get a cloud-init NoCloud seed: the pool gives them keys, user-data or static
+  /// addresses, or checks them over SSH (the seed gives Drover's user its key).
+  public var seeded: Bool { !sshKeys.isEmpty || userData != nil || reachedOverSSH || staticAddresses != nil }
+  /// Whether a health check runs on the node over SSH.
+  public var reachedOverSSH: Bool { health.contains { if case .ssh = $0.kind { true } else { false } } }
 
   public init(
     name: String, hosts: [String], replicas: Int, image: ImageRef, resources: Resources = Resources(),
@@ -70,6 +75,9 @@ public struct HealthCheckSpec: Sendable, Hashable, Codable {
     case http(port: Int, path: String, expectStatus: Int, bodyPattern: String?)
     /// Run on the Drover host with the node's name/host/IP in the environment; exit 0 is healthy.
     case command(argv: [String])
+    /// Run on the node over SSH as Drover's user, its host key pinned from its console; exit 0
+    /// (and, when given, output matching `outputPattern`) is healthy.
+    case ssh(command: String, outputPattern: String?)
   }
 
   public var kind: Kind

@@ -191,6 +191,8 @@ func compare(_ n: OwnedNode, with pool: PoolSpec, digest: String, project: Strin
   after.generation = o.generation
   after.digest = o.digest
   after.disk = o.disk
+  // The same machine keeps the address its seed gave it (a different addressing is a replacement).
+  after.address = o.address
   var actions: [PlannedAction] = []
   var resize: [String] = []
   if o.vcpu != after.vcpu { resize.append("vcpu \(o.vcpu) → \(after.vcpu)") }

@@ -320,5 +320,6 @@ public func desiredOwnership(_ pool: PoolSpec, index: Int, digest: String, gener
     memoryMiB: pool.resources.memory.mebibytes, diskMiB: pool.resources.disk.mebibytes, network: pool.network,
     labels: pool.labels, protect: pool.protect, replicas: pool.replicas)
   o.hooks = PoolPrograms.digest(pool)
+  o.address = pool.staticAddresses?.address(index: index, generation: generation)
   return o
 }

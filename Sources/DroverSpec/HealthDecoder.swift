@@ -3,7 +3,7 @@ import LibYAML
 
 /// Decodes `health:`, a list of checks such as `- type: console` / `pattern: "READY"`.
 enum HealthDecoder {
-  static let kinds = ["console", "tcp", "http", "command"]
+  static let kinds = ["console", "tcp", "http", "command", "ssh"]
 
   static func decodeList(_ node: YAMLNode, context: inout DecodeContext) -> [HealthCheckSpec] {
     guard case .sequence(let items) = node.content else {
@@ -52,9 +52,26 @@ enum HealthDecoder {
         if let c = reader.required("command", context: &context), let argv = argvList(c, context: &context) {
           kind = .command(argv: argv)
         }
+      case "ssh":
+        var output: String?
+        if let o = reader.optional("output"), let pattern = context.string(o, "output") {
+          if (try? Regex(pattern)) == nil {
+            context.error("spec.regex", "output '\(pattern)' is not a valid regular expression", at: o)
+          }
+          output = pattern
+        }
+        if let c = reader.required("command", context: &context, hint: "what to run on the node, for example: command: systemctl is-active ssh"),
+          let command = context.string(c, "command")
+        {
+          if command.isEmpty || command.utf8.count > 4096 || command.contains("\0") {
+            context.error("spec.range", "an ssh check's command must be 1 to 4096 bytes", at: c)
+          } else {
+            kind = .ssh(command: command, outputPattern: output)
+          }
+        }
       default:
         // The type is wrong, not the fields: accept every kind's fields to avoid noise.
-        for key in ["pattern", "port", "path", "status", "body", "command"] { _ = reader.optional(key) }
+        for key in ["pattern", "port", "path", "status", "body", "command", "output"] { _ = reader.optional(key) }
         context.error(
           "spec.health.type", "unknown health check type '\(type)'", at: typeNode,
           hint: nearest(type, in: kinds).map { "did you mean '\($0)'?" } ?? "one of: \(kinds.joined(separator: ", "))")

@@ -33,7 +33,13 @@ enum PoolDecoder {
       return n == "none" ? nil : n
     }
     let labels = pool.optional("labels").map { decodeLabels($0, context: &context) } ?? [:]
-    let health = pool.optional("health").map { HealthDecoder.decodeList($0, context: &context) } ?? []
+    let healthNode = pool.optional("health")
+    let health = healthNode.map { HealthDecoder.decodeList($0, context: &context) } ?? []
+    if let healthNode, network == nil, health.contains(where: { if case .ssh = $0.kind { true } else { false } }) {
+      context.error(
+        "spec.health.ssh", "an ssh health check needs the pool's nodes on a network, and this pool has none", at: healthNode,
+        hint: "add network: default (or another libvirt network), or check on the console instead")
+    }
     let drain = pool.optional("drain").map { DrainDecoder.decode($0, context: &context) } ?? DrainSpec()
     let upgrade = pool.optional("upgrade").map { UpgradeDecoder.decode($0, context: &context) } ?? UpgradeStrategy()
     let budget = pool.optional("error_budget").flatMap { context.quantity($0, "error_budget") } ?? .count(0)
@@ -44,6 +50,15 @@ enum PoolDecoder {
     }
     let sshKeys = pool.optional("access").map { decodeAccess($0, context: &context) } ?? []
     let userData = pool.optional("cloud_init").flatMap { decodeCloudInit($0, context: &context) }
+    var staticAddresses: StaticAddresses?
+    if let node = pool.optional("static_addresses") {
+      staticAddresses = decodeStaticAddresses(node, replicas: replicas ?? 0, context: &context)
+      if network == nil {
+        context.error(
+          "spec.addresses", "static_addresses needs the pool's nodes on a network, and this pool has none", at: node,
+          hint: "add network: default (or the libvirt network the addresses belong to)")
+      }
+    }
     pool.finish(context: &context)
 
     guard let name, let hosts, let replicas, let image, let nameNode, let imageNode else { return nil }
@@ -53,6 +68,7 @@ enum PoolDecoder {
     spec.accel = accel
     spec.sshKeys = sshKeys
     spec.userData = userData
+    spec.staticAddresses = staticAddresses
     return LoadedPool(spec: spec, file: context.file, nameRange: context.range(nameNode), imageRange: context.range(imageNode))
   }
 
@@ -77,6 +93,60 @@ enum PoolDecoder {
     }
     reader.finish(context: &context)
     return keys
+  }
+
+  /// `static_addresses: {first: 192.168.122.100/24, gateway: 192.168.122.1, dns: [192.168.122.1]}`.
+  static func decodeStaticAddresses(_ node: YAMLNode, replicas: Int, context: inout DecodeContext) -> StaticAddresses? {
+    var reader = MappingReader(node, what: "static_addresses", context: &context)
+    guard reader.isMapping else { return nil }
+    var result: StaticAddresses?
+    if let f = reader.required("first", context: &context, hint: "the first node's address and the network's prefix, for example 192.168.122.100/24"),
+      let text = context.string(f, "first")
+    {
+      let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+      if parts.count == 2, let first = StaticAddresses.parse(String(parts[0])), let prefix = Int(parts[1]), (8...30).contains(prefix) {
+        let hostMask = ~UInt32(0) >> UInt32(prefix)
+        if first & hostMask == 0 {
+          context.error("spec.addresses", "\(text) is the network's own address, not a node's", at: f)
+        } else {
+          result = StaticAddresses(first: first, prefix: prefix)
+          if result?.fits(replicas: replicas) == false {
+            context.error(
+              "spec.addresses", "\(replicas) nodes need \(2 * replicas) addresses from \(parts[0]) (two per node, so a replacement never shares its node's), and /\(prefix) has not that many",
+              at: f, hint: "start lower, or use a larger network")
+            result = nil
+          }
+        }
+      } else {
+        context.error("spec.addresses", "first must be an IPv4 address with a prefix length 8-30, such as 192.168.122.100/24, not '\(text)'", at: f)
+      }
+    }
+    func address(_ n: YAMLNode, _ what: String) -> UInt32? {
+      guard let text = context.string(n, what) else { return nil }
+      guard let value = StaticAddresses.parse(text) else {
+        context.error("spec.addresses", "\(what) must be an IPv4 address such as 192.168.122.1, not '\(text)'", at: n)
+        return nil
+      }
+      return value
+    }
+    if let g = reader.optional("gateway"), let gateway = address(g, "gateway"), var r = result {
+      let nodes = UInt64(r.first)..<UInt64(r.first) + UInt64(2 * max(replicas, 1))
+      if nodes.contains(UInt64(gateway)) {
+        context.error("spec.addresses", "gateway \(StaticAddresses.text(gateway)) is one of the nodes' addresses", at: g)
+      }
+      r.gateway = gateway
+      result = r
+    }
+    if let d = reader.optional("dns") {
+      if case .sequence(let items) = d.content {
+        let servers = items.compactMap { address($0, "dns") }
+        result?.dns = servers
+      } else {
+        context.error("spec.type", "dns must be a list of addresses, not \(d.kindDescription)", at: d)
+      }
+    }
+    reader.finish(context: &context)
+    return result
   }
 
   /// `cloud_init: {user_data: |\n  #cloud-config …}`: a document cloud-init merges after Drover's.

@@ -97,12 +97,21 @@ public final class Domain: @unchecked Sendable {
       "setting metadata of \(name)")
   }
 
-  /// IPv4 addresses of the domain's interfaces, from the DHCP leases of libvirt's networks.
+  /// Where libvirt learns a domain's addresses.
+  public enum AddressSource: Sendable {
+    /// The DHCP leases of libvirt's own networks.
+    case lease
+    /// The QEMU guest agent inside the domain (fails at once when no agent is connected).
+    case agent
+  }
+
+  /// IPv4 addresses of the domain's interfaces (loopback left out).
   /// The corresponding C function is `virDomainInterfaceAddresses`
-  /// (`VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE`); the result is freed with `virDomainInterfaceFree`.
-  public func ipv4Addresses() throws(LibvirtError) -> [String] {
+  /// (`VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE` or `_AGENT`); the result is freed with `virDomainInterfaceFree`.
+  public func ipv4Addresses(from source: AddressSource = .lease) throws(LibvirtError) -> [String] {
     var ifaces: UnsafeMutablePointer<virDomainInterfacePtr?>?
-    let n = virDomainInterfaceAddresses(pointer, &ifaces, UInt32(VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE.rawValue), 0)
+    let flag = source == .lease ? VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE : VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT
+    let n = virDomainInterfaceAddresses(pointer, &ifaces, UInt32(flag.rawValue), 0)
     try check(n, "reading addresses of \(name)")
     guard let ifaces else { return [] }
     defer {
@@ -114,7 +123,10 @@ public final class Domain: @unchecked Sendable {
       guard let iface = ifaces[i] else { continue }
       for j in 0..<Int(iface.pointee.naddrs) {
         let a = iface.pointee.addrs[j]
-        if a.type == Int32(VIR_IP_ADDR_TYPE_IPV4.rawValue), let text = a.addr { result.append(String(cString: text)) }
+        if a.type == Int32(VIR_IP_ADDR_TYPE_IPV4.rawValue), let text = a.addr {
+          let address = String(cString: text)
+          if !address.hasPrefix("127.") { result.append(address) }
+        }
       }
     }
     return result

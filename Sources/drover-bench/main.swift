@@ -10,10 +10,10 @@ let drover = binDir + "/drover"
 let repo = ProcessInfo.processInfo.environment["DROVER_REPO"] ?? FileManager.default.currentDirectoryPath
 let runs = max(5, Int(ProcessInfo.processInfo.environment["DROVER_BENCH_RUNS"] ?? "") ?? 5)
 let sizes = (ProcessInfo.processInfo.environment["DROVER_BENCH_SIZES"] ?? "100,1000,5000").split(separator: ",").compactMap { Int($0) }
-let known = ["fleet", "inprocess", "validate", "bake", "rolling", "push", "hosts"]
+let known = ["fleet", "inprocess", "validate", "bake", "rolling", "push", "hosts", "debian"]
 // `push` needs the second libvirt host (scripts/second-host), `hosts` the TLS host
-// (scripts/tls-host): run on request only.
-let scenarios = arguments.isEmpty ? known.filter { $0 != "push" && $0 != "hosts" } : arguments
+// (scripts/tls-host), `debian` several full mmdebstrap runs: run on request only.
+let scenarios = arguments.isEmpty ? known.filter { !["push", "hosts", "debian"].contains($0) } : arguments
 
 print("drover-bench: medians of \(runs) runs (slow peers fewer, as printed), binary \(drover)")
 var failures = 0
@@ -29,6 +29,7 @@ for scenario in scenarios {
     case "rolling": lines = try RollingBenchmark.run(drover: drover, repo: repo)
     case "push": lines = try PushBenchmark.run(runs: runs)
     case "hosts": lines = try HostsBenchmark.run(drover: drover, runs: runs, repo: repo)
+    case "debian": lines = try DebianBakeBenchmark.run(drover: drover, runs: runs, repo: repo)
     default:
       lines = ["unknown scenario '\(scenario)'; known: \(known.joined(separator: ", "))"]
       failures += 1

@@ -12,12 +12,15 @@ import Testing
 extension BakeSystemTests {
   final class DebianProject: VMTestProject {
     /// The shipped example's packages (examples/debian; ExampleSpecsTests keeps them equal).
-    static let packages = "[systemd-sysv, linux-image-amd64, openssh-server, cloud-init, qemu-guest-agent]"
+    static let packages = "[systemd-sysv, linux-image-amd64, openssh-server, cloud-init, qemu-guest-agent, ifupdown]"
     /// The public key the pool's nodes accept (its private half is never used here).
     var publicKey = ""
 
     init() throws {
       try super.init("deb")
+      // The drain hook runs a command on the node it drains, over SSH with its pinned host key.
+      try "\"$DROVER_NODE_SSH\" 'echo drained $(hostname) $(cat /etc/drover-version)' >> \(dir.path)/drained\n"
+        .write(to: dir.appendingPathComponent("drain.sh"), atomically: true, encoding: .utf8)
       // systemd runs an executable /etc/rc.local at boot: the guest says which version it is.
       try "#!/bin/sh\necho \"DROVER VERSION $(cat /etc/drover-version) on $(uname -r)\" > /dev/ttyS0\nexit 0\n"
         .write(to: dir.appendingPathComponent("images/files/rc.local"), atomically: true, encoding: .utf8)
@@ -42,8 +45,11 @@ extension BakeSystemTests {
         replicas: \(replicas)
         image: \(image)
         resources: {memory: 768MiB, disk: 2GiB}
-        health: [{type: console, pattern: "DROVER READY", timeout: 300s, interval: 1s, retries: 0}]
-        upgrade: {canary: 1, waves: [1], max_surge: 1, max_unavailable: 0, health_timeout: 300s}
+        health:
+          - {type: console, pattern: "DROVER READY", timeout: 300s, interval: 1s, retries: 0}
+          - {type: ssh, command: "cat /etc/drover-version", output: "^v[12]$", timeout: 120s, interval: 2s, retries: 0}
+        upgrade: {canary: 1, waves: [1], max_surge: 1, max_unavailable: 0, health_timeout: 400s}
+        drain: {type: command, drain: "/bin/sh \(dir.path)/drain.sh", timeout: 60s}
         network: default
         access: {ssh_keys: ["\(publicKey)"]}
         cloud_init:
@@ -66,10 +72,21 @@ extension BakeSystemTests {
       return try #require(catalogue.manifests.first { $0.reference == prefix })
     }
 
+    var stateDir: String { "/var/lib/drover/state/\(project)" }
+    var pins: String { (try? String(contentsOfFile: "\(stateDir)/ssh/known_hosts.\(project)", encoding: .utf8)) ?? "" }
+
+    /// Runs `command` on a node through the wrapper hooks get, with its pinned host key.
+    func onNode(_ domain: Domain, alias: String, at fixed: String? = nil, _ command: String) throws -> (status: Int32, output: String) {
+      let address = try #require(try fixed ?? domain.ipv4Addresses().first, "the node has a lease")
+      return try DroverProcess.run(
+        "\(stateDir)/ssh/node-ssh", [command], in: dir, environment: ["DROVER_NODE_IP": address, "DROVER_NODE_HOSTKEY_ALIAS": alias])
+    }
+
     func cleanUp(_ connection: Connection) {
       try? pool(replicas: 0, image: "deb@v1")
       _ = try? run(["apply", "--auto-approve"])
       removeAll(connection)
+      try? FileManager.default.removeItem(atPath: stateDir)
     }
   }
 
@@ -131,6 +148,17 @@ extension BakeSystemTests {
       #expect(consoles.contains("DROVER READY deb-\(index) deb-\(index)-g1") && consoles.contains("POOL PART deb-\(index)"), "\(consoles.suffix(4000))")
     }
     #expect(consoles.contains("Authorized keys from /home/debian/.ssh/authorized_keys for user debian"), "\(consoles.suffix(4000))")
+    // Each node passed its ssh check: its host keys were pinned from its console first, and a
+    // connection now sees exactly them.
+    #expect(p.pins.contains("deb-1.g1 ssh-ed25519 ") && p.pins.contains("deb-2.g1 ssh-ed25519 "), "\(p.pins)")
+    let node1 = try #require(try backend.connection.domain(named: "deb-1"))
+    let v1Read = try p.onNode(node1, alias: "deb-1.g1", "hostname; cat /etc/drover-version")
+    #expect(v1Read.status == 0 && v1Read.output.contains("deb-1\nv1"), "\(v1Read.output)")
+    let wideV1 = try p.run(["status", "-o", "wide"])
+    #expect(wideV1.status == 0 && wideV1.output.contains("ADDRESSES") && wideV1.output.contains("(lease)"), "\(wideV1.output)")
+    // The other node's pins are not this node's keys: refused, never accepted.
+    let crossed = try p.onNode(node1, alias: "deb-2.g1", "true")
+    #expect(crossed.status == 255 && crossed.output.contains("Host key verification failed"), "\(crossed.output)")
     let seeds = { () throws -> [String] in
       try self.backend.connection.storagePool(named: p.imagePool)?.refresh()
       return try self.backend.connection.storagePool(named: p.imagePool)?.volumeNames().filter { $0.hasSuffix(".seed") }.sorted() ?? []
@@ -140,13 +168,36 @@ extension BakeSystemTests {
     // v2 changes one file: the package layer is reused, the pool rolls to it.
     let v2 = try p.run(["bake", "deb@v2"])
     #expect(v2.status == 0 && v2.output.contains("layer reused") && !v2.output.contains("layer built"), "\(v2.output)")
-    try p.pool(replicas: 2, image: "deb@v2")
+    // The bakes hard-linked the layer into their staging roots and wrote their files there: the
+    // layer itself is untouched.
+    let layer = p.imageDir + "/.layers/" + (leftovers.first ?? "missing")
+    #expect(FileManager.default.fileExists(atPath: layer + "/etc/passwd") && !FileManager.default.fileExists(atPath: layer + "/etc/drover-version") && !FileManager.default.fileExists(atPath: layer + "/etc/rc.local"))
+    #expect(!FileManager.default.fileExists(atPath: layer + "/.drover"), "\(layer)")
+    // v2 also moves the pool to static addresses: the replacements' seeds carry network-config.
+    let addressing = "static_addresses: {first: 192.168.122.240/24, gateway: 192.168.122.1, dns: [192.168.122.1]}"
+    try p.pool(replicas: 2, image: "deb@v2", extra: addressing)
     let rolled = try p.run(["apply", "--auto-approve"])
     #expect(rolled.status == 0, "\(rolled.output)\n\(p.consoles().suffix(3000))")
     #expect(p.consoles().components(separatedBy: "DROVER VERSION v2 on \(release)").count == 3, "\(p.consoles().suffix(2000))")
     // The replacements are new instances with new seeds; the old seeds went with their nodes.
     #expect(p.consoles().contains("DROVER READY deb-1 deb-1-g2") && p.consoles().contains("DROVER READY deb-2 deb-2-g2"))
     #expect(try seeds() == ["drover.\(p.project).deb-1.g2.seed", "drover.\(p.project).deb-2.g2.seed"])
+    // The drain hook reached each old node over SSH; the new nodes serve v2; the old pins went
+    // with their nodes.
+    let drained = (try? String(contentsOfFile: p.dir.appendingPathComponent("drained").path, encoding: .utf8)) ?? ""
+    #expect(drained.contains("drained deb-1 v1") && drained.contains("drained deb-2 v1"), "\(drained)")
+    for index in [1, 2] {
+      // A surge replacement is a second domain beside the first: its own name, its own keys.
+      let domain = try #require(try backend.connection.domain(named: "deb-\(index)-g2"))
+      // Node i of generation 2 takes slot 2(i-1): .240 and .242 (generation 1 would be .241, .243).
+      let fixed = "192.168.122.\(240 + 2 * (index - 1))"
+      let read = try p.onNode(domain, alias: "deb-\(index)-g2.g2", at: fixed, "cat /etc/drover-version; ip -4 -o addr show scope global")
+      #expect(read.status == 0 && read.output.hasPrefix("v2\n") && read.output.contains("inet \(fixed)/24"), "\(read.output)")
+    }
+    // status -o wide shows each node's address (no lease for a static one: the guest agent's).
+    let wide = try p.run(["status", "-o", "wide"])
+    #expect(wide.status == 0 && wide.output.contains("192.168.122.240 (agent)") && wide.output.contains("192.168.122.242 (agent)"), "\(wide.output)")
+    #expect(!p.pins.contains(".g1 ") && p.pins.contains("deb-1-g2.g2 ") && p.pins.contains("deb-2-g2.g2 "), "\(p.pins)")
     try p.pool(replicas: 0, image: "deb@v2")
     #expect(try p.run(["apply", "--auto-approve"]).status == 0)
     #expect(try seeds().isEmpty, "scaling to zero leaves no seed")

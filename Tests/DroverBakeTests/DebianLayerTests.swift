@@ -33,7 +33,7 @@ import Testing
   @Test func theMachinesOwnSourcesFeedMmdebstrap() {
     let argv = DebianLayer.command(Self.base, target: "/x/layer.tar", machine: Self.machine)
     #expect(argv == [
-      "/usr/bin/mmdebstrap", "--mode=root", "--format=tar", "--variant=minbase", "--components=main",
+      "/usr/bin/mmdebstrap", "--mode=root", "--format=directory", "--variant=minbase", "--components=main",
       "--include=linux-image-amd64,systemd-sysv", "bookworm", "/x/layer.tar", "/etc/apt/sources.list.d/debian.sources",
     ])
     // Another suite than the machine's: the machine's archive, for that suite.

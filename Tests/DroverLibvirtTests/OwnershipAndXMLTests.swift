@@ -60,6 +60,21 @@ import Testing
   static let uuid = "6f1c0a52-3c1e-4a0e-9d6a-000000000001"
   static let host = "test:///default"
 
+  /// #18: a static address is part of the sealed record, read back as the address it was;
+  /// an edited one breaks the seal like any other edit.
+  @Test func aStaticAddressIsSealedInTheRecord() throws {
+    var spec = PoolSpec(name: "web", hosts: [Self.host], replicas: 2, image: ImageRef(parsing: "demo@v1")!, network: "default")
+    spec.staticAddresses = StaticAddresses(first: StaticAddresses.parse("10.0.0.10")!, prefix: 24)
+    let ownership = desiredOwnership(spec, index: 2, digest: "abc", generation: 3, project: "p")
+    #expect(ownership.address == "10.0.0.13")
+    let xml = OwnershipMetadata.render(ownership, key: TestWorld.key("p"), binding: .init(uuid: Self.uuid, host: Self.host))
+    let reading = OwnershipMetadata.read(xml, name: "web-2", uuid: Self.uuid, host: Self.host, key: TestWorld.key("p"))
+    #expect(reading.trust == .verified && reading.ownership?.address == "10.0.0.13")
+    let edited = xml.replacingOccurrences(of: "10.0.0.13", with: "10.0.0.99")
+    #expect(OwnershipMetadata.read(edited, name: "web-2", uuid: Self.uuid, host: Self.host, key: TestWorld.key("p")).trust.mismatchReason != nil)
+    #expect(desiredOwnership(PoolSpec(name: "web", hosts: [Self.host], replicas: 2, image: ImageRef(parsing: "demo@v1")!), index: 2, digest: "abc", generation: 3, project: "p").address == nil)
+  }
+
   /// The record check, case by case: only a record sealed with the project key for this very
   /// domain (its UUID, name and host) is `.verified`; every copy, edit and forgery is a mismatch.
   @Test func aRecordIsTrustedOnlyWhenSealedForThisVeryDomain() throws {

@@ -31,6 +31,37 @@ import Testing
     try golden("web-2-g3.user-data", files.userData)
   }
 
+  /// Drover's own user accepts the project's key only; the pool's keys stay the default user's.
+  @Test func drversUserGetsTheProjectKey() throws {
+    let pool = Self.pool()
+    let project = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm2s0bq9k6vPp2lE5X3cJ0WmXr1Q3o8x7yVtZ4uKc1d drover@shop"
+    let files = try #require(CloudInitSeed.files(for: desiredOwnership(pool, index: 1, digest: "", generation: 1, project: "shop"), pool: pool, droverKey: project))
+    try golden("web-1-g1-drover-user.user-data", files.userData)
+    let noKey = try #require(CloudInitSeed.files(for: desiredOwnership(pool, index: 1, digest: "", generation: 1, project: "shop"), pool: pool, droverKey: "not a key"))
+    #expect(!noKey.userData.contains("name: drover"), "a key that is not one is never written")
+  }
+
+  /// Static addresses add a third file; the same pool without them keeps its digest.
+  @Test func staticAddressesGiveEachNodeItsNetworkConfig() throws {
+    var pool = Self.pool()
+    let before = CloudInitSeed.digest(pool)
+    pool.staticAddresses = StaticAddresses(first: StaticAddresses.parse("10.0.0.10")!, prefix: 24, gateway: StaticAddresses.parse("10.0.0.1"))
+    #expect(CloudInitSeed.digest(pool) != before, "changing the addressing replaces the nodes")
+    let o = desiredOwnership(pool, index: 2, digest: "", generation: 3, project: "shop")
+    let files = try #require(CloudInitSeed.files(for: o, pool: pool))
+    try golden("web-2-g3.network-config", try #require(files.networkConfig))
+    #expect(files.networkConfig?.contains(NodeMAC.address(project: "shop", pool: "web", index: 2, generation: 3)) == true)
+    #expect(CloudInitSeed.files(for: o, pool: Self.pool())?.networkConfig == nil)
+  }
+
+  @Test func anSSHCheckSeedsThePool() {
+    var pool = Self.pool()
+    pool.sshKeys = []
+    #expect(!pool.seeded)
+    pool.health = [HealthCheckSpec(kind: .ssh(command: "true", outputPattern: nil))]
+    #expect(pool.seeded && pool.reachedOverSSH)
+  }
+
   @Test func thePoolsUserDataIsASecondPartMergedAfterDrovers() throws {
     let pool = Self.pool(userData: "#cloud-config\npackages: [htop]\nruncmd:\n  - echo pool part\n")
     let files = try #require(CloudInitSeed.files(for: desiredOwnership(pool, index: 1, digest: "", generation: 1, project: "shop"), pool: pool))

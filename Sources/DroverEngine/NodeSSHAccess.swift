@@ -1,0 +1,181 @@
+import DroverBasics
+import DroverModel
+import Foundation
+
+/// How Drover reaches a project's nodes over SSH: as `drover` with the project's derived key
+/// (`SSHIdentity`), each node's host key pinned from its own console before the first connection.
+///
+/// Why pinned and never trusted on first use: a node's address comes from a DHCP lease, which
+/// anyone on the network can answer for. The keys a node printed on its serial console at first
+/// boot (`ConsoleHostKeys`) are pinned in `<state>/ssh/known_hosts.<project>` under the node's
+/// alias (`<node>.g<generation>`: a replacement is a new machine with new keys), and every
+/// connection uses exactly that file with `StrictHostKeyChecking=yes`. A key that differs from
+/// the pinned one is refused, never re-learned.
+///
+/// Files (all in the state folder, root's): the private key `id_ed25519` (0600, rewritten from
+/// the record key when missing or different), the pins, and `node-ssh`, the command hooks get as
+/// `DROVER_NODE_SSH`.
+public struct NodeSSHAccess: Sendable {
+  public let directory: String
+  public let identityFile: String
+  public let knownHostsFile: String
+  /// `"$DROVER_NODE_SSH" command…` in a hook runs `command` on the hook's node.
+  public let wrapper: String
+  public let publicKey: String
+  /// Who and where: Drover's user on port 22 on real nodes (a test's sshd runs elsewhere).
+  public var user = CloudInitSeed.droverUser
+  public var port = 22
+  static let maxPinBytes = 4 << 20
+
+  public static func alias(node: String, generation: Int) -> String { "\(node).g\(generation)" }
+
+  /// Writes the key and the wrapper (when they differ from what is there) and returns the access.
+  public static func prepare(
+    stateDirectory: String, project: String, identity: SSHIdentity, user: String = CloudInitSeed.droverUser, port: Int = 22
+  ) throws(Diagnostic) -> NodeSSHAccess {
+    let directory = stateDirectory + "/ssh"
+    var access = NodeSSHAccess(
+      directory: directory, identityFile: directory + "/id_ed25519", knownHostsFile: directory + "/known_hosts.\(project)",
+      wrapper: directory + "/node-ssh", publicKey: identity.publicKeyLine)
+    access.user = user
+    access.port = port
+    do {
+      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    } catch {
+      throw access.cannotWrite(directory, error.localizedDescription)
+    }
+    try access.ensure(access.identityFile, Array(identity.privateKeyFile.utf8), mode: 0o600)
+    try access.ensure(access.wrapper, Array(access.wrapperScript().utf8), mode: 0o700)
+    return access
+  }
+
+  func ensure(_ path: String, _ bytes: [UInt8], mode: mode_t) throws(Diagnostic) {
+    if case .success(let current?) = StateFile.read(path, maxBytes: 64 << 10, tooLarge: "too large"),
+      current.bytes == bytes, current.owner == geteuid(), current.mode & 0o7777 == mode
+    {
+      return
+    }
+    if let problem = StateFile.replace(path, with: bytes, mode: mode) { throw cannotWrite(path, problem.reason) }
+  }
+
+  /// ssh's options for one connection: this file of pins only, this key only, no prompts, no
+  /// agent or config of the user running Drover, a bounded connect.
+  func options(alias: String, connectTimeout: Int) -> [String] {
+    [
+      "-F", "/dev/null", "-i", identityFile, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
+      "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=\(knownHostsFile.contains(" ") ? "\"\(knownHostsFile)\"" : knownHostsFile)", "-o", "GlobalKnownHostsFile=/dev/null",
+      "-o", "UpdateHostKeys=no", "-o", "HostKeyAlias=\(alias)", "-o", "ConnectTimeout=\(connectTimeout)",
+      "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR", "-l", user, "-p", String(port),
+    ]
+  }
+
+  /// The argv that runs `command` on the node at `address`.
+  public func argv(address: String, alias: String, command: String, connectTimeout: Int = 10) -> [String] {
+    ["/usr/bin/ssh"] + options(alias: alias, connectTimeout: connectTimeout) + ["--", address, command]
+  }
+
+  /// The wrapper hooks run: the same options, the node taken from the hook's environment.
+  func wrapperScript() -> String {
+    func quoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+    let fixed = options(alias: "ALIAS", connectTimeout: 10).map { $0 == "HostKeyAlias=ALIAS" ? "\"HostKeyAlias=$DROVER_NODE_HOSTKEY_ALIAS\"" : quoted($0) }
+    return """
+      #!/bin/sh
+      # Written by Drover: runs a command on the node of the hook that calls it, over SSH as \(user),
+      # with the node's host key pinned from its console (never trusted on first use).
+      # Usage in a hook: "$DROVER_NODE_SSH" systemctl stop slurmd
+      if [ -z "$DROVER_NODE_IP" ] || [ -z "$DROVER_NODE_HOSTKEY_ALIAS" ]; then
+        echo "node-ssh: DROVER_NODE_IP and DROVER_NODE_HOSTKEY_ALIAS are not set (the node has no address yet, or this is not a Drover hook)" >&2
+        exit 255
+      fi
+      exec /usr/bin/ssh \(fixed.joined(separator: " ")) -- "$DROVER_NODE_IP" "$@"
+
+      """
+  }
+
+  public enum Pinning: Sendable, Equatable {
+    case pinned
+    /// Not pinned yet, and why (the console has not shown the keys yet).
+    case notYet(String)
+    /// Never connect: what was seen contradicts the pins, or the pins cannot be kept.
+    case refused(String)
+  }
+
+  /// Makes sure `alias` has pins: kept when already pinned (a restarted node does not print its
+  /// keys again), else learned from `console`. A console whose keys differ from the pins is
+  /// refused: the node is not the one that was pinned.
+  public func pin(alias: String, console: [UInt8]?) -> Pinning {
+    let reading = console.map(ConsoleHostKeys.read) ?? .notYet
+    do {
+      return try StateFile.locked(knownHostsFile) { () throws(Diagnostic) -> Pinning in
+        var pins = try readPins()
+        let current = pins[alias] ?? []
+        switch reading {
+        case .conflicting: return .refused("the console of \(alias) shows two different sets of host keys")
+        case .notYet:
+          return current.isEmpty ? .notYet("its host keys are not on its console yet (cloud-init prints them at its final stage)") : .pinned
+        case .keys(let keys):
+          if !current.isEmpty {
+            return Set(current) == Set(keys) ? .pinned : .refused("the host keys on the console of \(alias) differ from the ones pinned for it in \(knownHostsFile)")
+          }
+          pins[alias] = keys
+          try writePins(pins)
+          return .pinned
+        }
+      }
+    } catch let problem as Diagnostic {
+      return .refused(problem.message)
+    } catch {
+      return .refused("\(error)")
+    }
+  }
+
+  /// Drops the pins of nodes that are gone or about to be made again (their keys will be new).
+  public func forget(aliases: [String]) throws(Diagnostic) {
+    guard !aliases.isEmpty, FileManager.default.fileExists(atPath: knownHostsFile) else { return }
+    try StateFile.locked(knownHostsFile) { () throws(Diagnostic) in
+      var pins = try readPins()
+      let before = pins.count
+      for alias in aliases { pins[alias] = nil }
+      if pins.count != before { try writePins(pins) }
+    }
+  }
+
+  /// The pins: `<alias> <type> <base64>` per line, read as untrusted (a line that is not one is an error).
+  func readPins() throws(Diagnostic) -> [String: [String]] {
+    let contents: StateFile.Contents
+    switch StateFile.read(knownHostsFile, maxBytes: Self.maxPinBytes, tooLarge: "over 4 MiB") {
+    case .success(nil): return [:]
+    case .success(let read?): contents = read
+    case .failure(let problem): throw unreadable(problem.reason)
+    }
+    guard contents.owner == geteuid(), contents.mode & 0o022 == 0 else {
+      throw unreadable("it must belong to this user (uid \(geteuid())) and be writable by nobody else")
+    }
+    var pins: [String: [String]] = [:]
+    for (n, line) in String(decoding: contents.bytes, as: UTF8.self).split(separator: "\n").enumerated() {
+      if line.hasPrefix("#") || line.isEmpty { continue }
+      let parts = line.split(separator: " ", maxSplits: 1)
+      guard parts.count == 2, let key = ConsoleHostKeys.hostKey(String(parts[1])), key == parts[1] else {
+        throw unreadable("line \(n + 1) is not '<alias> <key type> <base64>'")
+      }
+      pins[String(parts[0]), default: []].append(key)
+    }
+    return pins
+  }
+
+  func writePins(_ pins: [String: [String]]) throws(Diagnostic) {
+    let text = "# Host keys Drover pinned from each node's first-boot console; ssh uses them through HostKeyAlias.\n"
+      + pins.keys.sorted().flatMap { alias in pins[alias, default: []].map { "\(alias) \($0)\n" } }.joined()
+    if let problem = StateFile.replace(knownHostsFile, with: Array(text.utf8), mode: 0o600) { throw cannotWrite(knownHostsFile, problem.reason) }
+  }
+
+  func unreadable(_ why: String) -> Diagnostic {
+    .error(
+      "state.known-hosts", "cannot read \(knownHostsFile): \(why)", subject: knownHostsFile,
+      hint: "it holds the host keys Drover pinned for this project's nodes; remove it to pin them again from the consoles of new nodes")
+  }
+
+  func cannotWrite(_ path: String, _ why: String) -> Diagnostic {
+    .error("state.ssh", "cannot write \(path): \(why)", subject: path, hint: "Drover keeps its SSH key and pinned host keys there; make the state folder writable")
+  }
+}

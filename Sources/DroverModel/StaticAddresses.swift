@@ -1,0 +1,72 @@
+/// `static_addresses:` a pool's nodes get fixed IPv4 addresses through their seed's
+/// `network-config` instead of DHCP.
+///
+/// Why two addresses per index: a surge replacement runs beside the node it replaces, so the
+/// pair must never share an address. Node `i` of generation `g` takes slot `2·(i−1) + g mod 2`
+/// from `first`: a node and its replacement (generations `g` and `g+1`) always differ, and a
+/// node keeps its address across restarts and in-place updates. Pure.
+public struct StaticAddresses: Sendable, Hashable, Codable {
+  /// The first address, as a 32-bit number, and the network's prefix length.
+  public var first: UInt32
+  public var prefix: Int
+  public var gateway: UInt32?
+  public var dns: [UInt32]
+
+  public init(first: UInt32, prefix: Int, gateway: UInt32? = nil, dns: [UInt32] = []) {
+    self.first = first
+    self.prefix = prefix
+    self.gateway = gateway
+    self.dns = dns
+  }
+
+  /// The address of node `index` (1-based) in generation `generation`, nil past the network.
+  public func address(index: Int, generation: Int) -> String? {
+    guard index >= 1 else { return nil }
+    let slot = UInt64(index - 1) * 2 + UInt64(generation & 1)
+    let value = UInt64(first) + slot
+    guard value <= UInt64(lastUsable) else { return nil }
+    return Self.text(UInt32(value))
+  }
+
+  /// The highest address of the network that is not its broadcast address.
+  var lastUsable: UInt32 {
+    let hostBits = UInt32(32 - prefix)
+    let mask: UInt32 = hostBits >= 32 ? 0 : ~UInt32(0) << hostBits
+    let broadcast = (first & mask) | ~mask
+    return prefix >= 31 ? broadcast : broadcast - 1
+  }
+
+  /// Whether `replicas` nodes fit (each index needs two slots).
+  public func fits(replicas: Int) -> Bool { replicas == 0 || address(index: replicas, generation: 1) != nil && address(index: replicas, generation: 0) != nil }
+
+  /// What goes into the seed digest: a change of addressing replaces the pool's nodes.
+  public var summary: String {
+    "\(Self.text(first))/\(prefix) gw \(gateway.map(Self.text) ?? "-") dns \(dns.map(Self.text).joined(separator: ","))"
+  }
+
+  /// cloud-init's network-config (version 2) for one node: its NIC matched by its MAC.
+  public func networkConfig(index: Int, generation: Int, mac: String) -> String? {
+    guard let address = address(index: index, generation: generation) else { return nil }
+    var text = "version: 2\nethernets:\n  drover0:\n    match:\n      macaddress: \"\(mac)\"\n    addresses: [\"\(address)/\(prefix)\"]\n"
+    if let gateway { text += "    routes:\n      - to: 0.0.0.0/0\n        via: \(Self.text(gateway))\n" }
+    if !dns.isEmpty { text += "    nameservers:\n      addresses: [\(dns.map(Self.text).joined(separator: ", "))]\n" }
+    return text
+  }
+
+  /// Dotted-quad text of an address.
+  public static func text(_ value: UInt32) -> String { "\(value >> 24).\(value >> 16 & 0xff).\(value >> 8 & 0xff).\(value & 0xff)" }
+
+  /// Parses a dotted quad (four decimal parts 0–255, no leading zeros).
+  public static func parse(_ text: String) -> UInt32? {
+    let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+    guard parts.count == 4 else { return nil }
+    var value: UInt32 = 0
+    for part in parts {
+      guard (1...3).contains(part.count), part.allSatisfy(\.isASCII), part.allSatisfy(\.isNumber), part == "0" || !part.hasPrefix("0"),
+        let n = UInt32(part), n <= 255
+      else { return nil }
+      value = value << 8 | n
+    }
+    return value
+  }
+}

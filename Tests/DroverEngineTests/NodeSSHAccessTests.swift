@@ -1,0 +1,146 @@
+import DroverBasics
+import DroverEngine
+import DroverModel
+import Foundation
+import Testing
+
+/// #18: Drover reaches nodes over SSH with the project's derived key and host keys pinned from
+/// each node's console — against a real sshd on loopback (root's, on a port of its own, standing
+/// in for a node: a node's sshd is the same program). A key that is not the pinned one is never
+/// connected to, and the check fails at once instead of waiting out its timeout.
+@Suite(.serialized) final class NodeSSHAccessTests {
+  let dir: String
+  let port: Int
+  let sshd: Process
+  let hostKey: String
+  let access: NodeSSHAccess
+  let identity = SSHIdentity(deriving: RecordKey(bytes: Array(repeating: 7, count: 32), project: "shop"))
+
+  static func run(_ argv: [String], environment: [String: String] = [:]) -> (status: Int32, output: String) {
+    switch ChildProcess.run(argv, environment: environment, timeout: 30) {
+    case .success(let done): return (done.status, done.output)
+    case .failure: return (127, "cannot run \(argv[0])")
+    }
+  }
+
+  init() throws {
+    dir = FileManager.default.temporaryDirectory.appendingPathComponent("drover-ssh-\(UUID().uuidString.prefix(8))").path
+    try FileManager.default.createDirectory(atPath: dir + "/state", withIntermediateDirectories: true)
+    _ = Self.run(["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", dir + "/host_ed25519"])
+    _ = Self.run(["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", dir + "/other_ed25519"])
+    hostKey = try String(contentsOfFile: dir + "/host_ed25519.pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+    try (identity.publicKeyLine + "\n").write(toFile: dir + "/authorized_keys", atomically: true, encoding: .utf8)
+    port = 24000 + Int.random(in: 0..<4000)
+    try """
+      Port \(port)
+      ListenAddress 127.0.0.1
+      HostKey \(dir)/host_ed25519
+      PidFile \(dir)/sshd.pid
+      AuthorizedKeysFile \(dir)/authorized_keys
+      PermitRootLogin prohibit-password
+      PasswordAuthentication no
+      KbdInteractiveAuthentication no
+      StrictModes no
+      UsePAM no
+
+      """.write(toFile: dir + "/sshd_config", atomically: true, encoding: .utf8)
+    try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
+    sshd = Process()
+    sshd.executableURL = URL(fileURLWithPath: "/usr/sbin/sshd")
+    sshd.arguments = ["-D", "-e", "-f", dir + "/sshd_config"]
+    sshd.standardOutput = FileHandle.nullDevice
+    sshd.standardError = FileHandle.nullDevice
+    try sshd.run()
+    access = try NodeSSHAccess.prepare(stateDirectory: dir + "/state", project: "shop", identity: identity, user: "root", port: port)
+    for _ in 0..<100 {
+      let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+      var addr = sockaddr_in()
+      addr.sin_family = sa_family_t(AF_INET)
+      addr.sin_port = in_port_t(UInt16(port).bigEndian)
+      inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+      let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+      close(s)
+      if rc == 0 { break }
+      Thread.sleep(forTimeInterval: 0.05)
+    }
+  }
+
+  deinit {
+    sshd.terminate()
+    try? FileManager.default.removeItem(atPath: dir)
+  }
+
+  func console(_ name: String, keys: [String]) throws -> String {
+    let path = "\(dir)/\(name).log"
+    let block = keys.isEmpty ? "Booting\n" : "-----BEGIN SSH HOST KEY KEYS-----\n" + keys.map { $0 + " root@\(name)\n" }.joined() + "-----END SSH HOST KEY KEYS-----\n"
+    try block.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+  }
+
+  func node(_ name: String, console: String) -> NodeEndpoint {
+    var n = NodeEndpoint(name: name, host: "qemu:///system", pool: "web", image: "debian@v1", address: "127.0.0.1", consoleLog: console)
+    n.ssh = access
+    n.hostKeyAlias = NodeSSHAccess.alias(node: name, generation: 1)
+    return n
+  }
+
+  func check(_ node: NodeEndpoint, output: String? = nil, timeout: TimeSpan = .seconds(20)) -> String? {
+    HealthChecker().unhealthyReason(
+      node, checks: [HealthCheckSpec(kind: .ssh(command: "echo hello from $(id -un)", outputPattern: output), timeout: timeout, interval: TimeSpan(milliseconds: 200), retries: 0)],
+      deadline: Date().addingTimeInterval(30), shouldStop: { false })
+  }
+
+  var pins: String { (try? String(contentsOfFile: access.knownHostsFile, encoding: .utf8)) ?? "" }
+
+  @Test func theDerivedKeyIsAnOpenSSHKeyWrittenPrivately() throws {
+    let derived = Self.run(["/usr/bin/ssh-keygen", "-y", "-f", access.identityFile])
+    #expect(derived.status == 0 && derived.output.hasPrefix(identity.publicKeyLine.split(separator: " ").prefix(2).joined(separator: " ")), "\(derived.output)")
+    let st = try FileManager.default.attributesOfItem(atPath: access.identityFile)
+    #expect((st[.posixPermissions] as? Int) == 0o600)
+    #expect(SSHIdentity(deriving: RecordKey(bytes: Array(repeating: 7, count: 32), project: "shop")) == identity, "the same on every machine")
+    #expect(SSHIdentity(deriving: RecordKey(bytes: Array(repeating: 7, count: 32), project: "other")).publicKeyLine != identity.publicKeyLine)
+    #expect(!(try String(contentsOfFile: access.wrapper, encoding: .utf8)).contains("StrictHostKeyChecking=no"))
+  }
+
+  @Test func aCheckPinsTheConsolesKeysThenConnects() throws {
+    let web1 = node("web-1", console: try console("web-1", keys: [hostKey]))
+    #expect(check(web1, output: "^hello from root$") == nil)
+    #expect(pins.contains("web-1.g1 \(hostKey)\n"))
+    // A hook runs a command on its node through DROVER_NODE_SSH.
+    let env = web1.hookEnvironment()
+    let hook = Self.run(["/bin/sh", "-c", "\"$DROVER_NODE_SSH\" echo from the hook"], environment: env)
+    #expect(hook.status == 0 && hook.output.contains("from the hook"), "\(hook.output) \(env)")
+    // Output that does not match is not healthy.
+    #expect(check(web1, output: "^nope$", timeout: TimeSpan(milliseconds: 800))?.contains("output does not match /^nope$/") == true)
+  }
+
+  @Test func aHostWhoseKeyIsNotThePinnedOneIsNeverConnectedTo() throws {
+    let other = try String(contentsOfFile: dir + "/other_ed25519.pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+    // The console shows a key the sshd at that address does not hold: refused at once.
+    let started = Date()
+    let reason = check(node("web-2", console: try console("web-2", keys: [other])), timeout: .seconds(20))
+    #expect(reason?.contains("did not show the host key pinned for web-2.g1") == true, "\(reason ?? "healthy")")
+    #expect(Date().timeIntervalSince(started) < 15, "a contradiction is final: not waited on until the timeout")
+    // Pinned keys are never re-learned from a console that now shows others.
+    let web3 = node("web-3", console: try console("web-3", keys: [hostKey]))
+    #expect(check(web3) == nil)
+    _ = try console("web-3", keys: [other])
+    #expect(check(web3)?.contains("differ from the ones pinned for it") == true)
+    // Forgotten (the node was deleted or is made again): the next console is learned.
+    try access.forget(aliases: ["web-3.g1"])
+    #expect(!pins.contains("web-3.g1"))
+  }
+
+  @Test func noKeysOnTheConsoleYetIsWaitedForNeverGuessed() throws {
+    let reason = check(node("web-4", console: try console("web-4", keys: [])), timeout: TimeSpan(milliseconds: 600))
+    #expect(reason?.contains("host keys are not on its console yet") == true, "\(reason ?? "healthy")")
+    #expect(!pins.contains("web-4"))
+  }
+
+  @Test func anEditedPinsFileIsAnErrorNotATrustedKey() throws {
+    try "web-5.g1 ssh-ed25519 this-is-not-a-key\n".write(toFile: access.knownHostsFile, atomically: true, encoding: .utf8)
+    let reason = check(node("web-5", console: try console("web-5", keys: [hostKey])))
+    #expect(reason?.contains("line 1 is not '<alias> <key type> <base64>'") == true, "\(reason ?? "healthy")")
+    try FileManager.default.removeItem(atPath: access.knownHostsFile)
+  }
+}

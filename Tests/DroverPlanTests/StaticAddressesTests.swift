@@ -1,0 +1,54 @@
+import DroverModel
+import Foundation
+import Testing
+
+/// #18: static addresses — two slots per index, generations alternate, so a surge pair never
+/// shares an address and a node keeps its own across restarts.
+@Suite struct StaticAddressesTests {
+  static let net = StaticAddresses(first: StaticAddresses.parse("192.168.122.240")!, prefix: 24, gateway: StaticAddresses.parse("192.168.122.1"), dns: [StaticAddresses.parse("192.168.122.1")!])
+
+  @Test(arguments: [
+    (1, 1, "192.168.122.241"), (1, 2, "192.168.122.240"), (1, 3, "192.168.122.241"),
+    (2, 1, "192.168.122.243"), (2, 2, "192.168.122.242"), (7, 2, "192.168.122.252"), (7, 1, "192.168.122.253"),
+  ])
+  func slots(_ index: Int, _ generation: Int, _ expected: String) {
+    #expect(Self.net.address(index: index, generation: generation) == expected)
+  }
+
+  @Test func aReplacementNeverTakesItsNodesAddress() {
+    for index in 1...7 {
+      for generation in 1...5 {
+        #expect(Self.net.address(index: index, generation: generation) != Self.net.address(index: index, generation: generation + 1))
+      }
+    }
+  }
+
+  @Test func thePoolMustFitBeforeTheBroadcastAddress() {
+    #expect(Self.net.fits(replicas: 7), ".240-.253")
+    #expect(!Self.net.fits(replicas: 8), ".254 and .255 would be needed; .255 is the broadcast")
+    #expect(Self.net.address(index: 8, generation: 1) == nil)
+  }
+
+  @Test(arguments: ["", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "1.2.3.-4", "a.b.c.d", "1.2.3.4 "])
+  func notAddresses(_ text: String) {
+    #expect(StaticAddresses.parse(text) == nil, "\(text)")
+  }
+
+  @Test func theNetworkConfigMatchesTheNodesMAC() {
+    let text = Self.net.networkConfig(index: 2, generation: 2, mac: "02:aa:bb:cc:dd:ee")
+    #expect(text == """
+      version: 2
+      ethernets:
+        drover0:
+          match:
+            macaddress: "02:aa:bb:cc:dd:ee"
+          addresses: ["192.168.122.242/24"]
+          routes:
+            - to: 0.0.0.0/0
+              via: 192.168.122.1
+          nameservers:
+            addresses: [192.168.122.1]
+
+      """)
+  }
+}
