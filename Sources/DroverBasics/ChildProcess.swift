@@ -139,13 +139,23 @@ public enum ChildProcess {
       }
       usleep(5_000)
     }
-    func read(_ path: String) -> String { String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self) }
+    // The end of what it wrote, at most 4 MiB: a child (or a node answering over SSH) that prints
+    // without end costs a bounded read, and the last lines are the ones that explain a failure.
+    func read(_ path: String) -> String {
+      guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
+      defer { try? handle.close() }
+      let size = (try? handle.seekToEnd()) ?? 0
+      try? handle.seek(toOffset: size > UInt64(outputLimit) ? size - UInt64(outputLimit) : 0)
+      return String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
+    }
     return .success(
       Finished(
         status: timedOut ? 124 : exitCode(status), output: read(outputPath), errors: separateErrors ? read(errorPath) : "", timedOut: timedOut))
   }
 
   /// A `waitpid` status as a shell would report it: the exit code, or 128 + the signal.
+  public static let outputLimit = 4 << 20
+
   public static func exitCode(_ status: Int32) -> Int32 {
     (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
   }

@@ -107,8 +107,6 @@ public struct ApplyEngine: Sendable {
       if n.seed == nil, let pool = pools[n.ownership.pool] {
         n.seed = CloudInitSeed.files(for: n.ownership, pool: pool, droverKey: ssh?.publicKey)
       }
-      // A domain made under a name and generation seen before is a new machine with new keys.
-      try ssh?.forget(aliases: [NodeSSHAccess.alias(node: n.ownership.node, generation: n.ownership.generation)])
       return try prepare(n, host)
     }
   }
@@ -122,9 +120,7 @@ public struct ApplyEngine: Sendable {
     outcome.executed = executor.apply(plain)
     // Pins of deleted nodes go with them (best effort: a leftover pin names a machine that is gone).
     try? hooks.nodeSSH?.forget(
-      aliases: outcome.executed.done.filter { $0.kind == .delete }.compactMap { a in
-        a.before.map { NodeSSHAccess.alias(node: $0.node, generation: $0.generation) }
-      })
+      aliases: outcome.executed.done.filter { $0.kind == .delete }.compactMap { a in a.uuid.map { NodeSSHAccess.alias(node: a.node, uuid: $0) } })
     if !outcome.executed.interrupted {
       outcome.unhealthy = checkHealth(outcome.executed)
     }
@@ -186,7 +182,7 @@ public struct ApplyEngine: Sendable {
         name: action.node, host: action.host, pool: action.pool, image: action.after?.ownership.image ?? "",
         consoleLog: hooks.consoleLog(action.node))
       endpoint.ssh = hooks.nodeSSH
-      endpoint.hostKeyAlias = action.after.map { NodeSSHAccess.alias(node: $0.ownership.node, generation: $0.ownership.generation) }
+      endpoint.hostKeyAlias = (result.created[action.node]?.uuid ?? action.uuid).map { NodeSSHAccess.alias(node: action.node, uuid: $0) }
       // A static address is the one its seed gave it: no lease to wait for.
       endpoint.address = action.after?.ownership.address
       let node = action.node

@@ -56,7 +56,7 @@ public struct NodeEndpoint: Sendable {
   public func hookEnvironment() -> [String: String] {
     var node = self
     if node.address == nil { node.address = resolveAddress?() }
-    if let ssh, let hostKeyAlias { _ = ssh.pin(alias: hostKeyAlias, console: consoleBytes()) }
+    if let ssh, let hostKeyAlias { _ = ssh.pin(alias: hostKeyAlias, console: consoleBytes().map { Array($0.prefix(8 << 20)) }) }
     return node.environment
   }
 }
@@ -152,14 +152,15 @@ public struct HealthChecker: HealthProbing {
       return .never("Drover has no SSH key for this project yet (it is derived from the project key)")
     }
     guard let address = node.address ?? node.resolveAddress?() else { return .notYet("the node has no IP address yet") }
-    switch ssh.pin(alias: alias, console: node.consoleBytes()) {
+    // The keys are printed in the first minutes of a boot: the first 8 MiB of a console hold them.
+    switch ssh.pin(alias: alias, console: node.consoleBytes().map { Array($0.prefix(8 << 20)) }) {
     case .pinned: break
     case .notYet(let why): return .notYet(why)
     case .refused(let why): return .never(why)
     }
     let remaining = max(1, deadline.timeIntervalSinceNow)
     let result = HookRunner.run(ssh.argv(address: address, alias: alias, command: command, connectTimeout: Int(min(10, remaining.rounded(.up)))), timeout: remaining)
-    let output = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    let output = String(result.output.suffix(64 << 10)).trimmingCharacters(in: .whitespacesAndNewlines)
     if result.status == 255 && output.contains("Host key verification failed") {
       return .never("the host at \(address) did not show the host key pinned for \(alias): not connected")
     }

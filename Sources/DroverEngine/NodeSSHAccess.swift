@@ -8,7 +8,7 @@ import Foundation
 /// Why pinned and never trusted on first use: a node's address comes from a DHCP lease, which
 /// anyone on the network can answer for. The keys a node printed on its serial console at first
 /// boot (`ConsoleHostKeys`) are pinned in `<state>/ssh/known_hosts.<project>` under the node's
-/// alias (`<node>.g<generation>`: a replacement is a new machine with new keys), and every
+/// alias (`<node>.<domain UUID>`: a replacement is a new machine with new keys), and every
 /// connection uses exactly that file with `StrictHostKeyChecking=yes`. A key that differs from
 /// the pinned one is refused, never re-learned.
 ///
@@ -27,7 +27,9 @@ public struct NodeSSHAccess: Sendable {
   public var port = 22
   static let maxPinBytes = 4 << 20
 
-  public static func alias(node: String, generation: Int) -> String { "\(node).g\(generation)" }
+  /// A node's pins are its domain's: name and UUID (fresh at every define), so a pin never
+  /// outlives the machine it was learned from, on this machine or any other that holds the project.
+  public static func alias(node: String, uuid: String) -> String { "\(node).\(uuid.lowercased())" }
 
   /// Writes the key and the wrapper (when they differ from what is there) and returns the access.
   public static func prepare(
@@ -39,10 +41,23 @@ public struct NodeSSHAccess: Sendable {
       wrapper: directory + "/node-ssh", publicKey: identity.publicKeyLine)
     access.user = user
     access.port = port
+    // ssh reads these paths as config values (it splits on quotes and expands % and ${…}).
+    guard !directory.contains(where: { "'\"\\#%$ \t\n".contains($0) }) else {
+      throw Diagnostic.error(
+        "state.ssh", "the state folder \(directory) has a character ssh would misread in a path (quote, backslash, #, %, $ or white space)",
+        subject: directory, hint: "set state.dir in drover.yaml to a plain path")
+    }
     do {
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     } catch {
       throw access.cannotWrite(directory, error.localizedDescription)
+    }
+    // The pins decide what Drover trusts: the folder is a real one of this user's, written by nobody else.
+    var st = stat()
+    guard lstat(directory, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == geteuid(), st.st_mode & 0o022 == 0 else {
+      throw Diagnostic.error(
+        "state.ssh", "\(directory) must be a folder (not a link) of this user (uid \(geteuid())) that nobody else can write", subject: directory,
+        hint: "chown root \(directory) && chmod 0700 \(directory)")
     }
     try access.ensure(access.identityFile, Array(identity.privateKeyFile.utf8), mode: 0o600)
     try access.ensure(access.wrapper, Array(access.wrapperScript().utf8), mode: 0o700)
@@ -63,7 +78,7 @@ public struct NodeSSHAccess: Sendable {
   func options(alias: String, connectTimeout: Int) -> [String] {
     [
       "-F", "/dev/null", "-i", identityFile, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
-      "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=\(knownHostsFile.contains(" ") ? "\"\(knownHostsFile)\"" : knownHostsFile)", "-o", "GlobalKnownHostsFile=/dev/null",
+      "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=\(knownHostsFile)", "-o", "GlobalKnownHostsFile=/dev/null",
       "-o", "UpdateHostKeys=no", "-o", "HostKeyAlias=\(alias)", "-o", "ConnectTimeout=\(connectTimeout)",
       "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR", "-l", user, "-p", String(port),
     ]
@@ -116,6 +131,11 @@ public struct NodeSSHAccess: Sendable {
         case .keys(let keys):
           if !current.isEmpty {
             return Set(current) == Set(keys) ? .pinned : .refused("the host keys on the console of \(alias) differ from the ones pinned for it in \(knownHostsFile)")
+          }
+          // Every node makes its own keys at first boot: a key another node already showed means
+          // the two share keys (an image's baked ones), and one could pass for the other.
+          if let other = pins.first(where: { $0.key != alias && !Set($0.value).isDisjoint(with: keys) })?.key {
+            return .refused("the console of \(alias) shows a host key already pinned for \(other): nodes must not share host keys")
           }
           pins[alias] = keys
           try writePins(pins)

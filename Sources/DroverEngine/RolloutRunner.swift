@@ -208,10 +208,11 @@ public final class RolloutRunner: @unchecked Sendable {
     }
   }
 
-  func endpoint(_ host: String, _ o: NodeOwnership) -> NodeEndpoint {
+  func endpoint(_ d: (host: String, domain: ObservedDomain, ownership: NodeOwnership)) -> NodeEndpoint {
+    let host = d.host, o = d.ownership
     var ep = NodeEndpoint(name: o.node, host: host, pool: pool.name, image: o.image, consoleLog: hooks.consoleLog(o.node))
     ep.ssh = hooks.nodeSSH
-    ep.hostKeyAlias = NodeSSHAccess.alias(node: o.node, generation: o.generation)
+    ep.hostKeyAlias = NodeSSHAccess.alias(node: d.domain.name, uuid: d.domain.uuid)
     if let resolver = backends[host] as? AddressResolving {
       let node = o.node
       nonisolated(unsafe) let r = resolver
@@ -255,10 +256,10 @@ public final class RolloutRunner: @unchecked Sendable {
         try step(state, node.key, "remove-replacement") {
           try backend.delete(node: extra.domain.name, uuid: extra.domain.uuid)
           counts.withLock { $0.removed += 1 }
-          try? hooks.nodeSSH?.forget(aliases: [NodeSSHAccess.alias(node: extra.ownership.node, generation: extra.ownership.generation)])
+          try? hooks.nodeSSH?.forget(aliases: [NodeSSHAccess.alias(node: extra.domain.name, uuid: extra.domain.uuid)])
         }
       }
-      try step(state, node.key, "uncordon") { try hooks.drainer.uncordon(endpoint(original.host, original.ownership)) }
+      try step(state, node.key, "uncordon") { try hooks.drainer.uncordon(endpoint(original)) }
       return nil
     }
     let old = view.old.flatMap { ref in found.first { $0.domain.uuid == ref.uuid } }
@@ -267,7 +268,7 @@ public final class RolloutRunner: @unchecked Sendable {
     let drainSeconds = pool.drain.timeout.seconds
 
     if let old {
-      let ep = endpoint(old.host, old.ownership)
+      let ep = endpoint(old)
       try step(state, key, "cordon") { try hooks.drainer.cordon(ep) }
       let drained = try step(state, key, "drain") { try hooks.drainer.drain(ep, timeout: drainSeconds) }
       if !drained && pool.drain.onTimeout == .fail {
@@ -288,14 +289,14 @@ public final class RolloutRunner: @unchecked Sendable {
     func remove(_ d: (host: String, domain: ObservedDomain, ownership: NodeOwnership)) throws {
       try backend.delete(node: d.domain.name, uuid: d.domain.uuid)
       counts.withLock { $0.removed += 1 }
-      try? hooks.nodeSSH?.forget(aliases: [NodeSSHAccess.alias(node: d.ownership.node, generation: d.ownership.generation)])
+      try? hooks.nodeSSH?.forget(aliases: [NodeSSHAccess.alias(node: d.domain.name, uuid: d.domain.uuid)])
     }
     if surge {
       if target == nil { try step(state, key, "create") { try create() } }
       guard let t = target else { return "the new node did not appear" }
       if let reason = try step(state, key, "health", { try health(t) }) {
         try step(state, key, "remove-failed") { try remove(t) }
-        if let old, pool.drain.onFailure == .uncordon { try? hooks.drainer.uncordon(endpoint(old.host, old.ownership)) }
+        if let old, pool.drain.onFailure == .uncordon { try? hooks.drainer.uncordon(endpoint(old)) }
         return reason
       }
       if let old { try step(state, key, "remove-old") { try remove(old) } }
@@ -313,7 +314,7 @@ public final class RolloutRunner: @unchecked Sendable {
         return reason
       }
     }
-    if let t = target { try step(state, key, "uncordon") { try hooks.drainer.uncordon(endpoint(t.host, t.ownership)) } }
+    if let t = target { try step(state, key, "uncordon") { try hooks.drainer.uncordon(endpoint(t)) } }
     return nil
   }
 
@@ -344,6 +345,6 @@ public final class RolloutRunner: @unchecked Sendable {
 
   func health(_ t: (host: String, domain: ObservedDomain, ownership: NodeOwnership)) throws -> String? {
     let deadline = Date().addingTimeInterval(pool.upgrade.healthTimeout.seconds)
-    return hooks.prober.unhealthyReason(endpoint(t.host, t.ownership), checks: pool.health, deadline: deadline, shouldStop: hooks.shouldStop)
+    return hooks.prober.unhealthyReason(endpoint(t), checks: pool.health, deadline: deadline, shouldStop: hooks.shouldStop)
   }
 }

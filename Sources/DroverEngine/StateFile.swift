@@ -58,7 +58,9 @@ enum StateFile {
   /// Replaces `path` atomically (a temporary file renamed over it) with `bytes`, mode `mode`.
   static func replace(_ path: String, with bytes: [UInt8], mode: mode_t) -> StateFileProblem? {
     let temporary = "\(path).\(getpid()).tmp"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode)
+    // Never written through something planted under that name (a link to another file).
+    unlink(temporary)
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
     guard fd >= 0 else { return StateFileProblem(String(cString: strerror(errno))) }
     var written = 0
     while written < bytes.count {

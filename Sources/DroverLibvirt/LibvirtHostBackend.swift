@@ -501,10 +501,14 @@ extension LibvirtHostBackend: AddressResolving {
   public func addresses(of node: String) -> [(address: String, source: String)] {
     guard let domain = try? connection.domain(named: node) else { return [] }
     calls.record("addresses")
-    var found = ((try? domain.ipv4Addresses(from: .lease)) ?? []).map { (address: $0, source: "lease") }
+    // The agent's answers are the guest's words: only what parses as an address is shown.
+    func addresses(_ source: Domain.AddressSource) -> [String] {
+      ((try? domain.ipv4Addresses(from: source)) ?? []).compactMap { StaticAddresses.parse($0).map(StaticAddresses.text) }
+    }
+    var found = addresses(.lease).map { (address: $0, source: "lease") }
     if (try? domain.xml(inactive: false))?.contains("org.qemu.guest_agent.0") == true {
       calls.record("addresses")
-      for address in (try? domain.ipv4Addresses(from: .agent)) ?? [] where !found.contains(where: { $0.address == address }) {
+      for address in addresses(.agent) where !found.contains(where: { $0.address == address }) {
         found.append((address, "agent"))
       }
     }

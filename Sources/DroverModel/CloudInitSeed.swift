@@ -67,8 +67,10 @@ public enum CloudInitSeed {
     own += "ssh_deletekeys: true\nemit_keys_to_console: true\n"
     let marker = "echo \"\(readyMarker) $(hostname) $(cat /var/lib/cloud/data/instance-id)\" > /dev/ttyS0"
     own += "runcmd:\n  - [sh, -c, \(quoted(marker))]\n"
-    let network = pool.staticAddresses?.networkConfig(
-      index: o.index, generation: o.generation, mac: NodeMAC.address(project: o.project, pool: o.pool, index: o.index, generation: o.generation))
+    // The address is the record's: the one Drover connects to is the one the node is given.
+    let network = o.address.flatMap { address in
+      pool.staticAddresses?.networkConfig(address: address, mac: NodeMAC.address(project: o.project, pool: o.pool, index: o.index, generation: o.generation))
+    }
     guard let theirs = pool.userData else { return Files(metaData: meta, userData: own, networkConfig: network) }
     // Two parts: cloud-init merges the second into the first, appending lists (runcmd, keys).
     let boundary = "==drover-\(ContentDigest.of(own + theirs).short)=="

@@ -2,9 +2,11 @@
 /// `network-config` instead of DHCP.
 ///
 /// Why two addresses per index: a surge replacement runs beside the node it replaces, so the
-/// pair must never share an address. Node `i` of generation `g` takes slot `2·(i−1) + g mod 2`
-/// from `first`: a node and its replacement (generations `g` and `g+1`) always differ, and a
-/// node keeps its address across restarts and in-place updates. Pure.
+/// pair must never share an address. Index `i` owns slots `2·(i−1)` and `2·(i−1)+1` from
+/// `first`; a new node takes the one its generation's parity names, and a replacement takes
+/// the one its predecessor's record does not hold (generations can skip, parities can match).
+/// A node keeps its address across restarts and in-place updates; the address lives in its
+/// record and its seed is built from that record. Pure.
 public struct StaticAddresses: Sendable, Hashable, Codable {
   /// The first address, as a 32-bit number, and the network's prefix length.
   public var first: UInt32
@@ -28,6 +30,13 @@ public struct StaticAddresses: Sendable, Hashable, Codable {
     return Self.text(UInt32(value))
   }
 
+  /// The address a replacement of node `index` takes: the index's slot the node it replaces
+  /// (whose record says `replacing`) does not hold.
+  public func address(index: Int, replacing: String?) -> String? {
+    guard let a = address(index: index, generation: 0), let b = address(index: index, generation: 1) else { return nil }
+    return replacing == a ? b : a
+  }
+
   /// The highest address of the network that is not its broadcast address.
   var lastUsable: UInt32 {
     let hostBits = UInt32(32 - prefix)
@@ -44,13 +53,24 @@ public struct StaticAddresses: Sendable, Hashable, Codable {
     "\(Self.text(first))/\(prefix) gw \(gateway.map(Self.text) ?? "-") dns \(dns.map(Self.text).joined(separator: ","))"
   }
 
-  /// cloud-init's network-config (version 2) for one node: its NIC matched by its MAC.
-  public func networkConfig(index: Int, generation: Int, mac: String) -> String? {
-    guard let address = address(index: index, generation: generation) else { return nil }
+  /// cloud-init's network-config (version 2) for the node at `address`: its NIC matched by its MAC.
+  public func networkConfig(address: String, mac: String) -> String {
     var text = "version: 2\nethernets:\n  drover0:\n    match:\n      macaddress: \"\(mac)\"\n    addresses: [\"\(address)/\(prefix)\"]\n"
     if let gateway { text += "    routes:\n      - to: 0.0.0.0/0\n        via: \(Self.text(gateway))\n" }
     if !dns.isEmpty { text += "    nameservers:\n      addresses: [\(dns.map(Self.text).joined(separator: ", "))]\n" }
     return text
+  }
+
+  /// Why `value` can be no node's or gateway's address: this machine's loopback, "this network",
+  /// link-local, multicast or reserved space (a spec could otherwise point checks and hooks at
+  /// the Drover host itself).
+  public static func specialUse(_ value: UInt32) -> String? {
+    switch value >> 24 {
+    case 0: return "is in 0.0.0.0/8 (this network)"
+    case 127: return "is a loopback address"
+    case 224...255: return "is multicast or reserved"
+    default: return value >> 16 == 0xA9FE ? "is link-local (169.254.0.0/16)" : nil
+    }
   }
 
   /// Dotted-quad text of an address.

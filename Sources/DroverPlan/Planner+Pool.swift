@@ -147,7 +147,9 @@ func compare(_ n: OwnedNode, with pool: PoolSpec, digest: String, project: Strin
 {
   let o = n.ownership
   let desiredDigest = digest.isEmpty ? o.digest : digest
-  let replacement = desiredOwnership(pool, index: o.index, digest: desiredDigest, generation: nextGeneration, project: project)
+  var replacement = desiredOwnership(pool, index: o.index, digest: desiredDigest, generation: nextGeneration, project: project)
+  // Beside the node it replaces (surge), never at its address.
+  if let addressing = pool.staticAddresses { replacement.address = addressing.address(index: o.index, replacing: o.address) }
 
   if !pool.hosts.contains(n.host) {
     // A move is a delete on the old host and a create on the new one, both shown.

@@ -108,6 +108,8 @@ enum PoolDecoder {
         let hostMask = ~UInt32(0) >> UInt32(prefix)
         if first & hostMask == 0 {
           context.error("spec.addresses", "\(text) is the network's own address, not a node's", at: f)
+        } else if let why = StaticAddresses.specialUse(first) {
+          context.error("spec.addresses", "\(parts[0]) \(why): no node can have it", at: f)
         } else {
           result = StaticAddresses(first: first, prefix: prefix)
           if result?.fits(replicas: replicas) == false {
@@ -125,6 +127,10 @@ enum PoolDecoder {
       guard let text = context.string(n, what) else { return nil }
       guard let value = StaticAddresses.parse(text) else {
         context.error("spec.addresses", "\(what) must be an IPv4 address such as 192.168.122.1, not '\(text)'", at: n)
+        return nil
+      }
+      if let why = StaticAddresses.specialUse(value) {
+        context.error("spec.addresses", "\(what) \(text) \(why)", at: n)
         return nil
       }
       return value
@@ -149,6 +155,23 @@ enum PoolDecoder {
     return result
   }
 
+  /// The cloud-config keys that would let a pool's user-data override how nodes make and show
+  /// their host keys (merged after Drover's part, its values win): given keys shared by every
+  /// node, the image's baked keys kept, or keys hidden from the console.
+  static let hostKeyKeys: Set<String> = [
+    "ssh_keys", "ssh_deletekeys", "ssh_genkeytypes", "emit_keys_to_console", "ssh_key_console_blacklist", "no_ssh_fingerprints", "ssh",
+  ]
+
+  /// The first such key at the top of `text`'s mapping, if any (text that is not YAML is left to cloud-init).
+  static func hostKeySetting(_ text: String) -> String? {
+    guard let documents = try? YAMLParser.parseDocuments(Array(text.utf8)) else { return nil }
+    for document in documents {
+      guard case .mapping(let pairs) = document.content else { continue }
+      if let key = pairs.compactMap({ $0.key.scalar }).first(where: hostKeyKeys.contains) { return key }
+    }
+    return nil
+  }
+
   /// `cloud_init: {user_data: |\n  #cloud-config …}`: a document cloud-init merges after Drover's.
   static func decodeCloudInit(_ node: YAMLNode, context: inout DecodeContext) -> String? {
     var reader = MappingReader(node, what: "cloud_init", context: &context)
@@ -159,6 +182,10 @@ enum PoolDecoder {
         context.error("spec.cloud-init", "user_data must be a #cloud-config document (its first line is #cloud-config)", at: n)
       } else if text.utf8.count > CloudInitSeed.maximumUserData {
         context.error("spec.cloud-init", "user_data is larger than \(CloudInitSeed.maximumUserData / 1024) KiB", at: n)
+      } else if let key = hostKeySetting(text) {
+        context.error(
+          "spec.cloud-init", "user_data sets '\(key)', which decides the nodes' SSH host keys: Drover's part sets them (each node makes its own and prints them on its console, where Drover pins them)",
+          at: n, hint: "remove '\(key)'; a node's host keys are never given, shared or hidden")
       } else {
         result = text
       }

@@ -19,10 +19,14 @@ enum DebianBakeBenchmark {
     let stage = project + "/raw"
     try? FileManager.default.removeItem(atPath: project)
     try FileManager.default.createDirectory(atPath: project + "/images/files", withIntermediateDirectories: true)
-    defer {
+    /// No image folder, no layer, no pool: the next bake is cold.
+    func forgetImages() {
       _ = try? runProcess("/usr/bin/virsh", ["-q", "-c", "qemu:///system", "pool-destroy", pool])
       _ = try? runProcess("/usr/bin/virsh", ["-q", "-c", "qemu:///system", "pool-undefine", pool])
       try? FileManager.default.removeItem(atPath: dir)
+    }
+    defer {
+      forgetImages()
       try? FileManager.default.removeItem(atPath: project)
     }
     let environment = ["DROVER_IMAGE_DIR": dir, "DROVER_IMAGE_POOL": pool]
@@ -34,8 +38,11 @@ enum DebianBakeBenchmark {
       try "Drover bench, round \(round)\n".write(toFile: project + "/images/files/motd", atomically: true, encoding: .utf8)
     }
     func bake() throws {
-      let status = try runProcess(drover, ["bake", "deb@v1"], cwd: project, environment: environment)
-      guard status == 0 else { throw BenchError("drover bake deb@v1 exited \(status)") }
+      let log = project + "/bake.log"
+      let status = try runProcess("/bin/sh", ["-c", "exec \"$0\" bake deb@v1 > \"$1\" 2>&1", drover, log], cwd: project, environment: environment)
+      guard status == 0 else {
+        throw BenchError("drover bake deb@v1 exited \(status): \(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").suffix(600))")
+      }
     }
     // The same mmdebstrap command Drover runs (packages, variant, components, the machine's
     // mirrors), writing a folder instead of a tar: the fastest way by hand.
@@ -55,7 +62,7 @@ enum DebianBakeBenchmark {
     let coldRuns = max(1, Int(ProcessInfo.processInfo.environment["DROVER_BENCH_COLD_RUNS"] ?? "") ?? 1)
     var drov: [Double] = [], rawTimes: [Double] = []
     for _ in 0..<coldRuns {
-      try? FileManager.default.removeItem(atPath: dir)  // no layer, no image: a cold bake
+      forgetImages()
       try changeFile()
       drov.append(try Stopwatch.seconds(bake))
       rawTimes.append(try Stopwatch.seconds(raw))

@@ -5,7 +5,8 @@ import Foundation
 /// installs the peers, builds in release mode and runs this.
 let arguments = Array(CommandLine.arguments.dropFirst())
 let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
-let drover = binDir + "/drover"
+/// The drover binary measured: beside this one, or $DROVER_BENCH_DROVER (a release build measured by a debug harness).
+let drover = ProcessInfo.processInfo.environment["DROVER_BENCH_DROVER"] ?? binDir + "/drover"
 /// The repository (for the example recipes and the baseline programs): the working directory or DROVER_REPO.
 let repo = ProcessInfo.processInfo.environment["DROVER_REPO"] ?? FileManager.default.currentDirectoryPath
 let runs = max(5, Int(ProcessInfo.processInfo.environment["DROVER_BENCH_RUNS"] ?? "") ?? 5)

@@ -150,14 +150,15 @@ extension BakeSystemTests {
     #expect(consoles.contains("Authorized keys from /home/debian/.ssh/authorized_keys for user debian"), "\(consoles.suffix(4000))")
     // Each node passed its ssh check: its host keys were pinned from its console first, and a
     // connection now sees exactly them.
-    #expect(p.pins.contains("deb-1.g1 ssh-ed25519 ") && p.pins.contains("deb-2.g1 ssh-ed25519 "), "\(p.pins)")
-    let node1 = try #require(try backend.connection.domain(named: "deb-1"))
-    let v1Read = try p.onNode(node1, alias: "deb-1.g1", "hostname; cat /etc/drover-version")
+    let node1 = try #require(try backend.connection.domain(named: "deb-1")), node2 = try #require(try backend.connection.domain(named: "deb-2"))
+    let g1 = [node1, node2].map { "\($0.name).\($0.uuid.lowercased())" }
+    #expect(p.pins.contains("\(g1[0]) ssh-ed25519 ") && p.pins.contains("\(g1[1]) ssh-ed25519 "), "\(p.pins)")
+    let v1Read = try p.onNode(node1, alias: g1[0], "hostname; cat /etc/drover-version")
     #expect(v1Read.status == 0 && v1Read.output.contains("deb-1\nv1"), "\(v1Read.output)")
     let wideV1 = try p.run(["status", "-o", "wide"])
     #expect(wideV1.status == 0 && wideV1.output.contains("ADDRESSES") && wideV1.output.contains("(lease)"), "\(wideV1.output)")
     // The other node's pins are not this node's keys: refused, never accepted.
-    let crossed = try p.onNode(node1, alias: "deb-2.g1", "true")
+    let crossed = try p.onNode(node1, alias: g1[1], "true")
     #expect(crossed.status == 255 && crossed.output.contains("Host key verification failed"), "\(crossed.output)")
     let seeds = { () throws -> [String] in
       try self.backend.connection.storagePool(named: p.imagePool)?.refresh()
@@ -189,15 +190,15 @@ extension BakeSystemTests {
     for index in [1, 2] {
       // A surge replacement is a second domain beside the first: its own name, its own keys.
       let domain = try #require(try backend.connection.domain(named: "deb-\(index)-g2"))
-      // Node i of generation 2 takes slot 2(i-1): .240 and .242 (generation 1 would be .241, .243).
+      // Node i of generation 2, replacing a DHCP node, takes its index's first slot: .240 and .242.
       let fixed = "192.168.122.\(240 + 2 * (index - 1))"
-      let read = try p.onNode(domain, alias: "deb-\(index)-g2.g2", at: fixed, "cat /etc/drover-version; ip -4 -o addr show scope global")
+      let read = try p.onNode(domain, alias: "\(domain.name).\(domain.uuid.lowercased())", at: fixed, "cat /etc/drover-version; ip -4 -o addr show scope global")
       #expect(read.status == 0 && read.output.hasPrefix("v2\n") && read.output.contains("inet \(fixed)/24"), "\(read.output)")
     }
     // status -o wide shows each node's address (no lease for a static one: the guest agent's).
     let wide = try p.run(["status", "-o", "wide"])
     #expect(wide.status == 0 && wide.output.contains("192.168.122.240 (agent)") && wide.output.contains("192.168.122.242 (agent)"), "\(wide.output)")
-    #expect(!p.pins.contains(".g1 ") && p.pins.contains("deb-1-g2.g2 ") && p.pins.contains("deb-2-g2.g2 "), "\(p.pins)")
+    #expect(!p.pins.contains(g1[0]) && !p.pins.contains(g1[1]) && p.pins.contains("deb-1-g2.") && p.pins.contains("deb-2-g2."), "\(p.pins)")
     try p.pool(replicas: 0, image: "deb@v2")
     #expect(try p.run(["apply", "--auto-approve"]).status == 0)
     #expect(try seeds().isEmpty, "scaling to zero leaves no seed")

@@ -80,7 +80,7 @@ import Testing
   func node(_ name: String, console: String) -> NodeEndpoint {
     var n = NodeEndpoint(name: name, host: "qemu:///system", pool: "web", image: "debian@v1", address: "127.0.0.1", consoleLog: console)
     n.ssh = access
-    n.hostKeyAlias = NodeSSHAccess.alias(node: name, generation: 1)
+    n.hostKeyAlias = NodeSSHAccess.alias(node: name, uuid: Self.uuid(name))
     return n
   }
 
@@ -89,6 +89,10 @@ import Testing
       node, checks: [HealthCheckSpec(kind: .ssh(command: "echo hello from $(id -un)", outputPattern: output), timeout: timeout, interval: TimeSpan(milliseconds: 200), retries: 0)],
       deadline: Date().addingTimeInterval(30), shouldStop: { false })
   }
+
+  /// A stand-in domain UUID per node name.
+  static func uuid(_ name: String) -> String { "6f1c0a52-3c1e-4a0e-9d6a-0000000000\(name.suffix(1))0" }
+  static func alias(_ name: String) -> String { NodeSSHAccess.alias(node: name, uuid: uuid(name)) }
 
   var pins: String { (try? String(contentsOfFile: access.knownHostsFile, encoding: .utf8)) ?? "" }
 
@@ -105,7 +109,7 @@ import Testing
   @Test func aCheckPinsTheConsolesKeysThenConnects() throws {
     let web1 = node("web-1", console: try console("web-1", keys: [hostKey]))
     #expect(check(web1, output: "^hello from root$") == nil)
-    #expect(pins.contains("web-1.g1 \(hostKey)\n"))
+    #expect(pins.contains("\(Self.alias("web-1")) \(hostKey)\n"))
     // A hook runs a command on its node through DROVER_NODE_SSH.
     let env = web1.hookEnvironment()
     let hook = Self.run(["/bin/sh", "-c", "\"$DROVER_NODE_SSH\" echo from the hook"], environment: env)
@@ -119,7 +123,7 @@ import Testing
     // The console shows a key the sshd at that address does not hold: refused at once.
     let started = Date()
     let reason = check(node("web-2", console: try console("web-2", keys: [other])), timeout: .seconds(20))
-    #expect(reason?.contains("did not show the host key pinned for web-2.g1") == true, "\(reason ?? "healthy")")
+    #expect(reason?.contains("did not show the host key pinned for \(Self.alias("web-2"))") == true, "\(reason ?? "healthy")")
     #expect(Date().timeIntervalSince(started) < 15, "a contradiction is final: not waited on until the timeout")
     // Pinned keys are never re-learned from a console that now shows others.
     let web3 = node("web-3", console: try console("web-3", keys: [hostKey]))
@@ -127,8 +131,17 @@ import Testing
     _ = try console("web-3", keys: [other])
     #expect(check(web3)?.contains("differ from the ones pinned for it") == true)
     // Forgotten (the node was deleted or is made again): the next console is learned.
-    try access.forget(aliases: ["web-3.g1"])
-    #expect(!pins.contains("web-3.g1"))
+    try access.forget(aliases: [Self.alias("web-3")])
+    #expect(!pins.contains(Self.alias("web-3")))
+  }
+
+  /// Each node makes its own keys: a console showing keys another node already showed (an
+  /// image's baked keys, or keys given to every node) is refused, so one cannot pass for the other.
+  @Test func keysAnotherNodeShowedAreRefused() throws {
+    #expect(check(node("web-1", console: try console("web-1", keys: [hostKey]))) == nil)
+    let reason = check(node("web-6", console: try console("web-6", keys: [hostKey])))
+    #expect(reason?.contains("already pinned for \(Self.alias("web-1")): nodes must not share host keys") == true, "\(reason ?? "healthy")")
+    #expect(!pins.contains(Self.alias("web-6")))
   }
 
   @Test func noKeysOnTheConsoleYetIsWaitedForNeverGuessed() throws {
@@ -138,7 +151,7 @@ import Testing
   }
 
   @Test func anEditedPinsFileIsAnErrorNotATrustedKey() throws {
-    try "web-5.g1 ssh-ed25519 this-is-not-a-key\n".write(toFile: access.knownHostsFile, atomically: true, encoding: .utf8)
+    try "\(Self.alias("web-5")) ssh-ed25519 this-is-not-a-key\n".write(toFile: access.knownHostsFile, atomically: true, encoding: .utf8)
     let reason = check(node("web-5", console: try console("web-5", keys: [hostKey])))
     #expect(reason?.contains("line 1 is not '<alias> <key type> <base64>'") == true, "\(reason ?? "healthy")")
     try FileManager.default.removeItem(atPath: access.knownHostsFile)

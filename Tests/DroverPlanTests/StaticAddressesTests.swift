@@ -23,6 +23,19 @@ import Testing
     }
   }
 
+  /// Generations can skip (a crash leaves a later one's volume): a replacement still takes the
+  /// index's other address, never the one its predecessor's record holds.
+  @Test func aReplacementTakesTheOtherAddressWhateverItsGeneration() {
+    #expect(Self.net.address(index: 1, replacing: "192.168.122.241") == "192.168.122.240")
+    #expect(Self.net.address(index: 1, replacing: "192.168.122.240") == "192.168.122.241")
+    #expect(Self.net.address(index: 1, replacing: nil) == "192.168.122.240", "a node that was on DHCP")
+  }
+
+  @Test(arguments: [("127.0.0.5", true), ("0.1.2.3", true), ("169.254.1.1", true), ("224.0.0.1", true), ("255.255.255.255", true), ("10.0.0.1", false), ("192.168.122.1", false)])
+  func specialUseAddresses(_ text: String, _ special: Bool) {
+    #expect((StaticAddresses.specialUse(StaticAddresses.parse(text)!) != nil) == special, "\(text)")
+  }
+
   @Test func thePoolMustFitBeforeTheBroadcastAddress() {
     #expect(Self.net.fits(replicas: 7), ".240-.253")
     #expect(!Self.net.fits(replicas: 8), ".254 and .255 would be needed; .255 is the broadcast")
@@ -35,7 +48,7 @@ import Testing
   }
 
   @Test func theNetworkConfigMatchesTheNodesMAC() {
-    let text = Self.net.networkConfig(index: 2, generation: 2, mac: "02:aa:bb:cc:dd:ee")
+    let text = Self.net.networkConfig(address: "192.168.122.242", mac: "02:aa:bb:cc:dd:ee")
     #expect(text == """
       version: 2
       ethernets:

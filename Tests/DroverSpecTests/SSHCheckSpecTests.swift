@@ -34,6 +34,8 @@ import Testing
     ("static_addresses: {first: 192.168.122.10/24, gateway: 192.168.122.11}", "is one of the nodes' addresses"),
     ("static_addresses: {first: 192.168.122.10/24, dns: [8.8.8]}", "dns must be an IPv4 address"),
     ("static_addresses: {gateway: 192.168.122.1}", "missing required key 'first'"),
+    ("static_addresses: {first: 127.0.0.10/8}", "is a loopback address"),
+    ("static_addresses: {first: 10.0.0.10/24, gateway: 169.254.169.254}", "is link-local"),
   ] as [(String, String?)])
   func staticAddresses(_ line: String, _ message: String?) throws {
     let (set, diagnostics) = load(Self.head + "network: default\n" + line + "\n")
@@ -49,5 +51,12 @@ import Testing
   @Test func staticAddressesNeedANetwork() {
     let (_, diagnostics) = load(Self.head + "static_addresses: {first: 10.0.0.10/24}\n")
     #expect(diagnostics.contains { $0.code == "spec.addresses" && $0.message.contains("needs the pool's nodes on a network") })
+  }
+
+  @Test(arguments: ["ssh_deletekeys: false", "ssh_keys: {ed25519_private: x}", "emit_keys_to_console: false", "ssh: {emit_keys_to_console: false}"])
+  func userDataMayNotDecideHostKeys(_ line: String) {
+    let (_, diagnostics) = load(Self.head + "cloud_init:\n  user_data: |\n    #cloud-config\n    \(line)\n")
+    let error = diagnostics.first { $0.code == "spec.cloud-init" }
+    #expect(error?.message.contains("decides the nodes' SSH host keys") == true && error?.location?.start.line == 6, "\(diagnostics.map(\.message))")
   }
 }
