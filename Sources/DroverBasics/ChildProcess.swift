@@ -97,7 +97,8 @@ public enum ChildProcess {
   /// leaves a background process holding them cannot make this wait). At the deadline its process
   /// group gets SIGTERM, then SIGKILL a second later. Every wait for a child in Drover is this one.
   public static func run(
-    _ argv: [String], environment: [String: String] = [:], directory: String? = nil, separateErrors: Bool = false, timeout: Double
+    _ argv: [String], environment: [String: String] = [:], directory: String? = nil, separateErrors: Bool = false, timeout: Double,
+    outputLimit: Int = Int.max
   ) -> Result<Finished, POSIXError> {
     let base = FileManager.default.temporaryDirectory.appendingPathComponent("drover-child-\(getpid())-\(UUID().uuidString)").path
     let outputPath = base + ".out", errorPath = base + ".err"
@@ -139,8 +140,9 @@ public enum ChildProcess {
       }
       usleep(5_000)
     }
-    // The end of what it wrote, at most 4 MiB: a child (or a node answering over SSH) that prints
-    // without end costs a bounded read, and the last lines are the ones that explain a failure.
+    // The end of what it wrote, at most `outputLimit` bytes: a hook (or a node answering over SSH)
+    // that prints without end costs a bounded read, and the last lines are the ones that explain a
+    // failure. Drover's own tools, whose output is parsed whole, are read whole.
     func read(_ path: String) -> String {
       guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
       defer { try? handle.close() }
@@ -153,9 +155,10 @@ public enum ChildProcess {
         status: timedOut ? 124 : exitCode(status), output: read(outputPath), errors: separateErrors ? read(errorPath) : "", timedOut: timedOut))
   }
 
-  /// A `waitpid` status as a shell would report it: the exit code, or 128 + the signal.
-  public static let outputLimit = 4 << 20
+  /// What a hook's or check's output is cut to (its end is kept).
+  public static let hookOutputLimit = 4 << 20
 
+  /// A `waitpid` status as a shell would report it: the exit code, or 128 + the signal.
   public static func exitCode(_ status: Int32) -> Int32 {
     (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
   }

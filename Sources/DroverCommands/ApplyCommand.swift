@@ -217,7 +217,9 @@ struct ApplySession {
     // Seeded nodes get Drover's user with the project's SSH key; its files are written before
     // any node is made (a node whose seed names a key Drover cannot use is unreachable).
     var nodeSSH: NodeSSHAccess?
-    if let key = context.keyring.key, context.specs.poolSpecs.contains(where: \.seeded) {
+    // Also with no seeded pool left while pins remain: the nodes being deleted take theirs along.
+    let pinsFile = "\(project.stateDirectory)/ssh/known_hosts.\(project.projectName)"
+    if let key = context.keyring.key, context.specs.poolSpecs.contains(where: \.seeded) || FileManager.default.fileExists(atPath: pinsFile) {
       do {
         nodeSSH = try NodeSSHAccess.prepare(stateDirectory: project.stateDirectory, project: project.projectName, identity: SSHIdentity(deriving: key))
       } catch {

@@ -105,6 +105,9 @@ public struct ApplyEngine: Sendable {
       var n = node
       n.accel = n.accel ?? plan.accelerators[Plan.acceleratorKey(pool: n.ownership.pool, host: host)]
       if n.seed == nil, let pool = pools[n.ownership.pool] {
+        // A rollback or resumed node carries the record it had; its seed is the pool's now, so its
+        // record says that seed and an address the pool's addressing gives it (`SeedRecord.align`).
+        n.ownership = SeedRecord.align(n.ownership, pool: pool)
         n.seed = CloudInitSeed.files(for: n.ownership, pool: pool, droverKey: ssh?.publicKey)
       }
       return try prepare(n, host)
@@ -198,6 +201,7 @@ public struct ApplyEngine: Sendable {
       let reason = hooks.prober.unhealthyReason(
         endpoint, checks: pool.health, deadline: Date().addingTimeInterval(pool.upgrade.healthTimeout.seconds), shouldStop: hooks.shouldStop)
       guard let reason else {
+        if action.kind == .create { endpoint.pinIfShown() }
         hooks.onHealthy(action)
         return
       }

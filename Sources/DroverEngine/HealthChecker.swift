@@ -50,6 +50,13 @@ public struct NodeEndpoint: Sendable {
     return env
   }
 
+  /// Pins the node's host keys if its console shows them now (best effort). Called once a new node
+  /// is healthy: cloud-init prints the keys once per instance and a restart truncates the console,
+  /// so a node no ssh check reached still gets its pins while they can be read.
+  public func pinIfShown() {
+    if let ssh, let hostKeyAlias { _ = ssh.pin(alias: hostKeyAlias, console: consoleBytes().map { Array($0.prefix(8 << 20)) }) }
+  }
+
   /// The environment for a hook about to run: the node's address looked up when not known yet,
   /// and its host keys pinned from its console when they are not pinned yet, so `DROVER_NODE_SSH`
   /// works for a node no ssh check ever reached.
@@ -155,7 +162,7 @@ public struct HealthChecker: HealthProbing {
     // The keys are printed in the first minutes of a boot: the first 8 MiB of a console hold them.
     switch ssh.pin(alias: alias, console: node.consoleBytes().map { Array($0.prefix(8 << 20)) }) {
     case .pinned: break
-    case .notYet(let why): return .notYet(why)
+    case .notYet(let why), .unavailable(let why): return .notYet(why)
     case .refused(let why): return .never(why)
     }
     let remaining = max(1, deadline.timeIntervalSinceNow)

@@ -111,8 +111,11 @@ public struct NodeSSHAccess: Sendable {
     case pinned
     /// Not pinned yet, and why (the console has not shown the keys yet).
     case notYet(String)
-    /// Never connect: what was seen contradicts the pins, or the pins cannot be kept.
+    /// Never connect: what was seen contradicts the pins.
     case refused(String)
+    /// The pins could not be read or written here (a lock held too long, a full disk, an edited
+    /// file): not a verdict on the node, so a check waits and tries again.
+    case unavailable(String)
   }
 
   /// Makes sure `alias` has pins: kept when already pinned (a restarted node does not print its
@@ -142,10 +145,8 @@ public struct NodeSSHAccess: Sendable {
           return .pinned
         }
       }
-    } catch let problem as Diagnostic {
-      return .refused(problem.message)
     } catch {
-      return .refused("\(error)")
+      return .unavailable(error.message)
     }
   }
 

@@ -345,6 +345,9 @@ public final class RolloutRunner: @unchecked Sendable {
 
   func health(_ t: (host: String, domain: ObservedDomain, ownership: NodeOwnership)) throws -> String? {
     let deadline = Date().addingTimeInterval(pool.upgrade.healthTimeout.seconds)
-    return hooks.prober.unhealthyReason(endpoint(t), checks: pool.health, deadline: deadline, shouldStop: hooks.shouldStop)
+    let ep = endpoint(t)
+    let reason = hooks.prober.unhealthyReason(ep, checks: pool.health, deadline: deadline, shouldStop: hooks.shouldStop)
+    if reason == nil { ep.pinIfShown() }
+    return reason
   }
 }

@@ -56,6 +56,7 @@ public enum OwnershipMetadata {
     if o.healthFailed { attrs.append(("health", "failed")) }
     if !o.hooks.isEmpty { attrs.append(("hooks", o.hooks)) }
     if let address = o.address { attrs.append(("address", address)) }
+    if let seed = o.seed { attrs.append(("seed", seed)) }
     if let mark = o.rollout {
       attrs += [
         ("rollout", mark.id), ("rollout_phase", mark.phase), ("rollout_from", mark.fromImage), ("rollout_to", mark.toImage),
@@ -211,6 +212,7 @@ public enum OwnershipMetadata {
     ownership.healthFailed = a["health"] == "failed"
     ownership.hooks = a["hooks"] ?? ""
     ownership.address = a["address"].flatMap { StaticAddresses.parse($0) }.map(StaticAddresses.text)
+    ownership.seed = a["seed"].flatMap { $0.count <= 64 && $0.allSatisfy(\.isHexDigit) ? $0 : nil }
     if let id = a["rollout"] {
       ownership.rollout = RolloutMark(
         id: id, phase: a["rollout_phase"] ?? "", fromImage: a["rollout_from"] ?? "", toImage: a["rollout_to"] ?? "", by: a["rollout_by"] ?? "",

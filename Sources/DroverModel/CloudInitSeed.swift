@@ -42,7 +42,7 @@ public enum CloudInitSeed {
     guard pool.seeded else { return nil }
     // Unchanged for pools without static addresses: their nodes are not replaced by this field's arrival.
     let addressing = pool.staticAddresses.map { "\n--addresses\n" + $0.summary } ?? ""
-    return ContentDigest.of("seed 1\n" + pool.sshKeys.joined(separator: "\n") + "\n--\n" + (pool.userData ?? "") + addressing).short
+    return ContentDigest.of("seed 2\n" + pool.sshKeys.joined(separator: "\n") + "\n--\n" + (pool.userData ?? "") + addressing).short
   }
 
   /// The user Drover's own SSH connections (ssh health checks, `DROVER_NODE_SSH` in hooks) log in as.
@@ -64,7 +64,7 @@ public enum CloudInitSeed {
     }
     // The image's baked host keys would be every node's: each node makes its own at first boot and
     // prints them on its console, where Drover learns them (ConsoleHostKeys).
-    own += "ssh_deletekeys: true\nemit_keys_to_console: true\n"
+    own += "ssh_deletekeys: true\nssh:\n  emit_keys_to_console: true\n"
     let marker = "echo \"\(readyMarker) $(hostname) $(cat /var/lib/cloud/data/instance-id)\" > /dev/ttyS0"
     own += "runcmd:\n  - [sh, -c, \(quoted(marker))]\n"
     // The address is the record's: the one Drover connects to is the one the node is given.

@@ -40,6 +40,10 @@ public struct NodeOwnership: Sendable, Hashable, Codable {
   /// The fixed IPv4 address the node's seed gave it (`static_addresses`); nil on DHCP. Kept in
   /// the record so a node is reached at its own address even after the pool's addressing changed.
   public var address: String? = nil
+  /// The digest of the seed the node booted with (`CloudInitSeed.digest`); nil without one. A
+  /// seed is read once per instance, so a different one (keys, user-data, addresses, Drover's
+  /// own part) is a replacement.
+  public var seed: String? = nil
 
   public init(
     project: String = "default", pool: String, node: String, index: Int, image: String, digest: String, specHash: String, generation: Int,

@@ -173,6 +173,10 @@ func compare(_ n: OwnedNode, with pool: PoolSpec, digest: String, project: Strin
   if o.network != replacement.network {
     replaceReasons.append("network \(o.network ?? "none") → \(replacement.network ?? "none")")
   }
+  if o.seed != replacement.seed {
+    // cloud-init reads a seed once per instance: a new one needs a new node.
+    replaceReasons.append(o.seed == nil ? "it needs a cloud-init seed" : replacement.seed == nil ? "its cloud-init seed is no longer wanted" : "its cloud-init seed changed (keys, user-data, addresses or Drover's part)")
+  }
   let swapped = outside.filter(\.needsReplacement)
   if !swapped.isEmpty { replaceReasons.append("changed outside Drover: " + swapped.map(\.description).joined(separator: ", ")) }
   if o.healthFailed { replaceReasons.append("failed its health check at creation") }

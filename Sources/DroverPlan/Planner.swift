@@ -321,5 +321,6 @@ public func desiredOwnership(_ pool: PoolSpec, index: Int, digest: String, gener
     labels: pool.labels, protect: pool.protect, replicas: pool.replicas)
   o.hooks = PoolPrograms.digest(pool)
   o.address = pool.staticAddresses?.address(index: index, generation: generation)
+  o.seed = CloudInitSeed.digest(pool)
   return o
 }

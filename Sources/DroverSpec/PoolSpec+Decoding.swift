@@ -137,8 +137,13 @@ enum PoolDecoder {
     }
     if let g = reader.optional("gateway"), let gateway = address(g, "gateway"), var r = result {
       let nodes = UInt64(r.first)..<UInt64(r.first) + UInt64(2 * max(replicas, 1))
+      let mask = ~UInt32(0) << UInt32(32 - r.prefix)
       if nodes.contains(UInt64(gateway)) {
         context.error("spec.addresses", "gateway \(StaticAddresses.text(gateway)) is one of the nodes' addresses", at: g)
+      } else if gateway & mask != r.first & mask {
+        context.error(
+          "spec.addresses", "gateway \(StaticAddresses.text(gateway)) is outside the nodes' network \(StaticAddresses.text(r.first & mask))/\(r.prefix)", at: g,
+          hint: "the gateway is an address the nodes reach directly, such as the libvirt network's own")
       }
       r.gateway = gateway
       result = r
@@ -159,7 +164,7 @@ enum PoolDecoder {
   /// their host keys (merged after Drover's part, its values win): given keys shared by every
   /// node, the image's baked keys kept, or keys hidden from the console.
   static let hostKeyKeys: Set<String> = [
-    "ssh_keys", "ssh_deletekeys", "ssh_genkeytypes", "emit_keys_to_console", "ssh_key_console_blacklist", "no_ssh_fingerprints", "ssh",
+    "ssh_keys", "ssh_deletekeys", "ssh_genkeytypes", "emit_keys_to_console", "ssh_key_console_blacklist", "no_ssh_fingerprints", "ssh", "<<",
   ]
 
   /// The first such key at the top of `text`'s mapping, if any (text that is not YAML is left to cloud-init).
@@ -182,6 +187,10 @@ enum PoolDecoder {
         context.error("spec.cloud-init", "user_data must be a #cloud-config document (its first line is #cloud-config)", at: n)
       } else if text.utf8.count > CloudInitSeed.maximumUserData {
         context.error("spec.cloud-init", "user_data is larger than \(CloudInitSeed.maximumUserData / 1024) KiB", at: n)
+      } else if hostKeySetting(text) == "<<" {
+        context.error(
+          "spec.cloud-init", "user_data merges a mapping into its top level (<<), so Drover cannot tell whether it decides the nodes' SSH host keys",
+          at: n, hint: "write the keys out instead of merging them")
       } else if let key = hostKeySetting(text) {
         context.error(
           "spec.cloud-init", "user_data sets '\(key)', which decides the nodes' SSH host keys: Drover's part sets them (each node makes its own and prints them on its console, where Drover pins them)",

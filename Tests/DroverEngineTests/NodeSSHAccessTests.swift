@@ -152,7 +152,7 @@ import Testing
 
   @Test func anEditedPinsFileIsAnErrorNotATrustedKey() throws {
     try "\(Self.alias("web-5")) ssh-ed25519 this-is-not-a-key\n".write(toFile: access.knownHostsFile, atomically: true, encoding: .utf8)
-    let reason = check(node("web-5", console: try console("web-5", keys: [hostKey])))
+    let reason = check(node("web-5", console: try console("web-5", keys: [hostKey])), timeout: TimeSpan(milliseconds: 800))
     #expect(reason?.contains("line 1 is not '<alias> <key type> <base64>'") == true, "\(reason ?? "healthy")")
     try FileManager.default.removeItem(atPath: access.knownHostsFile)
   }

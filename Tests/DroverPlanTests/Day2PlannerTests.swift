@@ -78,6 +78,34 @@ import Testing
     #expect(rollout.schedule == [["web-1"]])
   }
 
+  /// #18: a seed is read once per instance, so what goes into it — keys, user-data, static
+  /// addresses, an ssh check (Drover's user) — replaces the nodes; a replacement on static
+  /// addresses takes its index's other one, whatever its generation.
+  @Test(arguments: ["keys", "user-data", "addresses", "ssh check", "addresses moved"])
+  func seedChangesReplaceTheNodes(_ change: String) throws {
+    var before = Self.pool(replicas: 1)
+    before.network = "default"
+    if change == "addresses moved" { before.staticAddresses = StaticAddresses(first: StaticAddresses.parse("10.0.0.10")!, prefix: 24) }
+    var after = before
+    switch change {
+    case "keys": after.sshKeys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGaGq023EN6J+R0I3HrvPPTY3ngYIddJVT8SBxoEnYno ops"]
+    case "user-data": after.userData = "#cloud-config\n{}\n"
+    case "ssh check": after.health = [HealthCheckSpec(kind: .ssh(command: "true", outputPattern: nil))]
+    default: after.staticAddresses = StaticAddresses(first: StaticAddresses.parse("10.0.0.20")!, prefix: 24)
+    }
+    var existing = Self.node(before, 1, generation: 4)
+    existing.actual?.networks = ["default"]
+    let (p, _) = plan(after, Self.world([existing]))
+    #expect(p.actions.map(\.kind) == [.replace], "\(p.actions.map(\.reason))")
+    #expect(p.actions.first?.reason.contains("cloud-init seed") == true, "\(p.actions.map(\.reason))")
+    let to = try #require(p.rollouts.first?.nodes.first?.to)
+    #expect(to.seed == CloudInitSeed.digest(after) && to.seed != nil)
+    if change.hasPrefix("addresses") { #expect(to.address == "10.0.0.20", "generation \(to.generation) still takes the index's first slot") }
+    // The same spec again: no change.
+    let (same, _) = plan(before, Self.world([existing]))
+    #expect(same.actions.isEmpty, "\(same.actions.map(\.reason))")
+  }
+
   @Test func aChangeMadeOutsideDroverIsConverged() throws {
     let spec = Self.pool(replicas: 1)
     var d = Self.node(spec, 1)

@@ -1,4 +1,5 @@
 import DroverModel
+import DroverPlan
 import Foundation
 import Testing
 
@@ -63,5 +64,20 @@ import Testing
             addresses: [192.168.122.1]
 
       """)
+  }
+
+  /// A rollback re-creates a node from its old record; its seed is the pool's now, and so must be
+  /// what its record says.
+  @Test func aRecreatedNodesRecordFollowsTheSeedItGets() {
+    var pool = PoolSpec(name: "web", hosts: ["qemu:///system"], replicas: 2, image: ImageRef(parsing: "debian@v1")!, network: "default")
+    pool.staticAddresses = Self.net
+    var old = desiredOwnership(pool, index: 1, digest: "", generation: 1, project: "p")
+    old.seed = "0000"
+    #expect(SeedRecord.align(old, pool: pool).address == "192.168.122.241", "an address of its index stays")
+    #expect(SeedRecord.align(old, pool: pool).seed == CloudInitSeed.digest(pool))
+    old.address = "10.9.9.9"
+    #expect(SeedRecord.align(old, pool: pool).address == "192.168.122.241", "one the addressing cannot give is replaced")
+    pool.staticAddresses = nil
+    #expect(SeedRecord.align(old, pool: pool).address == nil, "no addressing: DHCP, and no address to connect to")
   }
 }
