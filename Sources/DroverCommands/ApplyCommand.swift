@@ -218,7 +218,7 @@ struct ApplySession {
     // any node is made (a node whose seed names a key Drover cannot use is unreachable).
     var nodeSSH: NodeSSHAccess?
     // Also with no seeded pool left while pins remain: the nodes being deleted take theirs along.
-    let pinsFile = "\(project.stateDirectory)/ssh/known_hosts.\(project.projectName)"
+    let pinsFile = NodeSSHAccess.knownHostsPath(stateDirectory: project.stateDirectory, project: project.projectName)
     if let key = context.keyring.key, context.specs.poolSpecs.contains(where: \.seeded) || FileManager.default.fileExists(atPath: pinsFile) {
       do {
         nodeSSH = try NodeSSHAccess.prepare(stateDirectory: project.stateDirectory, project: project.projectName, identity: SSHIdentity(deriving: key))

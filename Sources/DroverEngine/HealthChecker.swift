@@ -19,7 +19,7 @@ public struct NodeEndpoint: Sendable {
   /// a local file.
   public var readConsole: (@Sendable () -> [UInt8]?)?
   /// How Drover reaches the node over SSH (nil: the project has no key yet), and the alias its
-  /// host keys are pinned under (`NodeSSHAccess.alias`: name and generation).
+  /// host keys are pinned under (`NodeSSHAccess.alias`: name and domain UUID).
   public var ssh: NodeSSHAccess?
   public var hostKeyAlias: String?
 
@@ -50,12 +50,18 @@ public struct NodeEndpoint: Sendable {
     return env
   }
 
+  /// Makes sure the node's host keys are pinned, learning them from its console when they are
+  /// not (`NodeSSHAccess.pin`); nil without SSH access. The keys are printed in the first minutes
+  /// of a boot: the first 8 MiB of a console hold them.
+  func pinHostKeys() -> NodeSSHAccess.Pinning? {
+    guard let ssh, let hostKeyAlias else { return nil }
+    return ssh.pin(alias: hostKeyAlias, console: consoleBytes().map { Array($0.prefix(8 << 20)) })
+  }
+
   /// Pins the node's host keys if its console shows them now (best effort). Called once a new node
   /// is healthy: cloud-init prints the keys once per instance and a restart truncates the console,
   /// so a node no ssh check reached still gets its pins while they can be read.
-  public func pinIfShown() {
-    if let ssh, let hostKeyAlias { _ = ssh.pin(alias: hostKeyAlias, console: consoleBytes().map { Array($0.prefix(8 << 20)) }) }
-  }
+  public func pinIfShown() { _ = pinHostKeys() }
 
   /// The environment for a hook about to run: the node's address looked up when not known yet,
   /// and its host keys pinned from its console when they are not pinned yet, so `DROVER_NODE_SSH`
@@ -63,7 +69,7 @@ public struct NodeEndpoint: Sendable {
   public func hookEnvironment() -> [String: String] {
     var node = self
     if node.address == nil { node.address = resolveAddress?() }
-    if let ssh, let hostKeyAlias { _ = ssh.pin(alias: hostKeyAlias, console: consoleBytes().map { Array($0.prefix(8 << 20)) }) }
+    pinIfShown()
     return node.environment
   }
 }
@@ -159,8 +165,7 @@ public struct HealthChecker: HealthProbing {
       return .never("Drover has no SSH key for this project yet (it is derived from the project key)")
     }
     guard let address = node.address ?? node.resolveAddress?() else { return .notYet("the node has no IP address yet") }
-    // The keys are printed in the first minutes of a boot: the first 8 MiB of a console hold them.
-    switch ssh.pin(alias: alias, console: node.consoleBytes().map { Array($0.prefix(8 << 20)) }) {
+    switch node.pinHostKeys() ?? .pinned {
     case .pinned: break
     case .notYet(let why), .unavailable(let why): return .notYet(why)
     case .refused(let why): return .never(why)
@@ -198,7 +203,7 @@ public struct HealthChecker: HealthProbing {
     case .command(let argv):
       let result = HookRunner.run(argv, environment: node.hookEnvironment(), timeout: max(0.1, deadline.timeIntervalSinceNow))
       return result.status == 0 ? nil : "exit \(result.status)\(result.timedOut ? " (timed out)" : ""): \(result.output.suffix(200))"
-    case .ssh: return nil
+    case .ssh: return "an ssh check is probed over SSH (probeSSH), never here"
     }
   }
 }

@@ -31,13 +31,16 @@ public struct NodeSSHAccess: Sendable {
   /// outlives the machine it was learned from, on this machine or any other that holds the project.
   public static func alias(node: String, uuid: String) -> String { "\(node).\(uuid.lowercased())" }
 
+  /// The project's pins, `<state>/ssh/known_hosts.<project>`.
+  public static func knownHostsPath(stateDirectory: String, project: String) -> String { "\(stateDirectory)/ssh/known_hosts.\(project)" }
+
   /// Writes the key and the wrapper (when they differ from what is there) and returns the access.
   public static func prepare(
     stateDirectory: String, project: String, identity: SSHIdentity, user: String = CloudInitSeed.droverUser, port: Int = 22
   ) throws(Diagnostic) -> NodeSSHAccess {
     let directory = stateDirectory + "/ssh"
     var access = NodeSSHAccess(
-      directory: directory, identityFile: directory + "/id_ed25519", knownHostsFile: directory + "/known_hosts.\(project)",
+      directory: directory, identityFile: directory + "/id_ed25519", knownHostsFile: knownHostsPath(stateDirectory: stateDirectory, project: project),
       wrapper: directory + "/node-ssh", publicKey: identity.publicKeyLine)
     access.user = user
     access.port = port
@@ -150,7 +153,7 @@ public struct NodeSSHAccess: Sendable {
     }
   }
 
-  /// Drops the pins of nodes that are gone or about to be made again (their keys will be new).
+  /// Drops the pins of nodes that are gone.
   public func forget(aliases: [String]) throws(Diagnostic) {
     guard !aliases.isEmpty, FileManager.default.fileExists(atPath: knownHostsFile) else { return }
     try StateFile.locked(knownHostsFile) { () throws(Diagnostic) in

@@ -208,19 +208,27 @@ public final class RolloutRunner: @unchecked Sendable {
     }
   }
 
+  /// Deletes a domain of the rollout, counted; its pinned host keys go with it (best effort: a
+  /// leftover pin names a machine that is gone).
+  func remove(_ d: (host: String, domain: ObservedDomain, ownership: NodeOwnership), from backend: any HostBackend) throws {
+    try backend.delete(node: d.domain.name, uuid: d.domain.uuid)
+    counts.withLock { $0.removed += 1 }
+    try? hooks.nodeSSH?.forget(aliases: [NodeSSHAccess.alias(node: d.domain.name, uuid: d.domain.uuid)])
+  }
+
   func endpoint(_ d: (host: String, domain: ObservedDomain, ownership: NodeOwnership)) -> NodeEndpoint {
     let host = d.host, o = d.ownership
     var ep = NodeEndpoint(name: o.node, host: host, pool: pool.name, image: o.image, consoleLog: hooks.consoleLog(o.node))
     ep.ssh = hooks.nodeSSH
     ep.hostKeyAlias = NodeSSHAccess.alias(node: d.domain.name, uuid: d.domain.uuid)
+    // A static address is the node's own record's (its seed's), not what the spec says now.
+    ep.address = o.address
     if let resolver = backends[host] as? AddressResolving {
       let node = o.node
       nonisolated(unsafe) let r = resolver
       ep.resolveAddress = { r.address(of: node) }
-      ep.address = pool.network == nil || o.address != nil ? nil : r.address(of: node)
+      if ep.address == nil, pool.network != nil { ep.address = r.address(of: node) }
     }
-    // A static address is the node's own record's (its seed's), not what the spec says now.
-    if let fixed = o.address { ep.address = fixed }
     if let reader = backends[host] as? ConsoleReading, reader.readsConsoles {
       let node = o.node
       nonisolated(unsafe) let r = reader
@@ -253,11 +261,7 @@ public final class RolloutRunner: @unchecked Sendable {
       // The original is still there: it stays, whatever was made beside it goes, and it is put
       // back in service.
       if let extra = view.old.flatMap({ ref in found.first { $0.domain.uuid == ref.uuid } }), let backend = backends[extra.host] {
-        try step(state, node.key, "remove-replacement") {
-          try backend.delete(node: extra.domain.name, uuid: extra.domain.uuid)
-          counts.withLock { $0.removed += 1 }
-          try? hooks.nodeSSH?.forget(aliases: [NodeSSHAccess.alias(node: extra.domain.name, uuid: extra.domain.uuid)])
-        }
+        try step(state, node.key, "remove-replacement") { try remove(extra, from: backend) }
       }
       try step(state, node.key, "uncordon") { try hooks.drainer.uncordon(endpoint(original)) }
       return nil
@@ -286,22 +290,17 @@ public final class RolloutRunner: @unchecked Sendable {
       counts.withLock { $0.created += 1 }
       target = try domains(index: node.index).first { $0.domain.name == o.node && $0.ownership.generation == o.generation }
     }
-    func remove(_ d: (host: String, domain: ObservedDomain, ownership: NodeOwnership)) throws {
-      try backend.delete(node: d.domain.name, uuid: d.domain.uuid)
-      counts.withLock { $0.removed += 1 }
-      try? hooks.nodeSSH?.forget(aliases: [NodeSSHAccess.alias(node: d.domain.name, uuid: d.domain.uuid)])
-    }
     if surge {
       if target == nil { try step(state, key, "create") { try create() } }
       guard let t = target else { return "the new node did not appear" }
       if let reason = try step(state, key, "health", { try health(t) }) {
-        try step(state, key, "remove-failed") { try remove(t) }
+        try step(state, key, "remove-failed") { try remove(t, from: backend) }
         if let old, pool.drain.onFailure == .uncordon { try? hooks.drainer.uncordon(endpoint(old)) }
         return reason
       }
-      if let old { try step(state, key, "remove-old") { try remove(old) } }
+      if let old { try step(state, key, "remove-old") { try remove(old, from: backend) } }
     } else {
-      if let old { try step(state, key, "remove-old") { try remove(old) } }
+      if let old { try step(state, key, "remove-old") { try remove(old, from: backend) } }
       if target == nil { try step(state, key, "create") { try create() } }
       guard let t = target else { return "the new node did not appear" }
       if let reason = try step(state, key, "health", { try health(t) }) {

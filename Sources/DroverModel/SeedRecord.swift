@@ -10,8 +10,8 @@ public enum SeedRecord {
     aligned.seed = CloudInitSeed.digest(pool)
     if let addressing = pool.staticAddresses {
       // Keep the record's address when it is one of the index's two; else the generation's.
-      let own = [addressing.address(index: o.index, generation: 0), addressing.address(index: o.index, generation: 1)]
-      if o.address == nil || !own.contains(o.address) { aligned.address = addressing.address(index: o.index, generation: o.generation) }
+      let own = addressing.addresses(index: o.index)
+      if o.address == nil || (o.address != own?.0 && o.address != own?.1) { aligned.address = addressing.address(index: o.index, generation: o.generation) }
     } else {
       aligned.address = nil
     }

@@ -33,8 +33,14 @@ public struct StaticAddresses: Sendable, Hashable, Codable {
   /// The address a replacement of node `index` takes: the index's slot the node it replaces
   /// (whose record says `replacing`) does not hold.
   public func address(index: Int, replacing: String?) -> String? {
-    guard let a = address(index: index, generation: 0), let b = address(index: index, generation: 1) else { return nil }
+    guard let (a, b) = addresses(index: index) else { return nil }
     return replacing == a ? b : a
+  }
+
+  /// The two addresses index `index` owns, nil past the network.
+  public func addresses(index: Int) -> (String, String)? {
+    guard let a = address(index: index, generation: 0), let b = address(index: index, generation: 1) else { return nil }
+    return (a, b)
   }
 
   /// The highest address of the network that is not its broadcast address.
@@ -46,7 +52,7 @@ public struct StaticAddresses: Sendable, Hashable, Codable {
   }
 
   /// Whether `replicas` nodes fit (each index needs two slots).
-  public func fits(replicas: Int) -> Bool { replicas == 0 || address(index: replicas, generation: 1) != nil && address(index: replicas, generation: 0) != nil }
+  public func fits(replicas: Int) -> Bool { replicas == 0 || addresses(index: replicas) != nil }
 
   /// What goes into the seed digest: a change of addressing replaces the pool's nodes.
   public var summary: String {
