@@ -15,7 +15,7 @@ import Testing
     dir = FileManager.default.temporaryDirectory.appendingPathComponent("drover-health-\(UUID().uuidString.prefix(8))").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     try "ok: ready\n".write(toFile: dir + "/healthz", atomically: true, encoding: .utf8)
-    port = 18000 + Int.random(in: 0..<2000)
+    port = Self.freePort()
     server = Process()
     server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     server.arguments = ["python3", "-m", "http.server", "\(port)", "--bind", "127.0.0.1", "--directory", dir]
@@ -26,6 +26,21 @@ import Testing
     for _ in 0..<100 where HealthChecker().unhealthyReason(node, checks: [probe], deadline: Date().addingTimeInterval(1), shouldStop: { false }) != nil {
       Thread.sleep(forTimeInterval: 0.1)
     }
+  }
+
+  /// A loopback port nothing listens on now (the kernel's pick for port 0): a random one could be
+  /// taken by a server another run left behind, which then answers for this test.
+  static func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
   }
 
   deinit {
