@@ -66,6 +66,9 @@ struct ApplySession {
   var lockTimeout: Double
   /// `rollout resume|abort`: the rollout in progress is finished as its journal says.
   var resuming = false
+  /// `host drain`: the hosts whose nodes move; the plan may hold nothing but those moves (and the
+  /// rollouts that carry them), so a drain never applies other pending changes.
+  var draining: Set<String> = []
 
   var journalDirectory: String { project.stateDirectory + "/journal" }
 
@@ -111,8 +114,17 @@ struct ApplySession {
 
     let asRead = context.observeAsRead()
     let observed = ProjectHosts.withoutAliases(asRead, declared: context.declaredHosts)
-    let (current, diagnostics) = makePlan(
-      pools: context.specs.poolSpecs, observed: observed, options: try context.planOptions(project, targeting: targeting, images: images, resuming: resuming))
+    var options = try context.planOptions(project, targeting: targeting, images: images, resuming: resuming)
+    options.draining = draining
+    var (current, diagnostics) = makePlan(pools: context.specs.poolSpecs, observed: observed, options: options)
+    let others = current.actions.filter { !($0.kind == .replace && draining.contains($0.host) && $0.destination != nil) }
+    if !draining.isEmpty, let first = others.first {
+      diagnostics.append(
+        .error(
+          "host.drain-other-changes",
+          "pool \(first.pool) has changes besides the drain (\(others.count), first: \(first.kind.rawValue) \(first.node) on \(first.host): \(first.reason)); a drain moves nodes and does nothing else",
+          subject: "pool \(first.pool)", hint: "apply them first (drover plan, drover apply), then drain again"))
+    }
     do { try context.rememberHosts(asRead, project: project.projectName, stateDirectory: project.stateDirectory) } catch {
       report(error)
       throw ExitCode.failure

@@ -28,7 +28,7 @@ enum PlanView {
     }
     var lines = ["Drover will perform the following actions:", ""]
     for a in plan.actions {
-      lines.append("  # \(a.node) on \(a.host): \(a.reason)")
+      lines.append("  # \(a.node) on \(a.host)\(a.destination.map { " → \($0)" } ?? ""): \(a.reason)")
       var detail = ""
       if let after = a.after?.ownership {
         detail = " (pool \(a.pool), image \(after.image), \(after.vcpu) vCPU, \(after.memoryMiB)MiB, disk \(after.diskMiB)MiB)"
@@ -90,6 +90,7 @@ enum PlanView {
         "restart": a.restart,
       ]
       if let uuid = a.uuid { object["uuid"] = uuid }
+      if let destination = a.destination { object["destination"] = destination }
       if let before = a.before, let data = try? encoder.encode(before) { object["before"] = try? JSONSerialization.jsonObject(with: data) }
       if let after = a.after?.ownership, let data = try? encoder.encode(after) { object["after"] = try? JSONSerialization.jsonObject(with: data) }
       return object
@@ -107,7 +108,7 @@ enum PlanView {
           "pool": r.pool, "from": r.fromImage, "to": r.toImage, "schedule": r.schedule, "max_surge": r.policy.maxSurge,
           "max_unavailable": r.policy.maxUnavailable, "error_budget": r.policy.budget, "on_budget_exceeded": r.policy.onBudgetExceeded.rawValue,
           "estimated_seconds": r.estimatedSeconds, "resumes": r.resumes ?? NSNull(),
-          "nodes": r.nodes.map { ["node": $0.key, "host": $0.host, "replaces_uuid": $0.oldUUID, "generation": $0.to.generation, "reason": $0.reason] },
+          "nodes": r.nodes.map { ["node": $0.key, "host": $0.host, "to_host": $0.targetHost, "replaces_uuid": $0.oldUUID, "generation": $0.to.generation, "reason": $0.reason] },
         ] as [String: Any]
       }, "diagnostics": diagnostics.map(DiagnosticRenderer.jsonObject),
     ]

@@ -222,6 +222,11 @@ struct ProjectContext {
     return (active, finished)
   }
 
+  /// Each project host's overcommit ratios, by URI (drover.yaml's host entries).
+  static var hostLimits: [String: HostLimits] {
+    Dictionary((CurrentProject.settings?.hosts ?? []).map { ($0.uri, $0.limits) }, uniquingKeysWith: { a, _ in a })
+  }
+
   /// What plan and apply plan with: the same options from either command.
   func planOptions(_ project: ProjectOptions, targeting: TargetingOptions.Selection, images: ImageOptions, resuming: Bool = false) throws -> PlanOptions {
     let journaled = try journaledRollouts(stateDirectory: project.stateDirectory)
@@ -232,6 +237,7 @@ struct ProjectContext {
     options.finishedRollouts = journaled.finished
     options.keyHeld = keyring.key != nil
     options.skipUnreachable = targeting.skipUnreachable
+    options.hostLimits = ProjectContext.hostLimits
     return options
   }
 }

@@ -69,6 +69,12 @@ public final class RolloutRunner: @unchecked Sendable {
   }
 
   private let counts = Mutex((created: 0, removed: 0))
+  /// Hosts the rollout's nodes are on or move to, beyond the pool's (a node leaving a host that
+  /// is no longer in `hosts:`): set once the rollout's state is known.
+  private let rolloutHosts = Mutex<Set<String>>([])
+
+  /// Every host a domain of this rollout can be on, sorted.
+  var hosts: [String] { Set(pool.hosts).union(rolloutHosts.withLock { $0 }).sorted() }
 
   /// Runs the rollout the plan decided: a new one journaled with exactly the preview's schedule,
   /// policy and nodes, or the journaled one the preview continues.
@@ -107,6 +113,8 @@ public final class RolloutRunner: @unchecked Sendable {
       hooks.onEvent(
         "rollout \(id) of pool \(pool.name): \(preview.fromImage) → \(preview.toImage), waves \(state.schedule.map { $0.joined(separator: ",") }.joined(separator: " | "))")
     }
+    let involved = Set(state.nodes.values.flatMap { [$0.host, $0.targetHost] })
+    rolloutHosts.withLock { $0 = involved }
     var soaked: Set<Int> = []
     while true {
       state = journal.rollouts().last { $0.id == state.id } ?? state
@@ -192,7 +200,7 @@ public final class RolloutRunner: @unchecked Sendable {
   /// The owned domains of one node index, on every host of the pool.
   func domains(index: Int) throws -> [(host: String, domain: ObservedDomain, ownership: NodeOwnership)] {
     var result: [(String, ObservedDomain, NodeOwnership)] = []
-    for uri in Set(pool.hosts).sorted() {
+    for uri in hosts {
       guard let backend = backends[uri] else { continue }
       for (d, o) in try poolNodes(on: backend) where o.index == index { result.append((uri, d, o)) }
     }
@@ -267,11 +275,20 @@ public final class RolloutRunner: @unchecked Sendable {
       return nil
     }
     let old = view.old.flatMap { ref in found.first { $0.domain.uuid == ref.uuid } }
-    let host = old?.host ?? view.new?.host ?? node.host
+    // New domains go to the node's target host (its own, or the one it moves to); an existing
+    // one is acted on where it is.
+    let host = view.new?.host ?? node.targetHost
     guard let backend = backends[host] else { return "no connection to \(host)" }
+    func backendOf(_ d: (host: String, domain: ObservedDomain, ownership: NodeOwnership)) throws -> any HostBackend {
+      guard let b = backends[d.host] else { throw Diagnostic.error("rollout.host", "no connection to \(d.host)", subject: "node \(d.domain.name)") }
+      return b
+    }
     let drainSeconds = pool.drain.timeout.seconds
+    // A move with surge makes the new node first, on the other host, and takes the old one out
+    // of service only once it is healthy.
+    let movingFirst = surge && old.map { $0.host != host } == true
 
-    if let old {
+    func cordonAndDrain(_ old: (host: String, domain: ObservedDomain, ownership: NodeOwnership)) throws -> String? {
       let ep = endpoint(old)
       try step(state, key, "cordon") { try hooks.drainer.cordon(ep) }
       let drained = try step(state, key, "drain") { try hooks.drainer.drain(ep, timeout: drainSeconds) }
@@ -279,7 +296,9 @@ public final class RolloutRunner: @unchecked Sendable {
         if pool.drain.onFailure == .uncordon { try? hooks.drainer.uncordon(ep) }
         return "drain of \(old.domain.name) timed out after \(pool.drain.timeout) (on_timeout: fail)"
       }
+      return nil
     }
+    if let old, !movingFirst, let failure = try cordonAndDrain(old) { return failure }
     var target = view.new.flatMap { ref in found.first { $0.domain.uuid == ref.uuid } }
     func create() throws {
       var o = view.target
@@ -295,12 +314,13 @@ public final class RolloutRunner: @unchecked Sendable {
       guard let t = target else { return "the new node did not appear" }
       if let reason = try step(state, key, "health", { try health(t) }) {
         try step(state, key, "remove-failed") { try remove(t, from: backend) }
-        if let old, pool.drain.onFailure == .uncordon { try? hooks.drainer.uncordon(endpoint(old)) }
+        if let old, !movingFirst, pool.drain.onFailure == .uncordon { try? hooks.drainer.uncordon(endpoint(old)) }
         return reason
       }
-      if let old { try step(state, key, "remove-old") { try remove(old, from: backend) } }
+      if let old, movingFirst, let failure = try cordonAndDrain(old) { return failure }
+      if let old { try step(state, key, "remove-old") { try remove(old, from: try backendOf(old)) } }
     } else {
-      if let old { try step(state, key, "remove-old") { try remove(old, from: backend) } }
+      if let old { try step(state, key, "remove-old") { try remove(old, from: try backendOf(old)) } }
       if target == nil { try step(state, key, "create") { try create() } }
       guard let t = target else { return "the new node did not appear" }
       if let reason = try step(state, key, "health", { try health(t) }) {
@@ -328,7 +348,7 @@ public final class RolloutRunner: @unchecked Sendable {
 
   /// Rewrites, in place, every record of the pool still marked with this rollout, without the mark.
   func clearMarks(_ state: RolloutState) throws {
-    for uri in Set(pool.hosts).sorted() {
+    for uri in hosts {
       guard let backend = backends[uri] else {
         throw Diagnostic.error(
           "rollout.marks", "cannot clear the marks of rollout \(state.id) on \(uri): no connection", subject: "pool \(pool.name)",

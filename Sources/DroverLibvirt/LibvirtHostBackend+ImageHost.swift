@@ -328,3 +328,29 @@ final class StreamSource: @unchecked Sendable {
   let read: (UnsafeMutableRawBufferPointer) -> Int
   init(_ read: @escaping (UnsafeMutableRawBufferPointer) -> Int) { self.read = read }
 }
+
+extension LibvirtHostBackend: HostCordoning {
+  /// The marker is an empty raw volume made from XML, never a stream: streams are refused over
+  /// libssh (see `withStreamPool`), and a cordon must work on every host.
+  public func setCordon(_ cordoned: Bool, imagePool: String, directory: String) throws {
+    try guarded("\(cordoned ? "cordoning" : "uncordoning") the host") { [self] in
+      if cordoned { try self.ensureImagePoolNow(name: imagePool, directory: directory) }
+      do {
+        guard let pool = try connection.storagePool(named: imagePool) else { return }
+        let present = try pool.volume(named: HostCordon.volume)
+        if cordoned, present == nil {
+          calls.record("volume-create")
+          _ = try pool.createVolume(xml: """
+            <volume><name>\(HostCordon.volume)</name><capacity unit='bytes'>0</capacity>
+            <target><format type='raw'/><permissions><mode>0644</mode></permissions></target></volume>
+            """)
+        } else if !cordoned, let present {
+          calls.record("volume-delete")
+          try present.delete()
+        }
+      } catch let error as LibvirtError {
+        throw HostError(uri: uri, operation: "cannot \(cordoned ? "cordon" : "uncordon") the host in storage pool \(imagePool)", libvirt: error)
+      }
+    }
+  }
+}

@@ -116,24 +116,49 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       return nil
     }
     if let first = failure.withLock({ $0 }) { throw first }
-    let volumes = try poolVolumeNames()
+    let (volumes, poolFree) = try poolListing()
     var host = ObservedHost(
       uri: uri, domains: results.compactMap { $0 }, overlays: volumes.filter { OverlayName(volume: $0) != nil }, poolVolumes: volumes)
-    host.acceleration = try acceleration()
+    var capabilities: String?
+    if bootsNodes {
+      calls.record("capabilities")
+      do { capabilities = try connection.capabilities() } catch {
+        throw HostError(uri: uri, operation: "cannot read the host's capabilities", libvirt: error)
+      }
+    }
+    host.acceleration = capabilities.map(acceleration)
+    host.capacity = try capacity(capabilities: capabilities, poolFree: poolFree)
     return host
   }
 
-  /// Whether new domains here can use KVM: two reads on hosts that boot nodes, none on the
-  /// test driver. libvirt refusing KVM domain capabilities outright means no KVM.
-  func acceleration() throws -> HostAcceleration? {
-    guard bootsNodes else { return nil }
-    calls.record("capabilities")
-    let capabilities: String
-    do { capabilities = try connection.capabilities() } catch {
-      throw HostError(uri: uri, operation: "cannot read the host's capabilities", libvirt: error)
-    }
+  /// Whether new domains here can use KVM (hosts that boot nodes: one more read beside the
+  /// capabilities). libvirt refusing KVM domain capabilities outright means no KVM.
+  func acceleration(_ capabilities: String) -> HostAcceleration {
     calls.record("domain-capabilities")
     return HostAcceleration.read(capabilities: capabilities, domainCapabilities: try? connection.domainCapabilities(virttype: "kvm"))
+  }
+
+  /// CPUs, memory and pool space: one call per host. On a host that boots nodes, the kernel's
+  /// memory figures (all cells, with what is available now) and the CPUs its capabilities list
+  /// already (read for the accelerator); `virNodeGetInfo`'s memory is the NUMA cells' sum, which
+  /// measured 5 GiB of this machine's 24. On the test driver, its node info (made-up figures).
+  func capacity(capabilities: String?, poolFree: UInt64?) throws -> HostCapacity {
+    do {
+      if let capabilities, let cpus = HostTopology.cpus(capabilities: capabilities) {
+        calls.record("node-memory")
+        do {
+          let memory = try connection.nodeMemory()
+          return HostCapacity(cpus: cpus, memoryBytes: memory.totalBytes, availableMemoryBytes: memory.availableBytes, poolFreeBytes: poolFree)
+        } catch where error.code == .noSupport {
+          // A driver without kernel memory figures: its node info (counted: a second call).
+        }
+      }
+      calls.record("node-info")
+      let info = try connection.nodeInfo()
+      return HostCapacity(cpus: info.cpus, memoryBytes: info.memoryBytes, poolFreeBytes: poolFree, simulated: !bootsNodes)
+    } catch {
+      throw HostError(uri: uri, operation: "cannot read the host's CPUs and memory", libvirt: error)
+    }
   }
 
   func observe(_ domain: Domain, state: DomainState, live readLive: Bool) throws -> ObservedDomain {
@@ -161,13 +186,19 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   func overlayVolumes() throws -> [String] { try poolVolumeNames().filter { OverlayName(volume: $0) != nil } }
 
   /// Every volume of Drover's image pool, sorted (one listing).
-  func poolVolumeNames() throws -> [String] {
-    guard let imagePool else { return [] }
+  func poolVolumeNames() throws -> [String] { try poolListing().names }
+
+  /// Every volume of Drover's image pool, sorted, and the pool's free bytes: its info (state and
+  /// space in one call, where only its state was asked before) and one listing.
+  func poolListing() throws -> (names: [String], freeBytes: UInt64?) {
+    guard let imagePool else { return ([], nil) }
     do {
       calls.record("pool-lookup")
-      guard let pool = try connection.storagePool(named: imagePool), try pool.isActive() else { return [] }
+      guard let pool = try connection.storagePool(named: imagePool) else { return ([], nil) }
+      let info = try pool.info()
+      guard info.isActive else { return ([], nil) }
       calls.record("volume-list")
-      return try pool.volumeNames().sorted()
+      return (try pool.volumeNames().sorted(), info.availableBytes)
     } catch {
       throw HostError(uri: uri, operation: "cannot list the volumes of storage pool \(imagePool)", libvirt: error)
     }

@@ -36,7 +36,7 @@ public struct HostAcceleration: Sendable, Hashable, Codable {
     return HostAcceleration(kvm: true, hostModel: hostModel, reason: "KVM (\(flag))")
   }
 
-  static func section(_ text: String, from start: String, to end: String) -> Substring? {
+  public static func section(_ text: String, from start: String, to end: String) -> Substring? {
     guard let a = text.range(of: start), let b = text.range(of: end, range: a.upperBound..<text.endIndex) else { return nil }
     return text[a.lowerBound..<b.upperBound]
   }

@@ -160,6 +160,8 @@ public struct ObservedHost: Sendable, Hashable, Codable {
   public var poolVolumes: [String]
   /// Whether new domains there can use KVM (read on hosts that boot nodes; nil elsewhere).
   public var acceleration: HostAcceleration? = nil
+  /// CPUs, memory and pool space (nil: not read, e.g. a host built in a test).
+  public var capacity: HostCapacity? = nil
 
   public init(uri: String, domains: [ObservedDomain], overlays: [String] = [], poolVolumes: [String] = []) {
     self.uri = uri

@@ -54,8 +54,11 @@ public struct HostEntry: Sendable, Hashable {
   public var uri: String
   /// Drover's image pool folder on that host (its own file system); nil: the local image folder.
   public var imageDir: String?
+  /// Overcommit ratios for capacity-aware placement.
+  public var limits: HostLimits
 
-  public init(name: String, uri: String, imageDir: String? = nil) {
+  public init(name: String, uri: String, imageDir: String? = nil, limits: HostLimits = HostLimits()) {
+    self.limits = limits
     self.name = name
     self.uri = uri
     self.imageDir = imageDir

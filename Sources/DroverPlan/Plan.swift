@@ -47,6 +47,9 @@ public struct PlannedAction: Sendable, Codable, Hashable {
   public var after: NodeDefinition?
   /// For update: whether the node restarts to apply it (vCPU/memory changes).
   public var restart: Bool
+  /// For replace: the host the replacement goes to, when it is not the node's own (a move: the
+  /// host left `hosts:`, is being drained, or is cordoned). nil: the same host.
+  public var destination: String? = nil
 
   public init(
     kind: ActionKind, pool: String, node: String, host: String, reason: String, uuid: String? = nil,

@@ -14,7 +14,7 @@ typealias OwnedNode = (host: String, domain: ObservedDomain, ownership: NodeOwne
 ///     are reported already and keep their name taken.
 func planPool(
   _ pool: PoolSpec, existing: [OwnedNode], observed: ObservedWorld, options: PlanOptions, generations: [Int: Int], rolling: Set<Int>,
-  refused: Set<String> = [], diagnostics: inout [Diagnostic]
+  refused: Set<String> = [], ledger: inout CapacityLedger, diagnostics: inout [Diagnostic]
 ) -> [PlannedAction] {
   var actions: [PlannedAction] = []
   let digest = options.imageDigests[pool.image.description] ?? ""
@@ -46,10 +46,38 @@ func planPool(
     }
   }
 
+  // Where the pool's nodes are now (one per index), so new ones spread.
+  var nodesOnHost: [String: Int] = [:]
+  for (host, indexes) in Dictionary(grouping: existing, by: \.host).mapValues({ Set($0.map(\.ownership.index)) }) {
+    nodesOnHost[host] = indexes.count
+  }
+  /// A host for a new domain of `o`'s shape (a new node, or a replacement that must leave its
+  /// host), reserved in the ledger; nil after a located error when none has room.
+  func place(_ o: NodeOwnership, avoid: Set<String>, why: String) -> String? {
+    let demand = Demand(o)
+    switch chooseHost(
+      pool: pool, index: o.index, demand: demand, nodesOnHost: nodesOnHost, ledger: ledger, draining: options.draining, avoid: avoid)
+    {
+    case .success(let host):
+      ledger.reserve(demand, on: host)
+      nodesOnHost[host, default: 0] += 1
+      return host
+    case .failure(let refusal):
+      diagnostics.append(
+        .error(
+          "plan.capacity",
+          "node \(o.node) (\(why); \(o.vcpu) vCPU, \(o.memoryMiB) MiB memory, \(o.diskMiB) MiB disk) cannot be placed: \(refusal.description)",
+          subject: "pool \(pool.name)",
+          hint: "free room on a host, raise its entry's max_vcpu_ratio/max_memory_ratio/max_disk_ratio in drover.yaml, add a host to the pool, uncordon one, or lower the pool's resources"))
+      return nil
+    }
+  }
+
   for index in 1...max(1, pool.replicas) where index <= pool.replicas && !rolling.contains(index) {
     let name = "\(pool.name)-\(index)"
     guard let current = byIndex[index] else {
-      let host = placement(pool, index: index)
+      let wanted = desiredOwnership(pool, index: index, digest: digest, generation: nextGeneration(index), project: options.project)
+      guard let host = place(wanted, avoid: [], why: byIndex.isEmpty && existing.isEmpty ? "new" : "missing") else { continue }
       if refused.contains(TrustedRecords.nameKey(host: host, name: name)) { continue }
       if let foreign = observed.hosts[host]?.domains.first(where: { $0.name == name }) {
         let owner = foreign.ownership.map { "belongs to Drover project '\($0.project)'" } ?? "is not managed by Drover"
@@ -61,8 +89,7 @@ func planPool(
             hint: "Drover never touches a domain it does not own: rename or remove that domain, or rename the pool"))
         continue
       }
-      let after = NodeDefinition(
-        ownership: desiredOwnership(pool, index: index, digest: digest, generation: nextGeneration(index), project: options.project))
+      let after = NodeDefinition(ownership: wanted)
       actions.append(
         PlannedAction(
           kind: .create, pool: pool.name, node: name, host: host,
@@ -73,9 +100,49 @@ func planPool(
       actions.append(seal(current, pool: pool.name))
       continue
     }
-    actions += compare(
+    let standing = hostStanding(current.host, pool: pool, draining: options.draining, ledger: ledger)
+    let changes = compare(
       current, with: pool, digest: digest, project: options.project, nextGeneration: nextGeneration(index),
-      forceReplace: options.forceReplace.contains(name) || options.forceReplace.contains(current.domain.name))
+      forceReplace: options.forceReplace.contains(name) || options.forceReplace.contains(current.domain.name), standing: standing
+    ) { o, why in place(o, avoid: [current.host], why: why) }
+    for a in changes where a.kind == .update && a.restart {
+      // A resize restarts the node on its host: its growth must fit there.
+      guard let before = a.before, let after = a.after?.ownership else { continue }
+      let growth = Demand.growth(from: Demand(before), to: Demand(after))
+      if let why = ledger.shortfall(Demand(vcpu: growth.vcpu, memory: growth.memory), on: a.host) {
+        diagnostics.append(
+          .error(
+            "plan.capacity", "node \(a.node) of pool \(pool.name) cannot grow on \(a.host) (\(a.reason)): the host is \(why)",
+            subject: "node \(a.node) on \(a.host)", hint: "free room on the host, raise its entry's ratios in drover.yaml, or keep the node's size"))
+      } else {
+        ledger.reserve(Demand(vcpu: growth.vcpu, memory: growth.memory), on: a.host)
+      }
+    }
+    actions += changes
+  }
+
+  // Replacements that stay on their host: at the rollout's peak (a surge batch beside the old
+  // nodes) they must fit there too.
+  let replacements = actions.filter { $0.kind == .replace }
+  if !replacements.isEmpty {
+    let policy = RolloutPolicy.resolve(pool.upgrade, budget: pool.errorBudget, nodes: replacements.count, replicas: pool.replicas)
+    for (host, staying) in Dictionary(grouping: replacements.filter { $0.destination == nil }, by: \.host).sorted(by: { $0.key < $1.key }) {
+      let pairs = staying.compactMap { a in a.before.flatMap { b in a.after.map { (old: Demand(b), new: Demand($0.ownership)) } } }
+      let peak = replacementPeak(pairs, concurrency: policy.concurrency, surge: policy.usesSurge)
+      if let why = ledger.shortfall(peak, on: host) {
+        let mode = policy.usesSurge ? "with max_surge \(policy.maxSurge), \(min(policy.concurrency, pairs.count)) new node(s) run beside the old ones" : "in place"
+        diagnostics.append(
+          .error(
+            "plan.capacity",
+            "replacing \(staying.map(\.node).sorted().joined(separator: ", ")) of pool \(pool.name) on \(host) does not fit (\(mode)): the host is \(why)",
+            subject: "pool \(pool.name) on \(host)",
+            hint: policy.usesSurge
+              ? "lower upgrade.max_surge (0 replaces in place, one node down at a time), free room on the host, or raise its entry's ratios in drover.yaml"
+              : "free room on the host, raise its entry's ratios in drover.yaml, or keep the pool's resources"))
+      } else {
+        ledger.reserve(peak, on: host)
+      }
+    }
   }
 
   // Scale down: highest index first.
@@ -122,7 +189,23 @@ func seal(_ n: OwnedNode, pool: String) -> PlannedAction {
     uuid: n.domain.uuid, before: n.ownership, after: NodeDefinition(ownership: n.ownership))
 }
 
-/// The host of a node index: round-robin over the pool's hosts. The one placement rule, shared by
+/// Whether a node may stay on its host: fine; it must leave (the host left `hosts:` or is being
+/// drained); or it may stay but no new domain goes there (cordoned), so a replacement moves.
+enum HostStanding: Sendable, Hashable {
+  case fine
+  case leave(String)
+  case noNewNodes(String)
+}
+
+func hostStanding(_ host: String, pool: PoolSpec, draining: Set<String>, ledger: CapacityLedger) -> HostStanding {
+  if !pool.hosts.contains(host) { return .leave("host \(host) is no longer in hosts") }
+  if draining.contains(host) { return .leave("host \(host) is being drained") }
+  if ledger.isCordoned(host) { return .noNewNodes("host \(host) is cordoned") }
+  return .fine
+}
+
+/// The round-robin host of a node index, which placement prefers when hosts tie (see
+/// `chooseHost`), and where a node missing from an unreadable host is shown. The one placement rule, shared by
 /// the planner and the rollout (a replacement stays on its node's host).
 public func placement(_ pool: PoolSpec, index: Int) -> String {
   pool.hosts[(index - 1) % pool.hosts.count]
@@ -142,26 +225,16 @@ func duplicateDelete(_ n: OwnedNode, pool: PoolSpec) -> PlannedAction {
 /// or NIC swapped outside Drover, `--replace`, and a node that failed its health check at
 /// creation are replacements (a new domain, a new overlay, the next generation) run by the rollout
 /// engine.
-func compare(_ n: OwnedNode, with pool: PoolSpec, digest: String, project: String, nextGeneration: Int, forceReplace: Bool = false)
-  -> [PlannedAction]
-{
+func compare(
+  _ n: OwnedNode, with pool: PoolSpec, digest: String, project: String, nextGeneration: Int, forceReplace: Bool = false,
+  standing: HostStanding = .fine, place: (NodeOwnership, String) -> String? = { _, _ in nil }
+) -> [PlannedAction] {
   let o = n.ownership
   let desiredDigest = digest.isEmpty ? o.digest : digest
   var replacement = desiredOwnership(pool, index: o.index, digest: desiredDigest, generation: nextGeneration, project: project)
   // Beside the node it replaces (surge), never at its address.
   if let addressing = pool.staticAddresses { replacement.address = addressing.address(index: o.index, replacing: o.address) }
 
-  if !pool.hosts.contains(n.host) {
-    // A move is a delete on the old host and a create on the new one, both shown.
-    return [
-      PlannedAction(
-        kind: .delete, pool: pool.name, node: n.domain.name, host: n.host, reason: "host \(n.host) is no longer in hosts",
-        uuid: n.domain.uuid, before: o),
-      PlannedAction(
-        kind: .create, pool: pool.name, node: replacement.node, host: placement(pool, index: o.index), reason: "moved from \(n.host)",
-        after: NodeDefinition(ownership: replacement)),
-    ]
-  }
   let outside = outsideChanges(o, actual: n.domain.actual)
   var replaceReasons: [String] = []
   if o.image != replacement.image {
@@ -181,14 +254,28 @@ func compare(_ n: OwnedNode, with pool: PoolSpec, digest: String, project: Strin
   if !swapped.isEmpty { replaceReasons.append("changed outside Drover: " + swapped.map(\.description).joined(separator: ", ")) }
   if o.healthFailed { replaceReasons.append("failed its health check at creation") }
   if forceReplace { replaceReasons.append("replacement requested with --replace") }
+  // A node whose host left `hosts:` or is drained moves; a replacement never lands on a cordoned host.
+  var mustMove: String?
+  switch standing {
+  case .fine: break
+  case .leave(let why):
+    mustMove = why
+    replaceReasons.insert(why, at: 0)
+  case .noNewNodes(let why): if !replaceReasons.isEmpty { mustMove = why }
+  }
   if !replaceReasons.isEmpty {
     var after = replacement
     after.node = o.node
-    return [
-      PlannedAction(
-        kind: .replace, pool: pool.name, node: n.domain.name, host: n.host, reason: replaceReasons.joined(separator: "; "),
-        uuid: n.domain.uuid, before: o, after: NodeDefinition(ownership: after))
-    ]
+    var action = PlannedAction(
+      kind: .replace, pool: pool.name, node: n.domain.name, host: n.host, reason: replaceReasons.joined(separator: "; "),
+      uuid: n.domain.uuid, before: o, after: NodeDefinition(ownership: after))
+    if let why = mustMove {
+      // Moved through the rollout engine: the new node on another host first, then the old one goes.
+      guard let destination = place(after, why) else { return [] }
+      action.destination = destination
+      action.reason += " (moves to \(destination))"
+    }
+    return [action]
   }
 
   // Same domain from here on: same name, disk, image build and generation.

@@ -32,6 +32,11 @@ public struct PlanOptions: Sendable {
   /// warning naming the host; its nodes there are unknown) instead of failing the plan. Never a
   /// reason to create, replace or delete anything: the pool gets no action at all.
   public var skipUnreachable: Bool = false
+  /// Each host's overcommit ratios (from its entry in drover.yaml), by URI; absent: the defaults.
+  public var hostLimits: [String: HostLimits] = [:]
+  /// Hosts being drained (`drover host drain`): every node of the project there is moved to
+  /// another host of its pool through the rollout engine.
+  public var draining: Set<String> = []
 
   public init(
     targets: [String] = [], excludes: [String] = [], imageDigests: [String: String] = [:], project: String = "default",
@@ -104,6 +109,8 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   }
 
   var unknown: [UnknownNodes] = []
+  // One ledger for every pool: they draw on the same hosts.
+  var ledger = CapacityLedger(observed: observed, limits: options.hostLimits, project: options.project)
   for pool in pools.sorted(by: { $0.name < $1.name }) {
     if let uri = pool.hosts.first(where: { observed.unreachable[$0] != nil }) {
       let reason = (uri, observed.unreachable[uri] ?? "")
@@ -128,7 +135,7 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
     }
     let poolActions = planPool(
       pool, existing: owned[pool.name] ?? [], observed: observed, options: options, generations: generations[pool.name] ?? [:],
-      rolling: rolling[pool.name] ?? [], refused: refusedNames, diagnostics: &diagnostics)
+      rolling: rolling[pool.name] ?? [], refused: refusedNames, ledger: &ledger, diagnostics: &diagnostics)
     diagnostics += rolloutsElsewhere(pool, owned: owned[pool.name] ?? [], options: options)
     if let active = options.activeRollouts[pool.name], active.toImage != pool.image.description, !options.resuming {
       diagnostics.append(

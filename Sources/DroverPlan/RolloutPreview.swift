@@ -24,9 +24,11 @@ public struct RolloutPreview: Sendable, Codable, Hashable {
   public static func make(pool: PoolSpec, actions: [PlannedAction]) -> RolloutPreview? {
     let nodes = actions.filter { $0.pool == pool.name && $0.kind == .replace }.compactMap { a -> RolloutNode? in
       guard let before = a.before, let after = a.after?.ownership, let uuid = a.uuid else { return nil }
-      return RolloutNode(
+      var node = RolloutNode(
         key: "\(pool.name)-\(before.index)", index: before.index, host: a.host, oldName: a.node, oldUUID: uuid, from: before, to: after,
         reason: a.reason)
+      node.toHost = a.destination
+      return node
     }.sorted { $0.index < $1.index }
     guard !nodes.isEmpty else { return nil }
     let policy = RolloutPolicy.resolve(pool.upgrade, budget: pool.errorBudget, nodes: nodes.count, replicas: pool.replicas)

@@ -27,6 +27,8 @@ public struct WorldFingerprint: Sendable, Codable, Hashable {
       for volume in host.overlays where OverlayName(volume: volume)?.project == project {
         entries["overlay " + volume] = "present"
       }
+      // A cordon set or lifted since the plan changes where its nodes may go.
+      if HostCordon.isCordoned(host) { entries["host cordon"] = "present" }
       hosts[uri] = entries
     }
     self.hosts = hosts
@@ -48,8 +50,8 @@ public struct WorldFingerprint: Sendable, Codable, Hashable {
       let now = hosts[uri] ?? [:], then = planned.hosts[uri] ?? [:]
       for name in Set(now.keys).union(then.keys).sorted() {
         switch (then[name], now[name]) {
-        case (nil, _?): lines.append("\(uri): domain \(name) appeared")
-        case (_?, nil): lines.append("\(uri): domain \(name) disappeared")
+        case (nil, _?): lines.append(name == "host cordon" ? "\(uri): the host was cordoned" : "\(uri): domain \(name) appeared")
+        case (_?, nil): lines.append(name == "host cordon" ? "\(uri): the host was uncordoned" : "\(uri): domain \(name) disappeared")
         case (let a?, let b?) where a != b:
           let (pa, pb) = (a.split(separator: " "), b.split(separator: " "))
           if pa.first != pb.first {

@@ -21,6 +21,13 @@ public struct RolloutNode: Sendable, Hashable, Codable {
   public var to: NodeOwnership
   /// Why it is replaced (for people).
   public var reason: String
+  /// Where the replacement goes when it is not `host` (a move off a drained, cordoned or
+  /// removed host); nil: the same host. A rollback of a move lands there too: the host it left
+  /// is not one to go back to.
+  public var toHost: String? = nil
+
+  /// The host the replacement (and a rollback's node) is created on.
+  public var targetHost: String { toHost ?? host }
 
   public init(key: String, index: Int, host: String, oldName: String, oldUUID: String, from: NodeOwnership, to: NodeOwnership, reason: String) {
     self.key = key

@@ -33,6 +33,22 @@ extension DecodeContext {
     return value
   }
 
+  /// A plain decimal number (`1`, `1.5`, `0.25`) in `range`: no exponent, no NaN or infinity.
+  mutating func ratio(_ node: YAMLNode, _ field: String, in range: ClosedRange<Double>) -> Double? {
+    let allowed = Set("0123456789.")
+    guard let text = node.scalar, node.style == .plain, !text.isEmpty, text.count <= 12, text.allSatisfy({ allowed.contains($0) }),
+      text.filter({ $0 == "." }).count <= 1, let value = Double(text), value.isFinite
+    else {
+      error("spec.type", "\(field) must be a number such as 1.5", at: node)
+      return nil
+    }
+    guard range.contains(value) else {
+      error("spec.range", "\(field) must be between \(range.lowerBound) and \(range.upperBound)", at: node)
+      return nil
+    }
+    return value
+  }
+
   /// `true` or `false` only: YAML 1.1's `yes`/`no`/`on`/`off` are refused as too easy to misread.
   mutating func boolean(_ node: YAMLNode, _ field: String) -> Bool? {
     if let text = node.scalar, node.style == .plain {

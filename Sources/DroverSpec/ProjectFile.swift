@@ -54,7 +54,7 @@ public enum ProjectFile {
   /// configuration, keyed by the entry's name).
   static func hostEntries(_ node: YAMLNode, context: inout DecodeContext) -> [HostEntry] {
     guard case .sequence(let items) = node.content else {
-      context.error("spec.type", "hosts must be a list of {name, uri, image_dir}, not \(node.kindDescription)", at: node)
+      context.error("spec.type", "hosts must be a list of {name, uri, image_dir, max_vcpu_ratio, max_memory_ratio, max_disk_ratio}, not \(node.kindDescription)", at: node)
       return []
     }
     var entries: [HostEntry] = []
@@ -81,11 +81,17 @@ public enum ProjectFile {
         }
         return HostPathPolicy.normalised(text)
       }
+      // Overcommit ratios: what share of the host's CPUs, memory and pool bytes its domains may
+      // be given (from 1% to 100x).
+      var limits = HostLimits()
+      limits.maxVcpuRatio = reader.optional("max_vcpu_ratio").flatMap { context.ratio($0, "max_vcpu_ratio", in: 0.01...100) }
+      limits.maxMemoryRatio = reader.optional("max_memory_ratio").flatMap { context.ratio($0, "max_memory_ratio", in: 0.01...100) }
+      limits.maxDiskRatio = reader.optional("max_disk_ratio").flatMap { context.ratio($0, "max_disk_ratio", in: 0.01...100) }
       reader.finish(context: &context)
       guard let name, let uri, let nameNode else { continue }
       if entries.contains(where: { $0.name == name }) { context.error("spec.duplicate", "host \(name) is defined twice", at: nameNode) }
       if entries.contains(where: { $0.uri == uri }) { context.error("spec.duplicate", "host \(name) has the URI of another entry", at: nameNode) }
-      entries.append(HostEntry(name: name, uri: uri, imageDir: imageDir))
+      entries.append(HostEntry(name: name, uri: uri, imageDir: imageDir, limits: limits))
     }
     return entries
   }

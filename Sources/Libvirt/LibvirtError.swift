@@ -14,6 +14,8 @@ public struct LibvirtError: Error, Sendable, Hashable, CustomStringConvertible {
     public static let internalError = Code(rawValue: 1)
     /// The corresponding C constant is `VIR_ERR_NO_CONNECT`.
     public static let noConnect = Code(rawValue: 5)
+    /// The corresponding C constant is `VIR_ERR_NO_SUPPORT` (the driver lacks the call).
+    public static let noSupport = Code(rawValue: 3)
     /// The corresponding C constant is `VIR_ERR_OPERATION_DENIED` (e.g. a write on a read-only connection).
     public static let operationDenied = Code(rawValue: 29)
     /// The corresponding C constant is `VIR_ERR_SYSTEM_ERROR`.
