@@ -149,8 +149,9 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
         do {
           let memory = try connection.nodeMemory()
           return HostCapacity(cpus: cpus, memoryBytes: memory.totalBytes, availableMemoryBytes: memory.availableBytes, poolFreeBytes: poolFree)
-        } catch where error.code == .noSupport {
-          // A driver without kernel memory figures: its node info (counted: a second call).
+        } catch where error.code != .timedOut {
+          // A driver without kernel memory figures, or with other fields: its node info
+          // (counted: a second call).
         }
       }
       calls.record("node-info")

@@ -32,16 +32,17 @@ extension Connection {
   }
 
   /// The whole host's memory, all cells together, in one round trip (the parameter array is
-  /// given its size up front, so libvirt is not asked for the count first).
+  /// given its size up front, so libvirt is not asked for the count first: Linux hosts report
+  /// exactly four, total, free, buffers and cached, and refuse any other count).
   /// The corresponding C function is `virNodeGetMemoryStats` with `VIR_NODE_MEMORY_STATS_ALL_CELLS`.
   public func nodeMemory() throws(LibvirtError) -> NodeMemory {
-    var count: Int32 = 8
+    var count: Int32 = 4
     var params = [virNodeMemoryStats](repeating: virNodeMemoryStats(), count: Int(count))
     guard virNodeGetMemoryStats(pointer, Int32(VIR_NODE_MEMORY_STATS_ALL_CELLS.rawValue), &params, &count, 0) == 0 else {
       throw LibvirtError.last(fallback: "reading the memory of \(uri)")
     }
     var values: [String: UInt64] = [:]
-    for p in params.prefix(Int(max(0, min(count, 8)))) {
+    for p in params.prefix(Int(max(0, min(count, 4)))) {
       let field = withUnsafeBytes(of: p.field) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
       values[field] = p.value
     }

@@ -89,8 +89,12 @@ extension BakeSystemTests {
 
     /// The project comes from drover.yaml here, never from the environment.
     @discardableResult
-    override func run(_ args: [String]) throws -> (status: Int32, output: String) {
-      try DroverProcess.run(binary, args, in: dir, environment: environment.mapValues { $0 }.merging(["DROVER_PROJECT": nil]) { $1 })
+    override func run(_ args: [String]) throws -> (status: Int32, output: String) { try run(args, extra: [:]) }
+
+    /// With more variables (`DROVER_CRASH_AT`).
+    func run(_ args: [String], extra: [String: String]) throws -> (status: Int32, output: String) {
+      try DroverProcess.run(
+        binary, args, in: dir, environment: environment.mapValues { $0 }.merging(["DROVER_PROJECT": nil]) { $1 }.merging(extra.mapValues { $0 }) { $1 })
     }
 
     func cleanUp(local: Connection) {
