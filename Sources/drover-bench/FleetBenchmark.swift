@@ -111,6 +111,7 @@ enum FleetBenchmark {
     let perNode = Double(s.holder.calls["config-xml"]) / Double(max(1, s.holder.calls.domainsListed))
     let constant = s.holder.calls.total - s.holder.calls["config-xml"]
     lines.append(String(format: "  libvirt calls: %.2f per node + %d in all   target ≤ 1 per node + a constant: %@", perNode, constant, perNode <= 1.0 ? "MET" : "MISSED"))
+    lines.append(try capacityReads([s.holder] + [try? LibvirtHostBackend.connect("qemu:///system", keyring: Keyring(project: "bench", key: nil), readOnly: true, imagePool: "drover-images")].compactMap { $0 }))
     let rss = try runMeasured(s.drover, ["plan"], cwd: s.work, environment: s.env)
     lines.append("  peak memory of drover plan: \(rss / 1024) MB" + (big ? "   target < 100 MB: \(rss < 100 * 1024 ? "MET" : "MISSED")" : ""))
 
@@ -154,6 +155,22 @@ enum FleetBenchmark {
     try removeDomains(s.holder, prefix: "ansible-")
     let perDomain = (t[30]! - t[10]!) / 20
     return t[10]! + perDomain * Double(domains - 10)
+  }
+
+  /// #19's budget: what one observe (plan's read) of each host spends on its CPUs, memory and
+  /// pool space — node info on the test driver, the kernel's memory figures on a host that
+  /// boots nodes (its CPUs from the capabilities read for the accelerator anyway).
+  static func capacityReads(_ hosts: [LibvirtHostBackend]) throws -> String {
+    var parts: [String] = []
+    var worst = 0
+    for host in hosts {
+      host.calls.reset()
+      _ = try host.observe(detailed: false)
+      let n = host.calls["node-memory"] + host.calls["node-info"]
+      worst = max(worst, n)
+      parts.append("\(host.uri): \(n) (\(host.calls["node-memory"]) node-memory, \(host.calls["node-info"]) node-info)")
+    }
+    return "  capacity reads per host in plan: " + parts.joined(separator: "; ") + "   target ≤ 1 per host: " + (worst <= 1 ? "MET" : "MISSED")
   }
 
   static func check(_ status: Int32, _ what: String) throws {

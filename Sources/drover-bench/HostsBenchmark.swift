@@ -103,6 +103,7 @@ enum HostsBenchmark {
       Report.time("a and b alone at once, two processes", r["a | b"], note: Report.ratio(r["both"], r["a | b"], atMost: 1.05) + " (the machine's limit)"),
       Report.time("floor: C, list + metadata per domain, a", r["floor a"], note: Report.ratio(r["a"], r["floor a"], atMost: nil)),
       Report.time("floor: C, list + metadata per domain, b", r["floor b"], note: Report.ratio(r["b"], r["floor b"], atMost: nil)),
+      try FleetBenchmark.capacityReads([a, b]),
     ]
   }
 }

@@ -155,6 +155,35 @@ import Testing
     #expect(plan.actions.map(\.kind) == Array(repeating: .start, count: n), "defined but stopped nodes are started, none recreated")
   }
 
+  /// #19: a host's CPUs, memory and pool space cost `plan` one call per host: node info on the
+  /// test driver; on a host that boots nodes the kernel's memory figures, the CPUs coming from
+  /// the capabilities read anyway, and the pool's space from the info that replaced its state.
+  @Test(arguments: ["test", "test+unix", "qemu"]) func capacityIsOneCallPerHost(_ driver: String) throws {
+    let backend: LibvirtHostBackend
+    switch driver {
+    case "test": backend = try TestWorld.isolated().backend
+    case "test+unix": backend = try TestWorld.daemon().backend
+    default: backend = try LibvirtHostBackend.connect("qemu:///system", keyring: Keyring(project: "p", key: nil), readOnly: true, imagePool: "drover-images")
+    }
+    backend.calls.reset()
+    let host = try backend.observe(detailed: false)
+    let capacity = try #require(host.capacity)
+    #expect(capacity.cpus > 0 && capacity.memoryBytes > 0)
+    let capacityCalls = backend.calls["node-memory"] + backend.calls["node-info"]
+    #expect(capacityCalls == 1, "one capacity read per host, not \(capacityCalls)")
+    #expect(backend.calls[driver == "qemu" ? "node-memory" : "node-info"] == 1)
+    // Everything else is what observe cost before capacity: the listing, a read per domain, the
+    // pool's lookup and listing (its info replaced the state check), and on a real host its
+    // capabilities and KVM's domain capabilities.
+    let before = ["list", "config-xml", "pool-lookup", "volume-list", "capabilities", "domain-capabilities"].map { backend.calls[$0] }.reduce(0, +)
+    #expect(backend.calls.total == before + 1)
+    if driver == "qemu" {
+      #expect(capacity.availableMemoryBytes != nil && !capacity.simulated)
+    } else {
+      #expect(backend.calls["capabilities"] == 0, "the test driver boots nothing: no capabilities read")
+    }
+  }
+
   @Test func deadHostIsReportedQuicklyAsUnreachable() {
     let error = #expect(throws: HostError.self) {
       try LibvirtHostBackend.connect("test+unix:///default?socket=/nonexistent/libvirt-sock", keyring: Keyring(project: "p", key: nil), timeout: 5)
