@@ -69,6 +69,10 @@ struct ApplySession {
   /// `host drain`: the hosts whose nodes move; the plan may hold nothing but those moves (and the
   /// rollouts that carry them), so a drain never applies other pending changes.
   var draining: Set<String> = []
+  /// The word the outcome is told with ("Apply", "Heal").
+  var verb = "Apply"
+  /// `drover watch` installs one for all its passes.
+  var interrupt: InterruptFlag? = nil
 
   var journalDirectory: String { project.stateDirectory + "/journal" }
 
@@ -217,8 +221,20 @@ struct ApplySession {
   }
 
   /// Runs the plan and renders the outcome; returns the exit status.
+  /// How Drover reaches the project's nodes over SSH: seeded nodes get Drover's user with the
+  /// project's SSH key, and its files are written before any node is made (a node whose seed
+  /// names a key Drover cannot use is unreachable). Also with no seeded pool left while pins
+  /// remain: the nodes being deleted take theirs along. Nil: no key, or nothing needs it.
+  static func nodeSSH(_ project: ProjectOptions, context: ProjectContext) throws(Diagnostic) -> NodeSSHAccess? {
+    let pinsFile = NodeSSHAccess.knownHostsPath(stateDirectory: project.stateDirectory, project: project.projectName)
+    guard let key = context.keyring.key, context.specs.poolSpecs.contains(where: \.seeded) || FileManager.default.fileExists(atPath: pinsFile) else {
+      return nil
+    }
+    return try NodeSSHAccess.prepare(stateDirectory: project.stateDirectory, project: project.projectName, identity: SSHIdentity(deriving: key))
+  }
+
   func execute(_ plan: Plan, context: ProjectContext) -> Int32 {
-    let interrupt = InterruptFlag.install()
+    let interrupt = self.interrupt ?? InterruptFlag.install()
     let started = Date()
     let json = self.json
     let nodeImages = images.nodeImages()
@@ -226,18 +242,10 @@ struct ApplySession {
     let consoleDir = images.consoleDir
     let poolFolders = Dictionary(context.specs.pools.map { ($0.spec.name, ($0.file as NSString).deletingLastPathComponent) }) { a, _ in a }
     let hostPaths = HostPathPolicy(project: project.absoluteDir, allowed: CurrentMachine.settings.allowedRoots)
-    // Seeded nodes get Drover's user with the project's SSH key; its files are written before
-    // any node is made (a node whose seed names a key Drover cannot use is unreachable).
-    var nodeSSH: NodeSSHAccess?
-    // Also with no seeded pool left while pins remain: the nodes being deleted take theirs along.
-    let pinsFile = NodeSSHAccess.knownHostsPath(stateDirectory: project.stateDirectory, project: project.projectName)
-    if let key = context.keyring.key, context.specs.poolSpecs.contains(where: \.seeded) || FileManager.default.fileExists(atPath: pinsFile) {
-      do {
-        nodeSSH = try NodeSSHAccess.prepare(stateDirectory: project.stateDirectory, project: project.projectName, identity: SSHIdentity(deriving: key))
-      } catch {
-        Report.diagnostics([error], sources: [], format: json ? .json : .human, noColor: project.noColor)
-        return 1
-      }
+    let nodeSSH: NodeSSHAccess?
+    do { nodeSSH = try Self.nodeSSH(project, context: context) } catch {
+      Report.diagnostics([error], sources: [], format: json ? .json : .human, noColor: project.noColor)
+      return 1
     }
     let engine = ApplyEngine(
       pools: context.specs.poolSpecs, backends: context.backends.mapValues { $0 }, project: project.projectName,
@@ -265,7 +273,7 @@ struct ApplySession {
     let failures = outcome.diagnostics
     if json {
       Output.jsonLine([
-        "event": "summary", "added": outcome.added, "changed": outcome.changed, "destroyed": outcome.destroyed, "failed": failures.count,
+        "event": verb == "Apply" ? "summary" : "replacements", "added": outcome.added, "changed": outcome.changed, "destroyed": outcome.destroyed, "failed": failures.count,
         "skipped": outcome.executed.skipped.count, "interrupted": outcome.interrupted || outcome.executed.interrupted,
         "exit_status": Int(outcome.exitStatus),
       ])
@@ -277,10 +285,10 @@ struct ApplySession {
     if !json {
       let verdict: String
       switch status {
-      case 0: verdict = "Apply complete!"
-      case 130: verdict = "Apply interrupted."
-      case 3: verdict = "Apply stopped: a rollout did not complete."
-      default: verdict = "Apply failed: not every planned action was done."
+      case 0: verdict = "\(verb) complete!"
+      case 130: verdict = "\(verb) interrupted."
+      case 3: verdict = "\(verb) stopped: a rollout did not complete."
+      default: verdict = "\(verb) failed: not every planned action was done."
       }
       Output.out("\n\(verdict) Nodes: \(outcome.added) added, \(outcome.changed) changed, \(outcome.destroyed) destroyed.")
       if status != 0 { Output.out("Run 'drover plan' to see what remains.") }

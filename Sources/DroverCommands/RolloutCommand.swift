@@ -65,18 +65,29 @@ struct RolloutHistoryCommand: ParsableCommand {
 
   @OptionGroup var project: ProjectOptions
   @Argument(help: "Pools (default: all).") var pools: [String] = []
+  @Flag(help: "One JSON object per rollout instead of a table.") var json = false
 
   func run() throws {
     try KnownPools.check(pools, project: project)
     let journals = RolloutJournals(project)
-    var rows = [["POOL", "ROLLOUT", "FROM", "TO", "STATUS", "STARTED", "FAILED"]]
+    var rows = [["POOL", "ROLLOUT", "KIND", "FROM", "TO", "STATUS", "STARTED", "NODES", "FAILED"]]
     let f = ISO8601DateFormatter()
     for pool in pools.isEmpty ? journals.pools() : pools {
       for s in try journals.journal(pool).rollouts() {
-        rows.append([s.pool, s.id, s.fromImage, s.toImage, s.status.rawValue, f.string(from: Date(timeIntervalSince1970: s.started)), "\(s.failed.count)"])
+        let started = f.string(from: Date(timeIntervalSince1970: s.started))
+        if json {
+          Output.jsonLine([
+            "format_version": "1.0", "pool": s.pool, "rollout": s.id, "kind": s.kind.rawValue, "from_image": s.fromImage, "to_image": s.toImage,
+            "status": s.status.rawValue, "started": started, "ended": s.ended.map { f.string(from: Date(timeIntervalSince1970: $0)) } ?? NSNull(),
+            "nodes": s.schedule.joined().map { $0 }, "done": s.done.sorted(), "failed": s.failed,
+            "reasons": s.nodes.mapValues(\.reason),
+          ])
+        } else {
+          rows.append([s.pool, s.id, s.kind.rawValue, s.fromImage, s.toImage, s.status.rawValue, started, "\(s.done.count)/\(s.nodes.count)", "\(s.failed.count)"])
+        }
       }
     }
-    Output.out(Table.render(rows))
+    if !json { Output.out(Table.render(rows)) }
   }
 }
 

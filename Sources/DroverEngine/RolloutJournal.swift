@@ -142,6 +142,7 @@ public final class RolloutJournal: @unchecked Sendable {
         states[record.rollout] = RolloutState(
           id: record.rollout, pool: start.pool, fromImage: start.fromImage, toImage: start.toImage, schedule: start.schedule,
           policy: start.policy, nodes: start.nodes ?? [])
+        states[record.rollout]?.kind = start.kind ?? .upgrade
         order.append(record.rollout)
       }
       states[record.rollout]?.apply(record)
@@ -163,8 +164,13 @@ public struct RolloutStart: Codable, Sendable {
   /// Each node's planned replacement (absent in journals written before it existed: such a
   /// rollout cannot be resumed, only aborted).
   public var nodes: [RolloutNode]?
+  /// Absent before heals existed: an upgrade.
+  public var kind: RolloutKind?
 
-  public init(pool: String, fromImage: String, toImage: String, schedule: [[String]], policy: RolloutPolicy, nodes: [RolloutNode]) {
+  public init(
+    pool: String, fromImage: String, toImage: String, schedule: [[String]], policy: RolloutPolicy, nodes: [RolloutNode], kind: RolloutKind = .upgrade
+  ) {
+    self.kind = kind
     self.pool = pool
     self.fromImage = fromImage
     self.toImage = toImage

@@ -103,8 +103,8 @@ public final class RolloutRunner: @unchecked Sendable {
       }
       let start = RolloutStart(
         pool: pool.name, fromImage: preview.fromImage, toImage: preview.toImage, schedule: preview.schedule, policy: preview.policy,
-        nodes: preview.nodes)
-      let id = "\(pool.name)-\(Int(Date().timeIntervalSince1970 * 1000))"
+        nodes: preview.nodes, kind: preview.kind ?? .upgrade)
+      let id = (preview.kind == .heal ? "heal-" : "") + "\(pool.name)-\(Int(Date().timeIntervalSince1970 * 1000))"
       try journal.append(id, .rolloutStarted, detail: String(decoding: try JSONEncoder().encode(start), as: UTF8.self))
       guard let started = journal.active() else {
         throw Diagnostic.error("rollout.journal", "rollout \(id) was written but cannot be read back from \(journal.path)")
@@ -225,28 +225,9 @@ public final class RolloutRunner: @unchecked Sendable {
   }
 
   func endpoint(_ d: (host: String, domain: ObservedDomain, ownership: NodeOwnership)) -> NodeEndpoint {
-    let host = d.host, o = d.ownership
-    var ep = NodeEndpoint(name: o.node, host: host, pool: pool.name, image: o.image, consoleLog: hooks.consoleLog(o.node))
-    ep.ssh = hooks.nodeSSH
-    ep.hostKeyAlias = NodeSSHAccess.alias(node: d.domain.name, uuid: d.domain.uuid)
-    // A static address is the node's own record's (its seed's), not what the spec says now.
-    ep.address = o.address
-    if let resolver = backends[host] as? AddressResolving {
-      let node = o.node
-      nonisolated(unsafe) let r = resolver
-      ep.resolveAddress = { r.address(of: node) }
-      if ep.address == nil, pool.network != nil { ep.address = r.address(of: node) }
-    }
-    if let reader = backends[host] as? ConsoleReading, reader.readsConsoles {
-      let node = o.node
-      nonisolated(unsafe) let r = reader
-      ep.readConsole = { r.console(of: node) }
-    }
-    if let backend = backends[host] {
-      let node = o.node
-      ep.isRunning = { backend.isRunning(node: node) }
-    }
-    return ep
+    NodeEndpoint.of(
+      domain: d.domain, ownership: d.ownership, host: d.host, backend: backends[d.host], consoleLog: hooks.consoleLog(d.ownership.node), ssh: hooks.nodeSSH,
+      onNetwork: pool.network != nil)
   }
 
   func step<T>(_ state: RolloutState, _ key: String, _ name: String, _ body: () throws -> T) throws -> T {
@@ -291,6 +272,18 @@ public final class RolloutRunner: @unchecked Sendable {
     func cordonAndDrain(_ old: (host: String, domain: ObservedDomain, ownership: NodeOwnership)) throws -> String? {
       let ep = endpoint(old)
       try step(state, key, "cordon") { try hooks.drainer.cordon(ep) }
+      switch node.heal {
+      case .skip(let reason):
+        // Nothing runs to drain: the step says so in the journal, and the node is replaced.
+        try journal.append(state.id, .stepDone, node: key, step: "drain-skipped", detail: reason)
+        hooks.onEvent("\(key): drain skipped: \(reason)")
+        return nil
+      case .force(let seconds, let reason):
+        let drained = try step(state, key, "drain-forced") { try hooks.drainer.drain(ep, timeout: min(seconds, drainSeconds)) }
+        hooks.onEvent("\(key): drain forced (\(reason)): \(drained ? "drained" : "not drained within \(Int(min(seconds, drainSeconds)))s, replaced anyway")")
+        return nil
+      case nil: break
+      }
       let drained = try step(state, key, "drain") { try hooks.drainer.drain(ep, timeout: drainSeconds) }
       if !drained && pool.drain.onTimeout == .fail {
         if pool.drain.onFailure == .uncordon { try? hooks.drainer.uncordon(ep) }

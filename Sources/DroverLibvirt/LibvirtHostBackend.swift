@@ -521,6 +521,28 @@ extension LibvirtHostBackend: ConsoleReading {
   }
 }
 
+extension LibvirtHostBackend: GuestAgentPinging {
+  /// One call (`virDomainGetTime`, answered by the agent) after bounding libvirt's own wait
+  /// for the agent to 5 s. A guest that hangs must not make the host look stalled: this deadline
+  /// is its own, not the host's call guard.
+  public func pingAgent(node: String) -> String? {
+    let connection = self.connection
+    calls.record("agent-ping")
+    let answer = try? Deadline.run(seconds: 10) { () -> String? in
+      guard let domain = try? connection.domain(named: node) else { return "the domain is gone" }
+      try? domain.setAgentTimeout(seconds: 5)
+      do {
+        _ = try domain.guestTime()
+        return nil
+      } catch {
+        return (error as? LibvirtError)?.message ?? "\(error)"
+      }
+    }
+    guard let answer else { return "the guest agent did not answer within 10 s" }
+    return answer
+  }
+}
+
 extension LibvirtHostBackend: AddressResolving {
   public func address(of node: String) -> String? {
     guard let domain = try? connection.domain(named: node) else { return nil }

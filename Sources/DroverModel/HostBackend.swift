@@ -11,6 +11,12 @@ public protocol AddressResolving {
   func addresses(of node: String) -> [(address: String, source: String)]
 }
 
+/// Hosts that can reach a node's QEMU guest agent (agent heartbeats).
+public protocol GuestAgentPinging {
+  /// Nil when the node's guest agent answered now; otherwise why not. Returns within seconds.
+  func pingAgent(node: String) -> String?
+}
+
 /// A host whose nodes log their console into its own image pool (another machine's files):
 /// the console is read back through the host's connection.
 public protocol ConsoleReading {

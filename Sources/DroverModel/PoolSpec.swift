@@ -25,12 +25,19 @@ public struct PoolSpec: Sendable, Hashable, Codable {
   public var userData: String? = nil
   /// `static_addresses`: fixed IPv4 addresses through each node's seed instead of DHCP.
   public var staticAddresses: StaticAddresses? = nil
+  /// `heartbeat`: how nodes say they are alive (nil: libvirt's domain state only).
+  public var heartbeat: HeartbeatSpec? = nil
+  /// `remediation`: whether and how `drover heal` replaces unhealthy nodes (nil: never).
+  public var remediation: RemediationSpec? = nil
 
   /// Whether nodes get a cloud-init NoCloud seed: the pool gives them keys, user-data or static
   /// addresses, or checks them over SSH (the seed gives Drover's user its key).
   public var seeded: Bool { !sshKeys.isEmpty || userData != nil || reachedOverSSH || staticAddresses != nil }
   /// Whether a health check runs on the node over SSH.
-  public var reachedOverSSH: Bool { health.contains { if case .ssh = $0.kind { true } else { false } } }
+  public var reachedOverSSH: Bool {
+    if case .ssh = heartbeat?.source { return true }
+    return health.contains { if case .ssh = $0.kind { true } else { false } }
+  }
 
   public init(
     name: String, hosts: [String], replicas: Int, image: ImageRef, resources: Resources = Resources(),

@@ -15,6 +15,8 @@ public struct RolloutPreview: Sendable, Codable, Hashable {
   public var nodes: [RolloutNode]
   /// The id of the journaled rollout this continues, when one is in progress.
   public var resumes: String?
+  /// An upgrade (the spec changed) or a heal (`drover heal`); absent in older plan files: upgrade.
+  public var kind: RolloutKind? = nil
 
   /// Seconds one node takes on real VMs (boot to ready under TCG, measured here) or the test driver.
   static func perNodeSeconds(_ hosts: [String]) -> Double { hosts.allSatisfy { $0.hasPrefix("test") } ? 0.1 : 12 }
@@ -44,6 +46,6 @@ public struct RolloutPreview: Sendable, Codable, Hashable {
       pool: state.pool, fromImage: state.fromImage, toImage: state.toImage, schedule: state.schedule, policy: state.policy,
       drainOnTimeout: pool.drain.onTimeout.rawValue,
       estimatedSeconds: state.policy.estimatedSeconds(perNodeSeconds: perNodeSeconds(pool.hosts)),
-      nodes: state.schedule.joined().compactMap { state.nodes[$0] }, resumes: state.id)
+      nodes: state.schedule.joined().compactMap { state.nodes[$0] }, resumes: state.id, kind: state.kind == .heal ? .heal : nil)
   }
 }

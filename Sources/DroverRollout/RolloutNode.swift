@@ -25,6 +25,8 @@ public struct RolloutNode: Sendable, Hashable, Codable {
   /// removed host); nil: the same host. A rollback of a move lands there too: the host it left
   /// is not one to go back to.
   public var toHost: String? = nil
+  /// A heal's node: how its drain goes (nil: the pool's drain, as in an upgrade).
+  public var heal: HealDrain? = nil
 
   /// The host the replacement (and a rollback's node) is created on.
   public var targetHost: String { toHost ?? host }
@@ -39,6 +41,15 @@ public struct RolloutNode: Sendable, Hashable, Codable {
     self.to = to
     self.reason = reason
   }
+}
+
+/// How a heal drains a node it replaces, decided with the heal: a node libvirt reports dead
+/// has nothing to drain (skipped: the scheduler side is still cordoned); one that runs but
+/// stopped beating cannot drain itself gracefully (forced: the drain runs for at most
+/// `seconds` and the node is replaced whatever it reports).
+public enum HealDrain: Sendable, Hashable, Codable {
+  case skip(reason: String)
+  case force(seconds: Double, reason: String)
 }
 
 /// A domain of one node index as the runner sees it right now.

@@ -37,6 +37,10 @@ public struct JournalRecord: Sendable, Hashable, Codable {
   }
 }
 
+/// Why a rollout runs: an upgrade (`apply`: the spec changed) or a heal (`drover heal`: nodes
+/// died, rebuilt from their own records).
+public enum RolloutKind: String, Sendable, Codable, Hashable { case upgrade, heal }
+
 /// A rollout's state, folded from its journal records.
 public struct RolloutState: Sendable, Hashable, Codable {
   public enum Status: String, Sendable, Codable { case running, paused, rollingBack = "rolling-back", completed, rolledBack = "rolled-back", failed }
@@ -47,6 +51,7 @@ public struct RolloutState: Sendable, Hashable, Codable {
   public var toImage: String
   public var schedule: [[String]]
   public var policy: RolloutPolicy
+  public var kind: RolloutKind = .upgrade
   /// Each node's planned replacement (old UUID, from, to), by key.
   public var nodes: [String: RolloutNode] = [:]
   public var status: Status = .running

@@ -59,6 +59,14 @@ enum PoolDecoder {
           hint: "add network: default (or the libvirt network the addresses belong to)")
       }
     }
+    let heartbeatNode = pool.optional("heartbeat")
+    let heartbeat = heartbeatNode.flatMap { RemediationDecoder.heartbeat($0, context: &context) }
+    if let heartbeatNode, case .ssh = heartbeat?.source, network == nil {
+      context.error(
+        "spec.heartbeat.ssh", "an ssh heartbeat needs the pool's nodes on a network, and this pool has none", at: heartbeatNode,
+        hint: "add network: default, or beat on the console instead (source: console)")
+    }
+    let remediation = pool.optional("remediation").flatMap { RemediationDecoder.remediation($0, context: &context) }
     pool.finish(context: &context)
 
     guard let name, let hosts, let replicas, let image, let nameNode, let imageNode else { return nil }
@@ -69,6 +77,8 @@ enum PoolDecoder {
     spec.sshKeys = sshKeys
     spec.userData = userData
     spec.staticAddresses = staticAddresses
+    spec.heartbeat = heartbeat
+    spec.remediation = remediation
     return LoadedPool(spec: spec, file: context.file, nameRange: context.range(nameNode), imageRange: context.range(imageNode))
   }
 

@@ -61,6 +61,22 @@ public final class Domain: @unchecked Sendable {
     return DomainState(rawValue: state)
   }
 
+  /// The guest's clock through its QEMU guest agent: the agent's answer is the point (a live
+  /// guest whose agent runs), the time is not. Fails when no agent answers.
+  /// The corresponding C function is `virDomainGetTime`.
+  public func guestTime() throws(LibvirtError) -> Int64 {
+    var seconds: Int64 = 0
+    var nanoseconds: UInt32 = 0
+    try check(virDomainGetTime(pointer, &seconds, &nanoseconds, 0), "asking the guest agent of \(name) for its time")
+    return seconds
+  }
+
+  /// How long libvirt waits for this domain's guest agent (seconds), instead of blocking.
+  /// The corresponding C function is `virDomainAgentSetResponseTimeout`.
+  public func setAgentTimeout(seconds: Int32) throws(LibvirtError) {
+    try check(virDomainAgentSetResponseTimeout(pointer, seconds, 0), "setting the guest agent timeout of \(name)")
+  }
+
   /// The domain's XML; `inactive` gives the persistent config rather than the live one.
   /// The corresponding C function is `virDomainGetXMLDesc`; the string is the caller's to free.
   public func xml(inactive: Bool = false) throws(LibvirtError) -> String {

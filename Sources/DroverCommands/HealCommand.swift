@@ -1,0 +1,183 @@
+import ArgumentParser
+import DroverBasics
+import DroverEngine
+import DroverModel
+import DroverPlan
+import DroverRollout
+import Foundation
+
+/// `drover heal`: one self-healing pass, for cron and timers.
+struct HealCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "heal",
+    abstract: "One self-healing pass: replace nodes unhealthy for longer than their pool's remediation allows.",
+    discussion: """
+      For every pool with remediation:, judges each verified node by libvirt's state (shut off, \
+      crashed, paused) and its heartbeat, then replaces the nodes unhealthy for longer than \
+      unhealthy_after through cordon, drain, replace, health and uncordon, rebuilt from their own \
+      records and journaled as a rollout of kind heal. Nothing is replaced when more nodes than \
+      max_unhealthy are unhealthy at once. Exit 0: all healthy; 2: unhealthy nodes left \
+      (short-circuit, protected, cooldown, waiting, rate limit); 3: a remediation failed.
+      """)
+
+  @OptionGroup var project: ProjectOptions
+  @OptionGroup var images: ImageOptions
+  @OptionGroup var heal: HealOptions
+
+  func run() throws {
+    let status = HealSession(project: project, images: images, options: heal).pass()
+    if status != 0 { throw ExitCode(status) }
+  }
+}
+
+/// `drover watch`: the heal pass every `--interval` until SIGTERM or Ctrl-C.
+struct WatchCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "watch",
+    abstract: "Run the heal pass every --interval until SIGTERM (for a service).",
+    discussion: """
+      Each pass reads the specs and connects to the hosts afresh, so a host that went away is \
+      retried and an edited spec is picked up. A pass that fails is reported and the next one runs.
+      """)
+
+  @OptionGroup var project: ProjectOptions
+  @OptionGroup var images: ImageOptions
+  @OptionGroup var heal: HealOptions
+  @Option(help: "Time between passes, e.g. 10s or 1m.") var interval: String = "30s"
+
+  func validate() throws {
+    guard let s = DurationArgument.seconds(interval), s >= 0.1, s <= 86_400 else {
+      throw ValidationError("--interval must be a duration from 100ms to 24h, such as 10s or 1m")
+    }
+  }
+
+  func run() throws {
+    let seconds = DurationArgument.seconds(interval) ?? 30
+    let flag = InterruptFlag.install()
+    var session = HealSession(project: project, images: images, options: heal)
+    session.interrupt = flag
+    while !flag.isSet {
+      let began = Date()
+      _ = session.pass()
+      // Sleeps in short steps: SIGTERM ends the wait at once.
+      while !flag.isSet && Date().timeIntervalSince(began) < seconds { Thread.sleep(forTimeInterval: min(0.1, seconds)) }
+    }
+  }
+}
+
+struct HealOptions: ParsableArguments {
+  @Flag(help: "Show the pass (what is unhealthy, what would be replaced) and change nothing.") var dryRun = false
+  @Flag(help: "Print one JSON event per line instead of text.") var json = false
+  @Option(help: "How long to wait for another apply's lock on a pool, e.g. 30s (a locked pool is skipped this pass).")
+  var lockTimeout: String = "0s"
+  @Option(help: "Write Prometheus textfile metrics here after each pass (for node_exporter's textfile collector).")
+  var textfile: String?
+
+  func validate() throws {
+    guard DurationArgument.seconds(lockTimeout) != nil else { throw ValidationError("--lock-timeout must be a duration such as 0s, 30s or 5m") }
+  }
+}
+
+/// One heal pass, from options to exit status: load the project, lock the pools with
+/// `remediation:`, observe, decide (`HealEngine`), render, run the decided replacements through
+/// the apply path, write metrics.
+struct HealSession {
+  var project: ProjectOptions
+  var images: ImageOptions
+  var options: HealOptions
+  var interrupt: InterruptFlag? = nil
+
+  func pass() -> Int32 {
+    let format: DiagnosticFormat = options.json ? .json : .human
+    let context: ProjectContext
+    do { context = try ProjectContext.load(project, format: format, imagePool: images.imagePool) } catch {
+      if let exit = error as? ExitCode { return exit.rawValue }
+      report(error)
+      return 1
+    }
+    let healed = context.specs.poolSpecs.filter { $0.remediation != nil }.map(\.name).sorted()
+    guard !healed.isEmpty else {
+      if options.json {
+        Output.jsonLine(["event": "summary", "kind": "heal", "format_version": HealPass.formatVersion, "exit_status": 0, "pools": [String]()])
+      } else {
+        Output.out("No pool of project \(project.projectName) declares remediation: nothing to heal.")
+      }
+      return 0
+    }
+    // A pool another process holds (an apply, a rollout) is skipped this pass, never waited on
+    // past --lock-timeout.
+    var locks: [PoolLock] = []
+    var skipped: [String: String] = [:]
+    for pool in healed {
+      do {
+        locks.append(
+          try PoolLock.acquire(
+            pool: pool, directory: project.stateDirectory + "/locks", command: CommandLine.arguments.joined(separator: " "),
+            timeout: DurationArgument.seconds(options.lockTimeout) ?? 0))
+      } catch {
+        skipped[pool] = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"
+      }
+    }
+    defer { locks.removeAll() }
+    let asRead = context.observeAsRead()
+    let observed = ProjectHosts.withoutAliases(asRead, declared: context.declaredHosts)
+    let consoleDir = images.consoleDir
+    let ssh: NodeSSHAccess?
+    do { ssh = try ApplySession.nodeSSH(project, context: context) } catch {
+      report(error)
+      return 1
+    }
+    let engine = HealEngine(
+      pools: context.specs.poolSpecs.filter { skipped[$0.name] == nil }, project: project.projectName, stateDirectory: project.stateDirectory,
+      backends: context.backends.mapValues { $0 }, consoleLog: { "\(consoleDir)/\($0).log" }, ssh: ssh)
+    var pass: HealPass
+    do { pass = try engine.decide(observed: observed, now: Date().timeIntervalSince1970, remember: !options.dryRun) } catch {
+      report(error)
+      return 1
+    }
+    for (pool, why) in skipped.sorted(by: { $0.key < $1.key }) {
+      pass.decisions.append(PoolHealDecision(pool: pool, verdict: .skipped(reason: why), replace: [], left: [], unknown: [], why: "skipped: \(why)"))
+    }
+    HealView.render(pass, json: options.json, dryRun: options.dryRun, color: project.color)
+    var status = pass.exitStatusIfDone
+    var failed: Set<String> = []
+    if !options.dryRun && !pass.plan.rollouts.isEmpty {
+      if context.keyring.key == nil {
+        report(
+          Diagnostic.error(
+            "records.no-key", "this machine has no key for project \(project.projectName): heal cannot seal the records of new nodes",
+            subject: "project \(project.projectName)", hint: "import the key (drover key import, or DROVER_PROJECT_KEY)"))
+        return 3
+      }
+      var session = ApplySession(
+        project: project, targeting: TargetingOptions.Selection(), images: images, planFile: nil, autoApprove: true, json: options.json,
+        lockTimeout: 0)
+      session.verb = "Heal"
+      session.interrupt = interrupt
+      let applied = session.execute(pass.plan, context: context)
+      if applied != 0 {
+        status = applied == 130 ? 130 : 3
+        // Which heals did not finish: their nodes stay unhealthy in the metrics.
+        for preview in pass.plan.rollouts {
+          let state = HealEngine.heals(stateDirectory: project.stateDirectory, pool: preview.pool).last
+          for key in preview.nodes.map(\.key) where state?.done.contains(key) != true { failed.insert(key) }
+        }
+      }
+    }
+    if let textfile = options.textfile {
+      do {
+        try HealMetrics.write(pass, failed: failed, dryRun: options.dryRun, stateDirectory: project.stateDirectory, to: textfile)
+      } catch {
+        report(error)
+        if status == 0 { status = 1 }
+      }
+    }
+    if options.json { Output.jsonLine(["event": "summary", "kind": "heal", "format_version": HealPass.formatVersion, "exit_status": Int(status)]) }
+    return status
+  }
+
+  func report(_ error: Error) {
+    let diagnostics = (error as? DiagnosticConvertible)?.diagnostics ?? [.error("heal", "\(error)")]
+    Report.diagnostics(diagnostics, sources: [], format: options.json ? .json : .human, noColor: project.noColor)
+  }
+}

@@ -1,0 +1,69 @@
+import DroverBasics
+import DroverModel
+import DroverPlan
+import DroverRollout
+import Foundation
+
+/// One heal pass's reading and deciding: heartbeats, the heal ledger and each pool's journal in,
+/// a `HealPass` out (`makeHealPass` decides; this only gathers). The replacements it decides run
+/// through `ApplyEngine` like any plan's rollouts, journaled as kind heal.
+public struct HealEngine: Sendable {
+  let pools: [PoolSpec]
+  let project: String
+  let stateDirectory: String
+  let backends: [String: any HostBackend]
+  let consoleLog: @Sendable (String) -> String?
+  let ssh: NodeSSHAccess?
+
+  public init(
+    pools: [PoolSpec], project: String, stateDirectory: String, backends: [String: any HostBackend], consoleLog: @escaping @Sendable (String) -> String?,
+    ssh: NodeSSHAccess?
+  ) {
+    self.pools = pools
+    self.project = project
+    self.stateDirectory = stateDirectory
+    self.backends = backends
+    self.consoleLog = consoleLog
+    self.ssh = ssh
+  }
+
+  var journalDirectory: String { stateDirectory + "/journal" }
+
+  /// Decides a pass over `observed` at `now`; `remember` writes what it learnt to the ledger
+  /// (not on `--dry-run`). Only pools with `remediation:` are judged.
+  public func decide(observed: ObservedWorld, now: Double, remember: Bool) throws -> HealPass {
+    let healed = pools.filter { $0.remediation != nil }
+    let ledger = HealLedger(stateDirectory: stateDirectory)
+    var memory: [String: [String: NodeMemory]] = [:]
+    var active: [String: RolloutState] = [:]
+    var lastHeal: [String: Double] = [:]
+    for pool in healed {
+      memory[pool.name] = ledger.read(pool: pool.name)
+      let journal = try RolloutJournal(directory: journalDirectory, pool: pool.name)
+      let rollouts = journal.rollouts()
+      if let state = rollouts.last(where: { $0.isActive }) { active[pool.name] = state }
+      lastHeal[pool.name] = rollouts.filter { $0.kind == .heal }.compactMap(\.ended).max()
+    }
+    let candidates = healCandidates(healed, observed: observed, project: project)
+    let signals = HeartbeatReader.read(pools: healed, candidates: candidates, backends: backends, consoleLog: consoleLog, ssh: ssh)
+    let (pass, learnt) = makeHealPass(
+      HealInputs(pools: pools, observed: observed, project: project, signals: signals, memory: memory, active: active, lastHealEnded: lastHeal, now: now))
+    if remember {
+      for (pool, nodes) in learnt { try ledger.write(pool: pool, nodes) }
+    }
+    return pass
+  }
+
+  /// Nodes replaced by heals of `pool`, from its journal: each node counted once per heal,
+  /// however often that heal was resumed.
+  public static func remediations(stateDirectory: String, pool: String) -> Int {
+    guard let journal = try? RolloutJournal(directory: stateDirectory + "/journal", pool: pool) else { return 0 }
+    return journal.rollouts().filter { $0.kind == .heal }.map(\.done.count).reduce(0, +)
+  }
+
+  /// The heal rollouts of `pool`, oldest first (for the history and stale-plan notes).
+  public static func heals(stateDirectory: String, pool: String) -> [RolloutState] {
+    guard let journal = try? RolloutJournal(directory: stateDirectory + "/journal", pool: pool) else { return [] }
+    return journal.rollouts().filter { $0.kind == .heal }
+  }
+}

@@ -1,0 +1,188 @@
+import DroverBasics
+import DroverModel
+import DroverRollout
+
+/// One node as a heal pass judged it (for people, `--json` and metrics).
+public struct HealNodeReport: Sendable, Codable, Hashable {
+  public var pool: String
+  public var key: String
+  public var node: String
+  public var host: String
+  public var uuid: String?
+  /// libvirt's state, when the host was read.
+  public var state: String?
+  /// `healthy`, `unhealthy` or `unknown`.
+  public var condition: String
+  public var since: Double?
+  public var reason: String?
+}
+
+/// A heal pass, decided: a typed plan of kind `heal`. `plan` holds exactly the rollouts that
+/// replace nodes (kind heal), which the engine runs as it runs any plan's.
+public struct HealPass: Sendable, Codable {
+  public static let formatVersion = "1.0"
+  public var formatVersion = HealPass.formatVersion
+  public var kind = "heal"
+  public var project: String
+  public var time: Double
+  public var decisions: [PoolHealDecision]
+  public var nodes: [HealNodeReport]
+  public var plan: Plan
+
+  /// The exit status if every planned replacement succeeds (0, or 2 when unhealthy nodes are left).
+  public var exitStatusIfDone: Int32 { healExitStatus(decisions) }
+}
+
+/// What a heal pass is decided from: the world as read, each node's signals (by UUID), what
+/// the ledger remembers (by pool, then key), each pool's journal.
+public struct HealInputs: Sendable {
+  public var pools: [PoolSpec]
+  public var observed: ObservedWorld
+  public var project: String
+  public var signals: [String: NodeSignals]
+  public var memory: [String: [String: NodeMemory]]
+  /// Each pool's rollout in progress, as journaled.
+  public var active: [String: RolloutState]
+  /// When each pool's last heal ended.
+  public var lastHealEnded: [String: Double]
+  public var now: Double
+
+  public init(
+    pools: [PoolSpec], observed: ObservedWorld, project: String, signals: [String: NodeSignals], memory: [String: [String: NodeMemory]],
+    active: [String: RolloutState], lastHealEnded: [String: Double], now: Double
+  ) {
+    self.pools = pools
+    self.observed = observed
+    self.project = project
+    self.signals = signals
+    self.memory = memory
+    self.active = active
+    self.lastHealEnded = lastHealEnded
+    self.now = now
+  }
+}
+
+/// The verified nodes of the pools with `remediation:`, by pool then key (the newest generation
+/// of an index when a crash left two: the other is apply's to remove).
+public func healCandidates(_ pools: [PoolSpec], observed: ObservedWorld, project: String) -> [String: [String: TrustedRecords.Entry]] {
+  let names = Set(pools.filter { $0.remediation != nil }.map(\.name))
+  var result: [String: [String: TrustedRecords.Entry]] = [:]
+  for entry in TrustedRecords(observed, project: project, keyHeld: true).owned where entry.domain.trust == .verified {
+    let o = entry.ownership
+    guard names.contains(o.pool) else { continue }
+    let key = "\(o.pool)-\(o.index)"
+    if let seen = result[o.pool]?[key], seen.ownership.generation >= o.generation { continue }
+    result[o.pool, default: [:]][key] = entry
+  }
+  return result
+}
+
+/// Decides a heal pass. Pure: every node judged (`assessNode`), every pool decided
+/// (`decideHeal`), and the replacements as rollouts of kind heal. Returns the pass and the
+/// ledger to remember.
+public func makeHealPass(_ input: HealInputs) -> (pass: HealPass, memory: [String: [String: NodeMemory]]) {
+  let candidates = healCandidates(input.pools, observed: input.observed, project: input.project)
+  var memory: [String: [String: NodeMemory]] = [:]
+  var decisions: [PoolHealDecision] = []
+  var reports: [HealNodeReport] = []
+  var rollouts: [RolloutPreview] = []
+  let healed = input.pools.filter { $0.remediation != nil }.sorted { $0.name < $1.name }
+  for pool in healed {
+    guard let remediation = pool.remediation else { continue }
+    let entries = candidates[pool.name] ?? [:]
+    let remembered = input.memory[pool.name] ?? [:]
+    var nodes: [HealNode] = []
+    var kept: [String: NodeMemory] = [:]
+    for (key, entry) in entries.sorted(by: { $0.key < $1.key }) {
+      let signals = input.signals[entry.domain.uuid] ?? NodeSignals(state: entry.domain.state, heartbeat: .none)
+      let (condition, m) = assessNode(signals, uuid: entry.domain.uuid, heartbeat: pool.heartbeat, memory: remembered[key], now: input.now)
+      var mem = m
+      mem.host = entry.host
+      mem.name = entry.domain.name
+      kept[key] = mem
+      nodes.append(HealNode(key: key, name: entry.domain.name, uuid: entry.domain.uuid, host: entry.host, condition: condition))
+    }
+    // Nodes remembered on a host that could not be read: unknown, remembered as they were.
+    for (key, m) in remembered.sorted(by: { $0.key < $1.key }) where entries[key] == nil {
+      guard let host = m.host, let why = input.observed.unreachable[host] else { continue }
+      kept[key] = m
+      nodes.append(HealNode(key: key, name: m.name ?? key, uuid: m.uuid, host: host, condition: .unknown(reason: "host \(host) could not be read: \(why)")))
+    }
+    memory[pool.name] = kept
+    let active = input.active[pool.name].map { ActiveRollout(id: $0.id, kind: $0.kind) }
+    let decision = decideHeal(
+      HealPoolInput(
+        pool: pool.name, remediation: remediation, replicas: pool.replicas, protected: pool.protect, activeRollout: active,
+        lastHealEnded: input.lastHealEnded[pool.name], nodes: nodes), now: input.now)
+    decisions.append(decision)
+    for n in nodes {
+      let state = entries[n.key]?.domain.state
+      switch n.condition {
+      case .healthy:
+        reports.append(HealNodeReport(pool: pool.name, key: n.key, node: n.name, host: n.host, uuid: n.uuid, state: state, condition: "healthy"))
+      case .unhealthy(let since, let reason):
+        reports.append(
+          HealNodeReport(pool: pool.name, key: n.key, node: n.name, host: n.host, uuid: n.uuid, state: state, condition: "unhealthy", since: since, reason: reason))
+      case .unknown(let reason):
+        reports.append(HealNodeReport(pool: pool.name, key: n.key, node: n.name, host: n.host, uuid: n.uuid, state: nil, condition: "unknown", reason: reason))
+      }
+    }
+    switch decision.verdict {
+    case .resume:
+      if let state = input.active[pool.name] { rollouts.append(RolloutPreview.resuming(state, pool: pool)) }
+    case .remediate:
+      let reasons = Dictionary(nodes.compactMap { n -> (String, String)? in
+        if case .unhealthy(_, let reason) = n.condition { return (n.key, reason) }
+        return nil
+      }) { a, _ in a }
+      let chosen = decision.replace.compactMap { key -> (TrustedRecords.Entry, String)? in entries[key].map { ($0, reasons[key] ?? "unhealthy") } }
+      if let preview = healRollout(pool, nodes: chosen, signals: input.signals) { rollouts.append(preview) }
+    default: break
+    }
+  }
+  let hosts = Set(healed.flatMap(\.hosts))
+  let names = Set(input.pools.map(\.name))
+  var plan = Plan(
+    actions: [], specDigest: specDigest(input.pools), world: WorldFingerprint(input.observed, relevantHosts: hosts, project: input.project, pools: names))
+  plan.rollouts = rollouts
+  let declared = Dictionary(input.pools.map { ($0.name, $0) }) { a, _ in a }
+  plan.accelerators = chooseAcceleration([], pools: declared, observed: input.observed).2
+  let pass = HealPass(project: input.project, time: input.now, decisions: decisions, nodes: reports, plan: plan)
+  return (pass, memory)
+}
+
+/// The rollout of kind heal that replaces `nodes` of `pool` in place, each rebuilt from its own
+/// verified record (same image, digest and resources; the next generation): at most
+/// `max_in_flight` at once, never rolled back (a heal's "before" is a dead node), each node's
+/// drain skipped when libvirt says it is dead and forced when it only stopped beating.
+func healRollout(_ pool: PoolSpec, nodes: [(entry: TrustedRecords.Entry, reason: String)], signals: [String: NodeSignals]) -> RolloutPreview? {
+  guard let remediation = pool.remediation, !nodes.isEmpty else { return nil }
+  let rolloutNodes = nodes.map { entry, reason -> RolloutNode in
+    let o = entry.ownership
+    var to = o
+    to.generation = o.generation + 1
+    to.node = "\(o.pool)-\(o.index)"
+    to.healthFailed = false
+    to.rollout = nil
+    var node = RolloutNode(
+      key: "\(o.pool)-\(o.index)", index: o.index, host: entry.host, oldName: entry.domain.name, oldUUID: entry.domain.uuid, from: o, to: to,
+      reason: "heal: \(reason)")
+    let state = signals[entry.domain.uuid]?.state ?? entry.domain.state
+    if let dead = deadState(state) {
+      node.heal = .skip(reason: "the node is \(dead): nothing runs to drain")
+    } else {
+      let silence = pool.heartbeat?.silence.seconds ?? 60
+      node.heal = .force(seconds: min(60, max(5, silence)), reason: "the node stopped answering: \(reason)")
+    }
+    return node
+  }.sorted { $0.index < $1.index }
+  let inFlight = min(remediation.maxInFlight, rolloutNodes.count)
+  let policy = RolloutPolicy(
+    canary: 0, waves: [rolloutNodes.count], maxSurge: 0, maxUnavailable: inFlight, budget: rolloutNodes.count,
+    healthTimeoutMilliseconds: pool.upgrade.healthTimeout.milliseconds, onBudgetExceeded: .pause)
+  let images = Set(rolloutNodes.map(\.from.image)).sorted().joined(separator: ",")
+  return RolloutPreview(
+    pool: pool.name, fromImage: images, toImage: images, schedule: policy.schedule(rolloutNodes.map(\.key)), policy: policy,
+    drainOnTimeout: DrainSpec.OnTimeout.force.rawValue, estimatedSeconds: policy.estimatedSeconds(perNodeSeconds: RolloutPreview.perNodeSeconds(pool.hosts)),
+    nodes: rolloutNodes, resumes: nil, kind: .heal)
+}

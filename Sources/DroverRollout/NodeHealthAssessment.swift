@@ -1,0 +1,121 @@
+import DroverModel
+
+/// What one heal pass read about a node right now, before any judgement.
+public struct NodeSignals: Sendable, Hashable {
+  /// libvirt's state of the domain (`running`, `shutoff`, `crashed`, `paused`…).
+  public var state: String
+  public var heartbeat: HeartbeatSignal
+
+  public init(state: String, heartbeat: HeartbeatSignal) {
+    self.state = state
+    self.heartbeat = heartbeat
+  }
+}
+
+/// A heartbeat as read once.
+public enum HeartbeatSignal: Sendable, Hashable {
+  /// The pool declares no heartbeat.
+  case none
+  /// Console: the last beat line and how many there were (nil: none yet). A beat is a change.
+  case token(String?)
+  /// Agent or SSH: it answered now.
+  case answered
+  /// Agent or SSH: no answer, with why.
+  case silent(String)
+}
+
+/// What Drover remembers of a node between passes (the heal ledger): when its beat last
+/// changed, and since when it has been unhealthy. Keyed by the domain's UUID: a replacement
+/// starts afresh.
+public struct NodeMemory: Sendable, Hashable, Codable {
+  public var uuid: String
+  /// Where the node was last seen and under which name (an unreachable host's nodes are
+  /// reported "unknown" by these).
+  public var host: String?
+  public var name: String?
+  /// The last console token seen, and when it was first seen (≈ the last beat).
+  public var token: String?
+  public var lastBeat: Double
+  public var unhealthySince: Double?
+  public var reason: String?
+
+  public init(uuid: String, token: String? = nil, lastBeat: Double, unhealthySince: Double? = nil, reason: String? = nil) {
+    self.uuid = uuid
+    self.token = token
+    self.lastBeat = lastBeat
+    self.unhealthySince = unhealthySince
+    self.reason = reason
+  }
+}
+
+/// A node's judged health.
+public enum NodeCondition: Sendable, Hashable, Codable {
+  case healthy
+  /// Unhealthy since `since` (seconds since 1970), for `reason`.
+  case unhealthy(since: Double, reason: String)
+  /// Its host could not be read: never replaced for that alone.
+  case unknown(reason: String)
+
+  public var isUnhealthy: Bool { if case .unhealthy = self { true } else { false } }
+}
+
+/// libvirt states of a domain that is not doing its work: it was destroyed or powered off, its
+/// QEMU died (libvirt then reports it shut off or crashed), or it was paused.
+public func deadState(_ state: String) -> String? {
+  switch state {
+  case "running", "blocked": return nil
+  case "shutoff": return "shut off (its QEMU process is gone)"
+  case "crashed": return "crashed"
+  case "paused": return "paused"
+  case "shutdown": return "shutting down"
+  case "pmsuspended": return "suspended by the guest"
+  default: return "in libvirt state \(state)"
+  }
+}
+
+/// Judges one node from what was read now and what was remembered; returns the judgement and
+/// what to remember. Pure: `now` is given (golden sequences run it on a simulated clock).
+///
+/// A beat is a change of the console token, or an answer (agent, SSH). A node with no memory
+/// starts its grace now (a fresh node, or a first pass): it is unhealthy only once it has been
+/// silent for `interval × missed`, and it has been unhealthy since that moment.
+public func assessNode(
+  _ signals: NodeSignals, uuid: String, heartbeat: HeartbeatSpec?, memory: NodeMemory?, now: Double
+) -> (condition: NodeCondition, memory: NodeMemory) {
+  let remembered = memory.flatMap { $0.uuid == uuid ? $0 : nil }
+  var m = remembered ?? NodeMemory(uuid: uuid, lastBeat: now)
+  let first = remembered == nil
+  switch signals.heartbeat {
+  case .none: m.lastBeat = now
+  case .token(let token):
+    if first || token != m.token {
+      m.token = token
+      if !first || token != nil { m.lastBeat = now }
+    }
+  case .answered: m.lastBeat = now
+  case .silent: break
+  }
+  var reason: String?
+  var since = now
+  if let dead = deadState(signals.state) {
+    reason = dead
+  } else if let spec = heartbeat {
+    let silentFor = now - m.lastBeat
+    if silentFor >= spec.silence.seconds {
+      var why = "no heartbeat (\(spec.sourceName)) for \(Int(silentFor.rounded()))s, \(spec.missed) missed at \(spec.interval)"
+      if case .silent(let detail) = signals.heartbeat { why += ": \(detail)" }
+      reason = why
+      since = m.lastBeat + spec.silence.seconds
+    }
+  }
+  guard let reason else {
+    m.unhealthySince = nil
+    m.reason = nil
+    return (.healthy, m)
+  }
+  // Unhealthy since the earliest moment known: what was remembered, or when it began.
+  let start = min(m.unhealthySince ?? since, since)
+  m.unhealthySince = start
+  m.reason = reason
+  return (.unhealthy(since: start, reason: reason), m)
+}

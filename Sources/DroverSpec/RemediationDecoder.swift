@@ -1,0 +1,74 @@
+import DroverModel
+import LibYAML
+
+/// Decodes `heartbeat:` and `remediation:` (self-healing, `drover heal`).
+enum RemediationDecoder {
+  static let sources = ["console", "agent", "ssh"]
+
+  /// `heartbeat: {source: console, pattern: "DROVER HEARTBEAT", interval: 10s, missed: 3}`.
+  static func heartbeat(_ node: YAMLNode, context: inout DecodeContext) -> HeartbeatSpec? {
+    var reader = MappingReader(node, what: "heartbeat", context: &context)
+    guard reader.isMapping else { return nil }
+    var source: HeartbeatSpec.Source?
+    if let s = reader.required("source", context: &context, hint: "one of: \(sources.joined(separator: ", "))"), let name = context.string(s, "source") {
+      switch name {
+      case "console":
+        let p = reader.optional("pattern")
+        let pattern = p.flatMap { context.string($0, "pattern") } ?? "DROVER HEARTBEAT"
+        if (try? Regex(pattern)) == nil {
+          context.error("spec.regex", "pattern '\(pattern)' is not a valid regular expression", at: p ?? s)
+        } else {
+          source = .console(pattern: pattern)
+        }
+      case "agent": source = .agent
+      case "ssh":
+        if let c = reader.required("command", context: &context, hint: "what to run on the node, for example: command: 'true'"),
+          let command = context.string(c, "command")
+        {
+          if command.isEmpty || command.utf8.count > 4096 || command.contains("\0") {
+            context.error("spec.range", "a heartbeat's command must be 1 to 4096 bytes", at: c)
+          } else {
+            source = .ssh(command: command)
+          }
+        }
+      default:
+        for key in ["pattern", "command"] { _ = reader.optional(key) }
+        context.error(
+          "spec.heartbeat.source", "unknown heartbeat source '\(name)'", at: s,
+          hint: nearest(name, in: sources).map { "did you mean '\($0)'?" } ?? "one of: \(sources.joined(separator: ", "))")
+      }
+    }
+    if case .console = source {
+    } else {
+      if let p = reader.optional("pattern"), source != nil { context.error("spec.key", "pattern belongs to a console heartbeat", at: p) }
+    }
+    if case .ssh = source {} else if let c = reader.optional("command"), source != nil {
+      context.error("spec.key", "command belongs to an ssh heartbeat", at: c)
+    }
+    var spec = source.map { HeartbeatSpec(source: $0) }
+    if let n = reader.optional("interval"), let v = context.timeSpan(n, "interval", max: .minutes(60)) {
+      if v.milliseconds < 100 {
+        context.error("spec.range", "interval must be at least 100ms", at: n)
+      } else {
+        spec?.interval = v
+      }
+    }
+    if let n = reader.optional("missed"), let v = context.integer(n, "missed", in: 1...100) { spec?.missed = v }
+    reader.finish(context: &context)
+    return spec
+  }
+
+  /// `remediation: {unhealthy_after: 5m, max_unhealthy: 40%, max_in_flight: 1, cooldown: 10m}`.
+  static func remediation(_ node: YAMLNode, context: inout DecodeContext) -> RemediationSpec? {
+    var reader = MappingReader(node, what: "remediation", context: &context)
+    guard reader.isMapping else { return nil }
+    var spec = RemediationSpec()
+    if let n = reader.optional("unhealthy_after"), let v = context.timeSpan(n, "unhealthy_after") { spec.unhealthyAfter = v }
+    if let n = reader.optional("max_unhealthy"), let v = context.quantity(n, "max_unhealthy") { spec.maxUnhealthy = v }
+    if let n = reader.optional("max_in_flight"), let v = context.integer(n, "max_in_flight", in: 1...100) { spec.maxInFlight = v }
+    if let n = reader.optional("cooldown"), let v = context.timeSpan(n, "cooldown") { spec.cooldown = v }
+    if let n = reader.optional("remediate_protected"), let v = context.boolean(n, "remediate_protected") { spec.remediateProtected = v }
+    reader.finish(context: &context)
+    return spec
+  }
+}
