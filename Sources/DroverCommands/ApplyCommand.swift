@@ -155,7 +155,8 @@ struct ApplySession {
     }
     var plan = current
     if let saved {
-      var stale = StalePlanCheck.check(saved: saved, current: current)
+      let heals = context.specs.poolSpecs.flatMap { HealEngine.heals(stateDirectory: project.stateDirectory, pool: $0.name) }
+      var stale = StalePlanCheck.check(saved: saved, current: current, heals: heals)
       if !stale.hasErrors, saved.actions != current.actions || saved.rollouts != current.rollouts {
         stale.append(
           .error(

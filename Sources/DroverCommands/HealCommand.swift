@@ -139,7 +139,8 @@ struct HealSession {
       pass.decisions.append(PoolHealDecision(pool: pool, verdict: .skipped(reason: why), replace: [], left: [], unknown: [], why: "skipped: \(why)"))
     }
     HealView.render(pass, json: options.json, dryRun: options.dryRun, color: project.color)
-    var status = pass.exitStatusIfDone
+    // A dry run did nothing: any unhealthy node is still there.
+    var status = options.dryRun ? (pass.nodes.contains { $0.condition == "unhealthy" } ? 2 : 0) : pass.exitStatusIfDone
     var failed: Set<String> = []
     if !options.dryRun && !pass.plan.rollouts.isEmpty {
       if context.keyring.key == nil {

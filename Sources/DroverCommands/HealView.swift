@@ -50,7 +50,7 @@ enum HealView {
 /// written to a temporary file beside the target and renamed, so a scrape never sees half.
 enum HealMetrics {
   static func write(_ pass: HealPass, failed: Set<String>, dryRun: Bool, stateDirectory: String, to path: String) throws {
-    func label(_ s: String) -> String { s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n") }
+    func label(_ s: String) -> String { PrometheusTextfile.escape(s) }
     let project = label(pass.project)
     var text = "# HELP drover_node_healthy 1 when the node is healthy after this pass, 0 when not (unknown nodes are left out).\n"
     text += "# TYPE drover_node_healthy gauge\n"
@@ -71,12 +71,7 @@ enum HealMetrics {
     }
     text += "# HELP drover_heal_last_pass_timestamp_seconds When the last heal pass ran.\n# TYPE drover_heal_last_pass_timestamp_seconds gauge\n"
     text += "drover_heal_last_pass_timestamp_seconds{project=\"\(project)\"} \(Int(pass.time))\n"
-    let temporary = path + ".\(getpid()).tmp"
-    do {
-      try text.write(toFile: temporary, atomically: false, encoding: .utf8)
-      guard rename(temporary, path) == 0 else { throw Diagnostic.error("heal.metrics", String(cString: strerror(errno))) }
-    } catch {
-      try? FileManager.default.removeItem(atPath: temporary)
+    do { try PrometheusTextfile.write(text, to: path) } catch {
       throw Diagnostic.error("heal.metrics", "cannot write the metrics file \(path): \(error)", subject: path, hint: "the folder must exist and be writable")
     }
   }

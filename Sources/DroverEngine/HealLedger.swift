@@ -26,6 +26,16 @@ public struct HealLedger: Sendable {
     return file.nodes
   }
 
+  /// The nodes the last pass of each pool judged unhealthy, by domain UUID, with why (drift
+  /// reports them).
+  public func unhealthy(pools: [String]) -> [String: String] {
+    var result: [String: String] = [:]
+    for pool in pools {
+      for m in read(pool: pool).values where m.unhealthySince != nil { result[m.uuid] = m.reason ?? "unhealthy" }
+    }
+    return result
+  }
+
   public func write(pool: String, _ nodes: [String: NodeMemory]) throws {
     do {
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

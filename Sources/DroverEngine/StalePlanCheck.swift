@@ -1,12 +1,15 @@
 import DroverBasics
 import DroverPlan
+import DroverRollout
 
 /// Refuses a saved plan whose world or specs changed since it was made.
 ///
 /// Stronger than Terraform's serial check: the fingerprint covers every domain on every host the
 /// plan touches (UUIDs, state, metadata digests), so any out-of-band change is named.
 public enum StalePlanCheck {
-  public static func check(saved: Plan, current: Plan) -> [Diagnostic] {
+  /// - Parameter heals: the project's heal rollouts (from the journals): a domain of the saved
+  ///   plan's world that a heal replaced is named as such, not only as "recreated".
+  public static func check(saved: Plan, current: Plan, heals: [RolloutState] = []) -> [Diagnostic] {
     var diagnostics: [Diagnostic] = []
     if saved.formatVersion != Plan.formatVersion {
       diagnostics.append(
@@ -18,7 +21,7 @@ public enum StalePlanCheck {
           "plan.stale", "the pool specs changed since the plan was saved",
           hint: "run drover plan --out again and review the new plan"))
     }
-    let changes = current.world.differences(from: saved.world)
+    let changes = healNotes(saved: saved, heals: heals) + current.world.differences(from: saved.world)
     if !changes.isEmpty {
       diagnostics.append(
         .error(
@@ -27,5 +30,19 @@ public enum StalePlanCheck {
           hint: "run drover plan --out again and review the new plan"))
     }
     return diagnostics
+  }
+
+  /// "node web-2 was replaced by heal heal-web-… (why)" for every node a heal replaced whose
+  /// old domain (by UUID) the saved plan saw. Pure.
+  public static func healNotes(saved: Plan, heals: [RolloutState]) -> [String] {
+    let seen = Set(saved.world.hosts.values.flatMap { $0.values.compactMap { $0.split(separator: " ").first.map(String.init) } })
+    var notes: [String] = []
+    for heal in heals where heal.kind == .heal {
+      for key in heal.schedule.joined() {
+        guard let node = heal.nodes[key], seen.contains(node.oldUUID), heal.done.contains(key) || heal.touched.contains(key) else { continue }
+        notes.append("node \(node.oldName) on \(node.host) was replaced by heal \(heal.id) (\(node.reason))")
+      }
+    }
+    return notes
   }
 }

@@ -40,8 +40,12 @@ public struct DriftFinding: Sendable, Codable, Hashable {
 ///
 /// - Parameter imageDigests: the current digest of each image reference, where known; a node
 ///   recorded with another digest runs an image that no longer matches.
+///
+/// - Parameter judgedUnhealthy: nodes the last heal pass found unhealthy (by domain UUID, with
+///   why, from the heal ledger): reported as `unhealthy` while the same domain is still there.
 public func detectDrift(
-  pools: [PoolSpec], observed: ObservedWorld, project: String = "default", imageDigests: [String: String] = [:], keyHeld: Bool = false
+  pools: [PoolSpec], observed: ObservedWorld, project: String = "default", imageDigests: [String: String] = [:], keyHeld: Bool = false,
+  judgedUnhealthy: [String: String] = [:]
 ) -> [DriftFinding] {
   var findings: [DriftFinding] = []
   let declared = Dictionary(pools.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -121,6 +125,13 @@ public func detectDrift(
             observed: "applied: " + changes.map(\.applied).joined(separator: ", "), fix: "drover apply --target \(d.name)"))
       }
     }
+  }
+  for (uri, d, o) in records.owned where declared[o.pool] != nil {
+    guard let why = judgedUnhealthy[d.uuid] else { continue }
+    findings.append(
+      DriftFinding(
+        kind: .unhealthy, pool: o.pool, node: d.name, host: uri, expected: "a healthy node (libvirt state and heartbeat)",
+        observed: "unhealthy at the last heal pass: \(why)", fix: "drover heal  # replaces it once remediation allows"))
   }
   return findings.sorted { ($0.pool, $0.node, $0.kind.rawValue) < ($1.pool, $1.node, $1.kind.rawValue) }
 }
