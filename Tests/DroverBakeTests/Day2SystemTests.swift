@@ -65,7 +65,7 @@ extension BakeSystemTests {
     var image: String
   }
 
-  func vmNodes(_ p: Day2Project) throws -> [VMNode] {
+  func vmNodes(_ p: VMTestProject) throws -> [VMNode] {
     try backend.connection.allDomains().compactMap { d -> VMNode? in
       guard let meta = try? d.metadata(namespace: OwnershipMetadata.namespace), let o = OwnershipMetadata.parse(meta), o.project == p.project
       else { return nil }
@@ -74,13 +74,18 @@ extension BakeSystemTests {
   }
 
   /// Overlays of the project in its pool, and the disks its domains use: always equal.
-  func expectNoOrphan(_ p: Day2Project, _ context: String) throws {
+  func expectNoOrphan(_ p: VMTestProject, _ context: String) throws {
     try backend.connection.storagePool(named: p.imagePool)?.refresh()
-    let overlays = try backend.connection.storagePool(named: p.imagePool)?.volumeNames()
+    let volumes = try backend.connection.storagePool(named: p.imagePool)?.volumeNames()
       .filter { $0.hasPrefix("drover.\(p.project).") }.map { "\(p.imagePool)/\($0)" }.sorted() ?? []
+    // A seeded node's seed volume goes with its overlay (same name, `.seed`).
+    let overlays = volumes.filter { !$0.hasSuffix(".seed") }
+    let seeds = volumes.filter { $0.hasSuffix(".seed") }
     let disks = try vmNodes(p).map(\.disk).sorted()
     #expect(overlays == disks, "\(context): every overlay belongs to exactly one domain")
+    #expect(seeds.allSatisfy { overlays.contains(String($0.dropLast(".seed".count)) + ".qcow2") }, "\(context): no seed without its node: \(seeds)")
   }
+
 
   @Test func day2OnRealVMsKeepsDisksAndLeavesNoOrphan() throws {
     let p = try Day2Project()

@@ -1,0 +1,145 @@
+import DroverLibvirt
+import DroverModel
+import Foundation
+import Libvirt
+import Testing
+
+/// #20 on real VMs (`qemu:///system`, busybox under TCG), through the built binary: a node
+/// `virsh destroy`ed is replaced by `heal`; a node whose guest stops its console heartbeat (the
+/// image's init stops when its seed tells it to) is replaced; 3 of 3 broken with
+/// `max_unhealthy: 1` replaces nothing and exits 2; a heal killed with `kill -9` mid-replacement
+/// converges on the rerun, counted once, with no orphan overlay.
+extension BakeSystemTests {
+  final class HealProject: VMTestProject {
+    init() throws {
+      try super.init("heal")
+      // Beats every second on the console; a node its seed names (by instance id: name and
+      // generation) stops after the count given there — "told to" through the pool's user_data,
+      // read raw from the seed disk (no mount, no cloud-init in busybox).
+      try """
+        #!/bin/busybox sh
+        /bin/busybox --install -s /bin
+        id=$(grep -o 'instance-id: [a-z0-9-]*' /dev/vdb 2>/dev/null | head -n 1 | cut -d' ' -f2)
+        stop=$(grep -o "stop-heartbeat-after: $id [0-9]*" /dev/vdb 2>/dev/null | head -n 1 | cut -d' ' -f3)
+        echo "DROVER READY $id"
+        n=0
+        while [ -z "$stop" ] || [ "$n" -lt "$stop" ]; do n=$((n + 1)); echo "DROVER HEARTBEAT $n"; sleep 1; done
+        echo "DROVER HEARTBEAT STOPPED"
+        exec sh -c 'while :; do sleep 3600; done'
+        """.write(to: dir.appendingPathComponent("images/files/init"), atomically: true, encoding: .utf8)
+      try """
+        name: heal
+        version: v1
+        base: {rootfs: busybox}
+        files: [{source: files/init, path: /init, mode: "0755"}]
+        cmdline: console=ttyS0 panic=-1 quiet
+        size: 32MiB
+
+        """.write(to: dir.appendingPathComponent("images/heal.yaml"), atomically: true, encoding: .utf8)
+    }
+
+    func pool(maxUnhealthy: String = "1", inFlight: Int = 1) throws {
+      try """
+        name: hs
+        hosts: [qemu:///system]
+        replicas: 3
+        image: heal@v1
+        resources: {memory: 160MiB}
+        health: [{type: console, pattern: "DROVER READY", timeout: 60s, interval: 250ms, retries: 0}]
+        heartbeat: {source: console, pattern: "DROVER HEARTBEAT [0-9]+", interval: 1s, missed: 3}
+        remediation: {unhealthy_after: 2s, max_unhealthy: \(maxUnhealthy), max_in_flight: \(inFlight)}
+        upgrade: {health_timeout: 60s}
+        cloud_init:
+          user_data: |
+            #cloud-config
+            # stop-heartbeat-after: hs-2-g1 6
+
+        """.write(to: dir.appendingPathComponent("pools/hs.yaml"), atomically: true, encoding: .utf8)
+    }
+
+    /// With more variables (`DROVER_CRASH_AT`).
+    func run(_ args: [String], extra: [String: String]) throws -> (status: Int32, output: String) {
+      try DroverProcess.run(binary, args, in: dir, environment: environment.mapValues { $0 }.merging(extra.mapValues { $0 }) { $1 })
+    }
+
+    func cleanUp(_ connection: Connection) {
+      try? """
+        name: hs
+        hosts: [qemu:///system]
+        replicas: 0
+        image: heal@v1
+
+        """.write(to: dir.appendingPathComponent("pools/hs.yaml"), atomically: true, encoding: .utf8)
+      _ = try? run(["rollout", "abort", "hs"])
+      _ = try? run(["apply", "--auto-approve"])
+      removeAll(connection)
+    }
+  }
+
+  /// Runs `heal` a second apart until `done` holds for the project's nodes or `passes` have
+  /// run; returns the last status and every pass's output. The waits are the spec's own
+  /// (silence, unhealthy_after), not the test's.
+  func heal(_ p: HealProject, passes: Int = 30, until done: ([VMNode]) -> Bool) throws -> (status: Int32, output: String) {
+    var status: Int32 = -1
+    var output = ""
+    for _ in 0..<passes {
+      let run = try p.run(["heal"])
+      status = run.status
+      output += run.output
+      if try done(vmNodes(p)) && status != 2 { break }
+      Thread.sleep(forTimeInterval: 1)
+    }
+    return (status, output)
+  }
+
+  @Test func healReplacesDeadAndSilentNodesOnRealVMsAndShortCircuitsAWiderOutage() throws {
+    let p = try HealProject()
+    defer { p.cleanUp(backend.connection) }
+    #expect(try p.run(["bake"]).status == 0)
+    try p.pool()
+    let created = try p.run(["apply", "--auto-approve"])
+    #expect(created.status == 0, "\(created.output)")
+    #expect(try p.run(["heal"]).status == 0, "3 fresh, beating nodes")
+    let first = try vmNodes(p)
+    #expect(first.count == 3)
+
+    // 1. The guest of hs-2 (generation 1) stops beating 6 s after boot, as its seed tells it:
+    // replaced once silent 3 s and unhealthy 2 s, its drain forced; its replacement beats on.
+    let silent = try heal(p) { $0.first { $0.name == "hs-2" }?.generation == 2 }
+    #expect(silent.status == 0 && silent.output.contains("no heartbeat (console)") && silent.output.contains("drain forced"), "\(silent.output)")
+    let afterSilence = try vmNodes(p)
+    #expect(afterSilence.first { $0.name == "hs-2" }?.generation == 2)
+    #expect(afterSilence.first { $0.name == "hs-1" }?.uuid == first[0].uuid && afterSilence.first { $0.name == "hs-3" }?.uuid == first[2].uuid, "the healthy nodes are untouched")
+    try expectNoOrphan(p, "after a silent node's heal")
+
+    // 2. virsh destroy: replaced, in place, drain skipped.
+    try backend.connection.domain(named: "hs-1")?.destroy()
+    let dead = try heal(p) { $0.first { $0.name == "hs-1" }?.generation == 2 }
+    #expect(dead.status == 0 && dead.output.contains("drain skipped"), "\(dead.output)")
+    let afterDeath = try vmNodes(p)
+    #expect(afterDeath.count == 3 && afterDeath.first { $0.name == "hs-1" }?.generation == 2 && afterDeath.first { $0.name == "hs-1" }?.uuid != first[0].uuid)
+    #expect(afterDeath.first { $0.name == "hs-2" }?.uuid == afterSilence.first { $0.name == "hs-2" }?.uuid, "the healed hs-2 keeps beating")
+    try expectNoOrphan(p, "after a dead node's heal")
+
+    // 3. All three destroyed, max_unhealthy 1: nothing replaced, exit 2, the reason said.
+    for n in ["hs-1", "hs-2", "hs-3"] { try backend.connection.domain(named: n)?.destroy() }
+    let outage = try p.run(["heal"])
+    #expect(outage.status == 2 && outage.output.contains("short-circuit") && outage.output.contains("wider outage"), "\(outage.output)")
+    #expect(try vmNodes(p).map(\.uuid) == afterDeath.map(\.uuid))
+
+    // 4. max_unhealthy 100%, all three at once, killed with kill -9 after the first replacement
+    // was created: the rerun resumes that heal and converges, one domain per index.
+    try p.pool(maxUnhealthy: "100%", inFlight: 3)
+    Thread.sleep(forTimeInterval: 2)
+    let killed = try p.run(["heal"], extra: ["DROVER_CRASH_AT": "step-done:create"])
+    #expect(killed.status != 0 && killed.status != 2, "killed: \(killed.output)")
+    let rerun = try heal(p) { nodes in nodes.count == 3 && nodes.allSatisfy { $0.id != nil } }
+    #expect(rerun.status == 0, "\(rerun.output)")
+    let end = try vmNodes(p)
+    #expect(end.map(\.name) == ["hs-1", "hs-2", "hs-3"], "one domain per index")
+    #expect(end.allSatisfy { $0.id != nil }, "every node running")
+    try expectNoOrphan(p, "after the resumed heal")
+    let history = try p.run(["rollout", "history", "--json", "hs"])
+    #expect(history.output.components(separatedBy: "\"kind\":\"heal\"").count - 1 == 3, "three heals in the history: \(history.output)")
+  }
+}
