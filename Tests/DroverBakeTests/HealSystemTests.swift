@@ -139,6 +139,19 @@ extension BakeSystemTests {
     #expect(end.map(\.name) == ["hs-1", "hs-2", "hs-3"], "one domain per index")
     #expect(end.allSatisfy { $0.id != nil }, "every node running")
     try expectNoOrphan(p, "after the resumed heal")
+    // 5. An agent heartbeat on nodes whose image runs no guest agent (busybox; the seeded
+    // domains have the agent's channel): healthy through its grace, then unhealthy with
+    // libvirt's reason; max_unhealthy 0 replaces nothing.
+    let yaml = p.dir.appendingPathComponent("pools/hs.yaml")
+    let spec = try String(contentsOf: yaml, encoding: .utf8)
+    try spec.replacingOccurrences(of: "heartbeat: {source: console, pattern: \"DROVER HEARTBEAT [0-9]+\", interval: 1s, missed: 3}", with: "heartbeat: {source: agent, interval: 1s, missed: 1}")
+      .replacingOccurrences(of: "max_unhealthy: 100%", with: "max_unhealthy: 0").write(to: yaml, atomically: true, encoding: .utf8)
+    #expect(try p.run(["heal"]).status == 0, "the agent's grace starts now")
+    Thread.sleep(forTimeInterval: 1.5)
+    let silentAgent = try p.run(["heal"])
+    #expect(silentAgent.status == 2 && silentAgent.output.contains("no heartbeat (agent)") && silentAgent.output.contains("short-circuit"), "\(silentAgent.output)")
+    #expect(try vmNodes(p).map(\.uuid) == end.map(\.uuid))
+
     let history = try p.run(["rollout", "history", "--json", "hs"])
     #expect(history.output.components(separatedBy: "\"kind\":\"heal\"").count - 1 == 3, "three heals in the history: \(history.output)")
   }

@@ -199,6 +199,31 @@ import Testing
     #expect(run.stderr.contains("pools/\(pool).yaml:5"), "located: \(run.stderr)")
   }
 
+  /// An agent heartbeat costs one libvirt call per running node, and the test driver answers it
+  /// (its `virDomainGetTime` stands in for a guest agent): healthy on every pass. A silent agent
+  /// on a real VM: `HealSystemTests`.
+  @Test func anAnsweringGuestAgentIsABeat() throws {
+    let r = try HealHarness(remediation: "{unhealthy_after: 0s, max_unhealthy: 0}", extra: "heartbeat: {source: agent, interval: 100ms, missed: 2}")
+    defer { try? r.cleanup() }
+    #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
+    #expect(try r.h.run(["heal", "--json"]).status == 0)
+    Thread.sleep(forTimeInterval: 0.3)
+    let second = try r.h.run(["heal", "--json"])
+    #expect(second.status == 0 && !second.stdout.contains("unhealthy"), "\(second.stdout)")
+  }
+
+  /// The contrib units' commands are real: each ExecStart's arguments parse with this binary.
+  @Test func contribUnitsRunRealCommands() throws {
+    let h = try CLIHarness()
+    for unit in ["drover-watch.service", "drover-heal.service"] {
+      let text = try String(contentsOf: CLIHarness.repo.appendingPathComponent("contrib/systemd/\(unit)"), encoding: .utf8)
+      let exec = try #require(text.split(separator: "\n").first { $0.hasPrefix("ExecStart=") })
+      let args = exec.dropFirst("ExecStart=".count).split(separator: " ").dropFirst().map(String.init)
+      let run = try h.run(args + ["--help"])
+      #expect(run.status == 0 && run.stdout.contains("USAGE"), "\(unit): \(args) \(run.stderr)")
+    }
+  }
+
   /// `watch` replaces a node destroyed while it runs, and a SIGTERM ends it.
   @Test func watchHealsWhileItRunsAndStopsOnSIGTERM() throws {
     let r = try HealHarness()

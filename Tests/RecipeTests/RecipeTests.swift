@@ -45,6 +45,21 @@ import Testing
     #expect(timer["Install"]?["WantedBy"] == ["timers.target"])
   }
 
+  /// #20: `drover watch` as a service (SIGTERM ends it, restarts on failure) and `drover heal`
+  /// as a timer (exit 2, unhealthy nodes left, is not a failed unit). Their commands are
+  /// checked against the real binary by `HealCLITests`.
+  @Test func healServiceAndTimerAreValid() throws {
+    let watch = try Self.unit("drover-watch.service")
+    #expect(watch["Service"]?["Type"] == ["simple"] && watch["Service"]?["KillSignal"] == ["SIGTERM"] && watch["Service"]?["Restart"] == ["on-failure"])
+    let watchExec = try #require(watch["Service"]?["ExecStart"]?.first)
+    #expect(watchExec.hasPrefix("/") && watchExec.contains(" watch --interval ") && watchExec.contains("--textfile"))
+    let heal = try Self.unit("drover-heal.service")
+    #expect(heal["Service"]?["Type"] == ["oneshot"] && heal["Service"]?["SuccessExitStatus"] == ["2"])
+    #expect(heal["Service"]?["ExecStart"]?.first?.contains(" heal --textfile ") == true)
+    let timer = try Self.unit("drover-heal.timer")
+    #expect(timer["Timer"]?["Unit"] == ["drover-heal.service"] && timer["Install"]?["WantedBy"] == ["timers.target"])
+  }
+
   @Test func cronLineHasScheduleUserAndCommand() throws {
     let text = try String(contentsOf: Self.contrib.appendingPathComponent("cron/drover-drift"), encoding: .utf8)
     let jobs = text.split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.contains("=") }
