@@ -36,7 +36,7 @@ let package = Package(
       dependencies: ["DroverSpec", "DroverPlan", "DroverRollout", "DroverEngine", "DroverBake", "DroverLibvirt", argumentParser]),
     .executableTarget(name: "drover", dependencies: ["DroverCommands"]),
     .executableTarget(
-      name: "drover-bench", dependencies: ["DroverBake", "DroverLibvirt", "DroverPlan", "DroverSpec", "DroverModel", "Libvirt"]),
+      name: "drover-bench", dependencies: ["DroverBake", "DroverEngine", "DroverLibvirt", "DroverPlan", "DroverSpec", "DroverModel", "Libvirt"]),
     // Tests.
 
     .testTarget(name: "LibYAMLTests", dependencies: ["LibYAML"]),
