@@ -156,6 +156,26 @@ import Testing
     #expect(HealEngine.remediations(stateDirectory: r.h.dir.appendingPathComponent(".drover").path, pool: r.pool) == 1)
   }
 
+  /// A replacement that never becomes healthy: the heal fails (exit 3), its node is reported
+  /// unhealthy in the metrics, and the failure is in the journal.
+  @Test func aFailedRemediationExitsThree() throws {
+    let r = try HealHarness(extra: "")
+    defer { try? r.cleanup() }
+    let gate = r.h.dir.appendingPathComponent("broken").path
+    try r.write(
+      replicas: 3, remediation: "{unhealthy_after: 0s, max_unhealthy: 1}",
+      extra: "health: [{type: command, command: [\"/bin/sh\", \"-c\", \"[ ! -e \(gate) ]\"], timeout: 2s, interval: 100ms, retries: 0}]\nupgrade: {health_timeout: 2s}")
+    #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
+    FileManager.default.createFile(atPath: gate, contents: Data())
+    try r.destroy(1)
+    let metrics = r.h.dir.appendingPathComponent("heal.prom").path
+    let run = try r.h.run(["heal", "--textfile", metrics])
+    #expect(run.status == 3, "\(run.stdout)\(run.stderr)")
+    #expect(try String(contentsOfFile: metrics, encoding: .utf8).contains("node=\"\(r.pool)-1\",host=\"test+unix:///default\"} 0"))
+    #expect(try r.journal().rollouts().last?.failed["\(r.pool)-1"] != nil)
+    try FileManager.default.removeItem(atPath: gate)
+  }
+
   @Test func aSavedPlanMadeStaleByAHealSaysSo() throws {
     let r = try HealHarness()
     defer { try? r.cleanup() }
