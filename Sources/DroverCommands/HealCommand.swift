@@ -96,6 +96,15 @@ struct HealSession {
       return 1
     }
     let healed = context.specs.poolSpecs.filter { $0.remediation != nil }.map(\.name).sorted()
+    // Only records sealed with the project key are nodes a heal may judge and replace: without
+    // the key every node would look like no node at all, and "all healthy" would be a lie.
+    if !healed.isEmpty && context.keyring.key == nil {
+      report(
+        Diagnostic.error(
+          "records.no-key", "this machine has no key for project \(project.projectName): heal cannot verify which domains are its nodes",
+          subject: "project \(project.projectName)", hint: "import the key (drover key import, or DROVER_PROJECT_KEY)"))
+      return 1
+    }
     guard !healed.isEmpty else {
       if options.json {
         Output.jsonLine(["event": "summary", "kind": "heal", "format_version": HealPass.formatVersion, "exit_status": 0, "pools": [String]()])
@@ -143,13 +152,6 @@ struct HealSession {
     var status = options.dryRun ? (pass.nodes.contains { $0.condition == "unhealthy" } ? 2 : 0) : pass.exitStatusIfDone
     var failed: Set<String> = []
     if !options.dryRun && !pass.plan.rollouts.isEmpty {
-      if context.keyring.key == nil {
-        report(
-          Diagnostic.error(
-            "records.no-key", "this machine has no key for project \(project.projectName): heal cannot seal the records of new nodes",
-            subject: "project \(project.projectName)", hint: "import the key (drover key import, or DROVER_PROJECT_KEY)"))
-        return 3
-      }
       var session = ApplySession(
         project: project, targeting: TargetingOptions.Selection(), images: images, planFile: nil, autoApprove: true, json: options.json,
         lockTimeout: 0)

@@ -15,7 +15,7 @@ enum HealView {
           "condition": n.condition,
         ]
         if let state = n.state { event["state"] = state }
-        if let since = n.since { event["unhealthy_for_seconds"] = Int((pass.time - since).rounded()) }
+        if let since = n.since { event["unhealthy_for_seconds"] = wholeSeconds(pass.time - since) }
         if let reason = n.reason { event["reason"] = reason }
         Output.jsonLine(event)
       }
@@ -35,7 +35,7 @@ enum HealView {
       for n in pass.nodes where n.pool == d.pool {
         let mark = d.replace.contains(n.key) ? (dryRun ? "would replace" : "replace") : ""
         let condition = n.condition == "unhealthy" ? "UNHEALTHY" : n.condition
-        let since = n.since.map { " for \(Int((pass.time - $0).rounded()))s" } ?? ""
+        let since = n.since.map { " for \(wholeSeconds(pass.time - $0))s" } ?? ""
         rows.append([n.node, condition + since, n.state ?? "-", n.host, mark, n.reason.map(Terminal.printable) ?? ""])
       }
       if !rows.isEmpty {
@@ -70,7 +70,7 @@ enum HealMetrics {
       text += "drover_heal_short_circuit{project=\"\(project)\",pool=\"\(label(d.pool))\"} \(short)\n"
     }
     text += "# HELP drover_heal_last_pass_timestamp_seconds When the last heal pass ran.\n# TYPE drover_heal_last_pass_timestamp_seconds gauge\n"
-    text += "drover_heal_last_pass_timestamp_seconds{project=\"\(project)\"} \(Int(pass.time))\n"
+    text += "drover_heal_last_pass_timestamp_seconds{project=\"\(project)\"} \(wholeSeconds(pass.time))\n"
     do { try PrometheusTextfile.write(text, to: path) } catch {
       throw Diagnostic.error("heal.metrics", "cannot write the metrics file \(path): \(error)", subject: path, hint: "the folder must exist and be writable")
     }

@@ -41,8 +41,8 @@ public enum HeartbeatReader {
     switch spec.source {
     case .console(let pattern):
       guard let regex = try? Regex(pattern) else { return .token(nil) }
-      if let readConsole = ep.readConsole {
-        return .token(readConsole().flatMap { consoleToken($0, base: 0, pattern: regex) })
+      if let reader = backend as? ConsoleReading, reader.readsConsoles {
+        return .token(reader.consoleTail(of: ep.name, maxBytes: 65_536).flatMap { consoleToken($0.bytes, base: $0.base, pattern: regex) })
       }
       guard let path = ep.consoleLog, let (bytes, base) = tail(of: path) else { return .token(nil) }
       return .token(consoleToken(bytes, base: base, pattern: regex))

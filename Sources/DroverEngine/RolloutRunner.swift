@@ -271,16 +271,37 @@ public final class RolloutRunner: @unchecked Sendable {
 
     func cordonAndDrain(_ old: (host: String, domain: ObservedDomain, ownership: NodeOwnership)) throws -> String? {
       let ep = endpoint(old)
-      try step(state, key, "cordon") { try hooks.drainer.cordon(ep) }
-      switch node.heal {
+      // A heal's node is sick: a cordon or drain that fails (a hook that reaches into the dead
+      // node, a drain refused) is journaled and the node is replaced anyway — a dead node that
+      // cannot be cordoned must not stay dead. Only a rollout of kind heal reads `node.heal`.
+      let healing = state.kind == .heal ? node.heal : nil
+      if healing != nil {
+        do { try step(state, key, "cordon") { try hooks.drainer.cordon(ep) } } catch {
+          let why = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"
+          try journal.append(state.id, .stepDone, node: key, step: "cordon-failed", detail: why)
+          hooks.onEvent("\(key): cordon failed (\(why)); the sick node is replaced anyway")
+        }
+      } else {
+        try step(state, key, "cordon") { try hooks.drainer.cordon(ep) }
+      }
+      switch healing {
       case .skip(let reason):
         // Nothing runs to drain: the step says so in the journal, and the node is replaced.
         try journal.append(state.id, .stepDone, node: key, step: "drain-skipped", detail: reason)
         hooks.onEvent("\(key): drain skipped: \(reason)")
         return nil
       case .force(let seconds, let reason):
-        let drained = try step(state, key, "drain-forced") { try hooks.drainer.drain(ep, timeout: min(seconds, drainSeconds)) }
-        hooks.onEvent("\(key): drain forced (\(reason)): \(drained ? "drained" : "not drained within \(Int(min(seconds, drainSeconds)))s, replaced anyway")")
+        let limit = min(seconds, drainSeconds)
+        let outcome: String
+        do {
+          let drained = try step(state, key, "drain-forced") { try hooks.drainer.drain(ep, timeout: limit) }
+          outcome = drained ? "drained" : "not drained within \(Int(limit))s, replaced anyway"
+        } catch {
+          let why = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"
+          try journal.append(state.id, .stepDone, node: key, step: "drain-failed", detail: why)
+          outcome = "the drain failed (\(why)), replaced anyway"
+        }
+        hooks.onEvent("\(key): drain forced (\(reason)): \(outcome)")
         return nil
       case nil: break
       }

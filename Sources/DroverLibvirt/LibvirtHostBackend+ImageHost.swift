@@ -173,9 +173,20 @@ extension LibvirtHostBackend: ImageHost {
   }
 
   public func read(pool: String, name: String, offset: UInt64) throws -> [UInt8]? {
+    try read(pool: pool, name: name, from: { _ in offset })?.bytes
+  }
+
+  /// The last `maxBytes` of a volume and the offset they start at (a console log that grew for
+  /// days is not fetched whole for its last lines).
+  public func readTail(pool: String, name: String, maxBytes: UInt64) throws -> (bytes: [UInt8], base: UInt64)? {
+    try read(pool: pool, name: name, from: { size in size > maxBytes ? size - maxBytes : 0 })
+  }
+
+  /// Reads a volume from the offset `from` gives for its size.
+  func read(pool: String, name: String, from start: @escaping @Sendable (UInt64) -> UInt64) throws -> (bytes: [UInt8], base: UInt64)? {
     try guarded("reading \(name)") { [self] in
       do {
-        return try withStreamPool(pool) { p -> [UInt8]? in
+        return try withStreamPool(pool) { p -> (bytes: [UInt8], base: UInt64)? in
           // A file QEMU made in the pool (a console log) is a volume only once the pool is re-read.
           var volume = try p.volume(named: name)
           if volume == nil {
@@ -184,11 +195,12 @@ extension LibvirtHostBackend: ImageHost {
           }
           guard let volume else { return nil }
           let size = try volume.info().capacity
-          guard size > offset else { return [] }
+          let offset = start(size)
+          guard size > offset else { return ([], offset) }
           var bytes: [UInt8] = []
           calls.record("download")
           try volume.download(offset: offset, length: size - offset) { bytes += $0 }
-          return bytes
+          return (bytes, offset)
         }
       } catch let error as LibvirtError {
         throw HostError(uri: uri, operation: "cannot read \(name)", libvirt: error)

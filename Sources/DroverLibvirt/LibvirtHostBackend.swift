@@ -34,6 +34,8 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   let streamConnection = Mutex<Connection?>(nil)
   /// The operation that got no answer in time: after it, nothing more is tried on this host.
   let stalled = Mutex<String?>(nil)
+  /// Nodes whose guest-agent ping is in flight (`pingAgent`).
+  let agentPings = Mutex<Set<String>>([])
   /// Concurrent reads in flight on the connection (threads of `BlockingFanOut`). The in-process
   /// test driver (`test:///…`) has no round trip to overlap and one driver lock, so one reader.
   var parallelism: Int { uri.hasPrefix("test:") ? 1 : 8 }
@@ -519,18 +521,26 @@ extension LibvirtHostBackend: ConsoleReading {
     guard consoleOnHost, let pool = imagePool else { return nil }
     return (try? read(pool: pool, name: PoolVolumeNames.console(of: node), offset: 0)) ?? nil
   }
+
+  public func consoleTail(of node: String, maxBytes: UInt64) -> (bytes: [UInt8], base: UInt64)? {
+    guard consoleOnHost, let pool = imagePool else { return nil }
+    return (try? readTail(pool: pool, name: PoolVolumeNames.console(of: node), maxBytes: maxBytes)) ?? nil
+  }
 }
 
 extension LibvirtHostBackend: GuestAgentPinging {
-  /// One call (`virDomainGetTime`, answered by the agent) after bounding libvirt's own wait
-  /// for the agent to 5 s. A guest that hangs must not make the host look stalled: this deadline
-  /// is its own, not the host's call guard.
+  /// One call (`virDomainGetTime`, answered by the agent; libvirt's guest-sync gives up on a
+  /// silent agent after 5 s). A guest that hangs must not make the host look stalled: this
+  /// deadline is its own, not the host's call guard. The guest's agent settings are not touched.
   public func pingAgent(node: String) -> String? {
+    // At most one ping per node in flight: a ping abandoned at its deadline (a libvirtd that
+    // froze) is not joined by another each pass.
+    guard agentPings.withLock({ $0.insert(node).inserted }) else { return "the previous ping of its guest agent is still unanswered" }
     let connection = self.connection
     calls.record("agent-ping")
-    let answer = try? Deadline.run(seconds: 10) { () -> String? in
+    let answer = try? Deadline.run(seconds: 10) { [self] () -> String? in
+      defer { _ = agentPings.withLock { $0.remove(node) } }
       guard let domain = try? connection.domain(named: node) else { return "the domain is gone" }
-      try? domain.setAgentTimeout(seconds: 5)
       do {
         _ = try domain.guestTime()
         return nil

@@ -22,6 +22,8 @@ public protocol GuestAgentPinging {
 public protocol ConsoleReading {
   /// The node's console log so far, or nil when this host's consoles are local files.
   func console(of node: String) -> [UInt8]?
+  /// The last `maxBytes` of the node's console log and the offset they start at (heartbeats).
+  func consoleTail(of node: String, maxBytes: UInt64) -> (bytes: [UInt8], base: UInt64)?
   /// Whether this host's consoles are read through it (else from the local console folder).
   var readsConsoles: Bool { get }
 }

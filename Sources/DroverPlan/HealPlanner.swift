@@ -62,17 +62,23 @@ public struct HealInputs: Sendable {
   }
 }
 
-/// The verified nodes of the pools with `remediation:`, by pool then key (the newest generation
-/// of an index when a crash left two: the other is apply's to remove).
+/// The verified nodes of the pools with `remediation:`, by pool then key; an index with two
+/// domains (a crash mid-surge) is left out: apply settles it.
 public func healCandidates(_ pools: [PoolSpec], observed: ObservedWorld, project: String) -> [String: [String: TrustedRecords.Entry]] {
   let names = Set(pools.filter { $0.remediation != nil }.map(\.name))
   var result: [String: [String: TrustedRecords.Entry]] = [:]
+  var doubled: Set<String> = []
   for entry in TrustedRecords(observed, project: project, keyHeld: true).owned where entry.domain.trust == .verified {
     let o = entry.ownership
     guard names.contains(o.pool) else { continue }
     let key = "\(o.pool)-\(o.index)"
-    if let seen = result[o.pool]?[key], seen.ownership.generation >= o.generation { continue }
+    if result[o.pool]?[key] != nil { doubled.insert(key) }
     result[o.pool, default: [:]][key] = entry
+  }
+  // Two domains of one index (a crash mid-surge): which is the node is apply's to settle;
+  // a heal of either could take the other's name or its scheduler entry.
+  for key in doubled {
+    for pool in result.keys { result[pool]?[key] = nil }
   }
   return result
 }
@@ -109,7 +115,7 @@ public func makeHealPass(_ input: HealInputs) -> (pass: HealPass, memory: [Strin
       nodes.append(HealNode(key: key, name: m.name ?? key, uuid: m.uuid, host: host, condition: .unknown(reason: "host \(host) could not be read: \(why)")))
     }
     memory[pool.name] = kept
-    let active = input.active[pool.name].map { ActiveRollout(id: $0.id, kind: $0.kind) }
+    let active = input.active[pool.name].map { ActiveRollout(id: $0.id, kind: $0.kind, nodes: $0.schedule.joined().map { $0 }) }
     let decision = decideHeal(
       HealPoolInput(
         pool: pool.name, remediation: remediation, replicas: pool.replicas, protected: pool.protect, activeRollout: active,

@@ -49,9 +49,12 @@ public struct HealPoolInput: Sendable, Hashable {
 public struct ActiveRollout: Sendable, Hashable {
   public var id: String
   public var kind: RolloutKind
-  public init(id: String, kind: RolloutKind) {
+  /// The keys of the nodes it replaces.
+  public var nodes: [String]
+  public init(id: String, kind: RolloutKind, nodes: [String] = []) {
     self.id = id
     self.kind = kind
+    self.nodes = nodes
   }
 }
 
@@ -113,17 +116,21 @@ public struct PoolHealDecision: Sendable, Hashable, Codable {
     self.why = why
   }
 
-  /// Unhealthy nodes remain after this pass (exit 2), if it does what it decided.
-  public var leavesUnhealthy: Bool { !left.isEmpty }
+  /// Not every node is known healthy after this pass (exit 2), if it does what it decided:
+  /// unhealthy nodes it leaves, nodes whose host could not be read, or a pool it skipped.
+  public var leavesUnhealthy: Bool {
+    if case .skipped = verdict { return true }
+    return !left.isEmpty || !unknown.isEmpty
+  }
 }
 
 /// Decides what a heal pass does with one pool. Pure.
 ///
-/// Order: a rollout in progress wins (an upgrade's: the pool is skipped; a heal's: resumed);
-/// then the short-circuit, counted over every node unhealthy now, however recently (a wider
-/// outage shows as many at once, not as many past the timeout); then protection; then the
-/// nodes unhealthy for at least `unhealthy_after`, oldest first, at most `max_in_flight`, unless
-/// the last heal ended within `cooldown`.
+/// Order: an upgrade in progress wins (the pool is left to it); then the short-circuit, counted
+/// over every node unhealthy now, however recently (a wider outage shows as many at once, not as
+/// many past the timeout), against the nodes that exist; then protection; then an interrupted
+/// heal is resumed; then the nodes unhealthy for at least `unhealthy_after`, oldest first, at
+/// most `max_in_flight`, unless the last heal ended within `cooldown`.
 public func decideHeal(_ input: HealPoolInput, now: Double) -> PoolHealDecision {
   let r = input.remediation
   let unhealthy = input.nodes.compactMap { n -> (key: String, since: Double, reason: String)? in
@@ -135,32 +142,37 @@ public func decideHeal(_ input: HealPoolInput, now: Double) -> PoolHealDecision 
   func decision(_ verdict: HealVerdict, replace: [String] = [], why: String) -> PoolHealDecision {
     PoolHealDecision(pool: input.pool, verdict: verdict, replace: replace, left: allKeys.filter { !replace.contains($0) }, unknown: unknown, why: why)
   }
-  if let active = input.activeRollout {
-    if active.kind == .heal {
-      return decision(.resume(id: active.id), why: "heal \(active.id) was interrupted: it is finished first, as journaled")
-    }
+  if let active = input.activeRollout, active.kind != .heal {
     return decision(.rolloutInProgress(id: active.id), why: "rollout \(active.id) is in progress: the pool is left to it")
   }
-  if unhealthy.isEmpty {
-    return decision(.healthy, why: unknown.isEmpty ? "every node is healthy" : "every node read is healthy; \(unknown.count) unknown (host not read)")
-  }
-  let allowed = r.maxUnhealthy.resolve(of: input.replicas, roundUp: false)
+  // A wider outage and protection stop an interrupted heal too: its nodes are left as they are
+  // (a node it already removed is apply's to recreate, as any missing node).
+  // The basis of a percentage is the nodes that exist (a scale-up not applied yet is no room
+  // for more failures), never more than replicas.
+  let basis = min(input.replicas, input.nodes.count)
+  let allowed = r.maxUnhealthy.resolve(of: basis, roundUp: false)
   if unhealthy.count > allowed {
     return decision(
       .shortCircuit(unhealthy: unhealthy.count, allowed: allowed),
       why: "\(unhealthy.count) of \(input.nodes.count) nodes are unhealthy, more than max_unhealthy \(r.maxUnhealthy) (\(allowed)): a wider outage, nothing is replaced")
   }
-  if input.protected && !r.remediateProtected {
+  if input.protected && !r.remediateProtected && !unhealthy.isEmpty {
     return decision(.protected, why: "the pool is protected: unhealthy nodes are reported, not replaced (remediation.remediate_protected: true allows it)")
+  }
+  if let active = input.activeRollout {
+    return decision(.resume(id: active.id), replace: active.nodes, why: "heal \(active.id) was interrupted: it is finished first, as journaled")
+  }
+  if unhealthy.isEmpty {
+    return decision(.healthy, why: unknown.isEmpty ? "every node is healthy" : "every node read is healthy; \(unknown.count) unknown (host not read)")
   }
   let due = unhealthy.filter { now - $0.since >= r.unhealthyAfter.seconds }
   if due.isEmpty {
     let next = unhealthy.map { $0.since + r.unhealthyAfter.seconds - now }.min() ?? 0
-    return decision(.waiting, why: "unhealthy for less than unhealthy_after \(r.unhealthyAfter); the first is due in \(Int(next.rounded(.up)))s")
+    return decision(.waiting, why: "unhealthy for less than unhealthy_after \(r.unhealthyAfter); the first is due in \(wholeSeconds(next.rounded(.up)))s")
   }
   if let ended = input.lastHealEnded, now < ended + r.cooldown.seconds {
     let until = ended + r.cooldown.seconds
-    return decision(.cooldown(until: until), why: "the last heal ended \(Int((now - ended).rounded()))s ago, within cooldown \(r.cooldown)")
+    return decision(.cooldown(until: until), why: "the last heal ended \(wholeSeconds(now - ended))s ago, within cooldown \(r.cooldown)")
   }
   let chosen = Array(due.prefix(r.maxInFlight)).map(\.key)
   var why = "replacing \(chosen.joined(separator: ", ")): " + due.prefix(r.maxInFlight).map { "\($0.key) \($0.reason)" }.joined(separator: "; ")

@@ -38,6 +38,11 @@ public struct NodeMemory: Sendable, Hashable, Codable {
   public var lastBeat: Double
   public var unhealthySince: Double?
   public var reason: String?
+  /// The first pass that found the beat silent: silence is never dated before a pass saw it
+  /// (a timer's pass after an hour does not find a node "unhealthy for an hour" on one probe).
+  public var silentSeen: Double?
+  /// The heartbeat source the beats were read from: another source starts afresh.
+  public var source: String?
 
   public init(uuid: String, token: String? = nil, lastBeat: Double, unhealthySince: Double? = nil, reason: String? = nil) {
     self.uuid = uuid
@@ -82,15 +87,18 @@ public func deadState(_ state: String) -> String? {
 public func assessNode(
   _ signals: NodeSignals, uuid: String, heartbeat: HeartbeatSpec?, memory: NodeMemory?, now: Double
 ) -> (condition: NodeCondition, memory: NodeMemory) {
-  let remembered = memory.flatMap { $0.uuid == uuid ? $0 : nil }
+  // Another domain (a replacement) or another heartbeat source (the spec changed) starts afresh.
+  let remembered = memory.flatMap { $0.uuid == uuid && $0.source == heartbeat?.sourceName ? $0 : nil }
   var m = remembered ?? NodeMemory(uuid: uuid, lastBeat: now)
-  let first = remembered == nil
+  m.source = heartbeat?.sourceName
   switch signals.heartbeat {
   case .none: m.lastBeat = now
   case .token(let token):
-    if first || token != m.token {
+    // A read that found no beat (a log that could not be read, or beats pushed out of the
+    // window by other output) tells nothing: only a new beat line is a beat.
+    if let token, token != m.token {
       m.token = token
-      if !first || token != nil { m.lastBeat = now }
+      m.lastBeat = now
     }
   case .answered: m.lastBeat = now
   case .silent: break
@@ -99,13 +107,18 @@ public func assessNode(
   var since = now
   if let dead = deadState(signals.state) {
     reason = dead
+    m.silentSeen = nil
   } else if let spec = heartbeat {
     let silentFor = now - m.lastBeat
     if silentFor >= spec.silence.seconds {
-      var why = "no heartbeat (\(spec.sourceName)) for \(Int(silentFor.rounded()))s, \(spec.missed) missed at \(spec.interval)"
+      let seen = m.silentSeen ?? now
+      m.silentSeen = seen
+      var why = "no heartbeat (\(spec.sourceName)) for \(wholeSeconds(silentFor))s, \(spec.missed) missed at \(spec.interval)"
       if case .silent(let detail) = signals.heartbeat { why += ": \(detail)" }
       reason = why
-      since = m.lastBeat + spec.silence.seconds
+      since = max(m.lastBeat + spec.silence.seconds, seen)
+    } else {
+      m.silentSeen = nil
     }
   }
   guard let reason else {
@@ -118,4 +131,11 @@ public func assessNode(
   m.unhealthySince = start
   m.reason = reason
   return (.unhealthy(since: start, reason: reason), m)
+}
+
+/// Whole seconds of a duration for messages, whatever the duration (an edited ledger or journal
+/// can hold any number: this never traps).
+public func wholeSeconds(_ seconds: Double) -> Int {
+  guard seconds.isFinite else { return 0 }
+  return Int(min(max(seconds.rounded(), -1e12), 1e12))
 }

@@ -71,12 +71,6 @@ public final class Domain: @unchecked Sendable {
     return seconds
   }
 
-  /// How long libvirt waits for this domain's guest agent (seconds), instead of blocking.
-  /// The corresponding C function is `virDomainAgentSetResponseTimeout`.
-  public func setAgentTimeout(seconds: Int32) throws(LibvirtError) {
-    try check(virDomainAgentSetResponseTimeout(pointer, seconds, 0), "setting the guest agent timeout of \(name)")
-  }
-
   /// The domain's XML; `inactive` gives the persistent config rather than the live one.
   /// The corresponding C function is `virDomainGetXMLDesc`; the string is the caller's to free.
   public func xml(inactive: Bool = false) throws(LibvirtError) -> String {

@@ -160,6 +160,18 @@ extension BakeSystemTests {
     // The other node's pins are not this node's keys: refused, never accepted.
     let crossed = try p.onNode(node1, alias: g1[1], "true")
     #expect(crossed.status == 255 && crossed.output.contains("Host key verification failed"), "\(crossed.output)")
+    // #20: SSH and guest-agent heartbeats answer on a real OS node (Drover's user over the
+    // pinned key; qemu-guest-agent through libvirt): judged healthy past their silence window.
+    // max_unhealthy 0 and a long unhealthy_after: a heal pass here never replaces anything.
+    for source in ["{source: ssh, command: 'true', interval: 2s, missed: 2}", "{source: agent, interval: 2s, missed: 2}"] {
+      try p.pool(replicas: 2, image: "deb@v1", extra: "heartbeat: \(source)\nremediation: {unhealthy_after: 1h, max_unhealthy: 0}")
+      #expect(try p.run(["plan", "--detailed-exitcode"]).status == 0, "a heartbeat is no change to the nodes")
+      #expect(try p.run(["heal"]).status == 0)
+      Thread.sleep(forTimeInterval: 5)
+      let beat = try p.run(["heal", "--json"])
+      #expect(beat.status == 0 && beat.output.components(separatedBy: "\"condition\":\"healthy\"").count == 3, "\(source): \(beat.output)")
+    }
+    try p.pool(replicas: 2, image: "deb@v1")
     let seeds = { () throws -> [String] in
       try self.backend.connection.storagePool(named: p.imagePool)?.refresh()
       return try self.backend.connection.storagePool(named: p.imagePool)?.volumeNames().filter { $0.hasSuffix(".seed") }.sorted() ?? []
