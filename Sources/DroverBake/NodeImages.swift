@@ -78,7 +78,7 @@ public final class NodeImages: @unchecked Sendable {
   public func prepare(_ node: NodeDefinition, host: any ImageHost) throws -> NodeDefinition {
     if let remote = remoteDirectory(of: host.uri) { return try prepareRemote(node, host: host, directory: remote) }
     let o = node.ownership
-    let manifest = catalogue.image(forKey: o.digest) ?? ImageRef(parsing: o.image).flatMap(catalogue.image(for:))
+    let manifest = try build(for: node, host: host)
     var result = node
     let backing: String
     if let manifest {
@@ -126,11 +126,25 @@ public final class NodeImages: @unchecked Sendable {
   /// the host's pool — pushed through libvirt when missing, and read back and hashed once per
   /// process before any node uses them — and the console is logged into that pool, read back
   /// through libvirt. Nothing here assumes the host shares this machine's files.
+  /// The build a new domain's disk comes from: the one its record names, else the current build
+  /// of its `name@version` — unless the node must be rebuilt exactly (`exactBuild`, a heal).
+  func build(for node: NodeDefinition, host: any ImageHost) throws -> ImageManifest? {
+    let o = node.ownership
+    if let exact = catalogue.image(forKey: o.digest) { return exact }
+    if node.exactBuild, !o.digest.isEmpty, host.bootsNodes {
+      throw Diagnostic.error(
+        "image.build-gone", "build \(o.digest.prefix(12)) of \(o.image), which node \(o.node) ran, is no longer in the image store",
+        subject: "node \(o.node) on \(host.uri)",
+        hint: "a heal rebuilds a node from its own build; fetch it back (drover images fetch) or replace the node with drover apply --replace \(o.node)")
+    }
+    return ImageRef(parsing: o.image).flatMap(catalogue.image(for:))
+  }
+
   func prepareRemote(_ node: NodeDefinition, host: any ImageHost, directory: String) throws -> NodeDefinition {
     let o = node.ownership
     var result = node
     try ensurePool(on: host, directory: directory)
-    let manifest = catalogue.image(forKey: o.digest) ?? ImageRef(parsing: o.image).flatMap(catalogue.image(for:))
+    let manifest = try build(for: node, host: host)
     let backing: String
     var kernel: String?, initrd: String?
     if let manifest {

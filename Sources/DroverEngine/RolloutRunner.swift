@@ -318,7 +318,9 @@ public final class RolloutRunner: @unchecked Sendable {
       var o = view.target
       if !rollback { o.node = replacementName(key: key, generation: o.generation, occupied: old?.domain.name, surge: surge) }
       o.rollout = mark(state, key: key, rollback: rollback)
-      let prepared = try hooks.prepare(NodeDefinition(ownership: o), host)
+      var definition = NodeDefinition(ownership: o)
+      definition.exactBuild = state.kind == .heal
+      let prepared = try hooks.prepare(definition, host)
       try backend.create(prepared)
       counts.withLock { $0.created += 1 }
       target = try domains(index: node.index).first { $0.domain.name == o.node && $0.ownership.generation == o.generation }

@@ -81,6 +81,9 @@ public struct NodeDefinition: Sendable, Hashable, Codable {
   public var accel: Accel? = nil
   /// The node's cloud-init seed, when its pool asks for one.
   public var seed: CloudInitSeed.Files? = nil
+  /// Only the very build the record names (`ownership.digest`) may back the disk, never another
+  /// build of the same `name@version`: a heal rebuilds a node as it was.
+  public var exactBuild = false
 
   public init(ownership: NodeOwnership, boot: NodeBoot? = nil) {
     self.ownership = ownership

@@ -184,6 +184,23 @@ import Testing
     }
   }
 
+  /// #20: a heal rebuilds a node from the very build its record names; when that build is gone
+  /// it refuses (never another build of the same version), before anything is made on the host.
+  @Test func aHealNeedsTheNodesOwnBuild() throws {
+    let host = try LibvirtHostBackend.connect("qemu:///system", keyring: Keyring(project: "p", key: nil), readOnly: true, imagePool: "drover-images")
+    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("drover-exact-\(getpid())").path
+    defer { try? FileManager.default.removeItem(atPath: scratch) }
+    let images = NodeImages(catalogue: ImageCatalogue(directory: scratch + "/images"), poolName: "drover-images", consoleDirectory: scratch)
+    let spec = PoolSpec(name: "ex", hosts: ["qemu:///system"], replicas: 1, image: ImageRef(parsing: "demo@v1")!)
+    var node = NodeDefinition(ownership: desiredOwnership(spec, index: 1, digest: "0123456789abcdef", generation: 2, project: "p"))
+    node.exactBuild = true
+    let exact = #expect(throws: Diagnostic.self) { try images.prepare(node, host: host) }
+    #expect(exact?.code == "image.build-gone" && exact?.message.contains("0123456789ab") == true)
+    node.exactBuild = false
+    let any = #expect(throws: Diagnostic.self) { try images.prepare(node, host: host) }
+    #expect(any?.code == "image.missing", "an upgrade takes the version's current build, here none")
+  }
+
   @Test func deadHostIsReportedQuicklyAsUnreachable() {
     let error = #expect(throws: HostError.self) {
       try LibvirtHostBackend.connect("test+unix:///default?socket=/nonexistent/libvirt-sock", keyring: Keyring(project: "p", key: nil), timeout: 5)
