@@ -12,6 +12,7 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
   ],
   targets: [
     // C: imported only by their wrappers.
@@ -30,10 +31,12 @@ let package = Package(
     .target(name: "DroverLibvirt", dependencies: ["DroverModel", "Libvirt"]),
     .target(name: "DroverEngine", dependencies: ["DroverPlan", "DroverRollout", "DroverModel"]),
     .target(name: "DroverBake", dependencies: ["DroverModel", "DroverBasics"]),
+    // The shared state backend (PostgreSQL), behind the engine's state ports.
+    .target(name: "DroverPostgres", dependencies: ["DroverEngine", .product(name: "PostgresNIO", package: "postgres-nio")]),
     // Edge.
     .target(
       name: "DroverCommands",
-      dependencies: ["DroverSpec", "DroverPlan", "DroverRollout", "DroverEngine", "DroverBake", "DroverLibvirt", argumentParser]),
+      dependencies: ["DroverSpec", "DroverPlan", "DroverRollout", "DroverEngine", "DroverBake", "DroverLibvirt", "DroverPostgres", argumentParser]),
     .executableTarget(name: "drover", dependencies: ["DroverCommands"]),
     .executableTarget(
       name: "drover-bench", dependencies: ["DroverBake", "DroverEngine", "DroverLibvirt", "DroverPlan", "DroverSpec", "DroverModel", "Libvirt"]),

@@ -41,6 +41,10 @@ public enum ChildProcess {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
+    // Nothing of Drover's but the three standard streams reaches a child: a hook or check that
+    // outlives a killed Drover must not keep its sockets open (a state database session would
+    // keep holding that Drover's locks) nor its other files.
+    ChildProcess.closeFrom(3, &actions)
     posix_spawn_file_actions_addopen(&actions, 0, options.stdin, O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, options.output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     if let errorOutput = options.errorOutput {
@@ -161,5 +165,16 @@ public enum ChildProcess {
   /// A `waitpid` status as a shell would report it: the exit code, or 128 + the signal.
   public static func exitCode(_ status: Int32) -> Int32 {
     (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+  }
+}
+
+extension ChildProcess {
+  /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), looked up at run time: Swift's
+  /// Glibc module does not show it.
+  static func closeFrom(_ fd: Int32, _ actions: inout posix_spawn_file_actions_t) {
+    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return }
+    let addCloseFrom = unsafeBitCast(symbol, to: AddCloseFrom.self)
+    _ = addCloseFrom(&actions, fd)
   }
 }

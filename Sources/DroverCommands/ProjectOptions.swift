@@ -3,6 +3,7 @@ import DroverBasics
 import DroverEngine
 import DroverLibvirt
 import DroverModel
+import DroverPostgres
 import DroverPlan
 import DroverRollout
 import DroverSpec
@@ -76,6 +77,15 @@ struct ProjectOptions: ParsableArguments {
       throw ExitCode.failure
     }
     CurrentProject.set(settings, dir: dir)
+    // A shared state database: connected on first use (a lock, a journal), never for commands
+    // that need neither; the password only from the environment.
+    if case .postgres(let url) = settings?.state {
+      let project = projectName, timeout = connectTimeout, calls = callTimeout
+      let password = ProcessInfo.processInfo.environment["DROVER_STATE_PASSWORD"] ?? ProcessInfo.processInfo.environment["PGPASSWORD"]
+      SharedState.configure { try PostgresState.connect(url: url, project: project, password: password, timeout: timeout, callTimeout: calls) }
+    } else {
+      SharedState.configure(nil)
+    }
   }
 
   /// The project folder as an absolute path (what specs may name host files in).
@@ -216,6 +226,9 @@ struct ProjectContext {
       let journal = try RolloutJournal(directory: stateDirectory + "/journal", pool: pool.name)
       if let damage = journal.damage { JournalDamage.report(damage) }
       let rollouts = journal.rollouts()
+      if let failure = journal.lastReadFailure {
+        throw Diagnostic.error("state.journal", "cannot read the journal of pool \(pool.name): \(failure)", subject: "pool \(pool.name)")
+      }
       if let state = rollouts.last(where: { $0.isActive }) { active[pool.name] = state }
       finished.formUnion(rollouts.filter { !$0.isActive }.map(\.id))
     }

@@ -20,8 +20,9 @@ struct RolloutJournals {
 
   init(_ project: ProjectOptions) { directory = project.stateDirectory + "/journal" }
 
-  func pools() -> [String] {
-    ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".jsonl") }.map { String($0.dropLast(6)) }.sorted()
+  func pools() throws -> [String] {
+    if let shared = try SharedState.backend() { return try shared.journalPools() }
+    return ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".jsonl") }.map { String($0.dropLast(6)) }.sorted()
   }
 
   func journal(_ pool: String) throws -> RolloutJournal {
@@ -45,15 +46,26 @@ struct RolloutStatusCommand: ParsableCommand {
     try KnownPools.check(pools, project: project)
     let journals = RolloutJournals(project)
     var objects: [[String: Any]] = []
-    for pool in pools.isEmpty ? journals.pools() : pools {
-      guard let state = try journals.journal(pool).rollouts().last else {
-        if !json { Output.out("pool \(pool): no rollout") }
+    let locks = project.stateDirectory + "/locks"
+    for pool in pools.isEmpty ? try journals.pools() : pools {
+      // Who holds the pool now (an apply, a heal), on any machine when the state is shared.
+      let holder = PoolLock.isHeld(pool: pool, directory: locks) ? PoolLock.holder(pool: pool, directory: locks) : nil
+      let journal = try journals.journal(pool)
+      let last = journal.rollouts().last
+      if let failure = journal.lastReadFailure { throw Diagnostic.error("state.journal", "cannot read the journal of pool \(pool): \(failure)", subject: "pool \(pool)") }
+      guard let state = last else {
+        if !json { Output.out("pool \(pool): no rollout" + (holder.map { "; locked by " + PoolLock.describe($0) } ?? "")) }
         continue
       }
       if json {
-        objects.append(RolloutView.json(state))
+        var object = RolloutView.json(state)
+        if let holder {
+          object["locked_by"] = ["pid": Int(holder.pid), "host": holder.host, "command": holder.command, "since": ISO8601DateFormatter().string(from: holder.started)]
+        }
+        objects.append(object)
       } else {
         Output.out(RolloutView.human(state))
+        if let holder { Output.out("  locked by \(PoolLock.describe(holder))") }
       }
     }
     if json { Output.json(["format_version": "1.0", "rollouts": objects]) }
@@ -72,7 +84,7 @@ struct RolloutHistoryCommand: ParsableCommand {
     let journals = RolloutJournals(project)
     var rows = [["POOL", "ROLLOUT", "KIND", "FROM", "TO", "STATUS", "STARTED", "NODES", "FAILED"]]
     let f = ISO8601DateFormatter()
-    for pool in pools.isEmpty ? journals.pools() : pools {
+    for pool in pools.isEmpty ? try journals.pools() : pools {
       for s in try journals.journal(pool).rollouts() {
         let started = f.string(from: Date(timeIntervalSince1970: s.started))
         if json {

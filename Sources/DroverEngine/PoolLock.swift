@@ -8,6 +8,13 @@ public struct LockHolder: Codable, Sendable, Hashable {
   public var command: String
   public var started: Date
 
+  public init(pid: Int32, host: String, command: String, started: Date) {
+    self.pid = pid
+    self.host = host
+    self.command = command
+    self.started = started
+  }
+
   public static func current(command: String) -> LockHolder {
     LockHolder(
       pid: getpid(), host: ProcessInfo.processInfo.hostName, command: command, started: Date())
@@ -20,13 +27,25 @@ public struct LockHolder: Codable, Sendable, Hashable {
 /// 2,000 pools apply under `ulimit -n 1024`); the kernel releases it when the holder exits for
 /// any reason, so no stale lock survives `kill -9`. The holder writes who it is into
 /// `<pool>.lock` (written and closed, never held open) so a second apply can name it.
+///
+/// With a shared state backend (`SharedState`) the lock is the backend's instead: held on a live
+/// database session, so it excludes every machine and CI runner, and a killed holder's session
+/// ends and frees it at once.
 public final class PoolLock: @unchecked Sendable {
   public let pool: String
-  let lock: NamedLock
+  let lock: NamedLock?
+  let shared: (any SharedLock)?
 
-  private init(pool: String, lock: NamedLock) {
+  private init(pool: String, lock: NamedLock?, shared: (any SharedLock)? = nil) {
     self.pool = pool
     self.lock = lock
+    self.shared = shared
+  }
+
+  deinit { shared?.release() }
+
+  public static func describe(_ holder: LockHolder) -> String {
+    "pid \(holder.pid) on \(holder.host), running '\(holder.command)' since \(ISO8601DateFormatter().string(from: holder.started))"
   }
 
   /// Who holds the lock: `<pool>.lock`, beside the shared lock file.
@@ -35,15 +54,22 @@ public final class PoolLock: @unchecked Sendable {
 
   /// Takes the lock of `pool`, waiting up to `timeout` seconds (0: fail at once).
   public static func acquire(pool: String, directory: String, command: String, timeout: Double) throws -> PoolLock {
+    if let shared = try SharedState.backend() {
+      guard let held = try shared.acquireLock(name: pool, holder: LockHolder.current(command: command), timeout: timeout) else {
+        let who = (try? shared.lockHolder(name: pool)).flatMap { $0 }.map(describe) ?? "another session"
+        throw Diagnostic.error(
+          "apply.lock-held", "pool \(pool) is locked by \(who) (in \(shared.location))", subject: "pool \(pool)",
+          hint: "wait for it, or retry with --lock-timeout 5m; a killed holder's lock is freed with its database session")
+      }
+      return PoolLock(pool: pool, lock: nil, shared: held)
+    }
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let taken: NamedLock?
     do { taken = try NamedLock.acquire(pool, file: lockFile(in: directory), timeout: timeout) } catch {
       throw Diagnostic.error("apply.lock", "cannot take the lock of pool \(pool): \(error)", subject: "pool \(pool)")
     }
     guard let taken else {
-      let who = holder(pool: pool, directory: directory).map {
-        "pid \($0.pid) on \($0.host), running '\($0.command)' since \(ISO8601DateFormatter().string(from: $0.started))"
-      } ?? "another process"
+      let who = holder(pool: pool, directory: directory).map(describe) ?? "another process"
       throw Diagnostic.error(
         "apply.lock-held", "pool \(pool) is locked by \(who)", subject: "pool \(pool)",
         hint: "wait for it, retry with --lock-timeout 5m, or if that process is gone run: drover unlock \(pool)")
@@ -59,6 +85,7 @@ public final class PoolLock: @unchecked Sendable {
 
   /// The holder recorded for a pool's lock, if any (meaningful while `isHeld`).
   public static func holder(pool: String, directory: String) -> LockHolder? {
+    if let shared = try? SharedState.backend() { return (try? shared.lockHolder(name: pool)) ?? nil }
     let fd = open(path(for: pool, in: directory), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
@@ -70,7 +97,8 @@ public final class PoolLock: @unchecked Sendable {
 
   /// Whether a live process holds the lock now.
   public static func isHeld(pool: String, directory: String) -> Bool {
-    NamedLock.isHeld(pool, file: lockFile(in: directory))
+    if let shared = try? SharedState.backend() { return ((try? shared.lockHolder(name: pool)) ?? nil) != nil }
+    return NamedLock.isHeld(pool, file: lockFile(in: directory))
   }
 }
 

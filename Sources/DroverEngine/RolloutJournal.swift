@@ -1,6 +1,7 @@
 import DroverBasics
 import DroverRollout
 import Foundation
+import Synchronization
 
 /// An append-only, fsynced journal of rollout steps, one JSON record per line, per pool.
 ///
@@ -21,18 +22,36 @@ public final class RolloutJournal: @unchecked Sendable {
   private let crashAt: (pattern: String, count: Int)?
   private var crashSeen = 0
 
+  /// The shared backend the journal lives in (rows of a database), or nil: the file `path`.
+  let shared: (any SharedStateBackend)?
+  let pool: String
+  /// Why the last read of a shared journal failed (a read that fails is never "no rollout").
+  private let readFailure = Mutex<String?>(nil)
+
   public init(directory: String, pool: String) throws {
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    path = "\(directory)/\(pool).jsonl"
+    self.pool = pool
     if let spec = ProcessInfo.processInfo.environment["DROVER_CRASH_AT"], !spec.isEmpty {
       let parts = spec.split(separator: "#")
       crashAt = (String(parts[0]), parts.count > 1 ? Int(parts[1]) ?? 1 : 1)
     } else {
       crashAt = nil
     }
+    if let shared = try SharedState.backend() {
+      self.shared = shared
+      path = "\(shared.location) (journal of pool \(pool))"
+      // Read once now: a database that cannot be read is an error here, before anything acts.
+      _ = try shared.journalRecords(pool: pool)
+      return
+    }
+    shared = nil
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    path = "\(directory)/\(pool).jsonl"
     try repair()
     seq = records().last?.seq ?? 0
   }
+
+  /// Why the last read of a shared journal failed, if it did.
+  public var lastReadFailure: String? { readFailure.withLock { $0 } }
 
   /// Sets aside every line that is not a record (a torn tail, garbage) into a file beside the
   /// journal, under the journal's file lock, and keeps the good records in order. Why not just
@@ -93,6 +112,16 @@ public final class RolloutJournal: @unchecked Sendable {
   }
 
   public func records() -> [JournalRecord] {
+    if let shared {
+      do {
+        let records = try shared.journalRecords(pool: pool)
+        readFailure.withLock { $0 = nil }
+        return records
+      } catch {
+        readFailure.withLock { $0 = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)" }
+        return []
+      }
+    }
     guard let data = FileManager.default.contents(atPath: path) else { return [] }
     return data.split(separator: UInt8(ascii: "\n")).compactMap { try? JSONDecoder().decode(JournalRecord.self, from: Data($0)) }
   }
@@ -101,7 +130,16 @@ public final class RolloutJournal: @unchecked Sendable {
   /// writing, so records reach the file in sequence order.
   @discardableResult
   public func append(_ rollout: String, _ event: JournalRecord.Event, node: String? = nil, step: String? = nil, detail: String? = nil) throws -> JournalRecord {
-    try lock.withLock {
+    if let shared {
+      return try lock.withLock {
+        let record = try shared.appendJournal(pool: pool) { seq, time in
+          JournalRecord(seq: seq, time: time, rollout: rollout, event: event, node: node, step: step, detail: detail)
+        }
+        crashIfAsked(event: event, step: step)
+        return record
+      }
+    }
+    return try lock.withLock {
       try withFileLock {
         seq = max(seq, lastSeq()) + 1
         let record = JournalRecord(seq: seq, time: Date().timeIntervalSince1970, rollout: rollout, event: event, node: node, step: step, detail: detail)
@@ -119,15 +157,19 @@ public final class RolloutJournal: @unchecked Sendable {
         guard written == line.count, fsync(fd) == 0 else {
           throw Diagnostic.error("rollout.journal", "cannot write \(path): \(String(cString: strerror(errno)))")
         }
-        if let crashAt {
-          let key = event.rawValue + (step.map { ":" + $0 } ?? "")
-          if key == crashAt.pattern || (crashAt.pattern.hasSuffix(":*") && key.hasPrefix(crashAt.pattern.dropLast())) {
-            crashSeen += 1
-            if crashSeen == crashAt.count { kill(getpid(), SIGKILL) }
-          }
-        }
+        crashIfAsked(event: event, step: step)
         return record
       }
+    }
+  }
+
+  /// `DROVER_CRASH_AT`: SIGKILL right after the n-th matching record is durable.
+  private func crashIfAsked(event: JournalRecord.Event, step: String?) {
+    guard let crashAt else { return }
+    let key = event.rawValue + (step.map { ":" + $0 } ?? "")
+    if key == crashAt.pattern || (crashAt.pattern.hasSuffix(":*") && key.hasPrefix(crashAt.pattern.dropLast())) {
+      crashSeen += 1
+      if crashSeen == crashAt.count { kill(getpid(), SIGKILL) }
     }
   }
 

@@ -31,6 +31,10 @@ public struct ProjectSettings: Sendable, Hashable {
     /// A folder: `nil` is the machine-wide `/var/lib/drover/state/<project>`, so every checkout
     /// of the project on this machine shares one key, one set of locks and one journal.
     case local(dir: String?)
+    /// A PostgreSQL database (`postgres://user@host:port/db`; the password from
+    /// `DROVER_STATE_PASSWORD`): locks and the rollout journal are shared by every machine and CI
+    /// runner; the key, the remembered hosts and the heal ledger stay on each machine.
+    case postgres(url: String)
   }
 
   /// The folders this file names, by field, as written (relative ones are in the project folder).

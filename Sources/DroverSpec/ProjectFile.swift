@@ -1,5 +1,6 @@
 import DroverBasics
 import DroverModel
+import Foundation
 import LibYAML
 
 /// Reads `drover.yaml` into `ProjectSettings`, reporting every problem with its location.
@@ -102,12 +103,29 @@ public enum ProjectFile {
     let backendNode = state.required("backend", context: &context, hint: "backend: local")
     let backend = backendNode.flatMap { context.string($0, "state.backend") }
     var dir: String?
+    var url: String?
     if backend == "local" {
       dir = state.optional("dir").flatMap { path($0, "state.dir", context: &context) }
+    } else if backend == "postgres" {
+      if let u = state.required("url", context: &context, hint: "for example: url: postgres://drover@db.example:5432/drover"), let text = context.string(u, "state.url") {
+        let components = URLComponents(string: text)
+        if components == nil || !["postgres", "postgresql"].contains(components?.scheme ?? "") || (components?.host ?? "").isEmpty
+          || (components?.user ?? "").isEmpty || (components?.path ?? "").count < 2
+        {
+          context.error("spec.state.url", "state.url must be postgres://USER@HOST[:PORT]/DATABASE", at: u)
+        } else if components?.password != nil {
+          context.error(
+            "spec.state.url", "state.url holds a password, which would be committed with the project", at: u,
+            hint: "remove it; Drover reads the password from DROVER_STATE_PASSWORD")
+        } else {
+          url = text
+        }
+      }
     } else if let backend, let backendNode {
-      context.error("spec.state.backend", "state backend '\(backend)' is not one this Drover knows", at: backendNode, hint: "use backend: local")
+      context.error("spec.state.backend", "state backend '\(backend)' is not one this Drover knows", at: backendNode, hint: "use backend: local or backend: postgres")
     }
     state.finish(context: &context)
+    if backend == "postgres" { return url.map { .postgres(url: $0) } }
     return backend == "local" ? .local(dir: dir) : nil
   }
 

@@ -16,9 +16,10 @@ import Testing
       "Libvirt",
     ],
     "DroverCommands": [
-      "DroverEngine", "DroverBake", "DroverPlan", "DroverRollout", "DroverSpec", "DroverLibvirt", "DroverModel",
+      "DroverEngine", "DroverBake", "DroverPlan", "DroverRollout", "DroverSpec", "DroverLibvirt", "DroverPostgres", "DroverModel",
       "DroverBasics", "ArgumentParser",
     ],
+    "DroverPostgres": ["DroverEngine", "DroverRollout", "DroverBasics", "PostgresNIO"],
     "DroverEngine": ["DroverPlan", "DroverRollout", "DroverModel", "DroverBasics"],
     "DroverBake": ["DroverModel", "DroverBasics"],
     "DroverPlan": ["DroverRollout", "DroverModel", "DroverBasics"],

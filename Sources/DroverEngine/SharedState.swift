@@ -1,0 +1,61 @@
+import DroverBasics
+import DroverRollout
+import Foundation
+import Synchronization
+
+/// The state a team shares when the project keeps it in a database (`state: {backend:
+/// postgres}` in drover.yaml): pool locks held on a live database session (a killed process
+/// releases its locks at once) and the rollout journal as rows, readable from any machine.
+/// `RolloutJournal` and `PoolLock` use it when one is configured, the local folder otherwise.
+///
+/// The port is here, in the engine; the adapter (`DroverPostgres`) implements it. Every call
+/// returns or throws within the backend's deadline.
+public protocol SharedStateBackend: AnyObject, Sendable {
+  /// Where the state is, for messages (the URL without a password).
+  var location: String { get }
+  /// Takes the lock `name` for `holder`, waiting up to `timeout` seconds; nil when another
+  /// session holds it at the deadline.
+  func acquireLock(name: String, holder: LockHolder, timeout: Double) throws -> (any SharedLock)?
+  /// Who holds the lock `name` now (a live session), if anyone.
+  func lockHolder(name: String) throws -> LockHolder?
+  func journalRecords(pool: String) throws -> [JournalRecord]
+  /// Appends the record `make(seq, time)` with the next sequence number of the pool's journal,
+  /// committed before it returns.
+  func appendJournal(pool: String, _ make: (Int, Double) -> JournalRecord) throws -> JournalRecord
+  /// Pools with a journal.
+  func journalPools() throws -> [String]
+}
+
+/// A lock held on a shared backend, until released (or its process dies).
+public protocol SharedLock: AnyObject, Sendable {
+  func release()
+}
+
+/// The process's shared state backend: configured once by the command line from the project
+/// file, connected on first use (so commands that never lock or journal never connect).
+public enum SharedState {
+  private static let slot = Mutex<Slot>(Slot())
+  struct Slot {
+    var connect: (@Sendable () throws -> any SharedStateBackend)?
+    var backend: (any SharedStateBackend)?
+  }
+
+  /// Sets how to reach the backend (nil: local state).
+  public static func configure(_ connect: (@Sendable () throws -> any SharedStateBackend)?) {
+    slot.withLock { $0 = Slot(connect: connect, backend: nil) }
+  }
+
+  /// The backend, connecting on first use; nil when the project's state is local.
+  public static func backend() throws -> (any SharedStateBackend)? {
+    try slot.withLock { s in
+      if let backend = s.backend { return backend }
+      guard let connect = s.connect else { return nil }
+      let backend = try connect()
+      s.backend = backend
+      return backend
+    }
+  }
+
+  /// Whether a shared backend is configured (without connecting).
+  public static var isConfigured: Bool { slot.withLock { $0.connect != nil } }
+}

@@ -1,0 +1,51 @@
+import DroverBasics
+import Foundation
+import PostgresNIO
+
+/// The schema of the state database, versioned: each migration runs once, in order, in one
+/// transaction, under an advisory lock (two Drovers starting at once never both migrate). A
+/// database whose schema is newer than this Drover knows is refused, never written.
+enum PostgresMigrations {
+  /// Migration n is `steps[n - 1]`. Append only: a released migration is never edited.
+  static let steps: [[PostgresQuery]] = [
+    [
+      """
+      CREATE TABLE drover_journal (
+        project text NOT NULL, pool text NOT NULL, seq bigint NOT NULL, time double precision NOT NULL,
+        rollout text NOT NULL, event text NOT NULL, node text, step text, detail text,
+        PRIMARY KEY (project, pool, seq))
+      """,
+      """
+      CREATE TABLE drover_lock_holders (
+        project text NOT NULL, name text NOT NULL, pid bigint NOT NULL, host text NOT NULL, command text NOT NULL,
+        started double precision NOT NULL, backend_pid integer NOT NULL, PRIMARY KEY (project, name))
+      """,
+    ]
+  ]
+
+  static var latest: Int { steps.count }
+
+  static func run(_ state: PostgresState) throws {
+    _ = try state.query("CREATE TABLE IF NOT EXISTS drover_schema (version integer PRIMARY KEY, applied double precision NOT NULL)", "preparing the schema table")
+    let current = try state.query("SELECT coalesce(max(version), 0) FROM drover_schema", "reading the schema version").first?.decode(Int64.self) ?? 0
+    if current > latest {
+      throw Diagnostic.error(
+        "state.schema", "the state database \(state.location) has schema version \(current); this Drover knows up to \(latest)", subject: "state",
+        hint: "upgrade Drover on this machine; an older Drover never writes a newer schema")
+    }
+    guard current < latest else { return }
+    _ = try state.query("BEGIN", "starting the migration")
+    do {
+      _ = try state.query("SELECT pg_advisory_xact_lock(\(PostgresState.key("drover schema")))", "locking the migration")
+      let now = try state.query("SELECT coalesce(max(version), 0) FROM drover_schema", "reading the schema version").first?.decode(Int64.self) ?? 0
+      for version in Int(now) + 1...max(Int(now) + 1, latest) where version <= latest {
+        for statement in steps[version - 1] { _ = try state.query(statement, "migrating the schema to version \(version)") }
+        _ = try state.query("INSERT INTO drover_schema (version, applied) VALUES (\(Int64(version)), \(Date().timeIntervalSince1970))", "recording version \(version)")
+      }
+      _ = try state.query("COMMIT", "committing the migration")
+    } catch {
+      _ = try? state.query("ROLLBACK", "abandoning the migration")
+      throw error
+    }
+  }
+}

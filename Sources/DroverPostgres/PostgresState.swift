@@ -1,0 +1,232 @@
+import DroverBasics
+import DroverEngine
+import DroverRollout
+import Foundation
+import PostgresNIO
+import Synchronization
+
+/// The shared state backend in PostgreSQL (Terraform's `pg` backend is the model): pool locks
+/// are session advisory locks, so a killed process frees its locks the moment its connection
+/// drops; their holders are rows beside them, shown only while the session holding the lock
+/// lives; journal records are rows, each appended by one statement that numbers it.
+///
+/// Synchronous on purpose: the engine is. Every call waits on its future with a deadline
+/// (`callTimeout`), so a database that stops answering is an error, never a hang.
+public final class PostgresState: SharedStateBackend, @unchecked Sendable {
+  public let location: String
+  let project: String
+  let connection: PostgresConnection
+  let callTimeout: Double
+  let logger = Logger(label: "drover.postgres")
+  /// One statement at a time on the connection (the journal's numbering relies on it).
+  private let serial = NSLock()
+
+  init(location: String, project: String, connection: PostgresConnection, callTimeout: Double) {
+    self.location = location
+    self.project = project
+    self.connection = connection
+    self.callTimeout = callTimeout
+  }
+
+  deinit {
+    let closing: EventLoopFuture<Void> = connection.close()
+    _ = closing
+  }
+
+  /// Connects to `url` (`postgres://user@host:port/database`) as `project`, the password from
+  /// `password` (the environment, never the project file), and brings the schema up to date.
+  public static func connect(url: String, project: String, password: String?, timeout: Double = 10, callTimeout: Double = 30) throws -> PostgresState {
+    let target = try PostgresURL(url)
+    var configuration = PostgresConnection.Configuration(
+      host: target.host, port: target.port, username: target.user, password: password, database: target.database, tls: .disable)
+    configuration.options.connectTimeout = .milliseconds(Int64(timeout * 1000))
+    let future = PostgresConnection.connect(
+      on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: 1, logger: Logger(label: "drover.postgres"))
+    let connection: PostgresConnection
+    do { connection = try wait(future, seconds: timeout + 5, what: "connecting to \(target.display)") } catch {
+      throw Diagnostic.error(
+        "state.postgres", "cannot connect to the state database \(target.display): \(describe(error))", subject: "state",
+        hint: "check state.url in drover.yaml, that the server runs, and DROVER_STATE_PASSWORD")
+    }
+    let state = PostgresState(location: target.display, project: project, connection: connection, callTimeout: callTimeout)
+    try PostgresMigrations.run(state)
+    return state
+  }
+
+  // MARK: running statements
+
+  /// Waits for `future` up to `seconds`; a connection that closes meanwhile (the server dropped
+  /// the session) ends the wait at once — a query sent on it may never be answered.
+  static func wait<T: Sendable>(_ future: EventLoopFuture<T>, seconds: Double, what: String, closing: EventLoopFuture<Void>? = nil) throws -> T {
+    let done = DispatchSemaphore(value: 0)
+    let box = ResultBox<T>()
+    future.whenComplete { result in
+      box.set(result)
+      done.signal()
+    }
+    closing?.whenComplete { _ in
+      box.set(.failure(Diagnostic.error("state.postgres", "the state database closed the session (\(what))", subject: "state")))
+      done.signal()
+    }
+    guard done.wait(timeout: .now() + seconds) == .success, let result = box.get() else {
+      throw Diagnostic.error("state.postgres", "the state database did not answer within \(Int(seconds)) s (\(what))", subject: "state")
+    }
+    return try result.get()
+  }
+
+  /// Runs one statement and returns its rows, within the call deadline.
+  func query(_ query: PostgresQuery, _ what: String) throws -> [PostgresRow] {
+    try serial.withLock {
+      guard !connection.isClosed else {
+        throw Diagnostic.error(
+          "state.postgres", "the state database \(location) closed this session (\(what)); nothing more is done", subject: "state",
+          hint: "what was done is in the journal; run the command again once the database answers")
+      }
+      do {
+        return try Self.wait(connection.query(query, logger: logger), seconds: callTimeout, what: what, closing: connection.closeFuture).rows
+      } catch let diagnostic as Diagnostic {
+        throw diagnostic
+      } catch {
+        throw Diagnostic.error("state.postgres", "the state database refused \(what): \(Self.describe(error))", subject: "state")
+      }
+    }
+  }
+
+  static func describe(_ error: Error) -> String {
+    if let psql = error as? PSQLError {
+      if let message = psql.serverInfo?[.message] { return message }
+      return "\(psql.code)"
+    }
+    return "\(error)"
+  }
+
+  // MARK: locks
+
+  /// The two keys of a lock's advisory lock: the project's and the lock name's (stable 31-bit
+  /// hashes, so every Drover computes the same ones).
+  func keys(_ name: String) -> (Int32, Int32) { (Self.key("drover project " + project), Self.key("drover lock " + name)) }
+
+  static func key(_ text: String) -> Int32 {
+    let digest = ContentDigest.of(text).hex
+    return Int32(truncatingIfNeeded: Int64(UInt32(digest.prefix(8), radix: 16) ?? 0) & 0x7fff_ffff)
+  }
+
+  public func acquireLock(name: String, holder: LockHolder, timeout: Double) throws -> (any SharedLock)? {
+    let (k1, k2) = keys(name)
+    let deadline = Date().addingTimeInterval(timeout)
+    while true {
+      let rows = try query("SELECT pg_try_advisory_lock(\(k1), \(k2))", "taking the lock of \(name)")
+      if try rows.first?.decode(Bool.self) == true { break }
+      guard Date() < deadline else { return nil }
+      Thread.sleep(forTimeInterval: min(0.2, max(0.01, deadline.timeIntervalSinceNow)))
+    }
+    let started = holder.started.timeIntervalSince1970
+    _ = try query(
+      """
+      INSERT INTO drover_lock_holders (project, name, pid, host, command, started, backend_pid)
+      VALUES (\(project), \(name), \(Int64(holder.pid)), \(holder.host), \(holder.command), \(started), pg_backend_pid())
+      ON CONFLICT (project, name) DO UPDATE SET pid = EXCLUDED.pid, host = EXCLUDED.host, command = EXCLUDED.command,
+        started = EXCLUDED.started, backend_pid = EXCLUDED.backend_pid
+      """, "recording the holder of \(name)")
+    return PostgresLock(state: self, name: name, keys: (k1, k2))
+  }
+
+  public func lockHolder(name: String) throws -> LockHolder? {
+    let (k1, k2) = keys(name)
+    // A holder row counts only while its session holds the advisory lock: a killed holder's
+    // row stays behind, its lock does not.
+    let rows = try query(
+      """
+      SELECT h.pid, h.host, h.command, h.started FROM drover_lock_holders h
+      WHERE h.project = \(project) AND h.name = \(name) AND EXISTS (
+        SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.pid = h.backend_pid
+          AND l.classid = \(Int64(UInt32(bitPattern: k1)))::oid AND l.objid = \(Int64(UInt32(bitPattern: k2)))::oid AND l.objsubid = 2)
+      """, "reading the holder of \(name)")
+    guard let row = rows.first else {
+      // Held by a session that wrote no holder row yet (between the lock and the row)?
+      let held = try query(
+        """
+        SELECT count(*) FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
+          AND l.classid = \(Int64(UInt32(bitPattern: k1)))::oid AND l.objid = \(Int64(UInt32(bitPattern: k2)))::oid AND l.objsubid = 2
+        """, "reading the lock of \(name)")
+      if try (held.first?.decode(Int64.self) ?? 0) > 0 {
+        return LockHolder(pid: 0, host: "a session of \(location)", command: "(starting)", started: Date())
+      }
+      return nil
+    }
+    let (pid, host, command, started) = try row.decode((Int64, String, String, Double).self)
+    return LockHolder(pid: Int32(truncatingIfNeeded: pid), host: host, command: command, started: Date(timeIntervalSince1970: started))
+  }
+
+  func releaseLock(name: String, keys: (Int32, Int32)) {
+    _ = try? query("DELETE FROM drover_lock_holders WHERE project = \(project) AND name = \(name) AND backend_pid = pg_backend_pid()", "releasing \(name)")
+    _ = try? query("SELECT pg_advisory_unlock(\(keys.0), \(keys.1))", "releasing \(name)")
+  }
+
+  // MARK: journal
+
+  public func journalRecords(pool: String) throws -> [JournalRecord] {
+    let rows = try query(
+      "SELECT seq, time, rollout, event, node, step, detail FROM drover_journal WHERE project = \(project) AND pool = \(pool) ORDER BY seq",
+      "reading the journal of pool \(pool)")
+    return try rows.compactMap { row in
+      let (seq, time, rollout, event, node, step, detail) = try row.decode((Int64, Double, String, String, String?, String?, String?).self)
+      guard let kind = JournalRecord.Event(rawValue: event) else { return nil }
+      return JournalRecord(seq: Int(seq), time: time, rollout: rollout, event: kind, node: node, step: step, detail: detail)
+    }
+  }
+
+  public func appendJournal(pool: String, _ make: (Int, Double) -> JournalRecord) throws -> JournalRecord {
+    // The number is the row's: one statement takes the next and writes the record, so two
+    // writers (an apply and a `rollout pause`) never share one; a collision is retried.
+    for _ in 0..<5 {
+      let time = Date().timeIntervalSince1970
+      let draft = make(0, time)
+      do {
+        let rows = try query(
+          """
+          INSERT INTO drover_journal (project, pool, seq, time, rollout, event, node, step, detail)
+          SELECT \(project), \(pool), coalesce(max(seq), 0) + 1, \(time), \(draft.rollout), \(draft.event.rawValue), \(draft.node), \(draft.step), \(draft.detail)
+          FROM drover_journal WHERE project = \(project) AND pool = \(pool)
+          RETURNING seq
+          """, "appending to the journal of pool \(pool)")
+        let seq = try rows.first?.decode(Int64.self) ?? 0
+        return make(Int(seq), time)
+      } catch let d as Diagnostic where d.message.contains("duplicate key") {
+        continue
+      }
+    }
+    throw Diagnostic.error("state.postgres", "the journal of pool \(pool) stayed contended for 5 attempts", subject: "pool \(pool)")
+  }
+
+  public func journalPools() throws -> [String] {
+    try query("SELECT DISTINCT pool FROM drover_journal WHERE project = \(project) ORDER BY pool", "listing the journals").map { try $0.decode(String.self) }
+  }
+}
+
+/// A lock held on `PostgresState`'s session.
+final class PostgresLock: SharedLock, @unchecked Sendable {
+  let state: PostgresState
+  let name: String
+  let keys: (Int32, Int32)
+  private let released = Mutex(false)
+
+  init(state: PostgresState, name: String, keys: (Int32, Int32)) {
+    self.state = state
+    self.name = name
+    self.keys = keys
+  }
+
+  func release() {
+    guard released.withLock({ was in defer { was = true }; return !was }) else { return }
+    state.releaseLock(name: name, keys: keys)
+  }
+}
+
+/// A future's result, handed from the event loop to the waiting thread.
+final class ResultBox<T: Sendable>: @unchecked Sendable {
+  private let lock = NSLock()
+  private var result: Result<T, Error>?
+  func set(_ r: Result<T, Error>) { lock.withLock { if result == nil { result = r } } }
+  func get() -> Result<T, Error>? { lock.withLock { result } }
+}

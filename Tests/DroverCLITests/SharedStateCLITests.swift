@@ -1,0 +1,168 @@
+import Foundation
+import Testing
+
+/// #21 against a real PostgreSQL server (`scripts/postgres-test`: Debian's postgresql-15 in its own
+/// data folder on 127.0.0.1:54329), through the built binary, with two checkouts of one project:
+/// their applies exclude each other, the holder is named, `kill -9` of the holder frees the lock
+/// at once, a rollout started from one checkout is resumed from the other, and a database that
+/// drops the session mid-rollout is a clear error the next apply recovers from.
+@Suite struct SharedStateCLITests {
+  static let url = ProcessInfo.processInfo.environment["DROVER_TEST_POSTGRES"] ?? "postgres://drover@127.0.0.1:54329/drover"
+  static let password = ProcessInfo.processInfo.environment["DROVER_TEST_POSTGRES_PASSWORD"] ?? "drover-test"
+  static var env: [String: String] { ["DROVER_STATE_PASSWORD": password] }
+
+  /// Two checkouts (folders) of one project whose state is the shared database.
+  final class TwoCheckouts {
+    let a: CLIHarness
+    let b: CLIHarness
+    let project: String
+    let pool: String
+    let spec: String
+
+    init() throws {
+      a = try CLIHarness()
+      b = try CLIHarness()
+      project = a.project
+      pool = CLIHarness.unique("ss")
+      let yaml = "project: \(project)\nstate: {backend: postgres, url: \"\(SharedStateCLITests.url)\"}\n"
+      for h in [a, b] { try yaml.write(to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8) }
+      // The health check waits while `hold` exists in checkout a, until `gate` appears there.
+      let script = a.dir.appendingPathComponent("health.sh").path
+      try """
+        #!/bin/sh
+        if [ -e "\(a.dir.path)/hold" ]; then while [ ! -e "\(a.dir.path)/gate" ]; do sleep 0.05; done; fi
+        exit 0
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+      chmod(script, 0o755)
+      spec = "health: [{type: command, command: [\"\(script)\"], timeout: 60s, interval: 100ms, retries: 0}]\nupgrade: {canary: 1, waves: [1], max_surge: 1, max_unavailable: 0, health_timeout: 60s}\n"
+      try write(image: "demo@v1")
+    }
+
+    func write(image: String, replicas: Int = 2) throws {
+      for h in [a, b] { try h.writePool(pool, replicas: replicas, image: image, extra: spec) }
+    }
+
+    func hold() throws { try "".write(to: a.dir.appendingPathComponent("hold"), atomically: true, encoding: .utf8) }
+    func open() throws { try "".write(to: a.dir.appendingPathComponent("gate"), atomically: true, encoding: .utf8) }
+
+    /// `drover apply` in checkout a, in the background.
+    func startApply() throws -> Process {
+      let p = Process()
+      p.executableURL = URL(fileURLWithPath: CLIHarness.binary)
+      p.arguments = ["apply", "--auto-approve"]
+      p.currentDirectoryURL = a.dir
+      var environment = ProcessInfo.processInfo.environment
+      environment["NO_COLOR"] = "1"
+      environment["DROVER_PROJECT"] = nil
+      environment["DROVER_CONFIG"] = a.dir.appendingPathComponent("machine-config.yaml").path
+      p.environment = environment.merging(SharedStateCLITests.env) { $1 }
+      p.standardOutput = FileHandle.nullDevice
+      p.standardError = FileHandle.nullDevice
+      try p.run()
+      return p
+    }
+
+    /// Waits (bounded) until checkout b sees the pool locked; returns what `rollout status` said.
+    func waitLocked() throws -> String {
+      for _ in 0..<300 {
+        let status = try b.run(["rollout", "status", pool], environment: SharedStateCLITests.env)
+        if status.stdout.contains("locked by") { return status.stdout }
+        Thread.sleep(forTimeInterval: 0.1)
+      }
+      return ""
+    }
+
+    func cleanup() {
+      try? write(image: "demo@v1", replicas: 0)
+      _ = try? b.run(["rollout", "abort", pool], environment: SharedStateCLITests.env)
+      _ = try? b.run(["apply", "--auto-approve"], environment: SharedStateCLITests.env)
+      _ = try? FileManager.default.removeItem(atPath: "/var/lib/drover/state/\(project)")
+    }
+  }
+
+  @Test func twoCheckoutsExcludeEachOtherTheHolderIsNamedAndKill9FreesTheLock() throws {
+    let c = try TwoCheckouts()
+    defer { c.cleanup() }
+    #expect(try c.a.run(["apply", "--auto-approve"], environment: Self.env).status == 0)
+    try c.write(image: "demo@v2")
+    try c.hold()
+    let first = try c.startApply()
+    let status = try c.waitLocked()
+    #expect(status.contains("locked by pid \(first.processIdentifier) on ") && status.contains("running '"), "the holder is named: \(status)")
+    let second = try c.b.run(["apply", "--auto-approve"], environment: Self.env)
+    #expect(second.status == 1 && second.stderr.contains("is locked by pid \(first.processIdentifier)"), "\(second.stderr)")
+    kill(first.processIdentifier, SIGKILL)
+    // (Foundation's waitUntilExit can miss a child killed from outside: poll instead.)
+    #expect(ProcessLiveness.isGone(first.processIdentifier, within: 30))
+    // The killed holder's session is gone with it: the lock is free at once (no wait, no unlock).
+    try c.open()
+    let resumed = try c.b.run(["apply", "--auto-approve"], environment: Self.env)
+    #expect(!resumed.stderr.contains("is locked by"), "\(resumed.stderr)")
+    let finished = try resumed.status == 0 || c.b.run(["apply", "--auto-approve"], environment: Self.env).status == 0
+    #expect(finished)
+    let history = try c.a.run(["rollout", "history", "--json", c.pool], environment: Self.env)
+    #expect(history.stdout.contains("\"status\":\"completed\""), "read from the database by the other checkout: \(history.stdout)")
+  }
+
+  @Test func aRolloutStartedInOneCheckoutIsResumedFromTheOther() throws {
+    let c = try TwoCheckouts()
+    defer { c.cleanup() }
+    #expect(try c.a.run(["apply", "--auto-approve"], environment: Self.env).status == 0)
+    try c.write(image: "demo@v2")
+    let killed = try c.a.run(["apply", "--auto-approve"], environment: Self.env.merging(["DROVER_CRASH_AT": "step-done:create"]) { $1 })
+    #expect(killed.status != 0)
+    let status = try c.b.run(["rollout", "status", "--json", c.pool], environment: Self.env)
+    #expect(status.stdout.contains("\"status\" : \"running\"") || status.stdout.contains("\"status\":\"running\""), "checkout b sees a's rollout: \(status.stdout)")
+    let resumed = try c.b.run(["apply", "--auto-approve"], environment: Self.env)
+    #expect(resumed.status == 0 && resumed.stdout.contains("resuming rollout"), "\(resumed.stdout)\(resumed.stderr)")
+    let nodes = try c.a.holder.allDomains().filter { $0.name.hasPrefix(c.pool + "-") }
+    #expect(nodes.count == 2, "one domain per index, no duplicate: \(nodes.map(\.name))")
+    #expect(try c.a.run(["plan", "--detailed-exitcode"], environment: Self.env).status == 0)
+  }
+
+  /// The database drops the apply's session while a node's health check runs: the next journal
+  /// write fails, the apply stops with a clear error, and nothing was done that the journal does
+  /// not know about — the next apply finishes the rollout.
+  @Test func aSessionDroppedMidRolloutIsAClearErrorAndTheNextApplyRecovers() throws {
+    let c = try TwoCheckouts()
+    defer { c.cleanup() }
+    #expect(try c.a.run(["apply", "--auto-approve"], environment: Self.env).status == 0)
+    try c.write(image: "demo@v2")
+    try c.hold()
+    let first = try c.startApply()
+    _ = try c.waitLocked()
+    let psql = Process()
+    psql.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+    psql.arguments = [
+      "-h", "127.0.0.1", "-p", "54329", "-U", "drover", "-d", "drover", "-Atc",
+      "SELECT pg_terminate_backend(backend_pid) FROM drover_lock_holders WHERE project = '\(c.project)'",
+    ]
+    psql.environment = ["PGPASSWORD": Self.password, "PATH": "/usr/bin:/bin"]
+    try psql.run()
+    psql.waitUntilExit()
+    #expect(psql.terminationStatus == 0)
+    try c.open()
+    #expect(ProcessLiveness.isGone(first.processIdentifier, within: 60), "the apply stopped")
+    try FileManager.default.removeItem(at: c.a.dir.appendingPathComponent("hold"))
+    let next = try c.b.run(["apply", "--auto-approve"], environment: Self.env)
+    #expect(next.status == 0, "\(next.stdout)\(next.stderr)")
+    #expect(try c.a.holder.allDomains().filter { $0.name.hasPrefix(c.pool + "-") }.count == 2)
+    #expect(try c.b.run(["plan", "--detailed-exitcode"], environment: Self.env).status == 0)
+  }
+
+  @Test func aPasswordInTheProjectFileIsRefused() throws {
+    let h = try CLIHarness()
+    try "project: \(h.project)\nstate: {backend: postgres, url: \"postgres://drover:secret@127.0.0.1:54329/drover\"}\n"
+      .write(to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
+    let run = try h.run(["plan"])
+    #expect(run.status != 0 && run.stderr.contains("state.url holds a password") && run.stderr.contains("DROVER_STATE_PASSWORD"), "\(run.stderr)")
+  }
+
+  @Test func aWrongPasswordIsAClearErrorNotAHang() throws {
+    let h = try CLIHarness()
+    try "project: \(h.project)\nstate: {backend: postgres, url: \"\(Self.url)\"}\n".write(to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
+    try h.writePool(CLIHarness.unique("pw"), replicas: 1)
+    let run = try h.run(["apply", "--auto-approve"], environment: ["DROVER_STATE_PASSWORD": "wrong"])
+    #expect(run.status != 0 && run.stderr.contains("cannot connect to the state database"), "\(run.stderr)")
+  }
+}
