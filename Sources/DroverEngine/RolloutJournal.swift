@@ -28,7 +28,9 @@ public final class RolloutJournal: @unchecked Sendable {
   /// Why the last read of a shared journal failed (a read that fails is never "no rollout").
   private let readFailure = Mutex<String?>(nil)
 
-  public init(directory: String, pool: String) throws {
+  /// - Parameter local: the file in `directory` even when a shared backend is configured
+  ///   (`drover state migrate` reads the local journal it copies).
+  public init(directory: String, pool: String, local: Bool = false) throws {
     self.pool = pool
     if let spec = ProcessInfo.processInfo.environment["DROVER_CRASH_AT"], !spec.isEmpty {
       let parts = spec.split(separator: "#")
@@ -36,7 +38,7 @@ public final class RolloutJournal: @unchecked Sendable {
     } else {
       crashAt = nil
     }
-    if let shared = try SharedState.backend() {
+    if !local, let shared = try SharedState.backend() {
       self.shared = shared
       path = "\(shared.location) (journal of pool \(pool))"
       // Read once now: a database that cannot be read is an error here, before anything acts.

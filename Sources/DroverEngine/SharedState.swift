@@ -24,6 +24,9 @@ public protocol SharedStateBackend: AnyObject, Sendable {
   func appendJournal(pool: String, _ make: (Int, Double) -> JournalRecord) throws -> JournalRecord
   /// Pools with a journal.
   func journalPools() throws -> [String]
+  /// Writes `records` (a local journal, as they are: numbers and times) as the pool's journal,
+  /// all or nothing; refused when the pool has a journal here already.
+  func importJournal(pool: String, records: [JournalRecord]) throws
 }
 
 /// A lock held on a shared backend, until released (or its process dies).

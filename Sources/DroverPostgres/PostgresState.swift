@@ -199,6 +199,30 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
     throw Diagnostic.error("state.postgres", "the journal of pool \(pool) stayed contended for 5 attempts", subject: "pool \(pool)")
   }
 
+  public func importJournal(pool: String, records: [JournalRecord]) throws {
+    _ = try query("BEGIN", "starting the import of pool \(pool)")
+    do {
+      _ = try query("SELECT pg_advisory_xact_lock(\(Self.key("drover journal " + project)), \(Self.key(pool)))", "locking the journal of \(pool)")
+      let existing = try query("SELECT count(*) FROM drover_journal WHERE project = \(project) AND pool = \(pool)", "reading the journal of \(pool)")
+      if try (existing.first?.decode(Int64.self) ?? 0) > 0 {
+        throw Diagnostic.error(
+          "state.migrate", "pool \(pool) already has a journal in \(location); nothing was copied for it", subject: "pool \(pool)",
+          hint: "a journal is copied once; the database's is the pool's journal now")
+      }
+      for r in records {
+        _ = try query(
+          """
+          INSERT INTO drover_journal (project, pool, seq, time, rollout, event, node, step, detail)
+          VALUES (\(project), \(pool), \(Int64(r.seq)), \(r.time), \(r.rollout), \(r.event.rawValue), \(r.node), \(r.step), \(r.detail))
+          """, "copying record \(r.seq) of pool \(pool)")
+      }
+      _ = try query("COMMIT", "committing the import of pool \(pool)")
+    } catch {
+      _ = try? query("ROLLBACK", "abandoning the import of pool \(pool)")
+      throw error
+    }
+  }
+
   public func journalPools() throws -> [String] {
     try query("SELECT DISTINCT pool FROM drover_journal WHERE project = \(project) ORDER BY pool", "listing the journals").map { try $0.decode(String.self) }
   }

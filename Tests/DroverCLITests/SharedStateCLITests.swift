@@ -150,6 +150,38 @@ import Testing
     #expect(try c.b.run(["plan", "--detailed-exitcode"], environment: Self.env).status == 0)
   }
 
+  /// `state migrate --to postgres`: a project's local journal (a finished rollout and one a
+  /// kill -9 left in progress) is copied once; the database then resumes the rollout.
+  @Test func aLocalJournalIsMigratedAndItsRolloutResumedFromTheDatabase() throws {
+    let h = try CLIHarness()
+    let pool = CLIHarness.unique("mg")
+    defer {
+      try? h.writePool(pool, replicas: 0)
+      _ = try? h.run(["apply", "--auto-approve"], environment: Self.env)
+    }
+    try h.writePool(pool, replicas: 2)
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+    try h.writePool(pool, replicas: 2, image: "demo@v2")
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+    try h.writePool(pool, replicas: 2, image: "demo@v1")
+    #expect(try h.run(["apply", "--auto-approve"], environment: ["DROVER_CRASH_AT": "step-done:create"]).status != 0)
+    // The local key goes with the project: the database holds only locks and journals.
+    try "project: \(h.project)\nstate: {backend: postgres, url: \"\(Self.url)\"}\n".write(to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
+    let keyDir = "/var/lib/drover/state/\(h.project)"
+    try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true)
+    try? FileManager.default.removeItem(atPath: keyDir + "/key")
+    try FileManager.default.copyItem(atPath: h.dir.appendingPathComponent(".drover/key").path, toPath: keyDir + "/key")
+    defer { try? FileManager.default.removeItem(atPath: keyDir) }
+    let migrate = try h.run(["state", "migrate", "--to", "postgres", "--from", ".drover"], environment: Self.env)
+    #expect(migrate.status == 0 && migrate.stdout.contains("pool \(pool): "), "\(migrate.stdout)\(migrate.stderr)")
+    let again = try h.run(["state", "migrate", "--to", "postgres", "--from", ".drover"], environment: Self.env)
+    #expect(again.status == 1 && again.stderr.contains("already has a journal"), "copied once: \(again.stderr)")
+    let history = try h.run(["rollout", "history", "--json", pool], environment: Self.env)
+    #expect(history.stdout.contains("\"status\":\"completed\"") && history.stdout.contains("\"status\":\"running\""), "\(history.stdout)")
+    let resumed = try h.run(["apply", "--auto-approve"], environment: Self.env)
+    #expect(resumed.status == 0 && resumed.stdout.contains("resuming rollout"), "\(resumed.stdout)\(resumed.stderr)")
+  }
+
   @Test func aPasswordInTheProjectFileIsRefused() throws {
     let h = try CLIHarness()
     try "project: \(h.project)\nstate: {backend: postgres, url: \"postgres://drover:secret@127.0.0.1:54329/drover\"}\n"

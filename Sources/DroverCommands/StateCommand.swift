@@ -1,0 +1,65 @@
+import ArgumentParser
+import DroverBasics
+import DroverEngine
+import DroverModel
+import Foundation
+
+/// `drover state …`: where the project's shared state lives.
+struct StateCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "state", abstract: "Move the project's rollout journal into its shared state database.", subcommands: [StateMigrateCommand.self])
+}
+
+/// `drover state migrate --to postgres`: copies each pool's local journal (history, and a rollout
+/// in progress) into the database drover.yaml names, once, under each pool's lock.
+struct StateMigrateCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "migrate",
+    abstract: "Copy the local rollout journals into the state database of drover.yaml.",
+    discussion: """
+      Set state: {backend: postgres, url: …} in drover.yaml first; the password comes from \
+      DROVER_STATE_PASSWORD. Each pool's journal is copied as it is (its records' numbers and \
+      times), in one transaction, while the pool's lock is held; a pool that already has a \
+      journal in the database is refused and left as it is. The local files are not removed.
+      """)
+
+  @OptionGroup var project: ProjectOptions
+  @Option(help: "The backend to copy into (postgres).") var to: String
+  @Option(help: "The local state folder to copy from (default: the machine's state folder of the project).") var from: String?
+
+  func validate() throws {
+    guard to == "postgres" else { throw ValidationError("--to must be postgres") }
+  }
+
+  func run() throws {
+    try project.requireName()
+    guard let shared = try SharedState.backend() else {
+      Output.err("error: drover.yaml keeps the state locally; set state: {backend: postgres, url: postgres://USER@HOST/DB} first")
+      throw ExitCode.failure
+    }
+    let source = from ?? ProjectSettings.defaultStateDirectory(project: project.projectName)
+    let folder = source + "/journal"
+    let pools = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".jsonl") }.map { String($0.dropLast(6)) }
+      .filter { PoolName.isValid($0) }.sorted()
+    guard !pools.isEmpty else {
+      Output.out("No local journal in \(folder): nothing to copy.")
+      return
+    }
+    var failed = 0
+    for pool in pools {
+      do {
+        let lock = try PoolLock.acquire(pool: pool, directory: project.stateDirectory + "/locks", command: CommandLine.arguments.joined(separator: " "), timeout: 0)
+        defer { withExtendedLifetime(lock) {} }
+        let journal = try RolloutJournal(directory: folder, pool: pool, local: true)
+        if let damage = journal.damage { JournalDamage.report(damage) }
+        let records = journal.records()
+        try shared.importJournal(pool: pool, records: records)
+        Output.out("pool \(pool): \(records.count) record\(records.count == 1 ? "" : "s") copied into \(shared.location)")
+      } catch {
+        failed += 1
+        Report.diagnostics((error as? DiagnosticConvertible)?.diagnostics ?? [.error("state.migrate", "\(error)")], sources: [], format: .human, noColor: project.noColor)
+      }
+    }
+    if failed > 0 { throw ExitCode.failure }
+  }
+}
