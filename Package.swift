@@ -39,7 +39,7 @@ let package = Package(
       dependencies: ["DroverSpec", "DroverPlan", "DroverRollout", "DroverEngine", "DroverBake", "DroverLibvirt", "DroverPostgres", argumentParser]),
     .executableTarget(name: "drover", dependencies: ["DroverCommands"]),
     .executableTarget(
-      name: "drover-bench", dependencies: ["DroverBake", "DroverEngine", "DroverLibvirt", "DroverPlan", "DroverSpec", "DroverModel", "Libvirt"]),
+      name: "drover-bench", dependencies: ["DroverBake", "DroverEngine", "DroverPostgres", "DroverLibvirt", "DroverPlan", "DroverSpec", "DroverModel", "Libvirt"]),
     // Tests.
 
     .testTarget(name: "LibYAMLTests", dependencies: ["LibYAML"]),

@@ -27,6 +27,9 @@ public final class RolloutJournal: @unchecked Sendable {
   let pool: String
   /// Why the last read of a shared journal failed (a read that fails is never "no rollout").
   private let readFailure = Mutex<String?>(nil)
+  /// The shared journal read so far: each read fetches only the records numbered after it (the
+  /// runner reads the journal before every decision; a journal of years is not fetched each time).
+  private let cache = Mutex<[JournalRecord]>([])
 
   /// - Parameter local: the file in `directory` even when a shared backend is configured
   ///   (`drover state migrate` reads the local journal it copies).
@@ -42,7 +45,9 @@ public final class RolloutJournal: @unchecked Sendable {
       self.shared = shared
       path = "\(shared.location) (journal of pool \(pool))"
       // Read once now: a database that cannot be read is an error here, before anything acts.
-      _ = try shared.journalRecords(pool: pool)
+      cache.withLock { $0 = [] }
+      let first = try shared.journalRecords(pool: pool, after: 0)
+      cache.withLock { $0 = first }
       return
     }
     shared = nil
@@ -116,9 +121,13 @@ public final class RolloutJournal: @unchecked Sendable {
   public func records() -> [JournalRecord] {
     if let shared {
       do {
-        let records = try shared.journalRecords(pool: pool)
+        let after = cache.withLock { $0.last?.seq ?? 0 }
+        let new = try shared.journalRecords(pool: pool, after: after)
         readFailure.withLock { $0 = nil }
-        return records
+        return cache.withLock { c in
+          c += new.filter { $0.seq > (c.last?.seq ?? 0) }
+          return c
+        }
       } catch {
         readFailure.withLock { $0 = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)" }
         return []

@@ -18,7 +18,8 @@ public protocol SharedStateBackend: AnyObject, Sendable {
   func acquireLock(name: String, holder: LockHolder, timeout: Double) throws -> (any SharedLock)?
   /// Who holds the lock `name` now (a live session), if anyone.
   func lockHolder(name: String) throws -> LockHolder?
-  func journalRecords(pool: String) throws -> [JournalRecord]
+  /// The pool's journal records numbered above `after`, in order (0: all of them).
+  func journalRecords(pool: String, after: Int) throws -> [JournalRecord]
   /// Appends the record `make(seq, time)` with the next sequence number of the pool's journal,
   /// committed before it returns.
   func appendJournal(pool: String, _ make: (Int, Double) -> JournalRecord) throws -> JournalRecord

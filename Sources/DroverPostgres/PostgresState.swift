@@ -29,8 +29,9 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
   }
 
   deinit {
+    // Closed before it goes (postgres-nio insists), within a deadline.
     let closing: EventLoopFuture<Void> = connection.close()
-    _ = closing
+    _ = try? Self.wait(closing, seconds: 5, what: "closing the session")
   }
 
   /// Connects to `url` (`postgres://user@host:port/database`) as `project`, the password from
@@ -165,9 +166,12 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
 
   // MARK: journal
 
-  public func journalRecords(pool: String) throws -> [JournalRecord] {
+  public func journalRecords(pool: String, after: Int) throws -> [JournalRecord] {
     let rows = try query(
-      "SELECT seq, time, rollout, event, node, step, detail FROM drover_journal WHERE project = \(project) AND pool = \(pool) ORDER BY seq",
+      """
+      SELECT seq, time, rollout, event, node, step, detail FROM drover_journal
+      WHERE project = \(project) AND pool = \(pool) AND seq > \(Int64(after)) ORDER BY seq
+      """,
       "reading the journal of pool \(pool)")
     return try rows.compactMap { row in
       let (seq, time, rollout, event, node, step, detail) = try row.decode((Int64, Double, String, String, String?, String?, String?).self)

@@ -11,7 +11,7 @@ let drover = ProcessInfo.processInfo.environment["DROVER_BENCH_DROVER"] ?? binDi
 let repo = ProcessInfo.processInfo.environment["DROVER_REPO"] ?? FileManager.default.currentDirectoryPath
 let runs = max(5, Int(ProcessInfo.processInfo.environment["DROVER_BENCH_RUNS"] ?? "") ?? 5)
 let sizes = (ProcessInfo.processInfo.environment["DROVER_BENCH_SIZES"] ?? "100,1000,5000").split(separator: ",").compactMap { Int($0) }
-let known = ["fleet", "inprocess", "validate", "bake", "rolling", "heal", "push", "hosts", "debian"]
+let known = ["fleet", "inprocess", "validate", "bake", "rolling", "heal", "state", "push", "hosts", "debian"]
 // `push` needs the second libvirt host (scripts/second-host), `hosts` the TLS host
 // (scripts/tls-host), `debian` several full mmdebstrap runs: run on request only.
 let scenarios = arguments.isEmpty ? known.filter { !["push", "hosts", "debian"].contains($0) } : arguments
@@ -29,6 +29,7 @@ for scenario in scenarios {
     case "bake": lines = try BakeBenchmark.run(drover: drover, runs: runs, repo: repo)
     case "rolling": lines = try RollingBenchmark.run(drover: drover, repo: repo)
     case "heal": lines = try HealBenchmark.run(drover: drover, runs: runs)
+    case "state": lines = try StateBenchmark.run(drover: drover, runs: runs)
     case "push": lines = try PushBenchmark.run(runs: runs)
     case "hosts": lines = try HostsBenchmark.run(drover: drover, runs: runs, repo: repo)
     case "debian": lines = try DebianBakeBenchmark.run(drover: drover, runs: runs, repo: repo)

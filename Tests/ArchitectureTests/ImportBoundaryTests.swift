@@ -12,8 +12,8 @@ import Testing
   static let allowed: [String: Set<String>] = [
     "drover": ["DroverCommands"],
     "drover-bench": [
-      "DroverCommands", "DroverBake", "DroverEngine", "DroverSpec", "DroverPlan", "DroverLibvirt", "DroverModel", "DroverBasics",
-      "Libvirt",
+      "DroverCommands", "DroverBake", "DroverEngine", "DroverPostgres", "DroverRollout", "DroverSpec", "DroverPlan", "DroverLibvirt", "DroverModel",
+      "DroverBasics", "Libvirt",
     ],
     "DroverCommands": [
       "DroverEngine", "DroverBake", "DroverPlan", "DroverRollout", "DroverSpec", "DroverLibvirt", "DroverPostgres", "DroverModel",
