@@ -24,8 +24,15 @@ struct BakeCommand: ParsableCommand {
   @Argument(help: "Images to bake as name@version (default: every recipe in images/).")
   var references: [String] = []
 
-  @Option(help: "The libvirt host that runs build VMs and holds the image pool.")
-  var host: String = "qemu:///system"
+  @Option(help: "The libvirt host that runs build VMs and holds the image pool (default: $LIBVIRT_DEFAULT_URI, as virsh, else qemu:///system).")
+  var host: String?
+
+  /// `--host`, else `LIBVIRT_DEFAULT_URI` (as virsh and libvirt's clients read it), else qemu:///system.
+  static func host(_ flag: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    if let flag { return flag }
+    if let uri = environment["LIBVIRT_DEFAULT_URI"], !uri.isEmpty { return uri }
+    return "qemu:///system"
+  }
 
   @Flag(help: "Print one JSON object per image.")
   var json = false
@@ -54,7 +61,7 @@ struct BakeCommand: ParsableCommand {
     }
     let backend: LibvirtHostBackend
     do { backend = try LibvirtHostBackend.connect(
-        host, keyring: Keyring(project: project.projectName, key: nil), timeout: project.connectTimeout, callTimeout: project.callTimeout,
+        Self.host(host), keyring: Keyring(project: project.projectName, key: nil), timeout: project.connectTimeout, callTimeout: project.callTimeout,
         keepAlive: project.keepAlive) } catch {
       Report.diagnostics(error.diagnostics, sources: [], format: json ? .json : .human, noColor: project.noColor)
       throw ExitCode.failure

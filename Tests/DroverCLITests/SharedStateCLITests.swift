@@ -182,6 +182,16 @@ import Testing
     #expect(resumed.status == 0 && resumed.stdout.contains("resuming rollout"), "\(resumed.stdout)\(resumed.stderr)")
   }
 
+  /// #21.5: bake's default host is `LIBVIRT_DEFAULT_URI`, as for virsh (a dead one named in the error).
+  @Test func bakeHonoursLibvirtDefaultURI() throws {
+    let h = try CLIHarness()
+    let uri = "test+unix:///default?socket=/nonexistent/drover-default-uri-sock"
+    let run = try h.run(["bake"], environment: ["LIBVIRT_DEFAULT_URI": uri])
+    #expect(run.status != 0 && run.stderr.contains("drover-default-uri-sock") && run.stderr.contains("cannot connect"), "\(run.stderr)")
+    let flag = try h.run(["bake", "--host", "test+unix:///default?socket=/nonexistent/flag-sock"], environment: ["LIBVIRT_DEFAULT_URI": uri])
+    #expect(flag.stderr.contains("flag-sock") && !flag.stderr.contains("drover-default-uri-sock"), "--host wins: \(flag.stderr)")
+  }
+
   @Test func aPasswordInTheProjectFileIsRefused() throws {
     let h = try CLIHarness()
     try "project: \(h.project)\nstate: {backend: postgres, url: \"postgres://drover:secret@127.0.0.1:54329/drover\"}\n"
