@@ -69,7 +69,8 @@ public enum ChildProcess {
       posix_spawnattr_setpgroup(&attributes, 0)
     }
     posix_spawnattr_setflags(&attributes, Int16(flags))
-    let env = ProcessInfo.processInfo.environment.merging(options.environment) { $1 }
+    // The state database's password is Drover's, never a hook's or a check's.
+    let env = ProcessInfo.processInfo.environment.filter { !Self.withheld.contains($0.key) }.merging(options.environment) { $1 }
     let cArgs = argv.map { strdup($0) } + [nil]
     let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
     defer {
@@ -169,6 +170,9 @@ public enum ChildProcess {
 }
 
 extension ChildProcess {
+  /// Variables of Drover's own that no child gets.
+  static let withheld: Set<String> = ["DROVER_STATE_PASSWORD", "PGPASSWORD"]
+
   /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), looked up at run time: Swift's
   /// Glibc module does not show it.
   static func closeFrom(_ fd: Int32, _ actions: inout posix_spawn_file_actions_t) {

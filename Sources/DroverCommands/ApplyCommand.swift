@@ -352,7 +352,7 @@ enum DurationArgument {
     for (unit, factor) in [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)] where text.hasSuffix(unit) {
       if let v = Double(text.dropLast(unit.count)), v >= 0, v.isFinite { return v * factor }
     }
-    return Double(text).flatMap { $0 >= 0 ? $0 : nil }
+    return Double(text).flatMap { $0 >= 0 && $0.isFinite ? $0 : nil }
   }
 }
 

@@ -21,7 +21,7 @@ struct RolloutJournals {
   init(_ project: ProjectOptions) { directory = project.stateDirectory + "/journal" }
 
   func pools() throws -> [String] {
-    if let shared = try SharedState.backend() { return try shared.journalPools() }
+    if let shared = try SharedState.backend() { return try shared.journalPools().filter { PoolName.isValid($0) } }
     return ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".jsonl") }.map { String($0.dropLast(6)) }.sorted()
   }
 

@@ -47,6 +47,10 @@ enum KnownPools {
       let files = (try? FileManager.default.contentsOfDirectory(atPath: project.stateDirectory + "/" + folder)) ?? []
       names.formUnion(files.filter { $0.hasSuffix(suffix) }.map { String($0.dropLast(suffix.count)) })
     }
+    // Pools with a journal in the shared state database (a fresh runner has no local folder).
+    if SharedState.isConfigured, let shared = try? SharedState.backend(), let pools = try? shared.journalPools() {
+      names.formUnion(pools.filter { PoolName.isValid($0) })
+    }
     return names
   }
 

@@ -26,26 +26,21 @@ enum PostgresMigrations {
   static var latest: Int { steps.count }
 
   static func run(_ state: PostgresState) throws {
-    _ = try state.query("CREATE TABLE IF NOT EXISTS drover_schema (version integer PRIMARY KEY, applied double precision NOT NULL)", "preparing the schema table")
-    let current = try state.query("SELECT coalesce(max(version), 0) FROM drover_schema", "reading the schema version").first?.decode(Int64.self) ?? 0
-    if current > latest {
-      throw Diagnostic.error(
-        "state.schema", "the state database \(state.location) has schema version \(current); this Drover knows up to \(latest)", subject: "state",
-        hint: "upgrade Drover on this machine; an older Drover never writes a newer schema")
-    }
-    guard current < latest else { return }
-    _ = try state.query("BEGIN", "starting the migration")
-    do {
-      _ = try state.query("SELECT pg_advisory_xact_lock(\(PostgresState.key("drover schema")))", "locking the migration")
-      let now = try state.query("SELECT coalesce(max(version), 0) FROM drover_schema", "reading the schema version").first?.decode(Int64.self) ?? 0
-      for version in Int(now) + 1...max(Int(now) + 1, latest) where version <= latest {
-        for statement in steps[version - 1] { _ = try state.query(statement, "migrating the schema to version \(version)") }
-        _ = try state.query("INSERT INTO drover_schema (version, applied) VALUES (\(Int64(version)), \(Date().timeIntervalSince1970))", "recording version \(version)")
+    try state.transaction("the schema check") {
+      // Under the lock from the first statement: two first connects never race on CREATE.
+      _ = try state.run("SELECT pg_advisory_xact_lock(\(PostgresState.key("drover schema")))", "locking the schema")
+      _ = try state.run("CREATE TABLE IF NOT EXISTS drover_schema (version integer PRIMARY KEY, applied double precision NOT NULL)", "preparing the schema table")
+      let current = try state.run("SELECT coalesce(max(version), 0) FROM drover_schema", "reading the schema version").first?.decode(Int64.self) ?? 0
+      if current > latest {
+        throw Diagnostic.error(
+          "state.schema", "the state database \(state.location) has schema version \(current); this Drover knows up to \(latest)", subject: "state",
+          hint: "upgrade Drover on this machine; an older Drover never writes a newer schema")
       }
-      _ = try state.query("COMMIT", "committing the migration")
-    } catch {
-      _ = try? state.query("ROLLBACK", "abandoning the migration")
-      throw error
+      guard current < latest else { return }
+      for version in Int(current) + 1...latest {
+        for statement in steps[version - 1] { _ = try state.run(statement, "migrating the schema to version \(version)") }
+        _ = try state.run("INSERT INTO drover_schema (version, applied) VALUES (\(Int64(version)), \(Date().timeIntervalSince1970))", "recording version \(version)")
+      }
     }
   }
 }

@@ -20,6 +20,9 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
   let logger = Logger(label: "drover.postgres")
   /// One statement at a time on the connection (the journal's numbering relies on it).
   private let serial = NSLock()
+  /// Locks this process holds: advisory locks count up per session, so a second take of one
+  /// in the same process would succeed where a local lock refuses.
+  private let held = Mutex<Set<String>>([])
 
   init(location: String, project: String, connection: PostgresConnection, callTimeout: Double) {
     self.location = location
@@ -40,11 +43,11 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
     let target = try PostgresURL(url)
     var configuration = PostgresConnection.Configuration(
       host: target.host, port: target.port, username: target.user, password: password, database: target.database, tls: .disable)
-    configuration.options.connectTimeout = .milliseconds(Int64(timeout * 1000))
+    configuration.options.connectTimeout = .milliseconds(Int64(min(max(timeout, 0.1), 3600) * 1000))
     let future = PostgresConnection.connect(
       on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: 1, logger: Logger(label: "drover.postgres"))
     let connection: PostgresConnection
-    do { connection = try wait(future, seconds: timeout + 5, what: "connecting to \(target.display)") } catch {
+    do { connection = try wait(future, seconds: min(max(timeout, 0.1), 3600) + 5, what: "connecting to \(target.display)") } catch {
       throw Diagnostic.error(
         "state.postgres", "cannot connect to the state database \(target.display): \(describe(error))", subject: "state",
         hint: "check state.url in drover.yaml, that the server runs, and DROVER_STATE_PASSWORD")
@@ -77,19 +80,41 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
 
   /// Runs one statement and returns its rows, within the call deadline.
   func query(_ query: PostgresQuery, _ what: String) throws -> [PostgresRow] {
+    try serial.withLock { try run(query, what) }
+  }
+
+  /// Runs `body`'s statements as one transaction, no other thread's statement between them.
+  func transaction<T>(_ what: String, _ body: () throws -> T) throws -> T {
     try serial.withLock {
-      guard !connection.isClosed else {
-        throw Diagnostic.error(
-          "state.postgres", "the state database \(location) closed this session (\(what)); nothing more is done", subject: "state",
-          hint: "what was done is in the journal; run the command again once the database answers")
-      }
+      _ = try run("BEGIN", "starting \(what)")
       do {
-        return try Self.wait(connection.query(query, logger: logger), seconds: callTimeout, what: what, closing: connection.closeFuture).rows
-      } catch let diagnostic as Diagnostic {
-        throw diagnostic
+        let value = try body()
+        _ = try run("COMMIT", "committing \(what)")
+        return value
       } catch {
-        throw Diagnostic.error("state.postgres", "the state database refused \(what): \(Self.describe(error))", subject: "state")
+        _ = try? run("ROLLBACK", "abandoning \(what)")
+        throw error
       }
+    }
+  }
+
+  /// One statement; the caller holds `serial`.
+  func run(_ query: PostgresQuery, _ what: String) throws -> [PostgresRow] {
+    guard !connection.isClosed else {
+      throw Diagnostic.error(
+        "state.postgres", "the state database \(location) closed this session (\(what)); nothing more is done", subject: "state",
+        hint: "what was done is in the journal; run the command again once the database answers")
+    }
+    do {
+      return try Self.wait(connection.query(query, logger: logger), seconds: callTimeout, what: what, closing: connection.closeFuture).rows
+    } catch let diagnostic as Diagnostic {
+      throw diagnostic
+    } catch {
+      // A unique-key collision (SQLSTATE 23505) is told apart by its code, never its words
+      // (the server's language is its own).
+      let conflict = (error as? PSQLError)?.serverInfo?[.sqlState] == "23505"
+      throw Diagnostic.error(
+        conflict ? "state.postgres-conflict" : "state.postgres", "the state database refused \(what): \(Self.describe(error))", subject: "state")
     }
   }
 
@@ -114,6 +139,9 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
 
   public func acquireLock(name: String, holder: LockHolder, timeout: Double) throws -> (any SharedLock)? {
     let (k1, k2) = keys(name)
+    guard held.withLock({ $0.insert(name).inserted }) else { return nil }
+    var taken = false
+    defer { if !taken { _ = held.withLock { $0.remove(name) } } }
     let deadline = Date().addingTimeInterval(timeout)
     while true {
       let rows = try query("SELECT pg_try_advisory_lock(\(k1), \(k2))", "taking the lock of \(name)")
@@ -122,13 +150,20 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
       Thread.sleep(forTimeInterval: min(0.2, max(0.01, deadline.timeIntervalSinceNow)))
     }
     let started = holder.started.timeIntervalSince1970
-    _ = try query(
+    do {
+      _ = try query(
       """
       INSERT INTO drover_lock_holders (project, name, pid, host, command, started, backend_pid)
       VALUES (\(project), \(name), \(Int64(holder.pid)), \(holder.host), \(holder.command), \(started), pg_backend_pid())
       ON CONFLICT (project, name) DO UPDATE SET pid = EXCLUDED.pid, host = EXCLUDED.host, command = EXCLUDED.command,
         started = EXCLUDED.started, backend_pid = EXCLUDED.backend_pid
       """, "recording the holder of \(name)")
+    } catch {
+      // Never left holding a lock nobody is named for.
+      _ = try? query("SELECT pg_advisory_unlock(\(k1), \(k2))", "releasing \(name)")
+      throw error
+    }
+    taken = true
     return PostgresLock(state: self, name: name, keys: (k1, k2))
   }
 
@@ -141,6 +176,7 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
       SELECT h.pid, h.host, h.command, h.started FROM drover_lock_holders h
       WHERE h.project = \(project) AND h.name = \(name) AND EXISTS (
         SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.pid = h.backend_pid
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
           AND l.classid = \(Int64(UInt32(bitPattern: k1)))::oid AND l.objid = \(Int64(UInt32(bitPattern: k2)))::oid AND l.objsubid = 2)
       """, "reading the holder of \(name)")
     guard let row = rows.first else {
@@ -148,6 +184,7 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
       let held = try query(
         """
         SELECT count(*) FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
           AND l.classid = \(Int64(UInt32(bitPattern: k1)))::oid AND l.objid = \(Int64(UInt32(bitPattern: k2)))::oid AND l.objsubid = 2
         """, "reading the lock of \(name)")
       if try (held.first?.decode(Int64.self) ?? 0) > 0 {
@@ -162,6 +199,7 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
   func releaseLock(name: String, keys: (Int32, Int32)) {
     _ = try? query("DELETE FROM drover_lock_holders WHERE project = \(project) AND name = \(name) AND backend_pid = pg_backend_pid()", "releasing \(name)")
     _ = try? query("SELECT pg_advisory_unlock(\(keys.0), \(keys.1))", "releasing \(name)")
+    _ = held.withLock { $0.remove(name) }
   }
 
   // MARK: journal
@@ -185,7 +223,12 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
     // writers (an apply and a `rollout pause`) never share one; a collision is retried.
     for _ in 0..<5 {
       let time = Date().timeIntervalSince1970
-      let draft = make(0, time)
+      var draft = make(0, time)
+      // PostgreSQL's text holds no NUL: a hook's output with one is kept, without it.
+      func clean(_ t: String?) -> String? { t.map { $0.replacingOccurrences(of: "\u{0}", with: "") } }
+      draft.node = clean(draft.node)
+      draft.step = clean(draft.step)
+      draft.detail = clean(draft.detail)
       do {
         let rows = try query(
           """
@@ -195,8 +238,9 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
           RETURNING seq
           """, "appending to the journal of pool \(pool)")
         let seq = try rows.first?.decode(Int64.self) ?? 0
-        return make(Int(seq), time)
-      } catch let d as Diagnostic where d.message.contains("duplicate key") {
+        draft.seq = Int(seq)
+        return draft
+      } catch let d as Diagnostic where d.code == "state.postgres-conflict" {
         continue
       }
     }
@@ -204,26 +248,22 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
   }
 
   public func importJournal(pool: String, records: [JournalRecord]) throws {
-    _ = try query("BEGIN", "starting the import of pool \(pool)")
-    do {
-      _ = try query("SELECT pg_advisory_xact_lock(\(Self.key("drover journal " + project)), \(Self.key(pool)))", "locking the journal of \(pool)")
-      let existing = try query("SELECT count(*) FROM drover_journal WHERE project = \(project) AND pool = \(pool)", "reading the journal of \(pool)")
+    try transaction("the import of pool \(pool)") {
+      _ = try run("SELECT pg_advisory_xact_lock(\(Self.key("drover journal " + project)), \(Self.key(pool)))", "locking the journal of \(pool)")
+      let existing = try run("SELECT count(*) FROM drover_journal WHERE project = \(project) AND pool = \(pool)", "reading the journal of \(pool)")
       if try (existing.first?.decode(Int64.self) ?? 0) > 0 {
         throw Diagnostic.error(
           "state.migrate", "pool \(pool) already has a journal in \(location); nothing was copied for it", subject: "pool \(pool)",
           hint: "a journal is copied once; the database's is the pool's journal now")
       }
       for r in records {
-        _ = try query(
+        let detail = r.detail?.replacingOccurrences(of: "\u{0}", with: "")
+        _ = try run(
           """
           INSERT INTO drover_journal (project, pool, seq, time, rollout, event, node, step, detail)
-          VALUES (\(project), \(pool), \(Int64(r.seq)), \(r.time), \(r.rollout), \(r.event.rawValue), \(r.node), \(r.step), \(r.detail))
+          VALUES (\(project), \(pool), \(Int64(r.seq)), \(r.time), \(r.rollout), \(r.event.rawValue), \(r.node), \(r.step), \(detail))
           """, "copying record \(r.seq) of pool \(pool)")
       }
-      _ = try query("COMMIT", "committing the import of pool \(pool)")
-    } catch {
-      _ = try? query("ROLLBACK", "abandoning the import of pool \(pool)")
-      throw error
     }
   }
 

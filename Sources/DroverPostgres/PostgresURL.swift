@@ -26,6 +26,13 @@ public struct PostgresURL: Sendable, Hashable {
     guard let host = components.host, !host.isEmpty else { throw bad("names no host") }
     let database = String(components.path.drop { $0 == "/" })
     guard !database.isEmpty, !database.contains("/") else { throw bad("names no database (…/DATABASE)") }
+    // TLS to the state database is not built yet: a URL asking for it is refused, never
+    // quietly sent in the clear. Only sslmode=disable (a loopback or a trusted link) is taken.
+    for item in components.queryItems ?? [] {
+      guard item.name == "sslmode", item.value == "disable" else {
+        throw bad("asks for '\(item.name)=\(item.value ?? "")'; this Drover speaks to its state database without TLS only (sslmode=disable, or nothing)")
+      }
+    }
     let port = components.port ?? 5432
     guard (1...65535).contains(port) else { throw bad("has no valid port") }
     self.user = user

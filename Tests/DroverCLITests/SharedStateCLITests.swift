@@ -30,6 +30,7 @@ import Testing
       let script = a.dir.appendingPathComponent("health.sh").path
       try """
         #!/bin/sh
+        env > "\(a.dir.path)/env-$$.txt"
         if [ -e "\(a.dir.path)/hold" ]; then while [ ! -e "\(a.dir.path)/gate" ]; do sleep 0.05; done; fi
         exit 0
         """.write(toFile: script, atomically: true, encoding: .utf8)
@@ -117,6 +118,13 @@ import Testing
     #expect(resumed.status == 0 && resumed.stdout.contains("resuming rollout"), "\(resumed.stdout)\(resumed.stderr)")
     let nodes = try c.a.holder.allDomains().filter { $0.name.hasPrefix(c.pool + "-") }
     #expect(nodes.count == 2, "one domain per index, no duplicate: \(nodes.map(\.name))")
+    // The health checks ran without the state database's password in their environment.
+    let dumps = try FileManager.default.contentsOfDirectory(atPath: c.a.dir.path).filter { $0.hasPrefix("env-") }
+    #expect(!dumps.isEmpty)
+    for dump in dumps {
+      let text = try String(contentsOfFile: c.a.dir.appendingPathComponent(dump).path, encoding: .utf8)
+      #expect(!text.contains("DROVER_STATE_PASSWORD") && !text.contains(Self.password), "a check saw the password")
+    }
     #expect(try c.a.run(["plan", "--detailed-exitcode"], environment: Self.env).status == 0)
   }
 
@@ -198,6 +206,15 @@ import Testing
       .write(to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
     let run = try h.run(["plan"])
     #expect(run.status != 0 && run.stderr.contains("state.url holds a password") && run.stderr.contains("DROVER_STATE_PASSWORD"), "\(run.stderr)")
+  }
+
+  /// TLS to the state database is not built: a URL asking for it is refused, never sent in the clear.
+  @Test func aURLAskingForTLSIsRefused() throws {
+    let h = try CLIHarness()
+    try "project: \(h.project)\nstate: {backend: postgres, url: \"\(Self.url)?sslmode=require\"}\n".write(to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
+    try h.writePool(CLIHarness.unique("tl"), replicas: 1)
+    let run = try h.run(["apply", "--auto-approve"], environment: Self.env)
+    #expect(run.status != 0 && run.stderr.contains("sslmode=require") && run.stderr.contains("without TLS only"), "\(run.stderr)")
   }
 
   @Test func aWrongPasswordIsAClearErrorNotAHang() throws {
