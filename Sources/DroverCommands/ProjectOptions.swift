@@ -225,10 +225,7 @@ struct ProjectContext {
     for pool in specs.poolSpecs {
       let journal = try RolloutJournal(directory: stateDirectory + "/journal", pool: pool.name)
       if let damage = journal.damage { JournalDamage.report(damage) }
-      let rollouts = journal.rollouts()
-      if let failure = journal.lastReadFailure {
-        throw Diagnostic.error("state.journal", "cannot read the journal of pool \(pool.name): \(failure)", subject: "pool \(pool.name)")
-      }
+      let rollouts = try journal.checkedRollouts()
       if let state = rollouts.last(where: { $0.isActive }) { active[pool.name] = state }
       finished.formUnion(rollouts.filter { !$0.isActive }.map(\.id))
     }

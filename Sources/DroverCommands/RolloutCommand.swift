@@ -51,9 +51,7 @@ struct RolloutStatusCommand: ParsableCommand {
       // Who holds the pool now (an apply, a heal), on any machine when the state is shared.
       let holder = PoolLock.isHeld(pool: pool, directory: locks) ? PoolLock.holder(pool: pool, directory: locks) : nil
       let journal = try journals.journal(pool)
-      let last = journal.rollouts().last
-      if let failure = journal.lastReadFailure { throw Diagnostic.error("state.journal", "cannot read the journal of pool \(pool): \(failure)", subject: "pool \(pool)") }
-      guard let state = last else {
+      guard let state = try journal.checkedRollouts().last else {
         if !json { Output.out("pool \(pool): no rollout" + (holder.map { "; locked by " + PoolLock.describe($0) } ?? "")) }
         continue
       }
@@ -85,7 +83,7 @@ struct RolloutHistoryCommand: ParsableCommand {
     var rows = [["POOL", "ROLLOUT", "KIND", "FROM", "TO", "STATUS", "STARTED", "NODES", "FAILED"]]
     let f = ISO8601DateFormatter()
     for pool in pools.isEmpty ? try journals.pools() : pools {
-      for s in try journals.journal(pool).rollouts() {
+      for s in try journals.journal(pool).checkedRollouts() {
         let started = f.string(from: Date(timeIntervalSince1970: s.started))
         if json {
           Output.jsonLine([

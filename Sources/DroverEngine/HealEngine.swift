@@ -40,10 +40,7 @@ public struct HealEngine: Sendable {
     for pool in healed {
       memory[pool.name] = ledger.read(pool: pool.name)
       let journal = try RolloutJournal(directory: journalDirectory, pool: pool.name)
-      let rollouts = journal.rollouts()
-      if let failure = journal.lastReadFailure {
-        throw Diagnostic.error("state.journal", "cannot read the journal of pool \(pool.name): \(failure)", subject: "pool \(pool.name)")
-      }
+      let rollouts = try journal.checkedRollouts()
       if let state = rollouts.last(where: { $0.isActive }) { active[pool.name] = state }
       lastHeal[pool.name] = rollouts.filter { $0.kind == .heal }.compactMap(\.ended).max()
     }

@@ -58,7 +58,19 @@ public final class RolloutJournal: @unchecked Sendable {
   }
 
   /// Why the last read of a shared journal failed, if it did.
-  public var lastReadFailure: String? { readFailure.withLock { $0 } }
+  var lastReadFailure: String? { readFailure.withLock { $0 } }
+
+  /// Every rollout, or an error when the journal could not be read (a shared journal whose
+  /// database did not answer): a failed read is never taken for "no rollout".
+  public func checkedRollouts() throws -> [RolloutState] {
+    let rollouts = self.rollouts()
+    if let failure = lastReadFailure {
+      throw Diagnostic.error(
+        "state.journal", "cannot read the journal of pool \(pool): \(failure)", subject: "pool \(pool)",
+        hint: "what was done is journaled; run the command again once the state database answers")
+    }
+    return rollouts
+  }
 
   /// Sets aside every line that is not a record (a torn tail, garbage) into a file beside the
   /// journal, under the journal's file lock, and keeps the good records in order. Why not just

@@ -117,13 +117,8 @@ public final class RolloutRunner: @unchecked Sendable {
     rolloutHosts.withLock { $0 = involved }
     var soaked: Set<Int> = []
     while true {
-      state = journal.rollouts().last { $0.id == state.id } ?? state
-      if let failure = journal.lastReadFailure {
-        // A journal that cannot be read now is never taken for the state before the batch.
-        throw Diagnostic.error(
-          "state.journal", "cannot read the journal of pool \(pool.name): \(failure)", subject: "pool \(pool.name)",
-          hint: "what was done is journaled; run the apply again once the state database answers")
-      }
+      // A journal that cannot be read now is never taken for the state before the batch.
+      state = try journal.checkedRollouts().last { $0.id == state.id } ?? state
       if hooks.shouldStop() {
         try journal.append(state.id, .paused, detail: "interrupted")
         return outcome(state, interrupted: true)

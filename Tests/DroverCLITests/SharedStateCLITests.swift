@@ -63,6 +63,16 @@ import Testing
       return p
     }
 
+    /// Nodes on v1, then an apply to v2 started in checkout a whose first health check holds
+    /// (until `open`), once checkout b sees the pool locked: the apply and what status said.
+    func startHeldRollout() throws -> (apply: Process, status: String) {
+      #expect(try a.run(["apply", "--auto-approve"], environment: SharedStateCLITests.env).status == 0)
+      try write(image: "demo@v2")
+      try hold()
+      let apply = try startApply()
+      return (apply, try waitLocked())
+    }
+
     /// Waits (bounded) until checkout b sees the pool locked; returns what `rollout status` said.
     func waitLocked() throws -> String {
       for _ in 0..<300 {
@@ -84,11 +94,7 @@ import Testing
   @Test func twoCheckoutsExcludeEachOtherTheHolderIsNamedAndKill9FreesTheLock() throws {
     let c = try TwoCheckouts()
     defer { c.cleanup() }
-    #expect(try c.a.run(["apply", "--auto-approve"], environment: Self.env).status == 0)
-    try c.write(image: "demo@v2")
-    try c.hold()
-    let first = try c.startApply()
-    let status = try c.waitLocked()
+    let (first, status) = try c.startHeldRollout()
     #expect(status.contains("locked by pid \(first.processIdentifier) on ") && status.contains("running '"), "the holder is named: \(status)")
     let second = try c.b.run(["apply", "--auto-approve"], environment: Self.env)
     #expect(second.status == 1 && second.stderr.contains("is locked by pid \(first.processIdentifier)"), "\(second.stderr)")
@@ -134,11 +140,7 @@ import Testing
   @Test func aSessionDroppedMidRolloutIsAClearErrorAndTheNextApplyRecovers() throws {
     let c = try TwoCheckouts()
     defer { c.cleanup() }
-    #expect(try c.a.run(["apply", "--auto-approve"], environment: Self.env).status == 0)
-    try c.write(image: "demo@v2")
-    try c.hold()
-    let first = try c.startApply()
-    _ = try c.waitLocked()
+    let (first, _) = try c.startHeldRollout()
     let psql = Process()
     psql.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
     psql.arguments = [
