@@ -174,7 +174,7 @@ struct ApplySession {
       if let transfers = TransferView.human(TransferView.transfers(plan, observed: observed, images: images)) { Output.out("\n" + transfers) }
     }
     guard plan.hasChanges else {
-      if json { Output.jsonLine(["event": "summary", "added": 0, "changed": 0, "destroyed": 0, "failed": 0]) }
+      if json { ApplyEvents.summary(added: 0, changed: 0, destroyed: 0, failed: 0) }
       return
     }
     if saved == nil && !autoApprove {
@@ -263,21 +263,19 @@ struct ApplySession {
         onHealthy: { action in
           if !json { Output.out(String(format: "[%7.2fs] %@ on %@: healthy", Date().timeIntervalSince(started), action.node, action.host)) }
         },
-        onRollout: { pool, line in
+        onRollout: { pool, event in
           if json {
-            Output.jsonLine(["event": "rollout", "pool": pool, "message": line, "time": ISO8601DateFormatter().string(from: Date())])
+            ApplyEvents.rollout(pool: pool, event)
           } else {
-            Output.out(String(format: "[%7.2fs] ", Date().timeIntervalSince(started)) + line)
+            Output.out(String(format: "[%7.2fs] ", Date().timeIntervalSince(started)) + event.message)
           }
         }, nodeSSH: nodeSSH))
     let outcome = engine.run(plan)
     let failures = outcome.diagnostics
     if json {
-      Output.jsonLine([
-        "event": verb == "Apply" ? "summary" : "replacements", "added": outcome.added, "changed": outcome.changed, "destroyed": outcome.destroyed, "failed": failures.count,
-        "skipped": outcome.executed.skipped.count, "interrupted": outcome.interrupted || outcome.executed.interrupted,
-        "exit_status": Int(outcome.exitStatus),
-      ])
+      ApplyEvents.summary(
+        added: outcome.added, changed: outcome.changed, destroyed: outcome.destroyed, failed: failures.count, skipped: outcome.executed.skipped.count,
+        interrupted: outcome.interrupted || outcome.executed.interrupted, exitStatus: outcome.exitStatus, rollouts: outcome.rollouts)
     }
     if !failures.isEmpty {
       Report.diagnostics(failures, sources: [], format: json ? .json : .human, noColor: project.noColor)
@@ -309,18 +307,18 @@ struct ApplySession {
 /// Prints one apply event as a timestamped line or a JSON object.
 enum ApplyProgress {
   static let lock = NSLock()
+  /// When each action in flight started (under `lock`), for its duration.
+  nonisolated(unsafe) static var begun: [String: Date] = [:]
 
   static func print(_ event: ApplyEvent, json: Bool, since start: Date) {
     let a = event.action
     lock.lock()
     defer { lock.unlock() }
+    let key = "\(a.kind.rawValue) \(a.node) \(a.host)"
+    if event.status == .started { begun[key] = event.time }
+    let seconds = event.status == .started ? nil : begun.removeValue(forKey: key).map { event.time.timeIntervalSince($0) }
     if json {
-      var object: [String: Any] = [
-        "event": "step", "time": ISO8601DateFormatter().string(from: event.time), "status": event.status.rawValue,
-        "action": a.kind.rawValue, "pool": a.pool, "node": a.node, "host": a.host,
-      ]
-      if let m = event.message { object["message"] = m }
-      Output.jsonLine(object)
+      ApplyEvents.action(event, seconds: seconds)
       return
     }
     let t = String(format: "%7.2fs", event.time.timeIntervalSince(start))

@@ -96,7 +96,7 @@ struct BakeCommand: ParsableCommand {
         let seconds = Date().timeIntervalSince(t)
         if json {
           Output.jsonLine([
-            "image": m.reference, "key": m.key, "artifact": m.artifact, "sha256": m.artifactSHA256, "cache_hit": result.cacheHit,
+            "format_version": "1.0", "event": "image", "image": m.reference, "key": m.key, "artifact": m.artifact, "sha256": m.artifactSHA256, "cache_hit": result.cacheHit,
             "machines_booted": result.machinesBooted, "seconds": seconds, "timings": m.timings,
           ])
         } else {

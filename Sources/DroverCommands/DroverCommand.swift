@@ -13,7 +13,7 @@ public struct DroverCommand: ParsableCommand {
       """,
     version: version,
     subcommands: [
-      ValidateCommand.self, BakeCommand.self, ImagesCommand.self, PlanCommand.self, ApplyCommand.self, StatusCommand.self,
+      ValidateCommand.self, BakeCommand.self, ImagesCommand.self, PlanCommand.self, ShowCommand.self, ApplyCommand.self, StatusCommand.self,
       RolloutCommand.self, HealCommand.self, WatchCommand.self, DriftCommand.self, HostCommand.self, UnlockCommand.self, KeyCommand.self, AdoptCommand.self, StateCommand.self,
     ]
   )

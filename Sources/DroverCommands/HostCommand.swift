@@ -62,7 +62,7 @@ struct HostListCommand: ParsableCommand {
     let names = Dictionary((CurrentProject.settings?.hosts ?? []).map { ($0.uri, $0.name) }, uniquingKeysWith: { a, _ in a })
     let rows = HostView.rows(world: world, ledger: ledger, names: names, project: project.projectName)
     if json {
-      Output.jsonLine(["hosts": rows])
+      Output.jsonLine(["format_version": "1.0", "hosts": rows])
     } else {
       Output.out(HostView.table(rows))
     }

@@ -67,7 +67,7 @@ struct PlanCommand: ParsableCommand {
     PhaseTimings.mark("plan")
     defer { PhaseTimings.mark("output") }
     if json {
-      Output.json(PlanView.jsonObject(plan, diagnostics: diagnostics))
+      Output.json(PlanFile.document(plan, diagnostics: diagnostics))
     } else {
       Output.out(PlanView.human(plan, color: project.color, complete: !diagnostics.hasErrors))
       if let transfers = TransferView.human(TransferView.transfers(plan, observed: observed, images: images)) { Output.out("\n" + transfers) }
@@ -75,7 +75,7 @@ struct PlanCommand: ParsableCommand {
     }
     if diagnostics.hasErrors { throw ExitCode.failure }
     if let out {
-      try PlanFile.write(plan, to: out)
+      try PlanFile.write(plan, diagnostics: diagnostics, to: out)
       if !json { Output.out("\nSaved the plan to \(out). Apply it with: drover apply \(out)") }
     }
     if detailedExitcode && plan.hasChanges { throw ExitCode(2) }

@@ -2,14 +2,27 @@ import DroverBasics
 import DroverPlan
 import Foundation
 
-/// Reads and writes saved plans (`drover plan --out plans/NAME.plan`).
+/// The one JSON document of a plan: what `drover plan --json` prints, what `--out` saves and what
+/// `drover show` and `drover apply FILE` read. A saved plan is a CI artifact anyone could have
+/// edited, so reading it is a located error, never a crash.
 enum PlanFile {
-  static func write(_ plan: Plan, to path: String) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-    let data = try encoder.encode(plan)
+  /// The plan's own fields (snake_case) plus what is derived from them for readers: the summary,
+  /// whether it changes anything, the world's digest, and the diagnostics planning gave.
+  static func document(_ plan: Plan, diagnostics: [Diagnostic]) -> [String: Any] {
+    var object = ((try? SnakeCaseJSON.object(plan)) as? [String: Any]) ?? [:]
+    let s = plan.summary
+    object["summary"] = ["add": s.add, "change": s.change, "destroy": s.destroy]
+    object["has_changes"] = plan.hasChanges
+    object["world_digest"] = plan.world.digest
+    object["diagnostics"] = diagnostics.map(DiagnosticRenderer.jsonObject)
+    return object
+  }
+
+  static func write(_ plan: Plan, diagnostics: [Diagnostic] = [], to path: String) throws {
+    let object = document(plan, diagnostics: diagnostics)
     let directory = (path as NSString).deletingLastPathComponent
     do {
+      let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
       if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
       try data.write(to: URL(fileURLWithPath: path), options: .atomic)
     } catch {
@@ -19,23 +32,47 @@ enum PlanFile {
     }
   }
 
+  /// Plan files are small; anything far larger is not one (and is not read whole into memory).
+  static let maxBytes = 64 << 20
+
   static func read(_ path: String) throws -> Plan {
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw Diagnostic.error("plan.file", "cannot read plan file", subject: path)
+    let notAPlan = { (why: String) in
+      Diagnostic.error("plan.file", "not a Drover plan file: \(why)", subject: path, hint: "write one with drover plan --out \(path)")
+    }
+    guard let attributes = try? FileManager.default.attributesOfItem(atPath: path), attributes[.type] as? FileAttributeType == .typeRegular,
+      let data = FileManager.default.contents(atPath: path)
+    else {
+      throw Diagnostic.error("plan.file", "cannot read plan file", subject: path, hint: "give the path of a file written by drover plan --out")
+    }
+    guard data.count <= maxBytes else { throw notAPlan("it is larger than \(maxBytes >> 20) MiB") }
+    // The version first: a file of another format is named as such, not as "no field x".
+    guard let parsed = try? JSONSerialization.jsonObject(with: data) else { throw notAPlan("it is not valid JSON") }
+    guard let object = parsed as? [String: Any] else { throw notAPlan("it is not a JSON object") }
+    let version = object["format_version"] as? String ?? object["formatVersion"] as? String
+    guard let version else { throw notAPlan("it has no 'format_version'") }
+    guard version == Plan.formatVersion else {
+      throw Diagnostic.error(
+        "plan.version", "the plan file has format \(version); this Drover reads \(Plan.formatVersion)", subject: path,
+        hint: "make a new one with this Drover: drover plan --out \(path)")
     }
     do {
-      return try JSONDecoder().decode(Plan.self, from: data)
+      return try SnakeCaseJSON.decoder().decode(Plan.self, from: data)
     } catch {
       let why: String
       switch error {
-      case DecodingError.dataCorrupted: why = "it is not valid JSON"
-      case DecodingError.keyNotFound(let key, _): why = "it has no '\(key.stringValue)'"
+      case DecodingError.dataCorrupted(let context):
+        why = context.codingPath.isEmpty ? "it cannot be decoded" : "'\(snakePath(context.codingPath))' is not valid"
+      case DecodingError.keyNotFound(let key, let context):
+        why = "it has no '\((context.codingPath.map { SnakeCaseJSON.snake($0.stringValue) } + [SnakeCaseJSON.snake(key.stringValue)]).joined(separator: "."))'"
       case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
-        why = "'\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type"
+        why = "'\(snakePath(context.codingPath))' has the wrong type"
       default: why = "it cannot be decoded"
       }
-      throw Diagnostic.error(
-        "plan.file", "not a Drover plan file: \(why)", subject: path, hint: "write one with drover plan --out \(path)")
+      throw notAPlan(why)
     }
+  }
+
+  static func snakePath(_ path: [CodingKey]) -> String {
+    path.map { $0.intValue.map { "[\($0)]" } ?? SnakeCaseJSON.snake($0.stringValue) }.joined(separator: ".")
   }
 }

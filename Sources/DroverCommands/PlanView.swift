@@ -2,7 +2,7 @@ import DroverBasics
 import DroverPlan
 import Foundation
 
-/// Renders plans for people (Terraform style) and as a versioned JSON document.
+/// Renders plans for people (Terraform style); the JSON document is `PlanFile.document`.
 enum PlanView {
   /// - Parameter complete: false when the plan had errors (a host not read, a bad name): then it
   ///   never claims "No changes".
@@ -54,6 +54,23 @@ enum PlanView {
     return lines.joined(separator: "\n")
   }
 
+  /// What a saved plan was made from (`drover show`): the project, the specs, the images and the hosts.
+  static func header(_ plan: Plan, file: String) -> String {
+    var lines = ["Plan \(file) (format \(plan.formatVersion)) of project \(plan.project)"]
+    lines.append("  specs: sha256:\(plan.specDigest.prefix(16)); world: sha256:\(plan.world.digest.prefix(16))")
+    for (reference, digest) in plan.images.sorted(by: { $0.key < $1.key }) {
+      lines.append("  image \(reference): " + (digest.isEmpty ? "not baked when planned" : "sha256:\(digest.prefix(16))"))
+    }
+    for (uri, entries) in plan.world.hosts.sorted(by: { $0.key < $1.key }) {
+      let domains = entries.keys.filter { !$0.contains(" ") }.count
+      lines.append("  host \(uri): \(domains) domain\(domains == 1 ? "" : "s") seen")
+    }
+    let selection = plan.targets.map { "--target \($0)" } + plan.excludes.map { "--exclude \($0)" } + plan.forceReplace.map { "--replace \($0)" }
+      + (plan.prune ? ["--prune"] : [])
+    if !selection.isEmpty { lines.append("  made with: " + selection.joined(separator: " ")) }
+    return (lines + [""]).joined(separator: "\n")
+  }
+
   /// `--skip-unreachable`: the nodes of each left-out pool on the host that was not read.
   static func unknown(_ plan: Plan) -> [String] {
     plan.unknown.flatMap { u in
@@ -79,39 +96,6 @@ enum PlanView {
     lines.append(String(format: "  estimated duration: ~%.0fs", r.estimatedSeconds))
     lines.append("")
     return lines
-  }
-
-  static func jsonObject(_ plan: Plan, diagnostics: [Diagnostic]) -> [String: Any] {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    let actions: [Any] = plan.actions.map { a in
-      var object: [String: Any] = [
-        "action": a.kind.rawValue, "pool": a.pool, "node": a.node, "host": a.host, "reason": a.reason,
-        "restart": a.restart,
-      ]
-      if let uuid = a.uuid { object["uuid"] = uuid }
-      if let destination = a.destination { object["destination"] = destination }
-      if let before = a.before, let data = try? encoder.encode(before) { object["before"] = try? JSONSerialization.jsonObject(with: data) }
-      if let after = a.after?.ownership, let data = try? encoder.encode(after) { object["after"] = try? JSONSerialization.jsonObject(with: data) }
-      return object
-    }
-    let s = plan.summary
-    return [
-      "format_version": Plan.formatVersion, "spec_digest": plan.specDigest, "world_digest": plan.world.digest,
-      "actions": actions, "summary": ["add": s.add, "change": s.change, "destroy": s.destroy],
-      "has_changes": plan.hasChanges, "prune": plan.prune, "programs": plan.programs,
-      "undeclared": plan.undeclared.map { ["pool": $0.pool, "nodes": $0.nodes, "hosts": $0.hosts, "kept": true] as [String: Any] },
-      "acceleration": plan.acceleration,
-      "unknown": plan.unknown.map { ["pool": $0.pool, "host": $0.host, "nodes": $0.nodes, "reason": $0.reason, "seen_elsewhere": $0.seen] as [String: Any] },
-      "rollouts": plan.rollouts.map { r in
-        [
-          "pool": r.pool, "from": r.fromImage, "to": r.toImage, "schedule": r.schedule, "max_surge": r.policy.maxSurge,
-          "max_unavailable": r.policy.maxUnavailable, "error_budget": r.policy.budget, "on_budget_exceeded": r.policy.onBudgetExceeded.rawValue,
-          "estimated_seconds": r.estimatedSeconds, "resumes": r.resumes ?? NSNull(),
-          "nodes": r.nodes.map { ["node": $0.key, "host": $0.host, "to_host": $0.targetHost, "replaces_uuid": $0.oldUUID, "generation": $0.to.generation, "reason": $0.reason] },
-        ] as [String: Any]
-      }, "diagnostics": diagnostics.map(DiagnosticRenderer.jsonObject),
-    ]
   }
 }
 

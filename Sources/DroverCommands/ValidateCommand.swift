@@ -46,8 +46,9 @@ public enum Report {
     switch format {
     case .json:
       let errors = diagnostics.filter { $0.severity == .error }.count
-      Output.json([
-        "format_version": "1.0", "valid": errors == 0, "error_count": errors,
+      // One line: the same document is also an event of `apply --json`'s stream.
+      Output.jsonLine([
+        "format_version": "1.0", "event": "diagnostics", "valid": errors == 0, "error_count": errors,
         "warning_count": diagnostics.count - errors,
         "diagnostics": diagnostics.map(DiagnosticRenderer.jsonObject),
       ])

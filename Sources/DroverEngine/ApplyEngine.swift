@@ -58,7 +58,7 @@ public struct ApplyEngine: Sendable {
     public var shouldStop: @Sendable () -> Bool
     public var onStep: @Sendable (ApplyEvent) -> Void
     public var onHealthy: @Sendable (PlannedAction) -> Void
-    public var onRollout: @Sendable (String, String) -> Void
+    public var onRollout: @Sendable (String, RolloutEvent) -> Void
     /// How nodes are reached over SSH (ssh checks, `DROVER_NODE_SSH`); nil: not at all.
     public var nodeSSH: NodeSSHAccess?
 
@@ -67,7 +67,7 @@ public struct ApplyEngine: Sendable {
       consoleLog: @escaping @Sendable (String) -> String? = { _ in nil }, prober: any HealthProbing = HealthChecker(),
       drainer: @escaping @Sendable (PoolSpec) -> any Draining = { Drainers.make($0.drain) },
       shouldStop: @escaping @Sendable () -> Bool = { false }, onStep: @escaping @Sendable (ApplyEvent) -> Void = { _ in },
-      onHealthy: @escaping @Sendable (PlannedAction) -> Void = { _ in }, onRollout: @escaping @Sendable (String, String) -> Void = { _, _ in },
+      onHealthy: @escaping @Sendable (PlannedAction) -> Void = { _ in }, onRollout: @escaping @Sendable (String, RolloutEvent) -> Void = { _, _ in },
       nodeSSH: NodeSSHAccess? = nil
     ) {
       self.prepare = prepare

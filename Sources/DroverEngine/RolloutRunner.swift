@@ -31,7 +31,7 @@ public final class RolloutRunner: @unchecked Sendable {
     /// The serial console log of a node, for console health checks.
     public var consoleLog: @Sendable (String) -> String?
     public var shouldStop: @Sendable () -> Bool
-    public var onEvent: @Sendable (String) -> Void
+    public var onEvent: @Sendable (RolloutEvent) -> Void
     public var sleep: @Sendable (Double) -> Void
     /// How nodes are reached over SSH; their pins go with them when they are removed.
     public var nodeSSH: NodeSSHAccess?
@@ -40,7 +40,7 @@ public final class RolloutRunner: @unchecked Sendable {
       prober: any HealthProbing = HealthChecker(), drainer: any Draining,
       prepare: @escaping @Sendable (NodeDefinition, String) throws -> NodeDefinition = { n, _ in n },
       consoleLog: @escaping @Sendable (String) -> String? = { _ in nil }, shouldStop: @escaping @Sendable () -> Bool = { false },
-      onEvent: @escaping @Sendable (String) -> Void = { _ in }, sleep: @escaping @Sendable (Double) -> Void = { Thread.sleep(forTimeInterval: $0) },
+      onEvent: @escaping @Sendable (RolloutEvent) -> Void = { _ in }, sleep: @escaping @Sendable (Double) -> Void = { Thread.sleep(forTimeInterval: $0) },
       nodeSSH: NodeSSHAccess? = nil
     ) {
       self.prober = prober
@@ -93,7 +93,7 @@ public final class RolloutRunner: @unchecked Sendable {
           subject: "pool \(pool.name)", hint: "abort it (drover rollout abort \(pool.name)), then apply again")
       }
       state = active
-      hooks.onEvent("resuming rollout \(state.id) of pool \(pool.name): \(state.fromImage) → \(state.toImage)")
+      hooks.onEvent(.init(.resumed, rollout: state.id, message: "resuming rollout \(state.id) of pool \(pool.name): \(state.fromImage) → \(state.toImage)"))
       if state.status == .paused { try journal.append(state.id, .resumed) }
     } else {
       if let active {
@@ -111,7 +111,10 @@ public final class RolloutRunner: @unchecked Sendable {
       }
       state = started
       hooks.onEvent(
-        "rollout \(id) of pool \(pool.name): \(preview.fromImage) → \(preview.toImage), waves \(state.schedule.map { $0.joined(separator: ",") }.joined(separator: " | "))")
+        .init(
+          .started, rollout: id,
+          message:
+            "rollout \(id) of pool \(pool.name): \(preview.fromImage) → \(preview.toImage), waves \(state.schedule.map { $0.joined(separator: ",") }.joined(separator: " | "))"))
     }
     let involved = Set(state.nodes.values.flatMap { [$0.host, $0.targetHost] })
     rolloutHosts.withLock { $0 = involved }
@@ -134,16 +137,17 @@ public final class RolloutRunner: @unchecked Sendable {
         return outcome(state, interrupted: false)
       case .pause(let reason):
         try journal.append(state.id, .paused, detail: reason)
-        hooks.onEvent("rollout paused: \(reason)")
+        hooks.onEvent(.init(.paused, rollout: state.id, message: "rollout paused: \(reason)"))
         state.apply(JournalRecord(seq: 0, time: 0, rollout: state.id, event: .paused))
         return outcome(state, interrupted: false)
       case .soak(let ms, let wave):
-        hooks.onEvent("soaking \(Double(ms) / 1000)s before wave \(wave)")
+        hooks.onEvent(.init(.soak, rollout: state.id, wave: wave, durationSeconds: Double(ms) / 1000, message: "soaking \(Double(ms) / 1000)s before wave \(wave)"))
         hooks.sleep(Double(ms) / 1000)
         soaked.insert(wave)
       case .replace(let wave, let keys):
         let batch = Array(keys.prefix(state.policy.concurrency))
-        hooks.onEvent("\(wave == 0 && state.policy.canary > 0 ? "canary" : "wave \(wave)"): replacing \(batch.joined(separator: ", "))")
+        hooks.onEvent(
+          .init(.wave, rollout: state.id, wave: wave, nodes: batch, message: "\(wave == 0 && state.policy.canary > 0 ? "canary" : "wave \(wave)"): replacing \(batch.joined(separator: ", "))"))
         let current = state
         let journalFailure = Mutex<Error?>(nil)
         BlockingFanOut.forEach(batch.count, width: batch.count) { i in
@@ -152,10 +156,11 @@ public final class RolloutRunner: @unchecked Sendable {
             guard let node = current.nodes[key] else { throw Diagnostic.error("rollout.journal", "node \(key) has no planned replacement") }
             if let reason = try self.replaceNode(node, state: current, rollback: false) {
               if current.failed[key] == nil { try self.journal.append(current.id, .nodeFailed, node: key, detail: reason) }
-              self.hooks.onEvent("\(key): FAILED: \(reason)")
+              self.hooks.onEvent(.init(.node, rollout: current.id, node: key, wave: wave, outcome: "failed", message: "\(key): FAILED: \(reason)"))
             } else {
               try self.journal.append(current.id, .nodeDone, node: key)
-              self.hooks.onEvent("\(key): replaced and healthy on \(current.toImage) (\(node.reason))")
+              self.hooks.onEvent(
+                .init(.node, rollout: current.id, node: key, wave: wave, outcome: "done", message: "\(key): replaced and healthy on \(current.toImage) (\(node.reason))"))
             }
           } catch {
             let message = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"
@@ -163,14 +168,14 @@ public final class RolloutRunner: @unchecked Sendable {
               // Without the journal the rollout cannot know where it is: stop, never loop.
               journalFailure.withLock { $0 = $0 ?? error }
             }
-            self.hooks.onEvent("\(key): FAILED: \(message)")
+            self.hooks.onEvent(.init(.node, rollout: current.id, node: key, wave: wave, outcome: "failed", message: "\(key): FAILED: \(message)"))
           }
         }
         if let failure = journalFailure.withLock({ $0 }) { throw failure }
       case .rollback(let reason, let keys):
         if state.status != .rollingBack {
           try journal.append(state.id, .rollbackStarted, detail: reason)
-          hooks.onEvent("rolling back: \(reason)")
+          hooks.onEvent(.init(.rollbackStarted, rollout: state.id, message: "rolling back: \(reason)"))
         }
         guard let key = keys.first else {
           try clearMarks(state)
@@ -184,7 +189,10 @@ public final class RolloutRunner: @unchecked Sendable {
         }
         let reasonBack = try replaceNode(node, state: state, rollback: true)
         try journal.append(state.id, .nodeRolledBack, node: key, detail: reasonBack)
-        hooks.onEvent("\(key): rolled back to \(node.from.image)\(reasonBack.map { " (but: \($0))" } ?? "")")
+        hooks.onEvent(
+          .init(
+            .rolledBack, rollout: state.id, node: key, outcome: reasonBack == nil ? "done" : "failed",
+            message: "\(key): rolled back to \(node.from.image)\(reasonBack.map { " (but: \($0))" } ?? "")"))
       }
     }
   }
@@ -231,10 +239,31 @@ public final class RolloutRunner: @unchecked Sendable {
       onNetwork: pool.network != nil)
   }
 
+  /// Runs one step of a node between its two journal records, and reports it with its duration
+  /// and outcome (a step that throws is reported failed, then the error goes on).
   func step<T>(_ state: RolloutState, _ key: String, _ name: String, _ body: () throws -> T) throws -> T {
     try journal.append(state.id, .stepStarted, node: key, step: name)
-    let value = try body()
+    let started = Date()
+    let wave = state.schedule.firstIndex { $0.contains(key) }
+    func report(_ outcome: String, _ why: String? = nil) {
+      let seconds = Date().timeIntervalSince(started)
+      hooks.onEvent(
+        .init(
+          .step, rollout: state.id, node: key, step: name, wave: wave, durationSeconds: seconds, outcome: outcome,
+          message: String(format: "%@: %@ %@ (%.2fs)", key, name, outcome, seconds) + (why.map { ": " + $0 } ?? "")))
+    }
+    let value: T
+    do { value = try body() } catch {
+      report("failed", (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)")
+      throw error
+    }
     try journal.append(state.id, .stepDone, node: key, step: name)
+    // A health step returns why it failed; a drain whether it finished in time.
+    if let why = value as Any as? String {
+      report("failed", why)
+    } else {
+      report(value as Any as? Bool == false ? "timed out" : "done")
+    }
     return value
   }
 
@@ -280,7 +309,7 @@ public final class RolloutRunner: @unchecked Sendable {
         do { try step(state, key, "cordon") { try hooks.drainer.cordon(ep) } } catch {
           let why = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"
           try journal.append(state.id, .stepDone, node: key, step: "cordon-failed", detail: why)
-          hooks.onEvent("\(key): cordon failed (\(why)); the sick node is replaced anyway")
+          hooks.onEvent(.init(.step, rollout: state.id, node: key, step: "cordon", outcome: "failed", message: "\(key): cordon failed (\(why)); the sick node is replaced anyway"))
         }
       } else {
         try step(state, key, "cordon") { try hooks.drainer.cordon(ep) }
@@ -289,7 +318,7 @@ public final class RolloutRunner: @unchecked Sendable {
       case .skip(let reason):
         // Nothing runs to drain: the step says so in the journal, and the node is replaced.
         try journal.append(state.id, .stepDone, node: key, step: "drain-skipped", detail: reason)
-        hooks.onEvent("\(key): drain skipped: \(reason)")
+        hooks.onEvent(.init(.step, rollout: state.id, node: key, step: "drain", outcome: "skipped", message: "\(key): drain skipped: \(reason)"))
         return nil
       case .force(let seconds, let reason):
         let limit = min(seconds, drainSeconds)
@@ -302,7 +331,7 @@ public final class RolloutRunner: @unchecked Sendable {
           try journal.append(state.id, .stepDone, node: key, step: "drain-failed", detail: why)
           outcome = "the drain failed (\(why)), replaced anyway"
         }
-        hooks.onEvent("\(key): drain forced (\(reason)): \(outcome)")
+        hooks.onEvent(.init(.step, rollout: state.id, node: key, step: "drain", outcome: "forced", message: "\(key): drain forced (\(reason)): \(outcome)"))
         return nil
       case nil: break
       }

@@ -15,6 +15,19 @@ public enum StalePlanCheck {
       diagnostics.append(
         .error("plan.version", "the plan file has format \(saved.formatVersion); this Drover reads \(Plan.formatVersion)"))
     }
+    if saved.project != current.project {
+      diagnostics.append(
+        .error(
+          "plan.project", "the plan was made for project \(saved.project); this checkout is project \(current.project)",
+          hint: "apply it from a checkout of project \(saved.project), or make a plan here: drover plan --out"))
+    }
+    let images = imageChanges(saved: saved.images, current: current.images)
+    if !images.isEmpty {
+      diagnostics.append(
+        .error(
+          "plan.stale-image", images.joined(separator: "; "),
+          hint: "run drover plan --out again and review the new plan; to keep one build, pin it in the pool: image: name@sha256:<digest>"))
+    }
     if saved.specDigest != current.specDigest {
       diagnostics.append(
         .error(
@@ -30,6 +43,18 @@ public enum StalePlanCheck {
           hint: "run drover plan --out again and review the new plan"))
     }
     return diagnostics
+  }
+
+  /// One sentence per image whose digest is not what the saved plan was made with. Pure.
+  public static func imageChanges(saved: [String: String], current: [String: String]) -> [String] {
+    func short(_ digest: String) -> String { "sha256:" + digest.prefix(12) }
+    return saved.keys.sorted().compactMap { reference in
+      let was = saved[reference] ?? ""
+      guard let now = current[reference], now != was else { return nil }
+      if now.isEmpty { return "image \(reference) (\(short(was))) is not in this machine's image catalogue" }
+      if was.isEmpty { return "image \(reference) was baked since the plan was saved (now \(short(now)))" }
+      return "image \(reference) was rebaked since the plan was saved: \(short(was)) → \(short(now))"
+    }
   }
 
   /// "node web-2 was replaced by heal heal-web-… (why)" for every node a heal replaced whose

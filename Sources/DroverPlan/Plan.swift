@@ -51,6 +51,11 @@ public struct PlannedAction: Sendable, Codable, Hashable {
   /// host left `hosts:`, is being drained, or is cordoned). nil: the same host.
   public var destination: String? = nil
 
+  /// `action` in documents, as in `apply --json`'s step events.
+  enum CodingKeys: String, CodingKey {
+    case kind = "action", pool, node, host, reason, uuid, before, after, restart, destination
+  }
+
   public init(
     kind: ActionKind, pool: String, node: String, host: String, reason: String, uuid: String? = nil,
     before: NodeOwnership? = nil, after: NodeDefinition? = nil, restart: Bool = false
@@ -132,9 +137,15 @@ public struct UnknownNodes: Sendable, Codable, Hashable {
 
 /// The ordered changes that make the observed world match the specs.
 public struct Plan: Sendable, Codable {
-  public static let formatVersion = "2.0"
+  /// 3.0: snake_case keys, the project and the images' digests; `plan --json` prints the same document.
+  public static let formatVersion = "3.0"
 
   public var formatVersion: String = Plan.formatVersion
+  /// The project the plan was made for: a plan applied from another checkout must be of the same one.
+  public var project: String = "default"
+  /// The digest each image the plan's pools (and their rollouts' rollback targets) use resolved
+  /// to when it was made ("" when not baked here): a plan whose image was rebaked since is refused.
+  public var images: [String: String] = [:]
   public var actions: [PlannedAction]
   /// Digest of the pool specs the plan was made from.
   public var specDigest: String

@@ -217,6 +217,7 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
       observed, relevantHosts: relevant, project: options.project, pools: Set(pools.map(\.name)).union(owned.keys)),
     targets: options.targets, excludes: options.excludes, forceReplace: options.forceReplace)
   var plan = basePlan
+  plan.project = options.project
   plan.prune = options.prune
   plan.programs = Dictionary(
     uniqueKeysWithValues: pools.filter { pool in actions.contains { $0.pool == pool.name } }.map { ($0.name, PoolPrograms.list($0)) }.filter { !$0.1.isEmpty })
@@ -230,6 +231,7 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
     }
     return RolloutPreview.make(pool: pool, actions: actions)
   }
+  plan.images = planImages(pools: pools, rollouts: plan.rollouts, options: options)
   // With --target/--exclude, problems of pools outside the slice are left out; those of pools in
   // it (an unreachable host among them) always stay.
   let inScope = Set(pools.map(\.name) + owned.keys).filter { selected(pool: $0, targets: options.targets, excludes: options.excludes) }
@@ -240,6 +242,14 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
       || actions.contains { subject.contains($0.pool) }
   }
   return (plan, kept)
+}
+
+/// Each image the selected pools and their rollouts (rollback targets included) use, with the
+/// digest it resolves to now ("" when unknown): what a saved plan must still find when applied.
+func planImages(pools: [PoolSpec], rollouts: [RolloutPreview], options: PlanOptions) -> [String: String] {
+  let references = pools.filter { selected(pool: $0.name, targets: options.targets, excludes: options.excludes) }.map(\.image.description)
+    + rollouts.flatMap { $0.fromImage.split(separator: ",").map(String.init) + [$0.toImage] }
+  return Dictionary(references.map { ($0, options.imageDigests[$0] ?? "") }, uniquingKeysWith: { a, _ in a })
 }
 
 /// Rollouts in progress that this machine's journal does not run, seen in the marks of the pool's

@@ -41,7 +41,7 @@ import Testing
     #expect(plan.stdout.contains("Plan: 2 to add, 0 to change, 0 to destroy."))
 
     let json = try h.json(try h.run(["plan", "--json"]).stdout)
-    #expect(json["format_version"] as? String == "2.0")
+    #expect(json["format_version"] as? String == "3.0" && json["project"] as? String == h.project)
     #expect((json["actions"] as? [[String: Any]])?.map { $0["action"] as? String } == ["create", "create"])
     #expect((json["summary"] as? [String: Int])?["add"] == 2)
 
@@ -259,7 +259,7 @@ import Testing
     try process.run()
     // Wait for the first finished step, then interrupt.
     var seen = Data()
-    while !String(decoding: seen, as: UTF8.self).contains("\"status\":\"done\"") {
+    while !String(decoding: seen, as: UTF8.self).contains("\"outcome\":\"done\"") {
       let chunk = out.fileHandleForReading.availableData
       if chunk.isEmpty { break }
       seen += chunk

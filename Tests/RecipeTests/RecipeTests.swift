@@ -69,13 +69,4 @@ import Testing
     #expect(fields[0] == "*/15" && fields[5] == "root")
     #expect(fields[6].contains("drover drift"))
   }
-
-  @Test func ciPipelineParsesAndSavesThePlan() throws {
-    let bytes = [UInt8](try Data(contentsOf: Self.contrib.appendingPathComponent("ci/drover-plan.yml")))
-    let docs = try YAMLParser.parseDocuments(bytes)
-    #expect(docs.count == 1)
-    let text = String(decoding: bytes, as: UTF8.self)
-    #expect(text.contains("drover plan --detailed-exitcode --out plans/ci.plan"))
-    #expect(text.contains("drover apply plans/ci.plan"))
-  }
 }

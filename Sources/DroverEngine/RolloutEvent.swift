@@ -1,0 +1,46 @@
+import Foundation
+
+/// What a rollout reports as it goes: a line for people (`message`) and typed fields for
+/// machines (`apply --json`'s `rollout` events), so a pipeline never parses the sentence.
+public struct RolloutEvent: Sendable, Hashable {
+  public enum Kind: String, Sendable {
+    /// A rollout began (`started`) or went on from its journal (`resumed`).
+    case started, resumed
+    /// A wave (the canary is wave 0) begins replacing `nodes`.
+    case wave
+    case soak
+    /// One step of one node ended: `step`, `duration_seconds`, `outcome`.
+    case step
+    /// A node is replaced and healthy (`outcome` done), or failed (`outcome` failed, `message` why).
+    case node
+    case rollbackStarted = "rollback_started"
+    case rolledBack = "rolled_back"
+    case paused
+  }
+
+  public var kind: Kind
+  public var rollout: String
+  public var node: String? = nil
+  public var step: String? = nil
+  public var wave: Int? = nil
+  public var nodes: [String]? = nil
+  public var durationSeconds: Double? = nil
+  /// done, failed, skipped, forced, rolled-back.
+  public var outcome: String? = nil
+  public var message: String
+
+  public init(
+    _ kind: Kind, rollout: String, node: String? = nil, step: String? = nil, wave: Int? = nil, nodes: [String]? = nil, durationSeconds: Double? = nil,
+    outcome: String? = nil, message: String
+  ) {
+    self.kind = kind
+    self.rollout = rollout
+    self.node = node
+    self.step = step
+    self.wave = wave
+    self.nodes = nodes
+    self.durationSeconds = durationSeconds
+    self.outcome = outcome
+    self.message = message
+  }
+}
