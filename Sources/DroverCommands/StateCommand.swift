@@ -19,7 +19,7 @@ struct StateMigrateCommand: ParsableCommand {
     discussion: """
       Set state: {backend: postgres, url: …} in drover.yaml first; the password comes from \
       DROVER_STATE_PASSWORD. Each pool's journal is copied as it is (its records' numbers and \
-      times), in one transaction, while the pool's lock is held; a pool that already has a \
+      times), in one transaction, while the pool's lock is held in the database and in the local folder; a pool that already has a \
       journal in the database is refused and left as it is. The local files are not removed.
       """)
 
@@ -48,8 +48,12 @@ struct StateMigrateCommand: ParsableCommand {
     var failed = 0
     for pool in pools {
       do {
-        let lock = try PoolLock.acquire(pool: pool, directory: project.stateDirectory + "/locks", command: CommandLine.arguments.joined(separator: " "), timeout: 0)
-        defer { withExtendedLifetime(lock) {} }
+        let command = CommandLine.arguments.joined(separator: " ")
+        // Both locks: the database's (no shared apply runs) and the source folder's (no apply
+        // still on the local state appends to the journal being copied).
+        let lock = try PoolLock.acquire(pool: pool, directory: project.stateDirectory + "/locks", command: command, timeout: 0)
+        let localLock = try PoolLock.acquire(pool: pool, directory: source + "/locks", command: command, timeout: 0, local: true)
+        defer { withExtendedLifetime((lock, localLock)) {} }
         let journal = try RolloutJournal(directory: folder, pool: pool, local: true)
         if let damage = journal.damage { JournalDamage.report(damage) }
         let records = journal.records()

@@ -53,8 +53,10 @@ public final class PoolLock: @unchecked Sendable {
   static func lockFile(in directory: String) -> String { directory + "/.pool-locks" }
 
   /// Takes the lock of `pool`, waiting up to `timeout` seconds (0: fail at once).
-  public static func acquire(pool: String, directory: String, command: String, timeout: Double) throws -> PoolLock {
-    if let shared = try SharedState.backend() {
+  /// - Parameter local: the file lock in `directory` even when the state is shared (`state
+  ///   migrate` holds both, so no apply still using the local journal writes it while it is copied).
+  public static func acquire(pool: String, directory: String, command: String, timeout: Double, local: Bool = false) throws -> PoolLock {
+    if !local, let shared = try SharedState.backend() {
       guard let held = try shared.acquireLock(name: pool, holder: LockHolder.current(command: command), timeout: timeout) else {
         let who = (try? shared.lockHolder(name: pool)).flatMap { $0 }.map(describe) ?? "another session"
         throw Diagnostic.error(
@@ -69,7 +71,7 @@ public final class PoolLock: @unchecked Sendable {
       throw Diagnostic.error("apply.lock", "cannot take the lock of pool \(pool): \(error)", subject: "pool \(pool)")
     }
     guard let taken else {
-      let who = holder(pool: pool, directory: directory).map(describe) ?? "another process"
+      let who = holder(pool: pool, directory: directory, local: true).map(describe) ?? "another process"
       throw Diagnostic.error(
         "apply.lock-held", "pool \(pool) is locked by \(who)", subject: "pool \(pool)",
         hint: "wait for it, retry with --lock-timeout 5m, or if that process is gone run: drover unlock \(pool)")
@@ -84,8 +86,9 @@ public final class PoolLock: @unchecked Sendable {
   }
 
   /// The holder recorded for a pool's lock, if any (meaningful while `isHeld`).
-  public static func holder(pool: String, directory: String) -> LockHolder? {
-    if let shared = try? SharedState.backend() { return (try? shared.lockHolder(name: pool)) ?? nil }
+  /// - Parameter local: the holder of the file lock in `directory` even when the state is shared.
+  public static func holder(pool: String, directory: String, local: Bool = false) -> LockHolder? {
+    if !local, let shared = try? SharedState.backend() { return (try? shared.lockHolder(name: pool)) ?? nil }
     let fd = open(path(for: pool, in: directory), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }

@@ -169,12 +169,38 @@ import Testing
       try? h.writePool(pool, replicas: 0)
       _ = try? h.run(["apply", "--auto-approve"], environment: Self.env)
     }
-    try h.writePool(pool, replicas: 2)
+    // The health check waits while `hold` exists, until `gate` appears.
+    let script = h.dir.appendingPathComponent("health.sh").path
+    try """
+      #!/bin/sh
+      if [ -e "\(h.dir.path)/hold" ]; then while [ ! -e "\(h.dir.path)/gate" ]; do sleep 0.05; done; fi
+      exit 0
+      """.write(toFile: script, atomically: true, encoding: .utf8)
+    chmod(script, 0o755)
+    let health = "health: [{type: command, command: [\"\(script)\"], timeout: 60s, interval: 100ms, retries: 0}]\n"
+    try h.writePool(pool, replicas: 2, extra: health)
     #expect(try h.run(["apply", "--auto-approve"]).status == 0)
-    try h.writePool(pool, replicas: 2, image: "demo@v2")
+    try h.writePool(pool, replicas: 2, image: "demo@v2", extra: health)
     #expect(try h.run(["apply", "--auto-approve"]).status == 0)
-    try h.writePool(pool, replicas: 2, image: "demo@v1")
+    try h.writePool(pool, replicas: 2, image: "demo@v1", extra: health)
     #expect(try h.run(["apply", "--auto-approve"], environment: ["DROVER_CRASH_AT": "step-done:create"]).status != 0)
+    // An apply still on the local state resumes the rollout and holds the pool's local lock.
+    try "".write(to: h.dir.appendingPathComponent("hold"), atomically: true, encoding: .utf8)
+    let local = Process()
+    local.executableURL = URL(fileURLWithPath: CLIHarness.binary)
+    local.arguments = ["apply", "--auto-approve"]
+    local.currentDirectoryURL = h.dir
+    local.environment = ProcessInfo.processInfo.environment.merging(
+      ["NO_COLOR": "1", "DROVER_CONFIG": h.dir.appendingPathComponent("machine-config.yaml").path]) { $1 }.filter { $0.key != "DROVER_PROJECT" }
+    local.standardOutput = FileHandle.nullDevice
+    local.standardError = FileHandle.nullDevice
+    try local.run()
+    var locked = false
+    for _ in 0..<300 where !locked {
+      locked = try h.run(["rollout", "status", pool]).stdout.contains("locked by")
+      if !locked { Thread.sleep(forTimeInterval: 0.1) }
+    }
+    #expect(locked)
     // The local key goes with the project: the database holds only locks and journals.
     try "project: \(h.project)\nstate: {backend: postgres, url: \"\(Self.url)\"}\n".write(to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
     let keyDir = "/var/lib/drover/state/\(h.project)"
@@ -182,6 +208,12 @@ import Testing
     try? FileManager.default.removeItem(atPath: keyDir + "/key")
     try FileManager.default.copyItem(atPath: h.dir.appendingPathComponent(".drover/key").path, toPath: keyDir + "/key")
     defer { try? FileManager.default.removeItem(atPath: keyDir) }
+    // Not while that apply writes the local journal: the copy would miss what it writes next.
+    let busy = try h.run(["state", "migrate", "--to", "postgres", "--from", ".drover"], environment: Self.env)
+    #expect(busy.status == 1 && busy.stderr.contains("pool \(pool) is locked by pid \(local.processIdentifier)"), "\(busy.stdout)\(busy.stderr)")
+    kill(local.processIdentifier, SIGKILL)
+    #expect(ProcessLiveness.isGone(local.processIdentifier, within: 30))
+    try? FileManager.default.removeItem(at: h.dir.appendingPathComponent("hold"))
     let migrate = try h.run(["state", "migrate", "--to", "postgres", "--from", ".drover"], environment: Self.env)
     #expect(migrate.status == 0 && migrate.stdout.contains("pool \(pool): "), "\(migrate.stdout)\(migrate.stderr)")
     let again = try h.run(["state", "migrate", "--to", "postgres", "--from", ".drover"], environment: Self.env)
