@@ -36,7 +36,10 @@ let package = Package(
     // Edge.
     .target(
       name: "DroverCommands",
-      dependencies: ["DroverSpec", "DroverPlan", "DroverRollout", "DroverEngine", "DroverBake", "DroverLibvirt", "DroverPostgres", argumentParser]),
+      dependencies: ["DroverSpec", "DroverPlan", "DroverRollout", "DroverEngine", "DroverBake", "DroverLibvirt", "DroverPostgres", argumentParser],
+      plugins: ["BuildInfo"]),
+    // Names the commit in `drover --version`.
+    .plugin(name: "BuildInfo", capability: .buildTool()),
     .executableTarget(name: "drover", dependencies: ["DroverCommands"]),
     .executableTarget(
       name: "drover-bench", dependencies: ["DroverBake", "DroverEngine", "DroverPostgres", "DroverLibvirt", "DroverPlan", "DroverSpec", "DroverModel", "Libvirt"]),

