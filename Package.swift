@@ -40,7 +40,17 @@ let package = Package(
       plugins: ["BuildInfo"]),
     // Names the commit in `drover --version`.
     .plugin(name: "BuildInfo", capability: .buildTool()),
-    .executableTarget(name: "drover", dependencies: ["DroverCommands"]),
+    // The Swift runtime (standard library, Foundation, Dispatch) is linked into the binary, so it
+    // runs on a Debian host without the toolchain: it needs only libvirt, libyaml, libstdc++ and
+    // libc. `-static-stdlib` alone links the standard library; Foundation's own C parts are named
+    // here because the modules are compiled once, for dynamic linking too (the tests link them).
+    .executableTarget(
+      name: "drover", dependencies: ["DroverCommands"],
+      linkerSettings: [
+        .unsafeFlags(["-static-stdlib"]),
+        .linkedLibrary("CoreFoundation"), .linkedLibrary("_FoundationCShims"), .linkedLibrary("_FoundationCollections"),
+        .linkedLibrary("_FoundationICU"),
+      ]),
     .executableTarget(
       name: "drover-bench", dependencies: ["DroverBake", "DroverEngine", "DroverPostgres", "DroverLibvirt", "DroverPlan", "DroverSpec", "DroverModel", "Libvirt"]),
     // Tests.

@@ -21,7 +21,7 @@ struct AdoptCommand: ParsableCommand {
   @OptionGroup var project: ProjectOptions
   @OptionGroup var images: ImageOptions
 
-  @Argument(help: "The domain's name.")
+  @Argument(help: "The domain's name.", completion: NameCompletion.nodes)
   var domain: String
 
   @Option(help: "The host (libvirt URI as the pool file names it) when domains of that name are on several.")

@@ -24,7 +24,7 @@ struct ApplyCommand: ParsableCommand {
   @OptionGroup var targeting: TargetingOptions
   @OptionGroup var images: ImageOptions
 
-  @Argument(help: "A plan saved with 'drover plan --out'.")
+  @Argument(help: "A plan saved with 'drover plan --out'.", completion: .file(extensions: ["plan"]))
   var planFile: String?
 
   @Flag(help: "Apply without asking (for CI).")

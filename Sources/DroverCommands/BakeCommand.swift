@@ -21,7 +21,7 @@ struct BakeCommand: ParsableCommand {
   @OptionGroup var project: ProjectOptions
   @OptionGroup var images: ImageOptions
 
-  @Argument(help: "Images to bake as name@version (default: every recipe in images/).")
+  @Argument(help: "Images to bake as name@version (default: every recipe in images/).", completion: NameCompletion.images)
   var references: [String] = []
 
   @Option(help: "The libvirt host that runs build VMs and holds the image pool (default: $LIBVIRT_DEFAULT_URI, as virsh, else qemu:///system).")

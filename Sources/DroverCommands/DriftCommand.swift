@@ -22,7 +22,7 @@ struct DriftCommand: ParsableCommand {
   @OptionGroup var project: ProjectOptions
   @OptionGroup var images: ImageOptions
 
-  @Argument(help: "Only these pools (default: all).")
+  @Argument(help: "Only these pools (default: all).", completion: NameCompletion.pools)
   var pools: [String] = []
 
   @Flag(help: "Print a versioned JSON report.")

@@ -166,7 +166,7 @@ struct ImagesPushCommand: ParsableCommand {
   @OptionGroup var project: ProjectOptions
   @OptionGroup var images: ImageOptions
 
-  @Argument(help: "Images as name@version (default: every image a pool file names).")
+  @Argument(help: "Images as name@version (default: every image a pool file names).", completion: NameCompletion.images)
   var references: [String] = []
 
   @Option(name: .customLong("host"), help: "Only this host entry (by name).")

@@ -19,7 +19,7 @@ struct ImagesFetchCommand: ParsableCommand {
   @OptionGroup var project: ProjectOptions
   @OptionGroup var images: ImageOptions
 
-  @Argument(help: "Images as name@version or name@sha256:<prefix> (default: every image a pool file names).")
+  @Argument(help: "Images as name@version or name@sha256:<prefix> (default: every image a pool file names).", completion: NameCompletion.images)
   var references: [String] = []
 
   @Option(name: .customLong("host"), help: "The host entry (by name) to fetch from.")

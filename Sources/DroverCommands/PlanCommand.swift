@@ -5,13 +5,13 @@ import Foundation
 
 /// Selects which pools or nodes a plan covers.
 struct TargetingOptions: ParsableArguments {
-  @Option(name: .customLong("target"), help: "Only this pool or node (repeatable).")
+  @Option(name: .customLong("target"), help: "Only this pool or node (repeatable).", completion: NameCompletion.targets)
   var targets: [String] = []
 
-  @Option(name: .customLong("exclude"), help: "Leave out this pool or node (repeatable).")
+  @Option(name: .customLong("exclude"), help: "Leave out this pool or node (repeatable).", completion: NameCompletion.targets)
   var excludes: [String] = []
 
-  @Option(name: .customLong("replace"), help: "Replace this node even if its spec did not change (repeatable).")
+  @Option(name: .customLong("replace"), help: "Replace this node even if its spec did not change (repeatable).", completion: NameCompletion.nodes)
   var replace: [String] = []
 
   @Flag(help: "Delete the nodes of pools no file in pools/ declares (protect honoured); without it they are kept and shown.")

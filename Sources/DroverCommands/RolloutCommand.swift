@@ -39,7 +39,7 @@ struct RolloutStatusCommand: ParsableCommand {
   static let configuration = CommandConfiguration(commandName: "status", abstract: "Where each pool's latest rollout is and why it stopped.")
 
   @OptionGroup var project: ProjectOptions
-  @Argument(help: "Pools (default: all with a journal).") var pools: [String] = []
+  @Argument(help: "Pools (default: all with a journal).", completion: NameCompletion.pools) var pools: [String] = []
   @Flag(help: "Print JSON.") var json = false
 
   func run() throws {
@@ -74,7 +74,7 @@ struct RolloutHistoryCommand: ParsableCommand {
   static let configuration = CommandConfiguration(commandName: "history", abstract: "Every rollout of each pool, oldest first.")
 
   @OptionGroup var project: ProjectOptions
-  @Argument(help: "Pools (default: all).") var pools: [String] = []
+  @Argument(help: "Pools (default: all).", completion: NameCompletion.pools) var pools: [String] = []
   @Flag(help: "One JSON object per rollout instead of a table.") var json = false
 
   func run() throws {
@@ -106,7 +106,7 @@ struct RolloutPauseCommand: ParsableCommand {
     commandName: "pause", abstract: "Ask a running rollout to stop after the nodes in flight; 'resume' continues it.")
 
   @OptionGroup var project: ProjectOptions
-  @Argument(help: "The pool.") var pool: String
+  @Argument(help: "The pool.", completion: NameCompletion.pools) var pool: String
 
   func run() throws {
     try KnownPools.check([pool], project: project)
@@ -126,7 +126,7 @@ struct RolloutResumeCommand: ParsableCommand {
 
   @OptionGroup var project: ProjectOptions
   @OptionGroup var images: ImageOptions
-  @Argument(help: "The pool.") var pool: String
+  @Argument(help: "The pool.", completion: NameCompletion.pools) var pool: String
 
   func run() throws {
     guard try RolloutJournals(project).journal(pool).active() != nil else {
@@ -143,7 +143,7 @@ struct RolloutAbortCommand: ParsableCommand {
 
   @OptionGroup var project: ProjectOptions
   @OptionGroup var images: ImageOptions
-  @Argument(help: "The pool.") var pool: String
+  @Argument(help: "The pool.", completion: NameCompletion.pools) var pool: String
 
   func run() throws {
     try KnownPools.check([pool], project: project)

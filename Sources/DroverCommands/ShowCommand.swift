@@ -15,7 +15,7 @@ struct ShowCommand: ParsableCommand {
       checking that the project, specs, images and hosts are still what it was made from.
       """)
 
-  @Argument(help: "A plan saved with 'drover plan --out'.")
+  @Argument(help: "A plan saved with 'drover plan --out'.", completion: .file(extensions: ["plan"]))
   var planFile: String
 
   @Flag(help: "Print the plan document as JSON.")

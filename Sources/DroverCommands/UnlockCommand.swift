@@ -18,7 +18,7 @@ struct UnlockCommand: ParsableCommand {
 
   @OptionGroup var project: ProjectOptions
 
-  @Argument(help: "The pool to unlock.")
+  @Argument(help: "The pool to unlock.", completion: NameCompletion.pools)
   var pool: String
 
   func run() throws {

@@ -10,7 +10,9 @@ import Testing
     let help = try h.run(["--help"])
     #expect(help.status == 0)
     for command in ["validate", "plan", "apply", "status", "unlock"] { #expect(help.stdout.contains(command)) }
-    #expect(try h.run(["--version"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
+    // The version, the commit it was built from, the libvirt library it runs with.
+    let version = try h.run(["--version"]).stdout
+    #expect(version.range(of: #"^drover 0\.1\.0 \(commit ([0-9a-f]{12}(-dirty)?|unknown)\)\nlibvirt \d+\.\d+\.\d+\n$"#, options: .regularExpression) != nil, "\(version)")
     let usage = try h.run(["plan", "--bogus"])
     #expect(usage.status == 64)
     #expect(usage.stderr.contains("Unknown option '--bogus'"))
