@@ -11,7 +11,10 @@ struct RolloutCommand: ParsableCommand {
     commandName: "rollout",
     abstract: "Show, pause, resume, abort and list rolling upgrades.",
     discussion: "Rollouts start from 'drover apply' when a pool's image changes; their journal is in .drover/journal/.",
-    subcommands: [RolloutStatusCommand.self, RolloutPauseCommand.self, RolloutResumeCommand.self, RolloutAbortCommand.self, RolloutHistoryCommand.self])
+    subcommands: [
+      RolloutStatusCommand.self, RolloutShowCommand.self, RolloutPauseCommand.self, RolloutResumeCommand.self, RolloutAbortCommand.self,
+      RolloutHistoryCommand.self,
+    ])
 }
 
 /// The journal of every pool in the project.
@@ -41,9 +44,20 @@ struct RolloutStatusCommand: ParsableCommand {
   @OptionGroup var project: ProjectOptions
   @Argument(help: "Pools (default: all with a journal).", completion: NameCompletion.pools) var pools: [String] = []
   @Flag(help: "Print JSON.") var json = false
+  @Flag(help: "Follow the rollouts in progress: print each change until they end (exit 0 completed, 3 not completed).")
+  var watch = false
+  @Option(help: "With --watch: how often to read the journal (100ms to 1m).") var interval = "2s"
+  @Option(help: "With --watch: stop watching (exit 1) after this long.") var watchTimeout = "1h"
+
+  func validate() throws {
+    guard let i = DurationArgument.seconds(interval), i >= 0.1, i <= 60 else { throw ValidationError("--interval must be between 100ms and 1m") }
+    guard let t = DurationArgument.seconds(watchTimeout), t > 0, t <= 7 * 86400 else { throw ValidationError("--watch-timeout must be between 1s and 7d") }
+    if watch && json { throw ValidationError("--watch prints text; use rollout status --json in a loop for machines") }
+  }
 
   func run() throws {
     try KnownPools.check(pools, project: project)
+    if watch { throw ExitCode(try follow()) }
     let journals = RolloutJournals(project)
     var objects: [[String: Any]] = []
     let locks = project.stateDirectory + "/locks"
@@ -67,6 +81,47 @@ struct RolloutStatusCommand: ParsableCommand {
       }
     }
     if json { Output.json(["format_version": "1.0", "rollouts": objects]) }
+  }
+}
+
+extension RolloutStatusCommand {
+  /// `--watch`: the status of every watched pool with a rollout in progress, printed again each
+  /// time it changes (the journal is read every `interval`, never a host), until none is in
+  /// progress. Finite: `--watch-timeout` ends it. Returns the exit status.
+  func follow() throws -> Int32 {
+    let every = DurationArgument.seconds(interval) ?? 2
+    let deadline = Date().addingTimeInterval(DurationArgument.seconds(watchTimeout) ?? 3600)
+    let started = Date()
+    var last = ""
+    var watched: Set<String> = []
+    while true {
+      let journals = RolloutJournals(project)
+      var blocks: [String] = []
+      var active = false
+      var ended: [RolloutState] = []
+      for pool in pools.isEmpty ? try journals.pools() : pools {
+        guard let state = try journals.journal(pool).checkedRollouts().last else { continue }
+        if state.isActive { watched.insert(state.id) }
+        guard watched.contains(state.id) else { continue }
+        active = active || state.isActive
+        if !state.isActive { ended.append(state) }
+        var block = RolloutView.human(state)
+        if state.isActive, let last = state.lastStep, !last.finished { block += "\n  now: \(last.node) \(last.step)" }
+        blocks.append(block)
+      }
+      let text = blocks.joined(separator: "\n")
+      if text != last {
+        Output.out(String(format: "[%7.1fs]", Date().timeIntervalSince(started)) + (blocks.isEmpty ? " no rollout in progress" : ""))
+        if !text.isEmpty { Output.out(text) }
+        last = text
+      }
+      if !active { return ended.allSatisfy { $0.status == .completed } ? 0 : 3 }
+      guard Date() < deadline else {
+        Output.err("error: stopped watching after \(watchTimeout): the rollout is still in progress (drover rollout status --watch again to go on)")
+        return 1
+      }
+      Thread.sleep(forTimeInterval: min(every, max(0.01, deadline.timeIntervalSinceNow)))
+    }
   }
 }
 

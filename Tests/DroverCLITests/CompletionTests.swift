@@ -27,12 +27,12 @@ import Testing
     #expect(try Self.complete(h, ["unlock"], "positional@0", "d") == ["db"])
 
     // Rollout IDs from this machine's journal of the project (a real rollout on the test driver).
+    try FileManager.default.removeItem(at: h.dir.appendingPathComponent("pools/web.yaml"))
+    try FileManager.default.removeItem(at: h.dir.appendingPathComponent("pools/db.yaml"))
     let pool = CLIHarness.unique("cp")
     try h.writePool(pool, replicas: 1)
     #expect(try h.run(["apply", "--auto-approve"]).status == 0)
     try h.writePool(pool, replicas: 1, image: "demo@v2")
-    try? FileManager.default.removeItem(at: h.dir.appendingPathComponent("pools/web.yaml"))
-    try? FileManager.default.removeItem(at: h.dir.appendingPathComponent("pools/db.yaml"))
     #expect(try h.run(["apply", "--auto-approve"]).status == 0)
     let ids = try Self.complete(h, ["rollout", "show"], "positional@0")
     #expect(ids.count == 1 && ids[0].hasPrefix(pool + "-"), "\(ids)")
