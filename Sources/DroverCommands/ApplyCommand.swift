@@ -267,7 +267,13 @@ struct ApplySession {
           if json {
             ApplyEvents.rollout(pool: pool, event)
           } else {
-            Output.out(String(format: "[%7.2fs] ", Date().timeIntervalSince(started)) + event.message)
+            // A hook's output, indented under its step (made safe for the terminal); one block
+            // at a time, as the nodes of a wave report at once.
+            var block = String(format: "[%7.2fs] ", Date().timeIntervalSince(started)) + Terminal.printable(event.message)
+            for line in (event.output ?? "").split(separator: "\n", omittingEmptySubsequences: false) where event.output != nil {
+              block += "\n            | " + Terminal.printable(String(line))
+            }
+            ApplyProgress.lock.withLock { Output.out(block) }
           }
         }, nodeSSH: nodeSSH))
     let outcome = engine.run(plan)

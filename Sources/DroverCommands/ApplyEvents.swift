@@ -47,6 +47,7 @@ enum ApplyEvents {
     if let v = e.nodes { fields["nodes"] = v }
     if let v = e.durationSeconds { fields["duration_seconds"] = v }
     if let v = e.outcome { fields["outcome"] = v }
+    if let v = e.output { fields["output"] = v }
     emit("rollout", fields)
   }
 

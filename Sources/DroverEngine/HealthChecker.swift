@@ -135,6 +135,8 @@ public struct HealthChecker: HealthProbing {
     return reason
   }
 
+  public static func describe(_ check: HealthCheckSpec) -> String { HealthChecker().describe(check) }
+
   func describe(_ check: HealthCheckSpec) -> String {
     switch check.kind {
     case .console(let pattern): return "console check /\(pattern)/"

@@ -16,7 +16,9 @@ public enum HookRunner {
 
   public static func run(_ argv: [String], environment: [String: String] = [:], timeout: Double) -> Result {
     switch ChildProcess.run(argv, environment: environment, timeout: timeout, outputLimit: ChildProcess.hookOutputLimit) {
-    case .success(let finished): return Result(status: finished.status, output: finished.output, timedOut: finished.timedOut)
+    case .success(let finished):
+      StepOutput.record(finished.output)
+      return Result(status: finished.status, output: finished.output, timedOut: finished.timedOut)
     case .failure(let error):
       return Result(status: 127, output: "cannot run \(argv[0]): \(String(cString: strerror(error.code.rawValue)))", timedOut: false)
     }

@@ -16,6 +16,8 @@ public struct RolloutEvent: Sendable, Hashable {
     case rollbackStarted = "rollback_started"
     case rolledBack = "rolled_back"
     case paused
+    /// A step still waits (a health check): `node`, `step`, `duration_seconds` so far.
+    case waiting
   }
 
   public var kind: Kind
@@ -28,6 +30,8 @@ public struct RolloutEvent: Sendable, Hashable {
   /// done, failed, skipped, forced, rolled-back.
   public var outcome: String? = nil
   public var message: String
+  /// What the step's hooks printed (bounded), shown indented under its line.
+  public var output: String? = nil
 
   public init(
     _ kind: Kind, rollout: String, node: String? = nil, step: String? = nil, wave: Int? = nil, nodes: [String]? = nil, durationSeconds: Double? = nil,

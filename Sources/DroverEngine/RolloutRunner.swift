@@ -245,15 +245,27 @@ public final class RolloutRunner: @unchecked Sendable {
     try journal.append(state.id, .stepStarted, node: key, step: name)
     let started = Date()
     let wave = state.schedule.firstIndex { $0.contains(key) }
+    var printed: String?
     func report(_ outcome: String, _ why: String? = nil) {
       let seconds = Date().timeIntervalSince(started)
-      hooks.onEvent(
-        .init(
-          .step, rollout: state.id, node: key, step: name, wave: wave, durationSeconds: seconds, outcome: outcome,
-          message: String(format: "%@: %@ %@ (%.2fs)", key, name, outcome, seconds) + (why.map { ": " + $0 } ?? "")))
+      var event = RolloutEvent(
+        .step, rollout: state.id, node: key, step: name, wave: wave, durationSeconds: seconds, outcome: outcome,
+        message: String(format: "%@: %@ %@ (%.2fs)", key, name, outcome, seconds) + (why.map { ": " + $0 } ?? ""))
+      event.output = printed
+      hooks.onEvent(event)
     }
     let value: T
-    do { value = try body() } catch {
+    do {
+      // The hooks' output (cordon, drain, uncordon) goes with the step's line; a health check's
+      // many probes do not.
+      if name == "health" {
+        value = try body()
+      } else {
+        let collected = try StepOutput.collect(body)
+        value = collected.value
+        printed = collected.output
+      }
+    } catch {
       report("failed", (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)")
       throw error
     }
@@ -358,7 +370,7 @@ public final class RolloutRunner: @unchecked Sendable {
     if surge {
       if target == nil { try step(state, key, "create") { try create() } }
       guard let t = target else { return "the new node did not appear" }
-      if let reason = try step(state, key, "health", { try health(t) }) {
+      if let reason = try step(state, key, "health", { try health(t, rollout: state.id, key: key) }) {
         try step(state, key, "remove-failed") { try remove(t, from: backend) }
         if let old, !movingFirst, pool.drain.onFailure == .uncordon { try? hooks.drainer.uncordon(endpoint(old)) }
         return reason
@@ -369,7 +381,7 @@ public final class RolloutRunner: @unchecked Sendable {
       if let old { try step(state, key, "remove-old") { try remove(old, from: try backendOf(old)) } }
       if target == nil { try step(state, key, "create") { try create() } }
       guard let t = target else { return "the new node did not appear" }
-      if let reason = try step(state, key, "health", { try health(t) }) {
+      if let reason = try step(state, key, "health", { try health(t, rollout: state.id, key: key) }) {
         // It stays (the old one is gone): its record says it failed, so plan replaces it later.
         var failed = t.ownership
         failed.healthFailed = true
@@ -408,11 +420,44 @@ public final class RolloutRunner: @unchecked Sendable {
     }
   }
 
-  func health(_ t: (host: String, domain: ObservedDomain, ownership: NodeOwnership)) throws -> String? {
-    let deadline = Date().addingTimeInterval(pool.upgrade.healthTimeout.seconds)
+  /// How often a health wait says it is still waiting.
+  static let waitReportSeconds = 10.0
+
+  /// Waits for the node's health checks. While it waits, a line every 10 s says what it awaits
+  /// and for how long (the prober polls `shouldStop` between probes); a failure names the check
+  /// and, for a node with a console log, where that log is.
+  func health(_ t: (host: String, domain: ObservedDomain, ownership: NodeOwnership), rollout: String, key: String) throws -> String? {
+    let limit = pool.upgrade.healthTimeout.seconds
+    let started = Date()
+    let deadline = started.addingTimeInterval(limit)
     let ep = endpoint(t)
-    let reason = hooks.prober.unhealthyReason(ep, checks: pool.health, deadline: deadline, shouldStop: hooks.shouldStop)
-    if reason == nil { ep.pinIfShown() }
-    return reason
+    let awaited = pool.health.map(HealthChecker.describe).joined(separator: ", ")
+    // The node's key names the line, as every other of its steps; a new domain's own name
+    // (generation suffix `-g2`) is said once, so nobody wonders which node it is.
+    let node = t.ownership.node == key ? key : "\(key) (new domain \(t.ownership.node))"
+    let reported = Mutex(started)
+    let stop = hooks.shouldStop
+    let onEvent = hooks.onEvent
+    let poll: @Sendable () -> Bool = {
+      let now = Date()
+      let due = reported.withLock { last -> Bool in
+        guard now.timeIntervalSince(last) >= Self.waitReportSeconds else { return false }
+        last = now
+        return true
+      }
+      if due {
+        let waited = Int(now.timeIntervalSince(started))
+        onEvent(
+          .init(
+            .waiting, rollout: rollout, node: key, step: "health", durationSeconds: now.timeIntervalSince(started),
+            message: "\(node): still waiting for \(awaited.isEmpty ? "its health checks" : awaited): \(waited)s of \(Int(limit))s"))
+      }
+      return stop()
+    }
+    guard let reason = hooks.prober.unhealthyReason(ep, checks: pool.health, deadline: deadline, shouldStop: poll) else {
+      ep.pinIfShown()
+      return nil
+    }
+    return reason + (ep.consoleLog.map { "; console log: \($0)" } ?? "")
   }
 }
