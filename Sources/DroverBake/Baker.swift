@@ -15,6 +15,31 @@ public struct BakeResult: Sendable {
   public var cacheHit: Bool
   /// Build machines booted by this bake (0 on a cache hit).
   public var machinesBooted: Int
+  /// `--force` on a cached image: what became of the rebuild (nil: not forced).
+  public var forced: ForcedRebuild? = nil
+}
+
+/// What a forced rebuild of a cached image did.
+public enum ForcedRebuild: String, Sendable {
+  /// The same bytes as the cached image: that one stays.
+  case identical
+  /// Different bytes; no node overlay was backed by the old image, so the new one replaced it.
+  case replaced
+  /// Nothing was cached: an ordinary build.
+  case built
+}
+
+/// How one bake runs (Packer's `-force` and `-on-error`).
+public struct BakeOptions: Sendable {
+  /// Rebuild even when the cache holds the image.
+  public var force = false
+  /// On failure keep the build machine's staging folder (disk, console) and a machine still
+  /// running, marked so no later bake removes them; else remove them (the default).
+  public var keepOnError = false
+  public init(force: Bool = false, keepOnError: Bool = false) {
+    self.force = force
+    self.keepOnError = keepOnError
+  }
 }
 
 /// Builds a recipe into a content-addressed qcow2 image in Drover's image pool.
@@ -103,7 +128,7 @@ public final class Baker: @unchecked Sendable {
     return (kernel, initrd, base)
   }
 
-  public func bake(_ recipe: ImageRecipe, recipeDirectory: String) throws -> BakeResult {
+  public func bake(_ recipe: ImageRecipe, recipeDirectory: String, options: BakeOptions = BakeOptions()) throws -> BakeResult {
     let catalogue = ImageCatalogue(directory: imageDirectory)
     let start = Date()
     // Image, staging and log paths are built from these: only validated names reach a path
@@ -114,7 +139,7 @@ public final class Baker: @unchecked Sendable {
     }
     let files = try hostFiles(recipe, recipeDirectory: recipeDirectory)
     let key = try key(for: recipe, recipeDirectory: recipeDirectory, catalogue: catalogue)
-    if let hit = catalogue.image(forKey: key.key), FileManager.default.fileExists(atPath: catalogue.path(of: hit)) {
+    if !options.force, let hit = catalogue.image(forKey: key.key), FileManager.default.fileExists(atPath: catalogue.path(of: hit)) {
       return BakeResult(manifest: hit, cacheHit: true, machinesBooted: 0)
     }
     var timings: [String: Double] = ["key": Date().timeIntervalSince(start)]
@@ -130,7 +155,9 @@ public final class Baker: @unchecked Sendable {
       self.onEvent(.step("waiting for another bake of \(recipe.reference)"))
     }
     defer { withExtendedLifetime(lock) {} }
-    if let hit = ImageCatalogue(directory: imageDirectory).image(forKey: key.key), FileManager.default.fileExists(atPath: catalogue.path(of: hit)) {
+    if !options.force, let hit = ImageCatalogue(directory: imageDirectory).image(forKey: key.key),
+      FileManager.default.fileExists(atPath: catalogue.path(of: hit))
+    {
       return BakeResult(manifest: hit, cacheHit: true, machinesBooted: 0)
     }
     try removeLeftovers()
@@ -142,12 +169,56 @@ public final class Baker: @unchecked Sendable {
     let stageEntry = "\(short)-\(getpid())"
     let stage = try SafeFiles.directory(stageEntry, in: SafeFiles.directory(".staging", in: imageDirectory), fresh: true)
     let machine = "drover-build-\(short)"
+    // `--on-error=keep`: the folder this failed bake is kept in (then nothing is removed).
+    var keptIn: String?
     defer {
-      try? machines.removeBuildMachine(name: machine)
-      try? SafeFiles.remove(stageEntry, inFolder: ".staging", of: imageDirectory)
+      if keptIn == nil {
+        try? machines.removeBuildMachine(name: machine)
+        try? SafeFiles.remove(stageEntry, inFolder: ".staging", of: imageDirectory)
+      }
     }
     let logDirectory = try SafeFiles.directory("logs", in: imageDirectory)
     let buildLog = "\(logDirectory)/\(baseName).log"
+    do {
+      return try build(
+        recipe, recipeDirectory: recipeDirectory, files: files, key: key, catalogue: catalogue, stage: stage, machine: machine, baseName: baseName,
+        buildLog: buildLog, start: start, timings: timings, force: options.force)
+    } catch {
+      // What was kept, and where, goes into the failure's hint: one error, its fix and its traces.
+      guard var failure = error as? Diagnostic ?? (error as? DiagnosticConvertible)?.diagnostics.first else { throw error }
+      var notes: [String] = []
+      if options.keepOnError && failure.code != "bake.interrupted" {
+        // Renamed so no later bake takes it for a dead bake's leftover (`-kept-` entries and the
+        // machine of their key are never removed by `removeLeftovers`).
+        let kept = "\(short)-kept-\(Int(Date().timeIntervalSince1970))"
+        if rename(stage, imageDirectory + "/.staging/" + kept) == 0 {
+          keptIn = imageDirectory + "/.staging/" + kept
+          notes.append(keptNote(imageDirectory + "/.staging/" + kept, machine: machine))
+        }
+      }
+      if FileManager.default.fileExists(atPath: buildLog), !(failure.hint ?? "").contains(buildLog) { notes.append("the build log: \(buildLog)") }
+      if !notes.isEmpty { failure.hint = ([failure.hint].compactMap { $0 } + notes).joined(separator: "; ") }
+      throw failure
+    }
+  }
+
+  /// Where a kept failed bake is and how to reach it.
+  func keptNote(_ folder: String, machine: String) -> String {
+    let disk = folder + "/disk.raw"
+    var how = "kept for debugging in \(folder): the build disk \(disk) (look inside: mount -o loop,ro \(disk) /mnt), its console \(folder)/console.log"
+    if ((try? machines.buildMachineNames()) ?? []).contains(machine) {
+      how += "; the build machine \(machine) still runs"
+        + (machines === host ? " (virsh -c \(host.uri) console \(machine))" : " (its console log above; stop it: kill $(cat \(imageDirectory)/.machines/\(machine).pid))")
+    }
+    return how + ". No later bake removes it; delete the folder when done: rm -rf \(folder)"
+  }
+
+  /// The build itself, in the staging folder (see `bake`).
+  func build(
+    _ recipe: ImageRecipe, recipeDirectory: String, files: (kernel: String, initrd: String?, base: String?), key: BakeKey, catalogue: ImageCatalogue,
+    stage: String, machine: String, baseName: String, buildLog: String, start: Date, timings initial: [String: Double], force: Bool
+  ) throws -> BakeResult {
+    var timings = initial
 
     func step<T>(_ name: String, _ body: () throws -> T) throws -> T {
       if shouldStop() { throw Diagnostic.error("bake.interrupted", "bake interrupted; nothing was added to the pool") }
@@ -209,8 +280,28 @@ public final class Baker: @unchecked Sendable {
       manifest.packages = own.packages
       manifest.cmdline = recipe.cmdline ?? "root=/dev/vda rw console=ttyS0 panic=-1"
     }
-    try publish(manifest, staged: staged)
-    return BakeResult(manifest: manifest, cacheHit: false, machinesBooted: booted)
+    let forced = try force ? replaceForced(manifest, staged: staged) : nil
+    if forced != .identical { try publish(manifest, staged: staged) }
+    let kept = forced == .identical ? ImageCatalogue(directory: imageDirectory).image(forKey: key.key) ?? manifest : manifest
+    return BakeResult(manifest: kept, cacheHit: false, machinesBooted: booted, forced: forced)
+  }
+
+  /// `--force` over a cached image: the same bytes keep the cached one; other bytes replace it
+  /// only when no node overlay in the image folder is backed by it (an overlay's base must never
+  /// change under it).
+  func replaceForced(_ manifest: ImageManifest, staged: String) throws -> ForcedRebuild {
+    let target = imageDirectory + "/" + manifest.artifact
+    guard let old = ImageCatalogue(directory: imageDirectory).image(forKey: manifest.key), FileManager.default.fileExists(atPath: target) else {
+      return .built
+    }
+    if old.artifactSHA256 == manifest.artifactSHA256 { return .identical }
+    if ImageGC.overlayBackings(in: imageDirectory).contains(manifest.artifact) {
+      throw Diagnostic.error(
+        "bake.force-in-use",
+        "the rebuild of \(manifest.reference) differs from the cached image (sha256 \(old.artifactSHA256.prefix(12)) → \(manifest.artifactSHA256.prefix(12))), which node overlays are backed by: it cannot be replaced under them",
+        subject: "image \(manifest.reference)", hint: "bake it as a new version (change version: in the recipe), or replace those nodes first")
+    }
+    return .replaced
   }
 
   /// Moves a boot file an image brought into the image folder under its content-addressed name
@@ -423,6 +514,11 @@ public final class Baker: @unchecked Sendable {
   func removeLeftovers() throws {
     var live: Set<String> = []
     for entry in try SafeFiles.entries(of: ".staging", in: imageDirectory) {
+      // A failed bake kept for debugging (`--on-error=keep`): its folder and machine stay.
+      if entry.contains("-kept-") {
+        if let key = entry.split(separator: "-").first, key.count == 12 { live.insert(String(key)) }
+        continue
+      }
       let pid = Int32(entry.split(separator: "-").last ?? "") ?? 0
       // EPERM: alive, but another user's process (never take it for a leftover).
       if pid == getpid() || (pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)) {

@@ -37,6 +37,16 @@ struct BakeCommand: ParsableCommand {
   @Flag(help: "Print one JSON object per image.")
   var json = false
 
+  @Flag(help: "Rebuild even when the cache holds the image (the same bytes keep the cached one; other bytes replace it unless node overlays are backed by it).")
+  var force = false
+
+  enum OnError: String, ExpressibleByArgument, CaseIterable {
+    case cleanup, keep
+  }
+
+  @Option(help: "After a failed bake: cleanup removes its build machine and disk (the default); keep leaves them for debugging, marked so no later bake removes them, and says where they are.")
+  var onError: OnError = .cleanup
+
   @Option(help: "How long to wait for another bake of the same image in the same image folder (then its image answers from the cache).")
   var lockTimeout: String = "10m"
 
@@ -91,16 +101,24 @@ struct BakeCommand: ParsableCommand {
       let t = Date()
       if !json { Output.out("==> bake \(recipe.reference)") }
       do {
-        let result = try baker.bake(recipe, recipeDirectory: (loaded.file as NSString).deletingLastPathComponent)
+        let result = try baker.bake(
+          recipe, recipeDirectory: (loaded.file as NSString).deletingLastPathComponent, options: BakeOptions(force: force, keepOnError: onError == .keep))
         let m = result.manifest
         let seconds = Date().timeIntervalSince(t)
         if json {
           Output.jsonLine([
             "format_version": "1.0", "event": "image", "image": m.reference, "key": m.key, "artifact": m.artifact, "sha256": m.artifactSHA256, "cache_hit": result.cacheHit,
             "machines_booted": result.machinesBooted, "seconds": seconds, "timings": m.timings,
+            "forced": result.forced?.rawValue ?? NSNull(),
           ])
         } else {
-          let what = result.cacheHit ? "cache hit (inputs unchanged, nothing rebuilt, no VM booted)" : "built"
+          let what: String
+          switch (result.cacheHit, result.forced) {
+          case (true, _): what = "cache hit (inputs unchanged, nothing rebuilt, no VM booted)"
+          case (_, .identical?): what = "rebuilt (--force): the same bytes as the cached image, which stays"
+          case (_, .replaced?): what = "rebuilt (--force): different bytes replaced the cached image"
+          default: what = "built"
+          }
           Output.out(String(format: "    %@: %@ %@ sha256:%@ (%.3fs)", recipe.reference.description, what, m.artifact, String(m.artifactSHA256.prefix(16)), seconds))
         }
       } catch {

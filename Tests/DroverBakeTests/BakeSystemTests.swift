@@ -268,18 +268,31 @@ extension BakeSystemTests {
       "/bin/bash", [repo.appendingPathComponent("scripts/demo").path, "--no-setup"],
       environment: ["DROVER": repo.appendingPathComponent(".build/debug/drover").path])
     #expect(status == 0, "\(output.suffix(3000))")
+    // Its own names, from the run id it starts with.
+    let run = try #require(output.components(separatedBy: "Drover demo, run ").dropFirst().first?.prefix(4).description)
+    let pool = "web-\(run)"
+    #expect(output.contains("project drover-demo-\(run), pool \(pool)"))
+    // Each command is shown before it runs; libvirt's polkit notice is not.
+    #expect(output.contains("$ drover plan --detailed-exitcode --out plans/create.plan") && output.contains("$ drover apply plans/v3.plan"))
+    #expect(!output.contains("Authorization not available"))
     #expect(output.contains("cache hit (inputs unchanged, nothing rebuilt, no VM booted)"))
-    #expect(output.contains("console markers: web-1=v1") || output.contains("=v1 "), "every node reached the v1 ready marker")
-    #expect(output.contains("ok: console markers: web-1-g2=v2 web-2-g2=v2 web-3-g2=v2"), "the rollout left every node ready on v2")
-    #expect(output.contains("web-1: FAILED: console check"), "the v3 canary failed its health check")
-    #expect(output.contains("ok: the pool is back on demo@v2: web-1-g2=v2 web-2-g2=v2 web-3-g2=v2"), "rollback left the pool on v2")
-    #expect(output.contains("drift found the change (exit 2)"))
+    #expect(output.contains("console markers: \(pool)-1=v1"), "every node reached the v1 ready marker")
+    #expect(output.contains("console markers: \(pool)-1-g2=v2 \(pool)-2-g2=v2 \(pool)-3-g2=v2"), "the rollout left every node ready on v2")
+    #expect(output.contains("\(pool)-1: FAILED: console check"), "the v3 canary failed its health check")
+    #expect(output.contains("still waiting for console check"), "the broken canary's wait is not silent")
+    #expect(output.contains("the pool is back on demo@v2: \(pool)-1-g2=v2 \(pool)-2-g2=v2 \(pool)-3-g2=v2"), "rollback left the pool on v2")
+    #expect(output.contains("Apply stopped: a rollout did not complete. Nodes: 1 added, 0 changed, 1 destroyed."), "the rollback's canary counted")
+    #expect(output.contains("drift found the vCPU change"))
+    // The summary: each step and its time, and the rollouts.
+    let summary = output.components(separatedBy: "==> summary of demo run \(run)").last ?? ""
+    for step in ["1. validate", "2. plan", "3. roll the pool", "4. a broken demo@v3", "5. drift", "6. clean up"] { #expect(summary.contains(step), "\(step): \(summary)") }
+    #expect(summary.contains("rolled-back") && summary.contains("completed"), "\(summary)")
     #expect(try foreign.xml() == foreignXML, "the foreign domain was not changed")
     let leftovers = try backend.connection.allDomains().filter {
-      (try? $0.metadata(namespace: OwnershipMetadata.namespace))?.contains("project=\"drover-demo\"") ?? false
+      (try? $0.metadata(namespace: OwnershipMetadata.namespace))?.contains("project=\"drover-demo-\(run)\"") ?? false
     }
     #expect(leftovers.isEmpty, "no demo node left")
-    #expect(try backend.connection.storagePool(named: "drover-demo-images") == nil, "no demo pool left")
-    #expect(!FileManager.default.fileExists(atPath: "/var/lib/drover/demo-images"))
+    #expect(try backend.connection.storagePool(named: "drover-demo-\(run)") == nil, "no demo pool left")
+    #expect(!FileManager.default.fileExists(atPath: "/var/lib/drover/demo-\(run)"))
   }
 }

@@ -13,16 +13,8 @@ import Testing
     let file = FileManager.default.temporaryDirectory.appendingPathComponent("drover-json-\(UUID().uuidString.prefix(8)).json")
     try text.write(to: file, atomically: true, encoding: .utf8)
     defer { try? FileManager.default.removeItem(at: file) }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", CLIHarness.repo.appendingPathComponent("scripts/check-json").path, name, file.path]
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = out
-    try p.run()
-    let report = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    p.waitUntilExit()
-    return p.terminationStatus == 0 ? "" : report.isEmpty ? "check-json exited \(p.terminationStatus)" : report
+    let (status, report) = try ToolProcess.run("/usr/bin/env", ["python3", CLIHarness.repo.appendingPathComponent("scripts/check-json").path, name, file.path])
+    return status == 0 ? "" : report.isEmpty ? "check-json exited \(status)" : report
   }
 
   static func expectValid(_ name: String, _ text: String, sourceLocation: SourceLocation = #_sourceLocation) throws {

@@ -20,17 +20,7 @@ enum DebianPackage {
 @Suite(.enabled(if: DebianPackage.shouldRun, "no package: run scripts/package --debug --out .build/deb first (scripts/test does)"))
 struct PackageTests {
   static func sh(_ script: String, _ args: [String] = []) throws -> (status: Int32, output: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/bin/sh")
-    p.arguments = ["-c", script, "sh"] + args
-    p.environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = out
-    try p.run()
-    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    p.waitUntilExit()
-    return (p.terminationStatus, text)
+    try ToolProcess.run("/bin/sh", ["-c", script, "sh"] + args, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"])
   }
 
   @Test func theDebInstallsIntoAScratchRootAndRunsWithoutTheToolchain() throws {
