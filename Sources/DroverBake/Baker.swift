@@ -23,15 +23,15 @@ public struct BakeResult: Sendable {
 public enum ForcedRebuild: String, Sendable {
   /// The same bytes as the cached image: that one stays.
   case identical
-  /// Different bytes; no node overlay was backed by the old image, so the new one replaced it.
-  case replaced
-  /// Nothing was cached: an ordinary build.
+  /// Nothing was cached (or its file was gone): an ordinary build.
   case built
 }
 
 /// How one bake runs (Packer's `-force` and `-on-error`).
 public struct BakeOptions: Sendable {
-  /// Rebuild even when the cache holds the image.
+  /// Rebuild even when the cache holds the image: a check that the recipe rebuilds to the same
+  /// bytes (it is refused when not: a key names one image's bytes, which plans, overlays and
+  /// hosts' copies rely on), or a repair of a cached image whose file is gone.
   public var force = false
   /// On failure keep the build machine's staging folder (disk, console) and a machine still
   /// running, marked so no later bake removes them; else remove them (the default).
@@ -163,12 +163,20 @@ public final class Baker: @unchecked Sendable {
     try removeLeftovers()
 
     let short = String(key.key.prefix(12))
+    let machine = "drover-build-\(short)"
+    // After `removeLeftovers`, a machine of this name can only be a kept one (another bake of
+    // this image holds the bake lock): it is someone's debugging session, never stopped here.
+    if ((try? machines.buildMachineNames()) ?? []).contains(machine) {
+      throw Diagnostic.error(
+        "bake.kept-running", "the build machine \(machine) of \(recipe.reference), kept by a failed bake (--on-error=keep), still runs",
+        subject: "image \(recipe.reference)", hint: "stop it first (its folder is in \(imageDirectory)/.staging/\(short)-kept-*), then bake again")
+    }
+
     let baseName = "\(recipe.name)-\(recipe.version)-\(short)"
     // The live staging folder `<key>-<pid>` is what marks this bake's build machine and
     // unpublished image as someone's: another bake never removes them while this process lives.
     let stageEntry = "\(short)-\(getpid())"
     let stage = try SafeFiles.directory(stageEntry, in: SafeFiles.directory(".staging", in: imageDirectory), fresh: true)
-    let machine = "drover-build-\(short)"
     // `--on-error=keep`: the folder this failed bake is kept in (then nothing is removed).
     var keptIn: String?
     defer {
@@ -193,6 +201,8 @@ public final class Baker: @unchecked Sendable {
         let kept = "\(short)-kept-\(Int(Date().timeIntervalSince1970))"
         if rename(stage, imageDirectory + "/.staging/" + kept) == 0 {
           keptIn = imageDirectory + "/.staging/" + kept
+          // Its own copy of the log: the next bake of this image writes the shared one anew.
+          try? FileManager.default.copyItem(atPath: buildLog, toPath: imageDirectory + "/.staging/" + kept + "/build.log")
           notes.append(keptNote(imageDirectory + "/.staging/" + kept, machine: machine))
         }
       }
@@ -206,6 +216,7 @@ public final class Baker: @unchecked Sendable {
   func keptNote(_ folder: String, machine: String) -> String {
     let disk = folder + "/disk.raw"
     var how = "kept for debugging in \(folder): the build disk \(disk) (look inside: mount -o loop,ro \(disk) /mnt), its console \(folder)/console.log"
+    if FileManager.default.fileExists(atPath: folder + "/build.log") { how += ", its build log \(folder)/build.log" }
     if ((try? machines.buildMachineNames()) ?? []).contains(machine) {
       how += "; the build machine \(machine) still runs"
         + (machines === host ? " (virsh -c \(host.uri) console \(machine))" : " (its console log above; stop it: kill $(cat \(imageDirectory)/.machines/\(machine).pid))")
@@ -280,28 +291,28 @@ public final class Baker: @unchecked Sendable {
       manifest.packages = own.packages
       manifest.cmdline = recipe.cmdline ?? "root=/dev/vda rw console=ttyS0 panic=-1"
     }
-    let forced = try force ? replaceForced(manifest, staged: staged) : nil
+    let forced = try force ? checkForced(manifest) : nil
     if forced != .identical { try publish(manifest, staged: staged) }
     let kept = forced == .identical ? ImageCatalogue(directory: imageDirectory).image(forKey: key.key) ?? manifest : manifest
     return BakeResult(manifest: kept, cacheHit: false, machinesBooted: booted, forced: forced)
   }
 
-  /// `--force` over a cached image: the same bytes keep the cached one; other bytes replace it
-  /// only when no node overlay in the image folder is backed by it (an overlay's base must never
-  /// change under it).
-  func replaceForced(_ manifest: ImageManifest, staged: String) throws -> ForcedRebuild {
+  /// `--force` over a cached image: the same bytes keep the cached one. Other bytes are refused:
+  /// the key names the cached image's bytes, which saved plans, node overlays and the hosts'
+  /// verified copies rely on, so they never change under it.
+  func checkForced(_ manifest: ImageManifest) throws -> ForcedRebuild {
     let target = imageDirectory + "/" + manifest.artifact
     guard let old = ImageCatalogue(directory: imageDirectory).image(forKey: manifest.key), FileManager.default.fileExists(atPath: target) else {
       return .built
     }
-    if old.artifactSHA256 == manifest.artifactSHA256 { return .identical }
-    if ImageGC.overlayBackings(in: imageDirectory).contains(manifest.artifact) {
+    guard old.artifactSHA256 == manifest.artifactSHA256 else {
       throw Diagnostic.error(
-        "bake.force-in-use",
-        "the rebuild of \(manifest.reference) differs from the cached image (sha256 \(old.artifactSHA256.prefix(12)) → \(manifest.artifactSHA256.prefix(12))), which node overlays are backed by: it cannot be replaced under them",
-        subject: "image \(manifest.reference)", hint: "bake it as a new version (change version: in the recipe), or replace those nodes first")
+        "bake.force-differs",
+        "the rebuild of \(manifest.reference) is not the cached image's bytes (sha256 \(old.artifactSHA256.prefix(12)) → \(manifest.artifactSHA256.prefix(12))): the recipe does not rebuild reproducibly; the cached image stays",
+        subject: "image \(manifest.reference)",
+        hint: "its key names those bytes, which plans, overlays and hosts' copies rely on; to change the image, bake a new version (version: in the recipe)")
     }
-    return .replaced
+    return .identical
   }
 
   /// Moves a boot file an image brought into the image folder under its content-addressed name

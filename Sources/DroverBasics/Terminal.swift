@@ -7,6 +7,12 @@ public enum Terminal {
     String(String.UnicodeScalarView(text.unicodeScalars.map { $0.properties.generalCategory == .control && $0 != "\t" ? "?" : $0 }))
   }
 
+  /// As `printable`, but line breaks stay: for messages that may span lines (a hint, a hook's
+  /// output) whose text may come from outside.
+  public static func printableLines(_ text: String) -> String {
+    String(String.UnicodeScalarView(text.unicodeScalars.map { $0.properties.generalCategory == .control && $0 != "\t" && $0 != "\n" ? "?" : $0 }))
+  }
+
   /// Whether the text holds any control character (C0, DEL or C1; a tab too): refused in names,
   /// labels and paths that come from specs.
   public static func hasControlCharacters(_ text: String) -> Bool {

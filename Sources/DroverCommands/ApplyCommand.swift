@@ -157,7 +157,12 @@ struct ApplySession {
     if let saved {
       let heals = context.specs.poolSpecs.flatMap { HealEngine.heals(stateDirectory: project.stateDirectory, pool: $0.name) }
       var stale = StalePlanCheck.check(saved: saved, current: current, heals: heals)
-      if !stale.hasErrors, saved.actions != current.actions || saved.rollouts != current.rollouts {
+      // What the file says it will run must be what Drover would run now: its actions and
+      // rollouts, and the accelerators and programs they run with (a reviewer read those too).
+      if !stale.hasErrors,
+        saved.actions != current.actions || saved.rollouts != current.rollouts || saved.accelerators != current.accelerators
+          || saved.programs != current.programs
+      {
         stale.append(
           .error(
             "plan.stale", "the saved plan's actions are not what this Drover would do now (the file was edited, or made by another version)",
@@ -281,7 +286,8 @@ struct ApplySession {
     if json {
       ApplyEvents.summary(
         added: outcome.added, changed: outcome.changed, destroyed: outcome.destroyed, failed: failures.count, skipped: outcome.executed.skipped.count,
-        interrupted: outcome.interrupted || outcome.executed.interrupted, exitStatus: outcome.exitStatus, rollouts: outcome.rollouts)
+        interrupted: outcome.interrupted || outcome.executed.interrupted, exitStatus: outcome.exitStatus, rollouts: outcome.rollouts,
+        event: verb == "Apply" ? "summary" : "replacements")
     }
     if !failures.isEmpty {
       Report.diagnostics(failures, sources: [], format: json ? .json : .human, noColor: project.noColor)

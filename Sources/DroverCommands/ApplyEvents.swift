@@ -14,7 +14,8 @@ import Foundation
 ///   rollback_started, rolled_back, paused) with `node`, `step`, `wave`, `duration_seconds`,
 ///   `outcome` where they apply.
 /// - `diagnostics`: errors and warnings (the diagnostics document, on one line).
-/// - `summary`: the last line: what was created, changed and removed, and the exit status.
+/// - `summary`: the last line: what was created, changed and removed, and the exit status
+///   (`replacements` when the apply is part of a heal or a drain, whose own summary follows).
 enum ApplyEvents {
   /// 2.0: every line carries `format_version`; rollout events are typed; step events are `action`.
   static let formatVersion = "2.0"
@@ -54,12 +55,14 @@ enum ApplyEvents {
   /// What was done, counted as the nodes were: a rollout's and a rollback's creations and
   /// removals included.
   /// `rollouts`: how each rollout this apply ran ended, with its failed and rolled-back nodes.
+  /// - Parameter event: `replacements` when the run is part of another command (a heal's, a
+  ///   host drain's), whose own summary is the last line.
   static func summary(
     added: Int, changed: Int, destroyed: Int, failed: Int, skipped: Int = 0, interrupted: Bool = false, exitStatus: Int32 = 0,
-    rollouts: [RolloutOutcome] = []
+    rollouts: [RolloutOutcome] = [], event: String = "summary"
   ) {
     emit(
-      "summary",
+      event,
       [
         "added": added, "changed": changed, "destroyed": destroyed, "failed": failed, "skipped": skipped, "interrupted": interrupted,
         "exit_status": Int(exitStatus),

@@ -37,7 +37,7 @@ struct BakeCommand: ParsableCommand {
   @Flag(help: "Print one JSON object per image.")
   var json = false
 
-  @Flag(help: "Rebuild even when the cache holds the image (the same bytes keep the cached one; other bytes replace it unless node overlays are backed by it).")
+  @Flag(help: "Rebuild even when the cache holds the image: the same bytes keep the cached one; other bytes are refused (its key names those bytes), so a recipe is checked for reproducible builds.")
   var force = false
 
   enum OnError: String, ExpressibleByArgument, CaseIterable {
@@ -116,7 +116,6 @@ struct BakeCommand: ParsableCommand {
           switch (result.cacheHit, result.forced) {
           case (true, _): what = "cache hit (inputs unchanged, nothing rebuilt, no VM booted)"
           case (_, .identical?): what = "rebuilt (--force): the same bytes as the cached image, which stays"
-          case (_, .replaced?): what = "rebuilt (--force): different bytes replaced the cached image"
           default: what = "built"
           }
           Output.out(String(format: "    %@: %@ %@ sha256:%@ (%.3fs)", recipe.reference.description, what, m.artifact, String(m.artifactSHA256.prefix(16)), seconds))

@@ -16,7 +16,13 @@ public struct DiagnosticRenderer {
     }
   }
 
-  public func human(_ diagnostic: Diagnostic) -> String {
+  public func human(_ raw: Diagnostic) -> String {
+    // Messages quote what arrived (plan files, records, hook output): no escape of theirs
+    // reaches the terminal.
+    var diagnostic = raw
+    diagnostic.message = Terminal.printableLines(raw.message)
+    diagnostic.subject = raw.subject.map(Terminal.printableLines)
+    diagnostic.hint = raw.hint.map(Terminal.printableLines)
     let label = diagnostic.severity.rawValue
     let coloredLabel = color ? "\(diagnostic.severity == .error ? "\u{1B}[1;31m" : "\u{1B}[1;33m")\(label)\u{1B}[0m" : label
     var lines: [String] = []

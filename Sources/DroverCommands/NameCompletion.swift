@@ -1,6 +1,6 @@
 import ArgumentParser
-import DroverEngine
 import DroverModel
+import DroverRollout
 import DroverSpec
 import Foundation
 
@@ -65,11 +65,15 @@ enum NameCompletion {
       if case .local(let configured?) = settings?.state { state = configured.hasPrefix("/") ? configured : dir + "/" + configured }
       let folder = state + "/journal"
       let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".jsonl") }
-      return files.compactMap { file -> [String]? in
-        let pool = String(file.dropLast(6))
-        guard PoolName.isValid(pool), let journal = try? RolloutJournal(directory: folder, pool: pool, local: true) else { return nil }
-        return journal.rollouts().map(\.id)
-      }.flatMap { $0 }
+      // Read only: a journal is never opened for writing, locked or repaired by a TAB.
+      return files.filter { PoolName.isValid(String($0.dropLast(6))) }.flatMap { file -> [String] in
+        let path = folder + "/" + file
+        let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+        guard size <= 16 << 20, let data = FileManager.default.contents(atPath: path) else { return [] }
+        return data.split(separator: UInt8(ascii: "\n")).compactMap { line in
+          (try? JSONDecoder().decode(JournalRecord.self, from: Data(line))).flatMap { $0.event == .rolloutStarted ? $0.rollout : nil }
+        }
+      }
     }
   }
 }

@@ -39,16 +39,18 @@ enum PlanFile {
     let notAPlan = { (why: String) in
       Diagnostic.error("plan.file", "not a Drover plan file: \(why)", subject: path, hint: "write one with drover plan --out \(path)")
     }
-    guard let attributes = try? FileManager.default.attributesOfItem(atPath: path), attributes[.type] as? FileAttributeType == .typeRegular,
-      let data = FileManager.default.contents(atPath: path)
-    else {
+    guard let attributes = try? FileManager.default.attributesOfItem(atPath: path), attributes[.type] as? FileAttributeType == .typeRegular else {
       throw Diagnostic.error("plan.file", "cannot read plan file", subject: path, hint: "give the path of a file written by drover plan --out")
     }
-    guard data.count <= maxBytes else { throw notAPlan("it is larger than \(maxBytes >> 20) MiB") }
+    // The size before the bytes: a huge file is refused without being read.
+    guard ((attributes[.size] as? NSNumber)?.intValue ?? 0) <= maxBytes else { throw notAPlan("it is larger than \(maxBytes >> 20) MiB") }
+    guard let data = FileManager.default.contents(atPath: path), data.count <= maxBytes else {
+      throw Diagnostic.error("plan.file", "cannot read plan file", subject: path, hint: "give the path of a file written by drover plan --out")
+    }
     // The version first: a file of another format is named as such, not as "no field x".
     guard let parsed = try? JSONSerialization.jsonObject(with: data) else { throw notAPlan("it is not valid JSON") }
     guard let object = parsed as? [String: Any] else { throw notAPlan("it is not a JSON object") }
-    let version = object["format_version"] as? String ?? object["formatVersion"] as? String
+    let version = (object["format_version"] as? String ?? object["formatVersion"] as? String).map(Terminal.printable)
     guard let version else { throw notAPlan("it has no 'format_version'") }
     guard version == Plan.formatVersion else {
       throw Diagnostic.error(
@@ -56,7 +58,12 @@ enum PlanFile {
         hint: "make a new one with this Drover: drover plan --out \(path)")
     }
     do {
-      return try SnakeCaseJSON.decoder().decode(Plan.self, from: data)
+      // Every string of the file (keys too) with its control characters shown as `?`: what is
+      // rendered from it, or named in an error, can neither move the cursor nor forge a line.
+      // A plan that differed only there is refused by apply anyway (its actions would not be
+      // what Drover plans now).
+      let clean = try JSONSerialization.data(withJSONObject: printable(object))
+      return try SnakeCaseJSON.decoder().decode(Plan.self, from: clean)
     } catch {
       let why: String
       switch error {
@@ -69,6 +76,16 @@ enum PlanFile {
       default: why = "it cannot be decoded"
       }
       throw notAPlan(why)
+    }
+  }
+
+  static func printable(_ value: Any) -> Any {
+    switch value {
+    case let s as String: return Terminal.printable(s)
+    case let a as [Any]: return a.map(printable)
+    case let o as [String: Any]:
+      return Dictionary(o.map { (Terminal.printable($0.key), printable($0.value)) }, uniquingKeysWith: { a, _ in a })
+    default: return value
     }
   }
 

@@ -86,8 +86,10 @@ struct RolloutStatusCommand: ParsableCommand {
 
 extension RolloutStatusCommand {
   /// `--watch`: the status of every watched pool with a rollout in progress, printed again each
-  /// time it changes (the journal is read every `interval`, never a host), until none is in
-  /// progress. Finite: `--watch-timeout` ends it. Returns the exit status.
+  /// time it changes (the journal is read every `interval`, never a host), until none moves any
+  /// more: each completed, rolled back, failed, paused, or left by its process (in progress in
+  /// the journal, but nobody holds the pool's lock: the apply ended or died). Finite:
+  /// `--watch-timeout` ends it. Returns the exit status: 0 when every one completed, else 3.
   func follow() throws -> Int32 {
     let every = DurationArgument.seconds(interval) ?? 2
     let deadline = Date().addingTimeInterval(DurationArgument.seconds(watchTimeout) ?? 3600)
@@ -99,14 +101,20 @@ extension RolloutStatusCommand {
       var blocks: [String] = []
       var active = false
       var ended: [RolloutState] = []
+      let locks = project.stateDirectory + "/locks"
       for pool in pools.isEmpty ? try journals.pools() : pools {
         guard let state = try journals.journal(pool).checkedRollouts().last else { continue }
+        // Moving: running or rolling back, with a process holding the pool's lock.
+        let moving = (state.status == .running || state.status == .rollingBack) && PoolLock.isHeld(pool: pool, directory: locks)
         if state.isActive { watched.insert(state.id) }
         guard watched.contains(state.id) else { continue }
-        active = active || state.isActive
-        if !state.isActive { ended.append(state) }
+        active = active || moving
+        if !moving { ended.append(state) }
         var block = RolloutView.human(state)
-        if state.isActive, let last = state.lastStep, !last.finished { block += "\n  now: \(last.node) \(last.step)" }
+        if moving, let last = state.lastStep, !last.finished { block += "\n  now: \(last.node) \(last.step)" }
+        if state.isActive && !moving && state.status != .paused {
+          block += "\n  no process runs it (the apply ended or died): drover rollout resume \(pool) goes on"
+        }
         blocks.append(block)
       }
       let text = blocks.joined(separator: "\n")

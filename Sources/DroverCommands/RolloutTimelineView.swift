@@ -49,8 +49,11 @@ enum RolloutTimelineView {
 
   // MARK: SVG
 
+  /// Text for an SVG: control characters as `?`, characters XML 1.0 does not allow (U+FFFE,
+  /// U+FFFF, lone surrogates cannot occur in Swift) dropped, and markup escaped.
   static func xml(_ s: String) -> String {
-    Terminal.printable(s).replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+    let allowed = String(String.UnicodeScalarView(Terminal.printable(s).unicodeScalars.filter { $0.value != 0xFFFE && $0.value != 0xFFFF }))
+    return allowed.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
       .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
   }
 

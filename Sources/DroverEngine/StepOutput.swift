@@ -22,7 +22,8 @@ enum StepOutput {
     let thread = Thread.current
     guard var text = thread.threadDictionary[key] as? String else { return }
     text += output.hasSuffix("\n") || output.isEmpty ? output : output + "\n"
-    if text.utf8.count > limit { text = String(text.utf8.suffix(limit)) ?? "" }
+    // The last `limit` bytes, cut where a character begins (never mid-way through one).
+    if text.utf8.count > limit { text = String(decoding: Array(text.utf8.suffix(limit)), as: UTF8.self) }
     thread.threadDictionary[key] = text
   }
 }

@@ -34,8 +34,17 @@ import Testing
     #expect(try h.run(["apply", "--auto-approve"]).status == 0)
     try h.writePool(pool, replicas: 1, image: "demo@v2")
     #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+    // Completing reads the journal and writes nothing: no lock, no repair of a torn line.
+    let journal = h.dir.appendingPathComponent(".drover/journal/\(pool).jsonl")
+    let handle = try FileHandle(forWritingTo: journal)
+    handle.seekToEndOfFile()
+    handle.write(Data("{\"torn".utf8))
+    try handle.close()
+    let folder = h.dir.appendingPathComponent(".drover/journal").path
+    let before = (try FileManager.default.contentsOfDirectory(atPath: folder).sorted(), try Data(contentsOf: journal))
     let ids = try Self.complete(h, ["rollout", "show"], "positional@0")
     #expect(ids.count == 1 && ids[0].hasPrefix(pool + "-"), "\(ids)")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: folder).sorted() == before.0 && Data(contentsOf: journal) == before.1, "nothing written")
     // Another folder (-C) is another project's names.
     let other = try CLIHarness()
     try other.writePool("zed", replicas: 1)

@@ -108,4 +108,20 @@ import Testing
     #expect(text.components(separatedBy: "[").count >= 3, "a new block per change: \(text)")
     try r.cleanup()
   }
+
+  /// A rollout whose apply died is not followed until the timeout: nobody holds its lock.
+  @Test func watchEndsAtOnceWhenNoProcessRunsTheRollout() throws {
+    let r = try RolloutHarness(replicas: 2, waves: "[1]")
+    #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
+    try r.setImage("demo@v2")
+    #expect(try r.h.run(["apply", "--auto-approve"], environment: ["DROVER_CRASH_AT": "step-done:create"]).status != 0)
+    let watch = try r.h.run(["rollout", "status", "--watch", "--interval", "100ms", "--watch-timeout", "2m", r.pool])
+    #expect(watch.status == 3 && watch.stdout.contains("no process runs it") && watch.stdout.contains("drover rollout resume \(r.pool)"), "\(watch.stdout)\(watch.stderr)")
+    #expect(try r.h.run(["rollout", "pause", r.pool]).status == 0)
+    let paused = try r.h.run(["rollout", "status", "--watch", "--interval", "100ms", r.pool])
+    #expect(paused.status == 3, "a paused rollout does not move: \(paused.stdout)")
+    // (The abort rolls the replaced node back: it ends the rollout as rolled back, exit 3.)
+    #expect(try [0, 3].contains(r.h.run(["rollout", "abort", r.pool]).status))
+    try r.cleanup()
+  }
 }

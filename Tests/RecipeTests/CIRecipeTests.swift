@@ -90,17 +90,26 @@ import Testing
     let apply = Self.value(jobs, "apply")
     #expect(Self.strings(Self.value(apply, "needs")) == ["plan"])
     #expect(Self.value(apply, "environment")?.scalar == "production", "the approval: an environment with reviewers")
-    #expect(Self.value(Self.value(root, "env"), "DROVER_STATE_PASSWORD")?.scalar == "${{ secrets.DROVER_STATE_PASSWORD }}")
     #expect(Self.value(Self.value(root, "on"), "schedule") != nil)
     #expect(Self.value(Self.value(jobs, "drift"), "if")?.scalar == "github.event_name == 'schedule'")
+    // Pull requests only validate, and never a fork's; bake and plan run on main only.
+    #expect(Self.value(Self.value(jobs, "validate"), "if")?.scalar?.contains("github.event.pull_request.head.repo.full_name == github.repository") == true)
+    for job in ["bake", "plan"] {
+      #expect(Self.value(Self.value(jobs, job), "if")?.scalar == "github.ref == 'refs/heads/main' && github.event_name != 'pull_request'", "\(job)")
+    }
+    // The secrets only where the state or the key is used (never validate or bake), none workflow-wide.
+    #expect(Self.value(Self.value(root, "env"), "DROVER_STATE_PASSWORD") == nil && Self.value(Self.value(root, "env"), "DROVER_PROJECT_KEY") == nil)
+    for job in ["plan", "apply", "drift"] {
+      let env = Self.value(Self.value(jobs, job), "env")
+      #expect(Self.value(env, "DROVER_STATE_PASSWORD")?.scalar == "${{ secrets.DROVER_STATE_PASSWORD }}", "\(job)")
+      #expect(Self.value(env, "DROVER_PROJECT_KEY")?.scalar == "${{ secrets.DROVER_PROJECT_KEY }}", "\(job)")
+    }
+    for job in ["validate", "bake"] { #expect(Self.value(Self.value(jobs, job), "env") == nil, "\(job) gets no secret") }
 
     var scripts: [String: [String]] = [:]
     for job in Self.keys(jobs) {
       for step in Self.items(Self.value(Self.value(jobs, job), "steps")) {
         if let run = Self.value(step, "run")?.scalar { scripts[job, default: []].append(run) }
-        if Self.value(step, "env").map({ Self.value($0, "DROVER_PROJECT_KEY")?.scalar }) == "${{ secrets.DROVER_PROJECT_KEY }}" {
-          scripts[job + ":key", default: []].append("")
-        }
         if let uses = Self.value(step, "uses")?.scalar, uses.hasPrefix("actions/upload-artifact") {
           #expect(job == "plan" && Self.value(Self.value(step, "with"), "path")?.scalar?.contains("plans/ci.plan") == true)
         }
@@ -109,7 +118,6 @@ import Testing
     }
     #expect(scripts["plan", default: []].joined().contains("drover plan --detailed-exitcode --out plans/ci.plan"))
     #expect(scripts["apply", default: []].contains("drover apply plans/ci.plan --json"))
-    #expect(scripts["apply:key"] != nil && scripts["plan:key"] != nil && scripts["drift:key"] != nil, "the project key from the secrets")
     let commands = scripts.values.flatMap { $0 }.flatMap(Self.droverCommands)
     #expect(Set(commands.map { $0.path.joined(separator: " ") }) == ["validate", "bake", "plan", "show", "apply", "drift"])
     for command in commands { #expect(try Self.problems(command) == [], "github-actions.yml") }
@@ -124,7 +132,13 @@ import Testing
     let apply = Self.value(root, "apply")
     #expect(Self.strings(Self.value(apply, "needs")) == ["plan"])
     #expect(Self.items(Self.value(apply, "rules")).contains { Self.value($0, "when")?.scalar == "manual" }, "the approval")
-    #expect(Self.value(apply, "allow_failure")?.scalar == "false", "a manual job that blocks the pipeline")
+    #expect(Self.value(apply, "environment")?.scalar == "production")
+    // Merge requests only validate; bake, plan and apply run on the default (protected) branch.
+    #expect(Self.items(Self.value(Self.value(root, "validate"), "rules")).contains { Self.value($0, "if")?.scalar == "$CI_PIPELINE_SOURCE == \"merge_request_event\"" })
+    for job in ["bake", "plan", "apply"] {
+      let rules = Self.items(Self.value(Self.value(root, job), "rules"))
+      #expect(!rules.isEmpty && rules.allSatisfy { Self.value($0, "if")?.scalar?.hasPrefix("$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH") == true }, "\(job)")
+    }
     #expect(Self.strings(Self.value(Self.value(Self.value(root, "plan"), "artifacts"), "paths")) == ["plans/"])
     #expect(Self.items(Self.value(Self.value(root, "drift"), "rules")).contains { Self.value($0, "if")?.scalar == "$CI_PIPELINE_SOURCE == \"schedule\"" })
     // The secrets are CI/CD variables (exported to every job), never values in the file.
