@@ -4,7 +4,7 @@ import DroverPlan
 import DroverRollout
 import Foundation
 
-/// The `apply --json` stream (also `rollout resume|abort --json` and `host drain --json`): one
+/// The `apply --json` stream (and the replacements of `heal --json`): one
 /// JSON object per line, each with `format_version`, `event` and `time`, so a pipeline reads it
 /// line by line and never parses a sentence. Schema: schemas/apply-event.schema.json.
 ///
