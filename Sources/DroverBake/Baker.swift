@@ -142,7 +142,7 @@ public final class Baker: @unchecked Sendable {
     if !options.force, let hit = catalogue.image(forKey: key.key), FileManager.default.fileExists(atPath: catalogue.path(of: hit)) {
       return BakeResult(manifest: hit, cacheHit: true, machinesBooted: 0)
     }
-    var timings: [String: Double] = ["key": Date().timeIntervalSince(start)]
+    let timings: [String: Double] = ["key": Date().timeIntervalSince(start)]
     try host.ensureImagePool(name: poolName, directory: imageDirectory)
     var st = stat()
     if lstat(imageDirectory, &st) == 0, st.st_mode & 0o022 != 0 {

@@ -25,7 +25,7 @@ struct RolloutShowCommand: ParsableCommand {
     try KnownPools.check(pool.map { [$0] } ?? [], project: project)
     let journals = RolloutJournals(project)
     var found: (RolloutState, [JournalRecord])?
-    for name in try pool.map { [$0] } ?? journals.pools() {
+    for name in try pool.map({ [$0] }) ?? journals.pools() {
       let journal = try journals.journal(name)
       let rollouts = try journal.checkedRollouts()
       let pick = id.map { wanted in rollouts.first { $0.id == wanted } } ?? rollouts.last
