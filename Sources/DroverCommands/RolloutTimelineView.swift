@@ -21,29 +21,25 @@ enum RolloutTimelineView {
       "  error budget \(s.policy.budget); waves: "
         + s.schedule.enumerated().map { "\(waveName($0.offset, canary: canary)) \($0.element.joined(separator: ","))" }.joined(separator: " | "),
     ]
-    var events: [(time: Double, text: [String])] = t.marks.map { ($0.time, ["  -- +\(seconds($0.time)) \($0.label)" + ($0.budget ? " (error budget \(s.policy.budget) exceeded)" : "")]) }
+    // Rows in schedule order; the rollout's own moments (sorted) where they happened among them.
+    var marks = t.marks.sorted { $0.time < $1.time }[...]
+    func mark(_ m: RolloutTimeline.Mark) -> String {
+      "  -- +\(seconds(m.time)) \(m.label)" + (m.budget ? " (error budget \(s.policy.budget) exceeded)" : "")
+    }
+    var placed: [String] = []
     for row in t.rows {
-      var block = ["  \(row.node) (\(waveName(row.wave, canary: canary))): \(row.result)" + (row.reason.map { " — \($0)" } ?? "")]
+      let start = row.bars.first?.start ?? .infinity
+      while let m = marks.first, m.time <= start { placed.append(mark(marks.removeFirst())) }
+      placed.append("  \(row.node) (\(waveName(row.wave, canary: canary))): \(row.result)" + (row.reason.map { " — \($0)" } ?? ""))
       for bar in row.bars {
         let took = bar.duration.map(seconds) ?? "…"
         let how = bar.outcome == .failed ? "FAILED" : bar.outcome.rawValue
-        block.append(
+        placed.append(
           "    +\(seconds(bar.start).leftPadded(7))  \((bar.rollback ? "↩ " : "") + bar.step)".padding(toLength: 36, withPad: " ", startingAt: 0)
             + "\(took.leftPadded(7))  \(how)" + (bar.detail.map { ": \($0)" } ?? ""))
       }
-      events.append((row.bars.first?.start ?? .infinity, block))
     }
-    // Rows in schedule order; the rollout's own moments where they happened among them.
-    var placed: [String] = []
-    var pending = events.filter { $0.text.first?.hasPrefix("  --") == true }.sorted { $0.time < $1.time }
-    for e in events where e.text.first?.hasPrefix("  --") != true {
-      while let m = pending.first, m.time <= e.time {
-        placed += m.text
-        pending.removeFirst()
-      }
-      placed += e.text
-    }
-    for m in pending { placed += m.text }
+    placed += marks.map(mark)
     return (lines + placed).map(Terminal.printable).joined(separator: "\n")
   }
 
