@@ -87,6 +87,24 @@ final class CLIHarness {
     return Run(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
   }
 
+  /// `drover ARGS` started in the background in this folder (as `run` sets it up), its output
+  /// discarded or sent to `output`: for a process a test acts on while it runs.
+  func start(_ arguments: [String], environment extra: [String: String] = [:], output: Pipe? = nil) throws -> Process {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: Self.binary)
+    p.arguments = arguments
+    p.currentDirectoryURL = dir
+    var environment = ProcessInfo.processInfo.environment
+    environment["DROVER_PROJECT"] = nil
+    environment["NO_COLOR"] = "1"
+    environment["DROVER_CONFIG"] = dir.appendingPathComponent("machine-config.yaml").path
+    p.environment = environment.merging(extra) { $1 }
+    p.standardOutput = output ?? FileHandle.nullDevice
+    p.standardError = output ?? FileHandle.nullDevice
+    try p.run()
+    return p
+  }
+
   func json(_ text: String) throws -> [String: Any] {
     try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
   }

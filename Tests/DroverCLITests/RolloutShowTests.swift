@@ -72,19 +72,7 @@ import Testing
     #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
     try r.setImage("demo@v2")
     try "".write(to: r.h.dir.appendingPathComponent("hold"), atomically: true, encoding: .utf8)
-    func start(_ arguments: [String], output: Pipe?) throws -> Process {
-      let p = Process()
-      p.executableURL = URL(fileURLWithPath: CLIHarness.binary)
-      p.arguments = arguments
-      p.currentDirectoryURL = r.h.dir
-      p.environment = ProcessInfo.processInfo.environment.merging(
-        ["NO_COLOR": "1", "DROVER_CONFIG": r.h.dir.appendingPathComponent("machine-config.yaml").path]) { $1 }.filter { $0.key != "DROVER_PROJECT" }
-      p.standardOutput = output ?? FileHandle.nullDevice
-      p.standardError = output ?? FileHandle.nullDevice
-      try p.run()
-      return p
-    }
-    let apply = try start(["apply", "--auto-approve"], output: nil)
+    let apply = try r.h.start(["apply", "--auto-approve"])
     var running = false
     for _ in 0..<300 where !running {
       running = try r.h.run(["rollout", "status", r.pool]).stdout.contains(": running")
@@ -92,7 +80,7 @@ import Testing
     }
     #expect(running)
     let out = Pipe()
-    let watcher = try start(["rollout", "status", "--watch", "--interval", "100ms", "--watch-timeout", "2m", r.pool], output: out)
+    let watcher = try r.h.start(["rollout", "status", "--watch", "--interval", "100ms", "--watch-timeout", "2m", r.pool], output: out)
     nonisolated(unsafe) var seen = Data()
     let reader = Thread { seen = out.fileHandleForReading.readDataToEndOfFile() }
     reader.start()

@@ -47,21 +47,7 @@ import Testing
     func open() throws { try "".write(to: a.dir.appendingPathComponent("gate"), atomically: true, encoding: .utf8) }
 
     /// `drover apply` in checkout a, in the background.
-    func startApply() throws -> Process {
-      let p = Process()
-      p.executableURL = URL(fileURLWithPath: CLIHarness.binary)
-      p.arguments = ["apply", "--auto-approve"]
-      p.currentDirectoryURL = a.dir
-      var environment = ProcessInfo.processInfo.environment
-      environment["NO_COLOR"] = "1"
-      environment["DROVER_PROJECT"] = nil
-      environment["DROVER_CONFIG"] = a.dir.appendingPathComponent("machine-config.yaml").path
-      p.environment = environment.merging(SharedStateCLITests.env) { $1 }
-      p.standardOutput = FileHandle.nullDevice
-      p.standardError = FileHandle.nullDevice
-      try p.run()
-      return p
-    }
+    func startApply() throws -> Process { try a.start(["apply", "--auto-approve"], environment: SharedStateCLITests.env) }
 
     /// Nodes on v1, then an apply to v2 started in checkout a whose first health check holds
     /// (until `open`), once checkout b sees the pool locked: the apply and what status said.
@@ -186,15 +172,7 @@ import Testing
     #expect(try h.run(["apply", "--auto-approve"], environment: ["DROVER_CRASH_AT": "step-done:create"]).status != 0)
     // An apply still on the local state resumes the rollout and holds the pool's local lock.
     try "".write(to: h.dir.appendingPathComponent("hold"), atomically: true, encoding: .utf8)
-    let local = Process()
-    local.executableURL = URL(fileURLWithPath: CLIHarness.binary)
-    local.arguments = ["apply", "--auto-approve"]
-    local.currentDirectoryURL = h.dir
-    local.environment = ProcessInfo.processInfo.environment.merging(
-      ["NO_COLOR": "1", "DROVER_CONFIG": h.dir.appendingPathComponent("machine-config.yaml").path]) { $1 }.filter { $0.key != "DROVER_PROJECT" }
-    local.standardOutput = FileHandle.nullDevice
-    local.standardError = FileHandle.nullDevice
-    try local.run()
+    let local = try h.start(["apply", "--auto-approve"])
     var locked = false
     for _ in 0..<300 where !locked {
       locked = try h.run(["rollout", "status", pool]).stdout.contains("locked by")
