@@ -171,7 +171,7 @@ public enum ChildProcess {
 
 extension ChildProcess {
   /// Variables of Drover's own that no child gets.
-  static let withheld: Set<String> = ["DROVER_STATE_PASSWORD", "PGPASSWORD"]
+  static let withheld: Set<String> = ["DROVER_STATE_PASSWORD", "PGPASSWORD", "DROVER_PROJECT_KEY"]
 
   /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), looked up at run time: Swift's
   /// Glibc module does not show it.

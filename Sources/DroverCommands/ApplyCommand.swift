@@ -155,7 +155,7 @@ struct ApplySession {
     }
     var plan = current
     if let saved {
-      let heals = context.specs.poolSpecs.flatMap { HealEngine.heals(stateDirectory: project.stateDirectory, pool: $0.name) }
+      let heals = context.specs.poolSpecs.flatMap { HealEngine.heals(stateDirectory: project.stateDirectory, pool: $0.name, keyring: context.keyring) }
       var stale = StalePlanCheck.check(saved: saved, current: current, heals: heals)
       // What the file says it will run must be what Drover would run now: its actions and
       // rollouts, and the accelerators and programs they run with (a reviewer read those too).
@@ -255,7 +255,7 @@ struct ApplySession {
     }
     let engine = ApplyEngine(
       pools: context.specs.poolSpecs, backends: context.backends.mapValues { $0 }, project: project.projectName,
-      journalDirectory: journalDirectory,
+      journalDirectory: journalDirectory, keyring: context.keyring,
       hooks: ApplyEngine.Hooks(
         prepare: { node, uri in
           guard let host = backends[uri] else { return node }

@@ -138,9 +138,11 @@ struct HealSession {
     }
     let engine = HealEngine(
       pools: context.specs.poolSpecs.filter { skipped[$0.name] == nil }, project: project.projectName, stateDirectory: project.stateDirectory,
-      backends: context.backends.mapValues { $0 }, consoleLog: { "\(consoleDir)/\($0).log" }, ssh: ssh)
+      backends: context.backends.mapValues { $0 }, consoleLog: { "\(consoleDir)/\($0).log" }, ssh: ssh, keyring: context.keyring)
     var pass: HealPass
-    do { pass = try engine.decide(observed: observed, now: Date().timeIntervalSince1970, remember: !options.dryRun) } catch {
+    // A host entry of drover.yaml may set its own outage threshold; a plain URI has the default.
+    let thresholds = Dictionary((CurrentProject.settings?.hosts ?? []).compactMap { e in e.outageThreshold.map { (e.uri, $0) } }) { a, _ in a }
+    do { pass = try engine.decide(observed: observed, now: Date().timeIntervalSince1970, remember: !options.dryRun, outageThresholds: thresholds) } catch {
       report(error)
       return 1
     }
@@ -151,6 +153,13 @@ struct HealSession {
     // A dry run did nothing: any unhealthy node is still there.
     var status = options.dryRun ? (pass.nodes.contains { $0.condition == "unhealthy" } ? 2 : 0) : pass.exitStatusIfDone
     var failed: Set<String> = []
+    if !options.dryRun && !pass.repairs.isEmpty {
+      // The repairs on the nodes' own disks, as decided (their attempts are in the ledger already).
+      let outcomes = HealRepairRunner.run(pass.repairs, backends: context.backends.mapValues { $0 })
+      HealView.render(outcomes, json: options.json)
+      for outcome in outcomes where outcome.failure != nil { failed.insert(outcome.repair.key) }
+      if outcomes.contains(where: { $0.failure != nil }) { status = 3 }
+    }
     if !options.dryRun && !pass.plan.rollouts.isEmpty {
       var session = ApplySession(
         project: project, targeting: TargetingOptions.Selection(), images: images, planFile: nil, autoApprove: true, json: options.json,
@@ -162,14 +171,14 @@ struct HealSession {
         status = applied == 130 ? 130 : 3
         // Which heals did not finish: their nodes stay unhealthy in the metrics.
         for preview in pass.plan.rollouts {
-          let state = HealEngine.heals(stateDirectory: project.stateDirectory, pool: preview.pool).last
+          let state = HealEngine.heals(stateDirectory: project.stateDirectory, pool: preview.pool, keyring: context.keyring).last
           for key in preview.nodes.map(\.key) where state?.done.contains(key) != true { failed.insert(key) }
         }
       }
     }
     if let textfile = options.textfile {
       do {
-        try HealMetrics.write(pass, failed: failed, dryRun: options.dryRun, stateDirectory: project.stateDirectory, to: textfile)
+        try HealMetrics.write(pass, failed: failed, dryRun: options.dryRun, stateDirectory: project.stateDirectory, keyring: context.keyring, to: textfile)
       } catch {
         report(error)
         if status == 0 { status = 1 }

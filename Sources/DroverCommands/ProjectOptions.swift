@@ -223,7 +223,7 @@ struct ProjectContext {
     var active: [String: RolloutState] = [:]
     var finished: Set<String> = []
     for pool in specs.poolSpecs {
-      let journal = try RolloutJournal(directory: stateDirectory + "/journal", pool: pool.name)
+      let journal = try RolloutJournal(directory: stateDirectory + "/journal", pool: pool.name, keyring: keyring)
       if let damage = journal.damage { JournalDamage.report(damage) }
       let rollouts = try journal.checkedRollouts()
       if let state = rollouts.last(where: { $0.isActive }) { active[pool.name] = state }

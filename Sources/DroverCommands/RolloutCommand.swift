@@ -20,8 +20,14 @@ struct RolloutCommand: ParsableCommand {
 /// The journal of every pool in the project.
 struct RolloutJournals {
   let directory: String
+  let projectName: String
+  let stateDirectory: String
 
-  init(_ project: ProjectOptions) { directory = project.stateDirectory + "/journal" }
+  init(_ project: ProjectOptions) {
+    directory = project.stateDirectory + "/journal"
+    projectName = project.projectName
+    stateDirectory = project.stateDirectory
+  }
 
   func pools() throws -> [String] {
     if let shared = try SharedState.backend() { return try shared.journalPools().filter { PoolName.isValid($0) } }
@@ -32,7 +38,8 @@ struct RolloutJournals {
     guard PoolName.isValid(pool) else {
       throw Diagnostic.error("cli.unknown-pool", "'\(Terminal.printable(pool))' is not a pool name", hint: "pool names are lower-case letters, digits and '-'")
     }
-    let journal = try RolloutJournal(directory: directory, pool: pool)
+    let keyring = Keyring(project: projectName, key: try ProjectKeyStore.load(project: projectName, stateDirectory: stateDirectory))
+    let journal = try RolloutJournal(directory: directory, pool: pool, keyring: keyring)
     if let damage = journal.damage { JournalDamage.report(damage) }
     return journal
   }
@@ -174,7 +181,7 @@ struct RolloutPauseCommand: ParsableCommand {
   func run() throws {
     try KnownPools.check([pool], project: project)
     let journal = try RolloutJournals(project).journal(pool)
-    guard let active = journal.active(), active.status == .running else {
+    guard let active = try journal.active(), active.status == .running else {
       Output.err("error: pool \(pool) has no running rollout")
       throw ExitCode.failure
     }
@@ -211,7 +218,7 @@ struct RolloutAbortCommand: ParsableCommand {
   func run() throws {
     try KnownPools.check([pool], project: project)
     let journal = try RolloutJournals(project).journal(pool)
-    guard let active = journal.active() else {
+    guard let active = try journal.active() else {
       Output.err("error: pool \(pool) has no rollout to abort")
       throw ExitCode.failure
     }

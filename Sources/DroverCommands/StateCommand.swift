@@ -54,9 +54,19 @@ struct StateMigrateCommand: ParsableCommand {
         let lock = try PoolLock.acquire(pool: pool, directory: project.stateDirectory + "/locks", command: command, timeout: 0)
         let localLock = try PoolLock.acquire(pool: pool, directory: source + "/locks", command: command, timeout: 0, local: true)
         defer { withExtendedLifetime((lock, localLock)) {} }
-        let journal = try RolloutJournal(directory: folder, pool: pool, local: true)
+        let keyring = Keyring(project: project.projectName, key: try ProjectKeyStore.load(project: project.projectName, stateDirectory: project.stateDirectory))
+        guard let key = keyring.key else {
+          throw Diagnostic.error(
+            "records.no-key", "this machine has no key for project \(project.projectName): the journal it copies is sealed with it",
+            subject: "pool \(pool)", hint: "import the key (drover key import, or DROVER_PROJECT_KEY)")
+        }
+        let journal = try RolloutJournal(directory: folder, pool: pool, local: true, keyring: keyring)
         if let damage = journal.damage { JournalDamage.report(damage) }
-        let records = journal.records()
+        // Verified as read, then every record sealed anew (records an older Drover wrote
+        // unsealed included): the database's journal is sealed from its first row.
+        _ = try journal.checkedRollouts()
+        let seal = JournalSeal(key)
+        let records = journal.records().map { JournalIntegrity.seal($0, with: seal, pool: pool, prefix: "") }
         try shared.importJournal(pool: pool, records: records)
         Output.out("pool \(pool): \(records.count) record\(records.count == 1 ? "" : "s") copied into \(shared.location)")
       } catch {

@@ -87,8 +87,11 @@ public struct ApplyEngine: Sendable {
   let project: String
   let journalDirectory: String
   let hooks: Hooks
+  /// The project's key holder: the journal is sealed and checked with it.
+  let keyring: Keyring?
 
-  public init(pools: [PoolSpec], backends: [String: any HostBackend], project: String, journalDirectory: String, hooks: Hooks) {
+  public init(pools: [PoolSpec], backends: [String: any HostBackend], project: String, journalDirectory: String, keyring: Keyring?, hooks: Hooks) {
+    self.keyring = keyring
     self.pools = Dictionary(pools.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
     self.backends = backends
     self.project = project
@@ -149,7 +152,7 @@ public struct ApplyEngine: Sendable {
       }
       do {
         let runner = RolloutRunner(
-          pool: pool, project: project, backends: backends, journal: try RolloutJournal(directory: journalDirectory, pool: pool.name),
+          pool: pool, project: project, backends: backends, journal: try RolloutJournal(directory: journalDirectory, pool: pool.name, keyring: keyring),
           hooks: RolloutRunner.Hooks(
             prober: hooks.prober, drainer: hooks.drainer(pool), prepare: prepare, consoleLog: hooks.consoleLog,
             shouldStop: hooks.shouldStop, onEvent: { hooks.onRollout(pool.name, $0) }, nodeSSH: hooks.nodeSSH))

@@ -14,11 +14,13 @@ public struct HealEngine: Sendable {
   let backends: [String: any HostBackend]
   let consoleLog: @Sendable (String) -> String?
   let ssh: NodeSSHAccess?
+  let keyring: Keyring?
 
   public init(
     pools: [PoolSpec], project: String, stateDirectory: String, backends: [String: any HostBackend], consoleLog: @escaping @Sendable (String) -> String?,
-    ssh: NodeSSHAccess?
+    ssh: NodeSSHAccess?, keyring: Keyring?
   ) {
+    self.keyring = keyring
     self.pools = pools
     self.project = project
     self.stateDirectory = stateDirectory
@@ -31,7 +33,7 @@ public struct HealEngine: Sendable {
 
   /// Decides a pass over `observed` at `now`; `remember` writes what it learnt to the ledger
   /// (not on `--dry-run`). Only pools with `remediation:` are judged.
-  public func decide(observed: ObservedWorld, now: Double, remember: Bool) throws -> HealPass {
+  public func decide(observed: ObservedWorld, now: Double, remember: Bool, outageThresholds: [String: Double] = [:]) throws -> HealPass {
     let healed = pools.filter { $0.remediation != nil }
     let ledger = HealLedger(stateDirectory: stateDirectory)
     var memory: [String: [String: NodeMemory]] = [:]
@@ -39,7 +41,7 @@ public struct HealEngine: Sendable {
     var lastHeal: [String: Double] = [:]
     for pool in healed {
       memory[pool.name] = ledger.read(pool: pool.name)
-      let journal = try RolloutJournal(directory: journalDirectory, pool: pool.name)
+      let journal = try RolloutJournal(directory: journalDirectory, pool: pool.name, keyring: keyring)
       let rollouts = try journal.checkedRollouts()
       if let state = rollouts.last(where: { $0.isActive }) { active[pool.name] = state }
       lastHeal[pool.name] = rollouts.filter { $0.kind == .heal }.compactMap(\.ended).max()
@@ -47,7 +49,9 @@ public struct HealEngine: Sendable {
     let candidates = healCandidates(healed, observed: observed, project: project)
     let signals = HeartbeatReader.read(pools: healed, candidates: candidates, backends: backends, consoleLog: consoleLog, ssh: ssh)
     let (pass, learnt) = makeHealPass(
-      HealInputs(pools: pools, observed: observed, project: project, signals: signals, memory: memory, active: active, lastHealEnded: lastHeal, now: now))
+      HealInputs(
+        pools: pools, observed: observed, project: project, signals: signals, memory: memory, active: active, lastHealEnded: lastHeal, now: now,
+        outageThreshold: { outageThresholds[$0] ?? HostEntry.defaultOutageThreshold }))
     if remember {
       for (pool, nodes) in learnt { try ledger.write(pool: pool, nodes) }
     }
@@ -56,14 +60,14 @@ public struct HealEngine: Sendable {
 
   /// Nodes replaced by heals of `pool`, from its journal: each node counted once per heal,
   /// however often that heal was resumed.
-  public static func remediations(stateDirectory: String, pool: String) -> Int {
-    guard let journal = try? RolloutJournal(directory: stateDirectory + "/journal", pool: pool) else { return 0 }
+  public static func remediations(stateDirectory: String, pool: String, keyring: Keyring?) -> Int {
+    guard let journal = try? RolloutJournal(directory: stateDirectory + "/journal", pool: pool, keyring: keyring) else { return 0 }
     return journal.rollouts().filter { $0.kind == .heal }.map(\.done.count).reduce(0, +)
   }
 
   /// The heal rollouts of `pool`, oldest first (for the history and stale-plan notes).
-  public static func heals(stateDirectory: String, pool: String) -> [RolloutState] {
-    guard let journal = try? RolloutJournal(directory: stateDirectory + "/journal", pool: pool) else { return [] }
+  public static func heals(stateDirectory: String, pool: String, keyring: Keyring?) -> [RolloutState] {
+    guard let journal = try? RolloutJournal(directory: stateDirectory + "/journal", pool: pool, keyring: keyring) else { return [] }
     return journal.rollouts().filter { $0.kind == .heal }
   }
 }

@@ -89,33 +89,29 @@ public struct HealthChecker: HealthProbing {
   /// all of it within `deadline` (the pool's `upgrade.health_timeout`).
   public func unhealthyReason(_ node: NodeEndpoint, checks: [HealthCheckSpec], deadline: Date, shouldStop: @Sendable () -> Bool) -> String? {
     for check in checks {
-      var lastReason = "not checked"
-      var probes = 0
+      var tally = MissTally()
       var passed = false
       attempts: for attempt in 1...(1 + max(0, check.retries)) {
         let attemptDeadline = min(deadline, Date().addingTimeInterval(check.timeout.seconds))
         while true {
           if let stopped = stoppedReason(node) { return stopped }
-          probes += 1
-          let reason: String
           switch probe(check, node: node, deadline: attemptDeadline) {
           case .healthy:
             passed = true
             break attempts
-          case .notYet(let why): reason = why
+          case .notYet(let miss): tally.add(miss)
           case .never(let why): return "\(describe(check)) failed: \(why)"
           }
-          lastReason = reason
-          if shouldStop() { return "\(describe(check)) interrupted after \(probes) probe\(probes == 1 ? "" : "s"): \(lastReason)" }
+          if shouldStop() { return "\(describe(check)) interrupted after \(tally.summary): \(tally.reason)" }
           if Date() >= attemptDeadline { break }
           Thread.sleep(forTimeInterval: min(check.interval.seconds, max(0.05, attemptDeadline.timeIntervalSinceNow)))
         }
         if Date() >= deadline && attempt <= check.retries {
-          return "\(describe(check)) failed: the health timeout ran out during attempt \(attempt) of \(1 + check.retries): \(lastReason)"
+          return "\(describe(check)) failed: the health timeout ran out during attempt \(attempt) of \(1 + check.retries) (\(tally.summary)): \(tally.reason)"
         }
       }
       if !passed {
-        return "\(describe(check)) failed \(1 + check.retries) attempt\(check.retries == 0 ? "" : "s") (timeout \(check.timeout) each, \(probes) probes): \(lastReason)"
+        return "\(describe(check)) failed \(1 + check.retries) attempt\(check.retries == 0 ? "" : "s") (timeout \(check.timeout) each, \(tally.summary)): \(tally.reason)"
       }
     }
     return nil
@@ -150,7 +146,7 @@ public struct HealthChecker: HealthProbing {
   /// What one probe saw.
   enum Probe: Equatable {
     case healthy
-    case notYet(String)
+    case notYet(ProbeMiss)
     /// No later probe can pass (a host key that contradicts the pinned one): fail now.
     case never(String)
   }
@@ -166,10 +162,10 @@ public struct HealthChecker: HealthProbing {
     guard let ssh = node.ssh, let alias = node.hostKeyAlias else {
       return .never("Drover has no SSH key for this project yet (it is derived from the project key)")
     }
-    guard let address = node.address ?? node.resolveAddress?() else { return .notYet("the node has no IP address yet") }
+    guard let address = node.address ?? node.resolveAddress?() else { return .notYet(ProbeMiss(.waiting, "the node has no IP address yet")) }
     switch node.pinHostKeys() ?? .pinned {
     case .pinned: break
-    case .notYet(let why), .unavailable(let why): return .notYet(why)
+    case .notYet(let why), .unavailable(let why): return .notYet(ProbeMiss(.waiting, why))
     case .refused(let why): return .never(why)
     }
     let remaining = max(1, deadline.timeIntervalSinceNow)
@@ -178,34 +174,38 @@ public struct HealthChecker: HealthProbing {
     if result.status == 255 && output.contains("Host key verification failed") {
       return .never("the host at \(address) did not show the host key pinned for \(alias): not connected")
     }
-    guard result.status == 0 else {
-      return .notYet("exit \(result.status)\(result.timedOut ? " (timed out)" : ""): \(Terminal.printable(String(output.suffix(200))))")
-    }
+    if result.timedOut { return .notYet(ProbeMiss(.cutOff, "exit \(result.status) (timed out)", output: output)) }
+    // ssh itself exits 255 when it cannot connect or log in; the command's own status otherwise.
+    if result.status == 255 { return .notYet(ProbeMiss(.unreachable, "ssh could not connect (exit 255)", output: output)) }
+    guard result.status == 0 else { return .notYet(ProbeMiss(.failed, "exit \(result.status)", output: output)) }
     if let pattern, let regex = try? Regex(pattern), !output.contains(regex) {
-      return .notYet("output does not match /\(pattern)/: \(Terminal.printable(String(output.suffix(200))))")
+      return .notYet(ProbeMiss(.wrongOutput, "output does not match /\(pattern)/", output: output))
     }
     return .healthy
   }
 
   /// One attempt of a check that runs here; nil when healthy.
-  func probeLocal(_ check: HealthCheckSpec, node: NodeEndpoint, deadline: Date) -> String? {
+  func probeLocal(_ check: HealthCheckSpec, node: NodeEndpoint, deadline: Date) -> ProbeMiss? {
     switch check.kind {
     case .console(let pattern):
-      guard let data = node.consoleBytes() else { return "no console log yet" }
+      guard let data = node.consoleBytes() else { return ProbeMiss(.waiting, "no console log yet") }
       // libvirt truncates a file serial console at every start, so the log is this boot's.
       let text = String(decoding: data, as: UTF8.self)
-      guard let regex = try? Regex(pattern) else { return "invalid pattern" }
-      return text.contains(regex) ? nil : "pattern not seen on the console yet"
+      guard let regex = try? Regex(pattern) else { return ProbeMiss(.failed, "invalid pattern") }
+      return text.contains(regex) ? nil : ProbeMiss(.waiting, "pattern not seen on the console yet")
     case .tcp(let port):
-      guard let address = node.address ?? node.resolveAddress?() else { return "the node has no IP address yet" }
-      return TCPProbe.connect(address, port: port, timeout: max(0.1, min(2, deadline.timeIntervalSinceNow)))
+      guard let address = node.address ?? node.resolveAddress?() else { return ProbeMiss(.waiting, "the node has no IP address yet") }
+      return TCPProbe.connect(address, port: port, timeout: max(0.1, min(2, deadline.timeIntervalSinceNow))).map { ProbeMiss(.unreachable, $0) }
     case .http(let port, let path, let status, let body):
-      guard let address = node.address ?? node.resolveAddress?() else { return "the node has no IP address yet" }
+      guard let address = node.address ?? node.resolveAddress?() else { return ProbeMiss(.waiting, "the node has no IP address yet") }
       return TCPProbe.http(address, port: port, path: path, status: status, body: body, timeout: max(0.1, min(5, deadline.timeIntervalSinceNow)))
+        .map { ProbeMiss($0.hasPrefix("connect ") ? .unreachable : .wrongOutput, $0) }
     case .command(let argv):
       let result = HookRunner.run(argv, environment: node.hookEnvironment(), timeout: max(0.1, deadline.timeIntervalSinceNow))
-      return result.status == 0 ? nil : "exit \(result.status)\(result.timedOut ? " (timed out)" : ""): \(result.output.suffix(200))"
-    case .ssh: return "an ssh check is probed over SSH (probeSSH), never here"
+      if result.status == 0 { return nil }
+      return result.timedOut
+        ? ProbeMiss(.cutOff, "exit \(result.status) (timed out)", output: result.output) : ProbeMiss(.failed, "exit \(result.status)", output: result.output)
+    case .ssh: return ProbeMiss(.failed, "an ssh check is probed over SSH (probeSSH), never here")
     }
   }
 }

@@ -53,7 +53,8 @@ public enum HeartbeatReader {
       let deadline = Date().addingTimeInterval(max(5, min(30, spec.interval.seconds)))
       switch HealthChecker().probeSSH(command, nil, node: ep, deadline: deadline) {
       case .healthy: return .answered
-      case .notYet(let why), .never(let why): return .silent(why)
+      case .notYet(let miss): return .silent(miss.description)
+      case .never(let why): return .silent(why)
       }
     }
   }

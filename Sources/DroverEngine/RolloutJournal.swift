@@ -31,10 +31,18 @@ public final class RolloutJournal: @unchecked Sendable {
   /// runner reads the journal before every decision; a journal of years is not fetched each time).
   private let cache = Mutex<[JournalRecord]>([])
 
+  /// The project's key holder: every record appended is sealed with it, every record read is
+  /// checked against it (`JournalIntegrity`). Without a key, a sealed journal is not acted on and
+  /// nothing can be appended.
+  let keyring: Keyring?
+  /// The digest of the legacy prefix (records an older Drover wrote unsealed) every new record binds.
+  private let prefix = Mutex<String>("")
+
   /// - Parameter local: the file in `directory` even when a shared backend is configured
   ///   (`drover state migrate` reads the local journal it copies).
-  public init(directory: String, pool: String, local: Bool = false) throws {
+  public init(directory: String, pool: String, local: Bool = false, keyring: Keyring?) throws {
     self.pool = pool
+    self.keyring = keyring
     if let spec = ProcessInfo.processInfo.environment["DROVER_CRASH_AT"], !spec.isEmpty {
       let parts = spec.split(separator: "#")
       crashAt = (String(parts[0]), parts.count > 1 ? Int(parts[1]) ?? 1 : 1)
@@ -48,14 +56,38 @@ public final class RolloutJournal: @unchecked Sendable {
       cache.withLock { $0 = [] }
       let first = try shared.journalRecords(pool: pool, after: 0)
       cache.withLock { $0 = first }
+      _ = checked(first)
       return
     }
     shared = nil
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    // The state folder and its journal folder: real directories of this user nobody else writes.
+    try StateFile.ownDirectory((directory as NSString).deletingLastPathComponent)
+    try StateFile.ownDirectory(directory)
     path = "\(directory)/\(pool).jsonl"
     try repair()
     seq = records().last?.seq ?? 0
   }
+
+  var seal: JournalSeal? { keyring?.key.map(JournalSeal.init) }
+
+  /// The records if every one may be acted on, else none (and why, for `checkedRollouts`).
+  private func checked(_ records: [JournalRecord]) -> [JournalRecord] {
+    switch JournalIntegrity.check(records, seal: seal, project: keyring?.project ?? "", pool: pool) {
+    case .success(let good):
+      prefix.withLock { $0 = good.prefix }
+      return good.records
+    case .failure(let refusal):
+      readFailure.withLock { $0 = refusal.message }
+      refused.withLock { $0 = refusal }
+      return []
+    }
+  }
+
+  /// The refusal of the last read, whole (its code and hint), when the journal did not verify.
+  private let refused = Mutex<Diagnostic?>(nil)
+
+  /// The largest local journal read (a journal of years is a few MiB).
+  static let maxBytes = 256 << 20
 
   /// Why the last read of a shared journal failed, if it did.
   var lastReadFailure: String? { readFailure.withLock { $0 } }
@@ -64,6 +96,7 @@ public final class RolloutJournal: @unchecked Sendable {
   /// database did not answer): a failed read is never taken for "no rollout".
   public func checkedRollouts() throws -> [RolloutState] {
     let rollouts = self.rollouts()
+    if let refusal = refused.withLock({ $0 }) { throw refusal }
     if let failure = lastReadFailure {
       throw Diagnostic.error(
         "state.journal", "cannot read the journal of pool \(pool): \(failure)", subject: "pool \(pool)",
@@ -77,7 +110,8 @@ public final class RolloutJournal: @unchecked Sendable {
   /// skip them on reading: the next append would glue itself to a torn line and be lost too.
   func repair() throws {
     try withFileLock {
-      guard let data = FileManager.default.contents(atPath: path), !data.isEmpty else { return }
+      guard case .success(let read?) = StateFile.read(path, maxBytes: Self.maxBytes, tooLarge: "over 256 MiB"), !read.bytes.isEmpty else { return }
+      let data = Data(read.bytes)
       var good = Data(), bad = Data()
       var badLines = 0
       let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
@@ -94,11 +128,11 @@ public final class RolloutJournal: @unchecked Sendable {
         }
       }
       guard badLines > 0 else { return }
+      // Both written to new files and renamed into place (never through a planted link); what
+      // is set aside is as private as the journal.
       let aside = "\(path).damaged-\(Int(Date().timeIntervalSince1970 * 1000))"
-      try bad.write(to: URL(fileURLWithPath: aside))
-      try good.write(to: URL(fileURLWithPath: path + ".repair"))
-      guard rename(path + ".repair", path) == 0 else {
-        throw Diagnostic.error("rollout.journal", "cannot repair \(path): \(String(cString: strerror(errno)))")
+      if let problem = StateFile.replace(aside, with: [UInt8](bad), mode: 0o600) ?? StateFile.replace(path, with: [UInt8](good), mode: 0o600) {
+        throw Diagnostic.error("rollout.journal", "cannot repair \(path): \(problem.reason)")
       }
       damage = "\(badLines) damaged line\(badLines == 1 ? "" : "s") (\(bad.count) bytes) set aside from \(path) into \(aside)"
       damagedPath = aside
@@ -108,7 +142,7 @@ public final class RolloutJournal: @unchecked Sendable {
   /// Runs `body` holding an exclusive `flock` on the journal's lock file (other processes too:
   /// `rollout pause` appends while an apply runs).
   private func withFileLock<T>(_ body: () throws -> T) throws -> T {
-    let fd = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    let fd = StateFile.openPrivate(path + ".lock", O_RDWR | O_CREAT)
     guard fd >= 0 else { throw Diagnostic.error("rollout.journal", "cannot open \(path).lock: \(String(cString: strerror(errno)))") }
     defer { close(fd) }
     flock(fd, LOCK_EX)
@@ -119,8 +153,9 @@ public final class RolloutJournal: @unchecked Sendable {
   /// The sequence number of the last record in the file, from its tail only (another process may
   /// have appended since this one last wrote).
   func lastSeq() -> Int {
-    guard let handle = FileHandle(forReadingAtPath: path) else { return 0 }
-    defer { try? handle.close() }
+    let fd = StateFile.openPrivate(path, O_RDONLY | O_NONBLOCK)
+    guard fd >= 0 else { return 0 }
+    let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     let size = (try? handle.seekToEnd()) ?? 0
     try? handle.seek(toOffset: size > 65_536 ? size - 65_536 : 0)
     let tail = (try? handle.readToEnd()) ?? Data()
@@ -136,17 +171,47 @@ public final class RolloutJournal: @unchecked Sendable {
         let after = cache.withLock { $0.last?.seq ?? 0 }
         let new = try shared.journalRecords(pool: pool, after: after)
         readFailure.withLock { $0 = nil }
-        return cache.withLock { c in
+        refused.withLock { $0 = nil }
+        // Every record is checked in full each time (a row edited earlier in the journal is
+        // never taken on trust because it was read before): one HMAC per record.
+        let all = cache.withLock { c in
           c += new.filter { $0.seq > (c.last?.seq ?? 0) }
           return c
         }
+        return checked(all)
       } catch {
         readFailure.withLock { $0 = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)" }
         return []
       }
     }
-    guard let data = FileManager.default.contents(atPath: path) else { return [] }
-    return data.split(separator: UInt8(ascii: "\n")).compactMap { try? JSONDecoder().decode(JournalRecord.self, from: Data($0)) }
+    refused.withLock { $0 = nil }
+    readFailure.withLock { $0 = nil }
+    let data: Data
+    switch StateFile.read(path, maxBytes: Self.maxBytes, tooLarge: "over 256 MiB") {
+    case .success(nil): return []
+    case .success(let read?): data = Data(read.bytes)
+    case .failure(let problem):
+      // A link or a device planted in the journal's place is never read, and never "no rollout".
+      readFailure.withLock { $0 = "\(path): \(problem.reason)" }
+      return []
+    }
+    return checked(data.split(separator: UInt8(ascii: "\n")).compactMap { try? JSONDecoder().decode(JournalRecord.self, from: Data($0)) })
+  }
+
+  /// The record to append, NUL bytes removed (PostgreSQL's text holds none; the seal must cover
+  /// what is stored) and sealed; refused without the project's key.
+  private func sealed(_ draft: JournalRecord) throws -> JournalRecord {
+    guard let seal else {
+      throw Diagnostic.error(
+        "records.no-key", "this machine has no key for project \(keyring?.project ?? "?"): the journal of pool \(pool) cannot be written",
+        subject: "pool \(pool)", hint: "import the key (drover key import, or DROVER_PROJECT_KEY)")
+    }
+    var record = draft
+    func clean(_ t: String?) -> String? { t.map { $0.replacingOccurrences(of: "\u{0}", with: "") } }
+    record.node = clean(record.node)
+    record.step = clean(record.step)
+    record.detail = clean(record.detail)
+    return JournalIntegrity.seal(record, with: seal, pool: pool, prefix: prefix.withLock { $0 })
   }
 
   /// Appends a record and makes it durable before returning. One lock covers numbering and
@@ -155,8 +220,10 @@ public final class RolloutJournal: @unchecked Sendable {
   public func append(_ rollout: String, _ event: JournalRecord.Event, node: String? = nil, step: String? = nil, detail: String? = nil) throws -> JournalRecord {
     if let shared {
       return try lock.withLock {
+        _ = try sealed(JournalRecord(seq: 0, time: 0, rollout: rollout, event: event))  // no key: refused before the database is touched
         let record = try shared.appendJournal(pool: pool) { seq, time in
-          JournalRecord(seq: seq, time: time, rollout: rollout, event: event, node: node, step: step, detail: detail)
+          (try? self.sealed(JournalRecord(seq: seq, time: time, rollout: rollout, event: event, node: node, step: step, detail: detail)))
+            ?? JournalRecord(seq: seq, time: time, rollout: rollout, event: event, node: node, step: step, detail: detail)
         }
         crashIfAsked(event: event, step: step)
         return record
@@ -165,10 +232,11 @@ public final class RolloutJournal: @unchecked Sendable {
     return try lock.withLock {
       try withFileLock {
         seq = max(seq, lastSeq()) + 1
-        let record = JournalRecord(seq: seq, time: Date().timeIntervalSince1970, rollout: rollout, event: event, node: node, step: step, detail: detail)
+        let record = try sealed(
+          JournalRecord(seq: seq, time: Date().timeIntervalSince1970, rollout: rollout, event: event, node: node, step: step, detail: detail))
         var line = try JSONEncoder().encode(record)
         line.append(UInt8(ascii: "\n"))
-        let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = StateFile.openPrivate(path, O_RDWR | O_APPEND | O_CREAT)
         guard fd >= 0 else { throw Diagnostic.error("rollout.journal", "cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         // A short write earlier (a full disk) may have left a torn line: start on a line of our own.
@@ -215,8 +283,9 @@ public final class RolloutJournal: @unchecked Sendable {
     return order.compactMap { states[$0] }
   }
 
-  /// The rollout still in progress (running when the process died, or paused), if any.
-  public func active() -> RolloutState? { rollouts().last { $0.isActive } }
+  /// The rollout still in progress (running when the process died, or paused), if any; an
+  /// error when the journal could not be read or did not verify (never "no rollout").
+  public func active() throws -> RolloutState? { try checkedRollouts().last { $0.isActive } }
 }
 
 /// What a rollout-started record holds (its detail, as JSON).

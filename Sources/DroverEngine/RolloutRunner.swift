@@ -80,7 +80,7 @@ public final class RolloutRunner: @unchecked Sendable {
   /// policy and nodes, or the journaled one the preview continues.
   public func run(_ preview: RolloutPreview) throws -> RolloutOutcome {
     var state: RolloutState
-    let active = journal.active()
+    let active = try journal.active()
     if let id = preview.resumes {
       guard let active, active.id == id else {
         throw Diagnostic.error(
@@ -106,7 +106,7 @@ public final class RolloutRunner: @unchecked Sendable {
         nodes: preview.nodes, kind: preview.kind ?? .upgrade)
       let id = (preview.kind == .heal ? "heal-" : "") + "\(pool.name)-\(Int(Date().timeIntervalSince1970 * 1000))"
       try journal.append(id, .rolloutStarted, detail: String(decoding: try JSONEncoder().encode(start), as: UTF8.self))
-      guard let started = journal.active() else {
+      guard let started = try journal.active() else {
         throw Diagnostic.error("rollout.journal", "rollout \(id) was written but cannot be read back from \(journal.path)")
       }
       state = started

@@ -86,6 +86,36 @@ enum StateFile {
   }
 }
 
+extension StateFile {
+  /// Makes `path` (and its missing parents) as Drover's own folder, then checks it is one: a real
+  /// directory (no symlink in its place), owned by this user, writable by nobody else. Why: who
+  /// can write the state folder can plant links that make Drover read or write other files, or
+  /// replace the journal.
+  static func ownDirectory(_ path: String) throws(Diagnostic) {
+    do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) } catch {
+      throw Diagnostic.error("state.folder", "cannot create the state folder \(path): \(error)", subject: path, hint: "the state folder must be writable by Drover's user")
+    }
+    var st = stat()
+    guard lstat(path, &st) == 0 else {
+      throw Diagnostic.error("state.folder", "cannot read the state folder \(path): \(String(cString: strerror(errno)))", subject: path)
+    }
+    let problem: String? =
+      (st.st_mode & S_IFMT) != S_IFDIR ? "it is not a directory (a symlink or a file is in its place)"
+      : st.st_uid != geteuid() ? "it belongs to uid \(st.st_uid), not to this user (uid \(geteuid()))"
+      : st.st_mode & 0o022 != 0 ? "others may write it (mode \(String(st.st_mode & 0o777, radix: 8)))" : nil
+    if let problem {
+      throw Diagnostic.error(
+        "state.folder", "the state folder \(path) cannot be trusted: \(problem)", subject: path,
+        hint: "it must be a real directory of Drover's user that nobody else can write (chmod go-w, or remove what is in its place)")
+    }
+  }
+
+  /// Opens a file of the state folder for appending or locking: never through a link, created 0600.
+  static func openPrivate(_ path: String, _ flags: Int32) -> Int32 {
+    open(path, flags | O_NOFOLLOW | O_CLOEXEC, 0o600)
+  }
+}
+
 /// Why a state file could not be read, in words for a diagnostic.
 struct StateFileProblem: Error {
   var reason: String

@@ -41,7 +41,10 @@ public enum DomainXML {
     x += "  <features><acpi/></features>\n"
     // KVM runs the host's CPU model (migratable between like hosts), never TCG's default.
     if type == "kvm" { x += "  <cpu mode='host-model'/>\n" }
-    x += "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n  <on_crash>destroy</on_crash>\n"
+    // A guest reboot restarts the node in place (its disk, its name): a node that reboots is not
+    // a node lost. Nodes defined before keep `destroy` until they are replaced for another reason
+    // (heal's `start` rung brings such a node back on its own disk).
+    x += "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n"
     x += "  <devices>\n"
     if let boot = node.boot {
       x += "    <disk type='volume' device='disk'>\n"

@@ -255,6 +255,38 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     }
   }
 
+  public func resume(node: String, uuid: String) throws {
+    try guarded("resuming \(node)") { [self] in try self.resumeNow(node: node, uuid: uuid) }
+  }
+
+  func resumeNow(node: String, uuid: String) throws {
+    let domain = try ownedDomain(node, uuid: uuid)
+    calls.record("resume")
+    do { try domain.resume() } catch {
+      throw HostError(uri: uri, node: node, operation: "cannot resume", libvirt: error)
+    }
+  }
+
+  public func reset(node: String, uuid: String) throws {
+    try guarded("resetting \(node)") { [self] in try self.resetNow(node: node, uuid: uuid) }
+  }
+
+  func resetNow(node: String, uuid: String) throws {
+    let domain = try ownedDomain(node, uuid: uuid)
+    calls.record("state")
+    let active = (try? domain.state().isActive) ?? true
+    do {
+      if active {
+        calls.record("destroy")
+        try domain.destroy()
+      }
+      calls.record("start")
+      try domain.start()
+    } catch {
+      throw HostError(uri: uri, node: node, operation: "cannot reset", libvirt: error)
+    }
+  }
+
   /// vCPU and memory through libvirt's config setters (never a redefinition from a template, so
   /// the disk, kernel and console stay exactly as they are), a restart when asked, then the
   /// ownership record. Raising a maximum goes before the current value, lowering after.

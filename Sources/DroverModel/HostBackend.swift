@@ -50,6 +50,13 @@ public protocol HostBackend: AnyObject, Sendable {
   /// Starts a stopped owned node.
   func start(node: String, uuid: String) throws
 
+  /// Resumes a paused owned node (heal's gentlest rung).
+  func resume(node: String, uuid: String) throws
+
+  /// Power-cycles an owned node on its own disk: stopped at once, then started (heal's `reset`
+  /// rung; a cold boot works whatever the domain's `on_reboot`).
+  func reset(node: String, uuid: String) throws
+
   /// Brings an owned node's vCPU, memory and ownership record to `ownership`, keeping its disk,
   /// kernel and everything else; restarts a running node when `restart` is set (vCPU/memory
   /// changes take effect at the next boot).

@@ -60,9 +60,15 @@ public struct HostEntry: Sendable, Hashable {
   public var imageDir: String?
   /// Overcommit ratios for capacity-aware placement.
   public var limits: HostLimits
+  /// The share of the project's nodes on this host that may be unhealthy at once before heal
+  /// counts the host in outage (then nothing on it is reset or replaced); nil: 50 %.
+  public var outageThreshold: Double?
 
-  public init(name: String, uri: String, imageDir: String? = nil, limits: HostLimits = HostLimits()) {
+  public static let defaultOutageThreshold = 0.5
+
+  public init(name: String, uri: String, imageDir: String? = nil, limits: HostLimits = HostLimits(), outageThreshold: Double? = nil) {
     self.limits = limits
+    self.outageThreshold = outageThreshold
     self.name = name
     self.uri = uri
     self.imageDir = imageDir

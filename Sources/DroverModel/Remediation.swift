@@ -39,12 +39,37 @@ public struct HeartbeatSpec: Sendable, Hashable, Codable {
   }
 }
 
-/// `remediation:` — when and how fast `drover heal` replaces a pool's unhealthy nodes, after
+/// One rung of heal's remediation ladder, gentlest first. Only `replace` discards a disk.
+public enum RepairRung: String, Sendable, Hashable, Codable, CaseIterable {
+  /// A paused node is resumed (`virsh resume`).
+  case resume
+  /// A shut-off or crashed node is started on its own disk.
+  case start
+  /// A node that runs but does not answer is power-cycled (destroy + start), same disk.
+  case reset
+  /// A new node from the old one's record; the old one and its disk are deleted.
+  case replace
+
+  /// Whether this rung deletes the node's disk.
+  public var discardsDisk: Bool { self == .replace }
+  /// Whether this rung interrupts a running guest or removes a node: guarded by `max_unhealthy`,
+  /// host outages, `max_in_flight` and `cooldown` (resume and start only bring a node back).
+  public var isDisruptive: Bool { self == .reset || self == .replace }
+}
+
+/// `remediation:` — when and how `drover heal` repairs a pool's unhealthy nodes, after
 /// Cluster API's MachineHealthCheck (`unhealthy_after` ≈ its condition timeouts, `max_unhealthy`
-/// its short-circuit).
+/// its short-circuit) and its remediation strategies (gentlest first).
 public struct RemediationSpec: Sendable, Hashable, Codable {
-  /// How long a node stays unhealthy before it is replaced (a reboot or a short stall is not a death).
+  /// How long a node stays unhealthy before it is replaced (a reboot or a short stall is not a death),
+  /// counted from the end of the last repair's grace when one was tried.
   public var unhealthyAfter: TimeSpan
+  /// How long a node stays unhealthy before the first repair rung (resume, start, reset) runs.
+  public var repairAfter: TimeSpan = .seconds(0)
+  /// How long a repair waits for a fresh sign of life before the next rung may run.
+  public var repairGrace: TimeSpan = .seconds(120)
+  /// The rungs heal may use, in ladder order; without `replace` a node is reported, never rebuilt.
+  public var actions: [RepairRung] = RepairRung.allCases
   /// More unhealthy nodes than this at once is a wider outage (the network, the host, the image):
   /// nothing is replaced. A count or a percentage of `replicas` (rounded down).
   public var maxUnhealthy: NodeQuantity

@@ -15,6 +15,10 @@ public struct HealNodeReport: Sendable, Codable, Hashable {
   public var condition: String
   public var since: Double?
   public var reason: String?
+  /// The repair this pass runs on the node (`resume`, `start`, `reset`, `replace`), if any.
+  public var action: String?
+  /// What the ladder waits for, when nothing runs on an unhealthy node this pass.
+  public var next: String?
 }
 
 /// A heal pass, decided: a typed plan of kind `heal`. `plan` holds exactly the rollouts that
@@ -28,6 +32,11 @@ public struct HealPass: Sendable, Codable {
   public var decisions: [PoolHealDecision]
   public var nodes: [HealNodeReport]
   public var plan: Plan
+  /// Hosts in outage this pass: nothing on them was reset or replaced.
+  public var outageHosts: [String] = []
+
+  /// The repairs on the nodes' own disks (resume, start, reset) this pass runs.
+  public var repairs: [NodeRepair] { decisions.flatMap(\.repairs) }
 
   /// The exit status if every planned replacement succeeds (0, or 2 when unhealthy nodes are left).
   public var exitStatusIfDone: Int32 { healExitStatus(decisions) }
@@ -46,11 +55,14 @@ public struct HealInputs: Sendable {
   /// When each pool's last heal ended.
   public var lastHealEnded: [String: Double]
   public var now: Double
+  /// The share of a host's judged nodes unhealthy at once above which it is in outage.
+  public var outageThreshold: @Sendable (String) -> Double = { _ in 0.5 }
 
   public init(
     pools: [PoolSpec], observed: ObservedWorld, project: String, signals: [String: NodeSignals], memory: [String: [String: NodeMemory]],
-    active: [String: RolloutState], lastHealEnded: [String: Double], now: Double
+    active: [String: RolloutState], lastHealEnded: [String: Double], now: Double, outageThreshold: @escaping @Sendable (String) -> Double = { _ in 0.5 }
   ) {
+    self.outageThreshold = outageThreshold
     self.pools = pools
     self.observed = observed
     self.project = project
@@ -93,6 +105,8 @@ public func makeHealPass(_ input: HealInputs) -> (pass: HealPass, memory: [Strin
   var reports: [HealNodeReport] = []
   var rollouts: [RolloutPreview] = []
   let healed = input.pools.filter { $0.remediation != nil }.sorted { $0.name < $1.name }
+  // First every node judged, then the hosts in outage over all of them, then each pool decided.
+  var judged: [(pool: PoolSpec, remediation: RemediationSpec, entries: [String: TrustedRecords.Entry], nodes: [HealNode])] = []
   for pool in healed {
     guard let remediation = pool.remediation else { continue }
     let entries = candidates[pool.name] ?? [:]
@@ -106,32 +120,57 @@ public func makeHealPass(_ input: HealInputs) -> (pass: HealPass, memory: [Strin
       mem.host = entry.host
       mem.name = entry.domain.name
       kept[key] = mem
-      nodes.append(HealNode(key: key, name: entry.domain.name, uuid: entry.domain.uuid, host: entry.host, condition: condition))
+      nodes.append(
+        HealNode(key: key, name: entry.domain.name, uuid: entry.domain.uuid, host: entry.host, condition: condition, state: signals.state, incident: mem.incident))
     }
     // Nodes remembered on a host that could not be read: unknown, remembered as they were.
     for (key, m) in remembered.sorted(by: { $0.key < $1.key }) where entries[key] == nil {
       guard let host = m.host, let why = input.observed.unreachable[host] else { continue }
       kept[key] = m
-      nodes.append(HealNode(key: key, name: m.name ?? key, uuid: m.uuid, host: host, condition: .unknown(reason: "host \(host) could not be read: \(why)")))
+      nodes.append(
+        HealNode(key: key, name: m.name ?? key, uuid: m.uuid, host: host, condition: .unknown(reason: "host \(host) could not be read: \(why)"), incident: m.incident))
     }
     memory[pool.name] = kept
+    judged.append((pool, remediation, entries, nodes))
+  }
+  let outage = hostsInOutage(judged.flatMap(\.nodes), threshold: input.outageThreshold)
+  for (pool, remediation, entries, nodes) in judged {
     let active = input.active[pool.name].map { ActiveRollout(id: $0.id, kind: $0.kind, nodes: $0.schedule.joined().map { $0 }) }
-    let decision = decideHeal(
-      HealPoolInput(
-        pool: pool.name, remediation: remediation, replicas: pool.replicas, protected: pool.protect, activeRollout: active,
-        lastHealEnded: input.lastHealEnded[pool.name], nodes: nodes), now: input.now)
+    let poolInput = HealPoolInput(
+      pool: pool.name, remediation: remediation, replicas: pool.replicas, protected: pool.protect, activeRollout: active,
+      lastHealEnded: input.lastHealEnded[pool.name], nodes: nodes, outageHosts: outage)
+    var decision = decideHeal(poolInput, now: input.now)
+    // An interrupted heal goes on only as far as the verified records allow (never from its
+    // journal alone): otherwise the pool is skipped this pass, and says why.
+    if case .resume = decision.verdict, let state = input.active[pool.name] {
+      let problems = resumeProblems(state, pool: pool, owned: entries.values.map { ($0.host, $0.domain, $0.ownership) })
+      if let first = problems.first {
+        decision = PoolHealDecision(
+          pool: pool.name, verdict: .skipped(reason: first.message), repairs: decision.repairs, replace: [], left: decision.left + decision.replace,
+          unknown: decision.unknown, why: first.message)
+      }
+    }
     decisions.append(decision)
+    // Each node's incident as the ladder leaves it, the rung run now recorded as tried.
+    let incidents = advanceIncidents(poolInput, decision: decision, now: input.now)
+    for key in memory[pool.name]?.keys.sorted() ?? [] { memory[pool.name]?[key]?.incident = incidents[key] }
+    let actions = Dictionary(decision.repairs.map { ($0.key, $0.rung.rawValue) } + decision.replace.map { ($0, RepairRung.replace.rawValue) }) { a, _ in a }
     for n in nodes {
       let state = entries[n.key]?.domain.state
+      var report: HealNodeReport
       switch n.condition {
       case .healthy:
-        reports.append(HealNodeReport(pool: pool.name, key: n.key, node: n.name, host: n.host, uuid: n.uuid, state: state, condition: "healthy"))
+        report = HealNodeReport(pool: pool.name, key: n.key, node: n.name, host: n.host, uuid: n.uuid, state: state, condition: "healthy")
       case .unhealthy(let since, let reason):
-        reports.append(
-          HealNodeReport(pool: pool.name, key: n.key, node: n.name, host: n.host, uuid: n.uuid, state: state, condition: "unhealthy", since: since, reason: reason))
+        report = HealNodeReport(pool: pool.name, key: n.key, node: n.name, host: n.host, uuid: n.uuid, state: state, condition: "unhealthy", since: since, reason: reason)
+        if actions[n.key] == nil, case .waiting(let why) = climbLadder(state: n.state, condition: n.condition, incident: n.incident, remediation: remediation, now: input.now).step {
+          report.next = why
+        }
       case .unknown(let reason):
-        reports.append(HealNodeReport(pool: pool.name, key: n.key, node: n.name, host: n.host, uuid: n.uuid, state: nil, condition: "unknown", reason: reason))
+        report = HealNodeReport(pool: pool.name, key: n.key, node: n.name, host: n.host, uuid: n.uuid, state: nil, condition: "unknown", reason: reason)
       }
+      report.action = actions[n.key]
+      reports.append(report)
     }
     switch decision.verdict {
     case .resume:
@@ -153,7 +192,8 @@ public func makeHealPass(_ input: HealInputs) -> (pass: HealPass, memory: [Strin
   plan.rollouts = rollouts
   let declared = Dictionary(input.pools.map { ($0.name, $0) }) { a, _ in a }
   plan.accelerators = chooseAcceleration([], pools: declared, observed: input.observed).2
-  let pass = HealPass(project: input.project, time: input.now, decisions: decisions, nodes: reports, plan: plan)
+  var pass = HealPass(project: input.project, time: input.now, decisions: decisions, nodes: reports, plan: plan)
+  pass.outageHosts = outage.sorted()
   return (pass, memory)
 }
 

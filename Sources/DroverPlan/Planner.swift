@@ -227,7 +227,10 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   plan.unknown = unknown.filter { selected(pool: $0.pool, targets: options.targets, excludes: options.excludes) }
   plan.rollouts = pools.sorted { $0.name < $1.name }.compactMap { pool in
     if let active = options.activeRollouts[pool.name] {
-      return selected(pool: pool.name, targets: options.targets, excludes: options.excludes) ? RolloutPreview.resuming(active, pool: pool) : nil
+      guard selected(pool: pool.name, targets: options.targets, excludes: options.excludes) else { return nil }
+      // Resumed only as far as the verified records and the spec allow, never from the journal alone.
+      diagnostics += resumeProblems(active, pool: pool, owned: owned[pool.name] ?? [])
+      return RolloutPreview.resuming(active, pool: pool)
     }
     return RolloutPreview.make(pool: pool, actions: actions)
   }

@@ -20,7 +20,9 @@ enum PostgresMigrations {
         project text NOT NULL, name text NOT NULL, pid bigint NOT NULL, host text NOT NULL, command text NOT NULL,
         started double precision NOT NULL, backend_pid integer NOT NULL, PRIMARY KEY (project, name))
       """,
-    ]
+    ],
+    // 2: each journal record's seal (JournalSeal); rows written before it have none.
+    ["ALTER TABLE drover_journal ADD COLUMN mac text"],
   ]
 
   static var latest: Int { steps.count }

@@ -207,39 +207,43 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
   public func journalRecords(pool: String, after: Int) throws -> [JournalRecord] {
     let rows = try query(
       """
-      SELECT seq, time, rollout, event, node, step, detail FROM drover_journal
+      SELECT seq, time, rollout, event, node, step, detail, mac FROM drover_journal
       WHERE project = \(project) AND pool = \(pool) AND seq > \(Int64(after)) ORDER BY seq
       """,
       "reading the journal of pool \(pool)")
     return try rows.compactMap { row in
-      let (seq, time, rollout, event, node, step, detail) = try row.decode((Int64, Double, String, String, String?, String?, String?).self)
-      guard let kind = JournalRecord.Event(rawValue: event) else { return nil }
-      return JournalRecord(seq: Int(seq), time: time, rollout: rollout, event: kind, node: node, step: step, detail: detail)
+      let (seq, time, rollout, event, node, step, detail, mac) = try row.decode((Int64, Double, String, String, String?, String?, String?, String?).self)
+      // An unknown event is kept as a failed row would be: the journal's check refuses what it
+      // cannot verify, never skips it.
+      guard let kind = JournalRecord.Event(rawValue: event) else {
+        throw Diagnostic.error(
+          "state.journal-forged", "journal record \(seq) of pool \(pool) has an unknown event '\(Terminal.printable(String(event.prefix(40))))'; nothing in this journal is acted on",
+          subject: "pool \(pool)", hint: "a newer Drover wrote it, or someone edited the journal")
+      }
+      var record = JournalRecord(seq: Int(seq), time: time, rollout: rollout, event: kind, node: node, step: step, detail: detail)
+      record.mac = mac
+      return record
     }
   }
 
   public func appendJournal(pool: String, _ make: (Int, Double) -> JournalRecord) throws -> JournalRecord {
-    // The number is the row's: one statement takes the next and writes the record, so two
-    // writers (an apply and a `rollout pause`) never share one; a collision is retried.
+    // The record is sealed with its number, so the number is read first and written explicitly;
+    // two writers (an apply and a `rollout pause`) that take the same one collide on the primary
+    // key, and the loser numbers again (two round trips, no transaction).
     for _ in 0..<5 {
-      let time = Date().timeIntervalSince1970
-      var draft = make(0, time)
-      // PostgreSQL's text holds no NUL: a hook's output with one is kept, without it.
-      func clean(_ t: String?) -> String? { t.map { $0.replacingOccurrences(of: "\u{0}", with: "") } }
-      draft.node = clean(draft.node)
-      draft.step = clean(draft.step)
-      draft.detail = clean(draft.detail)
+      let last = try query("SELECT coalesce(max(seq), 0) FROM drover_journal WHERE project = \(project) AND pool = \(pool)", "numbering the journal of \(pool)")
+      let seq = Int(try last.first?.decode(Int64.self) ?? 0) + 1
+      let record = make(seq, Date().timeIntervalSince1970)
+      guard !([record.node, record.step, record.detail, record.rollout].contains { $0?.contains("\u{0}") == true }) else {
+        throw Diagnostic.error("state.postgres", "a journal record of pool \(pool) holds a NUL byte, which PostgreSQL's text cannot", subject: "pool \(pool)")
+      }
       do {
-        let rows = try query(
+        _ = try query(
           """
-          INSERT INTO drover_journal (project, pool, seq, time, rollout, event, node, step, detail)
-          SELECT \(project), \(pool), coalesce(max(seq), 0) + 1, \(time), \(draft.rollout), \(draft.event.rawValue), \(draft.node), \(draft.step), \(draft.detail)
-          FROM drover_journal WHERE project = \(project) AND pool = \(pool)
-          RETURNING seq
+          INSERT INTO drover_journal (project, pool, seq, time, rollout, event, node, step, detail, mac)
+          VALUES (\(project), \(pool), \(Int64(seq)), \(record.time), \(record.rollout), \(record.event.rawValue), \(record.node), \(record.step), \(record.detail), \(record.mac))
           """, "appending to the journal of pool \(pool)")
-        let seq = try rows.first?.decode(Int64.self) ?? 0
-        draft.seq = Int(seq)
-        return draft
+        return record
       } catch let d as Diagnostic where d.code == "state.postgres-conflict" {
         continue
       }
@@ -260,8 +264,8 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
         let detail = r.detail?.replacingOccurrences(of: "\u{0}", with: "")
         _ = try run(
           """
-          INSERT INTO drover_journal (project, pool, seq, time, rollout, event, node, step, detail)
-          VALUES (\(project), \(pool), \(Int64(r.seq)), \(r.time), \(r.rollout), \(r.event.rawValue), \(r.node), \(r.step), \(detail))
+          INSERT INTO drover_journal (project, pool, seq, time, rollout, event, node, step, detail, mac)
+          VALUES (\(project), \(pool), \(Int64(r.seq)), \(r.time), \(r.rollout), \(r.event.rawValue), \(r.node), \(r.step), \(detail), \(r.mac))
           """, "copying record \(r.seq) of pool \(pool)")
       }
     }

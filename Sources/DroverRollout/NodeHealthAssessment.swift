@@ -43,6 +43,8 @@ public struct NodeMemory: Sendable, Hashable, Codable {
   public var silentSeen: Double?
   /// The heartbeat source the beats were read from: another source starts afresh.
   public var source: String?
+  /// The node's open incident: which repair rungs were tried, and when (`RepairLadder`).
+  public var incident: RepairIncident?
 
   public init(uuid: String, token: String? = nil, lastBeat: Double, unhealthySince: Double? = nil, reason: String? = nil) {
     self.uuid = uuid

@@ -25,6 +25,8 @@ public struct JournalRecord: Sendable, Hashable, Codable {
   public var node: String?
   public var step: String?
   public var detail: String?
+  /// The record's seal (`JournalSeal`, hex); nil in records an older Drover wrote.
+  public var mac: String?
 
   public init(seq: Int, time: Double, rollout: String, event: Event, node: String? = nil, step: String? = nil, detail: String? = nil) {
     self.seq = seq

@@ -88,11 +88,19 @@ public enum ProjectFile {
       limits.maxVcpuRatio = reader.optional("max_vcpu_ratio").flatMap { context.ratio($0, "max_vcpu_ratio", in: 0.01...100) }
       limits.maxMemoryRatio = reader.optional("max_memory_ratio").flatMap { context.ratio($0, "max_memory_ratio", in: 0.01...100) }
       limits.maxDiskRatio = reader.optional("max_disk_ratio").flatMap { context.ratio($0, "max_disk_ratio", in: 0.01...100) }
+      let outage = reader.optional("outage_threshold").flatMap { n -> Double? in
+        guard let quantity = context.quantity(n, "outage_threshold", allowZero: false) else { return nil }
+        guard case .percent(let p) = quantity else {
+          context.error("spec.type", "outage_threshold must be a percentage from 1% to 100%, such as 50%", at: n)
+          return nil
+        }
+        return Double(p) / 100
+      }
       reader.finish(context: &context)
       guard let name, let uri, let nameNode else { continue }
       if entries.contains(where: { $0.name == name }) { context.error("spec.duplicate", "host \(name) is defined twice", at: nameNode) }
       if entries.contains(where: { $0.uri == uri }) { context.error("spec.duplicate", "host \(name) has the URI of another entry", at: nameNode) }
-      entries.append(HostEntry(name: name, uri: uri, imageDir: imageDir, limits: limits))
+      entries.append(HostEntry(name: name, uri: uri, imageDir: imageDir, limits: limits, outageThreshold: outage))
     }
     return entries
   }

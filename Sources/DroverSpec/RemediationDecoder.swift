@@ -68,7 +68,42 @@ enum RemediationDecoder {
     if let n = reader.optional("max_in_flight"), let v = context.integer(n, "max_in_flight", in: 1...100) { spec.maxInFlight = v }
     if let n = reader.optional("cooldown"), let v = context.timeSpan(n, "cooldown") { spec.cooldown = v }
     if let n = reader.optional("remediate_protected"), let v = context.boolean(n, "remediate_protected") { spec.remediateProtected = v }
+    if let n = reader.optional("repair_after"), let v = context.timeSpan(n, "repair_after") { spec.repairAfter = v }
+    if let n = reader.optional("repair_grace"), let v = context.timeSpan(n, "repair_grace", max: .minutes(60)) {
+      if v.milliseconds < 1000 { context.error("spec.range", "repair_grace must be at least 1s", at: n) } else { spec.repairGrace = v }
+    }
+    if let n = reader.optional("actions") { spec.actions = actions(n, context: &context) ?? spec.actions }
     reader.finish(context: &context)
     return spec
+  }
+
+  /// `actions: [resume, start, reset, replace]`: known rungs, each once, at least one; written in
+  /// any order, used gentlest first.
+  static func actions(_ node: YAMLNode, context: inout DecodeContext) -> [RepairRung]? {
+    guard case .sequence(let items) = node.content else {
+      context.error("spec.type", "actions must be a list such as [resume, start, reset, replace], not \(node.kindDescription)", at: node)
+      return nil
+    }
+    let known = RepairRung.allCases.map(\.rawValue)
+    var rungs: [RepairRung] = []
+    for item in items {
+      guard let name = context.string(item, "each item of actions") else { return nil }
+      guard let rung = RepairRung(rawValue: name) else {
+        context.error(
+          "spec.remediation.action", "unknown remediation action '\(name)'", at: item,
+          hint: nearest(name, in: known).map { "did you mean '\($0)'?" } ?? "one of: \(known.joined(separator: ", "))")
+        return nil
+      }
+      if rungs.contains(rung) {
+        context.error("spec.remediation.action", "remediation action '\(name)' is listed twice", at: item)
+        return nil
+      }
+      rungs.append(rung)
+    }
+    if rungs.isEmpty {
+      context.error("spec.remediation.action", "actions must name at least one of: \(known.joined(separator: ", "))", at: node)
+      return nil
+    }
+    return RepairRung.allCases.filter(rungs.contains)
   }
 }

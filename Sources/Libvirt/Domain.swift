@@ -148,6 +148,12 @@ public final class Domain: @unchecked Sendable {
   /// Asks the guest to shut down (ACPI). The corresponding C function is `virDomainShutdown`.
   public func shutdown() throws(LibvirtError) { try check(virDomainShutdown(pointer), "shutting down \(name)") }
 
+  /// Pauses a running domain. The corresponding C function is `virDomainSuspend`.
+  public func suspend() throws(LibvirtError) { try check(virDomainSuspend(pointer), "suspending \(name)") }
+
+  /// Resumes a paused domain. The corresponding C function is `virDomainResume`.
+  public func resume() throws(LibvirtError) { try check(virDomainResume(pointer), "resuming \(name)") }
+
   /// Stops the domain at once. The corresponding C function is `virDomainDestroy`.
   public func destroy() throws(LibvirtError) { try check(virDomainDestroy(pointer), "destroying \(name)") }
 

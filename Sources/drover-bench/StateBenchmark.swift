@@ -37,13 +37,24 @@ enum StateBenchmark {
       guard let held = try shared.acquireLock(name: "p", holder: holder, timeout: 0) else { throw BenchError("the lock was held") }
       held.release()
     }
-    let journal = try RolloutJournal(directory: local + "/journal", pool: "p", local: true)
+    let journal = try RolloutJournal(directory: local + "/journal", pool: "p", local: true, keyring: Keyring(project: "bench", key: RecordKey.generate(project: "bench")))
     let appendLocal = try median(200) { _ = try journal.append("r", .stepStarted, node: "p-1", step: "create") }
     let appendShared = try median(200) {
       _ = try shared.appendJournal(pool: "p") { seq, time in JournalRecord(seq: seq, time: time, rollout: "r", event: .stepStarted, node: "p-1", step: "create") }
     }
     lines.append(Report.time("lock acquire + release, PostgreSQL", lockShared, note: Report.ratio(lockShared, lockLocal, atMost: nil) + " (this = local flock)"))
     lines.append(Report.time("lock acquire + release, local", lockLocal))
+    // #38: the same append with the record sealed (JournalSeal over its number and fields), as
+    // RolloutJournal writes every record: what sealing adds per record.
+    let seal = JournalSeal(RecordKey.generate(project: project))
+    let appendSealed = try median(200) {
+      _ = try shared.appendJournal(pool: "p") { seq, time in
+        JournalIntegrity.seal(JournalRecord(seq: seq, time: time, rollout: "r", event: .stepStarted, node: "p-1", step: "create"), with: seal, pool: "p", prefix: "")
+      }
+    }
+    let sealing = (appendSealed - appendShared) * 1000
+    lines.append(
+      Report.time("one sealed journal append, PostgreSQL", appendSealed, note: "sealing adds \(String(format: "%.3f", sealing)) ms per record (target ≤ 1 ms): \(sealing <= 1 ? "MET" : "MISSED")"))
     lines.append(Report.time("one journal append, PostgreSQL", appendShared, note: Report.ratio(appendShared, appendLocal, atMost: nil) + " (this = local fsynced line)"))
     lines.append(Report.time("one journal append, local (fsync)", appendLocal))
 

@@ -283,6 +283,9 @@ extension BakeSystemTests {
     #expect(output.contains("the pool is back on demo@v2: \(pool)-1-g2=v2 \(pool)-2-g2=v2 \(pool)-3-g2=v2"), "rollback left the pool on v2")
     #expect(output.contains("Apply stopped: a rollout did not complete. Nodes: 1 added, 0 changed, 1 destroyed."), "the rollback's canary counted")
     #expect(output.contains("drift found the vCPU change"))
+    // #51: one repair hint: the demo prints the one `drover drift` gives for that change.
+    #expect(output.contains("its repair, as drift says: drover apply --target \(pool)-"), "\(output.suffix(2000))")
+    #expect(output.contains("fix:      drover apply --target \(pool)-") && output.contains("# restarts it, same disk"), "drift's own text says the same")
     // The summary: each step and its time, and the rollouts.
     let summary = output.components(separatedBy: "==> summary of demo run \(run)").last ?? ""
     for step in ["1. validate", "2. plan", "3. roll the pool", "4. a broken demo@v3", "5. drift", "6. clean up"] { #expect(summary.contains(step), "\(step): \(summary)") }

@@ -12,7 +12,7 @@ import Testing
 extension BakeSystemTests {
   final class DebianProject: VMTestProject {
     /// The shipped example's packages (examples/debian; ExampleSpecsTests keeps them equal).
-    static let packages = "[systemd-sysv, linux-image-amd64, openssh-server, cloud-init, qemu-guest-agent, ifupdown]"
+    static let packages = "[systemd-sysv, linux-image-amd64, openssh-server, cloud-init, qemu-guest-agent, ifupdown, dbus, sudo]"
     /// The public key the pool's nodes accept (its private half is never used here).
     var publicKey = ""
 
@@ -82,6 +82,54 @@ extension BakeSystemTests {
         "\(stateDir)/ssh/node-ssh", [command], in: dir, environment: ["DROVER_NODE_IP": address, "DROVER_NODE_HOSTKEY_ALIAS": alias])
     }
 
+    /// The repository's `examples/debian`, copied as the README tells a user to use it: its files
+    /// unchanged but for the public key put in place of the placeholder.
+    func shippedExample(publicKey: String) throws -> URL {
+      let target = dir.appendingPathComponent("example")
+      try FileManager.default.copyItem(at: Self.shippedExampleDir, to: target)
+      let pool = target.appendingPathComponent("pools/debian.yaml")
+      let text = try String(contentsOf: pool, encoding: .utf8)
+      #expect(text.components(separatedBy: Self.placeholderKey).count == 2, "the README's placeholder key is in the shipped pool")
+      try text.replacingOccurrences(of: Self.placeholderKey, with: publicKey).write(to: pool, atomically: true, encoding: .utf8)
+      return target
+    }
+
+    static let shippedExampleDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+      .appendingPathComponent("examples/debian")
+    static let placeholderKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE6x1B3y3hYbYbDWbQfXq9mUuY1dlX2rWkC9tQ9sQ0aS replace-me@example"
+
+    /// Every file the run used is the shipped one (the pool with only its key replaced), and the
+    /// run used every shipped file: a changed example fails here until this test runs it.
+    func expectShippedExampleUnchanged(_ used: URL, publicKey: String) throws {
+      let shipped = try Self.files(under: Self.shippedExampleDir), ran = try Self.files(under: used)
+      #expect(Set(shipped.keys).isSubset(of: Set(ran.keys)), "\(shipped.keys.sorted()) \(ran.keys.sorted())")
+      for (path, bytes) in shipped {
+        let expected = path == "pools/debian.yaml" ? Data(String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: Self.placeholderKey, with: publicKey).utf8) : bytes
+        #expect(ran[path] == expected, "\(path) differs from the shipped example")
+      }
+    }
+
+    static func files(under root: URL) throws -> [String: Data] {
+      var out: [String: Data] = [:]
+      let enumerator = FileManager.default.enumerator(atPath: root.path)
+      while let relative = enumerator?.nextObject() as? String {
+        var isDir: ObjCBool = false
+        let full = root.appendingPathComponent(relative).path
+        guard FileManager.default.fileExists(atPath: full, isDirectory: &isDir), !isDir.boolValue, !relative.hasPrefix("plans/") else { continue }
+        out[relative] = try Data(contentsOf: URL(fileURLWithPath: full))
+      }
+      return out
+    }
+
+    /// Removes the example's nodes so this test's own pool (also `deb`) starts from none.
+    func scaleToZero(_ example: URL) throws {
+      let pool = example.appendingPathComponent("pools/debian.yaml")
+      let text = try String(contentsOf: pool, encoding: .utf8).replacingOccurrences(of: "\nreplicas: 2\n", with: "\nreplicas: 0\n")
+      try text.write(to: pool, atomically: true, encoding: .utf8)
+      let removed = try run(["apply", "--auto-approve"], in: example)
+      #expect(removed.status == 0, "\(removed.output)")
+    }
+
     func cleanUp(_ connection: Connection) {
       try? pool(replicas: 0, image: "deb@v1")
       _ = try? run(["apply", "--auto-approve"])
@@ -104,9 +152,27 @@ extension BakeSystemTests {
     #expect(bad.output.contains("images/bad-v1.yaml:3:7") && bad.output.contains("package drover-no-such-package not found in Debian bookworm"), "\(bad.output)")
     try FileManager.default.removeItem(at: p.dir.appendingPathComponent("images/bad-v1.yaml"))
 
+    // #51: the README's Debian example exactly as a user runs it — its own files, only the public
+    // key put in, `drover bake` then `drover apply` answered "yes" at a terminal — bakes, and
+    // both nodes pass its own health checks (cloud-init's marker; `systemctl is-active ssh` over
+    // SSH as Drover's user). Its packages are this test's, so the layer is built once here.
+    let example = try p.shippedExample(publicKey: p.publicKey)
+    let exampleBake = try p.run(["bake"], in: example)
+    #expect(exampleBake.status == 0 && exampleBake.output.contains("packages: layer built"), "\(exampleBake.output)")
+    let exampleApply = try p.runAtTerminal(["apply"], answer: "yes", in: example)
+    #expect(exampleApply.status == 0 && exampleApply.output.contains("Apply complete"), "\(exampleApply.output)\n\(p.consoles().suffix(3000))")
+    if exampleApply.status == 0 {
+      // What the seed promises the node's users holds on this image: sudo without a password.
+      let node = try #require(try backend.connection.domain(named: "deb-1"))
+      let sudo = try p.onNode(node, alias: "\(node.name).\(node.uuid.lowercased())", "sudo -n id -un; systemctl is-active ssh")
+      #expect(sudo.status == 0 && sudo.output.contains("root\nactive"), "\(sudo.output)")
+    }
+    try p.expectShippedExampleUnchanged(example, publicKey: p.publicKey)
+    try p.scaleToZero(example)
+
     let v1 = try p.run(["bake", "deb@v1"])
     #expect(v1.status == 0, "\(v1.output)")
-    #expect(v1.output.contains("packages: layer built"), "\(v1.output)")
+    #expect(v1.output.contains("packages: layer reused"), "the example's packages are this recipe's: \(v1.output)")
     let m1 = try p.manifest("deb@v1")
     #expect(ImageNames.isFetchedKernel((m1.kernel as NSString).lastPathComponent), "the image's own kernel, content-addressed: \(m1.kernel)")
     let kernelSHA = try FileDigestCache.sha256(ofFile: m1.kernel), initrdSHA = try FileDigestCache.sha256(ofFile: m1.initrd)

@@ -21,7 +21,15 @@ extension BakeSystemTests {
         /bin/busybox --install -s /bin
         id=$(grep -o 'instance-id: [a-z0-9-]*' /dev/vdb 2>/dev/null | head -n 1 | cut -d' ' -f2)
         stop=$(grep -o "stop-heartbeat-after: $id [0-9]*" /dev/vdb 2>/dev/null | head -n 1 | cut -d' ' -f3)
-        echo "DROVER READY $id"
+        # Each boot is counted on the node's own disk: a node brought back on its disk counts on,
+        # a replacement starts at 1.
+        echo boot >> /boots; sync
+        echo "DROVER READY $id boot $(wc -l < /boots)"
+        # Faults the seed asks for, once per disk: a guest reboot, a clean power-off.
+        for fault in reboot poweroff; do
+          after=$(grep -o "$fault-after: $id [0-9]*" /dev/vdb 2>/dev/null | head -n 1 | cut -d' ' -f3)
+          if [ -n "$after" ] && [ ! -e /$fault-done ]; then (sleep "$after"; touch /$fault-done; sync; echo "DROVER $fault"; $fault -f) & fi
+        done
         n=0
         while [ -z "$stop" ] || [ "$n" -lt "$stop" ]; do n=$((n + 1)); echo "DROVER HEARTBEAT $n"; sleep 1; done
         echo "DROVER HEARTBEAT STOPPED"
@@ -38,7 +46,7 @@ extension BakeSystemTests {
         """.write(to: dir.appendingPathComponent("images/heal.yaml"), atomically: true, encoding: .utf8)
     }
 
-    func pool(maxUnhealthy: String = "1", inFlight: Int = 1) throws {
+    func pool(maxUnhealthy: String = "1", inFlight: Int = 1, extra: String = "", faults: String = "# stop-heartbeat-after: hs-2-g1 6") throws {
       try """
         name: hs
         hosts: [qemu:///system]
@@ -47,14 +55,21 @@ extension BakeSystemTests {
         resources: {memory: 160MiB}
         health: [{type: console, pattern: "DROVER READY", timeout: 60s, interval: 250ms, retries: 0}]
         heartbeat: {source: console, pattern: "DROVER HEARTBEAT [0-9]+", interval: 1s, missed: 3}
-        remediation: {unhealthy_after: 2s, max_unhealthy: \(maxUnhealthy), max_in_flight: \(inFlight)}
+        remediation: {unhealthy_after: 2s, max_unhealthy: \(maxUnhealthy), max_in_flight: \(inFlight), repair_grace: 15s\(extra)}
         upgrade: {health_timeout: 60s}
         cloud_init:
           user_data: |
             #cloud-config
-            # stop-heartbeat-after: hs-2-g1 6
+            \(faults)
 
         """.write(to: dir.appendingPathComponent("pools/hs.yaml"), atomically: true, encoding: .utf8)
+    }
+
+    /// The boots a node counted on its own disk, as its console shows the last one (libvirt
+    /// truncates the console when the domain starts; a guest's own reboot keeps it).
+    func boots(_ name: String) -> Int {
+      let log = (try? String(contentsOfFile: "\(consoleDir)/\(name).log", encoding: .isoLatin1)) ?? ""
+      return log.split(separator: "\n").last { $0.contains("DROVER READY") }.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
     }
 
     /// With more variables (`DROVER_CRASH_AT`).
@@ -103,34 +118,43 @@ extension BakeSystemTests {
     let first = try vmNodes(p)
     #expect(first.count == 3)
 
-    // 1. The guest of hs-2 (generation 1) stops beating 6 s after boot, as its seed tells it:
-    // replaced once silent 3 s and unhealthy 2 s, its drain forced; its replacement beats on.
-    let silent = try heal(p) { $0.first { $0.name == "hs-2" }?.generation == 2 }
+    // 1. The guest of hs-2 (generation 1) stops beating 6 s after each boot, as its seed tells
+    // it: first reset on its own disk (its second boot), and since it stops again, replaced
+    // once the reset's grace and unhealthy_after are over, its drain forced; the replacement beats on.
+    let silent = try heal(p, passes: 60) { $0.first { $0.name == "hs-2" }?.generation == 2 }
     #expect(silent.status == 0 && silent.output.contains("no heartbeat (console)") && silent.output.contains("drain forced"), "\(silent.output)")
+    #expect(silent.output.contains("reset hs-2: done (same domain, same disk)"), "the gentler rung first: \(silent.output)")
+    #expect(silent.output.contains("replace (DISCARDS DISK)"), "the rung that deletes a disk is marked: \(silent.output)")
     let afterSilence = try vmNodes(p)
     #expect(afterSilence.first { $0.name == "hs-2" }?.generation == 2)
     #expect(afterSilence.first { $0.name == "hs-1" }?.uuid == first[0].uuid && afterSilence.first { $0.name == "hs-3" }?.uuid == first[2].uuid, "the healthy nodes are untouched")
     try expectNoOrphan(p, "after a silent node's heal")
 
-    // 2. virsh destroy: replaced, in place, drain skipped.
+    // 2. virsh destroy: started again on its own disk (its second boot), nothing replaced.
     try backend.connection.domain(named: "hs-1")?.destroy()
-    let dead = try heal(p) { $0.first { $0.name == "hs-1" }?.generation == 2 }
-    #expect(dead.status == 0 && dead.output.contains("drain skipped"), "\(dead.output)")
+    let dead = try heal(p) { $0.first { $0.name == "hs-1" }?.id != nil }
+    #expect(dead.status == 0 && dead.output.contains("start hs-1: done (same domain, same disk)"), "\(dead.output)")
     let afterDeath = try vmNodes(p)
-    #expect(afterDeath.count == 3 && afterDeath.first { $0.name == "hs-1" }?.generation == 2 && afterDeath.first { $0.name == "hs-1" }?.uuid != first[0].uuid)
+    #expect(afterDeath.count == 3 && afterDeath.first { $0.name == "hs-1" }?.uuid == first[0].uuid && afterDeath.first { $0.name == "hs-1" }?.disk == first[0].disk)
     #expect(afterDeath.first { $0.name == "hs-2" }?.uuid == afterSilence.first { $0.name == "hs-2" }?.uuid, "the healed hs-2 keeps beating")
-    try expectNoOrphan(p, "after a dead node's heal")
+    try expectNoOrphan(p, "after a dead node's start")
 
-    // 3. All three destroyed, max_unhealthy 1: nothing replaced, exit 2, the reason said.
+    // 3. All three destroyed, max_unhealthy 1 (a wider outage): each is started on its own disk
+    // all the same — starting never makes a fleet worse — and none is replaced.
     for n in ["hs-1", "hs-2", "hs-3"] { try backend.connection.domain(named: n)?.destroy() }
     let outage = try p.run(["heal"])
-    #expect(outage.status == 2 && outage.output.contains("short-circuit") && outage.output.contains("wider outage"), "\(outage.output)")
-    #expect(try vmNodes(p).map(\.uuid) == afterDeath.map(\.uuid))
+    #expect(outage.status == 0 && outage.output.contains("wider outage, nothing is reset or replaced") && outage.output.components(separatedBy: ": done (same domain, same disk)").count == 4, "\(outage.output)")
+    #expect(try vmNodes(p).map(\.uuid) == afterDeath.map(\.uuid) && (try vmNodes(p)).allSatisfy { $0.id != nil })
 
-    // 4. max_unhealthy 100%, all three at once, killed with kill -9 after the first replacement
-    // was created: the rerun resumes that heal and converges, one domain per index.
-    try p.pool(maxUnhealthy: "100%", inFlight: 3)
-    Thread.sleep(forTimeInterval: 2)
+    // 4. A pool that only replaces (actions: [replace]), max_in_flight 3, hs-3 destroyed, killed
+    // with kill -9 after the replacement was created: the rerun resumes that heal and converges,
+    // one domain per index.
+    try p.pool(maxUnhealthy: "100%", inFlight: 3, extra: ", actions: [replace]")
+    try backend.connection.domain(named: "hs-3")?.destroy()
+    // One pass sees it down; dry runs until the replacement is due (after the grace of the
+    // start that step 3 ran on it, plus unhealthy_after).
+    #expect(try p.run(["heal"]).status == 2)
+    for _ in 0..<40 where !(try p.run(["heal", "--dry-run"]).output.contains("would replace (DISCARDS DISK)")) { Thread.sleep(forTimeInterval: 1) }
     let killed = try p.run(["heal"], extra: ["DROVER_CRASH_AT": "step-done:create"])
     #expect(killed.status != 0 && killed.status != 2, "killed: \(killed.output)")
     let rerun = try heal(p) { nodes in nodes.count == 3 && nodes.allSatisfy { $0.id != nil } }
@@ -145,7 +169,8 @@ extension BakeSystemTests {
     let yaml = p.dir.appendingPathComponent("pools/hs.yaml")
     let spec = try String(contentsOf: yaml, encoding: .utf8)
     try spec.replacingOccurrences(of: "heartbeat: {source: console, pattern: \"DROVER HEARTBEAT [0-9]+\", interval: 1s, missed: 3}", with: "heartbeat: {source: agent, interval: 1s, missed: 1}")
-      .replacingOccurrences(of: "max_unhealthy: 100%", with: "max_unhealthy: 0").write(to: yaml, atomically: true, encoding: .utf8)
+      .replacingOccurrences(of: "max_unhealthy: 100%", with: "max_unhealthy: 0").replacingOccurrences(of: ", actions: [replace]", with: "")
+      .write(to: yaml, atomically: true, encoding: .utf8)
     #expect(try p.run(["heal"]).status == 0, "the agent's grace starts now")
     Thread.sleep(forTimeInterval: 1.5)
     let silentAgent = try p.run(["heal"])
@@ -153,6 +178,52 @@ extension BakeSystemTests {
     #expect(try vmNodes(p).map(\.uuid) == end.map(\.uuid))
 
     let history = try p.run(["rollout", "history", "--json", "hs"])
-    #expect(history.output.components(separatedBy: "\"kind\":\"heal\"").count - 1 == 3, "three heals in the history: \(history.output)")
+    #expect(history.output.components(separatedBy: "\"kind\":\"heal\"").count - 1 == 2, "two heals (replacements) in the history: \(history.output)")
+  }
+
+  /// #36 on real VMs: a paused node is resumed, a guest reboot is survived, a node that powered
+  /// itself off is started on its own disk, and a host whose nodes all went down (a host
+  /// reboot: every node shut off) gets every node back on its own disk — none replaced. The
+  /// boots each node counted on its disk show which disk it runs on.
+  @Test func healBringsNodesBackOnTheirOwnDisksBeforeReplacingAny() throws {
+    let p = try HealProject()
+    defer { p.cleanUp(backend.connection) }
+    #expect(try p.run(["bake"]).status == 0)
+    // repair_after 8s: a guest's own reboot (a few seconds without beats) is never repaired.
+    try p.pool(extra: ", repair_after: 8s", faults: "# reboot-after: hs-2-g1 12\n    # poweroff-after: hs-3-g1 20")
+    let created = try p.run(["apply", "--auto-approve"])
+    #expect(created.status == 0, "\(created.output)")
+    let first = try vmNodes(p)
+    #expect(first.count == 3)
+
+    // A paused node (virsh suspend): resumed, the same boot of the same disk.
+    try backend.connection.domain(named: "hs-1")?.suspend()
+    let paused = try heal(p, passes: 40) { _ in (try? self.backend.connection.domain(named: "hs-1")?.state()) == .running }
+    #expect(paused.output.contains("resume hs-1: done (same domain, same disk)"), "\(paused.output)")
+    #expect(p.boots("hs-1") == 1, "no second boot: \(p.boots("hs-1"))")
+
+    // hs-2 reboots itself (on_reboot=restart): still running, its second boot on its disk.
+    // hs-3 powers itself off: started on its own disk.
+    var output = ""
+    for _ in 0..<90 {
+      let pass = try p.run(["heal"])
+      output += pass.output
+      if p.boots("hs-2") == 2 && p.boots("hs-3") == 2 && pass.status == 0 { break }
+      Thread.sleep(forTimeInterval: 1)
+    }
+    #expect(p.boots("hs-2") == 2 && p.boots("hs-3") == 2, "hs-2 \(p.boots("hs-2")), hs-3 \(p.boots("hs-3")): \(output.suffix(3000))")
+    #expect(!output.contains("reset hs-2") && !output.contains("DISCARDS DISK"), "a reboot is no death: \(output.suffix(3000))")
+    #expect(output.contains("start hs-3: done (same domain, same disk)"), "\(output.suffix(3000))")
+    #expect(try vmNodes(p).map(\.uuid) == first.map(\.uuid), "nothing replaced")
+
+    // A host reboot: every node shut off at once (nothing autostarts them). A wider outage for
+    // max_unhealthy and the host, yet each node is started on its own disk.
+    for n in ["hs-1", "hs-2", "hs-3"] { try backend.connection.domain(named: n)?.destroy() }
+    let rebooted = try p.run(["heal"])
+    #expect(rebooted.output.contains("host qemu:///system: OUTAGE") && rebooted.output.components(separatedBy: ": done (same domain, same disk)").count == 4, "\(rebooted.output)")
+    #expect(try vmNodes(p).map(\.uuid) == first.map(\.uuid) && (try vmNodes(p)).allSatisfy { $0.id != nil })
+    let back = try heal(p) { _ in p.boots("hs-1") == 2 && p.boots("hs-2") == 3 && p.boots("hs-3") == 3 }
+    #expect(back.status == 0 && p.boots("hs-1") == 2 && p.boots("hs-2") == 3 && p.boots("hs-3") == 3, "\(back.output.suffix(2000))")
+    try expectNoOrphan(p, "after every repair")
   }
 }

@@ -45,10 +45,6 @@ extension BakeSystemTests {
       try FileManager.default.copyItem(at: dir, to: copy)
       return copy
     }
-
-    func run(_ args: [String], in folder: URL) throws -> (status: Int32, output: String) {
-      try DroverProcess.run(binary, args, in: folder, environment: environment.mapValues { $0 })
-    }
   }
 
   static func schemaProblems(_ name: String, _ text: String) throws -> (Int32, String) {

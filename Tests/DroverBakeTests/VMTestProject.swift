@@ -40,6 +40,21 @@ class VMTestProject {
     try DroverProcess.run(binary, args, in: dir, environment: environment.mapValues { $0 })
   }
 
+  /// In another folder (a copy of a shipped example), with this test's environment.
+  @discardableResult
+  func run(_ args: [String], in folder: URL) throws -> (status: Int32, output: String) {
+    try DroverProcess.run(binary, args, in: folder, environment: environment.mapValues { $0 })
+  }
+
+  /// Runs drover on a terminal (a pseudo-terminal from script(1)) and types `answer` at its
+  /// prompt, as a person at a shell does: for commands that ask before they act.
+  func runAtTerminal(_ args: [String], answer: String, in folder: URL? = nil) throws -> (status: Int32, output: String) {
+    let command = ([binary] + args).map { "'\($0)'" }.joined(separator: " ")
+    return try DroverProcess.run(
+      "/bin/sh", ["-c", "printf '%s\\n' \"$ANSWER\" | script -qefc \"$COMMAND\" /dev/null"], in: folder ?? dir,
+      environment: environment.mapValues { $0 }.merging(["ANSWER": answer, "COMMAND": command]) { $1 })
+  }
+
   /// Removes the image pool and every folder of the project (its nodes must be gone already).
   func removeAll(_ connection: Connection) {
     if let p = try? connection.storagePool(named: imagePool) {

@@ -1,3 +1,5 @@
+import DroverBasics
+import DroverEngine
 import Foundation
 import Libvirt
 
@@ -31,6 +33,11 @@ final class CLIHarness {
   deinit { try? FileManager.default.removeItem(at: dir) }
 
   static func unique(_ prefix: String) -> String { "\(prefix)\(UInt32.random(in: 0..<100_000))" }
+
+  /// The project's key as its state folder holds it (the journal is sealed and checked with it).
+  func keyring() throws -> Keyring {
+    Keyring(project: project, key: try ProjectKeyStore.load(project: project, stateDirectory: dir.appendingPathComponent(".drover").path, environment: [:]))
+  }
 
   func writePool(_ name: String, replicas: Int, image: String = "demo@v1", extra: String = "") throws {
     try "name: \(name)\nhosts: [\(Self.uri)]\nreplicas: \(replicas)\nimage: \(image)\n\(extra)"

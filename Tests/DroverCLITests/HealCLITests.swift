@@ -13,7 +13,7 @@ import Testing
     let h: CLIHarness
     let pool: String
 
-    init(replicas: Int = 3, remediation: String = "{unhealthy_after: 0s, max_unhealthy: 1}", extra: String = "") throws {
+    init(replicas: Int = 3, remediation: String = "{unhealthy_after: 0s, max_unhealthy: 1, actions: [replace]}", extra: String = "") throws {
       h = try CLIHarness()
       pool = CLIHarness.unique("hl")
       try write(replicas: replicas, remediation: remediation, extra: extra)
@@ -53,7 +53,7 @@ import Testing
       try h.holder.storagePool(named: "drover-images")?.volumeNames().filter { $0.contains(".\(pool)-") && !$0.hasSuffix(".console") }.sorted() ?? []
     }
 
-    func journal() throws -> RolloutJournal { try RolloutJournal(directory: h.dir.appendingPathComponent(".drover/journal").path, pool: pool) }
+    func journal() throws -> RolloutJournal { try RolloutJournal(directory: h.dir.appendingPathComponent(".drover/journal").path, pool: pool, keyring: h.keyring()) }
 
     var hooks: String { (try? String(contentsOf: h.dir.appendingPathComponent("hooks.log"), encoding: .utf8)) ?? "" }
 
@@ -100,6 +100,91 @@ import Testing
     #expect(prom.contains("drover_heal_short_circuit{project=\"\(r.h.project)\",pool=\"\(r.pool)\"} 0"))
   }
 
+  /// #36: the gentlest repair first — a paused node is resumed, a shut-off one started, each the
+  /// same domain on the same overlay; `--dry-run --json` names the rung per node first.
+  @Test func pausedAndStoppedNodesAreBroughtBackOnTheirOwnDisks() throws {
+    let r = try HealHarness(remediation: "{unhealthy_after: 0s, max_unhealthy: 1}")
+    defer { try? r.cleanup() }
+    #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
+    let before = try r.nodes(), overlays = try r.overlays()
+    try r.h.holder.domain(named: "\(r.pool)-1")?.suspend()
+    try r.destroy(2)
+    let dry = try r.h.run(["heal", "--dry-run", "--json"])
+    #expect(dry.status == 2, "\(dry.stdout)")
+    #expect(dry.stdout.contains("\"action\":\"resume\"") && dry.stdout.contains("\"action\":\"start\"") && dry.stdout.contains("\"discards_disk\":false"), "\(dry.stdout)")
+    #expect(!dry.stdout.contains("\"discards_disk\":true"))
+    #expect(try r.nodes().mapValues(\.uuid) == before.mapValues(\.uuid) && (try r.h.holder.domain(named: "\(r.pool)-1")?.state()) == .paused, "a dry run changes nothing")
+    let healed = try r.h.run(["heal"])
+    #expect(healed.status == 0, "\(healed.stdout)\(healed.stderr)")
+    #expect(healed.stdout.contains("resume \(r.pool)-1: done (same domain, same disk)") && healed.stdout.contains("start \(r.pool)-2: done (same domain, same disk)"), "\(healed.stdout)")
+    #expect(try r.nodes().mapValues(\.uuid) == before.mapValues(\.uuid), "nothing replaced")
+    #expect(try r.overlays() == overlays, "every disk kept")
+    for i in 1...3 { #expect((try r.h.holder.domain(named: "\(r.pool)-\(i)")?.state()) == .running) }
+    #expect(r.hooks.isEmpty, "a repair on its own disk neither cordons nor drains")
+    #expect(try r.journal().rollouts().isEmpty, "repairs are no rollout: nothing for plan to wait on")
+    let again = try r.h.run(["heal"])
+    #expect(again.status == 0 && !again.stdout.contains(": done"), "\(again.stdout)")
+  }
+
+  /// #38: someone who can write the state folder appends a heal to the journal of a protected
+  /// pool — a replay of a real heal's rows under a new number, or a row without a seal. Each is
+  /// refused by name; neither `heal` nor `apply` touches a node; the record still says protected.
+  @Test func aForgedJournalRowIsRefusedAndNothingIsTouched() throws {
+    let r = try HealHarness()
+    let path = r.h.dir.appendingPathComponent(".drover/journal/\(r.pool).jsonl").path
+    var genuine = ""
+    defer {
+      try? genuine.write(toFile: path, atomically: true, encoding: .utf8)
+      // Unprotecting takes an apply of its own before the nodes can go.
+      try? r.write(replicas: 3, remediation: "{unhealthy_after: 0s, max_unhealthy: 1, actions: [replace]}")
+      _ = try? r.h.run(["apply", "--auto-approve"])
+      try? r.cleanup()
+    }
+    #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
+    try r.destroy(1)
+    #expect(try r.h.run(["heal"]).status == 0, "a real heal, journaled and sealed")
+    try r.write(replicas: 3, remediation: "{unhealthy_after: 0s, max_unhealthy: 1, actions: [replace]}", extra: "protect: true")
+    #expect(try r.h.run(["apply", "--auto-approve"]).status == 0, "the records say protect: true")
+    genuine = try String(contentsOfFile: path, encoding: .utf8)
+    let before = try r.nodes(), overlays = try r.overlays()
+    let lines = genuine.split(separator: "\n").map(String.init)
+    let started = try #require(lines.first { $0.contains("\"rollout-started\"") })
+    var row = try #require(try JSONSerialization.jsonObject(with: Data(started.utf8)) as? [String: Any])
+    row["seq"] = lines.count + 1
+    row["rollout"] = "heal-\(r.pool)-forged"
+    let replayed = String(decoding: try JSONSerialization.data(withJSONObject: row), as: UTF8.self)
+    row["mac"] = nil
+    let unsealed = String(decoding: try JSONSerialization.data(withJSONObject: row), as: UTF8.self)
+    for (forged, why) in [(replayed, "does not verify under project \(r.h.project)'s key"), (unsealed, "has no seal, after sealed records")] {
+      try (genuine + forged + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+      let named = "journal record \(lines.count + 1) of pool \(r.pool) (rollout heal-\(r.pool)-forged, rollout-started) \(why)"
+      for command in [["heal"], ["apply", "--auto-approve"], ["rollout", "status", r.pool]] {
+        let run = try r.h.run(command)
+        #expect(run.status == 1 && run.stderr.contains(named) && run.stderr.contains("nothing in this journal is acted on"), "\(command): \(run.stdout)\(run.stderr)")
+      }
+      #expect(try r.nodes().mapValues(\.uuid) == before.mapValues(\.uuid) && (try r.overlays()) == overlays, "nothing touched")
+    }
+    let record = try #require(try r.h.holder.domain(named: "\(r.pool)-2")?.metadata(namespace: "https://drover.dev/xmlns/node/1"))
+    #expect(record.contains("protect=\"true\""), "\(record)")
+    try genuine.write(toFile: path, atomically: true, encoding: .utf8)
+    #expect(try r.h.run(["heal"]).status == 0, "the genuine journal verifies again")
+  }
+
+  /// #38: the project key is withheld from every child (hooks, checks, drains), as the state
+  /// database's password is.
+  @Test func noChildSeesTheProjectKey() throws {
+    let r = try HealHarness(extra: "health: [{type: command, command: [\"/bin/sh\", \"-c\", \"env > $DROVER_NODE.env\"], timeout: 5s, interval: 100ms, retries: 0}]")
+    defer { try? r.cleanup() }
+    #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
+    let key = try r.h.run(["key", "export"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    #expect(key.hasPrefix("drover-key-1:"))
+    try r.h.writePool(r.pool, replicas: 4, extra: "health: [{type: command, command: [\"/bin/sh\", \"-c\", \"env > $DROVER_NODE.env\"], timeout: 5s, interval: 100ms, retries: 0}]\n")
+    let run = try r.h.run(["apply", "--auto-approve"], environment: ["DROVER_PROJECT_KEY": key])
+    #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+    let env = try String(contentsOf: r.h.dir.appendingPathComponent("\(r.pool)-4.env"), encoding: .utf8)
+    #expect(env.contains("DROVER_NODE=\(r.pool)-4") && !env.contains("DROVER_PROJECT_KEY") && !env.contains(String(key.suffix(64))), "\(env)")
+  }
+
   @Test func aWiderOutageShortCircuitsAndReplacesNothing() throws {
     let r = try HealHarness()
     defer { try? r.cleanup() }
@@ -119,7 +204,7 @@ import Testing
   @Test func protectedPoolsAreReportedNotRemediated() throws {
     let r = try HealHarness(extra: "protect: true")
     defer {
-      try? r.write(replicas: 3, remediation: "{unhealthy_after: 0s, max_unhealthy: 1}")
+      try? r.write(replicas: 3, remediation: "{unhealthy_after: 0s, max_unhealthy: 1, actions: [replace]}")
       try? r.cleanup()
     }
     #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
@@ -128,7 +213,7 @@ import Testing
     let run = try r.h.run(["heal"])
     #expect(run.status == 2 && run.stdout.contains("protected"), "\(run.stdout)")
     #expect(try r.nodes()["\(r.pool)-1"]?.uuid == before["\(r.pool)-1"]?.uuid)
-    try r.write(replicas: 3, remediation: "{unhealthy_after: 0s, max_unhealthy: 1, remediate_protected: true}", extra: "protect: true")
+    try r.write(replicas: 3, remediation: "{unhealthy_after: 0s, max_unhealthy: 1, remediate_protected: true, actions: [replace]}", extra: "protect: true")
     #expect(try r.h.run(["heal"]).status == 0)
     #expect(try r.nodes()["\(r.pool)-1"]?.uuid != before["\(r.pool)-1"]?.uuid)
   }
@@ -153,7 +238,7 @@ import Testing
     #expect(try r.overlays().count == 3)
     let heals = try r.journal().rollouts().filter { $0.kind == .heal }
     #expect(heals.count == 1 && heals.first?.done.count == 1, "one heal, one node: counted once")
-    #expect(HealEngine.remediations(stateDirectory: r.h.dir.appendingPathComponent(".drover").path, pool: r.pool) == 1)
+    #expect(HealEngine.remediations(stateDirectory: r.h.dir.appendingPathComponent(".drover").path, pool: r.pool, keyring: try r.h.keyring()) == 1)
   }
 
   /// A replacement that never becomes healthy: the heal fails (exit 3), its node is reported
@@ -163,7 +248,7 @@ import Testing
     defer { try? r.cleanup() }
     let gate = r.h.dir.appendingPathComponent("broken").path
     try r.write(
-      replicas: 3, remediation: "{unhealthy_after: 0s, max_unhealthy: 1}",
+      replicas: 3, remediation: "{unhealthy_after: 0s, max_unhealthy: 1, actions: [replace]}",
       extra: "health: [{type: command, command: [\"/bin/sh\", \"-c\", \"[ ! -e \(gate) ]\"], timeout: 2s, interval: 100ms, retries: 0}]\nupgrade: {health_timeout: 2s}")
     #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
     FileManager.default.createFile(atPath: gate, contents: Data())
@@ -180,7 +265,7 @@ import Testing
     let r = try HealHarness()
     defer { try? r.cleanup() }
     #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
-    try r.write(replicas: 4, remediation: "{unhealthy_after: 0s, max_unhealthy: 1}")
+    try r.write(replicas: 4, remediation: "{unhealthy_after: 0s, max_unhealthy: 1, actions: [replace]}")
     let planFile = r.h.dir.appendingPathComponent("scale.plan").path
     _ = try r.h.run(["plan", "--out", planFile])
     #expect(FileManager.default.fileExists(atPath: planFile))
@@ -197,7 +282,7 @@ import Testing
     defer { try? r.cleanup() }
     #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
     // A rollout journaled as in progress (an apply killed mid-upgrade).
-    try r.h.writePool(r.pool, replicas: 3, image: "demo@v2", extra: "remediation: {unhealthy_after: 0s, max_unhealthy: 1}\n")
+    try r.h.writePool(r.pool, replicas: 3, image: "demo@v2", extra: "remediation: {unhealthy_after: 0s, max_unhealthy: 1, actions: [replace]}\n")
     let killed = try r.h.run(["apply", "--auto-approve"], environment: ["DROVER_CRASH_AT": "rollout-started"])
     #expect(killed.status != 0)
     #expect(try r.journal().active()?.kind == .upgrade)

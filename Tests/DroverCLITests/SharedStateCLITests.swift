@@ -120,6 +120,62 @@ import Testing
     #expect(try c.a.run(["plan", "--detailed-exitcode"], environment: Self.env).status == 0)
   }
 
+  /// Runs one SQL statement on the test database as Drover's role; its output.
+  static func sql(_ statement: String) throws -> (status: Int32, output: String) {
+    let psql = Process()
+    psql.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+    psql.arguments = ["-h", "127.0.0.1", "-p", "54329", "-U", "drover", "-d", "drover", "-Atc", statement]
+    psql.environment = ["PGPASSWORD": Self.password, "PATH": "/usr/bin:/bin"]
+    let out = Pipe()
+    psql.standardOutput = out
+    psql.standardError = out
+    try psql.run()
+    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    psql.waitUntilExit()
+    return (psql.terminationStatus, text)
+  }
+
+  /// #38, the forgery the review found: with nothing but access to the state database, one
+  /// `INSERT` — a copy of a real heal's `rollout-started` row under a new number and a new id, its
+  /// seal kept or dropped, or the row's detail edited — never makes `heal` or `apply` act: each
+  /// is refused by name, the protected pool's nodes and disks stay as they are.
+  @Test func aForgedJournalRowInTheDatabaseIsNeverActedOn() throws {
+    let c = try TwoCheckouts()
+    defer {
+      _ = try? Self.sql("DELETE FROM drover_journal WHERE project = '\(c.project)' AND rollout LIKE '%forged%'")
+      c.cleanup()
+    }
+    let remediation = "remediation: {unhealthy_after: 0s, max_unhealthy: 1, actions: [replace]}\n"
+    for h in [c.a, c.b] { try h.writePool(c.pool, replicas: 2, extra: c.spec + remediation) }
+    #expect(try c.a.run(["apply", "--auto-approve"], environment: Self.env).status == 0)
+    try c.a.holder.domain(named: "\(c.pool)-1")?.destroy()
+    let healed = try c.a.run(["heal"], environment: Self.env)
+    #expect(healed.status == 0, "a real heal, sealed in the database: \(healed.stdout)\(healed.stderr)")
+    for h in [c.a, c.b] { try h.writePool(c.pool, replicas: 2, extra: c.spec + remediation + "protect: true\n") }
+    let names = try c.a.holder.allDomains().filter { $0.name.hasPrefix(c.pool + "-") }.map { "\($0.name)=\($0.uuid)" }.sorted()
+    #expect(try Self.sql("SELECT count(*) FROM drover_journal WHERE project = '\(c.project)' AND mac IS NULL").output.hasPrefix("0"), "every row sealed")
+    let copy = """
+      INSERT INTO drover_journal (project, pool, seq, time, rollout, event, node, step, detail, mac)
+      SELECT project, pool, (SELECT max(seq) + 1 FROM drover_journal WHERE project = '\(c.project)' AND pool = '\(c.pool)'), time,
+        rollout || '-forged', event, node, step, %DETAIL%, %MAC% FROM drover_journal
+      WHERE project = '\(c.project)' AND pool = '\(c.pool)' AND event = 'rollout-started' AND rollout LIKE 'heal-%'
+      """
+    for (detail, mac, why) in [
+      ("detail", "mac", "does not verify"), ("detail", "NULL", "has no seal, after sealed records"),
+      ("replace(detail, 'generation\":2', 'generation\":3')", "mac", "does not verify"),
+    ] {
+      let inserted = try Self.sql(copy.replacingOccurrences(of: "%DETAIL%", with: detail).replacingOccurrences(of: "%MAC%", with: mac))
+      #expect(inserted.status == 0 && inserted.output.contains("INSERT 0 1"), "\(inserted.output)")
+      for command in [["heal"], ["apply", "--auto-approve"]] {
+        let run = try c.b.run(command, environment: Self.env)
+        #expect(run.status == 1 && run.stderr.contains("of pool \(c.pool)") && run.stderr.contains(why) && run.stderr.contains("nothing in this journal is acted on"), "\(command): \(run.stdout)\(run.stderr)")
+      }
+      #expect(try c.a.holder.allDomains().filter { $0.name.hasPrefix(c.pool + "-") }.map { "\($0.name)=\($0.uuid)" }.sorted() == names, "no node touched")
+      _ = try Self.sql("DELETE FROM drover_journal WHERE project = '\(c.project)' AND rollout LIKE '%forged%'")
+    }
+    #expect(try c.b.run(["heal"], environment: Self.env).status == 0, "the genuine journal verifies")
+  }
+
   /// The database drops the apply's session while a node's health check runs: the next journal
   /// write fails, the apply stops with a clear error, and nothing was done that the journal does
   /// not know about — the next apply finishes the rollout.

@@ -66,6 +66,26 @@ import Testing
     #expect(closed?.contains("tcp check :1 failed") == true)
   }
 
+  /// #51: the failure names the most informative probe — the last one that ran to its end, with
+  /// its exit status and first lines — and how the probes failed; one the deadline cut off is
+  /// reported beside it, never instead of it.
+  @Test func aFailedCheckReportsTheLastCompletedProbeAndTheTally() throws {
+    let script = dir + "/flaky.sh"
+    try """
+      #!/bin/sh
+      n=$(cat \(dir)/count 2>/dev/null || echo 0); echo $((n + 1)) > \(dir)/count
+      if [ "$n" -lt 2 ]; then echo "Failed to connect to bus: No such file or directory"; echo "second line"; exit 1; fi
+      exec sleep 30
+
+      """.write(toFile: script, atomically: true, encoding: .utf8)
+    let failed = HealthChecker().unhealthyReason(
+      node, checks: [HealthCheckSpec(kind: .command(argv: ["/bin/sh", script]), timeout: .seconds(2), interval: TimeSpan(milliseconds: 100), retries: 0)],
+      deadline: Date().addingTimeInterval(5), shouldStop: { false })
+    let reason = try #require(failed)
+    #expect(reason.contains("failed 1 attempt (timeout 2s each, 3 probes: 2 failed, 1 timed out)"), "\(reason)")
+    #expect(reason.contains("): exit 1: Failed to connect to bus: No such file or directory | second line (the last probe was cut off by the deadline: exit"), "\(reason)")
+  }
+
   @Test func consoleCheckWaitsForTheMarker() throws {
     try "booting\n".write(toFile: dir + "/console.log", atomically: true, encoding: .utf8)
     #expect(check(.console(pattern: "DROVER READY v[0-9]+"), timeout: TimeSpan(milliseconds: 300))?.contains("pattern not seen") == true)

@@ -120,6 +120,21 @@ import Testing
     #expect(mismatch?.contains("output does not match /^nope$/") == true, "\(mismatch ?? "healthy")")
   }
 
+  /// #51: a check whose command fails says what the node said (its exit status and message) and
+  /// how the probes failed — not only the last probe, which the deadline may have cut off.
+  @Test func aFailedCheckShowsWhatTheNodePrinted() throws {
+    let web4 = node("web-4", console: try console("web-4", keys: [hostKey]))
+    let command = "echo 'Failed to connect to bus: No such file or directory' >&2; exit 1"
+    let reason = HealthChecker().unhealthyReason(
+      web4, checks: [HealthCheckSpec(kind: .ssh(command: command, outputPattern: "^active$"), timeout: .seconds(4), interval: TimeSpan(milliseconds: 200), retries: 0)],
+      deadline: Date().addingTimeInterval(30), shouldStop: { false })
+    let text = try #require(reason, "a failing command is never healthy")
+    #expect(text.contains("): exit 1: Failed to connect to bus: No such file or directory"), "\(text)")
+    #expect(text.range(of: #"\(timeout 4s each, \d+ probes?: \d+ failed(, 1 timed out)?\)"#, options: .regularExpression) != nil, "\(text)")
+    // A probe the deadline cut off is named beside the informative one, never instead of it.
+    if text.contains("timed out)") { #expect(text.contains("(the last probe was cut off by the deadline: exit"), "\(text)") }
+  }
+
   @Test func aHostWhoseKeyIsNotThePinnedOneIsNeverConnectedTo() throws {
     let other = try String(contentsOfFile: dir + "/other_ed25519.pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
     // The console shows a key the sshd at that address does not hold: refused at once.

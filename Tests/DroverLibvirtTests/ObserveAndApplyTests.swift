@@ -20,7 +20,7 @@ import Testing
     let images = NodeImages(catalogue: ImageCatalogue(directory: scratch + "/images"), poolName: "drover-images", consoleDirectory: scratch)
     let backend = world.backend
     let engine = ApplyEngine(
-      pools: pools, backends: [world.uri: world.backend], project: project, journalDirectory: scratch + "/journal",
+      pools: pools, backends: [world.uri: world.backend], project: project, journalDirectory: scratch + "/journal", keyring: world.backend.keyring,
       hooks: ApplyEngine.Hooks(prepare: { node, _ in try images.prepare(node, host: backend) }))
     return (plan, diagnostics, engine.run(plan))
   }

@@ -114,7 +114,7 @@ import Testing
   }
 
   static let rows: [Row] = {
-    let r = RemediationSpec(unhealthyAfter: .seconds(30), maxUnhealthy: .count(1), maxInFlight: 1, cooldown: .seconds(60))
+    let r = RemediationSpec(unhealthyAfter: .seconds(30), maxUnhealthy: .count(1), maxInFlight: 1, cooldown: .seconds(60)).only([.replace])
     func input(_ conditions: [NodeCondition], remediation: RemediationSpec = r, protected: Bool = false, active: ActiveRollout? = nil, lastHeal: Double? = nil)
       -> HealPoolInput
     {
@@ -147,7 +147,7 @@ import Testing
       Row(name: "unknown is never replaced", input: input([.unknown(reason: "host down"), .healthy]), verdict: "healthy", replace: [], left: []),
       Row(
         name: "a percentage counts the nodes that exist, not a scale-up not applied",
-        input: HealPoolInput(pool: "web", remediation: RemediationSpec(unhealthyAfter: .seconds(0), maxUnhealthy: .percent(50)), replicas: 10, protected: false, nodes: nodes([dead, dead])),
+        input: HealPoolInput(pool: "web", remediation: RemediationSpec(unhealthyAfter: .seconds(0), maxUnhealthy: .percent(50)).only([.replace]), replicas: 10, protected: false, nodes: nodes([dead, dead])),
         verdict: "short-circuit", replace: [], left: ["web-1", "web-2"]),
     ]
   }()
@@ -162,7 +162,7 @@ import Testing
   }
 
   @Test func oldestUnhealthyGoesFirst() {
-    var r = RemediationSpec(unhealthyAfter: .seconds(0), maxUnhealthy: .percent(100), maxInFlight: 1)
+    var r = RemediationSpec(unhealthyAfter: .seconds(0), maxUnhealthy: .percent(100), maxInFlight: 1).only([.replace])
     r.cooldown = .seconds(0)
     let input = HealPoolInput(
       pool: "web", remediation: r, replicas: 3, protected: false,
@@ -188,17 +188,17 @@ import Testing
 
   static let sequences: [Sequence] = [
     Sequence(
-      name: "heal: a node destroyed at 15s, unhealthy_after 30s, a pass every 10s", remediation: RemediationSpec(unhealthyAfter: .seconds(30), maxUnhealthy: .count(1)),
+      name: "heal: a node destroyed at 15s, unhealthy_after 30s, a pass every 10s", remediation: RemediationSpec(unhealthyAfter: .seconds(30), maxUnhealthy: .count(1)).only([.replace]),
       every: 10, until: 80, dies: [2: 15]),
     Sequence(
-      name: "heal: a heartbeat stops at 20s, interval 10s x 3, unhealthy_after 20s", remediation: RemediationSpec(unhealthyAfter: .seconds(20), maxUnhealthy: .count(1)),
+      name: "heal: a heartbeat stops at 20s, interval 10s x 3, unhealthy_after 20s", remediation: RemediationSpec(unhealthyAfter: .seconds(20), maxUnhealthy: .count(1)).only([.replace]),
       every: 10, until: 100, silentFrom: [3: 20]),
     Sequence(
-      name: "heal: 3 of 3 die at once, max_unhealthy 1", remediation: RemediationSpec(unhealthyAfter: .seconds(10), maxUnhealthy: .count(1)), every: 10, until: 60,
+      name: "heal: 3 of 3 die at once, max_unhealthy 1", remediation: RemediationSpec(unhealthyAfter: .seconds(10), maxUnhealthy: .count(1)).only([.replace]), every: 10, until: 60,
       dies: [1: 5, 2: 5, 3: 5]),
     Sequence(
       name: "heal: 2 die, max_in_flight 1, cooldown 30s",
-      remediation: RemediationSpec(unhealthyAfter: .seconds(10), maxUnhealthy: .percent(100), maxInFlight: 1, cooldown: .seconds(30)), every: 10, until: 100,
+      remediation: RemediationSpec(unhealthyAfter: .seconds(10), maxUnhealthy: .percent(100), maxInFlight: 1, cooldown: .seconds(30)).only([.replace]), every: 10, until: 100,
       dies: [1: 5, 3: 5]),
   ]
 
@@ -261,5 +261,15 @@ import Testing
     #expect(Self.simulate(Self.sequences[2]).allSatisfy { !$0.contains("remediate") })
     let limited = Self.simulate(Self.sequences[3]).filter { $0.contains("remediate") }
     #expect(limited.count == 2 && limited[0].hasSuffix("web-1") && limited[1].hasSuffix("web-3"))
+  }
+}
+
+extension RemediationSpec {
+  /// The spec with only these ladder rungs: the guards' tables predate the ladder and test
+  /// replacement alone (a pool may leave the repair rungs out).
+  func only(_ rungs: [RepairRung]) -> RemediationSpec {
+    var r = self
+    r.actions = rungs
+    return r
   }
 }

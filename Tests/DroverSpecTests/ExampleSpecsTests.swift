@@ -29,7 +29,7 @@ import Testing
       Issue.record("not a Debian base")
       return
     }
-    #expect(base.packages == ["cloud-init", "ifupdown", "linux-image-amd64", "openssh-server", "qemu-guest-agent", "systemd-sysv"])
+    #expect(base.packages == ["cloud-init", "dbus", "ifupdown", "linux-image-amd64", "openssh-server", "qemu-guest-agent", "sudo", "systemd-sysv"])
     #expect(set.pools.first?.spec.seeded == true && set.pools.first?.spec.image.description == "debian@12.1")
   }
 

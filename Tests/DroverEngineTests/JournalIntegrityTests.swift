@@ -1,0 +1,106 @@
+import DroverBasics
+import DroverEngine
+import DroverRollout
+import Foundation
+import Testing
+
+/// #38: every journal record is sealed, and a journal whose records do not all verify is refused
+/// by name — a forged, edited, replayed, reordered or cross-project row, or an unsealed row after
+/// sealed ones — on the local file (here) and in PostgreSQL (`SharedStateCLITests`).
+@Suite struct JournalIntegrityTests {
+  static let key = RecordKey(bytes: Array(repeating: 9, count: 32), project: "shop")
+  static let seal = JournalSeal(key)
+
+  static func record(_ seq: Int, _ event: JournalRecord.Event = .stepDone, rollout: String = "web-1", node: String? = "web-1", detail: String? = nil) -> JournalRecord {
+    JournalRecord(seq: seq, time: 1_700_000_000 + Double(seq), rollout: rollout, event: event, node: node, step: "create", detail: detail)
+  }
+
+  static func sealed(_ records: [JournalRecord], seal: JournalSeal = seal, pool: String = "web", prefix: String = "") -> [JournalRecord] {
+    records.map { JournalIntegrity.seal($0, with: seal, pool: pool, prefix: prefix) }
+  }
+
+  static func check(_ records: [JournalRecord], seal: JournalSeal? = seal) -> Result<JournalIntegrity.Checked, Diagnostic> {
+    JournalIntegrity.check(records, seal: seal, project: "shop", pool: "web")
+  }
+
+  static func refusal(_ records: [JournalRecord], seal: JournalSeal? = seal) -> String? {
+    if case .failure(let d) = check(records, seal: seal) { return d.code + ": " + d.message }
+    return nil
+  }
+
+  @Test func aSealedJournalVerifies() throws {
+    let journal = Self.sealed([Self.record(1, .rolloutStarted, detail: "{}"), Self.record(2), Self.record(3)])
+    #expect(journal.allSatisfy { $0.mac?.count == 64 })
+    #expect(Self.refusal(journal) == nil)
+  }
+
+  struct Tamper: CustomTestStringConvertible, Sendable {
+    var name: String
+    var expected: String
+    var apply: @Sendable ([JournalRecord]) -> [JournalRecord]
+    var testDescription: String { name }
+  }
+
+  static let tampering: [Tamper] = [
+    Tamper(name: "an edited row", expected: "journal record 2 of pool web (rollout web-1, step-done) does not verify") { j in
+      var j = j
+      j[1].node = "web-2"
+      return j
+    },
+    Tamper(name: "an edited time (a cooldown skipped)", expected: "journal record 3 of pool web") { j in
+      var j = j
+      j[2].time -= 3600
+      return j
+    },
+    Tamper(name: "a forged row with a made-up seal", expected: "journal record 4 of pool web (rollout heal-x, rollout-started) does not verify") { j in
+      var forged = record(4, .rolloutStarted, rollout: "heal-x", detail: "{}")
+      forged.mac = String(repeating: "ab", count: 32)
+      return j + [forged]
+    },
+    Tamper(name: "a row without a seal after sealed ones", expected: "journal record 4 of pool web (rollout heal-x, rollout-started) has no seal, after sealed records") { j in
+      j + [record(4, .rolloutStarted, rollout: "heal-x", detail: "{}")]
+    },
+    Tamper(name: "a replayed row under a new number", expected: "journal record 4 of pool web (rollout web-1, rollout-started) does not verify") { j in
+      var copy = j[0]
+      copy.seq = 4
+      return j + [copy]
+    },
+    Tamper(name: "a replayed row under its own number", expected: "is numbered 1 after 3: a replayed or reordered row") { j in j + [j[0]] },
+    Tamper(name: "a reordered journal", expected: "is numbered 2 after 3: a replayed or reordered row") { j in [j[0], j[2], j[1]] },
+    Tamper(name: "a row copied from another pool", expected: "journal record 4 of pool web") { j in
+      j + sealed([record(4)], pool: "db")
+    },
+    Tamper(name: "a row sealed for another project", expected: "journal record 4 of pool web") { j in
+      j + sealed([record(4)], seal: JournalSeal(RecordKey(bytes: Array(repeating: 9, count: 32), project: "other")))
+    },
+    Tamper(name: "a row sealed with another key", expected: "journal record 4 of pool web") { j in
+      j + sealed([record(4)], seal: JournalSeal(RecordKey(bytes: Array(repeating: 1, count: 32), project: "shop")))
+    },
+  ]
+
+  @Test(arguments: tampering) func tamperingIsRefusedByName(_ t: Tamper) throws {
+    let journal = Self.sealed([Self.record(1, .rolloutStarted, detail: "{}"), Self.record(2), Self.record(3)])
+    let why = try #require(Self.refusal(t.apply(journal)), "\(t.name) was accepted")
+    #expect(why.hasPrefix("state.journal-forged: ") && why.contains(t.expected) && why.contains("nothing in this journal is acted on"), "\(why)")
+  }
+
+  @Test func withoutTheKeyASealedJournalIsNeverActedOn() {
+    let why = Self.refusal(Self.sealed([Self.record(1)]), seal: nil)
+    #expect(why?.hasPrefix("records.no-key: ") == true, "\(why ?? "accepted")")
+  }
+
+  /// Records an older Drover wrote unsealed are accepted while no sealed record follows them (to
+  /// finish or abort the rollout in progress); every sealed record then binds them, so the legacy
+  /// prefix cannot be edited afterwards.
+  @Test func aLegacyPrefixIsAcceptedAndThenBound() throws {
+    let legacy = [Self.record(1, .rolloutStarted, detail: "{}"), Self.record(2)]
+    #expect(Self.refusal(legacy) == nil && Self.refusal(legacy, seal: nil) == nil, "an older Drover's journal is read as it is")
+    let prefix = JournalIntegrity.prefixDigest(legacy)
+    let journal = legacy + Self.sealed([Self.record(3, .completed)], prefix: prefix)
+    #expect(Self.refusal(journal) == nil)
+    if case .success(let good) = Self.check(journal) { #expect(good.prefix == prefix) }
+    var edited = journal
+    edited[0].detail = "{\"nodes\": []}"
+    #expect(Self.refusal(edited)?.contains("journal record 3 of pool web") == true, "an edit of the legacy prefix breaks every seal after it")
+  }
+}
