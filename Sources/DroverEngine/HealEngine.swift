@@ -35,7 +35,7 @@ public struct HealEngine: Sendable {
   /// (not on `--dry-run`). Only pools with `remediation:` are judged.
   public func decide(observed: ObservedWorld, now: Double, remember: Bool, outageThresholds: [String: Double] = [:]) throws -> HealPass {
     let healed = pools.filter { $0.remediation != nil }
-    let ledger = HealLedger(stateDirectory: stateDirectory)
+    let ledger = HealLedger(stateDirectory: stateDirectory, keyring: keyring)
     var memory: [String: [String: NodeMemory]] = [:]
     var active: [String: RolloutState] = [:]
     var lastHeal: [String: Double] = [:]

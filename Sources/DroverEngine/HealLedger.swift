@@ -8,16 +8,37 @@ import Foundation
 /// through a link planted in its place (`StateFile`).
 ///
 /// Why a file and not the journal: these are observations, not steps; losing them only restarts
-/// each node's grace (a node is replaced later, never sooner).
+/// each node's grace (a node is replaced later, never sooner) and its incident (the ladder starts
+/// again from its gentlest rung).
+///
+/// The ledger drives actions (which repair rung comes next), so it is sealed like the journal: a
+/// MAC under a key derived from the project key, bound to the project and the pool. A ledger that
+/// does not verify — edited, forged, copied from another pool — is read as empty, which is the safe
+/// direction: no incident, every grace restarted.
 public struct HealLedger: Sendable {
   public let directory: String
+  let keyring: Keyring?
 
-  public init(stateDirectory: String) { directory = stateDirectory + "/health" }
+  public init(stateDirectory: String, keyring: Keyring?) {
+    directory = stateDirectory + "/health"
+    self.keyring = keyring
+  }
 
   struct File: Codable {
     var formatVersion = "1"
     var nodes: [String: NodeMemory]
+    /// The seal over the nodes' canonical JSON, the project and the pool (nil: unsealed).
+    var mac: String?
   }
+
+  /// The canonical bytes a ledger's seal covers.
+  static func canonical(_ nodes: [String: NodeMemory]) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return (try? encoder.encode(nodes)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+  }
+
+  func fields(_ nodes: [String: NodeMemory], pool: String, project: String) -> [String?] { ["heal-ledger", project, pool, Self.canonical(nodes)] }
 
   public func path(pool: String) -> String { "\(directory)/\(pool).json" }
 
@@ -27,7 +48,9 @@ public struct HealLedger: Sendable {
   /// rendering, nor makes a node due sooner than a pass could have seen it).
   public func read(pool: String, now: Double = Date().timeIntervalSince1970) -> [String: NodeMemory] {
     guard case .success(let contents?) = StateFile.read(path(pool: pool), maxBytes: 4 << 20, tooLarge: "over 4 MiB"),
-      let file = try? JSONDecoder().decode(File.self, from: Data(contents.bytes))
+      let file = try? JSONDecoder().decode(File.self, from: Data(contents.bytes)),
+      let key = keyring?.key, let mac = file.mac,
+      JournalSeal(key).verifies(fields(file.nodes, pool: pool, project: key.project), mac: mac)
     else { return [:] }
     func clamp(_ t: Double) -> Double? { t.isFinite ? min(max(t, 0), now) : nil }
     return file.nodes.compactMapValues { m in
@@ -56,10 +79,12 @@ public struct HealLedger: Sendable {
         "heal.ledger", "cannot write the heal ledger of pool \(pool) in \(directory): \(why)", subject: "pool \(pool)",
         hint: "the state folder must be writable by Drover's user")
     }
-    do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch { throw refuse("\(error)") }
+    do { try StateFile.ownDirectory(directory) } catch { throw refuse(error.message) }
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
-    guard let data = try? encoder.encode(File(nodes: nodes)) else { throw refuse("cannot encode it") }
+    guard let key = keyring?.key else { throw refuse("this machine has no key for the project to seal it with") }
+    let mac = JournalSeal(key).mac(fields(nodes, pool: pool, project: key.project))
+    guard let data = try? encoder.encode(File(nodes: nodes, mac: mac)) else { throw refuse("cannot encode it") }
     if let problem = StateFile.replace(path(pool: pool), with: [UInt8](data), mode: 0o600) { throw refuse(problem.reason) }
   }
 }

@@ -88,7 +88,8 @@ enum HealBenchmark {
     let small = "healw"
     let unhealthyAfter = 2.0, interval = 1.0
     try FleetBenchmark.removeDomains(holder, prefix: small + "-")
-    try pool(small, replicas: 3, remediation: "{unhealthy_after: \(Int(unhealthyAfter))s, max_unhealthy: 1}")
+    // A pool that only replaces (#36: otherwise a destroyed node is started on its own disk).
+    try pool(small, replicas: 3, remediation: "{unhealthy_after: \(Int(unhealthyAfter))s, max_unhealthy: 1, actions: [replace]}")
     try FleetBenchmark.check(runProcess(drover, ["apply", "--auto-approve"], cwd: work, environment: env), "drover apply")
     let watch = try startProcess(drover, ["watch", "--interval", "\(Int(interval))s"], cwd: work, environment: env)
     defer {
@@ -122,9 +123,46 @@ enum HealBenchmark {
     lines.append("-- death to the start of its replacement under drover watch --interval \(Int(interval))s, unhealthy_after \(Int(unhealthyAfter))s (\(runs) deaths)")
     lines.append(Report.time("median", median, note: String(format: "unhealthy_after + one interval = %.1fs", target)))
     lines.append(Report.time("worst", worst, note: "target ≤ unhealthy_after + one interval (+ one pass's own time): " + (worst <= target + 0.5 ? "MET" : "MISSED")))
-    try pool(small, replicas: 0, remediation: "{}")
     kill(watch, SIGTERM)
     _ = awaitProcess(watch)
+
+    // 3. (#36) The ladder: the same deaths with every rung allowed — each node is started again
+    // on its own disk (its UUID and overlay kept) — against the replacements above.
+    try pool(small, replicas: 3, remediation: "{unhealthy_after: \(Int(unhealthyAfter))s, max_unhealthy: 1}")
+    let ladder = try startProcess(drover, ["watch", "--interval", "\(Int(interval))s"], cwd: work, environment: env)
+    defer {
+      kill(ladder, SIGTERM)
+      _ = awaitProcess(ladder)
+    }
+    var repairs: [Double] = []
+    var kept = 0
+    for round in 0..<runs {
+      Thread.sleep(forTimeInterval: 1.5)
+      let victim = "\(small)-\(round % 3 + 1)"
+      guard let domain = try holder.connection.domain(named: victim) else { throw BenchError("no domain \(victim)") }
+      let uuid = domain.uuid
+      let died = Date().timeIntervalSince1970
+      try domain.destroy()
+      let deadline = Date().addingTimeInterval(unhealthyAfter + 10 * interval + 30)
+      var back: Double?
+      while back == nil && Date() < deadline {
+        Thread.sleep(forTimeInterval: 0.02)
+        if (try? holder.connection.domain(named: victim)?.state()) == .running { back = Date().timeIntervalSince1970 }
+      }
+      guard let back else { throw BenchError("watch did not start \(victim) again") }
+      repairs.append(back - died)
+      if try holder.connection.domain(named: victim)?.uuid == uuid { kept += 1 }
+    }
+    let repairMedian = repairs.sorted()[repairs.count / 2]
+    lines.append("")
+    lines.append("-- death to running again on its own disk (the ladder's start rung) under the same watch (\(runs) deaths)")
+    lines.append(
+      Report.time(
+        "median", repairMedian,
+        note: "\(Report.ratio(repairMedian, median, atMost: 0.5)) (this = death to replacement); the same domain and disk \(kept) of \(runs) times"))
+    try pool(small, replicas: 0, remediation: "{}")
+    kill(ladder, SIGTERM)
+    _ = awaitProcess(ladder)
     try FleetBenchmark.check(runProcess(drover, ["apply", "--auto-approve"], cwd: work, environment: env), "drover apply (scale to 0)")
     return lines
   }

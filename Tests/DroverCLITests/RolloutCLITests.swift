@@ -197,6 +197,47 @@ final class RolloutHarness {
     try r.cleanup()
   }
 
+  /// #38: a rollout an older Drover started and journaled unsealed (its records without `mac`,
+  /// as before journals were sealed) is finished by the next apply, and aborted by `rollout
+  /// abort`; once sealed records follow it, an edit of those old records is refused by name.
+  @Test(arguments: [false, true])
+  func aRolloutJournaledBeforeSealingIsFinishedOrAborted(abort: Bool) throws {
+    let r = try RolloutHarness()
+    defer { try? r.cleanup() }
+    #expect(try r.h.run(["apply", "--auto-approve"]).status == 0)
+    try r.setImage("demo@v2")
+    let crashed = try r.h.run(["apply", "--auto-approve"], environment: ["DROVER_CRASH_AT": "step-done:health"])
+    #expect(crashed.status != 0)
+    // What an older Drover wrote: the same records, no seal.
+    let path = r.h.dir.appendingPathComponent(".drover/journal/\(r.pool).jsonl").path
+    let unsealed = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { line -> String in
+      var row = (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]) ?? [:]
+      row["mac"] = nil
+      return String(decoding: (try? JSONSerialization.data(withJSONObject: row, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
+    }
+    try (unsealed.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+    if abort {
+      let aborted = try r.h.run(["rollout", "abort", r.pool])
+      #expect(aborted.status == 3, "\(aborted.stdout)\(aborted.stderr)")
+      #expect(try r.nodes().allSatisfy { $0.image == "demo@v1" && $0.generation == 1 }, "the originals stay")
+    } else {
+      let finished = try r.h.run(["apply", "--auto-approve"])
+      #expect(finished.status == 0 && finished.stdout.contains("resuming rollout"), "\(finished.stdout)\(finished.stderr)")
+      let nodes = try r.nodes()
+      #expect(nodes.allSatisfy { $0.image == "demo@v2" }, "\(nodes)")
+    }
+    let journal = try r.journal()
+    #expect(try journal.checkedRollouts().last?.isActive == false, "the old rollout ended")
+    #expect(journal.records().contains { $0.mac != nil } && journal.records().contains { $0.mac == nil }, "old records, then sealed ones")
+    // The old records are bound by the sealed ones after them now: an edit is refused.
+    var lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+    lines[0] = lines[0].replacingOccurrences(of: "demo@v2", with: "demo@v3")
+    try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+    let refused = try r.h.run(["rollout", "status", r.pool])
+    #expect(refused.status == 1 && refused.stderr.contains("does not verify"), "\(refused.stdout)\(refused.stderr)")
+    try (unsealed.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+  }
+
   /// A hook that hangs, and a process it started in the background, are both gone when drain
   /// returns: the wait ended at the timeout by killing its process group, not by the hook ending.
   @Test func aDrainHookThatHangsIsKilledAtItsTimeout() throws {
