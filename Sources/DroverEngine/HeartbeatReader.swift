@@ -37,7 +37,9 @@ public enum HeartbeatReader {
     return result.withLock { $0 }
   }
 
-  static func signal(_ spec: HeartbeatSpec, endpoint ep: NodeEndpoint, backend: (any HostBackend)?) -> HeartbeatSignal {
+  /// One node's beat as read now: answered, silent (the node did not answer), or unavailable (it
+  /// could not be taken from here, which says nothing about the node).
+  public static func signal(_ spec: HeartbeatSpec, endpoint ep: NodeEndpoint, backend: (any HostBackend)?) -> HeartbeatSignal {
     switch spec.source {
     case .console(let pattern):
       guard let regex = try? Regex(pattern) else { return .token(nil) }
@@ -47,13 +49,13 @@ public enum HeartbeatReader {
       guard let path = ep.consoleLog, let (bytes, base) = tail(of: path) else { return .token(nil) }
       return .token(consoleToken(bytes, base: base, pattern: regex))
     case .agent:
-      guard let pinger = backend as? GuestAgentPinging else { return .silent("this host cannot reach guest agents") }
+      guard let pinger = backend as? GuestAgentPinging else { return .unavailable("this host cannot reach guest agents") }
       return pinger.pingAgent(node: ep.name).map(HeartbeatSignal.silent) ?? .answered
     case .ssh(let command):
       let deadline = Date().addingTimeInterval(max(5, min(30, spec.interval.seconds)))
       switch HealthChecker().probeSSH(command, nil, node: ep, deadline: deadline) {
       case .healthy: return .answered
-      case .notYet(let miss): return .silent(miss.description)
+      case .notYet(let miss): return miss.saysNothingAboutTheNode ? .unavailable(miss.description) : .silent(miss.description)
       case .never(let why): return .silent(why)
       }
     }

@@ -30,6 +30,19 @@ struct ProbeMiss: Equatable, Sendable {
 
   var description: String { firstLines.isEmpty ? what : "\(what): \(firstLines)" }
 
+  /// A miss on this side, not the node's: nothing to connect with yet (no pinned host key on this
+  /// machine, no address), or ssh failing before it reached the node (its key file, its
+  /// configuration). A node that refuses, resets or does not answer a connection is not this.
+  var saysNothingAboutTheNode: Bool {
+    switch kind {
+    case .waiting: return true
+    case .unreachable:
+      let nodeSide = ["Connection refused", "No route to host", "timed out", "Connection reset", "Connection closed", "Network is unreachable", "Permission denied"]
+      return !nodeSide.contains { firstLines.contains($0) || what.contains($0) }
+    default: return false
+    }
+  }
+
   /// Up to three non-empty lines, each at most 160 characters, joined with " | ".
   static func firstLines(of output: String) -> String {
     output.split(whereSeparator: \.isNewline).lazy.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.prefix(3)

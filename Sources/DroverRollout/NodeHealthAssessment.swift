@@ -22,6 +22,9 @@ public enum HeartbeatSignal: Sendable, Hashable {
   case answered
   /// Agent or SSH: no answer, with why.
   case silent(String)
+  /// The beat could not be taken from here (no pinned host key on this machine, no SSH key, a
+  /// local error): says nothing about the node — never a missed beat, never a reason to repair.
+  case unavailable(String)
 }
 
 /// What Drover remembers of a node between passes (the heal ledger): when its beat last
@@ -103,13 +106,18 @@ public func assessNode(
       m.lastBeat = now
     }
   case .answered: m.lastBeat = now
-  case .silent: break
+  case .silent, .unavailable: break
   }
   var reason: String?
   var since = now
   if let dead = deadState(signals.state) {
     reason = dead
     m.silentSeen = nil
+  } else if case .unavailable(let why) = signals.heartbeat {
+    // Nothing was learnt: the node is unknown this pass, as a node on an unreadable host is.
+    // Its memory stays as it was (its silence is not dated by a beat nobody could take).
+    let kept = remembered ?? m
+    return (.unknown(reason: "its heartbeat could not be taken from here: \(why)"), kept)
   } else if let spec = heartbeat {
     let silentFor = now - m.lastBeat
     if silentFor >= spec.silence.seconds {

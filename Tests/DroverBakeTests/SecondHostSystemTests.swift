@@ -75,7 +75,7 @@ extension BakeSystemTests {
       }
     }
 
-    func pool(replicas: Int, image: String = "twohost@v1") throws {
+    func pool(replicas: Int, image: String = "twohost@v1", extra: String = "") throws {
       try """
         name: \(pool)
         hosts: [h1, h2]
@@ -84,6 +84,7 @@ extension BakeSystemTests {
         resources: {memory: 160MiB}
         health: [{type: console, pattern: "DROVER READY", timeout: 90s, interval: 250ms, retries: 0}]
         upgrade: {canary: 1, waves: [2], max_surge: 1, max_unavailable: 0, health_timeout: 90s}
+        \(extra)
         """.write(to: dir.appendingPathComponent("pools/\(pool).yaml"), atomically: true, encoding: .utf8)
     }
 
@@ -217,5 +218,45 @@ extension BakeSystemTests {
     #expect(plan.status == 1, "\(plan.output)")
     #expect(plan.output.contains(SecondHost.libsshURI) && !plan.output.contains("keyfile"), "names the host, never its key: \(plan.output)")
     #expect(try nodes(on: try Connection.open(SecondHost.connectURI, timeout: 30), project: p.project).isEmpty)
+  }
+
+  /// #36, host outages on two real hosts: every node of the second host goes down at once, and
+  /// one of this host's. The second host is in outage — nothing there is replaced, the pass says
+  /// so and exits 2 — while this host's node is still healed; `start` (which keeps a disk) still
+  /// runs on the host in outage.
+  @Test(.enabled(if: SecondHost.available, "needs the second host (scripts/second-host)"))
+  func aHostWhoseNodesAllWentDownIsInOutageTheOtherIsStillHealed() throws {
+    let p = try TwoHostProject()
+    let h2 = try Connection.open(SecondHost.connectURI, timeout: 30)
+    defer { p.cleanUp(local: backend.connection) }
+    #expect(try p.run(["bake", "twohost@v1"]).status == 0)
+    let replaceOnly = "remediation: {unhealthy_after: 0s, max_unhealthy: 100%, max_in_flight: 4, actions: [replace]}"
+    try p.pool(replicas: 4, extra: replaceOnly)
+    let created = try p.run(["apply", "--auto-approve"])
+    #expect(created.status == 0, "\(created.output)")
+    let remote = try h2.allDomains().filter { $0.name.hasPrefix(p.pool + "-") }
+    let local = try backend.connection.allDomains().filter { $0.name.hasPrefix(p.pool + "-") }
+    #expect(remote.count == 2 && local.count == 2, "two nodes on each host")
+    let remoteUUIDs = remote.map(\.uuid).sorted()
+    for d in remote { try d.destroy() }
+    let victim = try #require(local.first)
+    let victimName = victim.name, victimUUID = victim.uuid
+    try victim.destroy()
+    let pass = try p.run(["heal"])
+    #expect(pass.status == 2, "nodes left unhealthy on the host in outage: \(pass.output)")
+    #expect(pass.output.contains("host \(SecondHost.uri): OUTAGE") && !pass.output.contains("host qemu:///system: OUTAGE"), "\(pass.output)")
+    #expect(pass.output.contains("in outage") && pass.output.contains("replace (DISCARDS DISK)"), "\(pass.output)")
+    #expect(try h2.allDomains().filter { $0.name.hasPrefix(p.pool + "-") }.map(\.uuid).sorted() == remoteUUIDs, "nothing replaced on the host in outage")
+    #expect(try h2.allDomains().filter { $0.name.hasPrefix(p.pool + "-") }.allSatisfy { (try? $0.state()) == .shutoff })
+    let byName = try backend.connection.domain(named: victimName)
+    let healedHere = try #require(try byName ?? backend.connection.allDomains().first { $0.name.hasPrefix(victimName + "-g") })
+    let healedState = try healedHere.state()
+    #expect(healedHere.uuid != victimUUID && healedState == .running, "this host's node was replaced")
+    // The gentlest rung keeps a disk, so it runs on a host in outage too.
+    try p.pool(replicas: 4, extra: "remediation: {unhealthy_after: 0s, max_unhealthy: 100%, max_in_flight: 4}")
+    let started = try p.run(["heal"])
+    #expect(started.output.components(separatedBy: ": done (same domain, same disk)").count == 3, "\(started.output)")
+    #expect(try h2.allDomains().filter { $0.name.hasPrefix(p.pool + "-") }.map(\.uuid).sorted() == remoteUUIDs)
+    #expect(try h2.allDomains().filter { $0.name.hasPrefix(p.pool + "-") }.allSatisfy { (try? $0.state()) == .running })
   }
 }

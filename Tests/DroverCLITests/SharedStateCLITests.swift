@@ -122,17 +122,9 @@ import Testing
 
   /// Runs one SQL statement on the test database as Drover's role; its output.
   static func sql(_ statement: String) throws -> (status: Int32, output: String) {
-    let psql = Process()
-    psql.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-    psql.arguments = ["-h", "127.0.0.1", "-p", "54329", "-U", "drover", "-d", "drover", "-Atc", statement]
-    psql.environment = ["PGPASSWORD": Self.password, "PATH": "/usr/bin:/bin"]
-    let out = Pipe()
-    psql.standardOutput = out
-    psql.standardError = out
-    try psql.run()
-    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    psql.waitUntilExit()
-    return (psql.terminationStatus, text)
+    try ToolProcess.run(
+      "/usr/bin/psql", ["-h", "127.0.0.1", "-p", "54329", "-U", "drover", "-d", "drover", "-Atc", statement],
+      environment: ["PGPASSWORD": Self.password, "PATH": "/usr/bin:/bin"])
   }
 
   /// #38, the forgery the review found: with nothing but access to the state database, one
@@ -183,16 +175,8 @@ import Testing
     let c = try TwoCheckouts()
     defer { c.cleanup() }
     let (first, _) = try c.startHeldRollout()
-    let psql = Process()
-    psql.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-    psql.arguments = [
-      "-h", "127.0.0.1", "-p", "54329", "-U", "drover", "-d", "drover", "-Atc",
-      "SELECT pg_terminate_backend(backend_pid) FROM drover_lock_holders WHERE project = '\(c.project)'",
-    ]
-    psql.environment = ["PGPASSWORD": Self.password, "PATH": "/usr/bin:/bin"]
-    try psql.run()
-    psql.waitUntilExit()
-    #expect(psql.terminationStatus == 0)
+    let terminated = try Self.sql("SELECT pg_terminate_backend(backend_pid) FROM drover_lock_holders WHERE project = '\(c.project)'")
+    #expect(terminated.status == 0, "\(terminated.output)")
     try c.open()
     #expect(ProcessLiveness.isGone(first.processIdentifier, within: 60), "the apply stopped")
     try FileManager.default.removeItem(at: c.a.dir.appendingPathComponent("hold"))

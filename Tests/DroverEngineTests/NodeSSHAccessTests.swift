@@ -1,6 +1,7 @@
 import DroverBasics
 import DroverEngine
 import DroverModel
+import DroverRollout
 import Foundation
 import Testing
 
@@ -133,6 +134,34 @@ import Testing
     #expect(text.range(of: #"\(timeout 4s each, \d+ probes?: \d+ failed(, 1 timed out)?\)"#, options: .regularExpression) != nil, "\(text)")
     // A probe the deadline cut off is named beside the informative one, never instead of it.
     if text.contains("timed out)") { #expect(text.contains("(the last probe was cut off by the deadline: exit"), "\(text)") }
+  }
+
+  /// #37: a beat that could not be taken here — no pinned host key on this machine — is
+  /// `unavailable`, judged `unknown`, never a missed beat; a node that answers is a beat, and one
+  /// that refuses the connection is silent.
+  @Test func aBeatThatCouldNotBeTakenIsUnknownNotSilence() throws {
+    let spec = HeartbeatSpec(source: .ssh(command: "true"), interval: .seconds(5), missed: 2)
+    let unpinned = node("web-5", console: try console("web-5", keys: []))
+    let signal = HeartbeatReader.signal(spec, endpoint: unpinned, backend: nil)
+    guard case .unavailable(let why) = signal else {
+      Issue.record("not unavailable: \(signal)")
+      return
+    }
+    #expect(why.contains("host keys are not on its console"), "\(why)")
+    var memory = NodeMemory(uuid: "u5", lastBeat: 0)
+    memory.source = "ssh"
+    let (condition, kept) = assessNode(NodeSignals(state: "running", heartbeat: signal), uuid: "u5", heartbeat: spec, memory: memory, now: 3600)
+    #expect(condition == .unknown(reason: "its heartbeat could not be taken from here: \(why)"), "an hour without a beat we could take is no death")
+    #expect(kept.lastBeat == 0 && kept.unhealthySince == nil)
+    let pinned = node("web-6", console: try console("web-6", keys: [hostKey]))
+    #expect(HeartbeatReader.signal(spec, endpoint: pinned, backend: nil) == .answered)
+    // The same node, its sshd gone (its port refuses): silent, the node's own doing.
+    var closed = pinned
+    closed.ssh = try NodeSSHAccess.prepare(stateDirectory: dir + "/state", project: "shop", identity: identity, user: "root", port: 1)
+    guard case .silent = HeartbeatReader.signal(spec, endpoint: closed, backend: nil) else {
+      Issue.record("a refused connection is silence")
+      return
+    }
   }
 
   @Test func aHostWhoseKeyIsNotThePinnedOneIsNeverConnectedTo() throws {
