@@ -25,7 +25,8 @@ struct HealCommand: ParsableCommand {
   @OptionGroup var heal: HealOptions
 
   func run() throws {
-    let status = HealSession(project: project, images: images, options: heal).pass()
+    var session = HealSession(project: project, images: images, options: heal)
+    let status = session.pass()
     if status != 0 { throw ExitCode(status) }
   }
 }
@@ -36,19 +37,24 @@ struct WatchCommand: ParsableCommand {
     commandName: "watch",
     abstract: "Run the heal pass every --interval until SIGTERM (for a service).",
     discussion: """
-      Each pass reads the specs and connects to the hosts afresh, so a host that went away is \
-      retried and an edited spec is picked up. A pass that fails is reported and the next one runs.
+      Each pass reads the specs and connects to the hosts and the state database afresh, so a \
+      host or database that went away is retried and an edited spec is picked up. A pass that \
+      fails (its state or a host could not be read) is reported and counted; after \
+      --max-failed-passes failed passes in a row, watch exits 1 so its service manager restarts it.
       """)
 
   @OptionGroup var project: ProjectOptions
   @OptionGroup var images: ImageOptions
   @OptionGroup var heal: HealOptions
   @Option(help: "Time between passes, e.g. 10s or 1m.") var interval: String = "30s"
+  @Option(help: "Failed passes in a row (state or a host not read) after which watch exits 1, for its service manager to restart it.")
+  var maxFailedPasses: Int = 3
 
   func validate() throws {
     guard let s = DurationArgument.seconds(interval), s >= 0.1, s <= 86_400 else {
       throw ValidationError("--interval must be a duration from 100ms to 24h, such as 10s or 1m")
     }
+    guard (1...1000).contains(maxFailedPasses) else { throw ValidationError("--max-failed-passes must be from 1 to 1000") }
   }
 
   func run() throws {
@@ -56,11 +62,26 @@ struct WatchCommand: ParsableCommand {
     let flag = InterruptFlag.install()
     var session = HealSession(project: project, images: images, options: heal)
     session.interrupt = flag
+    var failedInARow = 0
     while !flag.isSet {
-      let began = Date()
+      // The monotonic clock: a wall clock stepped backwards never stalls the loop.
+      let began = ProcessInfo.processInfo.systemUptime
+      SharedState.reconnect()
       _ = session.pass()
+      if session.lastPassFailed {
+        failedInARow += 1
+        session.failedPasses += 1
+        if failedInARow >= maxFailedPasses {
+          Report.diagnostics(
+            [.error("watch.failing", "\(failedInARow) heal passes in a row could not read their state or a host: watch stops so its service manager can restart it", hint: "see the errors above")],
+            sources: [], format: heal.json ? .json : .human, noColor: project.noColor)
+          throw ExitCode.failure
+        }
+      } else {
+        failedInARow = 0
+      }
       // Sleeps in short steps: SIGTERM ends the wait at once.
-      while !flag.isSet && Date().timeIntervalSince(began) < seconds { Thread.sleep(forTimeInterval: min(0.1, seconds)) }
+      while !flag.isSet && ProcessInfo.processInfo.systemUptime - began < seconds { Thread.sleep(forTimeInterval: min(0.1, seconds)) }
     }
   }
 }
@@ -86,8 +107,22 @@ struct HealSession {
   var images: ImageOptions
   var options: HealOptions
   var interrupt: InterruptFlag? = nil
+  /// Whether the last pass could not read its state or a host (watch counts them in a row).
+  var lastPassFailed = false
+  /// Failed passes of this process so far (`drover_heal_pass_failures_total`).
+  var failedPasses = 0
 
-  func pass() -> Int32 {
+  mutating func pass() -> Int32 {
+    // Failed until it has read its state and every host (an early error return is a failure).
+    lastPassFailed = true
+    unreadState = false
+    return run()
+  }
+
+  /// Whether this pass could not ask for a pool's lock (its state database down).
+  var unreadState = false
+
+  private mutating func run() -> Int32 {
     let format: DiagnosticFormat = options.json ? .json : .human
     let context: ProjectContext
     do { context = try ProjectContext.load(project, format: format, imagePool: images.imagePool) } catch {
@@ -106,6 +141,7 @@ struct HealSession {
       return 1
     }
     guard !healed.isEmpty else {
+      lastPassFailed = false
       if options.json {
         Output.jsonLine(["event": "summary", "kind": "heal", "format_version": HealPass.formatVersion, "exit_status": 0, "pools": [String]()])
       } else {
@@ -124,11 +160,16 @@ struct HealSession {
             pool: pool, directory: project.stateDirectory + "/locks", command: CommandLine.arguments.joined(separator: " "),
             timeout: DurationArgument.seconds(options.lockTimeout) ?? 0))
       } catch {
-        skipped[pool] = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"
+        let diagnostic = (error as? DiagnosticConvertible)?.diagnostics.first
+        skipped[pool] = diagnostic?.message ?? "\(error)"
+        // Held by another process is a pass's normal business; a lock that could not be asked
+        // for (the state database down) is a pass that could not read its state.
+        if diagnostic?.code != "apply.lock-held" { unreadState = true }
       }
     }
     defer { locks.removeAll() }
     let asRead = context.observeAsRead()
+    let unreadHost = !asRead.unreachable.isEmpty
     let observed = ProjectHosts.withoutAliases(asRead, declared: context.declaredHosts)
     let consoleDir = images.consoleDir
     let ssh: NodeSSHAccess?
@@ -178,13 +219,16 @@ struct HealSession {
     }
     if let textfile = options.textfile {
       do {
-        try HealMetrics.write(pass, failed: failed, dryRun: options.dryRun, stateDirectory: project.stateDirectory, keyring: context.keyring, to: textfile)
+        try HealMetrics.write(
+          pass, failed: failed, dryRun: options.dryRun, stateDirectory: project.stateDirectory, keyring: context.keyring,
+          failedPasses: failedPasses + ((unreadState || !asRead.unreachable.isEmpty) ? 1 : 0), to: textfile)
       } catch {
         report(error)
         if status == 0 { status = 1 }
       }
     }
     if options.json { Output.jsonLine(["event": "summary", "kind": "heal", "format_version": HealPass.formatVersion, "exit_status": Int(status)]) }
+    lastPassFailed = unreadState || unreadHost
     return status
   }
 

@@ -84,7 +84,7 @@ extension HealView {
 /// Prometheus textfile metrics of a heal pass (node_exporter's textfile collector reads them):
 /// written to a temporary file beside the target and renamed, so a scrape never sees half.
 enum HealMetrics {
-  static func write(_ pass: HealPass, failed: Set<String>, dryRun: Bool, stateDirectory: String, keyring: Keyring?, to path: String) throws {
+  static func write(_ pass: HealPass, failed: Set<String>, dryRun: Bool, stateDirectory: String, keyring: Keyring?, failedPasses: Int = 0, to path: String) throws {
     func label(_ s: String) -> String { PrometheusTextfile.escape(s) }
     let project = label(pass.project)
     var text = "# HELP drover_node_healthy 1 when the node is healthy after this pass, 0 when not (unknown nodes are left out).\n"
@@ -113,6 +113,8 @@ enum HealMetrics {
     for host in Set(pass.nodes.map(\.host)).sorted() {
       text += "drover_host_outage{project=\"\(project)\",host=\"\(label(host))\"} \(pass.outageHosts.contains(host) ? 1 : 0)\n"
     }
+    text += "# HELP drover_heal_pass_failures_total Passes of this process that could not read their state or a host.\n# TYPE drover_heal_pass_failures_total counter\n"
+    text += "drover_heal_pass_failures_total{project=\"\(project)\"} \(failedPasses)\n"
     text += "# HELP drover_heal_last_pass_timestamp_seconds When the last heal pass ran.\n# TYPE drover_heal_last_pass_timestamp_seconds gauge\n"
     text += "drover_heal_last_pass_timestamp_seconds{project=\"\(project)\"} \(wholeSeconds(pass.time))\n"
     do { try PrometheusTextfile.write(text, to: path) } catch {

@@ -60,6 +60,13 @@ public enum SharedState {
     }
   }
 
+  /// Drops the connected backend (its session closes once nothing uses it): the next use connects
+  /// afresh. `watch` does this before every pass, so a database that restarted, or a session it
+  /// dropped, is a pass's problem, never the service's for good.
+  public static func reconnect() {
+    slot.withLock { $0.backend = nil }
+  }
+
   /// Whether a shared backend is configured (without connecting).
   public static var isConfigured: Bool { slot.withLock { $0.connect != nil } }
 }

@@ -168,6 +168,111 @@ import Testing
     #expect(try c.b.run(["heal"], environment: Self.env).status == 0, "the genuine journal verifies")
   }
 
+  /// #37: `watch` as a service. Its state database is reached through a relay (a small TCP proxy
+  /// in front of the test server, so only watch's sessions are cut): while the relay is down every
+  /// pass fails and is counted; once it is back the next pass reconnects and heals a node that
+  /// died meanwhile. With the database down for good, watch exits 1 after --max-failed-passes.
+  @Test func watchReconnectsAfterItsDatabaseWentAwayAndExitsWhenItStaysAway() throws {
+    let h = try CLIHarness()
+    let pool = CLIHarness.unique("wr")
+    let relayPort = 30000 + Int.random(in: 0..<5000)
+    let relayScript = h.dir.appendingPathComponent("relay.py").path
+    try """
+      import asyncio, sys
+      async def pipe(r, w):
+          try:
+              while (data := await r.read(65536)):
+                  w.write(data); await w.drain()
+          except Exception: pass
+          finally: w.close()
+      async def serve(r, w):
+          try: ur, uw = await asyncio.open_connection("127.0.0.1", 54329)
+          except Exception: w.close(); return
+          await asyncio.gather(pipe(r, uw), pipe(ur, w))
+      async def main():
+          server = await asyncio.start_server(serve, "127.0.0.1", int(sys.argv[1]), reuse_address=True)
+          async with server: await server.serve_forever()
+      asyncio.run(main())
+      """.write(toFile: relayScript, atomically: true, encoding: .utf8)
+    func startRelay() throws -> Process {
+      let relay = Process()
+      relay.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+      relay.arguments = ["python3", relayScript, "\(relayPort)"]
+      relay.standardOutput = FileHandle.nullDevice
+      relay.standardError = FileHandle.nullDevice
+      try relay.run()
+      // Ready once it accepts a connection (a plain TCP connect, no child process per try).
+      for _ in 0..<200 {
+        if Self.accepts(port: relayPort) { break }
+        Thread.sleep(forTimeInterval: 0.05)
+      }
+      return relay
+    }
+    var relay = try startRelay()
+    let url = "postgres://drover@127.0.0.1:\(relayPort)/drover"
+    try "project: \(h.project)\nstate: {backend: postgres, url: \"\(url)\"}\n".write(to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
+    try h.writePool(pool, replicas: 2, extra: "remediation: {unhealthy_after: 0s, max_unhealthy: 1}\n")
+    // SIGKILL: a child of the test process inherits its blocked SIGTERM, so terminate() would wait forever.
+    func stop(_ p: Process) {
+      kill(p.processIdentifier, SIGKILL)
+      p.waitUntilExit()
+    }
+    defer {
+      stop(relay)
+      try? "project: \(h.project)\nstate: {backend: postgres, url: \"\(SharedStateCLITests.url)\"}\n".write(to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
+      try? h.writePool(pool, replicas: 0)
+      _ = try? h.run(["apply", "--auto-approve"], environment: Self.env)
+      _ = try? FileManager.default.removeItem(atPath: "/var/lib/drover/state/\(h.project)")
+    }
+    #expect(try h.run(["apply", "--auto-approve"], environment: Self.env).status == 0)
+    let watch = try h.start(["watch", "--interval", "200ms", "--max-failed-passes", "1000"], environment: Self.env)
+    defer {
+      watch.terminate()
+      watch.waitUntilExit()
+    }
+    Thread.sleep(forTimeInterval: 1)
+    // The database goes away (the relay and every session through it), a node dies meanwhile.
+    stop(relay)
+    let node = try #require(try h.holder.domain(named: "\(pool)-1"))
+    try node.destroy()
+    Thread.sleep(forTimeInterval: 1.5)
+    #expect(try node.state() == .shutoff, "no pass can heal while its state is unreachable")
+    // Back: the next pass connects afresh and starts the node on its own disk.
+    relay = try startRelay()
+    var healed = false
+    for _ in 0..<100 where !healed {
+      Thread.sleep(forTimeInterval: 0.1)
+      healed = (try? node.state()) == .running
+    }
+    #expect(healed, "watch healed again once its database was back")
+    #expect(watch.isRunning, "a few failed passes are no reason to stop")
+    watch.terminate()
+    watch.waitUntilExit()
+    // Down for good: three failed passes in a row, then exit 1 for the service manager.
+    stop(relay)
+    let failing = Pipe()
+    let stopped = try h.start(["watch", "--interval", "100ms", "--max-failed-passes", "3"], environment: Self.env, output: failing)
+    #expect(ProcessLiveness.isGone(stopped.processIdentifier, within: 60), "watch gave up")
+    stopped.waitUntilExit()
+    let said = String(decoding: failing.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    #expect(stopped.terminationStatus == 1 && said.contains("3 heal passes in a row could not read their state or a host"), "\(said.suffix(2000))")
+    relay = try startRelay()
+  }
+
+  /// Whether something accepts TCP connections on 127.0.0.1:`port`.
+  static func accepts(port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+  }
+
   /// The database drops the apply's session while a node's health check runs: the next journal
   /// write fails, the apply stops with a clear error, and nothing was done that the journal does
   /// not know about — the next apply finishes the rollout.
