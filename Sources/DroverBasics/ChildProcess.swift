@@ -100,7 +100,8 @@ public enum ChildProcess {
 
   /// Runs `argv` to its end or its deadline, output captured in files (never pipes: a child that
   /// leaves a background process holding them cannot make this wait). At the deadline its process
-  /// group gets SIGTERM, then SIGKILL a second later. Every wait for a child in Drover is this one.
+  /// group gets SIGTERM, then SIGKILL a second later. Every wait for a child in Drover is this one,
+  /// and each such child dies with Drover (`supervised`).
   public static func run(
     _ argv: [String], environment: [String: String] = [:], directory: String? = nil, separateErrors: Bool = false, timeout: Double,
     outputLimit: Int = Int.max
@@ -115,8 +116,11 @@ public enum ChildProcess {
     var withFiles = options
     withFiles.errorOutput = separateErrors ? errorPath : nil
     withFiles.directory = directory
+    // A missing or non-executable program is a failure to start, as posix_spawn reports it,
+    // not an exit code of the supervisor below.
+    if let error = unrunnable(argv[0], environment: environment, directory: directory) { return .failure(error) }
     let pid: pid_t
-    switch spawn(argv, withFiles) {
+    switch spawn(Self.supervised(argv, timeout: timeout), withFiles) {
     case .success(let started): pid = started
     case .failure(let error): return .failure(error)
     }
@@ -158,6 +162,50 @@ public enum ChildProcess {
     return .success(
       Finished(
         status: timedOut ? 124 : exitCode(status), output: read(outputPath), errors: separateErrors ? read(errorPath) : "", timedOut: timedOut))
+  }
+
+  /// `argv` under a supervisor that outlives no Drover: `setpriv --pdeathsig TERM` makes the
+  /// kernel send SIGTERM when the thread that started it (which waits for it) dies — `kill -9`,
+  /// the OOM killer — and `timeout` passes that signal to the child's whole process group, sends
+  /// SIGKILL a second later, and keeps the child's own deadline (2 s after Drover's, which
+  /// normally acts first) with no Drover alive. Without util-linux or coreutils (not on Debian)
+  /// the child runs bare.
+  static func supervised(_ argv: [String], timeout: Double) -> [String] {
+    guard supervisorsPresent else { return argv }
+    let seconds = Int(min(max(timeout, 0), 1e8).rounded(.up)) + 2
+    return ["/usr/bin/setpriv", "--pdeathsig", "TERM", "--", "/usr/bin/timeout", "-k", "1s", "\(seconds)s"] + argv
+  }
+
+  static let supervisorsPresent = access("/usr/bin/setpriv", X_OK) == 0 && access("/usr/bin/timeout", X_OK) == 0
+
+  /// Why `program` could not be started (ENOENT, EACCES), looked up as `execvp` would: on the
+  /// child's `PATH` when it has no slash, from `directory` when it is relative.
+  static func unrunnable(_ program: String, environment: [String: String], directory: String?) -> POSIXError? {
+    func runnable(_ path: String) -> Int32? {
+      var info = stat()
+      guard stat(path, &info) == 0 else { return errno }
+      if (info.st_mode & S_IFMT) == S_IFDIR { return EACCES }
+      return access(path, X_OK) == 0 ? nil : errno
+    }
+    let candidates: [String]
+    if program.isEmpty {
+      return POSIXError(.ENOENT)
+    } else if program.contains("/") {
+      if let directory, !program.hasPrefix("/") {
+        candidates = [directory + "/" + program]
+      } else {
+        candidates = [program]
+      }
+    } else {
+      let path = environment["PATH"] ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+      candidates = path.split(separator: ":", omittingEmptySubsequences: false).map { ($0.isEmpty ? "." : String($0)) + "/" + program }
+    }
+    var last: Int32 = ENOENT
+    for candidate in candidates {
+      guard let code = runnable(candidate) else { return nil }
+      if code == EACCES || last != EACCES { last = code }
+    }
+    return POSIXError(POSIXErrorCode(rawValue: last) ?? .ENOENT)
   }
 
   /// What a hook's or check's output is cut to (its end is kept).
