@@ -115,6 +115,10 @@ enum HealMetrics {
     }
     text += "# HELP drover_heal_pass_failures_total Passes of this process that could not read their state or a host.\n# TYPE drover_heal_pass_failures_total counter\n"
     text += "drover_heal_pass_failures_total{project=\"\(project)\"} \(failedPasses)\n"
+    text += "# HELP drover_abandoned_calls Calls to hosts abandoned at their deadlines whose threads still wait (bounded; a host with one is not called again until it answers).\n# TYPE drover_abandoned_calls gauge\n"
+    text += "drover_abandoned_calls{project=\"\(project)\"} \(Deadline.outstanding)\n"
+    text += "# HELP drover_abandoned_calls_total Calls to hosts this process abandoned at their deadlines.\n# TYPE drover_abandoned_calls_total counter\n"
+    text += "drover_abandoned_calls_total{project=\"\(project)\"} \(Deadline.abandonedTotal)\n"
     text += "# HELP drover_heal_last_pass_timestamp_seconds When the last heal pass ran.\n# TYPE drover_heal_last_pass_timestamp_seconds gauge\n"
     text += "drover_heal_last_pass_timestamp_seconds{project=\"\(project)\"} \(wholeSeconds(pass.time))\n"
     do { try PrometheusTextfile.write(text, to: path) } catch {

@@ -23,10 +23,12 @@ public struct NodeEndpoint: Sendable {
   public var ssh: NodeSSHAccess?
   public var hostKeyAlias: String?
 
-  /// The console so far, from the host or the local log.
+  /// The console so far, from the host or the local log: its first `ConsoleBound.head` bytes.
   func consoleBytes() -> [UInt8]? {
     if let readConsole { return readConsole() }
-    return consoleLog.flatMap { FileManager.default.contents(atPath: $0) }.map { [UInt8]($0) }
+    guard let consoleLog, let handle = FileHandle(forReadingAtPath: consoleLog) else { return nil }
+    defer { try? handle.close() }
+    return [UInt8]((try? handle.read(upToCount: Int(ConsoleBound.head))) ?? Data())
   }
 
   public init(name: String, host: String, pool: String, image: String, address: String? = nil, consoleLog: String? = nil) {
@@ -178,7 +180,7 @@ public struct HealthChecker: HealthProbing {
     // ssh itself exits 255 when it cannot connect or log in; the command's own status otherwise.
     if result.status == 255 { return .notYet(ProbeMiss(.unreachable, "ssh could not connect (exit 255)", output: output)) }
     guard result.status == 0 else { return .notYet(ProbeMiss(.failed, "exit \(result.status)", output: output)) }
-    if let pattern, let regex = try? Regex(pattern), !output.contains(regex) {
+    if let pattern, let regex = try? BoundedPattern(pattern), !regex.matches(output) {
       return .notYet(ProbeMiss(.wrongOutput, "output does not match /\(pattern)/", output: output))
     }
     return .healthy
@@ -190,9 +192,8 @@ public struct HealthChecker: HealthProbing {
     case .console(let pattern):
       guard let data = node.consoleBytes() else { return ProbeMiss(.waiting, "no console log yet") }
       // libvirt truncates a file serial console at every start, so the log is this boot's.
-      let text = String(decoding: data, as: UTF8.self)
-      guard let regex = try? Regex(pattern) else { return ProbeMiss(.failed, "invalid pattern") }
-      return text.contains(regex) ? nil : ProbeMiss(.waiting, "pattern not seen on the console yet")
+      guard let regex = try? BoundedPattern(pattern) else { return ProbeMiss(.failed, "invalid pattern") }
+      return ConsoleLines.anyMatches(data, regex) ? nil : ProbeMiss(.waiting, "pattern not seen on the console yet")
     case .tcp(let port):
       guard let address = node.address ?? node.resolveAddress?() else { return ProbeMiss(.waiting, "the node has no IP address yet") }
       return TCPProbe.connect(address, port: port, timeout: max(0.1, min(2, deadline.timeIntervalSinceNow))).map { ProbeMiss(.unreachable, $0) }
@@ -230,7 +231,7 @@ enum TCPProbe {
       let text = String(decoding: response, as: UTF8.self)
       let code = text.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) } ?? 0
       if code != status { return "HTTP status \(code), expected \(status)" }
-      if let body, let regex = try? Regex(body), !text.contains(regex) { return "body does not match /\(body)/" }
+      if let body, let regex = try? BoundedPattern(body), !regex.matches(text) { return "body does not match /\(body)/" }
       return nil
     }
   }

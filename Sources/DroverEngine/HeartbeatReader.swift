@@ -42,9 +42,9 @@ public enum HeartbeatReader {
   public static func signal(_ spec: HeartbeatSpec, endpoint ep: NodeEndpoint, backend: (any HostBackend)?) -> HeartbeatSignal {
     switch spec.source {
     case .console(let pattern):
-      guard let regex = try? Regex(pattern) else { return .token(nil) }
+      guard let regex = try? BoundedPattern(pattern) else { return .token(nil) }
       if let reader = backend as? ConsoleReading, reader.readsConsoles {
-        return .token(reader.consoleTail(of: ep.name, maxBytes: 65_536).flatMap { consoleToken($0.bytes, base: $0.base, pattern: regex) })
+        return .token(reader.consoleTail(of: ep.name, maxBytes: ConsoleBound.tail).flatMap { consoleToken($0.bytes, base: $0.base, pattern: regex) })
       }
       guard let path = ep.consoleLog, let (bytes, base) = tail(of: path) else { return .token(nil) }
       return .token(consoleToken(bytes, base: base, pattern: regex))
@@ -67,25 +67,14 @@ public enum HeartbeatReader {
     guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
     defer { try? handle.close() }
     guard let size = try? handle.seekToEnd() else { return nil }
-    let base = size > 65_536 ? size - 65_536 : 0
+    let base = size > ConsoleBound.tail ? size - ConsoleBound.tail : 0
     guard (try? handle.seek(toOffset: base)) != nil, let data = try? handle.readToEnd() else { return nil }
     return ([UInt8](data), base)
   }
 
   /// The last line matching `pattern`, with where it starts in the log: a new beat is a new
   /// token even when the guest prints the same words each time. Nil: no beat yet.
-  static func consoleToken(_ bytes: [UInt8], base: UInt64, pattern: Regex<AnyRegexOutput>) -> String? {
-    var lines: [Range<Int>] = []
-    var start = 0
-    for i in bytes.indices where bytes[i] == 0x0A {
-      lines.append(start..<i)
-      start = i + 1
-    }
-    if start < bytes.count { lines.append(start..<bytes.count) }
-    for range in lines.reversed() {
-      let line = String(decoding: bytes[range], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-      if !line.isEmpty, line.contains(pattern) { return "\(base + UInt64(range.lowerBound)) \(Terminal.printable(String(line.prefix(120))))" }
-    }
-    return nil
+  static func consoleToken(_ bytes: [UInt8], base: UInt64, pattern: BoundedPattern) -> String? {
+    ConsoleLines.last(in: bytes, matching: pattern).map { "\(base + UInt64($0.start)) \(Terminal.printable(String($0.line.prefix(120))))" }
   }
 }

@@ -182,8 +182,13 @@ extension LibvirtHostBackend: ImageHost {
     try read(pool: pool, name: name, from: { size in size > maxBytes ? size - maxBytes : 0 })
   }
 
-  /// Reads a volume from the offset `from` gives for its size.
-  func read(pool: String, name: String, from start: @escaping @Sendable (UInt64) -> UInt64) throws -> (bytes: [UInt8], base: UInt64)? {
+  /// The first `maxBytes` of a volume (a console log read for what its boot printed first).
+  public func readHead(pool: String, name: String, maxBytes: UInt64) throws -> [UInt8]? {
+    try read(pool: pool, name: name, from: { _ in 0 }, maxBytes: maxBytes)?.bytes
+  }
+
+  /// Reads a volume from the offset `from` gives for its size, at most `maxBytes` of it.
+  func read(pool: String, name: String, from start: @escaping @Sendable (UInt64) -> UInt64, maxBytes: UInt64 = .max) throws -> (bytes: [UInt8], base: UInt64)? {
     try guarded("reading \(name)") { [self] in
       do {
         return try withStreamPool(pool) { p -> (bytes: [UInt8], base: UInt64)? in
@@ -199,7 +204,7 @@ extension LibvirtHostBackend: ImageHost {
           guard size > offset else { return ([], offset) }
           var bytes: [UInt8] = []
           calls.record("download")
-          try volume.download(offset: offset, length: size - offset) { bytes += $0 }
+          try volume.download(offset: offset, length: min(size - offset, maxBytes)) { bytes += $0 }
           return (bytes, offset)
         }
       } catch let error as LibvirtError {

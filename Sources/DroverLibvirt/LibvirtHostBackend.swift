@@ -78,7 +78,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     // off for every host of a run that has a libssh one: the loop is process-wide.)
     let keepAlive = LibvirtHostBackend.usesLibssh(connectURI ?? uri) ? nil : keepAlive
     do {
-      let connection = try Connection.open(connectURI ?? uri, readOnly: readOnly, timeout: timeout, keepAlive: keepAlive?.connectionValue)
+      let connection = try openGuarded(uri, via: connectURI, readOnly: readOnly, timeout: timeout, keepAlive: keepAlive)
       let backend = LibvirtHostBackend(connection: connection, keyring: keyring, imagePool: imagePool, uri: uri)
       // Without keepalive: libvirt's client crashed in `virStreamFinish` when its keepalive
       // timer ran on the event-loop thread while a stream finished on another.
@@ -88,6 +88,23 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     } catch {
       throw HostError(uri: uri, operation: "cannot connect", libvirt: error)
     }
+  }
+
+  /// Opens the connection under `Deadline`, keyed by the host: a connect to a host whose earlier
+  /// call is still stuck (a frozen daemon, a `watch` pass after pass) fails at once instead of
+  /// leaving one more thread behind.
+  static func openGuarded(_ uri: String, via connectURI: String?, readOnly: Bool, timeout: Double, keepAlive: HostKeepAlive?) throws(LibvirtError) -> Connection {
+    let target = connectURI ?? uri
+    let opened: Connection?
+    do {
+      opened = try Deadline.run(seconds: timeout, key: uri) { try Connection.openBlocking(target, readOnly: readOnly, keepAlive: keepAlive?.connectionValue) }
+    } catch let error as LibvirtError {
+      throw error
+    } catch {
+      throw LibvirtError(code: .timedOut, message: "\(error)")
+    }
+    guard let opened else { throw LibvirtError(code: .timedOut, message: "no answer from \(uri) within \(Int(timeout))s") }
+    return opened
   }
 
   /// One bulk listing, then per domain one read: its persistent XML (plan: the ownership record
@@ -474,7 +491,12 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       throw HostError(uri: uri, operation: what, reason: "the host stopped answering while \(earlier); nothing more is done on it")
     }
     let limit = timeout ?? callTimeout
-    guard let result = try Deadline.run(seconds: limit, body) else {
+    let answer: T?
+    do { answer = try Deadline.run(seconds: limit, key: uri, body) } catch let stuck as Deadline.StillStuck {
+      stalled.withLock { $0 = $0 ?? what }
+      throw HostError(uri: uri, operation: what, reason: "\(stuck) (an earlier call to this host); nothing more is done on it")
+    }
+    guard let result = answer else {
       stalled.withLock { $0 = $0 ?? what }
       throw HostError(uri: uri, operation: what, reason: "no answer within \(Int(limit)) s\(timeout == nil ? " (--call-timeout)" : "")")
     }
@@ -551,7 +573,7 @@ extension LibvirtHostBackend: ConsoleReading {
 
   public func console(of node: String) -> [UInt8]? {
     guard consoleOnHost, let pool = imagePool else { return nil }
-    return (try? read(pool: pool, name: PoolVolumeNames.console(of: node), offset: 0)) ?? nil
+    return (try? readHead(pool: pool, name: PoolVolumeNames.console(of: node), maxBytes: ConsoleBound.head)) ?? nil
   }
 
   public func consoleTail(of node: String, maxBytes: UInt64) -> (bytes: [UInt8], base: UInt64)? {

@@ -20,7 +20,8 @@ public protocol GuestAgentPinging {
 /// A host whose nodes log their console into its own image pool (another machine's files):
 /// the console is read back through the host's connection.
 public protocol ConsoleReading {
-  /// The node's console log so far, or nil when this host's consoles are local files.
+  /// The node's console log so far — its first `ConsoleBound.head` bytes, never more — or nil
+  /// when this host's consoles are local files.
   func console(of node: String) -> [UInt8]?
   /// The last `maxBytes` of the node's console log and the offset they start at (heartbeats).
   func consoleTail(of node: String, maxBytes: UInt64) -> (bytes: [UInt8], base: UInt64)?
@@ -125,4 +126,15 @@ public struct NodeBoot: Sendable, Hashable, Codable {
     self.consoleLog = consoleLog
     self.consoleOnHost = consoleOnHost
   }
+}
+
+/// How much of a console log a reader takes: a guest can print without end, and what Drover
+/// looks for (host keys, a readiness line) comes early in a boot; heartbeats read a tail.
+public enum ConsoleBound {
+  /// The start of a boot's log read for host keys and console health checks.
+  public static let head: UInt64 = 8 << 20
+  /// The end of the log read for heartbeats.
+  public static let tail: UInt64 = 64 << 10
+  /// Bytes of one console line a pattern is matched against (the line's start).
+  public static let line = 4096
 }

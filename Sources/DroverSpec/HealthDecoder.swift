@@ -23,8 +23,8 @@ enum HealthDecoder {
       switch type {
       case "console":
         if let p = reader.required("pattern", context: &context), let pattern = context.string(p, "pattern") {
-          if (try? Regex(pattern)) == nil {
-            context.error("spec.regex", "pattern '\(pattern)' is not a valid regular expression", at: p)
+          if let why = PatternCheck.refusal(pattern) {
+            context.error("spec.regex", "pattern '\(pattern)' cannot be used: \(why)", at: p, hint: PatternCheck.hint)
           } else {
             kind = .console(pattern: pattern)
           }
@@ -39,8 +39,8 @@ enum HealthDecoder {
         let status = reader.optional("status").flatMap { context.integer($0, "status", in: 100...599) } ?? 200
         var body: String?
         if let b = reader.optional("body"), let pattern = context.string(b, "body") {
-          if (try? Regex(pattern)) == nil {
-            context.error("spec.regex", "body '\(pattern)' is not a valid regular expression", at: b)
+          if let why = PatternCheck.refusal(pattern) {
+            context.error("spec.regex", "body '\(pattern)' cannot be used: \(why)", at: b, hint: PatternCheck.hint)
           }
           body = pattern
         }
@@ -55,8 +55,8 @@ enum HealthDecoder {
       case "ssh":
         var output: String?
         if let o = reader.optional("output"), let pattern = context.string(o, "output") {
-          if (try? Regex(pattern)) == nil {
-            context.error("spec.regex", "output '\(pattern)' is not a valid regular expression", at: o)
+          if let why = PatternCheck.refusal(pattern) {
+            context.error("spec.regex", "output '\(pattern)' cannot be used: \(why)", at: o, hint: PatternCheck.hint)
           }
           output = pattern
         }

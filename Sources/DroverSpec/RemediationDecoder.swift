@@ -15,8 +15,8 @@ enum RemediationDecoder {
       case "console":
         let p = reader.optional("pattern")
         let pattern = p.flatMap { context.string($0, "pattern") } ?? "DROVER HEARTBEAT"
-        if (try? Regex(pattern)) == nil {
-          context.error("spec.regex", "pattern '\(pattern)' is not a valid regular expression", at: p ?? s)
+        if let why = PatternCheck.refusal(pattern) {
+          context.error("spec.regex", "pattern '\(pattern)' cannot be used: \(why)", at: p ?? s, hint: PatternCheck.hint)
         } else {
           source = .console(pattern: pattern)
         }

@@ -81,9 +81,7 @@ public final class Connection: @unchecked Sendable {
     let box = Box()
     let done = DispatchSemaphore(value: 0)
     let thread = Thread {
-      let p = readOnly ? virConnectOpenReadOnly(uri) : virConnectOpen(uri)
-      let result: Result<OpaquePointer, LibvirtError> =
-        p.map { .success($0) } ?? .failure(LibvirtError.last(fallback: "cannot connect to \(uri)"))
+      let result = openPointer(uri, readOnly: readOnly)
       box.lock.lock()
       if box.abandoned, case .success(let late) = result {
         virConnectClose(late)
@@ -106,7 +104,23 @@ public final class Connection: @unchecked Sendable {
     box.lock.lock()
     let result = box.result!
     box.lock.unlock()
-    let pointer = try result.get()
+    return connection(try result.get(), uri: uri, readOnly: readOnly, keepAlive: keepAlive)
+  }
+
+  /// Opens `uri` on the calling thread, with no deadline of its own: for a caller that runs it
+  /// under its own (one that keeps count of the calls it abandons).
+  public static func openBlocking(_ uri: String, readOnly: Bool = false, keepAlive: KeepAlive? = .standard) throws(LibvirtError) -> Connection {
+    Libvirt.initialize()
+    if keepAlive != nil { Libvirt.startEventLoop() }
+    return connection(try openPointer(uri, readOnly: readOnly).get(), uri: uri, readOnly: readOnly, keepAlive: keepAlive)
+  }
+
+  static func openPointer(_ uri: String, readOnly: Bool) -> Result<OpaquePointer, LibvirtError> {
+    let p = readOnly ? virConnectOpenReadOnly(uri) : virConnectOpen(uri)
+    return p.map { .success($0) } ?? .failure(LibvirtError.last(fallback: "cannot connect to \(uri)"))
+  }
+
+  static func connection(_ pointer: OpaquePointer, uri: String, readOnly: Bool, keepAlive: KeepAlive?) -> Connection {
     if let keepAlive, keepAlive.interval > 0 {
       // Fails only for drivers without keepalive (the in-process test driver): nothing to ping.
       _ = virConnectSetKeepAlive(pointer, keepAlive.interval, keepAlive.count)

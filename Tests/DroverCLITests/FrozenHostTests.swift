@@ -102,4 +102,47 @@ import Testing
       }
     }
   }
+
+  /// #37: `watch` against a host frozen mid-call, pass after pass: the first pass abandons the
+  /// stuck call; later passes refuse to call the host again while it is still out, so the
+  /// process does not gain a thread per pass (without the bound it gains one each pass: every
+  /// reconnect blocks behind the frozen relay and is abandoned at its deadline).
+  @Test func watchAgainstAFrozenHostDoesNotGrowItsThreads() throws {
+    let relay = try Relay()
+    let (h, pool) = try project(relay)
+    try "name: \(pool)\nhosts: [\"\(relay.uri)\"]\nreplicas: 1\nimage: demo@v1\nremediation: {unhealthy_after: 0s}\n"
+      .write(to: h.dir.appendingPathComponent("pools/\(pool).yaml"), atomically: true, encoding: .utf8)
+    let metrics = h.dir.appendingPathComponent("watch.prom").path
+    let watch = try h.start([
+      "watch", "--interval", "100ms", "--max-failed-passes", "1000", "--call-timeout", "1", "--connect-timeout", "1",
+      "--keepalive-interval", "0", "--textfile", metrics,
+    ], environment: ["DROVER_PROJECT_KEY": "drover-key-1:\(h.project):" + String(repeating: "5a", count: 32)])
+    defer {
+      kill(watch.processIdentifier, SIGKILL)
+      watch.waitUntilExit()
+    }
+    func metric(_ name: String) -> Int? {
+      let text = (try? String(contentsOfFile: metrics, encoding: .utf8)) ?? ""
+      return text.split(separator: "\n").first { $0.hasPrefix(name + "{") }.flatMap { $0.split(separator: " ").last }.flatMap { Int($0) }
+    }
+    func threads() -> Int {
+      let status = (try? String(contentsOfFile: "/proc/\(watch.processIdentifier)/status", encoding: .utf8)) ?? ""
+      return status.split(separator: "\n").first { $0.hasPrefix("Threads:") }.flatMap { Int($0.dropFirst(8).trimmingCharacters(in: .whitespaces)) } ?? 0
+    }
+    func waitForFailedPasses(_ n: Int) -> Bool {
+      for _ in 0..<1200 {
+        if let seen = metric("drover_heal_pass_failures_total"), seen >= n { return true }
+        Thread.sleep(forTimeInterval: 0.1)
+      }
+      return false
+    }
+    #expect(waitForFailedPasses(5), "five passes failed on the frozen host")
+    let early = threads()
+    #expect(waitForFailedPasses(25), "twenty more")
+    let late = threads()
+    #expect(watch.isRunning)
+    #expect(late <= early + 2, "threads after 5 failed passes: \(early), after 25: \(late)")
+    #expect((metric("drover_abandoned_calls") ?? 99) <= 2, "abandoned calls still out are bounded")
+    #expect((metric("drover_abandoned_calls_total") ?? 0) >= 1, "the stuck call was counted")
+  }
 }
