@@ -80,8 +80,12 @@ struct WatchCommand: ParsableCommand {
       } else {
         failedInARow = 0
       }
-      // Sleeps in short steps: SIGTERM ends the wait at once.
-      while !flag.isSet && ProcessInfo.processInfo.systemUptime - began < seconds { Thread.sleep(forTimeInterval: min(0.1, seconds)) }
+      // The wait is taken once and slept by count, in short steps: SIGTERM ends it at once.
+      var wait = WatchPacing.remaining(began: began, now: ProcessInfo.processInfo.systemUptime, interval: seconds)
+      while !flag.isSet && wait > 0 {
+        Thread.sleep(forTimeInterval: min(0.1, wait))
+        wait -= 0.1
+      }
     }
   }
 }
