@@ -169,13 +169,8 @@ extension BoundedPattern {
       index += 1
       guard let c = peek else { throw refuse("a pattern cannot end with '\\'", at: column) }
       index += 1
+      if let named = Self.classEscape(c) { return .set(named) }
       switch c {
-      case "d": return .set(.digit)
-      case "D": return .set(ScalarSet(ranges: ScalarSet.digit.ranges, negated: true))
-      case "w": return .set(.word)
-      case "W": return .set(ScalarSet(ranges: ScalarSet.word.ranges, negated: true))
-      case "s": return .set(.space)
-      case "S": return .set(ScalarSet(ranges: ScalarSet.space.ranges, negated: true))
       case "b": return .assert(.wordBoundary)
       case "B": return .assert(.notWordBoundary)
       case "A": return .assert(.start)
@@ -188,6 +183,19 @@ extension BoundedPattern {
       default:
         guard !ScalarSet.word.contains(c) else { throw refuse("unknown escape '\\\(c)'", at: column) }
         return .char(c)
+      }
+    }
+
+    /// `\d \D \w \W \s \S` as a set, or nil for any other escape.
+    static func classEscape(_ c: Unicode.Scalar) -> ScalarSet? {
+      switch c {
+      case "d": return .digit
+      case "D": return ScalarSet(ranges: ScalarSet.digit.ranges, negated: true)
+      case "w": return .word
+      case "W": return ScalarSet(ranges: ScalarSet.word.ranges, negated: true)
+      case "s": return .space
+      case "S": return ScalarSet(ranges: ScalarSet.space.ranges, negated: true)
+      default: return nil
       }
     }
 
@@ -220,19 +228,11 @@ extension BoundedPattern {
         if c == "\\" {
           guard let e = peek else { break }
           index += 1
+          if let named = Self.classEscape(e) {
+            set.ranges += named.negated ? ScalarSet(ranges: named.ranges).inverted : named.ranges
+            continue
+          }
           switch e {
-          case "d": set.ranges += ScalarSet.digit.ranges
-            continue
-          case "w": set.ranges += ScalarSet.word.ranges
-            continue
-          case "s": set.ranges += ScalarSet.space.ranges
-            continue
-          case "D": set.ranges += ScalarSet.digit.inverted
-            continue
-          case "W": set.ranges += ScalarSet.word.inverted
-            continue
-          case "S": set.ranges += ScalarSet.space.inverted
-            continue
           case "t": low = "\t"
           case "n": low = "\n"
           case "r": low = "\r"

@@ -12,10 +12,14 @@ import Synchronization
 public struct RecordKey: Sendable, Hashable {
   public let bytes: [UInt8]
   public let project: String
+  /// Names the key in every record it seals without revealing it: a record sealed with another
+  /// key is told apart from an edited one. Computed once (every record read compares it).
+  public let id: String
 
   public init(bytes: [UInt8], project: String) {
     self.bytes = bytes
     self.project = project
+    id = String(ContentDigest.of(Array("drover-key-id\n".utf8) + bytes).hex.prefix(16))
   }
 
   /// A fresh random 256-bit key.
@@ -23,9 +27,6 @@ public struct RecordKey: Sendable, Hashable {
     RecordKey(bytes: Array(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }), project: project)
   }
 
-  /// Names the key in every record it seals without revealing it: a record sealed with another
-  /// key is told apart from an edited one.
-  public var id: String { String(ContentDigest.of(Array("drover-key-id\n".utf8) + bytes).hex.prefix(16)) }
 
   /// HMAC-SHA-256 of `message`, lower-case hex.
   public func mac(_ message: [UInt8]) -> String {

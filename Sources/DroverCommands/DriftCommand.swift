@@ -40,7 +40,7 @@ struct DriftCommand: ParsableCommand {
     defer { PhaseTimings.report() }
     let context: ProjectContext
     do {
-      context = try ProjectContext.load(project, readOnly: true, format: json ? .json : .human, imagePool: images.imagePool)
+      context = try ProjectContext.load(project, readOnly: true, format: json ? .json : .human, imagePool: images.imagePool, keepAliveByDefault: false)
     } catch {
       try writeMetrics(findings: [], success: false, at: started)
       throw error

@@ -59,7 +59,7 @@ struct PlanCommand: ParsableCommand {
   func run() throws {
     PhaseTimings.start()
     defer { PhaseTimings.report() }
-    let context = try ProjectContext.load(project, format: json ? .json : .human, imagePool: images.imagePool)
+    let context = try ProjectContext.load(project, format: json ? .json : .human, imagePool: images.imagePool, keepAliveByDefault: false)
     let observed = context.observe()
     PhaseTimings.mark("observe")
     let (plan, diagnostics) = makePlan(

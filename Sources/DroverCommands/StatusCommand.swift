@@ -25,7 +25,8 @@ struct StatusCommand: ParsableCommand {
   func run() throws {
     // libvirt asks a guest agent only over a read-write connection (virDomainInterfaceAddresses
     // refuses the agent source on a read-only one); status still changes nothing.
-    let context = try ProjectContext.load(project, readOnly: output != .wide, format: json ? .json : .human, imagePool: images.imagePool)
+    let context = try ProjectContext.load(
+      project, readOnly: output != .wide, format: json ? .json : .human, imagePool: images.imagePool, keepAliveByDefault: false)
     let world = context.observe()
     let (plan, _) = makePlan(pools: context.specs.poolSpecs, observed: world, options: PlanOptions(project: project.projectName))
     let pending = Set(plan.actions.map(\.node))

@@ -12,10 +12,13 @@ enum DomainXMLReader {
   /// The shape from the persistent config XML and, for a running domain, the live XML.
   static func shape(config: String, live: String?) -> DomainShape {
     let c = XMLBytes(config)
-    let l = live.map(XMLBytes.init) ?? c
+    let vcpu = vcpus(c), maxVcpu = maxVcpus(c), memory = number(in: c, element: "memory")
+    // Without a live document the live figures are the config's: read once.
+    let l = live.map(XMLBytes.init)
+    let liveVcpu = l.map(vcpus) ?? vcpu
+    let liveMemory = l.map { number(in: $0, element: "currentMemory") ?? number(in: $0, element: "memory") } ?? (number(in: c, element: "currentMemory") ?? memory)
     return DomainShape(
-      vcpu: vcpus(c), maxVcpu: maxVcpus(c), memoryKiB: number(in: c, element: "memory") ?? 0, liveVcpu: vcpus(l),
-      liveMemoryKiB: number(in: l, element: "currentMemory") ?? number(in: l, element: "memory") ?? 0,
+      vcpu: vcpu, maxVcpu: maxVcpu, memoryKiB: memory ?? 0, liveVcpu: liveVcpu, liveMemoryKiB: liveMemory ?? 0,
       disks: disks(c), networks: networks(c), title: c.text(of: "title").map { XMLText.unescape(Substring($0)) })
   }
 
@@ -64,7 +67,7 @@ enum DomainXMLReader {
   static func text(in xml: String, element: String) -> String? { XMLBytes(xml).text(of: element) }
 
   static func number(in xml: XMLBytes, element: String) -> UInt64? {
-    xml.text(of: element).flatMap { UInt64($0.trimmingCharacters()) }
+    xml.trimmedText(of: element).flatMap { UInt64($0) }
   }
 
   /// `<vcpu current='N'>M</vcpu>` → N when present (the running count), else M.
@@ -74,7 +77,7 @@ enum DomainXMLReader {
   }
 
   static func maxVcpus(_ xml: XMLBytes) -> Int {
-    xml.text(of: "vcpu").flatMap { Int($0.trimmingCharacters()) } ?? 0
+    xml.trimmedText(of: "vcpu").flatMap { Int($0) } ?? 0
   }
 
   static func disks(_ xml: XMLBytes) -> [String] {
@@ -104,16 +107,21 @@ struct XMLBytes {
   /// Byte offset of the first `needle` at or after `from` (`memchr` for its first byte, then
   /// `memcmp`; glibc's `memmem` is not visible to Swift).
   func find(_ needle: String, from: Int = 0) -> Int? {
-    let n = Array(needle.utf8)
-    guard !n.isEmpty, from >= 0, from + n.count <= bytes.count else { return nil }
+    // A literal needle is contiguous UTF-8 already: no copy per search.
+    if let hit = needle.utf8.withContiguousStorageIfAvailable({ find(bytes: $0, from: from) }) { return hit }
+    return Array(needle.utf8).withUnsafeBufferPointer { find(bytes: $0, from: from) }
+  }
+
+  func find(bytes n: UnsafeBufferPointer<UInt8>, from: Int) -> Int? {
+    guard let first = n.first, let needle = n.baseAddress, from >= 0, from + n.count <= bytes.count else { return nil }
     return bytes.withUnsafeBufferPointer { hay -> Int? in
       let base = hay.baseAddress!
       let last = hay.count - n.count
       var i = from
       while i <= last {
-        guard let p = memchr(base + i, Int32(n[0]), last - i + 1) else { return nil }
+        guard let p = memchr(base + i, Int32(first), last - i + 1) else { return nil }
         let j = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(p))
-        if memcmp(base + j, n, n.count) == 0 { return j }
+        if memcmp(base + j, needle, n.count) == 0 { return j }
         i = j + 1
       }
       return nil
@@ -139,6 +147,16 @@ struct XMLBytes {
   func startTag(of element: String) -> String? {
     guard let open = openTag(of: element), let gt = find(">", from: open) else { return nil }
     return string(open, gt + 1)
+  }
+
+  /// `text(of:)` without leading and trailing spaces and newlines, trimmed on the bytes.
+  func trimmedText(of element: String) -> String? {
+    guard let open = openTag(of: element), let gt = find(">", from: open) else { return nil }
+    guard let close = find("</\(element)>", from: gt) else { return nil }
+    var from = gt + 1, to = close
+    while from < to && (bytes[from] == 0x20 || bytes[from] == 0x0A) { from += 1 }
+    while to > from && (bytes[to - 1] == 0x20 || bytes[to - 1] == 0x0A) { to -= 1 }
+    return string(from, to)
   }
 
   func text(of element: String) -> String? {

@@ -150,6 +150,13 @@ public enum OwnershipMetadata {
     return Reading(ownership: o, trust: trust, digest: digest)
   }
 
+  /// UUIDs compared ignoring ASCII case, on the bytes (`lowercased()` is Unicode-aware and was
+  /// a visible part of reading 1,000 records).
+  static func sameUUID(_ a: String, _ b: String) -> Bool {
+    a.utf8.count == b.utf8.count
+      && zip(a.utf8, b.utf8).allSatisfy { x, y in x == y || ((x | 0x20) == (y | 0x20) && (x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A) }
+  }
+
   static func check(_ root: XMLTag, labels: [String: String], record o: NodeOwnership, name: String, uuid: String, host: String, key: RecordKey?)
     -> RecordTrust
   {
@@ -162,7 +169,7 @@ public enum OwnershipMetadata {
       guard let stored = root["seal"] else { return .legacy }
       return legacySeal(attrs, labels: labels) == stored ? .legacy : .mismatch("its record was edited by hand (its seal does not match)")
     }
-    if (root["uuid"] ?? "").lowercased() != uuid.lowercased() {
+    if !Self.sameUUID(root["uuid"] ?? "", uuid) {
       return .mismatch("its record is bound to UUID \(root["uuid"] ?? "none"), not this domain's \(uuid): it looks like a copy of \(o.node) (a clone, or dumpxml and define)")
     }
     if root["host"] != host {

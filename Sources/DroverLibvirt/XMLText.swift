@@ -27,7 +27,7 @@ enum XMLText {
   static func text(_ s: String) -> String { attribute(s) }
 
   static func unescape(_ s: Substring) -> String {
-    guard s.contains("&") else { return String(s) }
+    guard s.utf8.contains(UInt8(ascii: "&")) else { return String(s) }
     var out = ""
     var i = s.startIndex
     while i < s.endIndex {

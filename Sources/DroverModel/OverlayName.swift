@@ -40,17 +40,59 @@ public struct OverlayName: Sendable, Hashable {
   public var seed: OverlayName { OverlayName(project: project, pool: pool, index: index, generation: generation, kind: .seed) }
 
   /// The parts of a volume name, or nil when it is not named like a Drover overlay.
+  ///
+  /// Only the canonical spelling is Drover's (`web-01` or `g+1` never is). Read byte by byte:
+  /// every observe, plan and fingerprint parses each volume of the pool (thousands per run).
   public init?(volume: String) {
-    let parts = volume.split(separator: ".", omittingEmptySubsequences: false)
-    guard parts.count == 5, parts[0] == "drover", let kind = Kind(rawValue: String(parts[4])), !parts[1].isEmpty, parts[3].hasPrefix("g"),
-      let generation = Int(parts[3].dropFirst()), generation > 0,
-      let dash = parts[2].lastIndex(of: "-"), let index = Int(parts[2][parts[2].index(after: dash)...]), index > 0
+    guard
+      let parsed = volume.utf8.withContiguousStorageIfAvailable({ Self.parse($0) })
+        ?? Array(volume.utf8).withUnsafeBufferPointer({ Self.parse($0) })
     else { return nil }
-    let pool = String(parts[2][..<dash])
-    guard PoolName.isValid(pool), ProjectName.isValid(String(parts[1])), index < 1 << 31, generation < 1 << 31 else { return nil }
-    self.init(project: String(parts[1]), pool: pool, index: index, generation: generation, kind: kind)
-    // Only the canonical spelling is Drover's: `web-01` or `g+1` never is.
-    guard self.volume == volume else { return nil }
+    self = parsed
+  }
+
+  static func parse(_ b: UnsafeBufferPointer<UInt8>) -> OverlayName? {
+    // drover . project . pool-index . g generation . kind
+    var dots: [Int] = []
+    dots.reserveCapacity(4)
+    for i in b.indices where b[i] == UInt8(ascii: ".") {
+      dots.append(i)
+      if dots.count > 4 { return nil }
+    }
+    guard dots.count == 4 else { return nil }
+    let start = b.startIndex, end = b.endIndex
+    let head = start..<dots[0], projectRange = (dots[0] + 1)..<dots[1], nodeRange = (dots[1] + 1)..<dots[2]
+    let generationRange = (dots[2] + 1)..<dots[3], kindRange = (dots[3] + 1)..<end
+    guard b[head].elementsEqual("drover".utf8) else { return nil }
+    let kind: Kind
+    if b[kindRange].elementsEqual("qcow2".utf8) {
+      kind = .disk
+    } else if b[kindRange].elementsEqual("seed".utf8) {
+      kind = .seed
+    } else {
+      return nil
+    }
+    guard ProjectName.isValid(bytes: b[projectRange]) else { return nil }
+    guard generationRange.count > 1, b[generationRange.lowerBound] == UInt8(ascii: "g"),
+      let generation = canonicalPositive(b[(generationRange.lowerBound + 1)..<generationRange.upperBound])
+    else { return nil }
+    guard let dash = b[nodeRange].lastIndex(of: UInt8(ascii: "-")), let index = canonicalPositive(b[(dash + 1)..<nodeRange.upperBound]),
+      PoolName.isValid(bytes: b[nodeRange.lowerBound..<dash])
+    else { return nil }
+    return OverlayName(
+      project: String(decoding: b[projectRange], as: UTF8.self), pool: String(decoding: b[nodeRange.lowerBound..<dash], as: UTF8.self),
+      index: index, generation: generation, kind: kind)
+  }
+
+  /// A positive decimal below 2^31 written without sign or leading zero, as `volume` writes it.
+  static func canonicalPositive<C: Collection<UInt8>>(_ digits: C) -> Int? {
+    guard let first = digits.first, first != UInt8(ascii: "0"), digits.count <= 10 else { return nil }
+    var value = 0
+    for d in digits {
+      guard d >= UInt8(ascii: "0") && d <= UInt8(ascii: "9") else { return nil }
+      value = value * 10 + Int(d - UInt8(ascii: "0"))
+    }
+    return value < 1 << 31 ? value : nil
   }
 
   /// The overlay a node record claims, when the record names a Drover overlay in `storagePool`.
@@ -67,17 +109,29 @@ public struct OverlayName: Sendable, Hashable {
 
 /// Project names end up in volume names and metadata: letters, digits, `_` and `-` only.
 public enum ProjectName {
-  public static func isValid(_ name: String) -> Bool {
-    !name.isEmpty && name.count <= 64
-      && name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-" }
+  public static func isValid(_ name: String) -> Bool { isValid(bytes: name.utf8) }
+
+  /// The same rule over UTF-8 bytes (every allowed character is one byte).
+  static func isValid<C: Collection<UInt8>>(bytes: C) -> Bool {
+    !bytes.isEmpty && bytes.count <= 64
+      && bytes.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 95 || $0 == 45 }
   }
 }
 
 /// Pool names: 1–40 lower-case letters, digits or '-', starting with a letter, not ending in '-'.
 /// The one rule, for specs and for every pool name given on the command line (which become paths).
 public enum PoolName {
-  public static func isValid(_ text: String, maxLength: Int = 40) -> Bool {
-    guard let first = text.first, text.count <= maxLength, first.isLetter, !text.hasSuffix("-") else { return false }
-    return text.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }
+  public static func isValid(_ text: String, maxLength: Int = 40) -> Bool { isValid(bytes: text.utf8, maxLength: maxLength) }
+
+  /// The same rule over UTF-8 bytes (every allowed character is one byte): a–z first, then
+  /// a–z, 0–9 or '-', not ending in '-'.
+  static func isValid<C: Collection<UInt8>>(bytes: C, maxLength: Int = 40) -> Bool {
+    guard let first = bytes.first, first >= 97 && first <= 122, bytes.count <= maxLength else { return false }
+    var last: UInt8 = first
+    for b in bytes {
+      guard (b >= 97 && b <= 122) || (b >= 48 && b <= 57) || b == 45 else { return false }
+      last = b
+    }
+    return last != 45
   }
 }

@@ -22,7 +22,7 @@ public struct WorldFingerprint: Sendable, Codable, Hashable {
         let namedLikeANode = pools.contains { d.name.hasPrefix($0 + "-") }
         guard owned || namedLikeANode else { continue }
         let shape = d.actual.map { "v\($0.vcpu)/\($0.maxVcpu)m\($0.memoryKiB)d\($0.disks.joined(separator: ","))n\($0.networks.joined(separator: ","))" } ?? "-"
-        entries[d.name] = "\(d.uuid) \(d.isActive ? "active" : "inactive") \(d.metadataDigest) \(shape.replacingOccurrences(of: " ", with: "_"))"
+        entries[d.name] = "\(d.uuid) \(d.isActive ? "active" : "inactive") \(d.metadataDigest) \(Self.underscored(shape))"
       }
       for volume in host.overlays where OverlayName(volume: volume)?.project == project {
         entries["overlay " + volume] = "present"
@@ -32,6 +32,12 @@ public struct WorldFingerprint: Sendable, Codable, Hashable {
       hosts[uri] = entries
     }
     self.hosts = hosts
+  }
+
+  /// Spaces as `_` (an entry's fields are space-separated), byte by byte: Foundation's
+  /// `replacingOccurrences` per domain was a measurable part of a 1,000-node plan.
+  static func underscored(_ s: String) -> String {
+    s.utf8.contains(0x20) ? String(decoding: s.utf8.map { $0 == 0x20 ? 0x5F : $0 }, as: UTF8.self) : s
   }
 
   public var digest: String {

@@ -28,6 +28,9 @@ import Testing
     ("[a\\-z]", ["-", "b"]),
     ("ba{,2}c", ["bc", "baac", "baaac"]),
     ("x*?y", ["xxy", "x"]),
+    ("^[\\d\\s]+$", ["1 2", "1a"]),
+    ("[\\W]", ["abc", "ab!"]),
+    ("[^\\S]", ["abc", "a c"]),
   ]
 
   @Test(arguments: agreeing)

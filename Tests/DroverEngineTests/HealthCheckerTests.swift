@@ -44,7 +44,10 @@ import Testing
   }
 
   deinit {
-    server.terminate()
+    // SIGKILL: a child started from a test worker thread may inherit a mask that blocks SIGTERM
+    // (terminate() left these servers running after the suite).
+    kill(server.processIdentifier, SIGKILL)
+    server.waitUntilExit()
     try? FileManager.default.removeItem(atPath: dir)
   }
 
