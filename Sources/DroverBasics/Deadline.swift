@@ -32,13 +32,17 @@ public enum Deadline {
   /// Calls abandoned at their deadlines since this process started.
   public static var abandonedTotal: Int { ledger.withLock { $0.abandonedTotal } }
 
-  public static func run<T: Sendable>(seconds: Double, key: String? = nil, _ body: @escaping @Sendable () throws -> T) throws -> T? {
-    let refusal = ledger.withLock { l -> String? in
+  /// Why a new call under `key` must not start now, or nil.
+  static func refusal(key: String?) -> String? {
+    ledger.withLock { l -> String? in
       if let key, let out = l.byKey[key], out > 0 { return "a call abandoned at its deadline is still unanswered" }
       if l.outstanding >= outstandingLimit { return "\(l.outstanding) calls abandoned at their deadlines are still unanswered" }
       return nil
     }
-    if let refusal { throw StillStuck(description: refusal) }
+  }
+
+  public static func run<T: Sendable>(seconds: Double, key: String? = nil, _ body: @escaping @Sendable () throws -> T) throws -> T? {
+    if let refusal = refusal(key: key) { throw StillStuck(description: refusal) }
     let box = Mutex(Slot<T>())
     let done = DispatchSemaphore(value: 0)
     let thread = Thread {

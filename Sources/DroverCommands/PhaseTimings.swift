@@ -12,8 +12,11 @@ enum PhaseTimings {
   /// Ends the current phase under `name` (commands run on one thread; phases are marked there).
   static func mark(_ name: String) {
     guard enabled else { return }
+    // `last` is initialised lazily, on first use: in a command that never called `start` that
+    // is after `now` was read (a subtraction that trapped).
+    let previous = last
     let now = DispatchTime.now().uptimeNanoseconds
-    phases.append((name, now - last))
+    phases.append((name, now - min(now, previous)))
     last = now
   }
 

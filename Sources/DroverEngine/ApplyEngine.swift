@@ -50,8 +50,8 @@ public struct ApplyOutcome: Sendable {
 /// not make: the executor and the rollout runner act on the plan's values.
 public struct ApplyEngine: Sendable {
   public struct Hooks: Sendable {
-    /// Gives a new domain its overlay (the image port).
-    public var prepare: @Sendable (NodeDefinition, String) throws -> NodeDefinition
+    /// Gives a new domain its overlay (the image port), through the backend that defines it.
+    public var prepare: @Sendable (NodeDefinition, any HostBackend) throws -> NodeDefinition
     public var consoleLog: @Sendable (String) -> String?
     public var prober: any HealthProbing
     public var drainer: @Sendable (PoolSpec) -> any Draining
@@ -63,7 +63,7 @@ public struct ApplyEngine: Sendable {
     public var nodeSSH: NodeSSHAccess?
 
     public init(
-      prepare: @escaping @Sendable (NodeDefinition, String) throws -> NodeDefinition = { n, _ in n },
+      prepare: @escaping @Sendable (NodeDefinition, any HostBackend) throws -> NodeDefinition = { n, _ in n },
       consoleLog: @escaping @Sendable (String) -> String? = { _ in nil }, prober: any HealthProbing = HealthChecker(),
       drainer: @escaping @Sendable (PoolSpec) -> any Draining = { Drainers.make($0.drain) },
       shouldStop: @escaping @Sendable () -> Bool = { false }, onStep: @escaping @Sendable (ApplyEvent) -> Void = { _ in },
@@ -102,18 +102,18 @@ public struct ApplyEngine: Sendable {
   /// Completes every domain apply defines — plain creates, rollouts' and rollbacks' — with what
   /// the plan decided for its pool and host (its accelerator) and the seed its pool's spec and
   /// its own record give it (`CloudInitSeed.files`, pure), then prepares its disk.
-  func definitions(_ plan: Plan) -> @Sendable (NodeDefinition, String) throws -> NodeDefinition {
+  func definitions(_ plan: Plan) -> @Sendable (NodeDefinition, any HostBackend) throws -> NodeDefinition {
     let pools = self.pools, prepare = hooks.prepare, ssh = hooks.nodeSSH
-    return { node, host in
+    return { node, backend in
       var n = node
-      n.accel = n.accel ?? plan.accelerators[Plan.acceleratorKey(pool: n.ownership.pool, host: host)]
+      n.accel = n.accel ?? plan.accelerators[Plan.acceleratorKey(pool: n.ownership.pool, host: backend.uri)]
       if n.seed == nil, let pool = pools[n.ownership.pool] {
         // A rollback or resumed node carries the record it had; its seed is the pool's now, so its
         // record says that seed and an address the pool's addressing gives it (`SeedRecord.align`).
         n.ownership = SeedRecord.align(n.ownership, pool: pool)
         n.seed = CloudInitSeed.files(for: n.ownership, pool: pool, droverKey: ssh?.publicKey)
       }
-      return try prepare(n, host)
+      return try prepare(n, backend)
     }
   }
 

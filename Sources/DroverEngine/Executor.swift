@@ -34,8 +34,12 @@ public struct ApplyResult: Sendable {
 /// Executes a plan's create, start, update, delete and overlay actions against the hosts, exactly
 /// and only those (replacements are rollouts: `RolloutRunner`).
 ///
-/// Bounded parallelism: at most `parallelismPerHost` nodes in flight on one connection (libvirtd
-/// serves five requests per connection at once). Actions for the same node run in plan order.
+/// Bounded parallelism: at most `parallelismPerHost` nodes in flight per host (libvirtd serves
+/// five requests per connection at once). With at least `laneThreshold` nodes on a host, each
+/// worker asks the host for a lane — a connection of its own (`HostBackend.lane`) — since the
+/// daemon serves connections in parallel while threads sharing one connection hand every reply
+/// between them; a worker without one shares the host's. Actions for the same node run in plan
+/// order.
 /// `shouldStop` is polled before every step: after SIGINT the steps in flight finish, nothing new
 /// starts, and the next plan shows exactly what remains.
 public final class Executor: @unchecked Sendable {
@@ -43,12 +47,19 @@ public final class Executor: @unchecked Sendable {
   let parallelismPerHost: Int
   let shouldStop: @Sendable () -> Bool
   let onEvent: @Sendable (ApplyEvent) -> Void
-  /// Fills in how a node boots (its overlay disk) just before it is defined.
-  let prepare: @Sendable (NodeDefinition, String) throws -> NodeDefinition
+  /// Fills in how a node boots (its overlay disk, made through the backend given) just before
+  /// it is defined.
+  let prepare: @Sendable (NodeDefinition, any HostBackend) throws -> NodeDefinition
+  /// Nodes on one host from which its workers get lanes (below it, opening connections costs
+  /// more than it saves).
+  public static let laneThreshold = 16
+  /// Workers of a host whose workers have lanes: measured at 1,000 creates on this 2-core
+  /// machine, 4 lanes took 1.0 s, 8 lanes 0.78 s, 16 lanes 0.72–0.84 s.
+  let lanesPerHost = 8
 
   public init(
     backends: [String: any HostBackend], parallelismPerHost: Int = 4, shouldStop: @escaping @Sendable () -> Bool = { false },
-    prepare: @escaping @Sendable (NodeDefinition, String) throws -> NodeDefinition = { node, _ in node },
+    prepare: @escaping @Sendable (NodeDefinition, any HostBackend) throws -> NodeDefinition = { node, _ in node },
     onEvent: @escaping @Sendable (ApplyEvent) -> Void = { _ in }
   ) {
     self.backends = backends
@@ -71,48 +82,112 @@ public final class Executor: @unchecked Sendable {
         groups[action.host, default: []].append([action])
       }
     }
-    let result = Mutex(ApplyResult())
+    let result = ResultBox()
     let perHost = groups.sorted { $0.key < $1.key }.map(\.value)
     BlockingFanOut.forEach(perHost.count, width: perHost.count) { h in
-      let work = perHost[h]
-      let next = Mutex(0)
-      BlockingFanOut.forEach(min(parallelismPerHost, work.count), width: parallelismPerHost) { _ in
-        while true {
-          let i = next.withLock { value -> Int in
-            defer { value += 1 }
-            return value
-          }
-          guard i < work.count else { return }
-          var failedBefore = false
-          for action in work[i] {
-            if failedBefore || shouldStop() {
-              result.withLock {
-                $0.skipped.append(action)
-                if !failedBefore { $0.interrupted = true }
-              }
-              onEvent(ApplyEvent(time: Date(), action: action, status: .skipped, message: failedBefore ? "an earlier step of this node failed" : "interrupted"))
-              continue
-            }
-            onEvent(ApplyEvent(time: Date(), action: action, status: .started, message: nil))
-            do {
-              let created = try run(action)
-              result.withLock {
-                $0.done.append(action)
-                if let created { $0.created[action.node] = created }
-              }
-              onEvent(ApplyEvent(time: Date(), action: action, status: .done, message: nil))
-            } catch {
-              let diagnostic = (error as? DiagnosticConvertible)?.diagnostics.first
-                ?? Diagnostic.error("apply.step", "\(error)", subject: "node \(action.node) on \(action.host)")
-              result.withLock { $0.failed.append((action, diagnostic)) }
-              onEvent(ApplyEvent(time: Date(), action: action, status: .failed, message: diagnostic.message))
-              failedBefore = true
-            }
-          }
+      runHost(perHost[h], into: result)
+    }
+    return result.value.withLock { $0 }
+  }
+
+  /// What the workers of every host record into, and the next node each host hands out.
+  final class ResultBox: Sendable {
+    let value = Mutex(ApplyResult())
+  }
+  final class Counter: Sendable {
+    let value = Mutex(0)
+  }
+
+  /// One worker of a host: the node it works on now (group and action indices) and the watch
+  /// over its inline calls.
+  final class Worker: Sendable {
+    let watch = CallWatch()
+    let at = Mutex<(group: Int, action: Int)?>(nil)
+  }
+
+  /// One host's nodes on its workers. A wide host's workers get lanes whose calls run inline,
+  /// watched here: when one outlives its deadline this thread stops waiting for that worker,
+  /// fails the action it was on and skips the rest of that node (the host's later calls are
+  /// refused at once: `Deadline.StillStuck`).
+  func runHost(_ work: [[PlannedAction]], into result: ResultBox) {
+    let shared = backends[work[0][0].host]
+    let wide = work.count >= Self.laneThreshold
+    let width = max(1, min(wide ? lanesPerHost : parallelismPerHost, work.count))
+    let next = Counter()
+    let finished = DispatchSemaphore(value: 0)
+    let workers = (0..<width).map { _ in Worker() }
+    for worker in workers {
+      let thread = Thread { [self] in
+        let lane = wide && !shouldStop() ? shared?.lane(watchedBy: worker.watch) : nil
+        runWorker(work, next: next, worker: worker, lane: lane, into: result)
+        if worker.watch.exit() { finished.signal() }
+      }
+      thread.stackSize = 1 << 20
+      thread.start()
+    }
+    var waiting = Set(workers.indices)
+    while !waiting.isEmpty {
+      if finished.wait(timeout: .now() + 0.25) == .success {
+        // Some worker ended; which one is read from the watches below.
+      }
+      for i in waiting {
+        if workers[i].watch.hasExited { waiting.remove(i); continue }
+        guard let late = workers[i].watch.abandonIfOverdue() else { continue }
+        waiting.remove(i)
+        guard let at = workers[i].at.withLock({ $0 }) else { continue }
+        let node = work[at.group]
+        let diagnostic = Diagnostic.error(
+          "apply.step", "\(node[at.action].host): \(late) (--call-timeout); nothing more is done on it",
+          subject: "node \(node[at.action].node) on \(node[at.action].host)")
+        result.value.withLock { $0.failed.append((node[at.action], diagnostic)) }
+        onEvent(ApplyEvent(time: Date(), action: node[at.action], status: .failed, message: diagnostic.message))
+        for action in node[(at.action + 1)...] {
+          result.value.withLock { $0.skipped.append(action) }
+          onEvent(ApplyEvent(time: Date(), action: action, status: .skipped, message: "an earlier step of this node failed"))
         }
       }
     }
-    return result.withLock { $0 }
+  }
+
+  /// A worker's loop: takes the next node of the host and runs its actions in order, on `lane`
+  /// when it has one. An abandoned worker records nothing more (its waiter did).
+  func runWorker(_ work: [[PlannedAction]], next: Counter, worker: Worker, lane: (any HostBackend)?, into result: ResultBox) {
+    while true {
+      let i = next.value.withLock { value -> Int in
+        defer { value += 1 }
+        return value
+      }
+      guard i < work.count, !worker.watch.isAbandoned else { return }
+      var failedBefore = false
+      for (a, action) in work[i].enumerated() {
+        if failedBefore || shouldStop() {
+          result.value.withLock {
+            $0.skipped.append(action)
+            if !failedBefore { $0.interrupted = true }
+          }
+          onEvent(ApplyEvent(time: Date(), action: action, status: .skipped, message: failedBefore ? "an earlier step of this node failed" : "interrupted"))
+          continue
+        }
+        worker.at.withLock { $0 = (i, a) }
+        onEvent(ApplyEvent(time: Date(), action: action, status: .started, message: nil))
+        let outcome = Result { try run(action, on: lane) }
+        if worker.watch.isAbandoned { return }
+        switch outcome {
+        case .success(let created):
+          result.value.withLock {
+            $0.done.append(action)
+            if let created { $0.created[action.node] = created }
+          }
+          onEvent(ApplyEvent(time: Date(), action: action, status: .done, message: nil))
+        case .failure(let error):
+          let diagnostic = (error as? DiagnosticConvertible)?.diagnostics.first
+            ?? Diagnostic.error("apply.step", "\(error)", subject: "node \(action.node) on \(action.host)")
+          result.value.withLock { $0.failed.append((action, diagnostic)) }
+          onEvent(ApplyEvent(time: Date(), action: action, status: .failed, message: diagnostic.message))
+          failedBefore = true
+        }
+      }
+    }
   }
 
   func backend(_ uri: String) throws -> any HostBackend {
@@ -122,12 +197,12 @@ public final class Executor: @unchecked Sendable {
     return backend
   }
 
-  /// Runs one action; returns the new domain of a create.
-  func run(_ action: PlannedAction) throws -> ApplyResult.CreatedNode? {
-    let backend = try backend(action.host)
+  /// Runs one action, on `lane` when the worker has one; returns the new domain of a create.
+  func run(_ action: PlannedAction, on lane: (any HostBackend)? = nil) throws -> ApplyResult.CreatedNode? {
+    let backend = try lane ?? backend(action.host)
     switch try action.payload() {
     case .create(let node):
-      let prepared = try prepare(node, action.host)
+      let prepared = try prepare(node, backend)
       return ApplyResult.CreatedNode(uuid: try backend.create(prepared), ownership: prepared.ownership)
     case .start(let uuid):
       try backend.start(node: action.node, uuid: uuid)

@@ -27,7 +27,7 @@ public final class RolloutRunner: @unchecked Sendable {
     public var prober: any HealthProbing
     public var drainer: any Draining
     /// Gives a node its disk (golden image overlay) before it is defined.
-    public var prepare: @Sendable (NodeDefinition, String) throws -> NodeDefinition
+    public var prepare: @Sendable (NodeDefinition, any HostBackend) throws -> NodeDefinition
     /// The serial console log of a node, for console health checks.
     public var consoleLog: @Sendable (String) -> String?
     public var shouldStop: @Sendable () -> Bool
@@ -38,7 +38,7 @@ public final class RolloutRunner: @unchecked Sendable {
 
     public init(
       prober: any HealthProbing = HealthChecker(), drainer: any Draining,
-      prepare: @escaping @Sendable (NodeDefinition, String) throws -> NodeDefinition = { n, _ in n },
+      prepare: @escaping @Sendable (NodeDefinition, any HostBackend) throws -> NodeDefinition = { n, _ in n },
       consoleLog: @escaping @Sendable (String) -> String? = { _ in nil }, shouldStop: @escaping @Sendable () -> Bool = { false },
       onEvent: @escaping @Sendable (RolloutEvent) -> Void = { _ in }, sleep: @escaping @Sendable (Double) -> Void = { Thread.sleep(forTimeInterval: $0) },
       nodeSSH: NodeSSHAccess? = nil
@@ -362,7 +362,7 @@ public final class RolloutRunner: @unchecked Sendable {
       o.rollout = mark(state, key: key, rollback: rollback)
       var definition = NodeDefinition(ownership: o)
       definition.exactBuild = state.kind == .heal
-      let prepared = try hooks.prepare(definition, host)
+      let prepared = try hooks.prepare(definition, backend)
       try backend.create(prepared)
       counts.withLock { $0.created += 1 }
       target = try domains(index: node.index).first { $0.domain.name == o.node && $0.ownership.generation == o.generation }

@@ -32,8 +32,13 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   /// when a stream finished while other threads made calls on the same connection, as health
   /// checks and node steps do.
   let streamConnection = Mutex<Connection?>(nil)
-  /// The operation that got no answer in time: after it, nothing more is tried on this host.
-  let stalled = Mutex<String?>(nil)
+  /// The operation that got no answer in time: after it, nothing more is tried on this host
+  /// (shared with this backend's lanes: one host, one mark).
+  let stall: StallMark
+  /// Opens another connection to this host for a lane (nil: no lanes).
+  var laneOpener: (@Sendable () throws -> Connection)?
+  /// A lane's calls run inline on its worker's thread under this watch (nil: `Deadline.run`).
+  let watch: CallWatch?
   /// Nodes whose guest-agent ping is in flight (`pingAgent`).
   let agentPings = Mutex<Set<String>>([])
   /// Concurrent reads in flight on the connection (threads of `BlockingFanOut`). The in-process
@@ -58,6 +63,34 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     self.imagePool = imagePool
     self.calls = calls
     self.bootsNodes = (try? connection.driverType())?.lowercased() != "test"
+    self.stall = StallMark()
+    self.watch = nil
+  }
+
+  /// A lane of `parent`: its own connection, everything else shared.
+  init(lane connection: Connection, of parent: LibvirtHostBackend, watch: CallWatch) {
+    self.watch = watch
+    self.connection = connection
+    self.keyring = parent.keyring
+    self.uri = parent.uri
+    self.imagePool = parent.imagePool
+    self.calls = parent.calls
+    self.bootsNodes = parent.bootsNodes
+    self.stall = parent.stall
+    self.callTimeout = parent.callTimeout
+    self.consoleOnHost = parent.consoleOnHost
+    self.streamOpener = parent.streamOpener
+  }
+
+  /// Another connection to this host for one worker of a wide apply (see `HostBackend.lane`),
+  /// opened within the call deadline; nil when this host has no lanes or the open fails (the
+  /// worker then shares this connection). Lanes have no keepalive: their calls keep their
+  /// deadline, and a daemon that dies closes their sockets.
+  public func lane(watchedBy watch: CallWatch) -> (any HostBackend)? {
+    guard let laneOpener, stall.value.withLock({ $0 }) == nil else { return nil }
+    guard let opened = try? guarded("opening another connection", { try laneOpener() }) else { return nil }
+    calls.record("lane-open")
+    return LibvirtHostBackend(lane: opened, of: self, watch: watch)
   }
 
   /// Opens `uri` (read-only when asked) within `timeout` seconds, with libvirt's keepalive when
@@ -83,6 +116,11 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       // Without keepalive: libvirt's client crashed in `virStreamFinish` when its keepalive
       // timer ran on the event-loop thread while a stream finished on another.
       backend.streamOpener = { try Connection.open(connectURI ?? uri, readOnly: readOnly, timeout: timeout, keepAlive: nil) }
+      // Over libssh (see above) every extra connection is one more chance of that crash; and
+      // every connection to the in-process test driver (`test:///…`) is a world of its own.
+      if !LibvirtHostBackend.usesLibssh(connectURI ?? uri), !(connectURI ?? uri).hasPrefix("test:") {
+        backend.laneOpener = { try Connection.openBlocking(connectURI ?? uri, readOnly: readOnly, keepAlive: nil) }
+      }
       backend.callTimeout = callTimeout
       return backend
     } catch {
@@ -487,17 +525,27 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   /// - Parameter timeout: seconds for this operation when it is longer than one call by nature
   ///   (a transfer whose time grows with its size); `callTimeout` otherwise.
   func guarded<T: Sendable>(_ what: String, timeout: Double? = nil, _ body: @escaping @Sendable () throws -> T) throws -> T {
-    if let earlier = stalled.withLock({ $0 }) {
+    if let earlier = stall.value.withLock({ $0 }) {
       throw HostError(uri: uri, operation: what, reason: "the host stopped answering while \(earlier); nothing more is done on it")
     }
     let limit = timeout ?? callTimeout
+    if let watch {
+      // A lane: inline, its worker's waiter watching the deadline.
+      do { return try watch.run(seconds: limit, key: uri, what: what, body) } catch let stuck as Deadline.StillStuck {
+        stall.value.withLock { $0 = $0 ?? what }
+        throw HostError(uri: uri, operation: what, reason: "\(stuck) (an earlier call to this host); nothing more is done on it")
+      } catch let late as CallWatch.Abandoned {
+        stall.value.withLock { $0 = $0 ?? what }
+        throw HostError(uri: uri, operation: what, reason: "\(late)\(timeout == nil ? " (--call-timeout)" : "")")
+      }
+    }
     let answer: T?
     do { answer = try Deadline.run(seconds: limit, key: uri, body) } catch let stuck as Deadline.StillStuck {
-      stalled.withLock { $0 = $0 ?? what }
+      stall.value.withLock { $0 = $0 ?? what }
       throw HostError(uri: uri, operation: what, reason: "\(stuck) (an earlier call to this host); nothing more is done on it")
     }
     guard let result = answer else {
-      stalled.withLock { $0 = $0 ?? what }
+      stall.value.withLock { $0 = $0 ?? what }
       throw HostError(uri: uri, operation: what, reason: "no answer within \(Int(limit)) s\(timeout == nil ? " (--call-timeout)" : "")")
     }
     return result
@@ -632,4 +680,9 @@ extension LibvirtHostBackend: AddressResolving {
     }
     return found
   }
+}
+
+/// The first operation on a host that got no answer in time, shared by a backend and its lanes.
+final class StallMark: Sendable {
+  let value = Mutex<String?>(nil)
 }

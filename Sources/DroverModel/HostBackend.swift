@@ -1,5 +1,9 @@
+import DroverBasics
+
 extension HostBackend {
   public func observe() throws -> ObservedHost { try observe(detailed: false) }
+  /// No lanes unless the backend opens them.
+  public func lane(watchedBy watch: CallWatch) -> (any HostBackend)? { nil }
 }
 
 /// Backends that can tell a node's IP address (for tcp/http health checks and hooks).
@@ -78,6 +82,15 @@ public protocol HostBackend: AnyObject, Sendable {
   /// Whether the named domain is running now (nil when it cannot be read): a node that powers
   /// off during its health wait fails at once.
   func isRunning(node: String) -> Bool?
+
+  /// Another connection to the same host for one worker of a wide apply, sharing this backend's
+  /// key, call counts and stall mark, or nil (then the worker shares this one). Its calls run
+  /// inline on the worker's thread under `watch` (the worker's waiter enforces their deadlines).
+  /// Why: libvirt's client hands every reply between the threads that share a connection (a
+  /// wake-up and a lock per call), while the daemon serves separate connections in parallel —
+  /// measured on this machine, 1,000 overlay + define + start took 1.02 s on one connection,
+  /// 0.59 s on four.
+  func lane(watchedBy watch: CallWatch) -> (any HostBackend)?
 }
 
 /// Everything needed to define one node: its ownership record plus how it boots.

@@ -56,8 +56,25 @@ func startProcess(_ path: String, _ arguments: [String], cwd: String? = nil, env
 
 /// Waits for a started command: its exit code and peak resident memory in KiB.
 func awaitProcess(_ pid: pid_t) -> (status: Int32, maxRSSKiB: Int) {
+  let r = awaitProcessUsage(pid)
+  return (r.status, r.maxRSSKiB)
+}
+
+/// Waits for a started command: its exit code, peak resident memory in KiB and CPU seconds
+/// (user + system, its own: the daemon's work is not in it).
+func awaitProcessUsage(_ pid: pid_t) -> (status: Int32, maxRSSKiB: Int, cpuSeconds: Double) {
   var status: Int32 = 0
   var usage = rusage()
   wait4(pid, &status, 0, &usage)
-  return (ChildProcess.exitCode(status), usage.ru_maxrss)
+  let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+  return (ChildProcess.exitCode(status), usage.ru_maxrss, cpu)
+}
+
+/// The median CPU seconds (user + system) of `runs` runs of a command.
+func medianCPU(_ path: String, _ arguments: [String], cwd: String? = nil, environment: [String: String] = [:], runs: Int) throws -> Double {
+  var samples: [Double] = []
+  for _ in 0..<max(1, runs) {
+    samples.append(awaitProcessUsage(try startProcess(path, arguments, cwd: cwd, environment: environment)).cpuSeconds)
+  }
+  return samples.sorted()[samples.count / 2]
 }

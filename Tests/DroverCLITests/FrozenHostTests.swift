@@ -62,6 +62,26 @@ import Testing
     #expect(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0, "the pool lock was released")
   }
 
+  /// #39: a wide apply's workers make their calls inline on lanes of their own; the host
+  /// freezes in the middle of the sixth definition: every worker's call is abandoned at the
+  /// call timeout by the thread that waits for the workers, apply reports exactly what it did
+  /// (the nodes it made, the ones it could not), exits non-zero and releases its lock.
+  @Test func aWideApplyFailsWithinTheCallTimeoutOnLanes() throws {
+    let relay = try Relay(freezeAt: 11, occurrence: 6)  // DomainDefineXML
+    let (h, pool) = try project(relay)
+    try "name: \(pool)\nhosts: [\"\(relay.uri)\"]\nreplicas: 20\nimage: demo@v1\n"
+      .write(to: h.dir.appendingPathComponent("pools/\(pool).yaml"), atomically: true, encoding: .utf8)
+    let run = try h.run(["apply", "--auto-approve", "--call-timeout", "2"])
+    let all = run.stdout + run.stderr
+    #expect(run.status != 0)
+    #expect(all.contains("no answer within 2 s"), "\(all)")
+    #expect(!all.contains("Apply complete"), "\(all)")
+    let lockFile = h.dir.appendingPathComponent(".drover/locks/\(pool).lock").path
+    let fd = open(lockFile, O_RDWR)
+    defer { close(fd) }
+    #expect(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0, "the pool lock was released")
+  }
+
   /// Keepalive on a local connection (a Unix socket, as `qemu:///system`): with a call timeout
   /// far away, the unanswered pings are what end the call: libvirt closes the connection and the
   /// call fails with its own keepalive error, not Drover's watchdog message.

@@ -6,6 +6,7 @@ import DroverModel
 import DroverPlan
 import Foundation
 import Libvirt
+import Synchronization
 import Testing
 
 /// Plan and apply against real libvirt (in-process test driver and libvirtd's RPC path).
@@ -21,7 +22,7 @@ import Testing
     let backend = world.backend
     let engine = ApplyEngine(
       pools: pools, backends: [world.uri: world.backend], project: project, journalDirectory: scratch + "/journal", keyring: world.backend.keyring,
-      hooks: ApplyEngine.Hooks(prepare: { node, _ in try images.prepare(node, host: backend) }))
+      hooks: ApplyEngine.Hooks(prepare: { node, lane in try images.prepare(node, host: lane as? any ImageHost ?? backend) }))
     return (plan, diagnostics, engine.run(plan))
   }
 
@@ -30,7 +31,8 @@ import Testing
     let overlays = try world.backend.connection.storagePool(named: "drover-images")?.volumeNames()
       .filter { OverlayName(volume: $0)?.project == project }.sorted() ?? []
     let used = try world.backend.connection.allDomains().compactMap { d -> String? in
-      guard let o = OwnershipMetadata.parse(try d.metadata(namespace: OwnershipMetadata.namespace) ?? ""), o.project == project else { return nil }
+      // `try?`: other suites on the shared daemon delete their domains between the listing and this read.
+      guard let o = OwnershipMetadata.parse((try? d.metadata(namespace: OwnershipMetadata.namespace)) ?? nil ?? ""), o.project == project else { return nil }
       return String(o.disk.split(separator: "/").last ?? "")
     }.sorted()
     return (overlays, used)
@@ -232,5 +234,44 @@ import Testing
     #expect(try writer.backend.connection.domain(named: "\(name)-1") != nil)
     let cleanup = makePlan(pools: [], observed: WorldObserver.observe([writer.backend]), options: PlanOptions(project: name, prune: true)).0
     #expect(Executor(backends: [writer.uri: writer.backend]).apply(cleanup).succeeded)
+  }
+}
+
+/// #39: a wide apply gives each worker a lane — a connection of its own — whose calls run inline
+/// on the worker's thread; every node still gets its overlay and its sealed record, on the same
+/// daemon world.
+@Suite struct ApplyLanesTests {
+  @Test func aWideApplyUsesLanesAndEveryNodeGetsItsDisk() throws {
+    let project = TestWorld.unique("lanes")
+    let world = try TestWorld.daemon(project: project)
+    let name = TestWorld.unique("wide")
+    let pool = world.pool(name, replicas: Executor.laneThreshold + 4)
+    let observed = WorldObserver.observe([world.backend])
+    let (plan, _) = makePlan(pools: [pool], observed: observed, options: PlanOptions(project: project))
+    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("drover-lanes-\(project)").path
+    let images = NodeImages(catalogue: ImageCatalogue(directory: scratch + "/images"), poolName: "drover-images", consoleDirectory: scratch)
+    let lanesUsed = Mutex(Set<ObjectIdentifier>())
+    let backend = world.backend
+    let engine = ApplyEngine(
+      pools: [pool], backends: [world.uri: backend], project: project, journalDirectory: scratch + "/journal", keyring: backend.keyring,
+      hooks: ApplyEngine.Hooks(prepare: { node, lane in
+        lanesUsed.withLock { _ = $0.insert(ObjectIdentifier(lane)) }
+        return try images.prepare(node, host: lane as? any ImageHost ?? backend)
+      }))
+    world.backend.calls.reset()
+    let outcome = engine.run(plan)
+    defer {
+      let cleanup = makePlan(pools: [world.pool(name, replicas: 0)], observed: WorldObserver.observe([backend]), options: PlanOptions(project: project)).0
+      _ = ApplyEngine(pools: [pool], backends: [world.uri: backend], project: project, journalDirectory: scratch + "/journal", keyring: backend.keyring, hooks: ApplyEngine.Hooks()).run(cleanup)
+    }
+    #expect(outcome.exitStatus == 0 && outcome.added == pool.replicas)
+    #expect(world.backend.calls["lane-open"] == 8, "one lane per worker")
+    #expect(!lanesUsed.withLock { $0.contains(ObjectIdentifier(backend)) }, "no node was made on the shared connection")
+    #expect(lanesUsed.withLock { $0.count } > 1, "nodes were made on several lanes")
+    // The same world: every node is seen through the shared connection, with its overlay and a record that verifies.
+    let seen = try world.backend.observe().domains.filter { $0.ownership?.pool == name }
+    #expect(seen.count == pool.replicas && seen.allSatisfy { $0.trust == .verified })
+    let overlays = try world.backend.connection.storagePool(named: "drover-images")?.volumeNames().filter { OverlayName(volume: $0)?.project == project } ?? []
+    #expect(overlays.count == pool.replicas)
   }
 }
