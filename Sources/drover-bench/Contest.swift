@@ -7,13 +7,15 @@ struct Contest {
     var name: String
     /// Fewer runs for slow peers (an Ansible playbook at 5,000 domains takes ~25 s).
     var runs: Int
+    /// Untimed preparation before each run (removing what the last run created).
+    var setup: (() throws -> Void)?
     var body: () throws -> Void
   }
 
   var entries: [Entry] = []
 
-  mutating func add(_ name: String, runs: Int, _ body: @escaping () throws -> Void) {
-    entries.append(Entry(name: name, runs: max(1, runs), body: body))
+  mutating func add(_ name: String, runs: Int, setup: (() throws -> Void)? = nil, _ body: @escaping () throws -> Void) {
+    entries.append(Entry(name: name, runs: max(1, runs), setup: setup, body: body))
   }
 
   /// Runs one warm-up of each, then the rounds; returns each contender's median in seconds.
@@ -25,6 +27,7 @@ struct Contest {
     for round in -1..<rounds {
       for entry in entries where round < entry.runs && !failed.contains(entry.name) {
         do {
+          try entry.setup?()
           let t = try Stopwatch.seconds(entry.body)
           if round >= 0 { samples[entry.name, default: []].append(t) }
         } catch {
