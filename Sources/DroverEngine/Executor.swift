@@ -147,17 +147,28 @@ public final class Executor: @unchecked Sendable {
         }
       }
     }
+    // Nodes no worker took (every one of them was given up on): reported, never silently dropped.
+    let untaken = next.value.withLock { value -> Range<Int> in
+      defer { value = max(value, work.count) }
+      return min(value, work.count)..<work.count
+    }
+    for i in untaken {
+      for action in work[i] {
+        result.value.withLock { $0.skipped.append(action) }
+        onEvent(ApplyEvent(time: Date(), action: action, status: .skipped, message: "not started: \(action.host) stopped answering"))
+      }
+    }
   }
 
   /// A worker's loop: takes the next node of the host and runs its actions in order, on `lane`
   /// when it has one. An abandoned worker records nothing more (its waiter did).
   func runWorker(_ work: [[PlannedAction]], next: Counter, worker: Worker, lane: (any HostBackend)?, into result: ResultBox) {
-    while true {
+    while !worker.watch.isAbandoned {
       let i = next.value.withLock { value -> Int in
         defer { value += 1 }
         return value
       }
-      guard i < work.count, !worker.watch.isAbandoned else { return }
+      guard i < work.count else { return }
       var failedBefore = false
       for (a, action) in work[i].enumerated() {
         if failedBefore || shouldStop() {

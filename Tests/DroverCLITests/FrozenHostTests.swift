@@ -76,6 +76,10 @@ import Testing
     #expect(run.status != 0)
     #expect(all.contains("no answer within 2 s"), "\(all)")
     #expect(!all.contains("Apply complete"), "\(all)")
+    // Every one of the 20 nodes is accounted for: created, failed or skipped, none dropped.
+    let nodes = (1...20).map { "\(pool)-\($0) on" }
+    let accounted = nodes.filter { n in all.split(separator: "\n").contains { $0.contains(n) && ($0.contains("created") || $0.contains("FAILED") || $0.contains("skipped")) } }
+    #expect(accounted.count == 20, "\(all)")
     let lockFile = h.dir.appendingPathComponent(".drover/locks/\(pool).lock").path
     let fd = open(lockFile, O_RDWR)
     defer { close(fd) }
