@@ -15,11 +15,21 @@ public struct RecordKey: Sendable, Hashable {
   /// Names the key in every record it seals without revealing it: a record sealed with another
   /// key is told apart from an edited one. Computed once (every record read compares it).
   public let id: String
+  /// HMAC-SHA-256 with this key's pads already hashed: every MAC starts from a copy of it
+  /// instead of deriving the key schedule again (one per record read or written).
+  let prepared: PreparedMAC
 
   public init(bytes: [UInt8], project: String) {
     self.bytes = bytes
     self.project = project
     id = String(ContentDigest.of(Array("drover-key-id\n".utf8) + bytes).hex.prefix(16))
+    prepared = PreparedMAC(HMAC<SHA256>(key: SymmetricKey(data: bytes)))
+  }
+
+  public static func == (a: RecordKey, b: RecordKey) -> Bool { a.bytes == b.bytes && a.project == b.project }
+  public func hash(into hasher: inout Hasher) {
+    hasher.combine(bytes)
+    hasher.combine(project)
   }
 
   /// A fresh random 256-bit key.
@@ -29,18 +39,22 @@ public struct RecordKey: Sendable, Hashable {
 
 
   /// HMAC-SHA-256 of `message`, lower-case hex.
-  public func mac(_ message: [UInt8]) -> String {
-    hexString(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: bytes)))
-  }
+  public func mac(_ message: [UInt8]) -> String { hexString(prepared.code(message)) }
 
-  /// Compares a stored MAC with the one computed here in constant time.
+  /// Compares a stored MAC (lower-case hex) with the one computed here in constant time.
   public func verifies(_ message: [UInt8], mac stored: String) -> Bool {
-    let expected = Array(mac(message).utf8)
-    let given = Array(stored.utf8)
-    guard expected.count == given.count else { return false }
-    var difference: UInt8 = 0
-    for i in expected.indices { difference |= expected[i] ^ given[i] }
-    return difference == 0
+    let digits: [UInt8] = Array("0123456789abcdef".utf8)
+    let code = prepared.code(message)
+    var stored = stored
+    return stored.withUTF8 { given -> Bool in
+      guard given.count == 2 * code.count else { return false }
+      var difference: UInt8 = 0
+      for (i, b) in code.enumerated() {
+        difference |= given[2 * i] ^ digits[Int(b >> 4)]
+        difference |= given[2 * i + 1] ^ digits[Int(b & 0x0F)]
+      }
+      return difference == 0
+    }
   }
 
   /// The one-line form `drover key export` prints and `DROVER_PROJECT_KEY` holds:
@@ -63,6 +77,19 @@ public struct RecordKey: Sendable, Hashable {
   }
 
   public enum KeyTextProblem: Error, Sendable { case notAKey }
+}
+
+/// An HMAC state keyed once; each use starts from a copy (swift-crypto's digest state is
+/// copy-on-write, so copies on several threads never share what they update).
+final class PreparedMAC: @unchecked Sendable {
+  let start: HMAC<SHA256>
+  init(_ start: HMAC<SHA256>) { self.start = start }
+
+  func code(_ message: [UInt8]) -> [UInt8] {
+    var h = start
+    h.update(data: message)
+    return Array(h.finalize())
+  }
 }
 
 /// The project whose records a process writes and the key it seals them with, shared by every
