@@ -19,7 +19,12 @@ public final class CallWatch: Sendable {
     var seconds: Double = 0
     /// When the call in flight must have returned (uptime nanoseconds); nil between calls.
     var due: UInt64?
+    /// Calls in flight, nested (a call's cleanup may make another call): only the outermost
+    /// sets and clears the deadline.
+    var depth = 0
     var abandoned = false
+    /// The abandoned call is held in `Deadline`'s ledger (released once, when it returns).
+    var held = false
     /// The worker is done (it can no longer be abandoned).
     var exited = false
   }
@@ -35,17 +40,26 @@ public final class CallWatch: Sendable {
     let start = DispatchTime.now().uptimeNanoseconds
     let abandonedBefore = state.withLock { s -> Bool in
       if s.abandoned { return true }
-      s.what = what
-      s.key = key
-      s.seconds = seconds
-      s.due = start + UInt64(max(0, seconds) * 1e9)
+      s.depth += 1
+      if s.depth == 1 {
+        s.what = what
+        s.key = key
+        s.seconds = seconds
+        s.due = start + UInt64(max(0, seconds) * 1e9)
+      }
       return false
     }
     if abandonedBefore { throw Abandoned(what: what, seconds: seconds) }
     let result = Result { try body() }
     let late = state.withLock { s -> Bool in
-      s.due = nil
-      if s.abandoned { Deadline.ledger.withLock { $0.release(s.key) } }
+      s.depth -= 1
+      if s.depth == 0 {
+        s.due = nil
+        if s.held {
+          s.held = false
+          Deadline.ledger.withLock { $0.release(s.key) }
+        }
+      }
       return s.abandoned
     }
     if late { throw Abandoned(what: what, seconds: seconds) }
@@ -58,8 +72,24 @@ public final class CallWatch: Sendable {
     state.withLock { s -> Abandoned? in
       guard !s.exited, !s.abandoned, let due = s.due, now >= due, let what = s.what else { return nil }
       s.abandoned = true
+      s.held = true
       Deadline.ledger.withLock { $0.hold(s.key) }
       return Abandoned(what: what, seconds: s.seconds)
+    }
+  }
+
+  /// Called by the waiter once the host stopped answering: gives up on this worker whatever it
+  /// is doing — in a call (held in the ledger like an overdue one) or waiting on something a
+  /// stuck worker holds (a lock) — so that no wait on it is unbounded. Nil when it had ended.
+  public func abandon(reason: String, seconds: Double) -> Abandoned? {
+    state.withLock { s -> Abandoned? in
+      guard !s.exited, !s.abandoned else { return nil }
+      s.abandoned = true
+      if s.due != nil {
+        s.held = true
+        Deadline.ledger.withLock { $0.hold(s.key) }
+      }
+      return Abandoned(what: s.due != nil ? (s.what ?? reason) : reason, seconds: seconds)
     }
   }
 

@@ -33,7 +33,7 @@ public enum Deadline {
   public static var abandonedTotal: Int { ledger.withLock { $0.abandonedTotal } }
 
   /// Why a new call under `key` must not start now, or nil.
-  static func refusal(key: String?) -> String? {
+  public static func refusal(key: String?) -> String? {
     ledger.withLock { l -> String? in
       if let key, let out = l.byKey[key], out > 0 { return "a call abandoned at its deadline is still unanswered" }
       if l.outstanding >= outstandingLimit { return "\(l.outstanding) calls abandoned at their deadlines are still unanswered" }

@@ -98,8 +98,9 @@ public final class Executor: @unchecked Sendable {
     let value = Mutex(0)
   }
 
-  /// One worker of a host: the node it works on now (group and action indices) and the watch
-  /// over its inline calls.
+  /// One worker of a host: where it is (a node, and the first of its actions not reported
+  /// yet) and the watch over its inline calls. Reports go through `at`'s lock, so the worker and
+  /// its waiter never both report an action, nor neither.
   final class Worker: Sendable {
     let watch = CallWatch()
     let at = Mutex<(group: Int, action: Int)?>(nil)
@@ -108,9 +109,12 @@ public final class Executor: @unchecked Sendable {
   /// One host's nodes on its workers. A wide host's workers get lanes whose calls run inline,
   /// watched here: when one outlives its deadline this thread stops waiting for that worker,
   /// fails the action it was on and skips the rest of that node (the host's later calls are
-  /// refused at once: `Deadline.StillStuck`).
+  /// refused at once: `Deadline.StillStuck`). A deadline later, every worker still running
+  /// (waiting on something a stuck one holds, such as a lock) is given up on too: no wait here
+  /// is unbounded.
   func runHost(_ work: [[PlannedAction]], into result: ResultBox) {
-    let shared = backends[work[0][0].host]
+    let host = work[0][0].host
+    let shared = backends[host]
     let wide = work.count >= Self.laneThreshold
     let width = max(1, min(wide ? lanesPerHost : parallelismPerHost, work.count))
     let next = Counter()
@@ -126,24 +130,38 @@ public final class Executor: @unchecked Sendable {
       thread.start()
     }
     var waiting = Set(workers.indices)
+    var stalled: (since: UInt64, seconds: Double)?
     while !waiting.isEmpty {
-      if finished.wait(timeout: .now() + 0.25) == .success {
-        // Some worker ended; which one is read from the watches below.
-      }
+      _ = finished.wait(timeout: .now() + 0.25)  // a worker ended, or time to look at the watches
+      let now = DispatchTime.now().uptimeNanoseconds
       for i in waiting {
-        if workers[i].watch.hasExited { waiting.remove(i); continue }
-        guard let late = workers[i].watch.abandonIfOverdue() else { continue }
-        waiting.remove(i)
-        guard let at = workers[i].at.withLock({ $0 }) else { continue }
-        let node = work[at.group]
-        let diagnostic = Diagnostic.error(
-          "apply.step", "\(node[at.action].host): \(late) (--call-timeout); nothing more is done on it",
-          subject: "node \(node[at.action].node) on \(node[at.action].host)")
-        result.value.withLock { $0.failed.append((node[at.action], diagnostic)) }
-        onEvent(ApplyEvent(time: Date(), action: node[at.action], status: .failed, message: diagnostic.message))
-        for action in node[(at.action + 1)...] {
-          result.value.withLock { $0.skipped.append(action) }
-          onEvent(ApplyEvent(time: Date(), action: action, status: .skipped, message: "an earlier step of this node failed"))
+        let worker = workers[i]
+        if worker.watch.hasExited {
+          waiting.remove(i)
+          continue
+        }
+        worker.at.withLock { at in
+          let late: CallWatch.Abandoned?
+          if let stalled, now >= stalled.since + UInt64(max(0, stalled.seconds) * 1e9) {
+            late = worker.watch.abandon(reason: "waiting after the host stopped answering", seconds: stalled.seconds)
+          } else {
+            late = worker.watch.abandonIfOverdue(now: now)
+          }
+          guard let late else { return }
+          waiting.remove(i)
+          stalled = stalled ?? (now, late.seconds)
+          if let position = at, position.action < work[position.group].count {
+            let node = work[position.group], first = position.action
+            let diagnostic = Diagnostic.error(
+              "apply.step", "\(host): \(late) (--call-timeout); nothing more is done on it", subject: "node \(node[first].node) on \(host)")
+            result.value.withLock { $0.failed.append((node[first], diagnostic)) }
+            onEvent(ApplyEvent(time: Date(), action: node[first], status: .failed, message: diagnostic.message))
+            for action in node[(first + 1)...] {
+              result.value.withLock { $0.skipped.append(action) }
+              onEvent(ApplyEvent(time: Date(), action: action, status: .skipped, message: "an earlier step of this node failed"))
+            }
+          }
+          at = nil
         }
       }
     }
@@ -155,49 +173,70 @@ public final class Executor: @unchecked Sendable {
     for i in untaken {
       for action in work[i] {
         result.value.withLock { $0.skipped.append(action) }
-        onEvent(ApplyEvent(time: Date(), action: action, status: .skipped, message: "not started: \(action.host) stopped answering"))
+        onEvent(ApplyEvent(time: Date(), action: action, status: .skipped, message: "not started: \(host) stopped answering"))
       }
     }
   }
 
   /// A worker's loop: takes the next node of the host and runs its actions in order, on `lane`
-  /// when it has one. An abandoned worker records nothing more (its waiter did).
+  /// when it has one. Once its waiter gave up on it, it records nothing more (the waiter did).
   func runWorker(_ work: [[PlannedAction]], next: Counter, worker: Worker, lane: (any HostBackend)?, into result: ResultBox) {
-    while !worker.watch.isAbandoned {
-      let i = next.value.withLock { value -> Int in
-        defer { value += 1 }
-        return value
+    while true {
+      // Taking a node and becoming its reporter is one step: a node is never taken unreported.
+      let taken = worker.at.withLock { at -> Int? in
+        guard !worker.watch.isAbandoned else { return nil }
+        let i = next.value.withLock { value -> Int in
+          defer { value += 1 }
+          return value
+        }
+        guard i < work.count else { return nil }
+        at = (i, 0)
+        return i
       }
-      guard i < work.count else { return }
+      guard let i = taken else { return }
       var failedBefore = false
       for (a, action) in work[i].enumerated() {
-        if failedBefore || shouldStop() {
-          result.value.withLock {
-            $0.skipped.append(action)
-            if !failedBefore { $0.interrupted = true }
+        /// Reports action `a` and moves past it, unless the waiter gave up on this worker.
+        func report(_ body: () -> Void) -> Bool {
+          worker.at.withLock { at in
+            guard !worker.watch.isAbandoned else { return false }
+            body()
+            at = (i, a + 1)
+            return true
           }
-          onEvent(ApplyEvent(time: Date(), action: action, status: .skipped, message: failedBefore ? "an earlier step of this node failed" : "interrupted"))
+        }
+        if failedBefore || shouldStop() {
+          let stopped = !failedBefore
+          guard report({
+            result.value.withLock {
+              $0.skipped.append(action)
+              if stopped { $0.interrupted = true }
+            }
+            onEvent(ApplyEvent(time: Date(), action: action, status: .skipped, message: stopped ? "interrupted" : "an earlier step of this node failed"))
+          }) else { return }
           continue
         }
-        worker.at.withLock { $0 = (i, a) }
         onEvent(ApplyEvent(time: Date(), action: action, status: .started, message: nil))
         let outcome = Result { try run(action, on: lane) }
-        if worker.watch.isAbandoned { return }
-        switch outcome {
-        case .success(let created):
-          result.value.withLock {
-            $0.done.append(action)
-            if let created { $0.created[action.node] = created }
+        let reported = report {
+          switch outcome {
+          case .success(let created):
+            result.value.withLock {
+              $0.done.append(action)
+              if let created { $0.created[action.node] = created }
+            }
+            onEvent(ApplyEvent(time: Date(), action: action, status: .done, message: nil))
+          case .failure(let error):
+            let diagnostic = (error as? DiagnosticConvertible)?.diagnostics.first
+              ?? Diagnostic.error("apply.step", "\(error)", subject: "node \(action.node) on \(action.host)")
+            result.value.withLock { $0.failed.append((action, diagnostic)) }
+            onEvent(ApplyEvent(time: Date(), action: action, status: .failed, message: diagnostic.message))
+            failedBefore = true
           }
-          onEvent(ApplyEvent(time: Date(), action: action, status: .done, message: nil))
-        case .failure(let error):
-          let diagnostic = (error as? DiagnosticConvertible)?.diagnostics.first
-            ?? Diagnostic.error("apply.step", "\(error)", subject: "node \(action.node) on \(action.host)")
-          result.value.withLock { $0.failed.append((action, diagnostic)) }
-          onEvent(ApplyEvent(time: Date(), action: action, status: .failed, message: diagnostic.message))
-          failedBefore = true
         }
+        guard reported else { return }
       }
+      worker.at.withLock { $0 = nil }
     }
   }
 

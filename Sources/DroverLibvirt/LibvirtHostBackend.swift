@@ -35,8 +35,8 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   /// The operation that got no answer in time: after it, nothing more is tried on this host
   /// (shared with this backend's lanes: one host, one mark).
   let stall: StallMark
-  /// Opens another connection to this host for a lane (nil: no lanes).
-  var laneOpener: (@Sendable () throws -> Connection)?
+  /// Opens another connection to this host for a lane within the seconds given (nil: no lanes).
+  var laneOpener: (@Sendable (Double) throws -> Connection)?
   /// A lane's calls run inline on its worker's thread under this watch (nil: `Deadline.run`).
   let watch: CallWatch?
   /// Nodes whose guest-agent ping is in flight (`pingAgent`).
@@ -86,9 +86,13 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   /// opened within the call deadline; nil when this host has no lanes or the open fails (the
   /// worker then shares this connection). Lanes have no keepalive: their calls keep their
   /// deadline, and a daemon that dies closes their sockets.
+  ///
+  /// The open is not one of the host's calls: a slow one (an ssh handshake) only means this
+  /// worker shares the host's connection; it never marks the host as stalled. A test-driver
+  /// host gets lanes only at `…/default`, the one world libvirtd shares between connections.
   public func lane(watchedBy watch: CallWatch) -> (any HostBackend)? {
-    guard let laneOpener, stall.value.withLock({ $0 }) == nil else { return nil }
-    guard let opened = try? guarded("opening another connection", { try laneOpener() }) else { return nil }
+    guard let laneOpener, stall.value.withLock({ $0 }) == nil, Deadline.refusal(key: uri) == nil else { return nil }
+    guard let opened = try? laneOpener(min(callTimeout, 15)) else { return nil }
     calls.record("lane-open")
     return LibvirtHostBackend(lane: opened, of: self, watch: watch)
   }
@@ -117,9 +121,11 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       // timer ran on the event-loop thread while a stream finished on another.
       backend.streamOpener = { try Connection.open(connectURI ?? uri, readOnly: readOnly, timeout: timeout, keepAlive: nil) }
       // Over libssh (see above) every extra connection is one more chance of that crash; and
-      // every connection to the in-process test driver (`test:///…`) is a world of its own.
-      if !LibvirtHostBackend.usesLibssh(connectURI ?? uri), !(connectURI ?? uri).hasPrefix("test:") {
-        backend.laneOpener = { try Connection.openBlocking(connectURI ?? uri, readOnly: readOnly, keepAlive: nil) }
+      // every connection to the in-process test driver (`test:///…`) is a world of its own, as is
+      // every connection to a daemon's test driver with a world file (`test+unix:///path.xml`).
+      let target = connectURI ?? uri
+      if !LibvirtHostBackend.usesLibssh(target), backend.bootsNodes || URLComponents(string: target)?.path == "/default", !target.hasPrefix("test:") {
+        backend.laneOpener = { seconds in try Connection.open(target, readOnly: readOnly, timeout: seconds, keepAlive: nil) }
       }
       backend.callTimeout = callTimeout
       return backend
