@@ -86,6 +86,37 @@ import Testing
     #expect(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0, "the pool lock was released")
   }
 
+  /// #39 (review): the host freezes while the first lane prepares Drover's image pool — under
+  /// the lock every other worker then waits on, outside any call. The waiter gives up on the
+  /// stuck worker at the call timeout and on the waiting ones a timeout later: apply ends,
+  /// non-zero, with every node reported.
+  @Test func aWideApplyFrozenUnderTheImagePoolLockStillEnds() throws {
+    let relay = try Relay(freezeAt: 84, occurrence: 2)  // StoragePoolLookupByName: observe's, then the first lane's
+    let (h, pool) = try project(relay)
+    try "name: \(pool)\nhosts: [\"\(relay.uri)\"]\nreplicas: 20\nimage: demo@v1\n"
+      .write(to: h.dir.appendingPathComponent("pools/\(pool).yaml"), atomically: true, encoding: .utf8)
+    // Started, not run: were it to hang (as it did before the waiter gave up on waiting
+    // workers), the test fails and kills it instead of hanging the suite.
+    let out = Pipe()
+    let apply = try h.start(["apply", "--auto-approve", "--call-timeout", "2"], output: out)
+    nonisolated(unsafe) var seen = Data()
+    let reader = Thread { seen = out.fileHandleForReading.readDataToEndOfFile() }
+    reader.start()
+    let ended = ProcessLiveness.isGone(apply.processIdentifier, within: 60)
+    #expect(ended, "apply ended on its own")
+    if !ended { kill(apply.processIdentifier, SIGKILL) }
+    apply.waitUntilExit()
+    while reader.isExecuting { Thread.sleep(forTimeInterval: 0.05) }
+    let all = String(decoding: seen, as: UTF8.self)
+    #expect(apply.terminationStatus != 0)
+    #expect(all.contains("no answer within 2 s"), "\(all)")
+    let lines = all.split(separator: "\n")
+    let accounted = (1...20).filter { i in
+      lines.contains { $0.contains("\(pool)-\(i) on") && ($0.contains("created") || $0.contains("FAILED") || $0.contains("skipped")) }
+    }
+    #expect(accounted.count == 20, "\(all)")
+  }
+
   /// Keepalive on a local connection (a Unix socket, as `qemu:///system`): with a call timeout
   /// far away, the unanswered pings are what end the call: libvirt closes the connection and the
   /// call fails with its own keepalive error, not Drover's watchdog message.
