@@ -28,8 +28,11 @@ public struct StreamingDigest {
 
 /// Lower-case hex of bytes through a lookup table: `String(format:)` per byte cost ~100 µs per
 /// digest here, which at thousands of domains dominated `plan`.
+/// Lower-case hex digits, by value: every hex rendering and comparison here uses this one table.
+let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
 func hexString(_ bytes: some Sequence<UInt8>) -> String {
-  let digits: [UInt8] = Array("0123456789abcdef".utf8)
+  let digits = hexDigits
   var out: [UInt8] = []
   out.reserveCapacity(64)
   for b in bytes {

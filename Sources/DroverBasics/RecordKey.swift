@@ -43,7 +43,7 @@ public struct RecordKey: Sendable, Hashable {
 
   /// Compares a stored MAC (lower-case hex) with the one computed here in constant time.
   public func verifies(_ message: [UInt8], mac stored: String) -> Bool {
-    let digits: [UInt8] = Array("0123456789abcdef".utf8)
+    let digits = hexDigits
     let code = prepared.code(message)
     var stored = stored
     return stored.withUTF8 { given -> Bool in

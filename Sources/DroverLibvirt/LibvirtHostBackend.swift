@@ -67,6 +67,14 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     self.watch = nil
   }
 
+  /// Whether a second connection to `target` sees this connection's domains and volumes. A host
+  /// that boots nodes is one machine whatever the connection; libvirt's test driver (told by its
+  /// driver type, `bootsNodes`) keeps one world per connection, except at `…/default`, whose world
+  /// every connection in the process (in-process) or in libvirtd shares while one is open.
+  func sharesItsWorld(across target: String) -> Bool {
+    bootsNodes || URLComponents(string: target)?.path == "/default"
+  }
+
   /// A lane of `parent`: its own connection, everything else shared.
   init(lane connection: Connection, of parent: LibvirtHostBackend, watch: CallWatch) {
     self.watch = watch
@@ -120,11 +128,9 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       // Without keepalive: libvirt's client crashed in `virStreamFinish` when its keepalive
       // timer ran on the event-loop thread while a stream finished on another.
       backend.streamOpener = { try Connection.open(connectURI ?? uri, readOnly: readOnly, timeout: timeout, keepAlive: nil) }
-      // Over libssh (see above) every extra connection is one more chance of that crash; and
-      // every connection to the in-process test driver (`test:///…`) is a world of its own, as is
-      // every connection to a daemon's test driver with a world file (`test+unix:///path.xml`).
+      // Over libssh (see above) every extra connection is one more chance of that crash.
       let target = connectURI ?? uri
-      if !LibvirtHostBackend.usesLibssh(target), backend.bootsNodes || URLComponents(string: target)?.path == "/default", !target.hasPrefix("test:") {
+      if !LibvirtHostBackend.usesLibssh(target), backend.sharesItsWorld(across: target) {
         backend.laneOpener = { seconds in try Connection.open(target, readOnly: readOnly, timeout: seconds, keepAlive: nil) }
       }
       backend.callTimeout = callTimeout

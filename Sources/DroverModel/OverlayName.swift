@@ -10,7 +10,7 @@
 /// belongs to the same one domain, goes with it, and is found and removed like an overlay when
 /// a crash left it behind.
 public struct OverlayName: Sendable, Hashable {
-  public enum Kind: String, Sendable, Hashable {
+  public enum Kind: String, Sendable, Hashable, CaseIterable {
     case disk = "qcow2"
     case seed = "seed"
   }
@@ -64,14 +64,7 @@ public struct OverlayName: Sendable, Hashable {
     let head = start..<dots[0], projectRange = (dots[0] + 1)..<dots[1], nodeRange = (dots[1] + 1)..<dots[2]
     let generationRange = (dots[2] + 1)..<dots[3], kindRange = (dots[3] + 1)..<end
     guard b[head].elementsEqual("drover".utf8) else { return nil }
-    let kind: Kind
-    if b[kindRange].elementsEqual("qcow2".utf8) {
-      kind = .disk
-    } else if b[kindRange].elementsEqual("seed".utf8) {
-      kind = .seed
-    } else {
-      return nil
-    }
+    guard let kind = Kind.allCases.first(where: { b[kindRange].elementsEqual($0.rawValue.utf8) }) else { return nil }
     guard ProjectName.isValid(bytes: b[projectRange]) else { return nil }
     guard generationRange.count > 1, b[generationRange.lowerBound] == UInt8(ascii: "g"),
       let generation = canonicalPositive(b[(generationRange.lowerBound + 1)..<generationRange.upperBound])
