@@ -14,7 +14,8 @@ extension BakeSystemTests {
     #expect(try p.run(["bake"]).status == 0)
     // 16 single-vCPU nodes on this 2-CPU machine: above the default 4 vCPUs per CPU.
     try "project: \(p.project)\nhosts:\n  - {name: here, uri: \"qemu:///system\", max_vcpu_ratio: 10}\n".write(to: p.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
-    // 16 TCG boots at once share 2 cores: each takes minutes, not the usual seconds.
+    // 16 TCG boots at once share 2 cores: each takes minutes, not the usual seconds. Not
+    // `Day2Project.pool`: its upgrade policy's `health_timeout: 60s` bounds every health wait.
     try """
       name: d2s
       hosts: [qemu:///system]
