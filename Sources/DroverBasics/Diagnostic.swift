@@ -47,6 +47,12 @@ public protocol DiagnosticConvertible: Error {
 
 extension Diagnostic: DiagnosticConvertible {
   public var diagnostics: [Diagnostic] { [self] }
+
+  /// One line saying what `error` was, for a reason carried inside another message: its first
+  /// diagnostic's message when it explains itself, else its description.
+  public static func line(of error: any Error) -> String {
+    (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"
+  }
 }
 
 extension Array where Element == Diagnostic {

@@ -17,11 +17,13 @@ public struct JournalSeal: Sendable {
   /// The derived key's bytes (a `SymmetricKey` is not `Sendable`).
   private let key: [UInt8]
 
-  public init(_ recordKey: RecordKey) {
+  /// `info` names what the derived key seals: one label per kind of record, so no kind's MAC
+  /// can stand for another's.
+  public init(_ recordKey: RecordKey, info: String = "drover journal seal 1") {
     project = recordKey.project
     keyID = recordKey.id
     key = HKDF<SHA256>.deriveKey(
-      inputKeyMaterial: SymmetricKey(data: recordKey.bytes), salt: Array("drover".utf8), info: Array("drover journal seal 1".utf8),
+      inputKeyMaterial: SymmetricKey(data: recordKey.bytes), salt: Array("drover".utf8), info: Array(info.utf8),
       outputByteCount: 32
     ).withUnsafeBytes { Array($0) }
   }

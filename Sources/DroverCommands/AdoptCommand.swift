@@ -49,7 +49,7 @@ struct AdoptCommand: ParsableCommand {
       defer { withExtendedLifetime((lock, poolLock)) {} }
       outcome = Adopter.adopt(
         name: domain, host: host, pools: context.specs.poolSpecs, observed: context.observe(), project: project.projectName,
-        backends: context.backends.mapValues { $0 })
+        backends: context.backends.mapValues { $0 }, pins: try ApplySession.nodeSSH(project, context: context))
     } catch {
       Report.diagnostics((error as? DiagnosticConvertible)?.diagnostics ?? [.error("adopt", "\(error)")], sources: [], format: .human, noColor: project.noColor)
       throw ExitCode.failure

@@ -3,10 +3,13 @@ import DroverModel
 import DroverPlan
 
 /// Runs `drover adopt`: decides (`Adoption.decide`), then writes the sealed record on the host,
-/// which checks again that the domain is the one decided (its name and UUID).
+/// which checks again that the domain is the one decided (its name and UUID) and drops the host
+/// keys sealed there; this machine's pins of the domain go too, so the adopted node's keys are
+/// learned again from its console (a node rebuilt outside Drover has new ones).
 public enum Adopter {
   public static func adopt(
-    name: String, host: String?, pools: [PoolSpec], observed: ObservedWorld, project: String, backends: [String: any HostBackend]
+    name: String, host: String?, pools: [PoolSpec], observed: ObservedWorld, project: String, backends: [String: any HostBackend],
+    pins: NodeSSHAccess? = nil
   ) -> Result<Adoption.Decision, Diagnostic> {
     let decision: Adoption.Decision
     switch Adoption.decide(name: name, host: host, pools: pools, observed: observed, project: project) {
@@ -20,6 +23,9 @@ public enum Adopter {
       try backend.adopt(node: name, uuid: decision.uuid, as: decision.record)
     } catch {
       return .failure((error as? DiagnosticConvertible)?.diagnostics.first ?? .error("adopt.failed", "\(error)", subject: "domain \(name)"))
+    }
+    do { try pins?.forget(aliases: [NodeSSHAccess.alias(node: name, uuid: decision.uuid)]) } catch {
+      return .failure(error)
     }
     return .success(decision)
   }

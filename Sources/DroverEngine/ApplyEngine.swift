@@ -188,19 +188,11 @@ public struct ApplyEngine: Sendable {
         name: action.node, host: action.host, pool: action.pool, image: action.after?.ownership.image ?? "",
         consoleLog: hooks.consoleLog(action.node))
       endpoint.ssh = hooks.nodeSSH
-      endpoint.hostKeyAlias = (result.created[action.node]?.uuid ?? action.uuid).map { NodeSSHAccess.alias(node: action.node, uuid: $0) }
+      let uuid = result.created[action.node]?.uuid ?? action.uuid
+      endpoint.hostKeyAlias = uuid.map { NodeSSHAccess.alias(node: action.node, uuid: $0) }
       // A static address is the one its seed gave it: no lease to wait for.
       endpoint.address = action.after?.ownership.address
-      let node = action.node
-      if let resolver = backend as? AddressResolving {
-        nonisolated(unsafe) let r = resolver
-        endpoint.resolveAddress = { r.address(of: node) }
-      }
-      if let reader = backend as? ConsoleReading, reader.readsConsoles {
-        nonisolated(unsafe) let r = reader
-        endpoint.readConsole = { r.console(of: node) }
-      }
-      endpoint.isRunning = { backend.isRunning(node: node) }
+      endpoint.attach(to: backend, uuid: uuid)
       let reason = hooks.prober.unhealthyReason(
         endpoint, checks: pool.health, deadline: Date().addingTimeInterval(pool.upgrade.healthTimeout.seconds), shouldStop: hooks.shouldStop)
       guard let reason else {

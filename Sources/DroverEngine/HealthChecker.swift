@@ -22,6 +22,9 @@ public struct NodeEndpoint: Sendable {
   /// host keys are pinned under (`NodeSSHAccess.alias`: name and domain UUID).
   public var ssh: NodeSSHAccess?
   public var hostKeyAlias: String?
+  /// The node's domain record, which keeps its host keys for every machine (nil: the host keeps
+  /// none, so the pins are this machine's only).
+  public var hostKeyRecord: HostKeyRecord?
 
   /// The console so far, from the host or the local log: its first `ConsoleBound.head` bytes.
   func consoleBytes() -> [UInt8]? {
@@ -52,12 +55,12 @@ public struct NodeEndpoint: Sendable {
     return env
   }
 
-  /// Makes sure the node's host keys are pinned, learning them from its console when they are
-  /// not (`NodeSSHAccess.pin`); nil without SSH access. The keys are printed in the first minutes
-  /// of a boot: the first 8 MiB of a console hold them.
+  /// Makes sure the node's host keys are pinned, from the cache, its domain record or its
+  /// console (`NodeSSHAccess.pin`); nil without SSH access. The keys are printed in the first
+  /// minutes of a boot: the first 8 MiB of a console hold them.
   func pinHostKeys() -> NodeSSHAccess.Pinning? {
     guard let ssh, let hostKeyAlias else { return nil }
-    return ssh.pin(alias: hostKeyAlias, console: consoleBytes().map { Array($0.prefix(8 << 20)) })
+    return ssh.pin(alias: hostKeyAlias, console: consoleBytes().map { Array($0.prefix(8 << 20)) }, record: hostKeyRecord)
   }
 
   /// Pins the node's host keys if its console shows them now (best effort). Called once a new node

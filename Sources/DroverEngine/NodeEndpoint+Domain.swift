@@ -13,19 +13,27 @@ extension NodeEndpoint {
     ep.hostKeyAlias = NodeSSHAccess.alias(node: domain.name, uuid: domain.uuid)
     // A static address is the node's own record's (its seed's), not what the spec says now.
     ep.address = o.address
-    let node = o.node
+    ep.attach(to: backend, uuid: domain.uuid)
+    if ep.address == nil, onNetwork { ep.address = ep.resolveAddress?() }
+    return ep
+  }
+
+  /// What the node's host answers for it: its address (a lease), its console where the host
+  /// keeps it, whether it runs, and its domain record as the keeper of its host keys. One place
+  /// for apply's health checks, the rollout runner and heal.
+  mutating func attach(to backend: (any HostBackend)?, uuid: String?) {
+    let node = name
     if let resolver = backend as? AddressResolving {
       nonisolated(unsafe) let r = resolver
-      ep.resolveAddress = { r.address(of: node) }
-      if ep.address == nil, onNetwork { ep.address = r.address(of: node) }
+      resolveAddress = { r.address(of: node) }
     }
     if let reader = backend as? ConsoleReading, reader.readsConsoles {
       nonisolated(unsafe) let r = reader
-      ep.readConsole = { r.console(of: node) }
+      readConsole = { r.console(of: node) }
     }
     if let backend {
-      ep.isRunning = { backend.isRunning(node: node) }
+      isRunning = { backend.isRunning(node: node) }
     }
-    return ep
+    if let uuid { hostKeyRecord = HostKeyRecord.of(backend, node: node, uuid: uuid) }
   }
 }

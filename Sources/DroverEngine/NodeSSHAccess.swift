@@ -12,6 +12,10 @@ import Foundation
 /// connection uses exactly that file with `StrictHostKeyChecking=yes`. A key that differs from
 /// the pinned one is refused, never re-learned.
 ///
+/// The keys pinned first are also sealed into the node's domain record (`HostKeyRecord`), so every
+/// machine holding the project key verifies the node without its console: the file of pins is a
+/// cache of those records.
+///
 /// Files (all in the state folder, root's): the private key `id_ed25519` (0600, rewritten from
 /// the record key when missing or different), the pins, and `node-ssh`, the command hooks get as
 /// `DROVER_NODE_SSH`.
@@ -121,36 +125,58 @@ public struct NodeSSHAccess: Sendable {
     case unavailable(String)
   }
 
-  /// Makes sure `alias` has pins: kept when already pinned (a restarted node does not print its
-  /// keys again), else learned from `console`. A console whose keys differ from the pins is
-  /// refused: the node is not the one that was pinned.
-  public func pin(alias: String, console: [UInt8]?) -> Pinning {
+  /// Makes sure `alias` has pins, from the first of: this machine's pins (a cache), the keys
+  /// sealed into the node's domain record (`record`: pinned there by whichever machine saw the
+  /// node's console first), the console — whose keys are then sealed into the record before they
+  /// are pinned here. Keys shown that differ from the cached or sealed ones are refused: a node's
+  /// keys never change, so the node is not the one that was pinned.
+  public func pin(alias: String, console: [UInt8]?, record: HostKeyRecord? = nil) -> Pinning {
     let reading = console.map(ConsoleHostKeys.read) ?? .notYet
+    if case .conflicting = reading { return .refused("the console of \(alias) shows two different sets of host keys") }
+    var shown: [String]?
+    if case .keys(let keys) = reading { shown = keys }
     do {
+      let cached = try StateFile.locked(knownHostsFile) { () throws(Diagnostic) -> [String] in try readPins()[alias] ?? [] }
+      if !cached.isEmpty {
+        if let shown, Set(shown) != Set(cached) { return .refused(changed(alias, "pinned for it in \(knownHostsFile)")) }
+        return .pinned
+      }
+      let keys: [String]
+      var learned = false
+      switch record?.read() ?? .none {
+      case .cannotCheck(let why): return .unavailable("its host keys are not pinned on this machine, and \(why)")
+      case .forged(let why): return .refused("the host keys in the domain record of \(alias) are not trusted: \(why)")
+      case .keys(let sealed):
+        if let shown, Set(shown) != Set(sealed) { return .refused(changed(alias, "sealed in its domain record")) }
+        keys = sealed
+      case .none:
+        guard let shown else { return .notYet("its host keys are not on its console yet (cloud-init prints them at its final stage)") }
+        keys = shown
+        learned = true
+      }
       return try StateFile.locked(knownHostsFile) { () throws(Diagnostic) -> Pinning in
         var pins = try readPins()
-        let current = pins[alias] ?? []
-        switch reading {
-        case .conflicting: return .refused("the console of \(alias) shows two different sets of host keys")
-        case .notYet:
-          return current.isEmpty ? .notYet("its host keys are not on its console yet (cloud-init prints them at its final stage)") : .pinned
-        case .keys(let keys):
-          if !current.isEmpty {
-            return Set(current) == Set(keys) ? .pinned : .refused("the host keys on the console of \(alias) differ from the ones pinned for it in \(knownHostsFile)")
-          }
-          // Every node makes its own keys at first boot: a key another node already showed means
-          // the two share keys (an image's baked ones), and one could pass for the other.
-          if let other = pins.first(where: { $0.key != alias && !Set($0.value).isDisjoint(with: keys) })?.key {
-            return .refused("the console of \(alias) shows a host key already pinned for \(other): nodes must not share host keys")
-          }
-          pins[alias] = keys
-          try writePins(pins)
-          return .pinned
+        if let current = pins[alias], !current.isEmpty {
+          return Set(current) == Set(keys) ? .pinned : .refused(changed(alias, "pinned for it in \(knownHostsFile)"))
         }
+        // Every node makes its own keys at first boot: a key another node already showed means
+        // the two share keys (an image's baked ones), and one could pass for the other.
+        if let other = pins.first(where: { $0.key != alias && !Set($0.value).isDisjoint(with: keys) })?.key {
+          return .refused("the host keys of \(alias) include one already pinned for \(other): nodes must not share host keys")
+        }
+        if learned, let record, let why = record.seal(keys) { return .unavailable("its host keys could not be sealed into its domain record: \(why)") }
+        pins[alias] = keys
+        try writePins(pins)
+        return .pinned
       }
     } catch {
       return .unavailable(error.message)
     }
+  }
+
+  func changed(_ alias: String, _ pinned: String) -> String {
+    "the host keys shown by \(alias) differ from the ones \(pinned): a node's host keys never change, so this is not the node that was pinned"
+      + " (if it was rebuilt outside Drover, `drover adopt` it so its keys are learned again, or let Drover replace it)"
   }
 
   /// Drops the pins of nodes that are gone.
@@ -196,10 +222,39 @@ public struct NodeSSHAccess: Sendable {
   func unreadable(_ why: String) -> Diagnostic {
     .error(
       "state.known-hosts", "cannot read \(knownHostsFile): \(why)", subject: knownHostsFile,
-      hint: "it holds the host keys Drover pinned for this project's nodes; remove it to pin them again from the consoles of new nodes")
+      hint: "it caches the host keys sealed in each node's domain record; Drover never trusts an edited one, and fills a missing one again from the records")
   }
 
   func cannotWrite(_ path: String, _ why: String) -> Diagnostic {
     .error("state.ssh", "cannot write \(path): \(why)", subject: path, hint: "Drover keeps its SSH key and pinned host keys there; make the state folder writable")
+  }
+}
+
+/// A node's domain record as the keeper of its host keys (`HostKeyRecording` on its host), as
+/// `NodeSSHAccess.pin` uses it.
+public struct HostKeyRecord: Sendable {
+  public var read: @Sendable () -> RecordedHostKeys
+  /// Nil when the keys are sealed into the record now; else why not.
+  public var seal: @Sendable ([String]) -> String?
+
+  public init(read: @escaping @Sendable () -> RecordedHostKeys, seal: @escaping @Sendable ([String]) -> String?) {
+    self.read = read
+    self.seal = seal
+  }
+
+  /// The record of the domain `node` (UUID `uuid`) on `backend`; nil when the host keeps none.
+  public static func of(_ backend: (any HostBackend)?, node: String, uuid: String) -> HostKeyRecord? {
+    guard let recorder = backend as? HostKeyRecording else { return nil }
+    nonisolated(unsafe) let r = recorder
+    return HostKeyRecord(
+      read: { r.recordedHostKeys(node: node, uuid: uuid) },
+      seal: { keys in
+        do {
+          try r.recordHostKeys(keys, node: node, uuid: uuid)
+          return nil
+        } catch {
+          return Diagnostic.line(of: error)
+        }
+      })
   }
 }

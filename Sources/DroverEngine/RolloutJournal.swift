@@ -68,7 +68,7 @@ public final class RolloutJournal: @unchecked Sendable {
     seq = records().last?.seq ?? 0
   }
 
-  var seal: JournalSeal? { keyring?.key.map(JournalSeal.init) }
+  var seal: JournalSeal? { keyring?.key.map { JournalSeal($0) } }
 
   /// The records if every one may be acted on, else none (and why, for `checkedRollouts`).
   private func checked(_ records: [JournalRecord]) -> [JournalRecord] {

@@ -484,6 +484,10 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       try domain.setMetadata(
         OwnershipMetadata.render(o, key: key, binding: .init(uuid: domain.uuid, host: uri), forSetMetadata: true), key: OwnershipMetadata.prefix,
         namespace: OwnershipMetadata.namespace, live: active)
+      // A person's decision that this is the node: the keys it had are not trusted over what it
+      // shows now (a node rebuilt outside Drover has new ones); they are learned again.
+      calls.record("setMetadata")
+      try domain.setMetadata(nil, key: HostKeysMetadata.prefix, namespace: HostKeysMetadata.namespace, live: active)
     } catch {
       throw HostError(uri: uri, node: node, operation: "cannot adopt", libvirt: error)
     }

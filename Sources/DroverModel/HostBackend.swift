@@ -151,3 +151,28 @@ public enum ConsoleBound {
   /// Bytes of one console line a pattern is matched against (the line's start).
   public static let line = 4096
 }
+
+/// What a node's domain record says of its SSH host keys (`HostKeyRecording`).
+public enum RecordedHostKeys: Sendable, Hashable {
+  /// No keys sealed into the record yet (nobody has pinned the node).
+  case none
+  /// Keys sealed with the project key for this very domain (its name and UUID).
+  case keys([String])
+  /// Keys this machine cannot check (sealed with a key it does not hold, or the record could not
+  /// be read now): says nothing about the node.
+  case cannotCheck(String)
+  /// Keys that are not what a Drover with the project key sealed for this domain (edited, forged,
+  /// copied from another node): never trusted.
+  case forged(String)
+}
+
+/// Hosts that keep each node's SSH host keys in its domain record, sealed with the project key,
+/// so every machine holding the key verifies a node without its console (which shows the keys
+/// once per instance, and is truncated at every start).
+public protocol HostKeyRecording {
+  /// The keys sealed into the record of the domain `node` whose UUID is `uuid`.
+  func recordedHostKeys(node: String, uuid: String) -> RecordedHostKeys
+  /// Seals `keys` into the record of the owned domain `node` (UUID `uuid`, its ownership record
+  /// verified). Keys already sealed there are never replaced by different ones: that throws.
+  func recordHostKeys(_ keys: [String], node: String, uuid: String) throws
+}

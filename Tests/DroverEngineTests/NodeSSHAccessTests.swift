@@ -202,4 +202,101 @@ import Testing
     #expect(reason?.contains("line 1 is not '<alias> <key type> <base64>'") == true, "\(reason ?? "healthy")")
     try FileManager.default.removeItem(atPath: access.knownHostsFile)
   }
+
+  /// A domain record kept in memory, as `HostKeyRecord` sees a host's: what `seal` wrote is what
+  /// `read` returns; `verdict` stands for a record this machine cannot check or does not trust.
+  final class RecordStandIn: @unchecked Sendable {
+    let lock = NSLock()
+    var sealed: [String]?
+    var verdict: RecordedHostKeys?
+    var seals = 0
+    var record: HostKeyRecord {
+      HostKeyRecord(
+        read: { [self] in
+          lock.withLock { verdict ?? sealed.map(RecordedHostKeys.keys) ?? RecordedHostKeys.none }
+        },
+        seal: { [self] keys in
+          lock.withLock {
+            seals += 1
+            sealed = keys
+            return nil
+          }
+        })
+    }
+  }
+
+  /// #37: the keys a node showed when it was first pinned are sealed into its domain record; a
+  /// second machine (another state folder) with the project key verifies the node from the record
+  /// alone — its console restarted and silent — so its beats count and its checks pass.
+  @Test func aSecondStateFolderVerifiesTheNodeFromItsSealedKeys() throws {
+    let record = RecordStandIn()
+    var first = node("web-7", console: try console("web-7", keys: [hostKey]))
+    first.hostKeyRecord = record.record
+    #expect(check(first) == nil)
+    #expect(record.sealed == [hostKey] && record.seals == 1, "sealed when first pinned")
+    #expect(check(first) == nil && record.seals == 1, "the cache answers after that: no second seal")
+
+    // Another machine: its own state folder, the same project key, the node restarted (its
+    // console no longer shows the keys).
+    let elsewhere = try NodeSSHAccess.prepare(stateDirectory: dir + "/state-b", project: "shop", identity: identity, user: "root", port: port)
+    var second = node("web-7", console: try console("web-7", keys: []))
+    second.ssh = elsewhere
+    let spec = HeartbeatSpec(source: .ssh(command: "true"), interval: .seconds(5), missed: 2)
+    #expect(HeartbeatReader.signal(spec, endpoint: second, backend: nil) != .answered, "without the record: not pinned here")
+    second.hostKeyRecord = record.record
+    #expect(HeartbeatReader.signal(spec, endpoint: second, backend: nil) == .answered, "the record's keys verify the node")
+    let pinsB = try String(contentsOfFile: elsewhere.knownHostsFile, encoding: .utf8)
+    #expect(pinsB.contains("\(Self.alias("web-7")) \(hostKey)\n"), "the local pins are a cache of the record: \(pinsB)")
+    #expect(record.seals == 1, "keys read from the record are not sealed again")
+  }
+
+  /// #37: keys that contradict the record are refused at once — a console showing others, or an
+  /// address whose sshd presents another key — and a record that is not trusted is never used; one
+  /// this machine cannot check leaves the beat unknown.
+  @Test func keysThatContradictTheRecordAreRefusedAtOnce() throws {
+    let other = try String(contentsOfFile: dir + "/other_ed25519.pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+    let record = RecordStandIn()
+    record.sealed = [other]
+    var shown = node("web-8", console: try console("web-8", keys: [hostKey]))
+    shown.hostKeyRecord = record.record
+    let started = Date()
+    #expect(check(shown)?.contains("differ from the ones sealed in its domain record") == true)
+    // The console says nothing now; the record's key is not what the sshd presents.
+    var silent = node("web-8", console: try console("web-8", keys: []))
+    silent.hostKeyRecord = record.record
+    let reason = check(silent)
+    #expect(reason?.contains("did not show the host key pinned for \(Self.alias("web-8"))") == true, "\(reason ?? "healthy")")
+    #expect(Date().timeIntervalSince(started) < 15, "a contradiction is final: not waited on until the timeout")
+    #expect(record.seals == 0)
+
+    record.verdict = .forged("the host keys sealed in its record do not verify under the project key: edited or forged")
+    var forged = node("web-9", console: try console("web-9", keys: [hostKey]))
+    forged.hostKeyRecord = record.record
+    #expect(check(forged)?.contains("are not trusted: the host keys sealed in its record do not verify") == true)
+    #expect(!pins.contains(Self.alias("web-9")) && record.seals == 0, "never pinned, never sealed over")
+
+    record.verdict = .cannotCheck("this machine has no project key to check the host keys sealed in its record")
+    let spec = HeartbeatSpec(source: .ssh(command: "true"), interval: .seconds(5), missed: 2)
+    guard case .unavailable(let why) = HeartbeatReader.signal(spec, endpoint: forged, backend: nil) else {
+      Issue.record("a record this machine cannot check says nothing about the node")
+      return
+    }
+    #expect(why.contains("no project key to check"), "\(why)")
+  }
+
+  /// #37: the pins file's error no longer tells the user to delete it.
+  @Test func anUnreadablePinsFileIsExplainedNotToBeDeleted() throws {
+    try "garbage\n".write(toFile: access.knownHostsFile, atomically: true, encoding: .utf8)
+    let problem = try #require(Result { () throws(Diagnostic) in try access.forget(aliases: ["web-1.x"]) }.failure)
+    #expect(problem.hint?.contains("remove") == false && problem.hint?.contains("sealed in each node's domain record") == true, "\(problem.hint ?? "")")
+    try FileManager.default.removeItem(atPath: access.knownHostsFile)
+  }
 }
+
+extension Result {
+  var failure: Failure? {
+    if case .failure(let e) = self { return e }
+    return nil
+  }
+}
+
