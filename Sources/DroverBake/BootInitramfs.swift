@@ -4,12 +4,14 @@ import Foundation
 /// Drover's small boot initramfs: busybox, the kernel's virtio/ext4 modules, and one init script.
 ///
 /// Why: the Debian kernel has virtio and ext4 as modules, so something must load them before the
-/// image's root filesystem can be mounted. The same initramfs serves nodes (switch_root into the
+/// image's root filesystem can be mounted. The ACPI power button and evdev modules are loaded too,
+/// so an image's init can honour a clean shutdown from the host (`virsh shutdown`: busybox
+/// `acpid` with a `PWRF` action that powers off) instead of ignoring it. The same initramfs serves nodes (switch_root into the
 /// image's /init) and build machines (`drover.build` on the command line: run the recipe's
 /// commands in a chroot, print their exit status on the console, power off).
 public enum BootInitramfs {
   public static let busybox = "/bin/busybox"
-  static let modules = ["virtio_pci", "virtio_blk", "ext4"]
+  static let modules = ["virtio_pci", "virtio_blk", "ext4", "button", "evdev"]
 
   public static let initScript = #"""
     #!/bin/busybox sh
@@ -54,14 +56,14 @@ public enum BootInitramfs {
 
   /// Builds (or reuses) the initramfs for `kernel` in `directory`; returns its path.
   ///
-  /// Content-addressed by kernel release, busybox and init script, so it is built once per kernel.
+  /// Content-addressed by kernel release, busybox, init script and modules, so it is built once per kernel.
   public static func ensure(kernel: String, in directory: String, digests: FileDigestCache, runner: ProcessRunner) throws -> String {
     guard let release = kernelRelease(kernel) else {
       throw Diagnostic.error(
         "bake.kernel", "cannot tell the kernel release of \(kernel)", subject: kernel,
         hint: "name a Debian kernel such as /vmlinuz or /boot/vmlinuz-<release>, or give an initrd")
     }
-    let id = ContentDigest.of(release + (try digests.digest(of: busybox)) + initScript).short
+    let id = ContentDigest.of(release + (try digests.digest(of: busybox)) + initScript + modules.joined(separator: ",")).short
     let path = "\(directory)/boot-\(release)-\(id).cpio.gz"
     if FileManager.default.fileExists(atPath: path) { return path }
 

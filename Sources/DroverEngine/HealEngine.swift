@@ -35,12 +35,12 @@ public struct HealEngine: Sendable {
   /// (not on `--dry-run`). Only pools with `remediation:` are judged.
   public func decide(observed: ObservedWorld, now: Double, remember: Bool, outageThresholds: [String: Double] = [:]) throws -> HealPass {
     let healed = pools.filter { $0.remediation != nil }
-    let ledger = HealLedger(stateDirectory: stateDirectory, keyring: keyring)
+    let ledger = try HealLedger.configured(stateDirectory: stateDirectory, keyring: keyring)
     var memory: [String: [String: NodeMemory]] = [:]
     var active: [String: RolloutState] = [:]
     var lastHeal: [String: Double] = [:]
     for pool in healed {
-      memory[pool.name] = ledger.read(pool: pool.name)
+      memory[pool.name] = try ledger.read(pool: pool.name)
       let journal = try RolloutJournal(directory: journalDirectory, pool: pool.name, keyring: keyring)
       let rollouts = try journal.checkedRollouts()
       if let state = rollouts.last(where: { $0.isActive }) { active[pool.name] = state }

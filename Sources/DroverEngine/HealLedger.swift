@@ -3,9 +3,11 @@ import DroverRollout
 import Foundation
 
 /// What heal passes remember of a pool's nodes between runs (`NodeMemory`: the last beat, since
-/// when a node has been unhealthy), one JSON file per pool in the project's state folder,
-/// written under the pool's lock by rename (a crash leaves the old file or the new one), never
-/// through a link planted in its place (`StateFile`).
+/// when a node has been unhealthy, the repair rungs tried in its incident), one JSON document per
+/// pool: a row of the shared state database when the project has one (so every machine running
+/// heal or `watch` sees the same incidents and never repeats a rung another tried), else a file in
+/// the project's state folder, written under the pool's lock by rename (a crash leaves the old
+/// file or the new one), never through a link planted in its place (`StateFile`).
 ///
 /// Why a file and not the journal: these are observations, not steps; losing them only restarts
 /// each node's grace (a node is replaced later, never sooner) and its incident (the ladder starts
@@ -18,11 +20,23 @@ import Foundation
 public struct HealLedger: Sendable {
   public let directory: String
   let keyring: Keyring?
+  /// The project's shared state, when it keeps one: the ledger is then there, not in the folder.
+  let shared: (any SharedStateBackend)?
+  static let maxBytes = 4 << 20
 
-  public init(stateDirectory: String, keyring: Keyring?) {
+  public init(stateDirectory: String, keyring: Keyring?, shared: (any SharedStateBackend)? = nil) {
     directory = stateDirectory + "/health"
     self.keyring = keyring
+    self.shared = shared
   }
+
+  /// The ledger of the process's configured state: the shared database when the project has one.
+  public static func configured(stateDirectory: String, keyring: Keyring?) throws -> HealLedger {
+    HealLedger(stateDirectory: stateDirectory, keyring: keyring, shared: try SharedState.backend())
+  }
+
+  /// Where the ledger is, for messages.
+  var location: String { shared?.location ?? directory }
 
   struct File: Codable {
     var formatVersion = "1"
@@ -46,9 +60,18 @@ public struct HealLedger: Sendable {
   /// untrusted input like every state file: read without following links or blocking on a FIFO,
   /// at most 4 MiB, and every time in it kept within [0, `now`] (an edited time never traps a
   /// rendering, nor makes a node due sooner than a pass could have seen it).
-  public func read(pool: String, now: Double = Date().timeIntervalSince1970) -> [String: NodeMemory] {
-    guard case .success(let contents?) = StateFile.read(path(pool: pool), maxBytes: 4 << 20, tooLarge: "over 4 MiB"),
-      let file = try? JSONDecoder().decode(File.self, from: Data(contents.bytes)),
+  public func read(pool: String, now: Double = Date().timeIntervalSince1970) throws -> [String: NodeMemory] {
+    let bytes: [UInt8]
+    if let shared {
+      // A database that does not answer fails the pass (nothing is decided on a memory that
+      // could not be read); a row that does not verify is read as empty, like a file.
+      guard let document = try shared.healLedger(pool: pool) else { return [:] }
+      bytes = document
+    } else {
+      guard case .success(let contents?) = StateFile.read(path(pool: pool), maxBytes: Self.maxBytes, tooLarge: "over 4 MiB") else { return [:] }
+      bytes = contents.bytes
+    }
+    guard bytes.count <= Self.maxBytes, let file = try? JSONDecoder().decode(File.self, from: Data(bytes)),
       let key = keyring?.key, let mac = file.mac,
       JournalSeal(key).verifies(fields(file.nodes, pool: pool, project: key.project), mac: mac)
     else { return [:] }
@@ -68,7 +91,7 @@ public struct HealLedger: Sendable {
   public func unhealthy(pools: [String]) -> [String: String] {
     var result: [String: String] = [:]
     for pool in pools {
-      for m in read(pool: pool).values where m.unhealthySince != nil { result[m.uuid] = m.reason ?? "unhealthy" }
+      for m in ((try? read(pool: pool)) ?? [:]).values where m.unhealthySince != nil { result[m.uuid] = m.reason ?? "unhealthy" }
     }
     return result
   }
@@ -76,15 +99,19 @@ public struct HealLedger: Sendable {
   public func write(pool: String, _ nodes: [String: NodeMemory]) throws {
     func refuse(_ why: String) -> Diagnostic {
       Diagnostic.error(
-        "heal.ledger", "cannot write the heal ledger of pool \(pool) in \(directory): \(why)", subject: "pool \(pool)",
-        hint: "the state folder must be writable by Drover's user")
+        "heal.ledger", "cannot write the heal ledger of pool \(pool) in \(location): \(why)", subject: "pool \(pool)",
+        hint: shared == nil ? "the state folder must be writable by Drover's user" : "check that the state database answers")
     }
-    do { try StateFile.ownDirectory(directory) } catch { throw refuse(error.message) }
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     guard let key = keyring?.key else { throw refuse("this machine has no key for the project to seal it with") }
     let mac = JournalSeal(key).mac(fields(nodes, pool: pool, project: key.project))
     guard let data = try? encoder.encode(File(nodes: nodes, mac: mac)) else { throw refuse("cannot encode it") }
+    if let shared {
+      do { try shared.writeHealLedger(pool: pool, document: [UInt8](data)) } catch { throw refuse(Diagnostic.line(of: error)) }
+      return
+    }
+    do { try StateFile.ownDirectory(directory) } catch { throw refuse(error.message) }
     if let problem = StateFile.replace(path(pool: pool), with: [UInt8](data), mode: 0o600) { throw refuse(problem.reason) }
   }
 }

@@ -28,6 +28,10 @@ public protocol SharedStateBackend: AnyObject, Sendable {
   /// Writes `records` (a local journal, as they are: numbers and times) as the pool's journal,
   /// all or nothing; refused when the pool has a journal here already.
   func importJournal(pool: String, records: [JournalRecord]) throws
+  /// The pool's heal ledger as `HealLedger` wrote it (a sealed JSON document); nil when none.
+  func healLedger(pool: String) throws -> [UInt8]?
+  /// Replaces the pool's heal ledger, committed before it returns.
+  func writeHealLedger(pool: String, document: [UInt8]) throws
 }
 
 /// A lock held on a shared backend, until released (or its process dies).

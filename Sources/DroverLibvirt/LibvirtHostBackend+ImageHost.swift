@@ -29,6 +29,8 @@ extension LibvirtHostBackend: ImageHost {
               uri: uri, operation: "refusing to use storage pool \(name)",
               reason: "it exists at \(path.isEmpty ? "an unknown path" : path) and was not created by Drover (no \(Self.poolMarker) volume in \(directory)); pass another --image-pool")
           }
+          // Drover's own pool (a Drover from before this defined it without autostart).
+          if try !pool.autostart() { try pool.setAutostart(true) }
         }
         return
       }
@@ -46,6 +48,8 @@ extension LibvirtHostBackend: ImageHost {
       }
       try pool.build()
       try pool.start()
+      // The nodes' disks are in it: after a host reboot it must be there before any node starts.
+      try pool.setAutostart(true)
       if bootsNodes {
         _ = try pool.createVolume(xml: """
           <volume><name>\(Self.poolMarker)</name><capacity unit='bytes'>512</capacity>

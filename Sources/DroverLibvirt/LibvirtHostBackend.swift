@@ -315,10 +315,26 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   }
 
   func startNow(node: String, uuid: String) throws {
-    let domain = try ownedDomain(node, uuid: uuid)
+    let owned = try ownedNode(node, uuid: uuid)
+    try activateDiskPool(of: owned.ownership, node: node)
+    let domain = owned.domain
     calls.record("start")
     do { try domain.start() } catch {
       throw HostError(uri: uri, node: node, operation: "cannot start", libvirt: error)
+    }
+  }
+
+  /// Starts the storage pool holding the node's disk when it is not active: after a host reboot a
+  /// pool libvirtd did not autostart (defined by an older Drover) would make every start fail.
+  func activateDiskPool(of o: NodeOwnership, node: String) throws {
+    guard let poolName = o.disk.split(separator: "/").first.map(String.init), !poolName.isEmpty else { return }
+    calls.record("pool-state")
+    let result: Result<Void, LibvirtError> = Result { () throws(LibvirtError) in
+      guard let pool = try connection.storagePool(named: poolName), try !pool.isActive() else { return }
+      try pool.start()
+    }
+    if case .failure(let error) = result {
+      throw HostError(uri: uri, node: node, operation: "cannot start the storage pool \(poolName) of its disk", libvirt: error)
     }
   }
 

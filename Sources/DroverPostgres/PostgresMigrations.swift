@@ -23,6 +23,14 @@ enum PostgresMigrations {
     ],
     // 2: each journal record's seal (JournalSeal); rows written before it have none.
     ["ALTER TABLE drover_journal ADD COLUMN mac text"],
+    // 3: each pool's heal ledger (HealLedger: sealed JSON), shared by every machine that heals.
+    [
+      """
+      CREATE TABLE drover_heal_ledger (
+        project text NOT NULL, pool text NOT NULL, document text NOT NULL, written double precision NOT NULL,
+        PRIMARY KEY (project, pool))
+      """
+    ],
   ]
 
   static var latest: Int { steps.count }

@@ -271,6 +271,32 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
     }
   }
 
+  // MARK: heal ledger
+
+  public func healLedger(pool: String) throws -> [UInt8]? {
+    // The length first: a row someone made huge is refused without being fetched.
+    let rows = try query(
+      "SELECT octet_length(document), CASE WHEN octet_length(document) <= \(Int64(4 << 20)) THEN document END FROM drover_heal_ledger WHERE project = \(project) AND pool = \(pool)",
+      "reading the heal ledger of pool \(pool)")
+    guard let row = rows.first else { return nil }
+    let (length, document) = try row.decode((Int64, String?).self)
+    guard let document else {
+      throw Diagnostic.error(
+        "state.heal-ledger", "the heal ledger of pool \(pool) in \(location) is \(length) bytes (over 4 MiB); nothing is decided from it", subject: "pool \(pool)",
+        hint: "someone wrote it by hand: DELETE its row (heal starts every node's grace again)")
+    }
+    return Array(document.utf8)
+  }
+
+  public func writeHealLedger(pool: String, document: [UInt8]) throws {
+    let text = String(decoding: document, as: UTF8.self)
+    _ = try query(
+      """
+      INSERT INTO drover_heal_ledger (project, pool, document, written) VALUES (\(project), \(pool), \(text), \(Date().timeIntervalSince1970))
+      ON CONFLICT (project, pool) DO UPDATE SET document = EXCLUDED.document, written = EXCLUDED.written
+      """, "writing the heal ledger of pool \(pool)")
+  }
+
   public func journalPools() throws -> [String] {
     try query("SELECT DISTINCT pool FROM drover_journal WHERE project = \(project) ORDER BY pool", "listing the journals").map { try $0.decode(String.self) }
   }

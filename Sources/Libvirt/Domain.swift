@@ -148,6 +148,14 @@ public final class Domain: @unchecked Sendable {
   /// Asks the guest to shut down (ACPI). The corresponding C function is `virDomainShutdown`.
   public func shutdown() throws(LibvirtError) { try check(virDomainShutdown(pointer), "shutting down \(name)") }
 
+  /// Whether libvirtd starts the domain when it starts. The corresponding C function is
+  /// `virDomainGetAutostart`.
+  public func autostart() throws(LibvirtError) -> Bool {
+    var value: Int32 = 0
+    try check(virDomainGetAutostart(pointer, &value), "reading autostart of \(name)")
+    return value != 0
+  }
+
   /// Pauses a running domain. The corresponding C function is `virDomainSuspend`.
   public func suspend() throws(LibvirtError) { try check(virDomainSuspend(pointer), "suspending \(name)") }
 

@@ -28,6 +28,19 @@ public final class StoragePool: @unchecked Sendable {
   /// Starts the pool. The corresponding C function is `virStoragePoolCreate`.
   public func start() throws(LibvirtError) { try check(virStoragePoolCreate(pointer, 0), "starting pool \(name)") }
 
+  /// Whether libvirtd starts the pool when it starts (after a host reboot).
+  /// The corresponding C function is `virStoragePoolGetAutostart`.
+  public func autostart() throws(LibvirtError) -> Bool {
+    var value: Int32 = 0
+    try check(virStoragePoolGetAutostart(pointer, &value), "reading autostart of pool \(name)")
+    return value != 0
+  }
+
+  /// The corresponding C function is `virStoragePoolSetAutostart`.
+  public func setAutostart(_ on: Bool) throws(LibvirtError) {
+    try check(virStoragePoolSetAutostart(pointer, on ? 1 : 0), "setting autostart of pool \(name)")
+  }
+
   /// Stops the pool (its files stay). The corresponding C function is `virStoragePoolDestroy`.
   public func stop() throws(LibvirtError) { try check(virStoragePoolDestroy(pointer), "stopping pool \(name)") }
 

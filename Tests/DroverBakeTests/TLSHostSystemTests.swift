@@ -15,6 +15,34 @@ enum TLSHost {
   static let available: Bool = {
     QemuSystem.available && (try? Connection.open(connectURI, timeout: 30)) != nil
   }()
+
+  /// The host goes down: every process of its mount namespace (tini, libvirtd, virtlogd, QEMU)
+  /// is stopped, and with them the namespace and its /run — where libvirtd keeps its
+  /// once-per-boot autostart marker. Never a process of this machine's own namespace.
+  static func powerOff() throws {
+    let script = #"""
+      set -u
+      root=$(pgrep -o -f '[-]-listen -f /var/lib/drover/tls-host/libvirtd.conf') || { echo "no TLS host daemon"; exit 1; }
+      ns=$(readlink /proc/$root/ns/mnt)
+      [ -n "$ns" ] && [ "$ns" != "$(readlink /proc/self/ns/mnt)" ] || { echo "the TLS host shares this namespace: refusing"; exit 1; }
+      members() { for p in /proc/[0-9]*; do [ "$(readlink $p/ns/mnt 2>/dev/null)" = "$ns" ] && echo ${p#/proc/}; done; }
+      kill $(members) 2>/dev/null
+      for _ in $(seq 1 100); do [ -z "$(members)" ] && exit 0; sleep 0.1; done
+      kill -9 $(members) 2>/dev/null; sleep 0.5
+      [ -z "$(members)" ]
+      """#
+    let stopped = try DroverProcess.run("/bin/sh", ["-c", script], environment: [:])
+    #expect(stopped.status == 0, "the TLS host stopped: \(stopped.output)")
+  }
+
+  /// The host boots again: `scripts/tls-host` starts its libvirtd in a fresh namespace and waits
+  /// until it answers.
+  static func powerOn() throws {
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+      .appendingPathComponent("scripts/tls-host").path
+    let started = try DroverProcess.run("/bin/bash", [script], environment: [:])
+    #expect(started.status == 0 && started.output.contains("answers"), "\(started.output)")
+  }
 }
 
 /// #17: `qemu+tls://` with the CA and client certificate from the machine's configuration.
@@ -108,4 +136,59 @@ extension BakeSystemTests {
     #expect(try nodes(on: try Connection.open(TLSHost.connectURI, timeout: 30), project: p.project).isEmpty)
     #expect(try nodes(on: backend.connection, project: p.project).isEmpty, "nothing applied on the host that answered either")
   }
+
+  /// #36: a real host reboot. The TLS host goes down with its node on it (its libvirtd, QEMU
+  /// and namespace gone, the autostart marker with them) and comes back as after a boot. Drover
+  /// sets no autostart on nodes (heal's `start` rung brings them back, on a host it can read, under
+  /// its guards); it does set it on its image pool, whose volumes are the nodes' disks. The next
+  /// heal pass starts the node on its own disk and reports the outage; nothing is replaced.
+  @Test(.enabled(if: TLSHost.available, "needs the TLS host (scripts/tls-host)"))
+  func aHostRebootBringsEveryNodeBackOnItsOwnDisk() throws {
+    let p = try TwoHostProject(
+      uri: TLSHost.uri, trust: "{pkipath: \(TLSHost.trust)/client}", remoteRoot: TLSHost.imageRoot, connectURI: TLSHost.connectURI)
+    defer { p.cleanUp(local: backend.connection) }
+    #expect(try p.run(["bake", "twohost@v1"]).status == 0)
+    try p.pool(replicas: 2, extra: "remediation: {unhealthy_after: 5s, max_unhealthy: 1, repair_grace: 60s}")
+    let created = try p.run(["apply", "--auto-approve"])
+    #expect(created.status == 0, "\(created.output)")
+    func remote() throws -> [String: (uuid: String, disk: String)] {
+      let h2 = try Connection.open(TLSHost.connectURI, timeout: 30)
+      var result: [String: (String, String)] = [:]
+      for d in try h2.allDomains() {
+        guard let meta = try? d.metadata(namespace: OwnershipMetadata.namespace), let o = OwnershipMetadata.parse(meta), o.project == p.project else { continue }
+        result[d.name] = (d.uuid, o.disk)
+      }
+      return result
+    }
+    let before = try remote()
+    let name = try #require(before.keys.first, "one node on the TLS host")
+    let h2 = try Connection.open(TLSHost.connectURI, timeout: 30)
+    #expect(try h2.domain(named: name)?.autostart() == false, "nodes are never autostarted")
+    #expect(try h2.storagePool(named: p.imagePool)?.autostart() == true, "the image pool is")
+
+    try TLSHost.powerOff()
+    let down = try p.run(["heal"])
+    #expect(!down.output.contains("DISCARDS DISK") && !down.output.contains("replace \(name)"), "an unreadable host is no death: \(down.output)")
+    try TLSHost.powerOn()
+    let booted = try Connection.open(TLSHost.connectURI, timeout: 30)
+    #expect(try booted.domain(named: name)?.state() == .shutoff, "after the boot the node is off: nothing autostarted it")
+
+    var output = ""
+    var running = false
+    for _ in 0..<30 where !running {
+      let pass = try p.run(["heal"])
+      output += pass.output
+      running = (try? Connection.open(TLSHost.connectURI, timeout: 30).domain(named: name)?.state()) == .running
+      if !running { Thread.sleep(forTimeInterval: 1) }
+    }
+    #expect(running && output.contains("start \(name): done (same domain, same disk)"), "\(output.suffix(3000))")
+    #expect(output.contains("host \(TLSHost.uri): OUTAGE") || output.contains("h2: OUTAGE"), "the pass says the host is in outage: \(output.suffix(3000))")
+    #expect(!output.contains("DISCARDS DISK"), "\(output.suffix(3000))")
+    let after = try remote()
+    #expect(after.mapValues(\.uuid) == before.mapValues(\.uuid) && after.mapValues(\.disk) == before.mapValues(\.disk), "the same domain on the same disk")
+    // And it boots: its console check passes again.
+    let console = try p.run(["heal"])
+    #expect(console.status == 0, "\(console.output)")
+  }
 }
+

@@ -168,6 +168,36 @@ import Testing
     #expect(try c.b.run(["heal"], environment: Self.env).status == 0, "the genuine journal verifies")
   }
 
+  /// #36: with a state database, the heal ledger — which rungs each incident tried — is a row
+  /// there, not a file: a second checkout sees that `start` was tried and does not try it again;
+  /// a row edited by hand (a rung changed, to hurry the ladder on) is read as no ledger at all.
+  @Test func theHealLedgerIsASealedRowSharedByEveryCheckout() throws {
+    let c = try TwoCheckouts()
+    let row = "FROM drover_heal_ledger WHERE project = '\(c.project)' AND pool = '\(c.pool)'"
+    defer {
+      _ = try? Self.sql("DELETE \(row)")
+      c.cleanup()
+    }
+    let remediation = "remediation: {unhealthy_after: 1h, max_unhealthy: 1}\n"
+    for h in [c.a, c.b] { try h.writePool(c.pool, replicas: 2, extra: c.spec + remediation) }
+    #expect(try c.a.run(["apply", "--auto-approve"], environment: Self.env).status == 0)
+    try c.a.holder.domain(named: "\(c.pool)-1")?.destroy()
+    let healed = try c.a.run(["heal"], environment: Self.env)
+    #expect(healed.status == 0 && healed.stdout.contains("start \(c.pool)-1: done"), "\(healed.stdout)\(healed.stderr)")
+    let stored = try Self.sql("SELECT document \(row)")
+    #expect(stored.status == 0 && stored.output.contains("\"rung\":\"start\"") && stored.output.contains("\"mac\":"), "\(stored.output)")
+    #expect(!FileManager.default.fileExists(atPath: "/var/lib/drover/state/\(c.project)/health/\(c.pool).json"), "no file beside the row")
+
+    // The node stops again within the incident: the other checkout knows start was tried.
+    try c.a.holder.domain(named: "\(c.pool)-1")?.destroy()
+    let seen = try c.b.run(["heal", "--dry-run", "--json"], environment: Self.env)
+    #expect(!seen.stdout.contains("\"action\":\"start\""), "start was tried in this incident: \(seen.stdout)\(seen.stderr)")
+    // Edited by hand: the seal no longer verifies, so the ledger is empty and the ladder starts again.
+    #expect(try Self.sql("UPDATE drover_heal_ledger SET document = replace(document, '\"rung\":\"start\"', '\"rung\":\"resume\"') WHERE project = '\(c.project)' AND pool = '\(c.pool)'").status == 0)
+    let forged = try c.b.run(["heal", "--dry-run", "--json"], environment: Self.env)
+    #expect(forged.stdout.contains("\"action\":\"start\""), "\(forged.stdout)\(forged.stderr)")
+  }
+
   /// #37: `watch` as a service. Its state database is reached through a relay (a small TCP proxy
   /// in front of the test server, so only watch's sessions are cut): while the relay is down every
   /// pass fails and is counted; once it is back the next pass reconnects and heals a node that

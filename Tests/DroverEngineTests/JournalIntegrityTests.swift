@@ -118,17 +118,17 @@ import Testing
     var memory = NodeMemory(uuid: "u1", lastBeat: 100, unhealthySince: 90, reason: "paused")
     memory.incident = RepairIncident(began: 90, attempts: [RepairAttempt(rung: .resume, at: 95, graceEnds: 215)])
     try ledger.write(pool: "web", ["web-1": memory])
-    #expect(ledger.read(pool: "web", now: 200)["web-1"]?.incident?.tried == [.resume])
+    #expect(try ledger.read(pool: "web", now: 200)["web-1"]?.incident?.tried == [.resume])
     // Someone marks every gentler rung as tried, to have the node replaced at once.
     let path = ledger.path(pool: "web")
     let text = try String(contentsOfFile: path, encoding: .utf8)
     try text.replacingOccurrences(of: "\"rung\":\"resume\"", with: "\"rung\":\"reset\"").write(toFile: path, atomically: true, encoding: .utf8)
-    #expect(ledger.read(pool: "web", now: 200).isEmpty, "an edited ledger is no ledger")
+    #expect(try ledger.read(pool: "web", now: 200).isEmpty, "an edited ledger is no ledger")
     // Another pool's ledger copied over this one, or one without a key to check it: empty too.
     try ledger.write(pool: "db", ["web-1": memory])
     try FileManager.default.removeItem(atPath: path)
     try FileManager.default.copyItem(atPath: ledger.path(pool: "db"), toPath: path)
-    #expect(ledger.read(pool: "web", now: 200).isEmpty)
-    #expect(HealLedger(stateDirectory: dir, keyring: Keyring(project: "shop", key: nil)).read(pool: "db", now: 200).isEmpty)
+    #expect(try ledger.read(pool: "web", now: 200).isEmpty)
+    #expect(try HealLedger(stateDirectory: dir, keyring: Keyring(project: "shop", key: nil)).read(pool: "db", now: 200).isEmpty)
   }
 }
