@@ -4,7 +4,8 @@ import PackageDescription
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
 
-/// Layers, one direction (checked by `Tests/ArchitectureTests`):
+/// Layers, one direction (checked by `Tests/ArchitectureTests`, which reads this file: every import
+/// of a target is declared here, and every declared edge points down):
 /// CLI → engine → spec + libvirt adapter → thin Swift wrappers → C targets.
 let package = Package(
   name: "drover",
@@ -24,19 +25,22 @@ let package = Package(
     // Pure core.
     .target(name: "DroverBasics", dependencies: [crypto]),
     .target(name: "DroverModel", dependencies: ["DroverBasics"]),
-    .target(name: "DroverSpec", dependencies: ["DroverModel", "LibYAML"]),
+    .target(name: "DroverSpec", dependencies: ["DroverModel", "DroverBasics", "LibYAML"]),
     .target(name: "DroverRollout", dependencies: ["DroverModel"]),
-    .target(name: "DroverPlan", dependencies: ["DroverModel", "DroverRollout"]),
+    .target(name: "DroverPlan", dependencies: ["DroverModel", "DroverRollout", "DroverBasics"]),
     // Effects.
-    .target(name: "DroverLibvirt", dependencies: ["DroverModel", "Libvirt"]),
-    .target(name: "DroverEngine", dependencies: ["DroverPlan", "DroverRollout", "DroverModel"]),
+    .target(name: "DroverLibvirt", dependencies: ["DroverModel", "DroverBasics", "Libvirt"]),
+    .target(name: "DroverEngine", dependencies: ["DroverPlan", "DroverRollout", "DroverModel", "DroverBasics"]),
     .target(name: "DroverBake", dependencies: ["DroverModel", "DroverBasics"]),
     // The shared state backend (PostgreSQL), behind the engine's state ports.
-    .target(name: "DroverPostgres", dependencies: ["DroverEngine", .product(name: "PostgresNIO", package: "postgres-nio")]),
+    .target(name: "DroverPostgres", dependencies: ["DroverEngine", "DroverRollout", "DroverBasics", .product(name: "PostgresNIO", package: "postgres-nio")]),
     // Edge.
     .target(
       name: "DroverCommands",
-      dependencies: ["DroverSpec", "DroverPlan", "DroverRollout", "DroverEngine", "DroverBake", "DroverLibvirt", "DroverPostgres", argumentParser],
+      dependencies: [
+        "DroverSpec", "DroverPlan", "DroverRollout", "DroverEngine", "DroverBake", "DroverLibvirt", "DroverPostgres", "DroverModel", "DroverBasics",
+        argumentParser,
+      ],
       plugins: ["BuildInfo"]),
     // Names the commit in `drover --version`.
     .plugin(name: "BuildInfo", capability: .buildTool()),
@@ -52,7 +56,10 @@ let package = Package(
         .linkedLibrary("_FoundationICU"),
       ]),
     .executableTarget(
-      name: "drover-bench", dependencies: ["DroverBake", "DroverEngine", "DroverPostgres", "DroverLibvirt", "DroverPlan", "DroverSpec", "DroverModel", "Libvirt"]),
+      name: "drover-bench",
+      dependencies: [
+        "DroverBake", "DroverEngine", "DroverPostgres", "DroverLibvirt", "DroverPlan", "DroverRollout", "DroverSpec", "DroverModel", "DroverBasics", "Libvirt",
+      ]),
     // Tests.
 
     .testTarget(name: "LibYAMLTests", dependencies: ["LibYAML"]),

@@ -11,7 +11,10 @@ import Foundation
 /// commands in a chroot, print their exit status on the console, power off).
 public enum BootInitramfs {
   public static let busybox = "/bin/busybox"
-  static let modules = ["virtio_pci", "virtio_blk", "ext4", "button", "evdev"]
+  static let modules = ["virtio_pci", "virtio_blk", "ext4"]
+  /// Loaded when the kernel has them as modules (a kernel with them built in, or without them,
+  /// still boots: only `virsh shutdown` depends on them).
+  static let optionalModules = ["button", "evdev"]
 
   public static let initScript = #"""
     #!/bin/busybox sh
@@ -63,7 +66,7 @@ public enum BootInitramfs {
         "bake.kernel", "cannot tell the kernel release of \(kernel)", subject: kernel,
         hint: "name a Debian kernel such as /vmlinuz or /boot/vmlinuz-<release>, or give an initrd")
     }
-    let id = ContentDigest.of(release + (try digests.digest(of: busybox)) + initScript + modules.joined(separator: ",")).short
+    let id = ContentDigest.of(release + (try digests.digest(of: busybox)) + initScript + (modules + optionalModules).joined(separator: ",")).short
     let path = "\(directory)/boot-\(release)-\(id).cpio.gz"
     if FileManager.default.fileExists(atPath: path) { return path }
 
@@ -76,8 +79,12 @@ public enum BootInitramfs {
     }
     try FileManager.default.copyItem(atPath: busybox, toPath: "\(stage)/bin/busybox")
     var order: [String] = []
-    for module in modules {
-      let output = try runner.run(["/usr/sbin/modprobe", "-S", release, "--show-depends", module]).stdout
+    for module in modules + optionalModules {
+      let output: String
+      do { output = try runner.run(["/usr/sbin/modprobe", "-S", release, "--show-depends", module]).stdout } catch {
+        if optionalModules.contains(module) { continue }
+        throw error
+      }
       for line in output.split(separator: "\n") where line.hasPrefix("insmod ") {
         let file = String(line.split(separator: " ")[1])
         let target = "/lib/modules/" + (file as NSString).lastPathComponent

@@ -66,8 +66,8 @@ struct BakeCommand: ParsableCommand {
     let wanted = specs.recipes.filter { references.isEmpty || references.contains($0.recipe.reference.description) }
     let unknown = references.filter { r in !specs.recipes.contains { $0.recipe.reference.description == r } }
     if !unknown.isEmpty {
-      Output.err("error: no recipe for \(unknown.joined(separator: ", ")) in \(project.imagesPath)")
-      throw ExitCode.failure
+      throw Diagnostic.error(
+        "spec.image.unknown", "no recipe for \(unknown.joined(separator: ", ")) in \(project.imagesPath)", hint: "drover images lists the recipes and baked images")
     }
     let backend: LibvirtHostBackend
     do { backend = try LibvirtHostBackend.connect(

@@ -76,9 +76,9 @@ struct DriftCommand: ParsableCommand {
       ])
     } else {
       Output.out(DriftView.human(drift: drift, pending: pending, unread: world.unreachable.keys.sorted()))
-      for (uri, reason) in world.unreachable.sorted(by: { $0.key < $1.key }) {
-        Output.err("error: host \(uri): could not check: \(reason)")
-      }
+      Report.diagnostics(
+        world.unreachable.sorted(by: { $0.key < $1.key }).map { .error("libvirt.unreachable", "could not check: \($0.value)", subject: "host \($0.key)") },
+        sources: [], format: .human, noColor: project.noColor)
     }
     if !checked { throw ExitCode.failure }
     if !drift.isEmpty || (includePending && !pending.isEmpty) { throw ExitCode(2) }

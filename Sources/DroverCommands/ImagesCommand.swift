@@ -101,8 +101,10 @@ struct ImagesGCCommand: ParsableCommand {
     let entries = hostNames.isEmpty ? [] : try ImageHostEntries.select(hostNames, project: project)
     let context = try ProjectContext.load(project, readOnly: true)
     if !context.unreachable.isEmpty {
-      Output.err("error: cannot see every host (\(context.unreachable.keys.sorted().joined(separator: ", "))), so cannot tell which images are in use; nothing deleted")
-      throw ExitCode.failure
+      throw Diagnostic.error(
+        "libvirt.unreachable",
+        "cannot see every host (\(context.unreachable.keys.sorted().joined(separator: ", "))), so cannot tell which images are in use; nothing deleted",
+        hint: "run it again once every host answers")
     }
     guard let inUse = ImageUsage.nodesByKey(context, project: project.projectName) else {
       Report.diagnostics(
@@ -182,8 +184,7 @@ struct ImagesPushCommand: ParsableCommand {
     } else {
       for r in references {
         guard let ref = ImageRef(parsing: r), let m = catalogue.image(for: ref) else {
-          Output.err("error: no baked image \(Terminal.printable(r)) in \(catalogue.directory)\nhint: bake it first: drover bake")
-          throw ExitCode.failure
+          throw Diagnostic.error("image.missing", "no baked image \(Terminal.printable(r)) in \(catalogue.directory)", hint: "bake it first: drover bake")
         }
         wanted.append(m)
       }

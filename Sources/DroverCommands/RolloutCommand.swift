@@ -132,7 +132,9 @@ extension RolloutStatusCommand {
       }
       if !active { return ended.allSatisfy { $0.status == .completed } ? 0 : 3 }
       guard Date() < deadline else {
-        Output.err("error: stopped watching after \(watchTimeout): the rollout is still in progress (drover rollout status --watch again to go on)")
+        Report.diagnostics(
+          [.error("rollout.watch-timeout", "stopped watching after \(watchTimeout): the rollout is still in progress", hint: "drover rollout status --watch again to go on")],
+          sources: [], format: .human, noColor: project.noColor)
         return 1
       }
       Thread.sleep(forTimeInterval: min(every, max(0.01, deadline.timeIntervalSinceNow)))
@@ -182,8 +184,7 @@ struct RolloutPauseCommand: ParsableCommand {
     try KnownPools.check([pool], project: project)
     let journal = try RolloutJournals(project).journal(pool)
     guard let active = try journal.active(), active.status == .running else {
-      Output.err("error: pool \(pool) has no running rollout")
-      throw ExitCode.failure
+      throw Diagnostic.error("rollout.none", "pool \(pool) has no running rollout", hint: "drover rollout status \(pool) shows its last rollout")
     }
     try journal.append(active.id, .pauseRequested)
     Output.out("pause requested for rollout \(active.id); it stops after the nodes in flight")
@@ -200,8 +201,7 @@ struct RolloutResumeCommand: ParsableCommand {
 
   func run() throws {
     guard try RolloutJournals(project).journal(pool).active() != nil else {
-      Output.err("error: pool \(pool) has no rollout to resume")
-      throw ExitCode.failure
+      throw Diagnostic.error("rollout.none", "pool \(pool) has no rollout to resume", hint: "drover rollout status \(pool) shows its last rollout")
     }
     try RolloutResumer.resume(pool: pool, project: project, images: images)
   }
@@ -219,8 +219,7 @@ struct RolloutAbortCommand: ParsableCommand {
     try KnownPools.check([pool], project: project)
     let journal = try RolloutJournals(project).journal(pool)
     guard let active = try journal.active() else {
-      Output.err("error: pool \(pool) has no rollout to abort")
-      throw ExitCode.failure
+      throw Diagnostic.error("rollout.none", "pool \(pool) has no rollout to abort", hint: "drover rollout status \(pool) shows its last rollout")
     }
     try journal.append(active.id, .abortRequested)
     Output.out("abort requested for rollout \(active.id)")

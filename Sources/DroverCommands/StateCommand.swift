@@ -34,8 +34,9 @@ struct StateMigrateCommand: ParsableCommand {
   func run() throws {
     try project.requireName()
     guard let shared = try SharedState.backend() else {
-      Output.err("error: drover.yaml keeps the state locally; set state: {backend: postgres, url: postgres://USER@HOST/DB} first")
-      throw ExitCode.failure
+      throw Diagnostic.error(
+        "spec.state.backend", "drover.yaml keeps the state locally; there is no database to migrate to",
+        hint: "set state: {backend: postgres, url: postgres://USER@HOST/DB} first")
     }
     let source = from ?? ProjectSettings.defaultStateDirectory(project: project.projectName)
     let folder = source + "/journal"

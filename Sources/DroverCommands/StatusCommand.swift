@@ -70,9 +70,9 @@ struct StatusCommand: ParsableCommand {
         lines.append(line)
       }
       Output.out(Table.render(lines))
-      for (uri, reason) in world.unreachable.sorted(by: { $0.key < $1.key }) {
-        Output.err("error: host \(uri): unreachable: \(reason)")
-      }
+      Report.diagnostics(
+        world.unreachable.sorted(by: { $0.key < $1.key }).map { .error("libvirt.unreachable", "unreachable: \($0.value)", subject: "host \($0.key)") },
+        sources: [], format: .human, noColor: project.noColor)
     }
     if !world.unreachable.isEmpty { throw ExitCode.failure }
   }

@@ -27,8 +27,7 @@ struct UnlockCommand: ParsableCommand {
     if PoolLock.isHeld(pool: pool, directory: directory) {
       let who = PoolLock.holder(pool: pool, directory: directory).map { "pid \($0.pid) on \($0.host) ('\($0.command)')" }
         ?? "a running process"
-      Output.err("error: pool \(pool) is locked by \(who), which is still running\nhint: wait for it or stop that process")
-      throw ExitCode.failure
+      throw Diagnostic.error("apply.lock-held", "pool \(pool) is locked by \(who), which is still running", hint: "wait for it or stop that process")
     }
     try? FileManager.default.removeItem(atPath: PoolLock.path(for: pool, in: directory))
     Output.out("pool \(pool) is unlocked")

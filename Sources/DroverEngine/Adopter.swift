@@ -24,9 +24,9 @@ public enum Adopter {
     } catch {
       return .failure((error as? DiagnosticConvertible)?.diagnostics.first ?? .error("adopt.failed", "\(error)", subject: "domain \(name)"))
     }
-    do { try pins?.forget(aliases: [NodeSSHAccess.alias(node: name, uuid: decision.uuid)]) } catch {
-      return .failure(error)
-    }
+    // Every pin of the domain, whatever name it had (the record is adopted already: a pins file
+    // that cannot be written now only keeps a cache the next check refreshes from the record).
+    try? pins?.forget(uuid: decision.uuid)
     return .success(decision)
   }
 }

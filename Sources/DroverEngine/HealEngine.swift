@@ -40,7 +40,7 @@ public struct HealEngine: Sendable {
     var active: [String: RolloutState] = [:]
     var lastHeal: [String: Double] = [:]
     for pool in healed {
-      memory[pool.name] = try ledger.read(pool: pool.name)
+      memory[pool.name] = try ledger.read(pool: pool.name, now: now)
       let journal = try RolloutJournal(directory: journalDirectory, pool: pool.name, keyring: keyring)
       let rollouts = try journal.checkedRollouts()
       if let state = rollouts.last(where: { $0.isActive }) { active[pool.name] = state }
@@ -53,7 +53,7 @@ public struct HealEngine: Sendable {
         pools: pools, observed: observed, project: project, signals: signals, memory: memory, active: active, lastHealEnded: lastHeal, now: now,
         outageThreshold: { outageThresholds[$0] ?? HostEntry.defaultOutageThreshold }))
     if remember {
-      for (pool, nodes) in learnt { try ledger.write(pool: pool, nodes) }
+      for (pool, nodes) in learnt { try ledger.write(pool: pool, nodes, now: now) }
     }
     return pass
   }

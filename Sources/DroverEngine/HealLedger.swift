@@ -41,9 +41,17 @@ public struct HealLedger: Sendable {
   struct File: Codable {
     var formatVersion = "1"
     var nodes: [String: NodeMemory]
-    /// The seal over the nodes' canonical JSON, the project and the pool (nil: unsealed).
+    /// When it was written (sealed with it): an old ledger — a restored backup, a replayed row —
+    /// is read as none, so it can never bring back incidents whose rungs were tried long ago.
+    var written: Double?
+    /// The seal over the nodes' canonical JSON, the time it was written, the project and the pool
+    /// (nil: unsealed).
     var mac: String?
   }
+
+  /// How old a ledger may be and still count: passes run every few seconds (`watch`) or minutes
+  /// (a timer); a ledger no pass rewrote for an hour only restarts graces and incidents.
+  static let staleAfter: Double = 3600
 
   /// The canonical bytes a ledger's seal covers.
   static func canonical(_ nodes: [String: NodeMemory]) -> String {
@@ -52,7 +60,9 @@ public struct HealLedger: Sendable {
     return (try? encoder.encode(nodes)).map { String(decoding: $0, as: UTF8.self) } ?? ""
   }
 
-  func fields(_ nodes: [String: NodeMemory], pool: String, project: String) -> [String?] { ["heal-ledger", project, pool, Self.canonical(nodes)] }
+  func fields(_ nodes: [String: NodeMemory], written: Double?, pool: String, project: String) -> [String?] {
+    ["heal-ledger", project, pool, written.map { String($0) }, Self.canonical(nodes)]
+  }
 
   public func path(pool: String) -> String { "\(directory)/\(pool).json" }
 
@@ -72,8 +82,9 @@ public struct HealLedger: Sendable {
       bytes = contents.bytes
     }
     guard bytes.count <= Self.maxBytes, let file = try? JSONDecoder().decode(File.self, from: Data(bytes)),
-      let key = keyring?.key, let mac = file.mac,
-      JournalSeal(key).verifies(fields(file.nodes, pool: pool, project: key.project), mac: mac)
+      let key = keyring?.key, let mac = file.mac, let written = file.written,
+      JournalSeal(key).verifies(fields(file.nodes, written: written, pool: pool, project: key.project), mac: mac),
+      now - written <= Self.staleAfter
     else { return [:] }
     func clamp(_ t: Double) -> Double? { t.isFinite ? min(max(t, 0), now) : nil }
     return file.nodes.compactMapValues { m in
@@ -96,7 +107,7 @@ public struct HealLedger: Sendable {
     return result
   }
 
-  public func write(pool: String, _ nodes: [String: NodeMemory]) throws {
+  public func write(pool: String, _ nodes: [String: NodeMemory], now: Double = Date().timeIntervalSince1970) throws {
     func refuse(_ why: String) -> Diagnostic {
       Diagnostic.error(
         "heal.ledger", "cannot write the heal ledger of pool \(pool) in \(location): \(why)", subject: "pool \(pool)",
@@ -105,8 +116,9 @@ public struct HealLedger: Sendable {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     guard let key = keyring?.key else { throw refuse("this machine has no key for the project to seal it with") }
-    let mac = JournalSeal(key).mac(fields(nodes, pool: pool, project: key.project))
-    guard let data = try? encoder.encode(File(nodes: nodes, mac: mac)) else { throw refuse("cannot encode it") }
+    let mac = JournalSeal(key).mac(fields(nodes, written: now, pool: pool, project: key.project))
+    guard let data = try? encoder.encode(File(nodes: nodes, written: now, mac: mac)) else { throw refuse("cannot encode it") }
+    guard data.count <= Self.maxBytes else { throw refuse("it would be over 4 MiB (\(nodes.count) nodes)") }
     if let shared {
       do { try shared.writeHealLedger(pool: pool, document: [UInt8](data)) } catch { throw refuse(Diagnostic.line(of: error)) }
       return

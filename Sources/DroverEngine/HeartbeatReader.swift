@@ -56,7 +56,9 @@ public enum HeartbeatReader {
       switch HealthChecker().probeSSH(command, nil, node: ep, deadline: deadline) {
       case .healthy: return .answered
       case .notYet(let miss): return miss.saysNothingAboutTheNode ? .unavailable(miss.description) : .silent(miss.description)
-      case .never(let why): return .silent(why)
+      // Keys refused (a record or pins that contradict what is shown, a host at the address that
+      // shows another key): the node could not be verified from here, which is no sign of death.
+      case .never(let why): return .unavailable("its identity could not be verified: \(why)")
       }
     }
   }

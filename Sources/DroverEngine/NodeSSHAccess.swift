@@ -1,6 +1,7 @@
 import DroverBasics
 import DroverModel
 import Foundation
+import Synchronization
 
 /// How Drover reaches a project's nodes over SSH: as `drover` with the project's derived key
 /// (`SSHIdentity`), each node's host key pinned from its own console before the first connection.
@@ -125,11 +126,12 @@ public struct NodeSSHAccess: Sendable {
     case unavailable(String)
   }
 
-  /// Makes sure `alias` has pins, from the first of: this machine's pins (a cache), the keys
-  /// sealed into the node's domain record (`record`: pinned there by whichever machine saw the
-  /// node's console first), the console — whose keys are then sealed into the record before they
-  /// are pinned here. Keys shown that differ from the cached or sealed ones are refused: a node's
-  /// keys never change, so the node is not the one that was pinned.
+  /// Makes sure `alias` has pins, from the first of: this machine's pins (a cache, checked once
+  /// per process against the node's record), the keys sealed into the node's domain record
+  /// (`record`: pinned there by whichever machine saw the node's console first), the console —
+  /// whose keys are then sealed into the record before they are pinned here. Keys shown that
+  /// differ from the sealed or cached ones are refused: a node's keys never change, so the node is
+  /// not the one that was pinned. No libvirt call is made under the pins file's lock.
   public func pin(alias: String, console: [UInt8]?, record: HostKeyRecord? = nil) -> Pinning {
     let reading = console.map(ConsoleHostKeys.read) ?? .notYet
     if case .conflicting = reading { return .refused("the console of \(alias) shows two different sets of host keys") }
@@ -139,10 +141,22 @@ public struct NodeSSHAccess: Sendable {
       let cached = try StateFile.locked(knownHostsFile) { () throws(Diagnostic) -> [String] in try readPins()[alias] ?? [] }
       if !cached.isEmpty {
         if let shown, Set(shown) != Set(cached) { return .refused(changed(alias, "pinned for it in \(knownHostsFile)")) }
-        return .pinned
+        guard let record, Self.firstLookThisProcess(knownHostsFile, alias) else { return .pinned }
+        // Once per process: the record is the truth, the cache may be older (a node pinned before
+        // keys were sealed, or re-adopted from another machine).
+        switch record.read() {
+        case .none:
+          if let why = record.seal(cached) { Self.lookAgain(knownHostsFile, alias); return .unavailable("its pinned host keys could not be sealed into its domain record: \(why)") }
+          return .pinned
+        case .keys(let sealed) where Set(sealed) == Set(cached): return .pinned
+        case .keys(let sealed):
+          if let shown, Set(shown) != Set(sealed) { return .refused(changed(alias, "sealed in its domain record")) }
+          return try store(alias, sealed, replacing: true)
+        case .cannotCheck: Self.lookAgain(knownHostsFile, alias); return .pinned
+        case .forged(let why): return .refused("the host keys in the domain record of \(alias) are not trusted: \(why)")
+        }
       }
       let keys: [String]
-      var learned = false
       switch record?.read() ?? .none {
       case .cannotCheck(let why): return .unavailable("its host keys are not pinned on this machine, and \(why)")
       case .forged(let why): return .refused("the host keys in the domain record of \(alias) are not trusted: \(why)")
@@ -151,32 +165,63 @@ public struct NodeSSHAccess: Sendable {
         keys = sealed
       case .none:
         guard let shown else { return .notYet("its host keys are not on its console yet (cloud-init prints them at its final stage)") }
+        // Checked before sealing: keys another node showed are never sealed for this one.
+        if let other = try sharing(alias, shown) { return .refused(sharedKeys(alias, other)) }
+        if let record, let why = record.seal(shown) { return .unavailable("its host keys could not be sealed into its domain record: \(why)") }
         keys = shown
-        learned = true
       }
-      return try StateFile.locked(knownHostsFile) { () throws(Diagnostic) -> Pinning in
-        var pins = try readPins()
-        if let current = pins[alias], !current.isEmpty {
-          return Set(current) == Set(keys) ? .pinned : .refused(changed(alias, "pinned for it in \(knownHostsFile)"))
-        }
-        // Every node makes its own keys at first boot: a key another node already showed means
-        // the two share keys (an image's baked ones), and one could pass for the other.
-        if let other = pins.first(where: { $0.key != alias && !Set($0.value).isDisjoint(with: keys) })?.key {
-          return .refused("the host keys of \(alias) include one already pinned for \(other): nodes must not share host keys")
-        }
-        if learned, let record, let why = record.seal(keys) { return .unavailable("its host keys could not be sealed into its domain record: \(why)") }
-        pins[alias] = keys
-        try writePins(pins)
-        return .pinned
-      }
+      return try store(alias, keys, replacing: false)
     } catch {
       return .unavailable(error.message)
     }
   }
 
+  /// Pins `keys` for `alias` under the file's lock, checking again what another thread or process
+  /// pinned meanwhile; `replacing` swaps a cached set the node's record contradicts.
+  func store(_ alias: String, _ keys: [String], replacing: Bool) throws(Diagnostic) -> Pinning {
+    try StateFile.locked(knownHostsFile) { () throws(Diagnostic) -> Pinning in
+      var pins = try readPins()
+      if !replacing, let current = pins[alias], !current.isEmpty {
+        return Set(current) == Set(keys) ? .pinned : .refused(changed(alias, "pinned for it in \(knownHostsFile)"))
+      }
+      // Every node makes its own keys at first boot: a key another node already showed means
+      // the two share keys (an image's baked ones), and one could pass for the other.
+      if let other = pins.first(where: { $0.key != alias && !Set($0.value).isDisjoint(with: keys) })?.key {
+        return .refused(sharedKeys(alias, other))
+      }
+      pins[alias] = keys
+      try writePins(pins)
+      return .pinned
+    }
+  }
+
+  func sharing(_ alias: String, _ keys: [String]) throws(Diagnostic) -> String? {
+    try StateFile.locked(knownHostsFile) { () throws(Diagnostic) -> String? in
+      try readPins().first(where: { $0.key != alias && !Set($0.value).isDisjoint(with: keys) })?.key
+    }
+  }
+
+  func sharedKeys(_ alias: String, _ other: String) -> String {
+    "the host keys of \(alias) include one already pinned for \(other): nodes must not share host keys"
+  }
+
+  /// Which cached pins this process has checked against their records (one record read per node
+  /// per process: `watch` does not read every record on every pass).
+  static let looked = Mutex<Set<String>>([])
+  static func firstLookThisProcess(_ file: String, _ alias: String) -> Bool { looked.withLock { $0.insert(file + " " + alias).inserted } }
+  static func lookAgain(_ file: String, _ alias: String) { _ = looked.withLock { $0.remove(file + " " + alias) } }
+
   func changed(_ alias: String, _ pinned: String) -> String {
     "the host keys shown by \(alias) differ from the ones \(pinned): a node's host keys never change, so this is not the node that was pinned"
-      + " (if it was rebuilt outside Drover, `drover adopt` it so its keys are learned again, or let Drover replace it)"
+      + " (a node rebuilt outside Drover is a new machine: let Drover replace it; `drover adopt` a domain whose record no longer verifies drops its old keys)"
+  }
+
+  /// Drops every pin of the domain `uuid`, whatever name it had (a domain renamed, then adopted).
+  public func forget(uuid: String) throws(Diagnostic) {
+    guard FileManager.default.fileExists(atPath: knownHostsFile) else { return }
+    let suffix = "." + uuid.lowercased()
+    let aliases = try StateFile.locked(knownHostsFile) { () throws(Diagnostic) -> [String] in try readPins().keys.filter { $0.hasSuffix(suffix) } }
+    try forget(aliases: aliases)
   }
 
   /// Drops the pins of nodes that are gone.
@@ -222,7 +267,7 @@ public struct NodeSSHAccess: Sendable {
   func unreadable(_ why: String) -> Diagnostic {
     .error(
       "state.known-hosts", "cannot read \(knownHostsFile): \(why)", subject: knownHostsFile,
-      hint: "it caches the host keys sealed in each node's domain record; Drover never trusts an edited one, and fills a missing one again from the records")
+      hint: "it caches the host keys sealed in each node's domain record; Drover checks it against the records and fills a missing one again from them")
   }
 
   func cannotWrite(_ path: String, _ why: String) -> Diagnostic {

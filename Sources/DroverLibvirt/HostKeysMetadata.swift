@@ -15,6 +15,7 @@ public enum HostKeysMetadata {
   static let sealInfo = "drover host keys seal 1"
   /// A node shows a handful of keys (ed25519, ecdsa, rsa); more is not a record Drover wrote.
   static let maxKeys = 16
+  static let maxBytes = 64 << 10
 
   static func fields(name: String, uuid: String, keys: [String]) -> [String?] { ["hostkeys", name, uuid.lowercased()] + keys.sorted() }
 
@@ -29,6 +30,8 @@ public enum HostKeysMetadata {
   /// Checks the element read from the domain `name` (UUID `uuid`) under `key` (nil: this machine
   /// has none, so nothing here can be checked).
   public static func read(_ xml: String, name: String, uuid: String, key: RecordKey?) -> RecordedHostKeys {
+    // A few keys are a few KiB: anything much larger is not a record Drover wrote (and is not parsed).
+    guard xml.utf8.count <= maxBytes else { return .forged("its host-key record is over \(maxBytes / 1024) KiB") }
     let tags = XMLText.startTags(xml)
     guard let root = tags.first, root.name == "hostkeys" || root.name.hasSuffix(":hostkeys") else {
       return .forged("its host-key record is not one Drover writes")

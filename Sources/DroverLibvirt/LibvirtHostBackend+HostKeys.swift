@@ -32,10 +32,16 @@ extension LibvirtHostBackend: HostKeyRecording {
         calls.record("metadata")
         if let xml = try owned.domain.metadata(namespace: HostKeysMetadata.namespace, inactive: true) {
           let current = HostKeysMetadata.read(xml, name: node, uuid: owned.domain.uuid, key: key)
-          if case .keys(let sealed) = current, Set(sealed) == Set(keys) { return }
-          throw HostError(
-            uri: uri, node: node, operation: "refusing to seal host keys",
-            reason: "its record already holds host keys that are not the ones shown now; a node's keys never change (adopt or replace it)")
+          switch current {
+          case .keys(let sealed) where Set(sealed) == Set(keys): return
+          case .keys:
+            throw HostError(
+              uri: uri, node: node, operation: "refusing to seal host keys",
+              reason: "its record already holds other host keys; a node's keys never change (a rebuilt node is replaced)")
+          case .forged(let why), .cannotCheck(let why):
+            throw HostError(uri: uri, node: node, operation: "refusing to seal host keys", reason: "its record already holds host keys that are not trusted: \(why)")
+          case .none: break
+          }
         }
         calls.record("state")
         let active = try owned.domain.state().isActive

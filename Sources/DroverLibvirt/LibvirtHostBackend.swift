@@ -355,7 +355,9 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   }
 
   func resetNow(node: String, uuid: String) throws {
-    let domain = try ownedDomain(node, uuid: uuid)
+    let owned = try ownedNode(node, uuid: uuid)
+    try activateDiskPool(of: owned.ownership, node: node)
+    let domain = owned.domain
     calls.record("state")
     let active = (try? domain.state().isActive) ?? true
     do {
@@ -497,13 +499,14 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     let active = try domain.state().isActive
     calls.record("setMetadata")
     do {
+      // A person's decision that this is the node: the keys it had are not trusted over what it
+      // shows now (a node rebuilt outside Drover has new ones); they are learned again. Dropped
+      // first, so a failure between the two writes leaves no old keys beside a new record.
+      try domain.setMetadata(nil, key: HostKeysMetadata.prefix, namespace: HostKeysMetadata.namespace, live: active)
+      calls.record("setMetadata")
       try domain.setMetadata(
         OwnershipMetadata.render(o, key: key, binding: .init(uuid: domain.uuid, host: uri), forSetMetadata: true), key: OwnershipMetadata.prefix,
         namespace: OwnershipMetadata.namespace, live: active)
-      // A person's decision that this is the node: the keys it had are not trusted over what it
-      // shows now (a node rebuilt outside Drover has new ones); they are learned again.
-      calls.record("setMetadata")
-      try domain.setMetadata(nil, key: HostKeysMetadata.prefix, namespace: HostKeysMetadata.namespace, live: active)
     } catch {
       throw HostError(uri: uri, node: node, operation: "cannot adopt", libvirt: error)
     }

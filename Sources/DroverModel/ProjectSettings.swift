@@ -33,7 +33,7 @@ public struct ProjectSettings: Sendable, Hashable {
     case local(dir: String?)
     /// A PostgreSQL database (`postgres://user@host:port/db`; the password from
     /// `DROVER_STATE_PASSWORD`): locks and the rollout journal are shared by every machine and CI
-    /// runner; the key, the remembered hosts and the heal ledger stay on each machine.
+    /// runner, and so is the heal ledger; the key and the remembered hosts stay on each machine.
     case postgres(url: String)
   }
 

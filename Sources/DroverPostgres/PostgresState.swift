@@ -280,11 +280,9 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
       "reading the heal ledger of pool \(pool)")
     guard let row = rows.first else { return nil }
     let (length, document) = try row.decode((Int64, String?).self)
-    guard let document else {
-      throw Diagnostic.error(
-        "state.heal-ledger", "the heal ledger of pool \(pool) in \(location) is \(length) bytes (over 4 MiB); nothing is decided from it", subject: "pool \(pool)",
-        hint: "someone wrote it by hand: DELETE its row (heal starts every node's grace again)")
-    }
+    // Over 4 MiB: not a ledger Drover wrote, read as none (like a file: every grace restarts, the
+    // safe direction), and replaced by the next pass.
+    guard let document, length <= Int64(4 << 20) else { return nil }
     return Array(document.utf8)
   }
 

@@ -131,4 +131,21 @@ import Testing
     #expect(try ledger.read(pool: "web", now: 200).isEmpty)
     #expect(try HealLedger(stateDirectory: dir, keyring: Keyring(project: "shop", key: nil)).read(pool: "db", now: 200).isEmpty)
   }
+
+  /// #36 review: a ledger sealed long ago — a restored backup, a replayed database row — brings
+  /// back no incident (its rungs tried would otherwise hurry a node to replacement); its sealed
+  /// time cannot be moved forward without breaking the seal.
+  @Test func anOldLedgerIsReadAsNone() throws {
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let ledger = HealLedger(stateDirectory: dir, keyring: Self.keyring)
+    var memory = NodeMemory(uuid: "u1", lastBeat: 100, unhealthySince: 90, reason: "shut off")
+    memory.incident = RepairIncident(began: 90, attempts: [RepairAttempt(rung: .start, at: 95, graceEnds: 215)])
+    try ledger.write(pool: "web", ["web-1": memory], now: 1000)
+    #expect(try ledger.read(pool: "web", now: 1000 + 3000)["web-1"]?.incident?.tried == [.start], "an hour is still fresh")
+    #expect(try ledger.read(pool: "web", now: 1000 + 3700).isEmpty, "over an hour old: none")
+    let path = ledger.path(pool: "web")
+    let text = try String(contentsOfFile: path, encoding: .utf8)
+    try text.replacingOccurrences(of: "\"written\":1000", with: "\"written\":4600").write(toFile: path, atomically: true, encoding: .utf8)
+    #expect(try ledger.read(pool: "web", now: 4700).isEmpty, "a time moved forward breaks the seal")
+  }
 }

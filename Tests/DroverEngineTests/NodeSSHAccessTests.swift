@@ -67,7 +67,10 @@ import Testing
   }
 
   deinit {
-    sshd.terminate()
+    // SIGKILL, and waited for: a child started from a test worker thread may inherit a mask that
+    // blocks SIGTERM, and `.ci/run` fails on any process a test leaves behind.
+    kill(sshd.processIdentifier, SIGKILL)
+    sshd.waitUntilExit()
     try? FileManager.default.removeItem(atPath: dir)
   }
 
@@ -242,7 +245,10 @@ import Testing
     var second = node("web-7", console: try console("web-7", keys: []))
     second.ssh = elsewhere
     let spec = HeartbeatSpec(source: .ssh(command: "true"), interval: .seconds(5), missed: 2)
-    #expect(HeartbeatReader.signal(spec, endpoint: second, backend: nil) != .answered, "without the record: not pinned here")
+    guard case .unavailable = HeartbeatReader.signal(spec, endpoint: second, backend: nil) else {
+      Issue.record("without the record the node is not pinned here: unknown, never silent")
+      return
+    }
     second.hostKeyRecord = record.record
     #expect(HeartbeatReader.signal(spec, endpoint: second, backend: nil) == .answered, "the record's keys verify the node")
     let pinsB = try String(contentsOfFile: elsewhere.knownHostsFile, encoding: .utf8)
@@ -274,6 +280,13 @@ import Testing
     forged.hostKeyRecord = record.record
     #expect(check(forged)?.contains("are not trusted: the host keys sealed in its record do not verify") == true)
     #expect(!pins.contains(Self.alias("web-9")) && record.seals == 0, "never pinned, never sealed over")
+    // As a heartbeat: a record not trusted is no missed beat — the node is unknown, never repaired for it.
+    guard case .unavailable(let refused) = HeartbeatReader.signal(HeartbeatSpec(source: .ssh(command: "true"), interval: .seconds(5), missed: 2), endpoint: forged, backend: nil)
+    else {
+      Issue.record("a refused record is unknown, not silence")
+      return
+    }
+    #expect(refused.contains("could not be verified"), "\(refused)")
 
     record.verdict = .cannotCheck("this machine has no project key to check the host keys sealed in its record")
     let spec = HeartbeatSpec(source: .ssh(command: "true"), interval: .seconds(5), missed: 2)
@@ -282,6 +295,30 @@ import Testing
       return
     }
     #expect(why.contains("no project key to check"), "\(why)")
+  }
+
+  /// #37 review: this machine's cache is checked against the record once per process — a node
+  /// pinned before keys were sealed gets them sealed, and a cache the record contradicts (the node
+  /// re-adopted on another machine) is replaced by the record's keys.
+  @Test func theCacheIsCheckedAgainstTheRecordOncePerProcess() throws {
+    let other = try String(contentsOfFile: dir + "/other_ed25519.pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+    // Pinned by an older Drover: in the cache, not in the record.
+    try "\(Self.alias("web-3")) \(hostKey)\n".write(toFile: access.knownHostsFile, atomically: true, encoding: .utf8)
+    let record = RecordStandIn()
+    var old = node("web-3", console: try console("web-3", keys: []))
+    old.hostKeyRecord = record.record
+    #expect(check(old) == nil)
+    #expect(record.sealed == [hostKey] && record.seals == 1, "the cached keys were sealed into the record")
+    // The record now holds other keys (the node was adopted and pinned again elsewhere): the
+    // cache follows the record, and the sshd showing the old key is refused.
+    let web4 = node("web-4", console: try console("web-4", keys: []))
+    try "\(Self.alias("web-4")) \(hostKey)\n".write(toFile: access.knownHostsFile, atomically: true, encoding: .utf8)
+    let moved = RecordStandIn()
+    moved.sealed = [other]
+    var readopted = web4
+    readopted.hostKeyRecord = moved.record
+    #expect(check(readopted)?.contains("did not show the host key pinned") == true)
+    #expect(pins.contains("\(Self.alias("web-4")) \(other)"), "\(pins)")
   }
 
   /// #37: the pins file's error no longer tells the user to delete it.

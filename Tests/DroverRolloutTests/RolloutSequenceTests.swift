@@ -40,7 +40,12 @@ import Testing
     }
     for _ in 0..<100 {
       // Invariants at every step.
-      precondition(state.failed.count <= policy.budget + policy.concurrency, "never more failures than budget + one batch")
+      // A violation fails this scenario (and its log says where), never the whole test process.
+      if state.failed.count > policy.budget + policy.concurrency {
+        log.append("INVARIANT BROKEN: \(state.failed.count) failures, more than budget \(policy.budget) + one batch of \(policy.concurrency)")
+        Issue.record("never more failures than budget + one batch: \(state.failed.count) > \(policy.budget) + \(policy.concurrency)")
+        return log
+      }
       let decision = nextRolloutStep(state, soaked: soaked)
       switch decision {
       case .replace(let wave, let nodes):
