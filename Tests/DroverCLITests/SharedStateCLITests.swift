@@ -69,6 +69,15 @@ import Testing
       return ""
     }
 
+    /// Both checkouts' pool with `remediation`, applied from checkout a; node 1 destroyed, then
+    /// `heal` run in checkout a: what it said.
+    func healADestroyedNode(remediation: String) throws -> CLIHarness.Run {
+      for h in [a, b] { try h.writePool(pool, replicas: 2, extra: spec + remediation) }
+      #expect(try a.run(["apply", "--auto-approve"], environment: SharedStateCLITests.env).status == 0)
+      try a.holder.domain(named: "\(pool)-1")?.destroy()
+      return try a.run(["heal"], environment: SharedStateCLITests.env)
+    }
+
     func cleanup() {
       try? write(image: "demo@v1", replicas: 0)
       _ = try? b.run(["rollout", "abort", pool], environment: SharedStateCLITests.env)
@@ -138,10 +147,7 @@ import Testing
       c.cleanup()
     }
     let remediation = "remediation: {unhealthy_after: 0s, max_unhealthy: 1, actions: [replace]}\n"
-    for h in [c.a, c.b] { try h.writePool(c.pool, replicas: 2, extra: c.spec + remediation) }
-    #expect(try c.a.run(["apply", "--auto-approve"], environment: Self.env).status == 0)
-    try c.a.holder.domain(named: "\(c.pool)-1")?.destroy()
-    let healed = try c.a.run(["heal"], environment: Self.env)
+    let healed = try c.healADestroyedNode(remediation: remediation)
     #expect(healed.status == 0, "a real heal, sealed in the database: \(healed.stdout)\(healed.stderr)")
     for h in [c.a, c.b] { try h.writePool(c.pool, replicas: 2, extra: c.spec + remediation + "protect: true\n") }
     let names = try c.a.holder.allDomains().filter { $0.name.hasPrefix(c.pool + "-") }.map { "\($0.name)=\($0.uuid)" }.sorted()
@@ -178,11 +184,7 @@ import Testing
       _ = try? Self.sql("DELETE \(row)")
       c.cleanup()
     }
-    let remediation = "remediation: {unhealthy_after: 1h, max_unhealthy: 1}\n"
-    for h in [c.a, c.b] { try h.writePool(c.pool, replicas: 2, extra: c.spec + remediation) }
-    #expect(try c.a.run(["apply", "--auto-approve"], environment: Self.env).status == 0)
-    try c.a.holder.domain(named: "\(c.pool)-1")?.destroy()
-    let healed = try c.a.run(["heal"], environment: Self.env)
+    let healed = try c.healADestroyedNode(remediation: "remediation: {unhealthy_after: 1h, max_unhealthy: 1}\n")
     #expect(healed.status == 0 && healed.stdout.contains("start \(c.pool)-1: done"), "\(healed.stdout)\(healed.stderr)")
     let stored = try Self.sql("SELECT document \(row)")
     #expect(stored.status == 0 && stored.output.contains("\"rung\":\"start\"") && stored.output.contains("\"mac\":"), "\(stored.output)")
