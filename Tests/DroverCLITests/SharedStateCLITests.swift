@@ -6,7 +6,8 @@ import Testing
 /// their applies exclude each other, the holder is named, `kill -9` of the holder frees the lock
 /// at once, a rollout started from one checkout is resumed from the other, and a database that
 /// drops the session mid-rollout is a clear error the next apply recovers from.
-@Suite struct SharedStateCLITests {
+@Suite(.enabled(if: TestPostgres.answers, "needs the test PostgreSQL on 127.0.0.1:54329 (bash scripts/setup)"))
+struct SharedStateCLITests {
   static let url = ProcessInfo.processInfo.environment["DROVER_TEST_POSTGRES"] ?? "postgres://drover@127.0.0.1:54329/drover"
   static let password = ProcessInfo.processInfo.environment["DROVER_TEST_POSTGRES_PASSWORD"] ?? "drover-test"
   static var env: [String: String] { ["DROVER_STATE_PASSWORD": password] }
@@ -235,7 +236,7 @@ import Testing
       try relay.run()
       // Ready once it accepts a connection (a plain TCP connect, no child process per try).
       for _ in 0..<200 {
-        if Self.accepts(port: relayPort) { break }
+        if TestPostgres.accepts(port: relayPort) { break }
         Thread.sleep(forTimeInterval: 0.05)
       }
       return relay
@@ -289,20 +290,6 @@ import Testing
     let said = String(decoding: failing.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     #expect(stopped.terminationStatus == 1 && said.contains("3 heal passes in a row could not read their state or a host"), "\(said.suffix(2000))")
     relay = try startRelay()
-  }
-
-  /// Whether something accepts TCP connections on 127.0.0.1:`port`.
-  static func accepts(port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    return withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
   }
 
   /// The database drops the apply's session while a node's health check runs: the next journal
@@ -412,5 +399,25 @@ import Testing
     try h.writePool(CLIHarness.unique("pw"), replicas: 1)
     let run = try h.run(["apply", "--auto-approve"], environment: ["DROVER_STATE_PASSWORD": "wrong"])
     #expect(run.status != 0 && run.stderr.contains("cannot connect to the state database"), "\(run.stderr)")
+  }
+}
+
+/// The test PostgreSQL of `scripts/postgres-test`: its suite is skipped, with the reason, where no
+/// server answers (the full run in `scripts/test` fails on any skip).
+enum TestPostgres {
+  static let answers = accepts(port: 54329)
+
+  /// Whether something accepts TCP connections on 127.0.0.1:`port`.
+  static func accepts(port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
   }
 }
