@@ -6,9 +6,10 @@ import Foundation
 /// Why: the Debian kernel has virtio and ext4 as modules, so something must load them before the
 /// image's root filesystem can be mounted. The ACPI power button and evdev modules are loaded too,
 /// so an image's init can honour a clean shutdown from the host (`virsh shutdown`: busybox
-/// `acpid` with a `PWRF` action that powers off) instead of ignoring it. The same initramfs serves nodes (switch_root into the
-/// image's /init) and build machines (`drover.build` on the command line: run the recipe's
-/// commands in a chroot, print their exit status on the console, power off).
+/// `acpid` with a `PWRF` action that powers off) instead of ignoring it. The same initramfs
+/// serves nodes (switch_root into the image's /init) and build machines (`drover.build` on the
+/// command line: run the recipe's commands in a chroot, print their exit status on the console,
+/// power off).
 public enum BootInitramfs {
   public static let busybox = "/bin/busybox"
   static let modules = ["virtio_pci", "virtio_blk", "ext4"]

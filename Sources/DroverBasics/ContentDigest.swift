@@ -26,11 +26,11 @@ public struct StreamingDigest {
   public mutating func finalize() -> String { hexString(hasher.finalize()) }
 }
 
-/// Lower-case hex of bytes through a lookup table: `String(format:)` per byte cost ~100 µs per
-/// digest here, which at thousands of domains dominated `plan`.
 /// Lower-case hex digits, by value: every hex rendering and comparison here uses this one table.
 let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
+/// Lower-case hex of bytes through a lookup table: `String(format:)` per byte cost ~100 µs per
+/// digest here, which at thousands of domains dominated `plan`.
 func hexString(_ bytes: some Sequence<UInt8>) -> String {
   let digits = hexDigits
   var out: [UInt8] = []

@@ -14,33 +14,26 @@ import Foundation
 public struct JournalSeal: Sendable {
   public let project: String
   public let keyID: String
-  /// The derived key's bytes (a `SymmetricKey` is not `Sendable`).
-  private let key: [UInt8]
+  /// HMAC under the derived key, keyed once (`RecordKey`'s prepared state, its comparison).
+  private let prepared: PreparedMAC
 
   /// `info` names what the derived key seals: one label per kind of record, so no kind's MAC
   /// can stand for another's.
   public init(_ recordKey: RecordKey, info: String = "drover journal seal 1") {
     project = recordKey.project
     keyID = recordKey.id
-    key = HKDF<SHA256>.deriveKey(
+    let derived = HKDF<SHA256>.deriveKey(
       inputKeyMaterial: SymmetricKey(data: recordKey.bytes), salt: Array("drover".utf8), info: Array(info.utf8),
       outputByteCount: 32
     ).withUnsafeBytes { Array($0) }
+    prepared = PreparedMAC(key: derived)
   }
 
   /// The MAC of `fields` (each length-prefixed: no two field lists share an encoding), hex.
-  public func mac(_ fields: [String?]) -> String {
-    hexString(HMAC<SHA256>.authenticationCode(for: Self.encode(fields), using: SymmetricKey(data: key)))
-  }
+  public func mac(_ fields: [String?]) -> String { hexString(prepared.code(Self.encode(fields))) }
 
   /// Whether `stored` is the MAC of `fields`, compared in constant time.
-  public func verifies(_ fields: [String?], mac stored: String) -> Bool {
-    let expected = Array(mac(fields).utf8), given = Array(stored.utf8)
-    guard expected.count == given.count else { return false }
-    var difference: UInt8 = 0
-    for i in expected.indices { difference |= expected[i] ^ given[i] }
-    return difference == 0
-  }
+  public func verifies(_ fields: [String?], mac stored: String) -> Bool { prepared.matches(Self.encode(fields), hex: stored) }
 
   static func encode(_ fields: [String?]) -> [UInt8] {
     var out = Array("drover-journal-1\n".utf8)

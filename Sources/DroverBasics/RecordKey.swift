@@ -23,7 +23,7 @@ public struct RecordKey: Sendable, Hashable {
     self.bytes = bytes
     self.project = project
     id = String(ContentDigest.of(Array("drover-key-id\n".utf8) + bytes).hex.prefix(16))
-    prepared = PreparedMAC(HMAC<SHA256>(key: SymmetricKey(data: bytes)))
+    prepared = PreparedMAC(key: bytes)
   }
 
   public static func == (a: RecordKey, b: RecordKey) -> Bool { a.bytes == b.bytes && a.project == b.project }
@@ -42,20 +42,7 @@ public struct RecordKey: Sendable, Hashable {
   public func mac(_ message: [UInt8]) -> String { hexString(prepared.code(message)) }
 
   /// Compares a stored MAC (lower-case hex) with the one computed here in constant time.
-  public func verifies(_ message: [UInt8], mac stored: String) -> Bool {
-    let digits = hexDigits
-    let code = prepared.code(message)
-    var stored = stored
-    return stored.withUTF8 { given -> Bool in
-      guard given.count == 2 * code.count else { return false }
-      var difference: UInt8 = 0
-      for (i, b) in code.enumerated() {
-        difference |= given[2 * i] ^ digits[Int(b >> 4)]
-        difference |= given[2 * i + 1] ^ digits[Int(b & 0x0F)]
-      }
-      return difference == 0
-    }
-  }
+  public func verifies(_ message: [UInt8], mac stored: String) -> Bool { prepared.matches(message, hex: stored) }
 
   /// The one-line form `drover key export` prints and `DROVER_PROJECT_KEY` holds:
   /// `drover-key-1:<project>:<64 hex digits>`.
@@ -85,10 +72,29 @@ final class PreparedMAC: @unchecked Sendable {
   let start: HMAC<SHA256>
   init(_ start: HMAC<SHA256>) { self.start = start }
 
+  convenience init(key bytes: [UInt8]) { self.init(HMAC<SHA256>(key: SymmetricKey(data: bytes))) }
+
   func code(_ message: [UInt8]) -> [UInt8] {
     var h = start
     h.update(data: message)
     return Array(h.finalize())
+  }
+
+  /// Whether `stored` (lower-case hex) is the MAC of `message`, compared in constant time against
+  /// the stored bytes, without building a string.
+  func matches(_ message: [UInt8], hex stored: String) -> Bool {
+    let digits = hexDigits
+    let code = code(message)
+    var stored = stored
+    return stored.withUTF8 { given -> Bool in
+      guard given.count == 2 * code.count else { return false }
+      var difference: UInt8 = 0
+      for (i, b) in code.enumerated() {
+        difference |= given[2 * i] ^ digits[Int(b >> 4)]
+        difference |= given[2 * i + 1] ^ digits[Int(b & 0x0F)]
+      }
+      return difference == 0
+    }
   }
 }
 

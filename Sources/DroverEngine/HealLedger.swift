@@ -75,7 +75,7 @@ public struct HealLedger: Sendable {
     if let shared {
       // A database that does not answer fails the pass (nothing is decided on a memory that
       // could not be read); a row that does not verify is read as empty, like a file.
-      guard let document = try shared.healLedger(pool: pool) else { return [:] }
+      guard let document = try shared.healLedger(pool: pool, maxBytes: Self.maxBytes) else { return [:] }
       bytes = document
     } else {
       guard case .success(let contents?) = StateFile.read(path(pool: pool), maxBytes: Self.maxBytes, tooLarge: "over 4 MiB") else { return [:] }

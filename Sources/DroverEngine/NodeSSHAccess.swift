@@ -153,13 +153,13 @@ public struct NodeSSHAccess: Sendable {
           if let shown, Set(shown) != Set(sealed) { return .refused(changed(alias, "sealed in its domain record")) }
           return try store(alias, sealed, replacing: true)
         case .cannotCheck: Self.lookAgain(knownHostsFile, alias); return .pinned
-        case .forged(let why): return .refused("the host keys in the domain record of \(alias) are not trusted: \(why)")
+        case .forged(let why): return .refused(untrusted(alias, why))
         }
       }
       let keys: [String]
       switch record?.read() ?? .none {
       case .cannotCheck(let why): return .unavailable("its host keys are not pinned on this machine, and \(why)")
-      case .forged(let why): return .refused("the host keys in the domain record of \(alias) are not trusted: \(why)")
+      case .forged(let why): return .refused(untrusted(alias, why))
       case .keys(let sealed):
         if let shown, Set(shown) != Set(sealed) { return .refused(changed(alias, "sealed in its domain record")) }
         keys = sealed
@@ -186,9 +186,7 @@ public struct NodeSSHAccess: Sendable {
       }
       // Every node makes its own keys at first boot: a key another node already showed means
       // the two share keys (an image's baked ones), and one could pass for the other.
-      if let other = pins.first(where: { $0.key != alias && !Set($0.value).isDisjoint(with: keys) })?.key {
-        return .refused(sharedKeys(alias, other))
-      }
+      if let other = Self.pinnedElsewhere(keys, not: alias, in: pins) { return .refused(sharedKeys(alias, other)) }
       pins[alias] = keys
       try writePins(pins)
       return .pinned
@@ -197,9 +195,16 @@ public struct NodeSSHAccess: Sendable {
 
   func sharing(_ alias: String, _ keys: [String]) throws(Diagnostic) -> String? {
     try StateFile.locked(knownHostsFile) { () throws(Diagnostic) -> String? in
-      try readPins().first(where: { $0.key != alias && !Set($0.value).isDisjoint(with: keys) })?.key
+      Self.pinnedElsewhere(keys, not: alias, in: try readPins())
     }
   }
+
+  /// The node other than `alias` whose pins include one of `keys`, if any.
+  static func pinnedElsewhere(_ keys: [String], not alias: String, in pins: [String: [String]]) -> String? {
+    pins.first(where: { $0.key != alias && !Set($0.value).isDisjoint(with: keys) })?.key
+  }
+
+  func untrusted(_ alias: String, _ why: String) -> String { "the host keys in the domain record of \(alias) are not trusted: \(why)" }
 
   func sharedKeys(_ alias: String, _ other: String) -> String {
     "the host keys of \(alias) include one already pinned for \(other): nodes must not share host keys"

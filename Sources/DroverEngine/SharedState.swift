@@ -28,8 +28,9 @@ public protocol SharedStateBackend: AnyObject, Sendable {
   /// Writes `records` (a local journal, as they are: numbers and times) as the pool's journal,
   /// all or nothing; refused when the pool has a journal here already.
   func importJournal(pool: String, records: [JournalRecord]) throws
-  /// The pool's heal ledger as `HealLedger` wrote it (a sealed JSON document); nil when none.
-  func healLedger(pool: String) throws -> [UInt8]?
+  /// The pool's heal ledger as `HealLedger` wrote it (a sealed JSON document); nil when none, or
+  /// when it is over `maxBytes` (not a ledger Drover wrote: never fetched).
+  func healLedger(pool: String, maxBytes: Int) throws -> [UInt8]?
   /// Replaces the pool's heal ledger, committed before it returns.
   func writeHealLedger(pool: String, document: [UInt8]) throws
 }

@@ -327,7 +327,8 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   /// Starts the storage pool holding the node's disk when it is not active: after a host reboot a
   /// pool libvirtd did not autostart (defined by an older Drover) would make every start fail.
   func activateDiskPool(of o: NodeOwnership, node: String) throws {
-    guard let poolName = o.disk.split(separator: "/").first.map(String.init), !poolName.isEmpty else { return }
+    let poolName = o.diskPool
+    guard !poolName.isEmpty else { return }
     calls.record("pool-state")
     let result: Result<Void, LibvirtError> = Result { () throws(LibvirtError) in
       guard let pool = try connection.storagePool(named: poolName), try !pool.isActive() else { return }

@@ -28,6 +28,8 @@ public struct NodeOwnership: Sendable, Hashable, Codable {
   public var replicas: Int
   /// The node's disk as `pool/volume`, or "" for a diskless node.
   public var disk: String
+  /// The storage pool of `disk` ("" for a diskless node).
+  public var diskPool: String { disk.split(separator: "/").first.map(String.init) ?? "" }
   /// Set when the node never passed its health checks after it was created: `plan` replaces it
   /// and `drift` reports it, so a failed creation is never forgotten.
   public var healthFailed: Bool = false

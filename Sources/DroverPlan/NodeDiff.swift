@@ -42,8 +42,7 @@ public func outsideChanges(_ o: NodeOwnership, actual: DomainShape?) -> [Outside
   let expectedDisks = o.disk.isEmpty ? [] : [o.disk]
   // A node's cloud-init seed is its second disk: the name derived from the record, in the pool
   // of its overlay. Any other extra disk is an outside change.
-  let pool = o.disk.split(separator: "/").first.map(String.init) ?? ""
-  let seed = "\(pool)/" + OverlayName(of: o, kind: .seed).volume
+  let seed = "\(o.diskPool)/" + OverlayName(of: o, kind: .seed).volume
   if a.disks.filter({ $0 != seed }) != expectedDisks { changes.append(.disk(recorded: o.disk, observed: a.disks)) }
   let expectedNetworks = o.network.map { [$0] } ?? []
   if a.networks != expectedNetworks { changes.append(.network(recorded: o.network, observed: a.networks)) }

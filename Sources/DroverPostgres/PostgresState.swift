@@ -273,17 +273,13 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
 
   // MARK: heal ledger
 
-  public func healLedger(pool: String) throws -> [UInt8]? {
-    // The length first: a row someone made huge is refused without being fetched.
+  public func healLedger(pool: String, maxBytes: Int) throws -> [UInt8]? {
+    // A row over the bound (not one Drover wrote) is never fetched: read as none, like a file —
+    // every grace restarts, the safe direction — and replaced by the next pass.
     let rows = try query(
-      "SELECT octet_length(document), CASE WHEN octet_length(document) <= \(Int64(4 << 20)) THEN document END FROM drover_heal_ledger WHERE project = \(project) AND pool = \(pool)",
+      "SELECT document FROM drover_heal_ledger WHERE project = \(project) AND pool = \(pool) AND octet_length(document) <= \(Int64(maxBytes))",
       "reading the heal ledger of pool \(pool)")
-    guard let row = rows.first else { return nil }
-    let (length, document) = try row.decode((Int64, String?).self)
-    // Over 4 MiB: not a ledger Drover wrote, read as none (like a file: every grace restarts, the
-    // safe direction), and replaced by the next pass.
-    guard let document, length <= Int64(4 << 20) else { return nil }
-    return Array(document.utf8)
+    return try rows.first.map { Array(try $0.decode(String.self).utf8) }
   }
 
   public func writeHealLedger(pool: String, document: [UInt8]) throws {
