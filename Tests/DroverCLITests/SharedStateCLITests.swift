@@ -60,11 +60,13 @@ struct SharedStateCLITests {
       return (apply, try waitLocked())
     }
 
-    /// Waits (bounded) until checkout b sees the pool locked; returns what `rollout status` said.
+    /// Waits (bounded) until checkout b sees the pool locked by a named holder; returns what
+    /// `rollout status` said. (Between taking the advisory lock and writing its holder row, the
+    /// lock reads as held by "(starting)": that moment is not the holder yet.)
     func waitLocked() throws -> String {
       for _ in 0..<300 {
         let status = try b.run(["rollout", "status", pool], environment: SharedStateCLITests.env)
-        if status.stdout.contains("locked by") { return status.stdout }
+        if status.stdout.contains("locked by"), !status.stdout.contains("(starting)") { return status.stdout }
         Thread.sleep(forTimeInterval: 0.1)
       }
       return ""
