@@ -11,11 +11,15 @@ import Foundation
 enum DomainXMLReader {
   /// The shape from the persistent config XML and, for a running domain, the live XML.
   static func shape(config: String, live: String?) -> DomainShape {
-    let c = XMLBytes(config)
-    let vcpu = vcpus(c), maxVcpu = maxVcpus(c), memory = number(in: c, element: "memory")
+    shape(config: XMLBytes(config), live: live.map(XMLBytes.init))
+  }
+
+  /// The same from documents already in bytes (`observe` reads the ownership element from the
+  /// same bytes: one copy of each document).
+  static func shape(config c: XMLBytes, live l: XMLBytes?) -> DomainShape {
+    let maxVcpu = maxVcpus(c), vcpu = vcpus(c, max: maxVcpu), memory = number(in: c, element: "memory")
     // Without a live document the live figures are the config's: read once.
-    let l = live.map(XMLBytes.init)
-    let liveVcpu = l.map(vcpus) ?? vcpu
+    let liveVcpu = l.map { vcpus($0) } ?? vcpu
     let liveMemory = l.map { number(in: $0, element: "currentMemory") ?? number(in: $0, element: "memory") } ?? (number(in: c, element: "currentMemory") ?? memory)
     return DomainShape(
       vcpu: vcpu, maxVcpu: maxVcpu, memoryKiB: memory ?? 0, liveVcpu: liveVcpu, liveMemoryKiB: liveMemory ?? 0,
@@ -41,10 +45,13 @@ enum DomainXMLReader {
   /// element that declares Drover's namespace. An element that borrows the prefix for another
   /// namespace is not Drover's, and a domain with two elements in Drover's namespace (one hidden
   /// inside someone else's metadata) has none Drover can trust: it is treated as foreign.
-  static func ownershipElement(_ xml: String) -> String? {
-    let b = XMLBytes(xml)
+  static func ownershipElement(_ xml: String) -> String? { ownership(in: XMLBytes(xml))?.element }
+
+  /// The ownership element (see `ownershipElement`) and its start tags, parsed once: `plan`
+  /// reads one per domain, and the record's reading needs the tags the namespace check parsed.
+  static func ownership(in b: XMLBytes) -> (element: String, tags: [XMLTag])? {
     let open = "<\(OwnershipMetadata.prefix):node", close = "</\(OwnershipMetadata.prefix):node>"
-    var found: String?
+    var found: (element: String, tags: [XMLTag])?
     var from = 0
     while let start = b.find(open, from: from) {
       let element: String
@@ -56,9 +63,10 @@ enum DomainXMLReader {
         return nil
       }
       from = start + open.utf8.count
-      guard XMLText.startTags(element).first?["xmlns:\(OwnershipMetadata.prefix)"] == OwnershipMetadata.namespace else { continue }
+      let tags = XMLText.startTags(element)
+      guard tags.first?["xmlns:\(OwnershipMetadata.prefix)"] == OwnershipMetadata.namespace else { continue }
       if found != nil { return nil }
-      found = element
+      found = (element, tags)
     }
     return found
   }
@@ -71,9 +79,9 @@ enum DomainXMLReader {
   }
 
   /// `<vcpu current='N'>M</vcpu>` → N when present (the running count), else M.
-  static func vcpus(_ xml: XMLBytes) -> Int {
+  static func vcpus(_ xml: XMLBytes, max: Int? = nil) -> Int {
     if let tag = xml.startTag(of: "vcpu"), let current = XMLText.startTags(tag).first?["current"], let n = Int(current) { return n }
-    return maxVcpus(xml)
+    return max ?? maxVcpus(xml)
   }
 
   static func maxVcpus(_ xml: XMLBytes) -> Int {
@@ -85,7 +93,10 @@ enum DomainXMLReader {
     var from = 0
     while let open = xml.find("<disk ", from: from) {
       guard let close = xml.find("</disk>", from: open) else { break }
-      if let source = XMLText.startTags(xml.string(open, close)).first(where: { $0.name == "source" }) {
+      // Its first `<source …>` tag, parsed alone (not every tag of the disk: once per node of a plan).
+      if let at = xml.openTag(of: "source", from: open), at < close, let gt = xml.find(">", from: at),
+        let source = XMLText.startTags(xml.string(at, gt + 1)).first
+      {
         if let pool = source["pool"], let volume = source["volume"] {
           result.append("\(pool)/\(volume)")
         } else if let file = source["file"] ?? source["dev"] {
@@ -103,6 +114,7 @@ struct XMLBytes {
   let bytes: [UInt8]
 
   init(_ text: String) { bytes = Array(text.utf8) }
+  init(bytes: [UInt8]) { self.bytes = bytes }
 
   /// Byte offset of the first `needle` at or after `from` (`memchr` for its first byte, then
   /// `memcmp`; glibc's `memmem` is not visible to Swift).

@@ -241,15 +241,14 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     }
     // The persistent record is what Drover wrote (setMetadata always writes the config).
     let name = domain.name, uuid = domain.uuid
-    let reading = DomainXMLReader.ownershipElement(config).map {
-      OwnershipMetadata.read($0, name: name, uuid: uuid, host: self.uri, key: keyring.key)
+    let document = XMLBytes(config)
+    let reading = DomainXMLReader.ownership(in: document).map {
+      OwnershipMetadata.read($0.element, tags: $0.tags, name: name, uuid: uuid, host: self.uri, key: keyring.key)
     }
-    var observed = ObservedDomain(
+    return ObservedDomain(
       name: name, uuid: uuid, state: state.description, isActive: state.isActive,
-      ownership: reading?.ownership, metadataDigest: reading?.digest ?? "")
-    observed.trust = reading?.trust ?? .mismatch("no record")
-    observed.actual = DomainXMLReader.shape(config: config, live: live)
-    return observed
+      ownership: reading?.ownership, metadataDigest: reading?.digest ?? "", trust: reading?.trust ?? .mismatch("no record"),
+      actual: DomainXMLReader.shape(config: document, live: live.map(XMLBytes.init)))
   }
 
   /// Volumes of Drover's image pool named like node overlays.

@@ -140,7 +140,11 @@ public enum OwnershipMetadata {
   /// checks it: its name, then for a keyed record its binding and its MAC under `key` (nil: no key
   /// on this machine, so the seal cannot be checked). One scan: `plan` does this once per domain.
   public static func read(_ xml: String, name: String, uuid: String, host: String, key: RecordKey?) -> Reading {
-    let tags = XMLText.startTags(xml)
+    read(xml, tags: XMLText.startTags(xml), name: name, uuid: uuid, host: host, key: key)
+  }
+
+  /// The same from the element's start tags, parsed already (`DomainXMLReader.ownership`).
+  static func read(_ xml: String, tags: [XMLTag], name: String, uuid: String, host: String, key: RecordKey?) -> Reading {
     let ownership = parse(tags)
     guard let root = tags.first, let o = ownership else {
       return Reading(ownership: nil, trust: .mismatch("not a Drover record"), digest: ContentDigest.of(xml).hex)

@@ -19,6 +19,15 @@ func planPool(
   var actions: [PlannedAction] = []
   let digest = options.imageDigests[pool.image.description] ?? ""
   func nextGeneration(_ index: Int) -> Int { (generations[index] ?? 0) + 1 }
+  // The pool's records, worked out once per image digest (a node whose image has no digest here
+  // keeps its own).
+  var records: [String: DesiredRecord] = [:]
+  func desired(_ digest: String) -> DesiredRecord {
+    if let known = records[digest] { return known }
+    let made = DesiredRecord(pool, digest: digest, project: options.project)
+    records[digest] = made
+    return made
+  }
   // One node per index; extra copies (e.g. the same node on two hosts) are deleted.
   var byIndex: [Int: OwnedNode] = [:]
   for n in existing.sorted(by: { ($0.ownership.index, $0.host) < ($1.ownership.index, $1.host) }) where !rolling.contains(n.ownership.index) {
@@ -48,9 +57,9 @@ func planPool(
 
   // Where the pool's nodes are now (one per index), so new ones spread.
   var nodesOnHost: [String: Int] = [:]
-  for (host, indexes) in Dictionary(grouping: existing, by: \.host).mapValues({ Set($0.map(\.ownership.index)) }) {
-    nodesOnHost[host] = indexes.count
-  }
+  var indexesOnHost: [String: Set<Int>] = [:]
+  for n in existing { indexesOnHost[n.host, default: []].insert(n.ownership.index) }
+  for (host, indexes) in indexesOnHost { nodesOnHost[host] = indexes.count }
   /// A host for a new domain of `o`'s shape (a new node, or a replacement that must leave its
   /// host), reserved in the ledger; nil after a located error when none has room.
   func place(_ o: NodeOwnership, avoid: Set<String>, why: String) -> String? {
@@ -76,7 +85,7 @@ func planPool(
   for index in 1...max(1, pool.replicas) where index <= pool.replicas && !rolling.contains(index) {
     let name = "\(pool.name)-\(index)"
     guard let current = byIndex[index] else {
-      let wanted = desiredOwnership(pool, index: index, digest: digest, generation: nextGeneration(index), project: options.project)
+      let wanted = desired(digest).node(index: index, generation: nextGeneration(index))
       guard let host = place(wanted, avoid: [], why: byIndex.isEmpty && existing.isEmpty ? "new" : "missing") else { continue }
       if refused.contains(TrustedRecords.nameKey(host: host, name: name)) { continue }
       if let foreign = observed.hosts[host]?.domains.first(where: { $0.name == name }) {
@@ -103,7 +112,8 @@ func planPool(
     let standing = hostStanding(current.host, pool: pool, draining: options.draining, ledger: ledger)
     let changes = compare(
       current, with: pool, digest: digest, project: options.project, nextGeneration: nextGeneration(index),
-      forceReplace: options.forceReplace.contains(name) || options.forceReplace.contains(current.domain.name), standing: standing
+      forceReplace: options.forceReplace.contains(name) || options.forceReplace.contains(current.domain.name), standing: standing,
+      desired: desired
     ) { o, why in place(o, avoid: [current.host], why: why) }
     for a in changes where a.kind == .update && a.restart {
       // A resize restarts the node on its host: its growth must fit there.
@@ -227,11 +237,12 @@ func duplicateDelete(_ n: OwnedNode, pool: PoolSpec) -> PlannedAction {
 /// engine.
 func compare(
   _ n: OwnedNode, with pool: PoolSpec, digest: String, project: String, nextGeneration: Int, forceReplace: Bool = false,
-  standing: HostStanding = .fine, place: (NodeOwnership, String) -> String? = { _, _ in nil }
+  standing: HostStanding = .fine, desired: ((String) -> DesiredRecord)? = nil, place: (NodeOwnership, String) -> String? = { _, _ in nil }
 ) -> [PlannedAction] {
   let o = n.ownership
   let desiredDigest = digest.isEmpty ? o.digest : digest
-  var replacement = desiredOwnership(pool, index: o.index, digest: desiredDigest, generation: nextGeneration, project: project)
+  let record = desired?(desiredDigest) ?? DesiredRecord(pool, digest: desiredDigest, project: project)
+  var replacement = record.node(index: o.index, generation: nextGeneration)
   // Beside the node it replaces (surge), never at its address.
   if let addressing = pool.staticAddresses { replacement.address = addressing.address(index: o.index, replacing: o.address) }
 

@@ -39,11 +39,26 @@ public final class Domain: @unchecked Sendable {
   /// Read from the handle, no round trip. The corresponding C function is `virDomainGetName`.
   public var name: String { virDomainGetName(pointer).map { String(cString: $0) } ?? "" }
 
-  /// Read from the handle, no round trip. The corresponding C function is `virDomainGetUUIDString`.
+  /// Read from the handle, no round trip. The corresponding C function is `virDomainGetUUID`:
+  /// the raw bytes, formatted here — `virDomainGetUUIDString` formats through `g_snprintf`,
+  /// which was 3% of a 1,000-node `plan`'s CPU.
   public var uuid: String {
-    var buffer = [CChar](repeating: 0, count: 64)
-    guard virDomainGetUUIDString(pointer, &buffer) == 0 else { return "" }
-    return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    var raw = [UInt8](repeating: 0, count: 16)
+    guard virDomainGetUUID(pointer, &raw) == 0 else { return "" }
+    return Self.uuidText(raw)
+  }
+
+  /// 16 bytes as libvirt's UUID text (lowercase, 8-4-4-4-12).
+  static func uuidText(_ raw: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var text: [UInt8] = []
+    text.reserveCapacity(36)
+    for (i, byte) in raw.prefix(16).enumerated() {
+      if i == 4 || i == 6 || i == 8 || i == 10 { text.append(UInt8(ascii: "-")) }
+      text.append(digits[Int(byte >> 4)])
+      text.append(digits[Int(byte & 0x0F)])
+    }
+    return String(decoding: text, as: UTF8.self)
   }
 
   /// The running instance's id (changes at every start), or nil when it is not running.

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 #if canImport(FoundationXML)
@@ -81,16 +82,26 @@ import Testing
     #expect(running)
     let out = Pipe()
     let watcher = try r.h.start(["rollout", "status", "--watch", "--interval", "100ms", "--watch-timeout", "2m", r.pool], output: out)
-    nonisolated(unsafe) var seen = Data()
-    let reader = Thread { seen = out.fileHandleForReading.readDataToEndOfFile() }
+    let seen = Mutex(Data())
+    let reader = Thread {
+      while true {
+        let chunk = out.fileHandleForReading.availableData
+        if chunk.isEmpty { return }
+        seen.withLock { $0.append(chunk) }
+      }
+    }
     reader.start()
-    Thread.sleep(forTimeInterval: 0.5)
+    // The gate opens once the watcher has shown the held canary (an event, not a time: under
+    // load its first read came after a fixed half second).
+    for _ in 0..<600 where !String(decoding: seen.withLock { $0 }, as: UTF8.self).contains("now: \(r.pool)-1 health") {
+      Thread.sleep(forTimeInterval: 0.05)
+    }
     try "".write(to: r.h.dir.appendingPathComponent("gate"), atomically: true, encoding: .utf8)
     #expect(ProcessLiveness.isGone(watcher.processIdentifier, within: 60))
     #expect(ProcessLiveness.isGone(apply.processIdentifier, within: 60))
     watcher.waitUntilExit()
     while reader.isExecuting { Thread.sleep(forTimeInterval: 0.05) }
-    let text = String(decoding: seen, as: UTF8.self)
+    let text = String(decoding: seen.withLock { $0 }, as: UTF8.self)
     #expect(watcher.terminationStatus == 0, "\(text)")
     #expect(text.contains(": running") && text.contains("now: \(r.pool)-1 health") && text.contains(": completed"), "\(text)")
     #expect(text.components(separatedBy: "[").count >= 3, "a new block per change: \(text)")

@@ -43,6 +43,18 @@ import Testing
     #expect(try c.domain(named: "wrap-1") == nil)
   }
 
+  /// `uuid` formats libvirt's raw bytes itself: the text is libvirt's own, and a defined
+  /// domain's UUID reads back as written, whatever case it was written in.
+  @Test(arguments: ["0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "ABCDEF01-2345-6789-ABCD-EF0123456789"])
+  func uuidReadsBackAsLibvirtFormatsIt(written: String) throws {
+    let c = try Self.isolated()
+    let xml = Self.xml.replacingOccurrences(of: "NAME", with: "uuid-1").replacingOccurrences(of: "<vcpu>", with: "<uuid>\(written)</uuid><vcpu>")
+    let d = try c.defineDomain(xml: xml)
+    #expect(d.uuid == written.lowercased())
+    #expect(try c.allDomainsWithState().first?.domain.uuid == written.lowercased())
+    #expect(try d.xml(inactive: true).contains("<uuid>\(d.uuid)</uuid>"))
+  }
+
   @Test func errorsCarryLibvirtCodeAndMessage() throws {
     let c = try Self.isolated()
     _ = try c.defineDomain(xml: Self.xml.replacingOccurrences(of: "NAME", with: "dup"))
