@@ -78,10 +78,11 @@ struct ProjectOptions: ParsableArguments {
     }
     CurrentProject.set(settings, dir: dir)
     // A shared state database: connected on first use (a lock, a journal), never for commands
-    // that need neither; the password only from the environment.
+    // that need neither; the password only from Drover's own variable (#40: never PGPASSWORD,
+    // which a machine may hold for another database and its tools).
     if case .postgres(let url) = settings?.state {
       let project = projectName, timeout = connectTimeout, calls = callTimeout
-      let password = ProcessInfo.processInfo.environment["DROVER_STATE_PASSWORD"] ?? ProcessInfo.processInfo.environment["PGPASSWORD"]
+      let password = ProcessInfo.processInfo.environment["DROVER_STATE_PASSWORD"]
       SharedState.configure { try PostgresState.connect(url: url, project: project, password: password, timeout: timeout, callTimeout: calls) }
     } else {
       SharedState.configure(nil)

@@ -132,6 +132,37 @@ struct SharedStateCLITests {
     #expect(try c.a.run(["plan", "--detailed-exitcode"], environment: Self.env).status == 0)
   }
 
+  /// #40: the password comes from Drover's own variable only. `PGPASSWORD`, which a machine may
+  /// hold for another database and its tools, is never sent: alone, the server refuses the
+  /// session and the error names the variable Drover reads.
+  @Test func pgpasswordAloneIsNeverUsed() throws {
+    try #require(ProcessInfo.processInfo.environment["DROVER_STATE_PASSWORD"] == nil, "the test needs an environment without it")
+    let h = try CLIHarness()
+    let pool = CLIHarness.unique("pgp")
+    try "project: \(h.project)\nstate: {backend: postgres, url: \"\(Self.url)\"}\n".write(
+      to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
+    try h.writePool(pool, replicas: 1)
+    let refused = try h.run(["rollout", "status", pool], environment: ["PGPASSWORD": Self.password])
+    #expect(refused.status != 0 && refused.stderr.contains("DROVER_STATE_PASSWORD"), "\(refused.stdout)\(refused.stderr)")
+    let allowed = try h.run(["rollout", "status", pool], environment: Self.env)
+    #expect(allowed.status == 0, "\(allowed.stdout)\(allowed.stderr)")
+  }
+
+  /// #40: the test server's socket lets no other user in. `nobody` cannot reach it at all (its
+  /// folder is the postgres user's alone), and even root is not the `postgres` role there: the
+  /// socket authenticates by peer, never "trust".
+  @Test func theTestServersSocketLetsNoOtherUserIn() throws {
+    let sockets = "/var/lib/drover/postgres-test-sockets"
+    let query = "psql -h \(sockets) -p 54329 -U postgres -d postgres -Atc 'select 4242'"
+    let asNobody = try ToolProcess.run("/usr/bin/su", ["-s", "/bin/sh", "nobody", "-c", query], environment: ["PATH": "/usr/bin:/bin"])
+    #expect(asNobody.status != 0 && !asNobody.output.contains("4242"), "\(asNobody.output)")
+    let asRoot = try ToolProcess.run("/bin/sh", ["-c", query], environment: ["PATH": "/usr/bin:/bin"])
+    #expect(asRoot.status != 0 && asRoot.output.contains("Peer authentication failed"), "\(asRoot.output)")
+    // The server's own user still administers it (what scripts/postgres-test does).
+    let asPostgres = try ToolProcess.run("/usr/bin/su", ["-s", "/bin/sh", "postgres", "-c", query], environment: ["PATH": "/usr/bin:/bin"])
+    #expect(asPostgres.status == 0 && asPostgres.output.contains("4242"), "\(asPostgres.output)")
+  }
+
   /// Runs one SQL statement on the test database as Drover's role; its output.
   static func sql(_ statement: String) throws -> (status: Int32, output: String) {
     try ToolProcess.run(
