@@ -82,8 +82,12 @@ struct ProjectOptions: ParsableArguments {
     // which a machine may hold for another database and its tools).
     if case .postgres(let url) = settings?.state {
       let project = projectName, timeout = connectTimeout, calls = callTimeout
-      let password = ProcessInfo.processInfo.environment["DROVER_STATE_PASSWORD"]
-      SharedState.configure { try PostgresState.connect(url: url, project: project, password: password, timeout: timeout, callTimeout: calls) }
+      let (trust, password, notes) = StateCredentials.resolve(url: url, machine: CurrentMachine.settings, environment: ProcessInfo.processInfo.environment)
+      if !notes.isEmpty { Report.diagnostics(notes, sources: [], format: .human, noColor: noColor) }
+      if notes.hasErrors { throw ExitCode.failure }
+      SharedState.configure {
+        try PostgresState.connect(url: url, project: project, password: password, trust: trust, timeout: timeout, callTimeout: calls)
+      }
     } else {
       SharedState.configure(nil)
     }

@@ -47,6 +47,10 @@ public enum SharedState {
   struct Slot {
     var connect: (@Sendable () throws -> any SharedStateBackend)?
     var backend: (any SharedStateBackend)?
+    /// Why the last connect failed: every later use in this process reports it again instead of
+    /// connecting once more (a refused server is asked once; its first, telling error is the one
+    /// shown), until `reconnect()`.
+    var failure: (any Error)?
   }
 
   /// Sets how to reach the backend (nil: local state).
@@ -58,10 +62,16 @@ public enum SharedState {
   public static func backend() throws -> (any SharedStateBackend)? {
     try slot.withLock { s in
       if let backend = s.backend { return backend }
+      if let failure = s.failure { throw failure }
       guard let connect = s.connect else { return nil }
-      let backend = try connect()
-      s.backend = backend
-      return backend
+      do {
+        let backend = try connect()
+        s.backend = backend
+        return backend
+      } catch {
+        s.failure = error
+        throw error
+      }
     }
   }
 
@@ -69,7 +79,10 @@ public enum SharedState {
   /// afresh. `watch` does this before every pass, so a database that restarted, or a session it
   /// dropped, is a pass's problem, never the service's for good.
   public static func reconnect() {
-    slot.withLock { $0.backend = nil }
+    slot.withLock {
+      $0.backend = nil
+      $0.failure = nil
+    }
   }
 
   /// Whether a shared backend is configured (without connecting).

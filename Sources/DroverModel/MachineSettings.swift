@@ -15,6 +15,11 @@ public struct MachineSettings: Sendable, Hashable {
   /// Named host entries: pool files name them in `hosts:`. Each carries the trust material
   /// for a host of that name (a project's host entry gives the URI, this gives the keys).
   public var hosts: [String: MachineHost]
+  /// How this machine trusts and logs in to a state database, keyed by its `host:port` (the
+  /// server `state.url` names): the CA its certificate must chain to, the password file, or
+  /// `insecure` plaintext. A project only names the server; trust and credentials are the
+  /// machine's (#40).
+  public var stateServers: [String: MachineStateServer] = [:]
   /// The file these came from, for diagnostics (nil: defaults only).
   public var file: String?
 
@@ -52,6 +57,24 @@ public struct MachineHost: Sendable, Hashable {
   public init(uri: String? = nil, parameters: [String: String] = [:], insecure: Bool = false) {
     self.uri = uri
     self.parameters = parameters
+    self.insecure = insecure
+  }
+}
+
+/// A state database entry of the machine's configuration (`state: {<host:port>: …}`).
+public struct MachineStateServer: Sendable, Hashable {
+  /// The CA (PEM) the server's certificate must chain to; its name must match the URL's host.
+  public var ca: String?
+  /// A file holding the password (mode 0600, root's or Drover's user's), when
+  /// `DROVER_STATE_PASSWORD` is not set.
+  public var passwordFile: String?
+  /// Plaintext allowed (a loopback test server); every run warns, and the password still never
+  /// leaves in a form the server could read (SCRAM only).
+  public var insecure: Bool
+
+  public init(ca: String? = nil, passwordFile: String? = nil, insecure: Bool = false) {
+    self.ca = ca
+    self.passwordFile = passwordFile
     self.insecure = insecure
   }
 }

@@ -38,19 +38,51 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
   }
 
   /// Connects to `url` (`postgres://user@host:port/database`) as `project`, the password from
-  /// `password` (the environment, never the project file), and brings the schema up to date.
-  public static func connect(url: String, project: String, password: String?, timeout: Double = 10, callTimeout: Double = 30) throws -> PostgresState {
+  /// `password` (the machine, never the project file), over the transport `trust` allows
+  /// (`PostgresTransport`), and brings the schema up to date.
+  public static func connect(
+    url: String, project: String, password: String?, trust: PostgresTrust, timeout: Double = 10, callTimeout: Double = 30
+  ) throws -> PostgresState {
     let target = try PostgresURL(url)
-    var configuration = PostgresConnection.Configuration(
-      host: target.host, port: target.port, username: target.user, password: password, database: target.database, tls: .disable)
-    configuration.options.connectTimeout = .milliseconds(Int64(min(max(timeout, 0.1), 3600) * 1000))
-    let future = PostgresConnection.connect(
-      on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: 1, logger: Logger(label: "drover.postgres"))
+    if target.sslmode == "disable", !trust.insecure {
+      throw Diagnostic.error(
+        "state.tls-required", "state.url asks for \(target.display) without TLS (sslmode=disable), and this machine's configuration does not mark it insecure",
+        subject: "state", hint: "use verified TLS (the server's CA in the machine configuration's state entry for \(target.server)), or mark a loopback test server insecure: true there")
+    }
+    if target.sslmode == "verify-full", trust.caFile == nil {
+      throw Diagnostic.error(
+        "state.tls-required", "state.url asks for verified TLS to \(target.display), and this machine's configuration names no CA for \(target.server)",
+        subject: "state", hint: "add state: {\"\(target.server)\": {ca: /etc/drover/db-ca.pem}} to the machine configuration")
+    }
+    let mode = try PostgresTransport.mode(target, trust: trust)
+    let seconds = min(max(timeout, 0.1), 3600)
+    let loop = MultiThreadedEventLoopGroup.singleton.any()
+    let channel = Mutex<(any Channel)?>(nil)
+    let future = PostgresTransport.channel(target, mode: mode, on: loop, timeout: seconds).flatMap { opened in
+      channel.withLock { $0 = opened }
+      return PostgresConnection.connect(
+        on: loop, configuration: PostgresTransport.configuration(target, mode: mode, channel: opened, password: password), id: 1,
+        logger: Logger(label: "drover.postgres"))
+    }
     let connection: PostgresConnection
-    do { connection = try wait(future, seconds: min(max(timeout, 0.1), 3600) + 5, what: "connecting to \(target.display)") } catch {
+    do {
+      connection = try wait(future, seconds: seconds + 5, what: "connecting to \(target.display)")
+    } catch {
+      _ = channel.withLock { $0 }?.close(mode: .all)
+      if case .plaintext(let outcome) = mode, let why = outcome.refused.withLock({ $0 }) {
+        throw Diagnostic.error(
+          "state.password-exposed", "the state database \(target.display) \(why) over an unencrypted session; the password was not sent",
+          subject: "state", hint: "use verified TLS (ca: in the machine configuration's state entry), or set the server's password_encryption and pg_hba to scram-sha-256")
+      }
       throw Diagnostic.error(
         "state.postgres", "cannot connect to the state database \(target.display): \(describe(error))", subject: "state",
-        hint: "check state.url in drover.yaml, that the server runs, and DROVER_STATE_PASSWORD")
+        hint: "check state.url in drover.yaml, that the server runs, the machine configuration's state entry for \(target.server), and DROVER_STATE_PASSWORD")
+    }
+    if case .tls = mode, let opened = channel.withLock({ $0 }) {
+      do { try PostgresTransport.checkName(target, channel: opened, seconds: seconds) } catch {
+        _ = try? wait(connection.close(), seconds: 5, what: "closing the session")
+        throw error
+      }
     }
     let state = PostgresState(location: target.display, project: project, connection: connection, callTimeout: callTimeout)
     try PostgresMigrations.run(state)

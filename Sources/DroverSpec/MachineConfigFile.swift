@@ -9,6 +9,8 @@ import LibYAML
 /// kernel: /boot/vmlinuz-6.1.0-18-amd64        # for recipes that name none (default /vmlinuz)
 /// hosts:                                       # named entries pool files may list in hosts:
 ///   lab: qemu+ssh://drover@lab.example/system?keyfile=/etc/drover/id_ed25519&known_hosts=/etc/drover/known_hosts
+/// state:                                       # state databases, by the host:port state.url names
+///   db.example:5432: {ca: /etc/drover/db-ca.pem, password_file: /etc/drover/db-password}
 /// ```
 ///
 /// Written by the machine's administrator, never by a project: it is the only place a host URI
@@ -55,8 +57,52 @@ public enum MachineConfigFile {
         context.error("spec.type", "hosts must be a mapping of names to libvirt URIs, not \(node.kindDescription)", at: node)
       }
     }
+    if let node = file.optional("state") {
+      if case .mapping(let pairs) = node.content {
+        for pair in pairs {
+          guard let server = context.string(pair.key, "state server") else { continue }
+          guard isServerAddress(server) else {
+            context.error("machine.state", "state server '\(Terminal.escaped(server))' must be written host:port, as state.url names it", at: pair.key)
+            continue
+          }
+          guard let entry = stateServer(server, pair.value, context: &context) else { continue }
+          if settings.stateServers[server] != nil { context.error("spec.duplicate", "state server \(server) is named twice", at: pair.key) }
+          settings.stateServers[server] = entry
+        }
+      } else {
+        context.error("spec.type", "state must be a mapping of host:port to {ca, password_file, insecure}, not \(node.kindDescription)", at: node)
+      }
+    }
     file.finish(context: &context)
     return (settings, context.diagnostics)
+  }
+
+  /// `host:port` of a state database (a name or an IPv4 address; an IPv6 one in brackets).
+  static func isServerAddress(_ text: String) -> Bool {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return false }
+    let host = text[..<colon]
+    return (1...253).contains(host.count) && !Terminal.hasControlCharacters(String(host)) && !host.contains("/") && !host.contains(" ")
+  }
+
+  /// `{ca, password_file, insecure}` of one state server.
+  static func stateServer(_ server: String, _ node: YAMLNode, context: inout DecodeContext) -> MachineStateServer? {
+    var reader = MappingReader(node, what: "state server \(server)", context: &context)
+    guard reader.isMapping else { return nil }
+    var entry = MachineStateServer()
+    for key in ["ca", "password_file"] {
+      guard let n = reader.optional(key), let value = context.string(n, key) else { continue }
+      if let why = absolutePathProblem(value) {
+        context.error("machine.path", "state server \(server): \(key) '\(Terminal.escaped(value))' \(why)", at: n)
+        continue
+      }
+      if key == "ca" { entry.ca = value } else { entry.passwordFile = value }
+    }
+    if let n = reader.optional("insecure") { entry.insecure = context.boolean(n, "insecure") ?? false }
+    if entry.insecure, entry.ca != nil {
+      context.error("machine.state", "state server \(server) names a CA and insecure: true; choose one", at: node, hint: "drop insecure: the CA verifies the server")
+    }
+    reader.finish(context: &context)
+    return entry
   }
 
   /// The trust parameters a machine host entry may give, as libvirt names them.

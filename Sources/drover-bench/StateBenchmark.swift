@@ -21,7 +21,8 @@ enum StateBenchmark {
     // 1. In-process costs.
     let local = FileManager.default.temporaryDirectory.appendingPathComponent("drover-bench-state-\(getpid())").path
     defer { try? FileManager.default.removeItem(atPath: local) }
-    let shared = try PostgresState.connect(url: url, project: project, password: password)
+    let ca = ProcessInfo.processInfo.environment["DROVER_BENCH_POSTGRES_CA"] ?? "/var/lib/drover/postgres-test-tls/ca.pem"
+    let shared = try PostgresState.connect(url: url, project: project, password: password, trust: PostgresTrust(caFile: ca))
     let holder = LockHolder.current(command: "drover-bench state")
     func median(_ n: Int, _ body: () throws -> Void) rethrows -> Double {
       var times: [Double] = []
@@ -61,7 +62,11 @@ enum StateBenchmark {
     // 2. A rollout through the binary, local state against PostgreSQL state, interleaved
     // round by round (two projects, one per backend) so the machine's drift hits both alike.
     let n = Int(ProcessInfo.processInfo.environment["DROVER_BENCH_STATE_NODES"] ?? "") ?? 20
-    let env = ["DROVER_STATE_PASSWORD": password, "NO_COLOR": "1"]
+    // The machine trusts the database's CA (its state entry), as a team's machines would.
+    let machine = FileManager.default.temporaryDirectory.appendingPathComponent("drover-bench-machine-\(getpid()).yaml").path
+    try "state:\n  \"\(try PostgresURL(url).server)\": {ca: \(ca)}\n".write(toFile: machine, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(atPath: machine) }
+    let env = ["DROVER_STATE_PASSWORD": password, "NO_COLOR": "1", "DROVER_CONFIG": machine]
     struct Variant {
       var name: String
       var project: ScratchProject

@@ -11,6 +11,19 @@ struct SharedStateCLITests {
   static let url = ProcessInfo.processInfo.environment["DROVER_TEST_POSTGRES"] ?? "postgres://drover@127.0.0.1:54329/drover"
   static let password = ProcessInfo.processInfo.environment["DROVER_TEST_POSTGRES_PASSWORD"] ?? "drover-test"
   static var env: [String: String] { ["DROVER_STATE_PASSWORD": password] }
+  /// The test server's CA (`scripts/postgres-test`), and a CA that signed nothing there.
+  static let testCA = "/var/lib/drover/postgres-test-tls/ca.pem"
+  static let otherCA = "/var/lib/drover/postgres-test-tls/other-ca.pem"
+
+  /// The project of `h` keeps its state in the database at `url`; its machine reaches that
+  /// server as `entry` says (by default: verified TLS with the test CA).
+  static func useDatabase(_ h: CLIHarness, project: String? = nil, url: String = Self.url, entry: String? = nil) throws {
+    try "project: \(project ?? h.project)\nstate: {backend: postgres, url: \"\(url)\"}\n".write(
+      to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
+    let server = URLComponents(string: url).map { "\($0.host ?? ""):\($0.port ?? 5432)" } ?? ""
+    try "state:\n  \"\(server)\": \(entry ?? "{ca: \(testCA)}")\n".write(
+      to: h.dir.appendingPathComponent("machine-config.yaml"), atomically: true, encoding: .utf8)
+  }
 
   /// Two checkouts (folders) of one project whose state is the shared database.
   final class TwoCheckouts {
@@ -25,8 +38,7 @@ struct SharedStateCLITests {
       b = try CLIHarness()
       project = a.project
       pool = CLIHarness.unique("ss")
-      let yaml = "project: \(project)\nstate: {backend: postgres, url: \"\(SharedStateCLITests.url)\"}\n"
-      for h in [a, b] { try yaml.write(to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8) }
+      for h in [a, b] { try SharedStateCLITests.useDatabase(h, project: project) }
       // The health check waits while `hold` exists in checkout a, until `gate` appears there.
       let script = a.dir.appendingPathComponent("health.sh").path
       try """
@@ -139,13 +151,30 @@ struct SharedStateCLITests {
     try #require(ProcessInfo.processInfo.environment["DROVER_STATE_PASSWORD"] == nil, "the test needs an environment without it")
     let h = try CLIHarness()
     let pool = CLIHarness.unique("pgp")
-    try "project: \(h.project)\nstate: {backend: postgres, url: \"\(Self.url)\"}\n".write(
-      to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
+    try Self.useDatabase(h)
     try h.writePool(pool, replicas: 1)
     let refused = try h.run(["rollout", "status", pool], environment: ["PGPASSWORD": Self.password])
     #expect(refused.status != 0 && refused.stderr.contains("DROVER_STATE_PASSWORD"), "\(refused.stdout)\(refused.stderr)")
     let allowed = try h.run(["rollout", "status", pool], environment: Self.env)
     #expect(allowed.status == 0, "\(allowed.stdout)\(allowed.stderr)")
+  }
+
+  /// #40: without `DROVER_STATE_PASSWORD`, the password comes from the state entry's
+  /// `password_file` — only when nobody else can read it.
+  @Test func thePasswordFileIsUsedOnlyWhenPrivate() throws {
+    try #require(ProcessInfo.processInfo.environment["DROVER_STATE_PASSWORD"] == nil, "the test needs an environment without it")
+    let h = try CLIHarness()
+    let pool = CLIHarness.unique("pwf")
+    try h.writePool(pool, replicas: 1)
+    let file = h.dir.appendingPathComponent("db-password").path
+    try "\(Self.password)\n".write(toFile: file, atomically: true, encoding: .utf8)
+    try Self.useDatabase(h, entry: "{ca: \(Self.testCA), password_file: \(file)}")
+    chmod(file, 0o644)
+    let open = try h.run(["rollout", "status", pool])
+    #expect(open.status != 0 && open.stderr.contains("refusing the state password file") && open.stderr.contains("mode 644"), "\(open.stderr)")
+    chmod(file, 0o600)
+    let private_ = try h.run(["rollout", "status", pool])
+    #expect(private_.status == 0, "\(private_.stdout)\(private_.stderr)")
   }
 
   /// #40: the test server's socket lets no other user in. `nobody` cannot reach it at all (its
@@ -276,7 +305,7 @@ struct SharedStateCLITests {
     }
     var relay = try startRelay()
     let url = "postgres://drover@127.0.0.1:\(relayPort)/drover"
-    try "project: \(h.project)\nstate: {backend: postgres, url: \"\(url)\"}\n".write(to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
+    try Self.useDatabase(h, url: url)
     try h.writePool(pool, replicas: 2, extra: "remediation: {unhealthy_after: 0s, max_unhealthy: 1}\n")
     // SIGKILL: a child of the test process inherits its blocked SIGTERM, so terminate() would wait forever.
     func stop(_ p: Process) {
@@ -285,7 +314,7 @@ struct SharedStateCLITests {
     }
     defer {
       stop(relay)
-      try? "project: \(h.project)\nstate: {backend: postgres, url: \"\(SharedStateCLITests.url)\"}\n".write(to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
+      try? SharedStateCLITests.useDatabase(h)
       try? h.writePool(pool, replicas: 0)
       _ = try? h.run(["apply", "--auto-approve"], environment: Self.env)
       _ = try? FileManager.default.removeItem(atPath: "/var/lib/drover/state/\(h.project)")
@@ -377,7 +406,7 @@ struct SharedStateCLITests {
     }
     #expect(locked)
     // The local key goes with the project: the database holds only locks and journals.
-    try "project: \(h.project)\nstate: {backend: postgres, url: \"\(Self.url)\"}\n".write(to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
+    try Self.useDatabase(h, url: Self.url)
     let keyDir = "/var/lib/drover/state/\(h.project)"
     try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true)
     try? FileManager.default.removeItem(atPath: keyDir + "/key")
@@ -417,18 +446,70 @@ struct SharedStateCLITests {
     #expect(run.status != 0 && run.stderr.contains("state.url holds a password") && run.stderr.contains("DROVER_STATE_PASSWORD"), "\(run.stderr)")
   }
 
-  /// TLS to the state database is not built: a URL asking for it is refused, never sent in the clear.
-  @Test func aURLAskingForTLSIsRefused() throws {
+  /// A URL asking for a weaker TLS mode than verified (`require`: encrypted to whoever answers)
+  /// is refused, never quietly taken.
+  @Test func aURLAskingForUnverifiedTLSIsRefused() throws {
     let h = try CLIHarness()
-    try "project: \(h.project)\nstate: {backend: postgres, url: \"\(Self.url)?sslmode=require\"}\n".write(to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
+    try Self.useDatabase(h, url: Self.url + "?sslmode=require")
     try h.writePool(CLIHarness.unique("tl"), replicas: 1)
     let run = try h.run(["apply", "--auto-approve"], environment: Self.env)
-    #expect(run.status != 0 && run.stderr.contains("sslmode=require") && run.stderr.contains("without TLS only"), "\(run.stderr)")
+    #expect(run.status != 0 && run.stderr.contains("sslmode=require") && run.stderr.contains("sslmode=verify-full"), "\(run.stderr)")
+  }
+
+  /// #40: the state database is reached over TLS verified against the CA of the machine's state
+  /// entry. A wrong CA, a name the certificate does not hold, and plaintext the machine does not
+  /// allow are each refused before any query (no journal row, no lock); `insecure: true` is
+  /// plaintext with a warning on every run.
+  @Test func theStateDatabaseIsReachedOverVerifiedTLSOnly() throws {
+    let h = try CLIHarness()
+    let pool = CLIHarness.unique("tls")
+    try h.writePool(pool, replicas: 1)
+    func status(url: String = Self.url, entry: String?) throws -> CLIHarness.Run {
+      if let entry { try Self.useDatabase(h, url: url, entry: entry) } else {
+        try Self.useDatabase(h, url: url)
+        try FileManager.default.removeItem(at: h.dir.appendingPathComponent("machine-config.yaml"))
+      }
+      return try h.run(["rollout", "status", pool], environment: Self.env)
+    }
+    let verified = try status(entry: "{ca: \(Self.testCA)}")
+    #expect(verified.status == 0 && !verified.stderr.contains("state.insecure"), "\(verified.stdout)\(verified.stderr)")
+    let wrongCA = try status(entry: "{ca: \(Self.otherCA)}")
+    #expect(wrongCA.status != 0 && wrongCA.stderr.contains("cannot connect to the state database"), "\(wrongCA.stderr)")
+    let wrongName = try status(url: "postgres://drover@localhost:54329/drover", entry: "{ca: \(Self.testCA)}")
+    #expect(wrongName.status != 0 && wrongName.stderr.contains("certificate does not name localhost"), "\(wrongName.stderr)")
+    let noEntry = try status(entry: nil)
+    #expect(noEntry.status != 0 && noEntry.stderr.contains("has no CA in this machine's configuration"), "\(noEntry.stderr)")
+    let disabled = try status(url: Self.url + "?sslmode=disable", entry: "{ca: \(Self.testCA)}")
+    #expect(disabled.status != 0 && disabled.stderr.contains("does not mark it insecure"), "\(disabled.stderr)")
+    let insecure = try status(entry: "{insecure: true}")
+    #expect(insecure.status == 0 && insecure.stderr.contains("reached without TLS"), "\(insecure.stdout)\(insecure.stderr)")
+    // None of the refused attempts reached a query: the project has no row in the database.
+    let rows = try Self.sql("SELECT count(*) FROM drover_journal WHERE project = '\(h.project)'")
+    #expect(rows.status == 0 && rows.output.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "\(rows.output)")
+  }
+
+  /// #40: over plaintext (a machine that marks the server insecure), a server asking for the
+  /// password in clear text or as MD5 never receives it: the session is cut before postgres-nio
+  /// — which would answer either itself — sees the request. A fake server on loopback plays the
+  /// part, records every byte it receives, and the password is not among them.
+  @Test(arguments: [(3, "in clear text"), (5, "as MD5")])
+  func aPlaintextServerAskingForThePasswordNeverReceivesIt(code: Int32, said: String) throws {
+    let server = try FakePasswordServer(authenticationCode: code)
+    let h = try CLIHarness()
+    try Self.useDatabase(h, url: "postgres://drover@127.0.0.1:\(server.port)/drover", entry: "{insecure: true}")
+    let pool = CLIHarness.unique("fk")
+    try h.writePool(pool, replicas: 1)
+    let secret = "s3cret-\(UUID().uuidString)"
+    let run = try h.run(["rollout", "status", pool], environment: ["DROVER_STATE_PASSWORD": secret])
+    let (startup, after) = server.received()
+    #expect(!startup.isEmpty, "the client did connect and send its startup message")
+    #expect(!String(decoding: startup + after, as: UTF8.self).contains(secret) && after.first != UInt8(ascii: "p"), "no password message ('p') was sent: \(after)")
+    #expect(run.status != 0 && run.stderr.contains("asked for the password \(said)") && run.stderr.contains("the password was not sent"), "\(run.stderr)")
   }
 
   @Test func aWrongPasswordIsAClearErrorNotAHang() throws {
     let h = try CLIHarness()
-    try "project: \(h.project)\nstate: {backend: postgres, url: \"\(Self.url)\"}\n".write(to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
+    try Self.useDatabase(h, url: Self.url)
     try h.writePool(CLIHarness.unique("pw"), replicas: 1)
     let run = try h.run(["apply", "--auto-approve"], environment: ["DROVER_STATE_PASSWORD": "wrong"])
     #expect(run.status != 0 && run.stderr.contains("cannot connect to the state database"), "\(run.stderr)")

@@ -104,4 +104,26 @@ import Testing
     #expect(problems.filter { $0.code == "machine.host" }.count == 2, "\(problems)")
     #expect(problems.contains { $0.code.hasPrefix("spec.unknown") }, "\(problems.map(\.code))")
   }
+
+  /// #40: state database entries of the machine configuration — the only place trust material
+  /// and credentials for the state database come from — are checked like host entries.
+  @Test func stateServerEntriesAreChecked() {
+    let yaml = """
+      state:
+        "db.example:5432": {ca: /etc/drover/db-ca.pem, password_file: /etc/drover/db-password}
+        "127.0.0.1:54329": {insecure: true}
+        "no-port": {insecure: true}
+        "both:1": {ca: /etc/ca.pem, insecure: true}
+        "rel:2": {ca: ca.pem}
+        "odd:3": {ca: /etc/ca.pem, sslmode: disable}
+
+      """
+    let (settings, problems) = MachineConfigFile.decode(SpecSource(path: "/etc/drover/config.yaml", kind: .project, bytes: Array(yaml.utf8)))
+    #expect(settings.stateServers["db.example:5432"] == MachineStateServer(ca: "/etc/drover/db-ca.pem", passwordFile: "/etc/drover/db-password"))
+    #expect(settings.stateServers["127.0.0.1:54329"]?.insecure == true)
+    #expect(settings.stateServers["no-port"] == nil && problems.contains { $0.code == "machine.state" && $0.message.contains("no-port") }, "\(problems)")
+    #expect(problems.contains { $0.code == "machine.state" && $0.message.contains("CA and insecure") }, "\(problems)")
+    #expect(problems.contains { $0.code == "machine.path" && $0.message.contains("ca.pem") }, "\(problems)")
+    #expect(problems.contains { $0.code.hasPrefix("spec.unknown") }, "an unknown key is an error: \(problems.map(\.code))")
+  }
 }
