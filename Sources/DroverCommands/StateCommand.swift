@@ -2,12 +2,51 @@ import ArgumentParser
 import DroverBasics
 import DroverEngine
 import DroverModel
+import DroverPostgres
 import Foundation
 
 /// `drover state …`: where the project's shared state lives.
 struct StateCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "state", abstract: "Move the project's rollout journal into its shared state database.", subcommands: [StateMigrateCommand.self])
+    commandName: "state", abstract: "Set up the project's shared state database, or move its rollout journal into it.",
+    subcommands: [StateInitCommand.self, StateMigrateCommand.self])
+}
+
+/// `drover state init --admin-url …`: what a database administrator runs once per project (#40).
+struct StateInitCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "init",
+    abstract: "Create the project's own database and role on a PostgreSQL server (for its administrator).",
+    discussion: """
+      Connects as the administrator of --admin-url (its password from DROVER_STATE_ADMIN_PASSWORD; \
+      TLS as the machine configuration's state entry for that server says) and creates, when \
+      missing, a login role and a database it owns, both drover_<project>, with the database \
+      closed to every other role. The new role's password is DROVER_STATE_NEW_PASSWORD, or one \
+      made here and printed once. Running it again changes nothing but closing the database \
+      again. Prints the state.url for drover.yaml.
+      """)
+
+  @OptionGroup var project: ProjectOptions
+  @Option(help: "The server as its administrator: postgres://ADMIN@HOST:PORT/postgres.") var adminURL: String
+
+  func run() throws {
+    try project.requireName()
+    let environment = ProcessInfo.processInfo.environment
+    let (trust, _, notes) = StateCredentials.resolve(url: adminURL, machine: CurrentMachine.settings, environment: [:])
+    if !notes.isEmpty { Report.diagnostics(notes.filter { $0.severity != .error }, sources: [], format: .human, noColor: project.noColor) }
+    let generated = environment["DROVER_STATE_NEW_PASSWORD"] == nil
+    let password = environment["DROVER_STATE_NEW_PASSWORD"] ?? PostgresProjectDatabase.newPassword()
+    let name = PostgresProjectDatabase.names(project: project.projectName)
+    let outcome = try PostgresProjectDatabase.initialize(
+      adminURL: adminURL, adminPassword: environment["DROVER_STATE_ADMIN_PASSWORD"], trust: trust, role: name, database: name,
+      rolePassword: password, timeout: project.connectTimeout, callTimeout: project.callTimeout)
+    Output.out("role \(outcome.role): \(outcome.createdRole ? "created" : "exists (its password unchanged)")")
+    Output.out("database \(outcome.database): \(outcome.createdDatabase ? "created" : "exists"), owned by \(outcome.role), closed to every other role")
+    if outcome.createdRole && generated {
+      Output.out("password of \(outcome.role) (shown once; put it in each machine's password_file or DROVER_STATE_PASSWORD): \(password)")
+    }
+    Output.out("drover.yaml: state: {backend: postgres, url: \"\(outcome.url)\"}")
+  }
 }
 
 /// `drover state migrate --to postgres`: copies each pool's local journal (history, and a rollout

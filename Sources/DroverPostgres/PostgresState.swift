@@ -44,6 +44,15 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
     url: String, project: String, password: String?, trust: PostgresTrust, timeout: Double = 10, callTimeout: Double = 30
   ) throws -> PostgresState {
     let target = try PostgresURL(url)
+    let connection = try openSession(target, password: password, trust: trust, timeout: timeout)
+    let state = PostgresState(location: target.display, project: project, connection: connection, callTimeout: callTimeout)
+    try PostgresMigrations.run(state)
+    return state
+  }
+
+  /// A session to `target` over the transport `trust` allows, authenticated, before any query:
+  /// verified TLS (its name checked strictly), or guarded plaintext where the machine allows it.
+  static func openSession(_ target: PostgresURL, password: String?, trust: PostgresTrust, timeout: Double) throws -> PostgresConnection {
     if target.sslmode == "disable", !trust.insecure {
       throw Diagnostic.error(
         "state.tls-required", "state.url asks for \(target.display) without TLS (sslmode=disable), and this machine's configuration does not mark it insecure",
@@ -84,9 +93,7 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
         throw error
       }
     }
-    let state = PostgresState(location: target.display, project: project, connection: connection, callTimeout: callTimeout)
-    try PostgresMigrations.run(state)
-    return state
+    return connection
   }
 
   // MARK: running statements

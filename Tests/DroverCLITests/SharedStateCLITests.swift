@@ -177,6 +177,55 @@ struct SharedStateCLITests {
     #expect(private_.status == 0, "\(private_.stdout)\(private_.stderr)")
   }
 
+  /// #40: `drover state init` gives each project its own database and role. Project A's
+  /// credentials cannot open project B's database (so cannot read, write or lock anything there:
+  /// advisory locks and pg_locks are per database); a second init changes nothing; each project
+  /// runs on its own database.
+  @Test func eachProjectHasItsOwnDatabaseNoOtherProjectCanEnter() throws {
+    let a = try CLIHarness(), b = try CLIHarness()
+    let admin = "postgres://drover_admin@127.0.0.1:54329/postgres"
+    let adminEnv = ["DROVER_STATE_ADMIN_PASSWORD": "drover-admin-test"]
+    let names = [a.project, b.project].map { "drover_" + $0.lowercased().replacingOccurrences(of: "-", with: "_") }
+    func psql(user: String, password: String, database: String, _ statement: String) throws -> (status: Int32, output: String) {
+      try ToolProcess.run(
+        "/usr/bin/psql",
+        ["host=127.0.0.1 port=54329 user=\(user) dbname=\(database) sslmode=verify-full sslrootcert=\(Self.testCA)", "-Atc", statement],
+        environment: ["PGPASSWORD": password, "PATH": "/usr/bin:/bin"])
+    }
+    defer {
+      for name in names {
+        _ = try? psql(user: "drover_admin", password: "drover-admin-test", database: "postgres", "DROP DATABASE IF EXISTS \(name)")
+        _ = try? psql(user: "drover_admin", password: "drover-admin-test", database: "postgres", "DROP ROLE IF EXISTS \(name)")
+      }
+    }
+    for (h, password) in [(a, "pw-a"), (b, "pw-b")] {
+      try Self.useDatabase(h)  // the machine's entry: the test CA
+      let created = try h.run(["state", "init", "--admin-url", admin], environment: adminEnv.merging(["DROVER_STATE_NEW_PASSWORD": password]) { $1 })
+      #expect(created.status == 0 && created.stdout.contains(": created") && !created.stdout.contains(password), "\(created.stdout)\(created.stderr)")
+      let again = try h.run(["state", "init", "--admin-url", admin], environment: adminEnv.merging(["DROVER_STATE_NEW_PASSWORD": "changed"]) { $1 })
+      #expect(again.status == 0 && again.stdout.contains("exists (its password unchanged)") && again.stdout.contains(": exists,"), "\(again.stdout)\(again.stderr)")
+    }
+    // Each role in its own database; never in the other's.
+    #expect(try psql(user: names[0], password: "pw-a", database: names[0], "SELECT 1").output.hasPrefix("1"))
+    let intrusion = try psql(user: names[0], password: "pw-a", database: names[1], "SELECT 1")
+    #expect(intrusion.status != 0 && intrusion.output.contains("permission denied for database"), "\(intrusion.output)")
+    // Drover as project A pointed at B's database is refused by the server too; on its own it runs.
+    let pool = CLIHarness.unique("own")
+    try a.writePool(pool, replicas: 1)
+    defer {
+      try? a.writePool(pool, replicas: 0)
+      _ = try? a.run(["apply", "--auto-approve"], environment: ["DROVER_STATE_PASSWORD": "pw-a"])
+    }
+    try Self.useDatabase(a, url: "postgres://\(names[0])@127.0.0.1:54329/\(names[1])")
+    let refused = try a.run(["apply", "--auto-approve"], environment: ["DROVER_STATE_PASSWORD": "pw-a"])
+    #expect(refused.status != 0 && refused.stderr.contains("cannot connect to the state database"), "\(refused.stderr)")
+    try Self.useDatabase(a, url: "postgres://\(names[0])@127.0.0.1:54329/\(names[0])")
+    let own = try a.run(["apply", "--auto-approve"], environment: ["DROVER_STATE_PASSWORD": "pw-a"])
+    #expect(own.status == 0, "\(own.stdout)\(own.stderr)")
+    let tables = try psql(user: names[0], password: "pw-a", database: names[0], "SELECT count(*) FROM drover_lock_holders")
+    #expect(tables.status == 0, "Drover's tables were made in the project's own database: \(tables.output)")
+  }
+
   /// #40: the test server's socket lets no other user in. `nobody` cannot reach it at all (its
   /// folder is the postgres user's alone), and even root is not the `postgres` role there: the
   /// socket authenticates by peer, never "trust".
