@@ -207,8 +207,11 @@ struct SharedStateCLITests {
     }
     // Each role in its own database; never in the other's.
     #expect(try psql(user: names[0], password: "pw-a", database: names[0], "SELECT 1").output.hasPrefix("1"))
-    let intrusion = try psql(user: names[0], password: "pw-a", database: names[1], "SELECT 1")
-    #expect(intrusion.status != 0 && intrusion.output.contains("permission denied for database"), "\(intrusion.output)")
+    // Read, write and lock, each tried as A in B's database: each refused by the server.
+    for attempt in ["SELECT count(*) FROM drover_journal", "INSERT INTO drover_journal (project) VALUES ('x')", "SELECT pg_advisory_lock(1, 2)"] {
+      let intrusion = try psql(user: names[0], password: "pw-a", database: names[1], attempt)
+      #expect(intrusion.status != 0 && intrusion.output.contains("permission denied for database"), "\(attempt): \(intrusion.output)")
+    }
     // Drover as project A pointed at B's database is refused by the server too; on its own it runs.
     let pool = CLIHarness.unique("own")
     try a.writePool(pool, replicas: 1)

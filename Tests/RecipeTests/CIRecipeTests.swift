@@ -64,17 +64,9 @@ import Testing
 
   /// Runs `drover <path> --help`: what is wrong with the call (not a command, a flag it lacks).
   static func problems(_ command: (path: [String], flags: [String])) throws -> [String] {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: binary)
-    p.arguments = command.path + ["--help"]
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = out
-    try p.run()
-    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    p.waitUntilExit()
+    let (status, text) = try ToolRun.run(binary, command.path + ["--help"])
     let shown = "drover \(command.path.joined(separator: " "))"
-    guard !command.path.isEmpty, p.terminationStatus == 0, text.contains("USAGE: \(shown)") else {
+    guard !command.path.isEmpty, status == 0, text.contains("USAGE: \(shown)") else {
       return ["'\(shown)' is not a command: \(text.prefix(200))"]
     }
     return command.flags.filter { flag in !(text.contains(flag + " ") || text.contains(flag + "\n") || text.contains(flag + ",")) }
@@ -91,7 +83,7 @@ import Testing
     #expect(Self.strings(Self.value(apply, "needs")) == ["plan"])
     #expect(Self.value(apply, "environment")?.scalar == "production", "the approval: an environment with reviewers")
     #expect(Self.value(Self.value(root, "on"), "schedule") != nil)
-    #expect(Self.value(Self.value(jobs, "drift"), "if")?.scalar == "github.event_name == 'schedule'")
+    #expect(Self.value(Self.value(jobs, "drift"), "if")?.scalar == "github.event_name == 'schedule' && github.ref == 'refs/heads/main'")
     // Pull requests only validate, and never a fork's; bake and plan run on main only.
     #expect(Self.value(Self.value(jobs, "validate"), "if")?.scalar?.contains("github.event.pull_request.head.repo.full_name == github.repository") == true)
     for job in ["bake", "plan"] {
