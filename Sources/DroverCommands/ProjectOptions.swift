@@ -82,9 +82,10 @@ struct ProjectOptions: ParsableArguments {
     // which a machine may hold for another database and its tools).
     if case .postgres(let url) = settings?.state {
       let project = projectName, timeout = connectTimeout, calls = callTimeout
-      let (trust, password, notes) = StateCredentials.resolve(url: url, machine: CurrentMachine.settings, environment: ProcessInfo.processInfo.environment)
-      if !notes.isEmpty { Report.diagnostics(notes, sources: [], format: .human, noColor: noColor) }
-      if notes.hasErrors { throw ExitCode.failure }
+      let (trust, warnings) = StateCredentials.trust(url: url, machine: CurrentMachine.settings)
+      if !warnings.isEmpty { Report.diagnostics(warnings, sources: [], format: .human, noColor: noColor) }
+      // A refused password file is an error like any other: rendered once, at the edge.
+      let password = try StateCredentials.password(url: url, machine: CurrentMachine.settings, environment: ProcessInfo.processInfo.environment)
       SharedState.configure {
         try PostgresState.connect(url: url, project: project, password: password, trust: trust, timeout: timeout, callTimeout: calls)
       }

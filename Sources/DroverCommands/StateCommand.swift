@@ -32,8 +32,8 @@ struct StateInitCommand: ParsableCommand {
   func run() throws {
     try project.requireName()
     let environment = ProcessInfo.processInfo.environment
-    let (trust, _, notes) = StateCredentials.resolve(url: adminURL, machine: CurrentMachine.settings, environment: [:])
-    if !notes.isEmpty { Report.diagnostics(notes.filter { $0.severity != .error }, sources: [], format: .human, noColor: project.noColor) }
+    let (trust, warnings) = StateCredentials.trust(url: adminURL, machine: CurrentMachine.settings)
+    if !warnings.isEmpty { Report.diagnostics(warnings, sources: [], format: .human, noColor: project.noColor) }
     let generated = environment["DROVER_STATE_NEW_PASSWORD"] == nil
     let password = environment["DROVER_STATE_NEW_PASSWORD"] ?? PostgresProjectDatabase.newPassword()
     let name = PostgresProjectDatabase.names(project: project.projectName)

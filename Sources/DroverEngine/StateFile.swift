@@ -4,18 +4,18 @@ import Foundation
 /// Reads a small file of Drover's state folder as untrusted input: only a regular file, never
 /// through a symlink (`O_NOFOLLOW`), never blocking on a FIFO, and at most `maxBytes` (read in a
 /// loop, so a short read is never taken for the whole file). The hosts file and the project key
-/// both go through here.
-enum StateFile {
-  struct Contents {
-    var bytes: [UInt8]
+/// both go through here, and the state database's password file.
+public enum StateFile {
+  public struct Contents {
+    public var bytes: [UInt8]
     /// The owner and permission bits, for files that must be private (the key).
-    var owner: uid_t
-    var mode: mode_t
+    public var owner: uid_t
+    public var mode: mode_t
   }
 
   /// The contents, nil when the file does not exist, or why it cannot be read (`tooLarge` is
   /// the reason given for a file over `maxBytes`, such as "over 1 MiB").
-  static func read(_ path: String, maxBytes: Int, tooLarge: String) -> Result<Contents?, StateFileProblem> {
+  public static func read(_ path: String, maxBytes: Int, tooLarge: String) -> Result<Contents?, StateFileProblem> {
     let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
     if fd < 0 && errno == ENOENT { return .success(nil) }
     guard fd >= 0 else { return .failure(StateFileProblem(String(cString: strerror(errno)))) }
@@ -117,7 +117,7 @@ extension StateFile {
 }
 
 /// Why a state file could not be read, in words for a diagnostic.
-struct StateFileProblem: Error {
-  var reason: String
+public struct StateFileProblem: Error {
+  public var reason: String
   init(_ reason: String) { self.reason = reason }
 }

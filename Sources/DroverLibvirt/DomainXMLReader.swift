@@ -114,7 +114,6 @@ struct XMLBytes {
   let bytes: [UInt8]
 
   init(_ text: String) { bytes = Array(text.utf8) }
-  init(bytes: [UInt8]) { self.bytes = bytes }
 
   /// Byte offset of the first `needle` at or after `from` (`memchr` for its first byte, then
   /// `memcmp`; glibc's `memmem` is not visible to Swift).

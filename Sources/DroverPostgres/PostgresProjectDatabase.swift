@@ -57,7 +57,7 @@ public enum PostgresProjectDatabase {
     let roleExists = try admin.query("SELECT count(*) FROM pg_roles WHERE rolname = \(role)", "looking up role \(role)")
     var outcome = Outcome(
       role: role, database: database, createdRole: false, createdDatabase: false,
-      url: "postgres://\(role)@\(target.host.contains(":") ? "[\(target.host)]" : target.host):\(target.port)/\(database)")
+      url: "postgres://\(role)@\(target.server)/\(database)")
     if try (roleExists.first?.decode(Int64.self) ?? 0) == 0 {
       // DDL takes no bind parameters: the name is checked above, the password is a quoted literal.
       let literal = "'" + rolePassword.replacingOccurrences(of: "'", with: "''") + "'"

@@ -53,16 +53,6 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
   /// A session to `target` over the transport `trust` allows, authenticated, before any query:
   /// verified TLS (its name checked strictly), or guarded plaintext where the machine allows it.
   static func openSession(_ target: PostgresURL, password: String?, trust: PostgresTrust, timeout: Double) throws -> PostgresConnection {
-    if target.sslmode == "disable", !trust.insecure {
-      throw Diagnostic.error(
-        "state.tls-required", "state.url asks for \(target.display) without TLS (sslmode=disable), and this machine's configuration does not mark it insecure",
-        subject: "state", hint: "use verified TLS (the server's CA in the machine configuration's state entry for \(target.server)), or mark a loopback test server insecure: true there")
-    }
-    if target.sslmode == "verify-full", trust.caFile == nil {
-      throw Diagnostic.error(
-        "state.tls-required", "state.url asks for verified TLS to \(target.display), and this machine's configuration names no CA for \(target.server)",
-        subject: "state", hint: "add state: {\"\(target.server)\": {ca: /etc/drover/db-ca.pem}} to the machine configuration")
-    }
     let mode = try PostgresTransport.mode(target, trust: trust)
     let seconds = min(max(timeout, 0.1), 3600)
     let loop = MultiThreadedEventLoopGroup.singleton.any()

@@ -22,7 +22,7 @@ public struct PostgresTrust: Sendable, Hashable {
 /// Opens the session's transport: verified TLS, or guarded plaintext where the machine allows it.
 /// Never plaintext by default, and never a password in clear text.
 enum PostgresTransport {
-  /// How the session is secured, or a located refusal before any byte is sent.
+  /// How the session is secured.
   enum Mode {
     /// Verified TLS with this context.
     case tls(NIOSSLContext)
@@ -30,7 +30,20 @@ enum PostgresTransport {
     case plaintext(PlaintextAuthGuard.Outcome)
   }
 
+  /// The one decision of how to reach `target`, from the machine's `trust` and the URL's
+  /// `sslmode`; a located refusal before any byte is sent.
   static func mode(_ target: PostgresURL, trust: PostgresTrust) throws -> Mode {
+    // What the URL expects must be what the machine allows: never quietly another transport.
+    if target.sslmode == "disable", !trust.insecure {
+      throw Diagnostic.error(
+        "state.tls-required", "state.url asks for \(target.display) without TLS (sslmode=disable), and this machine's configuration does not mark it insecure",
+        subject: "state", hint: "use verified TLS (the server's CA in the machine configuration's state entry for \(target.server)), or mark a loopback test server insecure: true there")
+    }
+    if target.sslmode == "verify-full", trust.caFile == nil {
+      throw Diagnostic.error(
+        "state.tls-required", "state.url asks for verified TLS to \(target.display), and this machine's configuration names no CA for \(target.server)",
+        subject: "state", hint: "add state: {\"\(target.server)\": {ca: /etc/drover/db-ca.pem}} to the machine configuration")
+    }
     if let ca = trust.caFile {
       var tls = TLSConfiguration.makeClientConfiguration()
       tls.certificateVerification = .fullVerification
