@@ -193,7 +193,8 @@ public final class Baker: @unchecked Sendable {
         buildLog: buildLog, start: start, timings: timings, force: options.force)
     } catch {
       // What was kept, and where, goes into the failure's hint: one error, its fix and its traces.
-      guard var failure = error as? Diagnostic ?? (error as? DiagnosticConvertible)?.diagnostics.first else { throw error }
+      guard error is DiagnosticConvertible else { throw error }
+      var failure = Diagnostic.first(of: error, code: "bake")
       var notes: [String] = []
       if options.keepOnError && failure.code != "bake.interrupted" {
         // Renamed so no later bake takes it for a dead bake's leftover (`-kept-` entries and the

@@ -51,7 +51,7 @@ extension Diagnostic: DiagnosticConvertible {
   /// One line saying what `error` was, for a reason carried inside another message: its first
   /// diagnostic's message when it explains itself, else its description.
   public static func line(of error: any Error) -> String {
-    (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"
+    first(of: error, code: "internal").message
   }
 }
 

@@ -30,13 +30,9 @@ struct AdoptCommand: ParsableCommand {
   func run() throws {
     let context = try ProjectContext.load(project, imagePool: images.imagePool)
     guard context.keyring.key != nil else {
-      Report.diagnostics(
-        [
-          .error(
-            "records.no-key", "this machine has no key for project \(project.projectName): nothing can be sealed",
-            subject: "project \(project.projectName)", hint: "drover key import (or DROVER_PROJECT_KEY) first")
-        ], sources: [], format: .human, noColor: project.noColor)
-      throw ExitCode.failure
+      throw Diagnostic.error(
+        "records.no-key", "this machine has no key for project \(project.projectName): nothing can be sealed",
+        subject: "project \(project.projectName)", hint: "drover key import (or DROVER_PROJECT_KEY) first")
     }
     let outcome: Result<Adoption.Decision, Diagnostic>
     do {
@@ -49,15 +45,13 @@ struct AdoptCommand: ParsableCommand {
       defer { withExtendedLifetime((lock, poolLock)) {} }
       outcome = Adopter.adopt(
         name: domain, host: host, pools: context.specs.poolSpecs, observed: context.observe(), project: project.projectName,
-        backends: context.backends.mapValues { $0 }, pins: try ApplySession.nodeSSH(project, context: context))
+        backends: context.backends.mapValues { $0 }, pins: try ApplyWiring.nodeSSH(project, keyring: context.keyring, pools: context.specs.poolSpecs))
     } catch {
-      Report.diagnostics((error as? DiagnosticConvertible)?.diagnostics ?? [.error("adopt", "\(error)")], sources: [], format: .human, noColor: project.noColor)
-      throw ExitCode.failure
+      throw CommandFailure(Diagnostic.list(of: error, code: "adopt"))
     }
     switch outcome {
     case .failure(let problem):
-      Report.diagnostics([problem], sources: [], format: .human, noColor: project.noColor)
-      throw ExitCode.failure
+      throw problem
     case .success(let d):
       Output.out("Adopted \(domain) on \(d.host) (UUID \(d.uuid)) as node \(d.record.index) of pool \(d.record.pool). Run 'drover plan' to see what it needs.")
     }

@@ -46,220 +46,106 @@ struct ApplyCommand: ParsableCommand {
   }
 
   func run() throws {
-    try ApplySession(
-      project: project, targeting: targeting.selection, images: images, planFile: planFile, autoApprove: autoApprove, json: json,
-      lockTimeout: DurationArgument.seconds(lockTimeout) ?? 0
-    ).run()
+    // A saved plan brings its own targeting (validate refuses flags beside it).
+    let saved: Plan?
+    do { saved = try planFile.map(PlanFile.read) } catch { throw CommandFailure(Diagnostic.list(of: error, code: "plan.file")) }
+    let selection = targeting.selection
+    let request = ApplyRequest(
+      kind: .apply, saved: saved, savedFrom: planFile, targets: selection.targets, excludes: selection.excludes, replace: selection.replace,
+      prune: selection.prune, skipUnreachable: selection.skipUnreachable, lockTimeout: DurationArgument.seconds(lockTimeout) ?? 0)
+    try ApplyWiring(project: project, images: images, json: json).run(request, approver: autoApprove ? AutoApprove() : TerminalApprover())
   }
 }
 
-/// One apply, from options to exit status: lock, observe, plan (or load and check a saved plan),
-/// approve, run the plan through `ApplyEngine`, render what happened. `drover apply` and
-/// `drover rollout resume|abort` both run it (no command calls another through argv).
-struct ApplySession {
+/// What every apply-shaped command (`apply`, `rollout resume|abort`, `host drain`, a heal
+/// pass's replacements) shares at the edge: the run context made from the options, the
+/// executor's adapters (images, consoles, drains, progress lines) and the rendering of the
+/// outcome. The job itself — locks, plan, approval, key, execution — is `ApplyJob`'s.
+struct ApplyWiring {
   var project: ProjectOptions
-  var targeting: TargetingOptions.Selection
   var images: ImageOptions
-  var planFile: String?
-  var autoApprove: Bool
   var json: Bool
-  var lockTimeout: Double
-  /// `rollout resume|abort`: the rollout in progress is finished as its journal says.
-  var resuming = false
-  /// `host drain`: the hosts whose nodes move; the plan may hold nothing but those moves (and the
-  /// rollouts that carry them), so a drain never applies other pending changes.
-  var draining: Set<String> = []
-  /// The word the outcome is told with ("Apply", "Heal").
-  var verb = "Apply"
   /// `drover watch` installs one for all its passes.
   var interrupt: InterruptFlag? = nil
 
-  var journalDirectory: String { project.stateDirectory + "/journal" }
-
-  func run() throws {
+  /// Loads the project, runs `request` through `ApplyJob` and renders what happened; a refusal
+  /// or an outcome with anything not done is thrown to the edge.
+  func run(_ request: ApplyRequest, approver: any Approver) throws {
     PhaseTimings.start()
     defer { PhaseTimings.report() }
-    let context = try ProjectContext.load(project, format: json ? .json : .human, imagePool: images.imagePool)
-    let saved: Plan?
-    do { saved = try planFile.map(PlanFile.read) } catch {
-      report(error)
-      throw ExitCode.failure
-    }
-    var targeting = self.targeting
-    if let saved {
-      targeting.targets = saved.targets
-      targeting.excludes = saved.excludes
-      targeting.replace = saved.forceReplace
-      targeting.prune = saved.prune
-    }
-
-    // Lock every declared pool in scope (sorted: no lock-order deadlock), then observe under the locks.
-    let declared = Set(context.specs.poolSpecs.map(\.name))
-    let pools = declared.filter { pool in
-      targeting.targets.isEmpty || targeting.targets.contains { poolOfSelector($0, pools: declared) == pool }
-    }
-    var locks: [PoolLock] = []
-    // Pruning deletes pools no file declares, so no per-pool lock covers it: the project lock does.
-    var projectLock: PoolLock?
+    let loaded = try ProjectContext.load(project, imagePool: images.imagePool)
+    let context = runContext(loaded, approver: approver)
+    let result: ApplyJobResult
     do {
-      if targeting.prune { projectLock = try ProjectLock.acquire(project, timeout: lockTimeout) }
-      for pool in pools.sorted() {
-        locks.append(
-          try PoolLock.acquire(
-            pool: pool, directory: project.stateDirectory + "/locks", command: CommandLine.arguments.joined(separator: " "),
-            timeout: lockTimeout))
-      }
+      result = try ApplyJob.run(request, in: context) { context throws(Diagnostic) in try engine(context, loaded: loaded) }
     } catch {
-      report(error)
-      throw ExitCode.failure
+      if let plan = error.incompletePlan, !json { Output.out(PlanView.human(plan, color: project.color, complete: false)) }
+      throw CommandFailure(error.diagnostics, sources: error.inSpecs ? loaded.sources : [], trailer: error.saysNoActionTaken ? ["No action was taken."] : [])
     }
-    defer {
-      locks.removeAll()
-      projectLock = nil
-    }
-
-    let asRead = context.observeAsRead()
-    PhaseTimings.mark("observe")
-    let observed = ProjectHosts.withoutAliases(asRead, declared: context.declaredHosts)
-    var options = try context.planOptions(project, targeting: targeting, images: images, resuming: resuming)
-    options.draining = draining
-    var (current, diagnostics) = makePlan(pools: context.specs.poolSpecs, observed: observed, options: options)
-    let others = current.actions.filter { !($0.kind == .replace && draining.contains($0.host) && $0.destination != nil) }
-    if !draining.isEmpty, let first = others.first {
-      diagnostics.append(
-        .error(
-          "host.drain-other-changes",
-          "pool \(first.pool) has changes besides the drain (\(others.count), first: \(first.kind.rawValue) \(first.node) on \(first.host): \(first.reason)); a drain moves nodes and does nothing else",
-          subject: "pool \(first.pool)", hint: "apply them first (drover plan, drover apply), then drain again"))
-    }
-    do { try context.rememberHosts(asRead, project: project.projectName, stateDirectory: project.stateDirectory) } catch {
-      report(error)
-      throw ExitCode.failure
-    }
-    if diagnostics.hasErrors {
-      if !json { Output.out(PlanView.human(current, color: project.color, complete: false)) }
-      Report.diagnostics(diagnostics, sources: context.sources, format: json ? .json : .human, noColor: project.noColor)
-      throw ExitCode.failure
-    }
-    // Warnings (a pool left out by --skip-unreachable) are said before anything is done.
-    if !json && !diagnostics.isEmpty { Report.diagnostics(diagnostics, sources: context.sources, format: .human, noColor: project.noColor) }
-    let records = TrustedRecords(observed, project: project.projectName, keyHeld: context.keyring.key != nil)
-    if context.keyring.key == nil && current.hasChanges && records.keyed {
-      Report.diagnostics(
-        [
-          .error(
-            "records.no-key",
-            "the hosts hold records of project \(project.projectName) sealed with key \(records.foreignKeyID ?? "?"), and this machine has no key for it",
-            subject: "project \(project.projectName)",
-            hint: "import the key (drover key export on a machine that has it, then drover key import here, or set DROVER_PROJECT_KEY); apply changes nothing without it")
-        ], sources: [], format: json ? .json : .human, noColor: project.noColor)
-      if !json { Output.err("No action was taken.") }
-      throw ExitCode.failure
-    }
-    var plan = current
-    if let saved {
-      let heals = context.specs.poolSpecs.flatMap { HealEngine.heals(stateDirectory: project.stateDirectory, pool: $0.name, keyring: context.keyring) }
-      var stale = StalePlanCheck.check(saved: saved, current: current, heals: heals)
-      // What the file says it will run must be what Drover would run now: its actions and
-      // rollouts, and the accelerators and programs they run with (a reviewer read those too).
-      if !stale.hasErrors,
-        saved.actions != current.actions || saved.rollouts != current.rollouts || saved.accelerators != current.accelerators
-          || saved.programs != current.programs
-      {
-        stale.append(
-          .error(
-            "plan.stale", "the saved plan's actions are not what this Drover would do now (the file was edited, or made by another version)",
-            subject: planFile, hint: "run drover plan --out again and review the new plan"))
-      }
-      if stale.hasErrors {
-        Report.diagnostics(stale, sources: [], format: json ? .json : .human, noColor: project.noColor)
-        if !json { Output.err("No action was taken.") }
-        throw ExitCode.failure
-      }
-      plan = saved
-    } else if !json {
-      Output.out(PlanView.human(plan, color: project.color))
-      if let transfers = TransferView.human(TransferView.transfers(plan, observed: observed, images: images)) { Output.out("\n" + transfers) }
-    }
-    guard plan.hasChanges else {
+    switch result {
+    case .noChanges:
       if json { ApplyEvents.summary(added: 0, changed: 0, destroyed: 0, failed: 0) }
-      return
+    case .declined:
+      throw CommandFailure(
+        [.error("apply.cancelled", "the plan was not approved (only 'yes' is)", hint: "run drover apply again and answer yes, or pass --auto-approve")],
+        trailer: ["Apply cancelled."])
+    case .ran(_, let outcome):
+      // Anything planned and not done is a non-zero exit, its failures said at the edge.
+      let status = render(outcome, kind: request.kind)
+      if status != 0 { throw CommandFailure(outcome.diagnostics, status: status) }
     }
-    if saved == nil && !autoApprove {
-      guard isatty(STDIN_FILENO) != 0 else {
-        Report.diagnostics(
-          [.error("apply.approval", "standard input is not a terminal, so apply cannot ask for approval", hint: "pass --auto-approve, or apply a saved plan")],
-          sources: [], format: json ? .json : .human, noColor: project.noColor)
-        throw ExitCode.failure
-      }
-      Output.out("\nDo you want to perform these actions? Only 'yes' will be accepted.\n  Enter a value: ", terminator: "")
-      guard readLine()?.trimmingCharacters(in: .whitespaces) == "yes" else {
-        Output.out("Apply cancelled.")
-        throw ExitCode.failure
-      }
-    }
-    // Records are sealed with the project key. It is made here, after approval and right before
-    // anything changes, only when the hosts hold no keyed record of the project (a new project,
-    // or one whose records an older Drover wrote) and the plan covers the whole project: a key
-    // made while some hosts or pools were left out could be a second key of the project.
-    if context.keyring.key == nil {
-      guard targeting.targets.isEmpty && targeting.excludes.isEmpty else {
-        Report.diagnostics(
-          [
-            .error(
-              "records.no-key", "this machine has no key for project \(project.projectName), and a key is only made by an apply of the whole project",
-              subject: "project \(project.projectName)", hint: "apply without --target/--exclude once, or import the key (drover key import)")
-          ], sources: [], format: json ? .json : .human, noColor: project.noColor)
-        throw ExitCode.failure
-      }
-      do {
-        if projectLock == nil { projectLock = try ProjectLock.acquire(project, timeout: lockTimeout) }
-        let key = try ProjectKeyStore.store(RecordKey.generate(project: project.projectName), stateDirectory: project.stateDirectory, keepExisting: true)
-        context.keyring.set(key)
-        if !json {
-          Output.err(
-            "Created the key of project \(project.projectName) (id \(key.id)) in \(ProjectKeyStore.path(in: project.stateDirectory)); other machines and CI need it: drover key export")
-        }
-      } catch {
-        report(error)
-        throw ExitCode.failure
-      }
-    }
-    PhaseTimings.mark("plan")
-    let status = execute(plan, context: context)
-    if status != 0 { throw ExitCode(status) }
   }
 
-  /// Runs the plan and renders the outcome; returns the exit status.
+  /// The run context of this command: the loaded project, the options' state folder, the
+  /// system clock, and the notices said as they happen (human or JSON).
+  func runContext(_ loaded: ProjectContext, approver: any Approver) -> RunContext {
+    let json = self.json, color = project.color, noColor = project.noColor, images = self.images
+    return RunContext(
+      project: project.projectName, stateDirectory: project.stateDirectory, pools: loaded.specs.poolSpecs, backends: loaded.backends.mapValues { $0 },
+      unreachable: loaded.unreachable, declaredHosts: loaded.declaredHosts, keyring: loaded.keyring, imageDigests: images.catalogue.digestsByReference,
+      hostLimits: ProjectContext.hostLimits, isRememberable: { RememberedURI.isAcceptable($0) }, approver: approver,
+      lockCommand: CommandLine.arguments.joined(separator: " "),
+      say: { notice in
+        switch notice {
+        case .warnings(let warnings): if !json { Report.diagnostics(warnings, sources: loaded.sources, format: .human, noColor: noColor) }
+        case .planned(let plan, let observed):
+          guard !json else { return }
+          Output.out(PlanView.human(plan, color: color))
+          if let transfers = TransferView.human(TransferView.transfers(plan, observed: observed, images: images)) { Output.out("\n" + transfers) }
+        case .keyCreated(let key, let path):
+          if !json { Output.err("Created the key of project \(loaded.keyring.project) (id \(key.id)) in \(path); other machines and CI need it: drover key export") }
+        case .journalDamaged(let damage): JournalDamage.report(damage)
+        case .phase(let name): PhaseTimings.mark(name)
+        }
+      })
+  }
+
   /// How Drover reaches the project's nodes over SSH: seeded nodes get Drover's user with the
   /// project's SSH key, and its files are written before any node is made (a node whose seed
   /// names a key Drover cannot use is unreachable). Also with no seeded pool left while pins
   /// remain: the nodes being deleted take theirs along. Nil: no key, or nothing needs it.
-  static func nodeSSH(_ project: ProjectOptions, context: ProjectContext) throws(Diagnostic) -> NodeSSHAccess? {
+  static func nodeSSH(_ project: ProjectOptions, keyring: Keyring, pools: [PoolSpec]) throws(Diagnostic) -> NodeSSHAccess? {
     let pinsFile = NodeSSHAccess.knownHostsPath(stateDirectory: project.stateDirectory, project: project.projectName)
-    guard let key = context.keyring.key, context.specs.poolSpecs.contains(where: \.seeded) || FileManager.default.fileExists(atPath: pinsFile) else {
+    guard let key = keyring.key, pools.contains(where: \.seeded) || FileManager.default.fileExists(atPath: pinsFile) else {
       return nil
     }
     return try NodeSSHAccess.prepare(stateDirectory: project.stateDirectory, project: project.projectName, identity: SSHIdentity(deriving: key))
   }
 
-  func execute(_ plan: Plan, context: ProjectContext) -> Int32 {
+  /// The executor with this machine's adapters: images put on hosts, consoles where this
+  /// machine keeps them, drains with the pool folder's paths, progress as lines or JSON events.
+  func engine(_ context: RunContext, loaded: ProjectContext) throws(Diagnostic) -> ApplyEngine {
     let interrupt = self.interrupt ?? InterruptFlag.install()
-    let started = Date()
+    let started = context.clock.now()
     let json = self.json
     let nodeImages = images.nodeImages()
-    let backends = context.backends
     let consoleDir = images.consoleDir
-    let poolFolders = Dictionary(context.specs.pools.map { ($0.spec.name, ($0.file as NSString).deletingLastPathComponent) }) { a, _ in a }
+    let poolFolders = Dictionary(loaded.specs.pools.map { ($0.spec.name, ($0.file as NSString).deletingLastPathComponent) }) { a, _ in a }
     let hostPaths = HostPathPolicy(project: project.absoluteDir, allowed: CurrentMachine.settings.allowedRoots)
-    let nodeSSH: NodeSSHAccess?
-    do { nodeSSH = try Self.nodeSSH(project, context: context) } catch {
-      Report.diagnostics([error], sources: [], format: json ? .json : .human, noColor: project.noColor)
-      return 1
-    }
-    let engine = ApplyEngine(
-      pools: context.specs.poolSpecs, backends: context.backends.mapValues { $0 }, project: project.projectName,
-      journalDirectory: journalDirectory, keyring: context.keyring,
+    let nodeSSH = try Self.nodeSSH(project, keyring: context.keyring, pools: context.pools)
+    return ApplyEngine(
+      pools: context.pools, backends: context.backends, project: context.project,
+      journalDirectory: context.stateDirectory + "/journal", keyring: context.keyring,
       hooks: ApplyEngine.Hooks(
         prepare: { node, backend in
           // Backends here are libvirt's (image hosts); a lane is one too.
@@ -271,7 +157,7 @@ struct ApplySession {
         shouldStop: { interrupt.isSet },
         onStep: { event in ApplyProgress.print(event, json: json, since: started) },
         onHealthy: { action in
-          if !json { Output.out(String(format: "[%7.2fs] %@ on %@: healthy", Date().timeIntervalSince(started), action.node, action.host)) }
+          if !json { Output.out("[\(ApplyProgress.clock(Date().timeIntervalSince(started)))] \(action.node) on \(action.host): healthy") }
         },
         onRollout: { pool, event in
           if json {
@@ -279,27 +165,28 @@ struct ApplySession {
           } else {
             // A hook's output, indented under its step (made safe for the terminal); one block
             // at a time, as the nodes of a wave report at once.
-            var block = String(format: "[%7.2fs] ", Date().timeIntervalSince(started)) + Terminal.printable(event.message)
+            var block = "[\(ApplyProgress.clock(Date().timeIntervalSince(started)))] " + Terminal.printable(event.message)
             for line in (event.output ?? "").split(separator: "\n", omittingEmptySubsequences: false) where event.output != nil {
               block += "\n            | " + Terminal.printable(String(line))
             }
             ApplyProgress.lock.withLock { Output.out(block) }
           }
         }, nodeSSH: nodeSSH))
-    let outcome = engine.run(plan)
-    PhaseTimings.mark("execute")
+  }
+
+  /// Renders what a run did (its verdict and the rollouts that stopped; its failures are the
+  /// caller's to say) and returns its exit status.
+  func render(_ outcome: ApplyOutcome, kind: ApplyJobKind) -> Int32 {
     let failures = outcome.diagnostics
     if json {
       ApplyEvents.summary(
         added: outcome.added, changed: outcome.changed, destroyed: outcome.destroyed, failed: failures.count, skipped: outcome.executed.skipped.count,
         interrupted: outcome.interrupted || outcome.executed.interrupted, exitStatus: outcome.exitStatus, rollouts: outcome.rollouts,
-        event: verb == "Apply" ? "summary" : "replacements")
-    }
-    if !failures.isEmpty {
-      Report.diagnostics(failures, sources: [], format: json ? .json : .human, noColor: project.noColor)
+        event: kind.summaryEvent)
     }
     let status = outcome.exitStatus
     if !json {
+      let verb = kind.verb
       let verdict: String
       switch status {
       case 0: verdict = "\(verb) complete!"
@@ -315,10 +202,18 @@ struct ApplySession {
     }
     return status
   }
+}
 
-  func report(_ error: Error) {
-    let diagnostics = (error as? DiagnosticConvertible)?.diagnostics ?? [.error("apply", "\(error)")]
-    Report.diagnostics(diagnostics, sources: [], format: json ? .json : .human, noColor: project.noColor)
+/// Asks the person at the terminal, as Terraform does: only 'yes' approves. With no terminal
+/// nobody can be asked, and nothing is done.
+struct TerminalApprover: Approver {
+  func approve(_ plan: Plan) -> Approval {
+    guard isatty(STDIN_FILENO) != 0 else {
+      return .cannotAsk(
+        .error("apply.approval", "standard input is not a terminal, so apply cannot ask for approval", hint: "pass --auto-approve, or apply a saved plan"))
+    }
+    Output.out("\nDo you want to perform these actions? Only 'yes' will be accepted.\n  Enter a value: ", terminator: "")
+    return readLine()?.trimmingCharacters(in: .whitespaces) == "yes" ? .approved : .declined
   }
 }
 

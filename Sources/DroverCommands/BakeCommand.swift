@@ -59,10 +59,7 @@ struct BakeCommand: ParsableCommand {
   func run() throws {
     let (sources, readProblems) = SpecFiles.read([project.imagesPath])
     let (specs, problems) = SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: project.absoluteDir, hosts: CurrentProject.settings?.hosts ?? [])
-    if (readProblems + problems).hasErrors {
-      Report.diagnostics(readProblems + problems, sources: sources, format: json ? .json : .human, noColor: project.noColor)
-      throw ExitCode.failure
-    }
+    if (readProblems + problems).hasErrors { throw CommandFailure(readProblems + problems, sources: sources) }
     let wanted = specs.recipes.filter { references.isEmpty || references.contains($0.recipe.reference.description) }
     let unknown = references.filter { r in !specs.recipes.contains { $0.recipe.reference.description == r } }
     if !unknown.isEmpty {
@@ -73,8 +70,7 @@ struct BakeCommand: ParsableCommand {
     do { backend = try LibvirtHostBackend.connect(
         Self.host(host), keyring: Keyring(project: project.projectName, key: nil), timeout: project.connectTimeout, callTimeout: project.callTimeout,
         keepAlive: project.keepAlive) } catch {
-      Report.diagnostics(error.diagnostics, sources: [], format: json ? .json : .human, noColor: project.noColor)
-      throw ExitCode.failure
+      throw CommandFailure(error.diagnostics)
     }
     let interrupt = InterruptFlag.install()
     let quiet = json
@@ -95,7 +91,7 @@ struct BakeCommand: ParsableCommand {
       })
     // Bases first: a recipe built on another Drover image needs that image baked.
     let ordered = wanted.sorted { a, _ in if case .image = a.recipe.base { return false } else { return true } }
-    var failed = false
+    var failures: [Diagnostic] = []
     for loaded in ordered {
       let recipe = loaded.recipe
       let t = Date()
@@ -121,16 +117,16 @@ struct BakeCommand: ParsableCommand {
           Output.out(String(format: "    %@: %@ %@ sha256:%@ (%.3fs)", recipe.reference.description, what, m.artifact, String(m.artifactSHA256.prefix(16)), seconds))
         }
       } catch {
-        failed = true
-        var diagnostics = (error as? DiagnosticConvertible)?.diagnostics ?? [.error("bake", "\(error)")]
+        var diagnostics = Diagnostic.list(of: error, code: "bake")
         // What the base brought (its packages, its kernel) is located at the recipe's base.
         for i in diagnostics.indices where diagnostics[i].location == nil && ["bake.packages", "bake.kernel"].contains(diagnostics[i].code) {
           diagnostics[i].location = loaded.baseRange
         }
-        Report.diagnostics(diagnostics, sources: [], format: json ? .json : .human, noColor: project.noColor)
-        if interrupt.isSet { throw ExitCode(130) }
+        failures += diagnostics
+        if interrupt.isSet { throw CommandFailure(failures, sources: sources, status: 130) }
       }
     }
-    if failed { throw ExitCode.failure }
+    // Every recipe was tried; what failed is said once, at the edge.
+    if !failures.isEmpty { throw CommandFailure(failures, sources: sources) }
   }
 }

@@ -40,7 +40,7 @@ struct DriftCommand: ParsableCommand {
     defer { PhaseTimings.report() }
     let context: ProjectContext
     do {
-      context = try ProjectContext.load(project, readOnly: true, format: json ? .json : .human, imagePool: images.imagePool, keepAliveByDefault: false)
+      context = try ProjectContext.load(project, readOnly: true, imagePool: images.imagePool, keepAliveByDefault: false)
     } catch {
       try writeMetrics(findings: [], success: false, at: started)
       throw error
@@ -76,11 +76,8 @@ struct DriftCommand: ParsableCommand {
       ])
     } else {
       Output.out(DriftView.human(drift: drift, pending: pending, unread: world.unreachable.keys.sorted()))
-      Report.diagnostics(
-        world.unreachable.sorted(by: { $0.key < $1.key }).map { .error("libvirt.unreachable", "could not check: \($0.value)", subject: "host \($0.key)") },
-        sources: [], format: .human, noColor: project.noColor)
     }
-    if !checked { throw ExitCode.failure }
+    if !checked { throw CommandFailure(Unreachable.diagnostics(world.unreachable, saying: "could not check"), inDocument: json) }
     if !drift.isEmpty || (includePending && !pending.isEmpty) { throw ExitCode(2) }
   }
 

@@ -72,10 +72,9 @@ struct WatchCommand: ParsableCommand {
         failedInARow += 1
         session.failedPasses += 1
         if failedInARow >= maxFailedPasses {
-          Report.diagnostics(
-            [.error("watch.failing", "\(failedInARow) heal passes in a row could not read their state or a host: watch stops so its service manager can restart it", hint: "see the errors above")],
-            sources: [], format: heal.json ? .json : .human, noColor: project.noColor)
-          throw ExitCode.failure
+          throw Diagnostic.error(
+            "watch.failing", "\(failedInARow) heal passes in a row could not read their state or a host: watch stops so its service manager can restart it",
+            hint: "see the errors above")
         }
       } else {
         failedInARow = 0
@@ -111,6 +110,8 @@ struct HealSession {
   var images: ImageOptions
   var options: HealOptions
   var interrupt: InterruptFlag? = nil
+  /// The time each pass judges silence and cooldowns by (a stepped clock in tests).
+  var clock: any EngineClock = SystemClock()
   /// Whether the last pass could not read its state or a host (watch counts them in a row).
   var lastPassFailed = false
   /// Failed passes of this process so far (`drover_heal_pass_failures_total`).
@@ -127,9 +128,8 @@ struct HealSession {
   var unreadState = false
 
   private mutating func run() -> Int32 {
-    let format: DiagnosticFormat = options.json ? .json : .human
     let context: ProjectContext
-    do { context = try ProjectContext.load(project, format: format, imagePool: images.imagePool) } catch {
+    do { context = try ProjectContext.load(project, imagePool: images.imagePool) } catch {
       if let exit = error as? ExitCode { return exit.rawValue }
       report(error)
       return 1
@@ -164,11 +164,11 @@ struct HealSession {
             pool: pool, directory: project.stateDirectory + "/locks", command: CommandLine.arguments.joined(separator: " "),
             timeout: DurationArgument.seconds(options.lockTimeout) ?? 0))
       } catch {
-        let diagnostic = (error as? DiagnosticConvertible)?.diagnostics.first
-        skipped[pool] = diagnostic?.message ?? "\(error)"
+        let diagnostic = Diagnostic.first(of: error, code: "apply.lock")
+        skipped[pool] = diagnostic.message
         // Held by another process is a pass's normal business; a lock that could not be asked
         // for (the state database down) is a pass that could not read its state.
-        if diagnostic?.code != "apply.lock-held" { unreadState = true }
+        if diagnostic.code != "apply.lock-held" { unreadState = true }
       }
     }
     defer { locks.removeAll() }
@@ -177,7 +177,7 @@ struct HealSession {
     let observed = ProjectHosts.withoutAliases(asRead, declared: context.declaredHosts)
     let consoleDir = images.consoleDir
     let ssh: NodeSSHAccess?
-    do { ssh = try ApplySession.nodeSSH(project, context: context) } catch {
+    do { ssh = try ApplyWiring.nodeSSH(project, keyring: context.keyring, pools: context.specs.poolSpecs) } catch {
       report(error)
       return 1
     }
@@ -187,7 +187,7 @@ struct HealSession {
     var pass: HealPass
     // A host entry of drover.yaml may set its own outage threshold; a plain URI has the default.
     let thresholds = Dictionary((CurrentProject.settings?.hosts ?? []).compactMap { e in e.outageThreshold.map { (e.uri, $0) } }) { a, _ in a }
-    do { pass = try engine.decide(observed: observed, now: Date().timeIntervalSince1970, remember: !options.dryRun, outageThresholds: thresholds) } catch {
+    do { pass = try engine.decide(observed: observed, now: clock.now().timeIntervalSince1970, remember: !options.dryRun, outageThresholds: thresholds) } catch {
       report(error)
       return 1
     }
@@ -206,12 +206,17 @@ struct HealSession {
       if outcomes.contains(where: { $0.failure != nil }) { status = 3 }
     }
     if !options.dryRun && !pass.plan.rollouts.isEmpty {
-      var session = ApplySession(
-        project: project, targeting: TargetingOptions.Selection(), images: images, planFile: nil, autoApprove: true, json: options.json,
-        lockTimeout: 0)
-      session.verb = "Heal"
-      session.interrupt = interrupt
-      let applied = session.execute(pass.plan, context: context)
+      // The replacements heal decided, run as decided (the pass holds the pools' locks).
+      let wiring = ApplyWiring(project: project, images: images, json: options.json, interrupt: interrupt)
+      let applied: Int32
+      do {
+        let outcome = ApplyJob.execute(pass.plan, engine: try wiring.engine(wiring.runContext(context, approver: AutoApprove()), loaded: context))
+        applied = wiring.render(outcome, kind: .heal)
+        if !outcome.diagnostics.isEmpty { report(CommandFailure(outcome.diagnostics)) }
+      } catch {
+        report(error)
+        applied = 1
+      }
       if applied != 0 {
         status = applied == 130 ? 130 : 3
         // Which heals did not finish: their nodes stay unhealthy in the metrics.
@@ -237,7 +242,9 @@ struct HealSession {
   }
 
   func report(_ error: Error) {
-    let diagnostics = (error as? DiagnosticConvertible)?.diagnostics ?? [.error("heal", "\(error)")]
-    Report.diagnostics(diagnostics, sources: [], format: options.json ? .json : .human, noColor: project.noColor)
+    // A pass's problems are said as the pass goes (the loop goes on); a command's failure
+    // (the edge) is said once when heal or watch ends.
+    let diagnostics = Diagnostic.list(of: error, code: "heal")
+    Report.diagnostics(diagnostics, sources: (error as? CommandFailure)?.sources ?? [], format: options.json ? .json : .human, noColor: project.noColor)
   }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DroverBasics
+import DroverEngine
 import DroverModel
 import DroverPlan
 import Foundation
@@ -41,9 +42,8 @@ enum HostArgument {
     HostDirectory(entries: CurrentProject.settings?.hosts ?? [], machine: CurrentMachine.settings).entry(for: uri)?.imageDir ?? images.imageDir
   }
 
-  static func fail(_ error: Error, project: ProjectOptions) -> ExitCode {
-    Report.diagnostics((error as? DiagnosticConvertible)?.diagnostics ?? [.error("host", "\(error)")], sources: [], format: .human, noColor: project.noColor)
-    return ExitCode.failure
+  static func fail(_ error: Error) -> CommandFailure {
+    CommandFailure(Diagnostic.list(of: error, code: "host"))
   }
 }
 
@@ -56,7 +56,7 @@ struct HostListCommand: ParsableCommand {
   @Flag(help: "Print JSON.") var json = false
 
   func run() throws {
-    let context = try ProjectContext.load(project, readOnly: true, format: json ? .json : .human, imagePool: images.imagePool)
+    let context = try ProjectContext.load(project, readOnly: true, imagePool: images.imagePool)
     let world = context.observe()
     let ledger = CapacityLedger(observed: world, limits: ProjectContext.hostLimits, project: project.projectName)
     let names = Dictionary((CurrentProject.settings?.hosts ?? []).map { ($0.uri, $0.name) }, uniquingKeysWith: { a, _ in a })
@@ -66,7 +66,8 @@ struct HostListCommand: ParsableCommand {
     } else {
       Output.out(HostView.table(rows))
     }
-    if !world.unreachable.isEmpty { throw ExitCode.failure }
+    // Each unreachable host is a row of the table (and of the JSON) with its reason.
+    if !world.unreachable.isEmpty { throw CommandFailure(Unreachable.diagnostics(world.unreachable, saying: "unreachable"), inDocument: true) }
   }
 }
 
@@ -82,7 +83,7 @@ struct HostCordonCommand: ParsableCommand {
       let uri = try HostArgument.resolve(host, context: context)
       try context.backends[uri]?.setCordon(true, imagePool: images.imagePool, directory: HostArgument.imageDir(uri, images: images))
       Output.out("host \(uri) is cordoned: it gets no new nodes (drover host uncordon \(host) lets them back)")
-    } catch { throw HostArgument.fail(error, project: project) }
+    } catch { throw HostArgument.fail(error) }
   }
 }
 
@@ -98,7 +99,7 @@ struct HostUncordonCommand: ParsableCommand {
       let uri = try HostArgument.resolve(host, context: context)
       try context.backends[uri]?.setCordon(false, imagePool: images.imagePool, directory: HostArgument.imageDir(uri, images: images))
       Output.out("host \(uri) is uncordoned: new nodes may go there again (nodes moved away stay where they are)")
-    } catch { throw HostArgument.fail(error, project: project) }
+    } catch { throw HostArgument.fail(error) }
   }
 }
 
@@ -129,21 +130,23 @@ struct HostDrainCommand: ParsableCommand {
         d.ownership.flatMap { $0.project == project.projectName ? $0.pool : nil }
       })
       let declared = Set(context.specs.poolSpecs.map(\.name))
-      let active = Set(try context.journaledRollouts(stateDirectory: project.stateDirectory).active.keys)
+      let journaled = try JournaledRollouts.read(pools: context.specs.poolSpecs, stateDirectory: project.stateDirectory, keyring: context.keyring) {
+        JournalDamage.report($0)
+      }
+      let active = Set(journaled.active.keys)
       pools = there.union(active).intersection(declared).sorted()
       let undeclared = there.subtracting(declared).sorted()
       if !undeclared.isEmpty {
         Output.err("warning: nodes of pools no file declares stay on \(uri) (\(undeclared.joined(separator: ", "))): drover apply --prune removes them")
       }
-    } catch { throw HostArgument.fail(error, project: project) }
+    } catch { throw HostArgument.fail(error) }
     Output.out("host \(uri) is cordoned")
     guard !pools.isEmpty else {
       Output.out("No node of project \(project.projectName) is on \(uri): nothing to move.")
       return
     }
-    try ApplySession(
-      project: project, targeting: TargetingOptions.Selection(targets: pools), images: images, planFile: nil, autoApprove: autoApprove,
-      json: false, lockTimeout: DurationArgument.seconds(lockTimeout) ?? 0, draining: [uri]
-    ).run()
+    try ApplyWiring(project: project, images: images, json: false).run(
+      ApplyRequest(kind: .hostDrain, targets: pools, lockTimeout: DurationArgument.seconds(lockTimeout) ?? 0, draining: [uri]),
+      approver: autoApprove ? AutoApprove() : TerminalApprover())
   }
 }

@@ -14,13 +14,9 @@ enum ImageHostEntries {
     let unknown = names.filter { n in !all.contains { $0.name == n } }
     let entries = all.filter { names.isEmpty || names.contains($0.name) }
     guard unknown.isEmpty, !entries.isEmpty else {
-      Report.diagnostics(
-        [
-          .error(
-            "cli.unknown-host", unknown.isEmpty ? "no host entry in drover.yaml has an image_dir" : "no host entry with an image_dir is named \(unknown.joined(separator: ", "))",
-            subject: project.dir, hint: "hosts with their own image folder: hosts: [{name: …, uri: …, image_dir: …}] in drover.yaml")
-        ], sources: [], format: .human, noColor: project.noColor)
-      throw ExitCode.failure
+      throw Diagnostic.error(
+        "cli.unknown-host", unknown.isEmpty ? "no host entry in drover.yaml has an image_dir" : "no host entry with an image_dir is named \(unknown.joined(separator: ", "))",
+        subject: project.dir, hint: "hosts with their own image folder: hosts: [{name: …, uri: …, image_dir: …}] in drover.yaml")
     }
     return entries
   }

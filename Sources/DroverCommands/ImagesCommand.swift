@@ -107,10 +107,9 @@ struct ImagesGCCommand: ParsableCommand {
         hint: "run it again once every host answers")
     }
     guard let inUse = ImageUsage.nodesByKey(context, project: project.projectName) else {
-      Report.diagnostics(
-        [.error("libvirt.unreachable", "a host could not be read, so which images are in use is not known; nothing deleted", hint: "run drover plan to see which host, and try again once it answers")],
-        sources: [], format: .human, noColor: project.noColor)
-      throw ExitCode.failure
+      throw Diagnostic.error(
+        "libvirt.unreachable", "a host could not be read, so which images are in use is not known; nothing deleted",
+        hint: "run drover plan to see which host, and try again once it answers")
     }
     if !entries.isEmpty { return try collect(on: entries, context: context, inUse: Set(inUse.keys)) }
     let keep = ImageGC.keep(
@@ -145,11 +144,11 @@ struct ImagesGCCommand: ParsableCommand {
         let n = outcome.decision.images.count
         Output.out("\(entry.name): \(n) image\(n == 1 ? "" : "s") \(dryRun ? "would be " : "")deleted (\(outcome.decision.volumes.count) volumes), \(outcome.kept) kept")
       } catch {
-        problems += (error as? DiagnosticConvertible)?.diagnostics ?? [.error("image.gc", "\(error)", subject: entry.name)]
+        problems += Diagnostic.list(of: error, code: "image.gc", subject: entry.name)
       }
     }
+    if problems.hasErrors { throw CommandFailure(problems) }
     if !problems.isEmpty { Report.diagnostics(problems, sources: [], format: .human, noColor: project.noColor) }
-    if problems.hasErrors { throw ExitCode.failure }
   }
 }
 
@@ -191,8 +190,6 @@ struct ImagesPushCommand: ParsableCommand {
     }
     let connected = ImageHostEntries.connect(entries, project: project, images: images)
     let nodeImages = images.nodeImages()
-    var failed = !connected.problems.isEmpty
-    if failed { Report.diagnostics(connected.problems, sources: [], format: .human, noColor: project.noColor) }
     // Hosts in parallel (each host's transfers one at a time).
     let lines = Mutex<[String: [String]]>([:])
     let errors = Mutex<[Diagnostic]>([])
@@ -209,17 +206,14 @@ struct ImagesPushCommand: ParsableCommand {
             : "sent \(ByteSize(bytes: outcome.bytesSent / 1024 * 1024)) and verified by reading it back"
           lines.withLock { $0[entry.name, default: []].append(String(format: "%@ → %@: %@ (%.2fs)", m.reference.description, entry.name, what, Date().timeIntervalSince(start))) }
         } catch {
-          errors.withLock { $0 += (error as? DiagnosticConvertible)?.diagnostics ?? [.error("image.push", "\(error)")] }
+          errors.withLock { $0 += Diagnostic.list(of: error, code: "image.push") }
         }
       }
     }
     for name in lines.withLock({ $0 }).keys.sorted() { for line in lines.withLock({ $0[name] ?? [] }) { Output.out(line) } }
-    let problems = errors.withLock { $0 }
-    if !problems.isEmpty {
-      Report.diagnostics(problems, sources: [], format: .human, noColor: project.noColor)
-      failed = true
-    }
-    if failed { throw ExitCode.failure }
+    // The hosts that could not be reached, then the transfers that failed: said once, at the edge.
+    let problems = connected.problems + errors.withLock { $0 }
+    if !problems.isEmpty { throw CommandFailure(problems) }
   }
 }
 

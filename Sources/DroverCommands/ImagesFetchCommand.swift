@@ -36,20 +36,18 @@ struct ImagesFetchCommand: ParsableCommand {
 
   func run() throws {
     try project.requireName()
-    guard let entry = try ImageHostEntries.select([hostName], project: project).first else { throw ExitCode.failure }
+    let entry = try ImageHostEntries.select([hostName], project: project)[0]
     var wanted: [ImageRef] = []
     for r in references {
       guard let ref = ImageRef(parsing: r) else {
-        Report.diagnostics([.error("cli.image", "\(Terminal.printable(r)) is not an image reference", hint: "name@version, e.g. web@v2")], sources: [], format: .human, noColor: project.noColor)
-        throw ExitCode.failure
+        throw Diagnostic.error("cli.image", "\(Terminal.printable(r)) is not an image reference", hint: "name@version, e.g. web@v2")
       }
       wanted.append(ref)
     }
     if wanted.isEmpty { wanted = ImageHostEntries.poolImages(project) }
     let connected = ImageHostEntries.connect([entry], project: project, images: images)
     guard let host = connected.backends[entry.uri] else {
-      Report.diagnostics(connected.problems, sources: [], format: .human, noColor: project.noColor)
-      throw ExitCode.failure
+      throw CommandFailure(connected.problems)
     }
     let fetcher = ImageFetcher(imageDirectory: images.imageDir, poolName: images.imagePool, machine: CurrentMachine.settings, lockTimeout: DurationArgument.seconds(lockTimeout) ?? 600)
     var problems: [Diagnostic] = []
@@ -72,13 +70,13 @@ struct ImagesFetchCommand: ParsableCommand {
             Output.out(String(format: "%@ ← %@: fetched %@ and verified (%.2fs)", m.reference, entry.name, ByteSize(bytes: bytes / 1024 * 1024).description, Date().timeIntervalSince(start)))
           }
         } catch {
-          problems += (error as? DiagnosticConvertible)?.diagnostics ?? [.error("image.fetch", "\(error)", subject: m.reference)]
+          problems += Diagnostic.list(of: error, code: "image.fetch", subject: m.reference)
         }
       }
     } catch {
-      problems += (error as? DiagnosticConvertible)?.diagnostics ?? [.error("image.fetch", "\(error)", subject: entry.name)]
+      problems += Diagnostic.list(of: error, code: "image.fetch", subject: entry.name)
     }
+    if problems.hasErrors { throw CommandFailure(problems) }
     if !problems.isEmpty { Report.diagnostics(problems, sources: [], format: .human, noColor: project.noColor) }
-    if problems.hasErrors { throw ExitCode.failure }
   }
 }

@@ -26,18 +26,11 @@ struct KeyExportCommand: ParsableCommand {
   func run() throws {
     try project.requireName()
     let key: RecordKey?
-    do { key = try ProjectKeyStore.load(project: project.projectName, stateDirectory: project.stateDirectory) } catch {
-      Report.diagnostics([error], sources: [], format: .human, noColor: project.noColor)
-      throw ExitCode.failure
-    }
+    key = try ProjectKeyStore.load(project: project.projectName, stateDirectory: project.stateDirectory)
     guard let key else {
-      Report.diagnostics(
-        [
-          .error(
-            "key.missing", "this machine has no key for project \(project.projectName)", subject: ProjectKeyStore.path(in: project.stateDirectory),
-            hint: "the first apply of a new project creates it; otherwise import it from a machine that has it")
-        ], sources: [], format: .human, noColor: project.noColor)
-      throw ExitCode.failure
+      throw Diagnostic.error(
+        "key.missing", "this machine has no key for project \(project.projectName)", subject: ProjectKeyStore.path(in: project.stateDirectory),
+        hint: "the first apply of a new project creates it; otherwise import it from a machine that has it")
     }
     Output.out(key.exported)
   }
@@ -60,8 +53,7 @@ struct KeyImportCommand: ParsableCommand {
       try ProjectKeyStore.store(key, stateDirectory: project.stateDirectory)
       Output.out("Imported the key of project \(project.projectName) (id \(key.id)) into \(ProjectKeyStore.path(in: project.stateDirectory))")
     } catch {
-      Report.diagnostics((error as? DiagnosticConvertible)?.diagnostics ?? [.error("key", "\(error)")], sources: [], format: .human, noColor: project.noColor)
-      throw ExitCode.failure
+      throw CommandFailure(Diagnostic.list(of: error, code: "key"))
     }
   }
 }

@@ -61,11 +61,11 @@ enum CurrentMachine {
   static func set(_ settings: MachineSettings) { held.withLock { $0 = settings } }
   static var settings: MachineSettings { held.withLock { $0 } ?? MachineSettings() }
 
-  /// Reads it (once per process), reporting its problems; false when it has errors.
-  static func load(format: DiagnosticFormat, noColor: Bool) -> Bool {
+  /// Reads it (once per process): its errors are thrown, its warnings said here.
+  static func load(format: DiagnosticFormat, noColor: Bool) throws(CommandFailure) {
     let (settings, problems, sources) = MachineConfigLoader.read()
+    if problems.hasErrors { throw CommandFailure(problems, sources: sources) }
     if !problems.isEmpty { Report.diagnostics(problems, sources: sources, format: format, noColor: noColor) }
     set(settings)
-    return !problems.hasErrors
   }
 }

@@ -59,7 +59,7 @@ struct PlanCommand: ParsableCommand {
   func run() throws {
     PhaseTimings.start()
     defer { PhaseTimings.report() }
-    let context = try ProjectContext.load(project, format: json ? .json : .human, imagePool: images.imagePool, keepAliveByDefault: false)
+    let context = try ProjectContext.load(project, imagePool: images.imagePool, keepAliveByDefault: false)
     let observed = context.observe()
     PhaseTimings.mark("observe")
     let (plan, diagnostics) = makePlan(
@@ -71,9 +71,10 @@ struct PlanCommand: ParsableCommand {
     } else {
       Output.out(PlanView.human(plan, color: project.color, complete: !diagnostics.hasErrors))
       if let transfers = TransferView.human(TransferView.transfers(plan, observed: observed, images: images)) { Output.out("\n" + transfers) }
-      Report.diagnostics(diagnostics, sources: context.sources, format: .human, noColor: project.noColor)
     }
-    if diagnostics.hasErrors { throw ExitCode.failure }
+    // The JSON plan document holds its diagnostics; people read them under the plan.
+    if diagnostics.hasErrors { throw CommandFailure(diagnostics, sources: context.sources, inDocument: json) }
+    if !json { Report.diagnostics(diagnostics, sources: context.sources, format: .human, noColor: project.noColor) }
     if let out {
       try PlanFile.write(plan, diagnostics: diagnostics, to: out)
       if !json { Output.out("\nSaved the plan to \(out). Apply it with: drover apply \(out)") }

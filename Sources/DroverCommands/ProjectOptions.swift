@@ -45,7 +45,7 @@ struct ProjectOptions: ParsableArguments {
     }
     // drover.yaml is read once, here, so every option group (images, state) sees the same file;
     // its problems are located diagnostics like any spec's.
-    guard CurrentMachine.load(format: .human, noColor: noColor) else { throw ExitCode.failure }
+    try CurrentMachine.load(format: .human, noColor: noColor)
     var (settings, problems, sources) = ProjectFileLoader.read(dir: dir)
     if let settings {
       // drover.yaml comes with the project: its folders stay in the project, in Drover's own
@@ -72,10 +72,7 @@ struct ProjectOptions: ParsableArguments {
         }
       }
     }
-    if problems.hasErrors {
-      Report.diagnostics(problems, sources: sources, format: .human, noColor: noColor)
-      throw ExitCode.failure
-    }
+    if problems.hasErrors { throw CommandFailure(problems, sources: sources) }
     CurrentProject.set(settings, dir: dir)
     // A shared state database: connected on first use (a lock, a journal), never for commands
     // that need neither; the password only from Drover's own variable (#40: never PGPASSWORD,
@@ -115,16 +112,12 @@ struct ProjectOptions: ParsableArguments {
   }
 
   /// Refuses to go on without a project name, with the fix.
-  func requireName(format: DiagnosticFormat = .human) throws {
+  func requireName() throws(Diagnostic) {
     guard projectName.isEmpty else { return }
     let missing = !FileManager.default.fileExists(atPath: dir + "/" + ProjectFile.name)
-    Report.diagnostics(
-      [
-        .error(
-          "project.unnamed", missing ? "\(dir)/\(ProjectFile.name) does not exist, so no project is named" : "no project is named",
-          subject: dir, hint: "create \(ProjectFile.name) with a line 'project: NAME' (it decides which nodes are this project's)")
-      ], sources: [], format: format, noColor: noColor)
-    throw ExitCode.failure
+    throw .error(
+      "project.unnamed", missing ? "\(dir)/\(ProjectFile.name) does not exist, so no project is named" : "no project is named",
+      subject: dir, hint: "create \(ProjectFile.name) with a line 'project: NAME' (it decides which nodes are this project's)")
   }
   var color: Bool { Output.useColor(disabled: noColor) }
   /// The keepalive every connection of a command that changes nodes gets, local ones too (nil: off).
@@ -160,7 +153,7 @@ struct ProjectContext {
   /// - Parameter keepAliveByDefault: whether the connections get keepalive unless the options
   ///   say otherwise (false for the read-only commands: plan, drift, status).
   static func load(
-    _ options: ProjectOptions, readOnly: Bool = false, format: DiagnosticFormat = .human, imagePool: String? = nil, keepAliveByDefault: Bool = true
+    _ options: ProjectOptions, readOnly: Bool = false, imagePool: String? = nil, keepAliveByDefault: Bool = true
   ) throws
     -> ProjectContext
   {
@@ -168,41 +161,26 @@ struct ProjectContext {
     var isDirectory: ObjCBool = false
     defer { PhaseTimings.mark("key") }
     guard FileManager.default.fileExists(atPath: options.dir, isDirectory: &isDirectory), isDirectory.boolValue else {
-      Report.diagnostics(
-        [.error("project.missing", "the project folder \(options.dir) does not exist", subject: options.dir, hint: "pass -C with the folder that holds pools/ and images/")],
-        sources: [], format: format, noColor: options.noColor)
-      throw ExitCode.failure
+      throw Diagnostic.error("project.missing", "the project folder \(options.dir) does not exist", subject: options.dir, hint: "pass -C with the folder that holds pools/ and images/")
     }
-    try options.requireName(format: format)
+    try options.requireName()
     guard FileManager.default.fileExists(atPath: options.poolsPath) else {
-      Report.diagnostics(
-        [.error("project.no-pools", "\(options.poolsPath) does not exist", subject: options.dir, hint: "create it (an empty pools/ means the project has no pools)")],
-        sources: [], format: format, noColor: options.noColor)
-      throw ExitCode.failure
+      throw Diagnostic.error("project.no-pools", "\(options.poolsPath) does not exist", subject: options.dir, hint: "create it (an empty pools/ means the project has no pools)")
     }
     let (sources, readProblems) = SpecFiles.read([options.poolsPath, options.imagesPath].filter {
       FileManager.default.fileExists(atPath: $0)
     })
     let (specs, problems) = SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: options.absoluteDir, hosts: CurrentProject.settings?.hosts ?? [])
     let diagnostics = readProblems + problems
-    if diagnostics.hasErrors {
-      Report.diagnostics(diagnostics, sources: sources, format: format, noColor: options.noColor)
-      throw ExitCode.failure
-    }
+    if diagnostics.hasErrors { throw CommandFailure(diagnostics, sources: sources) }
     PhaseTimings.mark("specs")
     let declared = Set(specs.pools.flatMap(\.spec.hosts))
     let remembered: Set<String>
     switch KnownHostsFile.read(stateDirectory: options.stateDirectory, project: options.projectName, isAcceptable: RememberedURI.isAcceptable) {
     case .success(let hosts): remembered = hosts
-    case .failure(let problem):
-      Report.diagnostics([problem], sources: [], format: format, noColor: options.noColor)
-      throw ExitCode.failure
+    case .failure(let problem): throw CommandFailure([problem])
     }
-    let key: RecordKey?
-    do { key = try ProjectKeyStore.load(project: options.projectName, stateDirectory: options.stateDirectory) } catch {
-      Report.diagnostics([error], sources: [], format: format, noColor: options.noColor)
-      throw ExitCode.failure
-    }
+    let key = try ProjectKeyStore.load(project: options.projectName, stateDirectory: options.stateDirectory)
     let keyring = Keyring(project: options.projectName, key: key)
     let uris = ProjectHosts.toRead(declared: declared, remembered: remembered)
     let connected = Connector.connect(
@@ -235,39 +213,16 @@ struct ProjectContext {
     WorldObserver.observe(backends.keys.sorted().compactMap { backends[$0] }, unreachable: unreachable, detailed: detailed)
   }
 
-  /// What the pools' journals say, read once: the rollout in progress of each pool, and the ids
-  /// of the rollouts that ended. A journal that cannot be opened is an error: planning without it
-  /// could touch the nodes of a rollout in progress.
-  func journaledRollouts(stateDirectory: String) throws -> (active: [String: RolloutState], finished: Set<String>) {
-    var active: [String: RolloutState] = [:]
-    var finished: Set<String> = []
-    for pool in specs.poolSpecs {
-      let journal = try RolloutJournal(directory: stateDirectory + "/journal", pool: pool.name, keyring: keyring)
-      if let damage = journal.damage { JournalDamage.report(damage) }
-      let rollouts = try journal.checkedRollouts()
-      if let state = rollouts.last(where: { $0.isActive }) { active[pool.name] = state }
-      finished.formUnion(rollouts.filter { !$0.isActive }.map(\.id))
-    }
-    return (active, finished)
-  }
-
   /// Each project host's overcommit ratios, by URI (drover.yaml's host entries).
   static var hostLimits: [String: HostLimits] {
     Dictionary((CurrentProject.settings?.hosts ?? []).map { ($0.uri, $0.limits) }, uniquingKeysWith: { a, _ in a })
   }
 
-  /// What plan and apply plan with: the same options from either command.
-  func planOptions(_ project: ProjectOptions, targeting: TargetingOptions.Selection, images: ImageOptions, resuming: Bool = false) throws -> PlanOptions {
-    let journaled = try journaledRollouts(stateDirectory: project.stateDirectory)
-    var options = PlanOptions(
-      targets: targeting.targets, excludes: targeting.excludes, imageDigests: images.catalogue.digestsByReference,
-      project: project.projectName, forceReplace: targeting.replace, activeRollouts: journaled.active, prune: targeting.prune)
-    options.resuming = resuming
-    options.finishedRollouts = journaled.finished
-    options.keyHeld = keyring.key != nil
-    options.skipUnreachable = targeting.skipUnreachable
-    options.hostLimits = ProjectContext.hostLimits
-    return options
+  /// What plan plans with: the options apply's job plans with (`ApplyJob.planOptions`).
+  func planOptions(_ project: ProjectOptions, targeting: TargetingOptions.Selection, images: ImageOptions) throws -> PlanOptions {
+    let request = ApplyRequest(
+      targets: targeting.targets, excludes: targeting.excludes, replace: targeting.replace, prune: targeting.prune, skipUnreachable: targeting.skipUnreachable)
+    return try ApplyJob.planOptions(request, in: ApplyWiring(project: project, images: images, json: false).runContext(self, approver: AutoApprove()))
   }
 }
 

@@ -226,17 +226,14 @@ struct RolloutAbortCommand: ParsableCommand {
     // A running rollout sees the request between nodes. A paused one, or one whose process died
     // (its journal says running but nobody holds the pool's lock), is rolled back now.
     let orphaned = !PoolLock.isHeld(pool: pool, directory: project.stateDirectory + "/locks")
-    if active.status == .paused || orphaned { try RolloutResumer.resume(pool: pool, project: project, images: images) }
+    if active.status == .paused || orphaned { try RolloutResumer.resume(pool: pool, project: project, images: images, kind: .rolloutAbort) }
   }
 }
 
 /// Runs `apply` for one pool: it resumes the pool's active rollout under the pool's lock.
 enum RolloutResumer {
-  static func resume(pool: String, project: ProjectOptions, images: ImageOptions) throws {
-    try ApplySession(
-      project: project, targeting: TargetingOptions.Selection(targets: [pool]), images: images, planFile: nil, autoApprove: true, json: false, lockTimeout: 0,
-      resuming: true
-    ).run()
+  static func resume(pool: String, project: ProjectOptions, images: ImageOptions, kind: ApplyJobKind = .rolloutResume) throws {
+    try ApplyWiring(project: project, images: images, json: false).run(ApplyRequest(kind: kind, targets: [pool]), approver: AutoApprove())
   }
 }
 

@@ -34,21 +34,14 @@ struct RolloutShowCommand: ParsableCommand {
       if id != nil { break }
     }
     guard let (state, records) = found, let timeline = RolloutTimeline.make(records, state: state) else {
-      Report.diagnostics(
-        [
-          .error(
-            "rollout.unknown", id.map { "no rollout \(Terminal.printable($0)) in the project's journals" } ?? "the project has no rollout yet",
-            hint: "drover rollout history lists the rollouts")
-        ], sources: [], format: .human, noColor: project.noColor)
-      throw ExitCode.failure
+      throw Diagnostic.error(
+        "rollout.unknown", id.map { "no rollout \(Terminal.printable($0)) in the project's journals" } ?? "the project has no rollout yet",
+        hint: "drover rollout history lists the rollouts")
     }
     Output.out(RolloutTimelineView.text(timeline))
     if let svg {
       do { try Data(RolloutTimelineView.svg(timeline).utf8).write(to: URL(fileURLWithPath: svg), options: .atomic) } catch {
-        Report.diagnostics(
-          [.error("rollout.svg", "cannot write the SVG: \(error.localizedDescription)", subject: svg, hint: "choose a writable path for --svg")],
-          sources: [], format: .human, noColor: project.noColor)
-        throw ExitCode.failure
+        throw Diagnostic.error("rollout.svg", "cannot write the SVG: \(Diagnostic.line(of: error))", subject: svg, hint: "choose a writable path for --svg")
       }
       Output.out("\nDrew the timeline into \(svg).")
     }

@@ -24,10 +24,7 @@ struct ShowCommand: ParsableCommand {
   func run() throws {
     let plan: Plan
     do { plan = try PlanFile.read(planFile) } catch {
-      Report.diagnostics(
-        (error as? DiagnosticConvertible)?.diagnostics ?? [.error("plan.file", "\(error)")], sources: [], format: json ? .json : .human,
-        noColor: true)
-      throw ExitCode.failure
+      throw CommandFailure(Diagnostic.list(of: error, code: "plan.file"))
     }
     if json {
       Output.json(PlanFile.document(plan, diagnostics: []))

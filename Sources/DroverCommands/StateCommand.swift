@@ -85,7 +85,7 @@ struct StateMigrateCommand: ParsableCommand {
       Output.out("No local journal in \(folder): nothing to copy.")
       return
     }
-    var failed = 0
+    var failures: [Diagnostic] = []
     for pool in pools {
       do {
         let command = CommandLine.arguments.joined(separator: " ")
@@ -110,10 +110,10 @@ struct StateMigrateCommand: ParsableCommand {
         try shared.importJournal(pool: pool, records: records)
         Output.out("pool \(pool): \(records.count) record\(records.count == 1 ? "" : "s") copied into \(shared.location)")
       } catch {
-        failed += 1
-        Report.diagnostics((error as? DiagnosticConvertible)?.diagnostics ?? [.error("state.migrate", "\(error)")], sources: [], format: .human, noColor: project.noColor)
+        failures += Diagnostic.list(of: error, code: "state.migrate", subject: "pool \(pool)")
       }
     }
-    if failed > 0 { throw ExitCode.failure }
+    // Every pool was tried; the ones that failed are said once, at the edge.
+    if !failures.isEmpty { throw CommandFailure(failures) }
   }
 }

@@ -26,7 +26,7 @@ struct StatusCommand: ParsableCommand {
     // libvirt asks a guest agent only over a read-write connection (virDomainInterfaceAddresses
     // refuses the agent source on a read-only one); status still changes nothing.
     let context = try ProjectContext.load(
-      project, readOnly: output != .wide, format: json ? .json : .human, imagePool: images.imagePool, keepAliveByDefault: false)
+      project, readOnly: output != .wide, imagePool: images.imagePool, keepAliveByDefault: false)
     let world = context.observe()
     let (plan, _) = makePlan(pools: context.specs.poolSpecs, observed: world, options: PlanOptions(project: project.projectName))
     let pending = Set(plan.actions.map(\.node))
@@ -70,11 +70,9 @@ struct StatusCommand: ParsableCommand {
         lines.append(line)
       }
       Output.out(Table.render(lines))
-      Report.diagnostics(
-        world.unreachable.sorted(by: { $0.key < $1.key }).map { .error("libvirt.unreachable", "unreachable: \($0.value)", subject: "host \($0.key)") },
-        sources: [], format: .human, noColor: project.noColor)
     }
-    if !world.unreachable.isEmpty { throw ExitCode.failure }
+    // The JSON document names the unreachable hosts itself; people read them under the table.
+    if !world.unreachable.isEmpty { throw CommandFailure(Unreachable.diagnostics(world.unreachable, saying: "unreachable"), inDocument: json) }
   }
 }
 

@@ -20,7 +20,7 @@ struct ValidateCommand: ParsableCommand {
   var noColor = false
 
   func run() throws {
-    guard CurrentMachine.load(format: format, noColor: noColor) else { throw ExitCode.failure }
+    try CurrentMachine.load(format: format, noColor: noColor)
     // drover.yaml of this folder, if any: its host entries are what pool files may name.
     let (project, projectProblems, projectSources) = ProjectFileLoader.read(dir: ".")
     let (specSources, readProblems) = SpecFiles.read(paths)
@@ -28,8 +28,8 @@ struct ValidateCommand: ParsableCommand {
       specSources, machine: CurrentMachine.settings, projectFolder: FileManager.default.currentDirectoryPath, hosts: project?.hosts ?? [])
     let diagnostics = projectProblems + readProblems + problems
     let sources = projectSources + specSources
+    if diagnostics.hasErrors { throw CommandFailure(diagnostics, sources: sources) }
     Report.diagnostics(diagnostics, sources: sources, format: format, noColor: noColor)
-    if diagnostics.hasErrors { throw ExitCode.failure }
     if format == .human {
       Output.out("ok: \(set.pools.count) pool(s), \(set.recipes.count) image recipe(s)")
     }

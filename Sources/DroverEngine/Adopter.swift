@@ -22,7 +22,7 @@ public enum Adopter {
     do {
       try backend.adopt(node: name, uuid: decision.uuid, as: decision.record)
     } catch {
-      return .failure((error as? DiagnosticConvertible)?.diagnostics.first ?? .error("adopt.failed", "\(error)", subject: "domain \(name)"))
+      return .failure(Diagnostic.first(of: error, code: "adopt.failed", subject: "domain \(name)"))
     }
     // Every pin of the domain, whatever name it had (the record is adopted already: a pins file
     // that cannot be written now only keeps a cache the next check refreshes from the record).

@@ -165,7 +165,7 @@ public struct ApplyEngine: Sendable {
           for (node, why) in result.state.failed.sorted(by: { $0.key < $1.key }) { outcome.replacementsNotDone.append((node, why)) }
         }
       } catch {
-        outcome.rolloutErrors += (error as? DiagnosticConvertible)?.diagnostics ?? [.error("rollout", "\(error)", subject: "pool \(pool.name)")]
+        outcome.rolloutErrors += Diagnostic.list(of: error, code: "rollout", subject: "pool \(pool.name)")
         outcome.replacementsNotDone += keys.map { ($0, "the rollout did not run") }
       }
     }
@@ -206,7 +206,7 @@ public struct ApplyEngine: Sendable {
         var o = created.ownership
         o.healthFailed = true
         do { try backend.update(node: action.node, uuid: created.uuid, to: o, restart: false) } catch {
-          diagnostic.message += " (and recording that failed: \((error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"))"
+          diagnostic.message += " (and recording that failed: \(Diagnostic.line(of: error)))"
         }
       }
       failures.withLock { $0.append((action, diagnostic)) }

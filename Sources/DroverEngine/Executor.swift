@@ -227,8 +227,7 @@ public final class Executor: @unchecked Sendable {
             }
             onEvent(ApplyEvent(time: Date(), action: action, status: .done, message: nil))
           case .failure(let error):
-            let diagnostic = (error as? DiagnosticConvertible)?.diagnostics.first
-              ?? Diagnostic.error("apply.step", "\(error)", subject: "node \(action.node) on \(action.host)")
+            let diagnostic = Diagnostic.first(of: error, code: "apply.step", subject: "node \(action.node) on \(action.host)")
             result.value.withLock { $0.failed.append((action, diagnostic)) }
             onEvent(ApplyEvent(time: Date(), action: action, status: .failed, message: diagnostic.message))
             failedBefore = true

@@ -27,7 +27,7 @@ public enum HealRepairRunner {
         }
         return Outcome(repair: repair, failure: nil)
       } catch {
-        let message = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"
+        let message = Diagnostic.line(of: error)
         return Outcome(repair: repair, failure: message)
       }
     }

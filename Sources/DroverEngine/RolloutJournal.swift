@@ -180,7 +180,7 @@ public final class RolloutJournal: @unchecked Sendable {
         }
         return checked(all)
       } catch {
-        readFailure.withLock { $0 = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)" }
+        readFailure.withLock { $0 = Diagnostic.line(of: error) }
         return []
       }
     }

@@ -163,7 +163,7 @@ public final class RolloutRunner: @unchecked Sendable {
                 .init(.node, rollout: current.id, node: key, wave: wave, outcome: "done", message: "\(key): replaced and healthy on \(current.toImage) (\(node.reason))"))
             }
           } catch {
-            let message = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"
+            let message = Diagnostic.line(of: error)
             do { try self.journal.append(current.id, .nodeFailed, node: key, detail: message) } catch {
               // Without the journal the rollout cannot know where it is: stop, never loop.
               journalFailure.withLock { $0 = $0 ?? error }
@@ -266,7 +266,7 @@ public final class RolloutRunner: @unchecked Sendable {
         printed = collected.output
       }
     } catch {
-      report("failed", (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)")
+      report("failed", Diagnostic.line(of: error))
       throw error
     }
     try journal.append(state.id, .stepDone, node: key, step: name)
@@ -319,7 +319,7 @@ public final class RolloutRunner: @unchecked Sendable {
       let healing = state.kind == .heal ? node.heal : nil
       if healing != nil {
         do { try step(state, key, "cordon") { try hooks.drainer.cordon(ep) } } catch {
-          let why = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"
+          let why = Diagnostic.line(of: error)
           try journal.append(state.id, .stepDone, node: key, step: "cordon-failed", detail: why)
           hooks.onEvent(.init(.step, rollout: state.id, node: key, step: "cordon", outcome: "failed", message: "\(key): cordon failed (\(why)); the sick node is replaced anyway"))
         }
@@ -339,7 +339,7 @@ public final class RolloutRunner: @unchecked Sendable {
           let drained = try step(state, key, "drain-forced") { try hooks.drainer.drain(ep, timeout: limit) }
           outcome = drained ? "drained" : "not drained within \(Int(limit))s, replaced anyway"
         } catch {
-          let why = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"
+          let why = Diagnostic.line(of: error)
           try journal.append(state.id, .stepDone, node: key, step: "drain-failed", detail: why)
           outcome = "the drain failed (\(why)), replaced anyway"
         }
@@ -386,7 +386,7 @@ public final class RolloutRunner: @unchecked Sendable {
         var failed = t.ownership
         failed.healthFailed = true
         do { try backend.update(node: t.domain.name, uuid: t.domain.uuid, to: failed, restart: false) } catch {
-          return reason + " (and recording that in its record failed: \((error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"))"
+          return reason + " (and recording that in its record failed: \(Diagnostic.line(of: error)))"
         }
         return reason
       }

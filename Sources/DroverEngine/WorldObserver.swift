@@ -21,7 +21,7 @@ public enum WorldObserver {
       switch result {
       case .success(let host): world.hosts[uri] = host
       case .failure(let error):
-        world.unreachable[uri] = (error as? DiagnosticConvertible)?.diagnostics.first?.message ?? "\(error)"
+        world.unreachable[uri] = Diagnostic.line(of: error)
       }
     }
     return world
