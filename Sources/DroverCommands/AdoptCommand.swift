@@ -36,11 +36,11 @@ struct AdoptCommand: ParsableCommand {
     }
     let outcome: Result<Adoption.Decision, Diagnostic>
     do {
-      let lock = try ProjectLock.acquire(project, timeout: 10)
+      let lock = try ProjectLock.acquire(project, timeout: 10, state: context.state)
       // And the pool's lock: no apply may create the same node elsewhere meanwhile.
       let poolName = domain.lastIndex(of: "-").map { String(domain[..<$0]) } ?? ""
       let poolLock = PoolName.isValid(poolName) && context.specs.poolSpecs.contains { $0.name == poolName }
-        ? try PoolLock.acquire(pool: poolName, directory: project.stateDirectory + "/locks", command: CommandLine.arguments.joined(separator: " "), timeout: 10)
+        ? try PoolLock.acquire(pool: poolName, directory: project.stateDirectory + "/locks", command: CommandLine.arguments.joined(separator: " "), timeout: 10, state: context.state)
         : nil
       defer { withExtendedLifetime((lock, poolLock)) {} }
       outcome = Adopter.adopt(

@@ -102,7 +102,7 @@ struct ApplyWiring {
     let json = self.json, color = project.color, noColor = project.noColor, images = self.images
     return RunContext(
       project: project.projectName, stateDirectory: project.stateDirectory, pools: loaded.specs.poolSpecs, backends: loaded.backends.mapValues { $0 },
-      unreachable: loaded.unreachable, declaredHosts: loaded.declaredHosts, keyring: loaded.keyring, imageDigests: images.catalogue.digestsByReference,
+      unreachable: loaded.unreachable, declaredHosts: loaded.declaredHosts, keyring: loaded.keyring, state: loaded.state, imageDigests: images.catalogue.digestsByReference,
       hostLimits: ProjectContext.hostLimits, isRememberable: { RememberedURI.isAcceptable($0) }, approver: approver,
       lockCommand: CommandLine.arguments.joined(separator: " "),
       say: { notice in
@@ -145,7 +145,7 @@ struct ApplyWiring {
     let nodeSSH = try Self.nodeSSH(project, keyring: context.keyring, pools: context.pools)
     return ApplyEngine(
       pools: context.pools, backends: context.backends, project: context.project,
-      journalDirectory: context.stateDirectory + "/journal", keyring: context.keyring,
+      journalDirectory: context.stateDirectory + "/journal", keyring: context.keyring, state: context.state,
       hooks: ApplyEngine.Hooks(
         prepare: { node, backend in
           // Backends here are libvirt's (image hosts); a lane is one too.

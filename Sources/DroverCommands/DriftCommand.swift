@@ -50,7 +50,7 @@ struct DriftCommand: ParsableCommand {
     let specs = context.specs.poolSpecs.filter { pools.isEmpty || pools.contains($0.name) }
     var findings = detectDrift(
       pools: specs, observed: world, project: project.projectName, imageDigests: images.catalogue.digestsByReference,
-      keyHeld: context.keyring.key != nil, judgedUnhealthy: ((try? HealLedger.configured(stateDirectory: project.stateDirectory, keyring: context.keyring))?.unhealthy(pools: specs.map(\.name))) ?? [:])
+      keyHeld: context.keyring.key != nil, judgedUnhealthy: ((try? HealLedger.configured(stateDirectory: project.stateDirectory, keyring: context.keyring, state: context.state))?.unhealthy(pools: specs.map(\.name))) ?? [:])
     PhaseTimings.mark("detect")
     defer { PhaseTimings.mark("output") }
     if !pools.isEmpty { findings = findings.filter { pools.contains($0.pool) } }

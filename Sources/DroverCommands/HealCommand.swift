@@ -66,7 +66,8 @@ struct WatchCommand: ParsableCommand {
     while !flag.isSet {
       // The monotonic clock: a wall clock stepped backwards never stalls the loop.
       let began = ProcessInfo.processInfo.systemUptime
-      SharedState.reconnect()
+      // Each pass loads the project afresh: its own host connections and its own state session
+      // (a database that restarted is one pass's problem).
       _ = session.pass()
       if session.lastPassFailed {
         failedInARow += 1
@@ -162,7 +163,7 @@ struct HealSession {
         locks.append(
           try PoolLock.acquire(
             pool: pool, directory: project.stateDirectory + "/locks", command: CommandLine.arguments.joined(separator: " "),
-            timeout: DurationArgument.seconds(options.lockTimeout) ?? 0))
+            timeout: DurationArgument.seconds(options.lockTimeout) ?? 0, state: context.state))
       } catch {
         let diagnostic = Diagnostic.first(of: error, code: "apply.lock")
         skipped[pool] = diagnostic.message
@@ -183,7 +184,7 @@ struct HealSession {
     }
     let engine = HealEngine(
       pools: context.specs.poolSpecs.filter { skipped[$0.name] == nil }, project: project.projectName, stateDirectory: project.stateDirectory,
-      backends: context.backends.mapValues { $0 }, consoleLog: { "\(consoleDir)/\($0).log" }, ssh: ssh, keyring: context.keyring)
+      backends: context.backends.mapValues { $0 }, consoleLog: { "\(consoleDir)/\($0).log" }, ssh: ssh, keyring: context.keyring, state: context.state)
     var pass: HealPass
     // A host entry of drover.yaml may set its own outage threshold; a plain URI has the default.
     let thresholds = Dictionary((CurrentProject.settings?.hosts ?? []).compactMap { e in e.outageThreshold.map { (e.uri, $0) } }) { a, _ in a }
@@ -221,7 +222,7 @@ struct HealSession {
         status = applied == 130 ? 130 : 3
         // Which heals did not finish: their nodes stay unhealthy in the metrics.
         for preview in pass.plan.rollouts {
-          let state = HealEngine.heals(stateDirectory: project.stateDirectory, pool: preview.pool, keyring: context.keyring).last
+          let state = HealEngine.heals(stateDirectory: project.stateDirectory, pool: preview.pool, keyring: context.keyring, state: context.state).last
           for key in preview.nodes.map(\.key) where state?.done.contains(key) != true { failed.insert(key) }
         }
       }
@@ -229,7 +230,7 @@ struct HealSession {
     if let textfile = options.textfile {
       do {
         try HealMetrics.write(
-          pass, failed: failed, dryRun: options.dryRun, stateDirectory: project.stateDirectory, keyring: context.keyring,
+          pass, failed: failed, dryRun: options.dryRun, stateDirectory: project.stateDirectory, keyring: context.keyring, state: context.state,
           failedPasses: failedPasses + ((unreadState || !asRead.unreachable.isEmpty) ? 1 : 0), to: textfile)
       } catch {
         report(error)

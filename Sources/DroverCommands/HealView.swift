@@ -84,7 +84,9 @@ extension HealView {
 /// Prometheus textfile metrics of a heal pass (node_exporter's textfile collector reads them):
 /// written to a temporary file beside the target and renamed, so a scrape never sees half.
 enum HealMetrics {
-  static func write(_ pass: HealPass, failed: Set<String>, dryRun: Bool, stateDirectory: String, keyring: Keyring?, failedPasses: Int = 0, to path: String) throws {
+  static func write(
+    _ pass: HealPass, failed: Set<String>, dryRun: Bool, stateDirectory: String, keyring: Keyring?, state: StateStore, failedPasses: Int = 0, to path: String
+  ) throws {
     func label(_ s: String) -> String { PrometheusTextfile.escape(s) }
     let project = label(pass.project)
     var text = "# HELP drover_node_healthy 1 when the node is healthy after this pass, 0 when not (unknown nodes are left out).\n"
@@ -96,7 +98,7 @@ enum HealMetrics {
     }
     text += "# HELP drover_remediations_total Nodes replaced by heals, from the pool's journal.\n# TYPE drover_remediations_total counter\n"
     for d in pass.decisions.sorted(by: { $0.pool < $1.pool }) {
-      text += "drover_remediations_total{project=\"\(project)\",pool=\"\(label(d.pool))\"} \(HealEngine.remediations(stateDirectory: stateDirectory, pool: d.pool, keyring: keyring))\n"
+      text += "drover_remediations_total{project=\"\(project)\",pool=\"\(label(d.pool))\"} \(HealEngine.remediations(stateDirectory: stateDirectory, pool: d.pool, keyring: keyring, state: state))\n"
     }
     text += "# HELP drover_heal_short_circuit 1 when the pool had more unhealthy nodes than max_unhealthy and nothing was replaced.\n"
     text += "# TYPE drover_heal_short_circuit gauge\n"

@@ -130,7 +130,7 @@ struct HostDrainCommand: ParsableCommand {
         d.ownership.flatMap { $0.project == project.projectName ? $0.pool : nil }
       })
       let declared = Set(context.specs.poolSpecs.map(\.name))
-      let journaled = try JournaledRollouts.read(pools: context.specs.poolSpecs, stateDirectory: project.stateDirectory, keyring: context.keyring) {
+      let journaled = try JournaledRollouts.read(pools: context.specs.poolSpecs, stateDirectory: project.stateDirectory, keyring: context.keyring, state: context.state) {
         JournalDamage.report($0)
       }
       let active = Set(journaled.active.keys)

@@ -48,7 +48,7 @@ struct KeyImportCommand: ParsableCommand {
     while let line = readLine(strippingNewline: false), text.utf8.count <= 4096 { text += line }
     do {
       let key = try ProjectKeyStore.check(RecordKey.parse(text), project: project.projectName, source: "standard input")
-      let lock = try ProjectLock.acquire(project, timeout: 10)
+      let lock = try ProjectLock.acquire(project, timeout: 10, state: try project.stateStore())
       defer { withExtendedLifetime(lock) {} }
       try ProjectKeyStore.store(key, stateDirectory: project.stateDirectory)
       Output.out("Imported the key of project \(project.projectName) (id \(key.id)) into \(ProjectKeyStore.path(in: project.stateDirectory))")

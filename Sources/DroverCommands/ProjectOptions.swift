@@ -74,21 +74,25 @@ struct ProjectOptions: ParsableArguments {
     }
     if problems.hasErrors { throw CommandFailure(problems, sources: sources) }
     CurrentProject.set(settings, dir: dir)
-    // A shared state database: connected on first use (a lock, a journal), never for commands
-    // that need neither; the password only from Drover's own variable (#40: never PGPASSWORD,
-    // which a machine may hold for another database and its tools).
+    // A shared state database's transport and password are checked once, here: its warnings
+    // said once per command, a refused password file an error like any other.
     if case .postgres(let url) = settings?.state {
-      let project = projectName, timeout = connectTimeout, calls = callTimeout
-      let (trust, warnings) = StateCredentials.trust(url: url, machine: CurrentMachine.settings)
+      let warnings = StateCredentials.trust(url: url, machine: CurrentMachine.settings).1
       if !warnings.isEmpty { Report.diagnostics(warnings, sources: [], format: .human, noColor: noColor) }
-      // A refused password file is an error like any other: rendered once, at the edge.
-      let password = try StateCredentials.password(url: url, machine: CurrentMachine.settings, environment: ProcessInfo.processInfo.environment)
-      SharedState.configure {
-        try PostgresState.connect(url: url, project: project, password: password, trust: trust, timeout: timeout, callTimeout: calls)
-      }
-    } else {
-      SharedState.configure(nil)
+      _ = try StateCredentials.password(url: url, machine: CurrentMachine.settings, environment: ProcessInfo.processInfo.environment)
     }
+  }
+
+  /// The project's state for one run (#34: a value passed down, never a process global): the
+  /// state folder, or the database drover.yaml names, connected on first use (a lock, a
+  /// journal), never by commands that need neither; the password only from Drover's own
+  /// variable or file (#40: never PGPASSWORD, which a machine may hold for another database).
+  func stateStore() throws -> StateStore {
+    guard case .postgres(let url) = settings?.state else { return .local }
+    let project = projectName, timeout = connectTimeout, calls = callTimeout
+    let trust = StateCredentials.trust(url: url, machine: CurrentMachine.settings).0
+    let password = try StateCredentials.password(url: url, machine: CurrentMachine.settings, environment: ProcessInfo.processInfo.environment)
+    return StateStore { try PostgresState.connect(url: url, project: project, password: password, trust: trust, timeout: timeout, callTimeout: calls) }
   }
 
   /// The project folder as an absolute path (what specs may name host files in).
@@ -146,6 +150,8 @@ struct ProjectContext {
   var declaredHosts: Set<String> = []
   /// The project and its record key (nil until known), shared with every backend.
   var keyring: Keyring
+  /// Where this run's locks and journals are (a fresh session per load: a `watch` pass).
+  var state: StateStore
 
   /// Loads and validates the specs (reporting and failing on any error), then connects to every
   /// host they name, in parallel, each within the connect timeout.
@@ -189,7 +195,7 @@ struct ProjectContext {
     PhaseTimings.mark("connect")
     return ProjectContext(
       specs: specs, sources: sources, backends: connected.backends, unreachable: connected.unreachable, declaredHosts: declared,
-      keyring: keyring)
+      keyring: keyring, state: try options.stateStore())
   }
 
   /// Writes `.drover/hosts.<project>` for what `observed` shows (apply calls it before it changes anything,
@@ -287,8 +293,9 @@ enum JournalDamage {
 /// The project-wide lock (beside the per-pool ones): held to create or import the key, to adopt
 /// a node and to prune, so two of those never interleave on one machine.
 enum ProjectLock {
-  static func acquire(_ project: ProjectOptions, timeout: Double) throws -> PoolLock {
+  static func acquire(_ project: ProjectOptions, timeout: Double, state: StateStore) throws -> PoolLock {
     try PoolLock.acquire(
-      pool: "_project", directory: project.stateDirectory + "/locks", command: CommandLine.arguments.joined(separator: " "), timeout: timeout)
+      pool: "_project", directory: project.stateDirectory + "/locks", command: CommandLine.arguments.joined(separator: " "), timeout: timeout,
+      state: state)
   }
 }

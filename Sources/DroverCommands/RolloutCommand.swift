@@ -23,14 +23,18 @@ struct RolloutJournals {
   let projectName: String
   let stateDirectory: String
 
-  init(_ project: ProjectOptions) {
+  /// Where the journals are, for this command.
+  let state: StateStore
+
+  init(_ project: ProjectOptions, state: StateStore) {
+    self.state = state
     directory = project.stateDirectory + "/journal"
     projectName = project.projectName
     stateDirectory = project.stateDirectory
   }
 
   func pools() throws -> [String] {
-    if let shared = try SharedState.backend() { return try shared.journalPools().filter { PoolName.isValid($0) } }
+    if let shared = try state.backend() { return try shared.journalPools().filter { PoolName.isValid($0) } }
     return ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".jsonl") }.map { String($0.dropLast(6)) }.sorted()
   }
 
@@ -39,7 +43,7 @@ struct RolloutJournals {
       throw Diagnostic.error("cli.unknown-pool", "'\(Terminal.printable(pool))' is not a pool name", hint: "pool names are lower-case letters, digits and '-'")
     }
     let keyring = Keyring(project: projectName, key: try ProjectKeyStore.load(project: projectName, stateDirectory: stateDirectory))
-    let journal = try RolloutJournal(directory: directory, pool: pool, keyring: keyring)
+    let journal = try RolloutJournal(directory: directory, pool: pool, keyring: keyring, state: state)
     if let damage = journal.damage { JournalDamage.report(damage) }
     return journal
   }
@@ -63,14 +67,15 @@ struct RolloutStatusCommand: ParsableCommand {
   }
 
   func run() throws {
-    try KnownPools.check(pools, project: project)
-    if watch { throw ExitCode(try follow()) }
-    let journals = RolloutJournals(project)
+    let state = try project.stateStore()
+    try KnownPools.check(pools, project: project, state: state)
+    if watch { throw ExitCode(try follow(state: state)) }
+    let journals = RolloutJournals(project, state: state)
     var objects: [[String: Any]] = []
     let locks = project.stateDirectory + "/locks"
     for pool in pools.isEmpty ? try journals.pools() : pools {
       // Who holds the pool now (an apply, a heal), on any machine when the state is shared.
-      let holder = PoolLock.isHeld(pool: pool, directory: locks) ? PoolLock.holder(pool: pool, directory: locks) : nil
+      let holder = PoolLock.isHeld(pool: pool, directory: locks, state: state) ? PoolLock.holder(pool: pool, directory: locks, state: state) : nil
       let journal = try journals.journal(pool)
       guard let state = try journal.checkedRollouts().last else {
         if !json { Output.out("pool \(pool): no rollout" + (holder.map { "; locked by " + PoolLock.describe($0) } ?? "")) }
@@ -97,14 +102,14 @@ extension RolloutStatusCommand {
   /// more: each completed, rolled back, failed, paused, or left by its process (in progress in
   /// the journal, but nobody holds the pool's lock: the apply ended or died). Finite:
   /// `--watch-timeout` ends it. Returns the exit status: 0 when every one completed, else 3.
-  func follow() throws -> Int32 {
+  func follow(state store: StateStore) throws -> Int32 {
     let every = DurationArgument.seconds(interval) ?? 2
     let deadline = Date().addingTimeInterval(DurationArgument.seconds(watchTimeout) ?? 3600)
     let started = Date()
     var last = ""
     var watched: Set<String> = []
     while true {
-      let journals = RolloutJournals(project)
+      let journals = RolloutJournals(project, state: store)
       var blocks: [String] = []
       var active = false
       var ended: [RolloutState] = []
@@ -112,7 +117,7 @@ extension RolloutStatusCommand {
       for pool in pools.isEmpty ? try journals.pools() : pools {
         guard let state = try journals.journal(pool).checkedRollouts().last else { continue }
         // Moving: running or rolling back, with a process holding the pool's lock.
-        let moving = (state.status == .running || state.status == .rollingBack) && PoolLock.isHeld(pool: pool, directory: locks)
+        let moving = (state.status == .running || state.status == .rollingBack) && PoolLock.isHeld(pool: pool, directory: locks, state: store)
         if state.isActive { watched.insert(state.id) }
         guard watched.contains(state.id) else { continue }
         active = active || moving
@@ -150,8 +155,9 @@ struct RolloutHistoryCommand: ParsableCommand {
   @Flag(help: "One JSON object per rollout instead of a table.") var json = false
 
   func run() throws {
-    try KnownPools.check(pools, project: project)
-    let journals = RolloutJournals(project)
+    let state = try project.stateStore()
+    try KnownPools.check(pools, project: project, state: state)
+    let journals = RolloutJournals(project, state: state)
     var rows = [["POOL", "ROLLOUT", "KIND", "FROM", "TO", "STATUS", "STARTED", "NODES", "FAILED"]]
     let f = ISO8601DateFormatter()
     for pool in pools.isEmpty ? try journals.pools() : pools {
@@ -181,8 +187,9 @@ struct RolloutPauseCommand: ParsableCommand {
   @Argument(help: "The pool.", completion: NameCompletion.pools) var pool: String
 
   func run() throws {
-    try KnownPools.check([pool], project: project)
-    let journal = try RolloutJournals(project).journal(pool)
+    let state = try project.stateStore()
+    try KnownPools.check([pool], project: project, state: state)
+    let journal = try RolloutJournals(project, state: state).journal(pool)
     guard let active = try journal.active(), active.status == .running else {
       throw Diagnostic.error("rollout.none", "pool \(pool) has no running rollout", hint: "drover rollout status \(pool) shows its last rollout")
     }
@@ -200,7 +207,7 @@ struct RolloutResumeCommand: ParsableCommand {
   @Argument(help: "The pool.", completion: NameCompletion.pools) var pool: String
 
   func run() throws {
-    guard try RolloutJournals(project).journal(pool).active() != nil else {
+    guard try RolloutJournals(project, state: try project.stateStore()).journal(pool).active() != nil else {
       throw Diagnostic.error("rollout.none", "pool \(pool) has no rollout to resume", hint: "drover rollout status \(pool) shows its last rollout")
     }
     try RolloutResumer.resume(pool: pool, project: project, images: images)
@@ -216,8 +223,9 @@ struct RolloutAbortCommand: ParsableCommand {
   @Argument(help: "The pool.", completion: NameCompletion.pools) var pool: String
 
   func run() throws {
-    try KnownPools.check([pool], project: project)
-    let journal = try RolloutJournals(project).journal(pool)
+    let state = try project.stateStore()
+    try KnownPools.check([pool], project: project, state: state)
+    let journal = try RolloutJournals(project, state: state).journal(pool)
     guard let active = try journal.active() else {
       throw Diagnostic.error("rollout.none", "pool \(pool) has no rollout to abort", hint: "drover rollout status \(pool) shows its last rollout")
     }
@@ -225,7 +233,7 @@ struct RolloutAbortCommand: ParsableCommand {
     Output.out("abort requested for rollout \(active.id)")
     // A running rollout sees the request between nodes. A paused one, or one whose process died
     // (its journal says running but nobody holds the pool's lock), is rolled back now.
-    let orphaned = !PoolLock.isHeld(pool: pool, directory: project.stateDirectory + "/locks")
+    let orphaned = !PoolLock.isHeld(pool: pool, directory: project.stateDirectory + "/locks", state: state)
     if active.status == .paused || orphaned { try RolloutResumer.resume(pool: pool, project: project, images: images, kind: .rolloutAbort) }
   }
 }

@@ -22,8 +22,9 @@ struct RolloutShowCommand: ParsableCommand {
   var svg: String?
 
   func run() throws {
-    try KnownPools.check(pool.map { [$0] } ?? [], project: project)
-    let journals = RolloutJournals(project)
+    let state = try project.stateStore()
+    try KnownPools.check(pool.map { [$0] } ?? [], project: project, state: state)
+    let journals = RolloutJournals(project, state: state)
     var found: (RolloutState, [JournalRecord])?
     for name in try pool.map({ [$0] }) ?? journals.pools() {
       let journal = try journals.journal(name)

@@ -72,7 +72,8 @@ struct StateMigrateCommand: ParsableCommand {
 
   func run() throws {
     try project.requireName()
-    guard let shared = try SharedState.backend() else {
+    let state = try project.stateStore()
+    guard let shared = try state.backend() else {
       throw Diagnostic.error(
         "spec.state.backend", "drover.yaml keeps the state locally; there is no database to migrate to",
         hint: "set state: {backend: postgres, url: postgres://USER@HOST/DB} first")
@@ -91,8 +92,8 @@ struct StateMigrateCommand: ParsableCommand {
         let command = CommandLine.arguments.joined(separator: " ")
         // Both locks: the database's (no shared apply runs) and the source folder's (no apply
         // still on the local state appends to the journal being copied).
-        let lock = try PoolLock.acquire(pool: pool, directory: project.stateDirectory + "/locks", command: command, timeout: 0)
-        let localLock = try PoolLock.acquire(pool: pool, directory: source + "/locks", command: command, timeout: 0, local: true)
+        let lock = try PoolLock.acquire(pool: pool, directory: project.stateDirectory + "/locks", command: command, timeout: 0, state: state)
+        let localLock = try PoolLock.acquire(pool: pool, directory: source + "/locks", command: command, timeout: 0, state: .local)
         defer { withExtendedLifetime((lock, localLock)) {} }
         let keyring = Keyring(project: project.projectName, key: try ProjectKeyStore.load(project: project.projectName, stateDirectory: project.stateDirectory))
         guard let key = keyring.key else {
@@ -100,7 +101,7 @@ struct StateMigrateCommand: ParsableCommand {
             "records.no-key", "this machine has no key for project \(project.projectName): the journal it copies is sealed with it",
             subject: "pool \(pool)", hint: "import the key (drover key import, or DROVER_PROJECT_KEY)")
         }
-        let journal = try RolloutJournal(directory: folder, pool: pool, local: true, keyring: keyring)
+        let journal = try RolloutJournal(directory: folder, pool: pool, keyring: keyring, state: .local)
         if let damage = journal.damage { JournalDamage.report(damage) }
         // Verified as read, then every record sealed anew (records an older Drover wrote
         // unsealed included): the database's journal is sealed from its first row.

@@ -22,10 +22,11 @@ struct UnlockCommand: ParsableCommand {
   var pool: String
 
   func run() throws {
-    try KnownPools.check([pool], project: project)
+    let state = try project.stateStore()
+    try KnownPools.check([pool], project: project, state: state)
     let directory = project.stateDirectory + "/locks"
-    if PoolLock.isHeld(pool: pool, directory: directory) {
-      let who = PoolLock.holder(pool: pool, directory: directory).map { "pid \($0.pid) on \($0.host) ('\($0.command)')" }
+    if PoolLock.isHeld(pool: pool, directory: directory, state: state) {
+      let who = PoolLock.holder(pool: pool, directory: directory, state: state).map { "pid \($0.pid) on \($0.host) ('\($0.command)')" }
         ?? "a running process"
       throw Diagnostic.error("apply.lock-held", "pool \(pool) is locked by \(who), which is still running", hint: "wait for it or stop that process")
     }
@@ -38,7 +39,7 @@ struct UnlockCommand: ParsableCommand {
 /// that is none of these is an error listing the real ones (never a silent "unlocked" or
 /// "no rollout"), and a name that is not a pool name at all (`../x`) never reaches a path.
 enum KnownPools {
-  static func names(_ project: ProjectOptions) -> Set<String> {
+  static func names(_ project: ProjectOptions, state: StateStore) -> Set<String> {
     var names: Set<String> = []
     let (sources, _) = SpecFiles.read([project.poolsPath].filter { FileManager.default.fileExists(atPath: $0) })
     names.formUnion(SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: project.absoluteDir, hosts: CurrentProject.settings?.hosts ?? []).0.poolSpecs.map(\.name))
@@ -47,14 +48,14 @@ enum KnownPools {
       names.formUnion(files.filter { $0.hasSuffix(suffix) }.map { String($0.dropLast(suffix.count)) })
     }
     // Pools with a journal in the shared state database (a fresh runner has no local folder).
-    if SharedState.isConfigured, let shared = try? SharedState.backend(), let pools = try? shared.journalPools() {
+    if state.isShared, let shared = try? state.backend(), let pools = try? shared.journalPools() {
       names.formUnion(pools.filter { PoolName.isValid($0) })
     }
     return names
   }
 
-  static func check(_ pools: [String], project: ProjectOptions) throws {
-    let known = names(project)
+  static func check(_ pools: [String], project: ProjectOptions, state: StateStore) throws {
+    let known = names(project, state: state)
     let unknown = pools.filter { !known.contains($0) || !PoolName.isValid($0) }
     guard !unknown.isEmpty else { return }
     throw Diagnostic.error(

@@ -89,9 +89,14 @@ public struct ApplyEngine: Sendable {
   let hooks: Hooks
   /// The project's key holder: the journal is sealed and checked with it.
   let keyring: Keyring?
+  /// Where the journal is: the state folder or the shared database.
+  let state: StateStore
 
-  public init(pools: [PoolSpec], backends: [String: any HostBackend], project: String, journalDirectory: String, keyring: Keyring?, hooks: Hooks) {
+  public init(
+    pools: [PoolSpec], backends: [String: any HostBackend], project: String, journalDirectory: String, keyring: Keyring?, state: StateStore, hooks: Hooks
+  ) {
     self.keyring = keyring
+    self.state = state
     self.pools = Dictionary(pools.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
     self.backends = backends
     self.project = project
@@ -152,7 +157,7 @@ public struct ApplyEngine: Sendable {
       }
       do {
         let runner = RolloutRunner(
-          pool: pool, project: project, backends: backends, journal: try RolloutJournal(directory: journalDirectory, pool: pool.name, keyring: keyring),
+          pool: pool, project: project, backends: backends, journal: try RolloutJournal(directory: journalDirectory, pool: pool.name, keyring: keyring, state: state),
           hooks: RolloutRunner.Hooks(
             prober: hooks.prober, drainer: hooks.drainer(pool), prepare: prepare, consoleLog: hooks.consoleLog,
             shouldStop: hooks.shouldStop, onEvent: { hooks.onRollout(pool.name, $0) }, nodeSSH: hooks.nodeSSH))

@@ -58,6 +58,9 @@ public struct RunContext: Sendable {
   public var declaredHosts: Set<String>
   /// The project's record key: set by the job when it makes one.
   public var keyring: Keyring
+  /// Where locks and journals are: the state folder or the project's database (opened on
+  /// first use, closed with the run).
+  public var state: StateStore
   /// Baked images' digests by `name@version`.
   public var imageDigests: [String: String]
   public var hostLimits: [String: HostLimits]
@@ -71,7 +74,7 @@ public struct RunContext: Sendable {
 
   public init(
     project: String, stateDirectory: String, pools: [PoolSpec], backends: [String: any HostBackend], unreachable: [String: String] = [:],
-    declaredHosts: Set<String>, keyring: Keyring, imageDigests: [String: String] = [:], hostLimits: [String: HostLimits] = [:],
+    declaredHosts: Set<String>, keyring: Keyring, state: StateStore, imageDigests: [String: String] = [:], hostLimits: [String: HostLimits] = [:],
     isRememberable: @escaping @Sendable (String) -> Bool, clock: any EngineClock = SystemClock(), approver: any Approver = AutoApprove(),
     lockCommand: String, say: @escaping @Sendable (JobNotice) -> Void = { _ in }
   ) {
@@ -82,6 +85,7 @@ public struct RunContext: Sendable {
     self.unreachable = unreachable
     self.declaredHosts = declaredHosts
     self.keyring = keyring
+    self.state = state
     self.imageDigests = imageDigests
     self.hostLimits = hostLimits
     self.isRememberable = isRememberable
@@ -203,7 +207,8 @@ public enum ApplyJob {
       if request.prune { held.project = try projectLock(context, timeout: request.lockTimeout) }
       for pool in pools.sorted() {
         held.pools.append(
-          try PoolLock.acquire(pool: pool, directory: context.stateDirectory + "/locks", command: context.lockCommand, timeout: request.lockTimeout))
+          try PoolLock.acquire(
+            pool: pool, directory: context.stateDirectory + "/locks", command: context.lockCommand, timeout: request.lockTimeout, state: context.state))
       }
     } catch {
       throw ApplyRefusal(Diagnostic.list(of: error, code: "apply.lock"))
@@ -269,7 +274,7 @@ public enum ApplyJob {
   /// What plan and apply plan with: the same options from either command, the journals read
   /// once (under the pools' locks when applying).
   public static func planOptions(_ request: ApplyRequest, in context: RunContext) throws -> PlanOptions {
-    let journaled = try JournaledRollouts.read(pools: context.pools, stateDirectory: context.stateDirectory, keyring: context.keyring) {
+    let journaled = try JournaledRollouts.read(pools: context.pools, stateDirectory: context.stateDirectory, keyring: context.keyring, state: context.state) {
       context.say(.journalDamaged($0))
     }
     var options = PlanOptions(
@@ -300,7 +305,7 @@ public enum ApplyJob {
   /// actions are not what this Drover would run (a reviewer read those, and the accelerators and
   /// programs they run with).
   public static func staleness(saved: Plan, current: Plan, from file: String?, context: RunContext) -> [Diagnostic] {
-    let heals = context.pools.flatMap { HealEngine.heals(stateDirectory: context.stateDirectory, pool: $0.name, keyring: context.keyring) }
+    let heals = context.pools.flatMap { HealEngine.heals(stateDirectory: context.stateDirectory, pool: $0.name, keyring: context.keyring, state: context.state) }
     var stale = StalePlanCheck.check(saved: saved, current: current, heals: heals)
     if !stale.hasErrors,
       saved.actions != current.actions || saved.rollouts != current.rollouts || saved.accelerators != current.accelerators
@@ -339,7 +344,7 @@ public enum ApplyJob {
   /// The project-wide lock (beside the per-pool ones): held to create or import the key, to
   /// adopt a node and to prune, so two of those never interleave on one machine.
   public static func projectLock(_ context: RunContext, timeout: Double) throws -> PoolLock {
-    try PoolLock.acquire(pool: "_project", directory: context.stateDirectory + "/locks", command: context.lockCommand, timeout: timeout)
+    try PoolLock.acquire(pool: "_project", directory: context.stateDirectory + "/locks", command: context.lockCommand, timeout: timeout, state: context.state)
   }
 }
 
@@ -359,12 +364,12 @@ struct HeldLocks {
 /// could touch the nodes of a rollout in progress.
 public enum JournaledRollouts {
   public static func read(
-    pools: [PoolSpec], stateDirectory: String, keyring: Keyring, damaged: (String) -> Void
+    pools: [PoolSpec], stateDirectory: String, keyring: Keyring, state: StateStore, damaged: (String) -> Void
   ) throws -> (active: [String: RolloutState], finished: Set<String>) {
     var active: [String: RolloutState] = [:]
     var finished: Set<String> = []
     for pool in pools {
-      let journal = try RolloutJournal(directory: stateDirectory + "/journal", pool: pool.name, keyring: keyring)
+      let journal = try RolloutJournal(directory: stateDirectory + "/journal", pool: pool.name, keyring: keyring, state: state)
       if let damage = journal.damage { damaged(damage) }
       let rollouts = try journal.checkedRollouts()
       if let state = rollouts.last(where: { $0.isActive }) { active[pool.name] = state }

@@ -15,12 +15,14 @@ public struct HealEngine: Sendable {
   let consoleLog: @Sendable (String) -> String?
   let ssh: NodeSSHAccess?
   let keyring: Keyring?
+  let state: StateStore
 
   public init(
     pools: [PoolSpec], project: String, stateDirectory: String, backends: [String: any HostBackend], consoleLog: @escaping @Sendable (String) -> String?,
-    ssh: NodeSSHAccess?, keyring: Keyring?
+    ssh: NodeSSHAccess?, keyring: Keyring?, state: StateStore
   ) {
     self.keyring = keyring
+    self.state = state
     self.pools = pools
     self.project = project
     self.stateDirectory = stateDirectory
@@ -35,13 +37,13 @@ public struct HealEngine: Sendable {
   /// (not on `--dry-run`). Only pools with `remediation:` are judged.
   public func decide(observed: ObservedWorld, now: Double, remember: Bool, outageThresholds: [String: Double] = [:]) throws -> HealPass {
     let healed = pools.filter { $0.remediation != nil }
-    let ledger = try HealLedger.configured(stateDirectory: stateDirectory, keyring: keyring)
+    let ledger = try HealLedger.configured(stateDirectory: stateDirectory, keyring: keyring, state: state)
     var memory: [String: [String: NodeMemory]] = [:]
     var active: [String: RolloutState] = [:]
     var lastHeal: [String: Double] = [:]
     for pool in healed {
       memory[pool.name] = try ledger.read(pool: pool.name, now: now)
-      let journal = try RolloutJournal(directory: journalDirectory, pool: pool.name, keyring: keyring)
+      let journal = try RolloutJournal(directory: journalDirectory, pool: pool.name, keyring: keyring, state: state)
       let rollouts = try journal.checkedRollouts()
       if let state = rollouts.last(where: { $0.isActive }) { active[pool.name] = state }
       lastHeal[pool.name] = rollouts.filter { $0.kind == .heal }.compactMap(\.ended).max()
@@ -60,14 +62,14 @@ public struct HealEngine: Sendable {
 
   /// Nodes replaced by heals of `pool`, from its journal: each node counted once per heal,
   /// however often that heal was resumed.
-  public static func remediations(stateDirectory: String, pool: String, keyring: Keyring?) -> Int {
-    guard let journal = try? RolloutJournal(directory: stateDirectory + "/journal", pool: pool, keyring: keyring) else { return 0 }
+  public static func remediations(stateDirectory: String, pool: String, keyring: Keyring?, state: StateStore) -> Int {
+    guard let journal = try? RolloutJournal(directory: stateDirectory + "/journal", pool: pool, keyring: keyring, state: state) else { return 0 }
     return journal.rollouts().filter { $0.kind == .heal }.map(\.done.count).reduce(0, +)
   }
 
   /// The heal rollouts of `pool`, oldest first (for the history and stale-plan notes).
-  public static func heals(stateDirectory: String, pool: String, keyring: Keyring?) -> [RolloutState] {
-    guard let journal = try? RolloutJournal(directory: stateDirectory + "/journal", pool: pool, keyring: keyring) else { return [] }
+  public static func heals(stateDirectory: String, pool: String, keyring: Keyring?, state: StateStore) -> [RolloutState] {
+    guard let journal = try? RolloutJournal(directory: stateDirectory + "/journal", pool: pool, keyring: keyring, state: state) else { return [] }
     return journal.rollouts().filter { $0.kind == .heal }
   }
 }

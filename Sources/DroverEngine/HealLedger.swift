@@ -30,9 +30,9 @@ public struct HealLedger: Sendable {
     self.shared = shared
   }
 
-  /// The ledger of the process's configured state: the shared database when the project has one.
-  public static func configured(stateDirectory: String, keyring: Keyring?) throws -> HealLedger {
-    HealLedger(stateDirectory: stateDirectory, keyring: keyring, shared: try SharedState.backend())
+  /// The ledger in `state`: the shared database when the project has one.
+  public static func configured(stateDirectory: String, keyring: Keyring?, state: StateStore) throws -> HealLedger {
+    HealLedger(stateDirectory: stateDirectory, keyring: keyring, shared: try state.backend())
   }
 
   /// Where the ledger is, for messages.

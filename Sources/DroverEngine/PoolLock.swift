@@ -28,7 +28,7 @@ public struct LockHolder: Codable, Sendable, Hashable {
 /// any reason, so no stale lock survives `kill -9`. The holder writes who it is into
 /// `<pool>.lock` (written and closed, never held open) so a second apply can name it.
 ///
-/// With a shared state backend (`SharedState`) the lock is the backend's instead: held on a live
+/// With a shared state backend (a `StateStore` with a database) the lock is the backend's instead: held on a live
 /// database session, so it excludes every machine and CI runner, and a killed holder's session
 /// ends and frees it at once.
 public final class PoolLock: @unchecked Sendable {
@@ -52,11 +52,11 @@ public final class PoolLock: @unchecked Sendable {
   public static func path(for pool: String, in directory: String) -> String { "\(directory)/\(pool).lock" }
   static func lockFile(in directory: String) -> String { directory + "/.pool-locks" }
 
-  /// Takes the lock of `pool`, waiting up to `timeout` seconds (0: fail at once).
-  /// - Parameter local: the file lock in `directory` even when the state is shared (`state
-  ///   migrate` holds both, so no apply still using the local journal writes it while it is copied).
-  public static func acquire(pool: String, directory: String, command: String, timeout: Double, local: Bool = false) throws -> PoolLock {
-    if !local, let shared = try SharedState.backend() {
+  /// Takes the lock of `pool` in `state`, waiting up to `timeout` seconds (0: fail at once).
+  /// `StateStore.local` is the file lock in `directory` (`state migrate` holds it beside the
+  /// database's, so no apply still using the local journal writes it while it is copied).
+  public static func acquire(pool: String, directory: String, command: String, timeout: Double, state: StateStore) throws -> PoolLock {
+    if let shared = try state.backend() {
       guard let held = try shared.acquireLock(name: pool, holder: LockHolder.current(command: command), timeout: timeout) else {
         let who = (try? shared.lockHolder(name: pool)).flatMap { $0 }.map(describe) ?? "another session"
         throw Diagnostic.error(
@@ -71,7 +71,7 @@ public final class PoolLock: @unchecked Sendable {
       throw Diagnostic.error("apply.lock", "cannot take the lock of pool \(pool): \(error)", subject: "pool \(pool)")
     }
     guard let taken else {
-      let who = holder(pool: pool, directory: directory, local: true).map(describe) ?? "another process"
+      let who = holder(pool: pool, directory: directory, state: .local).map(describe) ?? "another process"
       throw Diagnostic.error(
         "apply.lock-held", "pool \(pool) is locked by \(who)", subject: "pool \(pool)",
         hint: "wait for it, retry with --lock-timeout 5m, or if that process is gone run: drover unlock \(pool)")
@@ -86,9 +86,8 @@ public final class PoolLock: @unchecked Sendable {
   }
 
   /// The holder recorded for a pool's lock, if any (meaningful while `isHeld`).
-  /// - Parameter local: the holder of the file lock in `directory` even when the state is shared.
-  public static func holder(pool: String, directory: String, local: Bool = false) -> LockHolder? {
-    if !local, let shared = try? SharedState.backend() { return (try? shared.lockHolder(name: pool)) ?? nil }
+  public static func holder(pool: String, directory: String, state: StateStore) -> LockHolder? {
+    if let shared = try? state.backend() { return (try? shared.lockHolder(name: pool)) ?? nil }
     let fd = open(path(for: pool, in: directory), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
@@ -99,8 +98,8 @@ public final class PoolLock: @unchecked Sendable {
   }
 
   /// Whether a live process holds the lock now.
-  public static func isHeld(pool: String, directory: String) -> Bool {
-    if let shared = try? SharedState.backend() { return ((try? shared.lockHolder(name: pool)) ?? nil) != nil }
+  public static func isHeld(pool: String, directory: String, state: StateStore) -> Bool {
+    if let shared = try? state.backend() { return ((try? shared.lockHolder(name: pool)) ?? nil) != nil }
     return NamedLock.isHeld(pool, file: lockFile(in: directory))
   }
 }

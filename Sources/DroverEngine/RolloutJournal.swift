@@ -38,9 +38,9 @@ public final class RolloutJournal: @unchecked Sendable {
   /// The digest of the legacy prefix (records an older Drover wrote unsealed) every new record binds.
   private let prefix = Mutex<String>("")
 
-  /// - Parameter local: the file in `directory` even when a shared backend is configured
-  ///   (`drover state migrate` reads the local journal it copies).
-  public init(directory: String, pool: String, local: Bool = false, keyring: Keyring?) throws {
+  /// - Parameter state: where the journal is; `StateStore.local` is the file in `directory`
+  ///   (`drover state migrate` reads the local journal it copies so).
+  public init(directory: String, pool: String, keyring: Keyring?, state: StateStore) throws {
     self.pool = pool
     self.keyring = keyring
     if let spec = ProcessInfo.processInfo.environment["DROVER_CRASH_AT"], !spec.isEmpty {
@@ -49,7 +49,7 @@ public final class RolloutJournal: @unchecked Sendable {
     } else {
       crashAt = nil
     }
-    if !local, let shared = try SharedState.backend() {
+    if let shared = try state.backend() {
       self.shared = shared
       path = "\(shared.location) (journal of pool \(pool))"
       // Read once now: a database that cannot be read is an error here, before anything acts.

@@ -40,30 +40,36 @@ public protocol SharedLock: AnyObject, Sendable {
   func release()
 }
 
-/// The process's shared state backend: configured once by the command line from the project
-/// file, connected on first use (so commands that never lock or journal never connect).
-public enum SharedState {
-  private static let slot = Mutex<Slot>(Slot())
+/// Where one run keeps the project's state (#34: a value passed down, never a process global):
+/// the local state folder, or a shared database reached through a session opened on first use
+/// (so commands that never lock or journal never connect). `close()` drops the session; the
+/// next use connects afresh — `watch` makes a new store for every pass, so a database that
+/// restarted is one pass's problem, never the service's for good.
+public final class StateStore: Sendable {
+  /// Locks and journals in the state folder.
+  public static let local = StateStore(nil)
+
+  private let connect: (@Sendable () throws -> any SharedStateBackend)?
+  private let slot = Mutex<Slot>(Slot())
   struct Slot {
-    var connect: (@Sendable () throws -> any SharedStateBackend)?
     var backend: (any SharedStateBackend)?
-    /// Why the last connect failed: every later use in this process reports it again instead of
-    /// connecting once more (a refused server is asked once; its first, telling error is the one
-    /// shown), until `reconnect()`.
+    /// Why the last connect failed: every later use reports it again instead of connecting once
+    /// more (a refused server is asked once; its first, telling error is the one shown), until
+    /// `close()`.
     var failure: (any Error)?
   }
 
-  /// Sets how to reach the backend (nil: local state).
-  public static func configure(_ connect: (@Sendable () throws -> any SharedStateBackend)?) {
-    slot.withLock { $0 = Slot(connect: connect, backend: nil) }
+  /// - Parameter connect: how to reach the shared backend; nil: local state.
+  public init(_ connect: (@Sendable () throws -> any SharedStateBackend)?) {
+    self.connect = connect
   }
 
-  /// The backend, connecting on first use; nil when the project's state is local.
-  public static func backend() throws -> (any SharedStateBackend)? {
-    try slot.withLock { s in
+  /// The shared backend, connecting on first use; nil when the state is local.
+  public func backend() throws -> (any SharedStateBackend)? {
+    guard let connect else { return nil }
+    return try slot.withLock { s in
       if let backend = s.backend { return backend }
       if let failure = s.failure { throw failure }
-      guard let connect = s.connect else { return nil }
       do {
         let backend = try connect()
         s.backend = backend
@@ -75,16 +81,14 @@ public enum SharedState {
     }
   }
 
-  /// Drops the connected backend (its session closes once nothing uses it): the next use connects
-  /// afresh. `watch` does this before every pass, so a database that restarted, or a session it
-  /// dropped, is a pass's problem, never the service's for good.
-  public static func reconnect() {
+  /// Drops the session (it closes once nothing uses it) and a remembered connect failure.
+  public func close() {
     slot.withLock {
       $0.backend = nil
       $0.failure = nil
     }
   }
 
-  /// Whether a shared backend is configured (without connecting).
-  public static var isConfigured: Bool { slot.withLock { $0.connect != nil } }
+  /// Whether the state is in a shared backend (without connecting).
+  public var isShared: Bool { connect != nil }
 }

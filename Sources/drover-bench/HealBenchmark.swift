@@ -51,7 +51,7 @@ enum HealBenchmark {
     let observed = WorldObserver.observe([backend])
     let observeCalls = backend.calls.total
     let engine = HealEngine(
-      pools: specs, project: "bench", stateDirectory: work + "/.drover", backends: [uri: backend], consoleLog: { "/nonexistent/\($0).log" }, ssh: nil, keyring: backend.keyring)
+      pools: specs, project: "bench", stateDirectory: work + "/.drover", backends: [uri: backend], consoleLog: { "/nonexistent/\($0).log" }, ssh: nil, keyring: backend.keyring, state: .local)
     let pass = try engine.decide(observed: observed, now: Date().timeIntervalSince1970, remember: false)
     let healCalls = backend.calls.total - observeCalls
     let healthy = pass.nodes.filter { $0.condition == "healthy" }.count
@@ -63,7 +63,7 @@ enum HealBenchmark {
     }
     backend.calls.reset()
     _ = try HealEngine(
-      pools: agentSpecs, project: "bench", stateDirectory: work + "/.drover", backends: [uri: backend], consoleLog: { _ in nil }, ssh: nil, keyring: backend.keyring
+      pools: agentSpecs, project: "bench", stateDirectory: work + "/.drover", backends: [uri: backend], consoleLog: { _ in nil }, ssh: nil, keyring: backend.keyring, state: .local
     ).decide(observed: observed, now: Date().timeIntervalSince1970, remember: false)
     let agentCalls = backend.calls.total
     var contest = Contest()

@@ -33,12 +33,12 @@ enum StateBenchmark {
       }
       return times.sorted()[n / 2]
     }
-    let lockLocal = try median(200) { _ = try PoolLock.acquire(pool: "p", directory: local + "/locks", command: "bench", timeout: 0) }
+    let lockLocal = try median(200) { _ = try PoolLock.acquire(pool: "p", directory: local + "/locks", command: "bench", timeout: 0, state: .local) }
     let lockShared = try median(200) {
       guard let held = try shared.acquireLock(name: "p", holder: holder, timeout: 0) else { throw BenchError("the lock was held") }
       held.release()
     }
-    let journal = try RolloutJournal(directory: local + "/journal", pool: "p", local: true, keyring: Keyring(project: "bench", key: RecordKey.generate(project: "bench")))
+    let journal = try RolloutJournal(directory: local + "/journal", pool: "p", keyring: Keyring(project: "bench", key: RecordKey.generate(project: "bench")), state: .local)
     let appendLocal = try median(200) { _ = try journal.append("r", .stepStarted, node: "p-1", step: "create") }
     let appendShared = try median(200) {
       _ = try shared.appendJournal(pool: "p") { seq, time in JournalRecord(seq: seq, time: time, rollout: "r", event: .stepStarted, node: "p-1", step: "create") }

@@ -109,7 +109,7 @@ import Testing
     let pool = CLIHarness.unique("locked")
     try h.writePool(pool, replicas: 1)
     let lockDir = h.dir.appendingPathComponent(".drover/locks").path
-    var lock: PoolLock? = try PoolLock.acquire(pool: pool, directory: lockDir, command: "test holder", timeout: 0)
+    var lock: PoolLock? = try PoolLock.acquire(pool: pool, directory: lockDir, command: "test holder", timeout: 0, state: .local)
     let blocked = try h.run(["apply", "--auto-approve"])
     #expect(blocked.status == 1)
     #expect(blocked.stderr.contains("pool \(pool) is locked by pid \(getpid())"))
@@ -146,7 +146,7 @@ import Testing
     try holder.run()
     var held = false
     for _ in 0..<100 where !held {
-      held = PoolLock.isHeld(pool: pool, directory: lockDir.path)
+      held = PoolLock.isHeld(pool: pool, directory: lockDir.path, state: .local)
       if !held { Thread.sleep(forTimeInterval: 0.05) }
     }
     #expect(held, "the holder took the lock")
@@ -155,7 +155,7 @@ import Testing
     holder.waitUntilExit()
     // The kernel drops a dead process's lock when it exits: wait for that
     // event, not for a time.
-    for _ in 0..<100 where PoolLock.isHeld(pool: pool, directory: lockDir.path) { Thread.sleep(forTimeInterval: 0.02) }
+    for _ in 0..<100 where PoolLock.isHeld(pool: pool, directory: lockDir.path, state: .local) { Thread.sleep(forTimeInterval: 0.02) }
     #expect(try h.run(["apply", "--auto-approve"]).status == 0)
   }
 

@@ -53,7 +53,7 @@ import Testing
       try h.holder.storagePool(named: "drover-images")?.volumeNames().filter { $0.contains(".\(pool)-") && !$0.hasSuffix(".console") }.sorted() ?? []
     }
 
-    func journal() throws -> RolloutJournal { try RolloutJournal(directory: h.dir.appendingPathComponent(".drover/journal").path, pool: pool, keyring: h.keyring()) }
+    func journal() throws -> RolloutJournal { try RolloutJournal(directory: h.dir.appendingPathComponent(".drover/journal").path, pool: pool, keyring: h.keyring(), state: .local) }
 
     var hooks: String { (try? String(contentsOf: h.dir.appendingPathComponent("hooks.log"), encoding: .utf8)) ?? "" }
 
@@ -238,7 +238,7 @@ import Testing
     #expect(try r.overlays().count == 3)
     let heals = try r.journal().rollouts().filter { $0.kind == .heal }
     #expect(heals.count == 1 && heals.first?.done.count == 1, "one heal, one node: counted once")
-    #expect(HealEngine.remediations(stateDirectory: r.h.dir.appendingPathComponent(".drover").path, pool: r.pool, keyring: try r.h.keyring()) == 1)
+    #expect(HealEngine.remediations(stateDirectory: r.h.dir.appendingPathComponent(".drover").path, pool: r.pool, keyring: try r.h.keyring(), state: .local) == 1)
   }
 
   /// A replacement that never becomes healthy: the heal fails (exit 3), its node is reported

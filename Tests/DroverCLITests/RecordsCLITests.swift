@@ -230,7 +230,7 @@ import Testing
     try b.writePool(pool, replicas: 1)
     #expect(try a.run(["apply", "--auto-approve"]).status == 0)
     #expect(FileManager.default.fileExists(atPath: state + "/key"))
-    var held: PoolLock? = try PoolLock.acquire(pool: pool, directory: state + "/locks", command: "test", timeout: 0)
+    var held: PoolLock? = try PoolLock.acquire(pool: pool, directory: state + "/locks", command: "test", timeout: 0, state: .local)
     let second = try b.run(["apply", "--auto-approve"])
     #expect(second.status == 1 && second.stderr.contains("pool \(pool) is locked by"), "\(second.stderr)")
     #expect(held != nil)

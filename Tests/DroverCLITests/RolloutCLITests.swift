@@ -59,7 +59,7 @@ final class RolloutHarness {
     }.sorted { $0.0 < $1.0 }
   }
 
-  func journal() throws -> RolloutJournal { try RolloutJournal(directory: h.dir.appendingPathComponent(".drover/journal").path, pool: pool, keyring: h.keyring()) }
+  func journal() throws -> RolloutJournal { try RolloutJournal(directory: h.dir.appendingPathComponent(".drover/journal").path, pool: pool, keyring: h.keyring(), state: .local) }
 
   func cleanup() throws {
     try h.writePool(pool, replicas: 0, image: "demo@v1")

@@ -17,14 +17,14 @@ import Testing
   }
 
   @Test func aTornLastLineIsSetAsideAndTheNextRecordStandsAlone() throws {
-    try start(try RolloutJournal(directory: dir, pool: "web", keyring: Self.keyring))
+    try start(try RolloutJournal(directory: dir, pool: "web", keyring: Self.keyring, state: .local))
     let path = dir + "/web.jsonl"
     let handle = try #require(FileHandle(forWritingAtPath: path))
     try handle.seekToEnd()
     try handle.write(contentsOf: Data("{\"seq\":3,\"time\":1,\"rollout\":\"r1\",\"ev".utf8))  // killed mid-write
     try handle.close()
 
-    let reopened = try RolloutJournal(directory: dir, pool: "web", keyring: Self.keyring)
+    let reopened = try RolloutJournal(directory: dir, pool: "web", keyring: Self.keyring, state: .local)
     #expect(reopened.damage?.contains("1 damaged line") == true)
     let aside = try #require(reopened.damagedPath)
     #expect(try String(contentsOfFile: aside, encoding: .utf8).contains("\"rollout\":\"r1\",\"ev"))
@@ -32,7 +32,7 @@ import Testing
     try reopened.append("r1", .stepDone, node: "web-1", step: "cordon")
     #expect(reopened.records().map(\.seq) == [1, 2, 3], "the new record is readable: it was not glued to the torn line")
     #expect(try reopened.active()?.lastStep?.finished == true)
-    #expect(try RolloutJournal(directory: dir, pool: "web", keyring: Self.keyring).damage == nil, "reported once")
+    #expect(try RolloutJournal(directory: dir, pool: "web", keyring: Self.keyring, state: .local).damage == nil, "reported once")
   }
 
   /// #38: links planted in the state folder — for the journal or its lock — are never followed:
@@ -45,7 +45,7 @@ import Testing
     defer { try? FileManager.default.removeItem(atPath: outside) }
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     try FileManager.default.createSymbolicLink(atPath: dir + "/web.jsonl", withDestinationPath: outside)
-    let journal = try RolloutJournal(directory: dir, pool: "web", keyring: Self.keyring)
+    let journal = try RolloutJournal(directory: dir, pool: "web", keyring: Self.keyring, state: .local)
     #expect(throws: Diagnostic.self, "a link in the journal's place is no journal") { try journal.checkedRollouts() }
     #expect(throws: Diagnostic.self) { try journal.append("r1", .stepStarted, node: "web-1", step: "cordon") }
     try FileManager.default.removeItem(atPath: dir + "/web.jsonl")
@@ -56,35 +56,35 @@ import Testing
     // The state folder itself: writable by others, or a link, is refused.
     let parent = (dir as NSString).deletingLastPathComponent
     chmod(parent, 0o777)
-    #expect(throws: Diagnostic.self) { try RolloutJournal(directory: self.dir, pool: "web", keyring: Self.keyring) }
+    #expect(throws: Diagnostic.self) { try RolloutJournal(directory: self.dir, pool: "web", keyring: Self.keyring, state: .local) }
     chmod(parent, 0o700)
     let linked = parent + "-linked"
     try FileManager.default.createSymbolicLink(atPath: linked, withDestinationPath: parent)
     defer { try? FileManager.default.removeItem(atPath: linked) }
-    #expect(throws: Diagnostic.self) { try RolloutJournal(directory: linked + "/journal", pool: "web", keyring: Self.keyring) }
+    #expect(throws: Diagnostic.self) { try RolloutJournal(directory: linked + "/journal", pool: "web", keyring: Self.keyring, state: .local) }
   }
 
   @Test func garbageIsReportedNotReadAsNoRollout() throws {
-    try start(try RolloutJournal(directory: dir, pool: "web", keyring: Self.keyring))
+    try start(try RolloutJournal(directory: dir, pool: "web", keyring: Self.keyring, state: .local))
     let handle = try #require(FileHandle(forWritingAtPath: dir + "/web.jsonl"))
     try handle.seekToEnd()
     var bytes = [UInt8](repeating: 0, count: 2 << 20)
     for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) }
     try handle.write(contentsOf: Data(bytes))
     try handle.close()
-    let reopened = try RolloutJournal(directory: dir, pool: "web", keyring: Self.keyring)
+    let reopened = try RolloutJournal(directory: dir, pool: "web", keyring: Self.keyring, state: .local)
     #expect(reopened.damage != nil)
     #expect(try reopened.active()?.id == "r1", "the good records before the garbage still say a rollout is in progress")
   }
 
   @Test func concurrentAppendsReachTheFileInSequenceOrder() throws {
-    let journal = try RolloutJournal(directory: dir, pool: "web", keyring: Self.keyring)
+    let journal = try RolloutJournal(directory: dir, pool: "web", keyring: Self.keyring, state: .local)
     try start(journal)
     BlockingFanOut.forEach(8, width: 8) { i in
       for _ in 0..<25 { _ = try? journal.append("r1", .stepStarted, node: "web-\(i)", step: "drain") }
     }
     // A second process's view: another journal object on the same file, appending too.
-    let other = try RolloutJournal(directory: dir, pool: "web", keyring: Self.keyring)
+    let other = try RolloutJournal(directory: dir, pool: "web", keyring: Self.keyring, state: .local)
     try other.append("r1", .stepDone, node: "web-1", step: "drain")
     let seqs = journal.records().map(\.seq)
     #expect(seqs == Array(1...seqs.count), "strictly in order, no gap, no duplicate")

@@ -66,7 +66,7 @@ import Testing
     func context(_ pools: [PoolSpec], answer: Approval, clock: any EngineClock = SystemClock()) -> RunContext {
       let log = self.log
       return RunContext(
-        project: name, stateDirectory: state, pools: pools, backends: [world.uri: backend], declaredHosts: [world.uri], keyring: keyring,
+        project: name, stateDirectory: state, pools: pools, backends: [world.uri: backend], declaredHosts: [world.uri], keyring: keyring, state: .local,
         isRememberable: { _ in true }, clock: clock, approver: Approver(answer, log: log), lockCommand: "drover apply (test)",
         say: { notice in
           switch notice {
@@ -83,7 +83,7 @@ import Testing
       let backend = self.backend
       return ApplyEngine(
         pools: context.pools, backends: context.backends, project: context.project, journalDirectory: context.stateDirectory + "/journal",
-        keyring: context.keyring, hooks: ApplyEngine.Hooks(prepare: { node, lane in try images.prepare(node, host: lane as? any ImageHost ?? backend) }))
+        keyring: context.keyring, state: context.state, hooks: ApplyEngine.Hooks(prepare: { node, lane in try images.prepare(node, host: lane as? any ImageHost ?? backend) }))
     }
 
     func run(_ request: ApplyRequest, pools: [PoolSpec], answer: Approval) throws(ApplyRefusal) -> ApplyJobResult {
@@ -174,12 +174,12 @@ import Testing
     // The pool's lock is held while the job runs and released after it.
     let held = Mutex(false)
     let ran = try ApplyJob.run(ApplyRequest(), in: context) { context in
-      held.withLock { $0 = PoolLock.isHeld(pool: "web", directory: context.stateDirectory + "/locks") }
+      held.withLock { $0 = PoolLock.isHeld(pool: "web", directory: context.stateDirectory + "/locks", state: context.state) }
       return p.engine(context)
     }
     guard case .ran(_, let outcome) = ran else { Issue.record("\(ran)"); return }
     #expect(outcome.added == 1 && held.withLock { $0 })
-    #expect(!PoolLock.isHeld(pool: "web", directory: p.state + "/locks"))
+    #expect(!PoolLock.isHeld(pool: "web", directory: p.state + "/locks", state: .local))
     _ = try p.run(ApplyRequest(), pools: [p.pool(replicas: 0)], answer: .approved)
   }
 

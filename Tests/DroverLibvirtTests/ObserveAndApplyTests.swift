@@ -21,7 +21,7 @@ import Testing
     let images = NodeImages(catalogue: ImageCatalogue(directory: scratch + "/images"), poolName: "drover-images", consoleDirectory: scratch)
     let backend = world.backend
     let engine = ApplyEngine(
-      pools: pools, backends: [world.uri: world.backend], project: project, journalDirectory: scratch + "/journal", keyring: world.backend.keyring,
+      pools: pools, backends: [world.uri: world.backend], project: project, journalDirectory: scratch + "/journal", keyring: world.backend.keyring, state: .local,
       hooks: ApplyEngine.Hooks(prepare: { node, lane in try images.prepare(node, host: lane as? any ImageHost ?? backend) }))
     return (plan, diagnostics, engine.run(plan))
   }
@@ -253,7 +253,7 @@ import Testing
     let lanesUsed = Mutex(Set<ObjectIdentifier>())
     let backend = world.backend
     let engine = ApplyEngine(
-      pools: [pool], backends: [world.uri: backend], project: project, journalDirectory: scratch + "/journal", keyring: backend.keyring,
+      pools: [pool], backends: [world.uri: backend], project: project, journalDirectory: scratch + "/journal", keyring: backend.keyring, state: .local,
       hooks: ApplyEngine.Hooks(prepare: { node, lane in
         lanesUsed.withLock { _ = $0.insert(ObjectIdentifier(lane)) }
         return try images.prepare(node, host: lane as? any ImageHost ?? backend)
@@ -262,7 +262,7 @@ import Testing
     let outcome = engine.run(plan)
     defer {
       let cleanup = makePlan(pools: [world.pool(name, replicas: 0)], observed: WorldObserver.observe([backend]), options: PlanOptions(project: project)).0
-      _ = ApplyEngine(pools: [pool], backends: [world.uri: backend], project: project, journalDirectory: scratch + "/journal", keyring: backend.keyring, hooks: ApplyEngine.Hooks()).run(cleanup)
+      _ = ApplyEngine(pools: [pool], backends: [world.uri: backend], project: project, journalDirectory: scratch + "/journal", keyring: backend.keyring, state: .local, hooks: ApplyEngine.Hooks()).run(cleanup)
     }
     #expect(outcome.exitStatus == 0 && outcome.added == pool.replicas)
     #expect(world.backend.calls["lane-open"] == 8, "one lane per worker")
