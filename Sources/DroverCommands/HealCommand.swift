@@ -121,12 +121,8 @@ struct HealSession {
   mutating func pass() -> Int32 {
     // Failed until it has read its state and every host (an early error return is a failure).
     lastPassFailed = true
-    unreadState = false
     return run()
   }
-
-  /// Whether this pass could not ask for a pool's lock (its state database down).
-  var unreadState = false
 
   private mutating func run() -> Int32 {
     let context: ProjectContext
@@ -135,17 +131,36 @@ struct HealSession {
       report(error)
       return 1
     }
-    let healed = context.specs.poolSpecs.filter { $0.remediation != nil }.map(\.name).sorted()
-    // Only records sealed with the project key are nodes a heal may judge and replace: without
-    // the key every node would look like no node at all, and "all healthy" would be a lie.
-    if !healed.isEmpty && context.keyring.key == nil {
-      report(
-        Diagnostic.error(
-          "records.no-key", "this machine has no key for project \(project.projectName): heal cannot verify which domains are its nodes",
-          subject: "project \(project.projectName)", hint: "import the key (drover key import, or DROVER_PROJECT_KEY)"))
+    let consoleDir = images.consoleDir
+    let ssh: NodeSSHAccess?
+    do { ssh = try ApplyWiring.nodeSSH(project, keyring: context.keyring, pools: context.specs.poolSpecs) } catch {
+      report(error)
       return 1
     }
-    guard !healed.isEmpty else {
+    // A host entry of drover.yaml may set its own outage threshold; a plain URI has the default.
+    let thresholds = Dictionary((CurrentProject.settings?.hosts ?? []).compactMap { e in e.outageThreshold.map { (e.uri, $0) } }) { a, _ in a }
+    let request = HealRequest(
+      dryRun: options.dryRun, lockTimeout: DurationArgument.seconds(options.lockTimeout) ?? 0, outageThresholds: thresholds,
+      consoleLog: { "\(consoleDir)/\($0).log" }, ssh: ssh)
+    let wiring = ApplyWiring(project: project, images: images, json: options.json, interrupt: interrupt)
+    var runContext = wiring.runContext(context, approver: AutoApprove())
+    runContext.clock = clock
+    let json = options.json, dryRun = options.dryRun, color = project.color
+    let outcome: HealJobOutcome
+    do {
+      outcome = try HealJob.run(
+        request, in: runContext, engine: { run throws(Diagnostic) in try wiring.engine(run, loaded: context) },
+        decided: { HealView.render($0, json: json, dryRun: dryRun, color: color) },
+        repaired: { HealView.render($0, json: json) },
+        replaced: { applied in
+          _ = wiring.render(applied, kind: .heal)
+          if !applied.diagnostics.isEmpty { report(CommandFailure(applied.diagnostics)) }
+        })
+    } catch {
+      report(error)
+      return 1
+    }
+    guard let pass = outcome.pass else {
       lastPassFailed = false
       if options.json {
         Output.jsonLine(["event": "summary", "kind": "heal", "format_version": HealPass.formatVersion, "exit_status": 0, "pools": [String]()])
@@ -154,91 +169,20 @@ struct HealSession {
       }
       return 0
     }
-    // A pool another process holds (an apply, a rollout) is skipped this pass, never waited on
-    // past --lock-timeout.
-    var locks: [PoolLock] = []
-    var skipped: [String: String] = [:]
-    for pool in healed {
-      do {
-        locks.append(
-          try PoolLock.acquire(
-            pool: pool, directory: project.stateDirectory + "/locks", command: CommandLine.arguments.joined(separator: " "),
-            timeout: DurationArgument.seconds(options.lockTimeout) ?? 0, state: context.state))
-      } catch {
-        let diagnostic = Diagnostic.first(of: error, code: "apply.lock")
-        skipped[pool] = diagnostic.message
-        // Held by another process is a pass's normal business; a lock that could not be asked
-        // for (the state database down) is a pass that could not read its state.
-        if diagnostic.code != "apply.lock-held" { unreadState = true }
-      }
-    }
-    defer { locks.removeAll() }
-    let asRead = context.observeAsRead()
-    let unreadHost = !asRead.unreachable.isEmpty
-    let observed = ProjectHosts.withoutAliases(asRead, declared: context.declaredHosts)
-    let consoleDir = images.consoleDir
-    let ssh: NodeSSHAccess?
-    do { ssh = try ApplyWiring.nodeSSH(project, keyring: context.keyring, pools: context.specs.poolSpecs) } catch {
-      report(error)
-      return 1
-    }
-    let engine = HealEngine(
-      pools: context.specs.poolSpecs.filter { skipped[$0.name] == nil }, project: project.projectName, stateDirectory: project.stateDirectory,
-      backends: context.backends.mapValues { $0 }, consoleLog: { "\(consoleDir)/\($0).log" }, ssh: ssh, keyring: context.keyring, state: context.state)
-    var pass: HealPass
-    // A host entry of drover.yaml may set its own outage threshold; a plain URI has the default.
-    let thresholds = Dictionary((CurrentProject.settings?.hosts ?? []).compactMap { e in e.outageThreshold.map { (e.uri, $0) } }) { a, _ in a }
-    do { pass = try engine.decide(observed: observed, now: clock.now().timeIntervalSince1970, remember: !options.dryRun, outageThresholds: thresholds) } catch {
-      report(error)
-      return 1
-    }
-    for (pool, why) in skipped.sorted(by: { $0.key < $1.key }) {
-      pass.decisions.append(PoolHealDecision(pool: pool, verdict: .skipped(reason: why), replace: [], left: [], unknown: [], why: "skipped: \(why)"))
-    }
-    HealView.render(pass, json: options.json, dryRun: options.dryRun, color: project.color)
-    // A dry run did nothing: any unhealthy node is still there.
-    var status = options.dryRun ? (pass.nodes.contains { $0.condition == "unhealthy" } ? 2 : 0) : pass.exitStatusIfDone
-    var failed: Set<String> = []
-    if !options.dryRun && !pass.repairs.isEmpty {
-      // The repairs on the nodes' own disks, as decided (their attempts are in the ledger already).
-      let outcomes = HealRepairRunner.run(pass.repairs, backends: context.backends.mapValues { $0 })
-      HealView.render(outcomes, json: options.json)
-      for outcome in outcomes where outcome.failure != nil { failed.insert(outcome.repair.key) }
-      if outcomes.contains(where: { $0.failure != nil }) { status = 3 }
-    }
-    if !options.dryRun && !pass.plan.rollouts.isEmpty {
-      // The replacements heal decided, run as decided (the pass holds the pools' locks).
-      let wiring = ApplyWiring(project: project, images: images, json: options.json, interrupt: interrupt)
-      let applied: Int32
-      do {
-        let outcome = ApplyJob.execute(pass.plan, engine: try wiring.engine(wiring.runContext(context, approver: AutoApprove()), loaded: context))
-        applied = wiring.render(outcome, kind: .heal)
-        if !outcome.diagnostics.isEmpty { report(CommandFailure(outcome.diagnostics)) }
-      } catch {
-        report(error)
-        applied = 1
-      }
-      if applied != 0 {
-        status = applied == 130 ? 130 : 3
-        // Which heals did not finish: their nodes stay unhealthy in the metrics.
-        for preview in pass.plan.rollouts {
-          let state = HealEngine.heals(stateDirectory: project.stateDirectory, pool: preview.pool, keyring: context.keyring, state: context.state).last
-          for key in preview.nodes.map(\.key) where state?.done.contains(key) != true { failed.insert(key) }
-        }
-      }
-    }
+    for error in outcome.errors { report(error) }
+    var status = outcome.status
     if let textfile = options.textfile {
       do {
         try HealMetrics.write(
-          pass, failed: failed, dryRun: options.dryRun, stateDirectory: project.stateDirectory, keyring: context.keyring, state: context.state,
-          failedPasses: failedPasses + ((unreadState || !asRead.unreachable.isEmpty) ? 1 : 0), to: textfile)
+          pass, failed: outcome.failed, dryRun: options.dryRun, stateDirectory: project.stateDirectory, keyring: context.keyring, state: context.state,
+          failedPasses: failedPasses + (outcome.passFailed ? 1 : 0), to: textfile)
       } catch {
         report(error)
         if status == 0 { status = 1 }
       }
     }
     if options.json { Output.jsonLine(["event": "summary", "kind": "heal", "format_version": HealPass.formatVersion, "exit_status": Int(status)]) }
-    lastPassFailed = unreadState || unreadHost
+    lastPassFailed = outcome.passFailed
     return status
   }
 

@@ -183,6 +183,50 @@ import Testing
     _ = try p.run(ApplyRequest(), pools: [p.pool(replicas: 0)], answer: .approved)
   }
 
+  /// A clock the test moves.
+  final class SteppedClock: EngineClock, @unchecked Sendable {
+    private let at: Mutex<Date>
+    init(_ start: Date) { at = Mutex(start) }
+    func now() -> Date { at.withLock { $0 } }
+    func step(_ seconds: Double) { at.withLock { $0 = $0.addingTimeInterval(seconds) } }
+  }
+
+  /// The heal pass is a job of its own over the same context: its time is the context's clock,
+  /// so a test steps past `repair_after` without waiting, and the gentlest rung (start) brings
+  /// a node back on its own domain and disk.
+  @Test func aHealPassJudgesByTheContextsClockAndStartsAStoppedNodeOnItsOwnDisk() throws {
+    let p = try Project(keyed: true)
+    var pool = p.pool(replicas: 2)
+    var remediation = RemediationSpec(unhealthyAfter: .minutes(30), maxUnhealthy: .count(1))
+    remediation.repairAfter = .minutes(10)
+    pool.remediation = remediation
+    _ = try p.run(ApplyRequest(), pools: [pool], answer: .approved)
+    let stopped = try #require(try p.backend.connection.domain(named: "web-1"))
+    let uuid = stopped.uuid
+    try stopped.destroy()
+    let clock = SteppedClock(Date())
+    let context = p.context([pool], answer: .declined, clock: clock)
+    let decisions = Mutex<[String]>([])
+    func pass() throws -> HealJobOutcome {
+      try HealJob.run(
+        HealRequest(), in: context, engine: { p.engine($0) },
+        decided: { pass in decisions.withLock { $0.append(pass.decisions.map(\.why).joined(separator: "; ")) } }, repaired: { _ in }, replaced: { _ in })
+    }
+    // Now: unhealthy, within repair_after: nothing done.
+    let first = try pass()
+    #expect(first.repairs.isEmpty && first.replaced == nil && first.status == 2, "\(decisions.withLock { $0 })")
+    #expect((try? stopped.state()) == .shutoff)
+    // Eleven minutes on (no wait): the start rung, on the same domain.
+    clock.step(11 * 60)
+    let second = try pass()
+    #expect(second.repairs.map(\.repair.key) == ["web-1"] && second.repairs.allSatisfy { $0.failure == nil }, "\(decisions.withLock { $0 })")
+    #expect(second.replaced == nil, "nothing replaced")
+    let again = try #require(try p.backend.connection.domain(named: "web-1"))
+    #expect(again.uuid == uuid && (try? again.state()) == .running, "the same domain, running again")
+    #expect(p.overlays.count == 2, "its disk kept")
+    _ = try p.run(ApplyRequest(), pools: [p.pool(replicas: 0)], answer: .approved)
+  }
+
   @Test func eachJobNamesItsOutcome() {
     let names = Dictionary(uniqueKeysWithValues: ApplyJobKind.allCases.map { ($0, "\($0.verb) \($0.summaryEvent)") })
     #expect(
