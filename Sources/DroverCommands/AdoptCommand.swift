@@ -28,6 +28,8 @@ struct AdoptCommand: ParsableCommand {
   var host: String?
 
   func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
     let context = try ProjectContext.load(project, imagePool: images.imagePool)
     guard context.keyring.key != nil else {
       throw Diagnostic.error(

@@ -46,6 +46,8 @@ struct ApplyCommand: ParsableCommand {
   }
 
   func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
     // A saved plan brings its own targeting (validate refuses flags beside it).
     let saved: Plan?
     do { saved = try planFile.map(PlanFile.read) } catch { throw CommandFailure(Diagnostic.list(of: error, code: "plan.file")) }
@@ -62,8 +64,8 @@ struct ApplyCommand: ParsableCommand {
 /// executor's adapters (images, consoles, drains, progress lines) and the rendering of the
 /// outcome. The job itself — locks, plan, approval, key, execution — is `ApplyJob`'s.
 struct ApplyWiring {
-  var project: ProjectOptions
-  var images: ImageOptions
+  var project: LoadedProject
+  var images: ImagePaths
   var json: Bool
   /// `drover watch` installs one for all its passes.
   var interrupt: InterruptFlag? = nil
@@ -103,7 +105,7 @@ struct ApplyWiring {
     return RunContext(
       project: project.projectName, stateDirectory: project.stateDirectory, pools: loaded.specs.poolSpecs, backends: loaded.backends.mapValues { $0 },
       unreachable: loaded.unreachable, declaredHosts: loaded.declaredHosts, keyring: loaded.keyring, state: loaded.state, imageDigests: images.catalogue.digestsByReference,
-      hostLimits: ProjectContext.hostLimits, isRememberable: { RememberedURI.isAcceptable($0) }, approver: approver,
+      hostLimits: loaded.hostLimits, isRememberable: { [machine = project.machine] in RememberedURI.isAcceptable($0, machine: machine) }, approver: approver,
       lockCommand: CommandLine.arguments.joined(separator: " "),
       say: { notice in
         switch notice {
@@ -124,7 +126,7 @@ struct ApplyWiring {
   /// project's SSH key, and its files are written before any node is made (a node whose seed
   /// names a key Drover cannot use is unreachable). Also with no seeded pool left while pins
   /// remain: the nodes being deleted take theirs along. Nil: no key, or nothing needs it.
-  static func nodeSSH(_ project: ProjectOptions, keyring: Keyring, pools: [PoolSpec]) throws(Diagnostic) -> NodeSSHAccess? {
+  static func nodeSSH(_ project: LoadedProject, keyring: Keyring, pools: [PoolSpec]) throws(Diagnostic) -> NodeSSHAccess? {
     let pinsFile = NodeSSHAccess.knownHostsPath(stateDirectory: project.stateDirectory, project: project.projectName)
     guard let key = keyring.key, pools.contains(where: \.seeded) || FileManager.default.fileExists(atPath: pinsFile) else {
       return nil
@@ -141,7 +143,7 @@ struct ApplyWiring {
     let nodeImages = images.nodeImages()
     let consoleDir = images.consoleDir
     let poolFolders = Dictionary(loaded.specs.pools.map { ($0.spec.name, ($0.file as NSString).deletingLastPathComponent) }) { a, _ in a }
-    let hostPaths = HostPathPolicy(project: project.absoluteDir, allowed: CurrentMachine.settings.allowedRoots)
+    let hostPaths = HostPathPolicy(project: project.absoluteDir, allowed: project.machine.allowedRoots)
     let nodeSSH = try Self.nodeSSH(project, keyring: context.keyring, pools: context.pools)
     return ApplyEngine(
       pools: context.pools, backends: context.backends, project: context.project,

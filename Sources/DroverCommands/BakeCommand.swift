@@ -57,8 +57,10 @@ struct BakeCommand: ParsableCommand {
   }
 
   func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
     let (sources, readProblems) = SpecFiles.read([project.imagesPath])
-    let (specs, problems) = SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: project.absoluteDir, hosts: CurrentProject.settings?.hosts ?? [])
+    let (specs, problems) = SpecLoader.load(sources, machine: project.machine, projectFolder: project.absoluteDir, hosts: project.hosts)
     if (readProblems + problems).hasErrors { throw CommandFailure(readProblems + problems, sources: sources) }
     let wanted = specs.recipes.filter { references.isEmpty || references.contains($0.recipe.reference.description) }
     let unknown = references.filter { r in !specs.recipes.contains { $0.recipe.reference.description == r } }
@@ -77,8 +79,8 @@ struct BakeCommand: ParsableCommand {
     let start = Date()
     let baker = Baker(
       imageDirectory: images.imageDir, poolName: images.imagePool, host: backend, stateDirectory: project.stateDirectory,
-      machine: CurrentMachine.settings,
-      hostPaths: HostPathPolicy(project: project.absoluteDir, allowed: CurrentMachine.settings.allowedRoots),
+      machine: project.machine,
+      hostPaths: HostPathPolicy(project: project.absoluteDir, allowed: project.machine.allowedRoots),
       lockTimeout: DurationArgument.seconds(lockTimeout) ?? 600,
       shouldStop: { interrupt.isSet },
       onEvent: { event in

@@ -35,6 +35,8 @@ struct DriftCommand: ParsableCommand {
   var prometheus: String?
 
   func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
     let started = Date()
     PhaseTimings.start()
     defer { PhaseTimings.report() }

@@ -25,6 +25,8 @@ struct HealCommand: ParsableCommand {
   @OptionGroup var heal: HealOptions
 
   func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
     var session = HealSession(project: project, images: images, options: heal)
     let status = session.pass()
     if status != 0 { throw ExitCode(status) }
@@ -58,6 +60,8 @@ struct WatchCommand: ParsableCommand {
   }
 
   func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
     let seconds = DurationArgument.seconds(interval) ?? 30
     let flag = InterruptFlag.install()
     var session = HealSession(project: project, images: images, options: heal)
@@ -107,8 +111,8 @@ struct HealOptions: ParsableArguments {
 /// `remediation:`, observe, decide (`HealEngine`), render, run the decided replacements through
 /// the apply path, write metrics.
 struct HealSession {
-  var project: ProjectOptions
-  var images: ImageOptions
+  var project: LoadedProject
+  var images: ImagePaths
   var options: HealOptions
   var interrupt: InterruptFlag? = nil
   /// The time each pass judges silence and cooldowns by (a stepped clock in tests).
@@ -138,7 +142,7 @@ struct HealSession {
       return 1
     }
     // A host entry of drover.yaml may set its own outage threshold; a plain URI has the default.
-    let thresholds = Dictionary((CurrentProject.settings?.hosts ?? []).compactMap { e in e.outageThreshold.map { (e.uri, $0) } }) { a, _ in a }
+    let thresholds = Dictionary(project.hosts.compactMap { e in e.outageThreshold.map { (e.uri, $0) } }) { a, _ in a }
     let request = HealRequest(
       dryRun: options.dryRun, lockTimeout: DurationArgument.seconds(options.lockTimeout) ?? 0, outageThresholds: thresholds,
       consoleLog: { "\(consoleDir)/\($0).log" }, ssh: ssh)

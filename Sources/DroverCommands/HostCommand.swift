@@ -23,7 +23,7 @@ struct HostCommand: ParsableCommand {
 /// configuration) or a URI; it must be one this project reads.
 enum HostArgument {
   static func resolve(_ text: String, context: ProjectContext) throws -> String {
-    let directory = HostDirectory(entries: CurrentProject.settings?.hosts ?? [], machine: CurrentMachine.settings)
+    let directory = context.project.hostDirectory
     let uri = directory.uri(named: text) ?? text
     guard context.backends[uri] != nil || context.unreachable[uri] != nil else {
       let known = Set(context.backends.keys).union(context.unreachable.keys).sorted()
@@ -38,8 +38,8 @@ enum HostArgument {
   }
 
   /// The image folder of Drover's pool on `uri` (its entry's own, else this machine's).
-  static func imageDir(_ uri: String, images: ImageOptions) -> String {
-    HostDirectory(entries: CurrentProject.settings?.hosts ?? [], machine: CurrentMachine.settings).entry(for: uri)?.imageDir ?? images.imageDir
+  static func imageDir(_ uri: String, images: ImagePaths) -> String {
+    images.project.hostDirectory.entry(for: uri)?.imageDir ?? images.imageDir
   }
 
   static func fail(_ error: Error) -> CommandFailure {
@@ -56,10 +56,12 @@ struct HostListCommand: ParsableCommand {
   @Flag(help: "Print JSON.") var json = false
 
   func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
     let context = try ProjectContext.load(project, readOnly: true, imagePool: images.imagePool)
     let world = context.observe()
-    let ledger = CapacityLedger(observed: world, limits: ProjectContext.hostLimits, project: project.projectName)
-    let names = Dictionary((CurrentProject.settings?.hosts ?? []).map { ($0.uri, $0.name) }, uniquingKeysWith: { a, _ in a })
+    let ledger = CapacityLedger(observed: world, limits: context.hostLimits, project: project.projectName)
+    let names = Dictionary(project.hosts.map { ($0.uri, $0.name) }, uniquingKeysWith: { a, _ in a })
     let rows = HostView.rows(world: world, ledger: ledger, names: names, project: project.projectName)
     if json {
       Output.jsonLine(["format_version": "1.0", "hosts": rows])
@@ -78,6 +80,8 @@ struct HostCordonCommand: ParsableCommand {
   @Argument(help: "The host: its entry name in drover.yaml or its URI.") var host: String
 
   func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
     let context = try ProjectContext.load(project, imagePool: images.imagePool)
     do {
       let uri = try HostArgument.resolve(host, context: context)
@@ -94,6 +98,8 @@ struct HostUncordonCommand: ParsableCommand {
   @Argument(help: "The host: its entry name in drover.yaml or its URI.") var host: String
 
   func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
     let context = try ProjectContext.load(project, imagePool: images.imagePool)
     do {
       let uri = try HostArgument.resolve(host, context: context)
@@ -118,6 +124,8 @@ struct HostDrainCommand: ParsableCommand {
   }
 
   func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
     let context = try ProjectContext.load(project, imagePool: images.imagePool)
     let uri: String
     let pools: [String]

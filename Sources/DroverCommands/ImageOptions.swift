@@ -13,24 +13,5 @@ struct ImageOptions: ParsableArguments {
 
   @Option(name: .customLong("console-dir"), help: "Folder for the nodes' serial console logs (read by console health checks); default $DROVER_CONSOLE_DIR, drover.yaml's console_dir, /var/lib/drover/console.")
   var consoleDirFlag: String?
-
-  private var environment: [String: String] { ProcessInfo.processInfo.environment }
-  /// The flag, then the environment, then drover.yaml, then the default.
-  var imageDir: String {
-    imageDirFlag ?? environment["DROVER_IMAGE_DIR"] ?? CurrentProject.path(CurrentProject.settings?.imageDir) ?? "/var/lib/drover/images"
-  }
-  var imagePool: String { imagePoolFlag ?? environment["DROVER_IMAGE_POOL"] ?? CurrentProject.settings?.imagePool ?? "drover-images" }
-  var consoleDir: String {
-    consoleDirFlag ?? environment["DROVER_CONSOLE_DIR"] ?? CurrentProject.path(CurrentProject.settings?.consoleDir) ?? "/var/lib/drover/console"
-  }
-
-  var catalogue: ImageCatalogue { ImageCatalogue(directory: imageDir) }
-
-  func nodeImages() -> NodeImages {
-    NodeImages(
-      catalogue: catalogue, poolName: imagePool, consoleDirectory: consoleDir, machine: CurrentMachine.settings,
-      hostPaths: HostPathPolicy(project: CurrentProject.absoluteDir, allowed: CurrentMachine.settings.allowedRoots),
-      hostDirectories: Dictionary(
-        (CurrentProject.settings?.hosts ?? []).compactMap { entry in entry.imageDir.map { (entry.uri, $0) } }, uniquingKeysWith: { a, _ in a }))
-  }
+  // Resolved against the loaded project: `resolved(_:)` (LoadedProject.swift).
 }

@@ -42,6 +42,8 @@ struct ImagesListCommand: ParsableCommand {
   var json = false
 
   func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
     let catalogue = images.catalogue
     let context = try? ProjectContext.load(project, readOnly: true)
     let used = context.flatMap { ImageUsage.nodesByKey($0, project: project.projectName) } ?? [:]
@@ -97,6 +99,8 @@ struct ImagesGCCommand: ParsableCommand {
   var hostNames: [String] = []
 
   func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
     let catalogue = images.catalogue
     let entries = hostNames.isEmpty ? [] : try ImageHostEntries.select(hostNames, project: project)
     let context = try ProjectContext.load(project, readOnly: true)
@@ -132,6 +136,7 @@ struct ImagesGCCommand: ParsableCommand {
 
   /// `--host`: the same rule in each named host's own pool, through libvirt.
   func collect(on entries: [HostEntry], context: ProjectContext, inUse: Set<String>) throws {
+    let project = context.project, images = self.images.resolved(context.project)
     let connected = ImageHostEntries.connect(entries, project: project, images: images)  // writable (the context reads only)
     var problems: [Diagnostic] = connected.problems
     for entry in entries {
@@ -174,6 +179,8 @@ struct ImagesPushCommand: ParsableCommand {
   var hostNames: [String] = []
 
   func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
     try project.requireName()
     let entries = try ImageHostEntries.select(hostNames, project: project)
     let catalogue = images.catalogue

@@ -35,6 +35,8 @@ struct ImagesFetchCommand: ParsableCommand {
   }
 
   func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
     try project.requireName()
     let entry = try ImageHostEntries.select([hostName], project: project)[0]
     var wanted: [ImageRef] = []
@@ -49,7 +51,7 @@ struct ImagesFetchCommand: ParsableCommand {
     guard let host = connected.backends[entry.uri] else {
       throw CommandFailure(connected.problems)
     }
-    let fetcher = ImageFetcher(imageDirectory: images.imageDir, poolName: images.imagePool, machine: CurrentMachine.settings, lockTimeout: DurationArgument.seconds(lockTimeout) ?? 600)
+    let fetcher = ImageFetcher(imageDirectory: images.imageDir, poolName: images.imagePool, machine: project.machine, lockTimeout: DurationArgument.seconds(lockTimeout) ?? 600)
     var problems: [Diagnostic] = []
     do {
       let read = try HostImageRecord.readAll(on: host, pool: images.imagePool)

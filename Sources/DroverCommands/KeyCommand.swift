@@ -24,6 +24,7 @@ struct KeyExportCommand: ParsableCommand {
   @OptionGroup var project: ProjectOptions
 
   func run() throws {
+    let project = try LoadedProject(self.project)
     try project.requireName()
     let key: RecordKey?
     key = try ProjectKeyStore.load(project: project.projectName, stateDirectory: project.stateDirectory)
@@ -43,6 +44,7 @@ struct KeyImportCommand: ParsableCommand {
   @OptionGroup var project: ProjectOptions
 
   func run() throws {
+    let project = try LoadedProject(self.project)
     try project.requireName()
     var text = ""
     while let line = readLine(strippingNewline: false), text.utf8.count <= 4096 { text += line }

@@ -54,18 +54,13 @@ enum MachineConfigLoader {
   }
 }
 
-/// The machine configuration this process read, once.
-enum CurrentMachine {
-  private static let held = Mutex<MachineSettings?>(nil)
-
-  static func set(_ settings: MachineSettings) { held.withLock { $0 = settings } }
-  static var settings: MachineSettings { held.withLock { $0 } ?? MachineSettings() }
-
-  /// Reads it (once per process): its errors are thrown, its warnings said here.
-  static func load(format: DiagnosticFormat, noColor: Bool) throws(CommandFailure) {
+/// This machine's configuration, read by the command that needs it (never held by the process).
+enum MachineConfig {
+  /// Reads it: its errors are thrown, its warnings said here.
+  static func load(format: DiagnosticFormat, noColor: Bool) throws(CommandFailure) -> MachineSettings {
     let (settings, problems, sources) = MachineConfigLoader.read()
     if problems.hasErrors { throw CommandFailure(problems, sources: sources) }
     if !problems.isEmpty { Report.diagnostics(problems, sources: sources, format: format, noColor: noColor) }
-    set(settings)
+    return settings
   }
 }

@@ -57,6 +57,8 @@ struct PlanCommand: ParsableCommand {
   var out: String?
 
   func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
     PhaseTimings.start()
     defer { PhaseTimings.report() }
     let context = try ProjectContext.load(project, imagePool: images.imagePool, keepAliveByDefault: false)

@@ -43,89 +43,7 @@ struct ProjectOptions: ParsableArguments {
     if let override, !ProjectName.isValid(override) {
       throw ValidationError("--project (or $DROVER_PROJECT) must be 1–64 letters, digits, '_' or '-', not '\(override)'")
     }
-    // drover.yaml is read once, here, so every option group (images, state) sees the same file;
-    // its problems are located diagnostics like any spec's.
-    try CurrentMachine.load(format: .human, noColor: noColor)
-    var (settings, problems, sources) = ProjectFileLoader.read(dir: dir)
-    if let settings {
-      // drover.yaml comes with the project: its folders stay in the project, in Drover's own
-      // folders under /var/lib/drover (images, consoles, this project's state), or under a root
-      // this machine allows — checked on the real path, so a committed link is seen through.
-      let defaults = ["/var/lib/drover/images", "/var/lib/drover/console", ProjectSettings.defaultStateDirectory(project: projectFlag ?? settings.project)]
-      let policy = HostPathPolicy(project: absoluteDir, allowed: CurrentMachine.settings.allowedRoots + defaults)
-      // A host entry's image folder is on that host: the same roots, read as text.
-      for entry in settings.hosts {
-        if let folder = entry.imageDir, let why = HostPathPolicy(project: nil, allowed: CurrentMachine.settings.allowedRoots + ["/var/lib/drover"]).problem(folder) {
-          problems.append(
-            .error(
-              "project.path", "host \(entry.name): image_dir '\(Terminal.escaped(folder))' in \(ProjectFile.name) \(why)", subject: dir + "/" + ProjectFile.name,
-              hint: "use a folder under /var/lib/drover on that host, or \(CurrentMachine.settings.allowHint)"))
-        }
-      }
-      for (field, path) in settings.folders {
-        let located = path.hasPrefix("/") ? path : absoluteDir + "/" + path
-        if let why = policy.resolvedFolderProblem(located, realPath: SafeFiles.realPath) {
-          problems.append(
-            .error(
-              "project.path", "\(field) '\(Terminal.escaped(path))' in \(ProjectFile.name) \(why)", subject: dir + "/" + ProjectFile.name,
-              hint: "use a folder inside the project or under /var/lib/drover, or \(CurrentMachine.settings.allowHint)"))
-        }
-      }
-    }
-    if problems.hasErrors { throw CommandFailure(problems, sources: sources) }
-    CurrentProject.set(settings, dir: dir)
-    // A shared state database's transport and password are checked once, here: its warnings
-    // said once per command, a refused password file an error like any other.
-    if case .postgres(let url) = settings?.state {
-      let warnings = StateCredentials.trust(url: url, machine: CurrentMachine.settings).1
-      if !warnings.isEmpty { Report.diagnostics(warnings, sources: [], format: .human, noColor: noColor) }
-      _ = try StateCredentials.password(url: url, machine: CurrentMachine.settings, environment: ProcessInfo.processInfo.environment)
-    }
   }
-
-  /// The project's state for one run (#34: a value passed down, never a process global): the
-  /// state folder, or the database drover.yaml names, connected on first use (a lock, a
-  /// journal), never by commands that need neither; the password only from Drover's own
-  /// variable or file (#40: never PGPASSWORD, which a machine may hold for another database).
-  func stateStore() throws -> StateStore {
-    guard case .postgres(let url) = settings?.state else { return .local }
-    let project = projectName, timeout = connectTimeout, calls = callTimeout
-    let trust = StateCredentials.trust(url: url, machine: CurrentMachine.settings).0
-    let password = try StateCredentials.password(url: url, machine: CurrentMachine.settings, environment: ProcessInfo.processInfo.environment)
-    return StateStore { try PostgresState.connect(url: url, project: project, password: password, trust: trust, timeout: timeout, callTimeout: calls) }
-  }
-
-  /// The project folder as an absolute path (what specs may name host files in).
-  var absoluteDir: String { CurrentProject.absolute(dir) }
-
-
-  var poolsPath: String { dir + "/pools" }
-  var imagesPath: String { dir + "/images" }
-  /// What drover.yaml says (nil when the project has none).
-  var settings: ProjectSettings? { CurrentProject.settings }
-  /// The project name: --project, $DROVER_PROJECT, then drover.yaml; "" when none names it
-  /// (then every command that reads or changes hosts refuses: `requireName`).
-  var projectName: String { projectFlag ?? ProcessInfo.processInfo.environment["DROVER_PROJECT"] ?? settings?.project ?? "" }
-  /// The project's key, locks, rollout journal and remembered hosts (never the source of truth:
-  /// libvirt is). Machine-wide by default, so two checkouts of one project share them; a
-  /// relative `state.dir` is inside the project folder. A project with no name (only `bake`
-  /// runs then) keeps its caches in `.drover/` of the folder.
-  var stateDirectory: String {
-    if case .local(let configured?) = settings?.state { return configured.hasPrefix("/") ? configured : dir + "/" + configured }
-    return projectName.isEmpty ? dir + "/.drover" : ProjectSettings.defaultStateDirectory(project: projectName)
-  }
-
-  /// Refuses to go on without a project name, with the fix.
-  func requireName() throws(Diagnostic) {
-    guard projectName.isEmpty else { return }
-    let missing = !FileManager.default.fileExists(atPath: dir + "/" + ProjectFile.name)
-    throw .error(
-      "project.unnamed", missing ? "\(dir)/\(ProjectFile.name) does not exist, so no project is named" : "no project is named",
-      subject: dir, hint: "create \(ProjectFile.name) with a line 'project: NAME' (it decides which nodes are this project's)")
-  }
-  var color: Bool { Output.useColor(disabled: noColor) }
-  /// The keepalive every connection of a command that changes nodes gets, local ones too (nil: off).
-  var keepAlive: HostKeepAlive? { keepAlive(byDefault: true) }
 
   /// The keepalive asked for, or by default: on where a command changes nodes (its waits can be
   /// long: transfers, boots), off for read-only commands, whose every read is bounded by
@@ -141,6 +59,8 @@ struct ProjectOptions: ParsableArguments {
 
 /// Specs loaded and hosts connected: what plan, apply, status and drift start from.
 struct ProjectContext {
+  /// The project these were loaded for (its options, drover.yaml, the machine's configuration).
+  var project: LoadedProject
   var specs: SpecSet
   var sources: [SpecSource]
   var backends: [String: LibvirtHostBackend]
@@ -159,7 +79,7 @@ struct ProjectContext {
   /// - Parameter keepAliveByDefault: whether the connections get keepalive unless the options
   ///   say otherwise (false for the read-only commands: plan, drift, status).
   static func load(
-    _ options: ProjectOptions, readOnly: Bool = false, imagePool: String? = nil, keepAliveByDefault: Bool = true
+    _ options: LoadedProject, readOnly: Bool = false, imagePool: String? = nil, keepAliveByDefault: Bool = true
   ) throws
     -> ProjectContext
   {
@@ -176,13 +96,14 @@ struct ProjectContext {
     let (sources, readProblems) = SpecFiles.read([options.poolsPath, options.imagesPath].filter {
       FileManager.default.fileExists(atPath: $0)
     })
-    let (specs, problems) = SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: options.absoluteDir, hosts: CurrentProject.settings?.hosts ?? [])
+    let (specs, problems) = SpecLoader.load(sources, machine: options.machine, projectFolder: options.absoluteDir, hosts: options.hosts)
     let diagnostics = readProblems + problems
     if diagnostics.hasErrors { throw CommandFailure(diagnostics, sources: sources) }
     PhaseTimings.mark("specs")
     let declared = Set(specs.pools.flatMap(\.spec.hosts))
     let remembered: Set<String>
-    switch KnownHostsFile.read(stateDirectory: options.stateDirectory, project: options.projectName, isAcceptable: RememberedURI.isAcceptable) {
+    let machine = options.machine
+    switch KnownHostsFile.read(stateDirectory: options.stateDirectory, project: options.projectName, isAcceptable: { RememberedURI.isAcceptable($0, machine: machine) }) {
     case .success(let hosts): remembered = hosts
     case .failure(let problem): throw CommandFailure([problem])
     }
@@ -190,23 +111,12 @@ struct ProjectContext {
     let keyring = Keyring(project: options.projectName, key: key)
     let uris = ProjectHosts.toRead(declared: declared, remembered: remembered)
     let connected = Connector.connect(
-      uris, keyring: keyring, readOnly: readOnly, timeout: options.connectTimeout, imagePool: imagePool, callTimeout: options.callTimeout,
-      keepAlive: options.keepAlive(byDefault: keepAliveByDefault))
+      uris, directory: options.hostDirectory, keyring: keyring, readOnly: readOnly, timeout: options.connectTimeout, imagePool: imagePool,
+      callTimeout: options.callTimeout, keepAlive: options.keepAlive(byDefault: keepAliveByDefault))
     PhaseTimings.mark("connect")
     return ProjectContext(
-      specs: specs, sources: sources, backends: connected.backends, unreachable: connected.unreachable, declaredHosts: declared,
+      project: options, specs: specs, sources: sources, backends: connected.backends, unreachable: connected.unreachable, declaredHosts: declared,
       keyring: keyring, state: try options.stateStore())
-  }
-
-  /// Writes `.drover/hosts.<project>` for what `observed` shows (apply calls it before it changes anything,
-  /// so a host is remembered before the project has nodes there). The file is re-read under its
-  /// lock, so what this process read at start-up is not what it writes back. `observed` is the
-  /// world as read (`observeAsRead`), aliases included.
-  func rememberHosts(_ observed: ObservedWorld, project: String, stateDirectory: String) throws(Diagnostic) {
-    let declared = declaredHosts
-    try KnownHostsFile.update(stateDirectory: stateDirectory, project: project, isAcceptable: RememberedURI.isAcceptable) { now in
-      ProjectHosts.toRemember(declared: declared, remembered: now, observed: observed, project: project)
-    }
   }
 
   /// The world to plan and report with: every host read, less remembered ones that turn out to
@@ -220,12 +130,12 @@ struct ProjectContext {
   }
 
   /// Each project host's overcommit ratios, by URI (drover.yaml's host entries).
-  static var hostLimits: [String: HostLimits] {
-    Dictionary((CurrentProject.settings?.hosts ?? []).map { ($0.uri, $0.limits) }, uniquingKeysWith: { a, _ in a })
+  var hostLimits: [String: HostLimits] {
+    Dictionary(project.hosts.map { ($0.uri, $0.limits) }, uniquingKeysWith: { a, _ in a })
   }
 
   /// What plan plans with: the options apply's job plans with (`ApplyJob.planOptions`).
-  func planOptions(_ project: ProjectOptions, targeting: TargetingOptions.Selection, images: ImageOptions) throws -> PlanOptions {
+  func planOptions(_ project: LoadedProject, targeting: TargetingOptions.Selection, images: ImagePaths) throws -> PlanOptions {
     let request = ApplyRequest(
       targets: targeting.targets, excludes: targeting.excludes, replace: targeting.replace, prune: targeting.prune, skipUnreachable: targeting.skipUnreachable)
     return try ApplyJob.planOptions(request, in: ApplyWiring(project: project, images: images, json: false).runContext(self, approver: AutoApprove()))
@@ -236,22 +146,21 @@ struct ProjectContext {
 /// transport, no parameter that runs a program or decides trust, unless it is a host entry of
 /// the machine's configuration): a line in a file must never be a way to run something.
 enum RememberedURI {
-  static func isAcceptable(_ uri: String) -> Bool {
+  static func isAcceptable(_ uri: String, machine: MachineSettings) -> Bool {
     uri.count <= 1024 && SpecUnits.isLibvirtURI(uri)
-      && (SpecUnits.unsafeURIReason(uri) == nil || CurrentMachine.settings.hostURIs.contains(uri))
+      && (SpecUnits.unsafeURIReason(uri) == nil || machine.hostURIs.contains(uri))
   }
 }
 
 /// Opens connections to many hosts at once.
 enum Connector {
   static func connect(
-    _ uris: [String], keyring: Keyring, readOnly: Bool, timeout: Double, imagePool: String? = nil, callTimeout: Double = 30,
+    _ uris: [String], directory: HostDirectory, keyring: Keyring, readOnly: Bool, timeout: Double, imagePool: String? = nil, callTimeout: Double = 30,
     keepAlive: HostKeepAlive? = .standard
   ) -> (
     backends: [String: LibvirtHostBackend], unreachable: [String: String]
   ) {
     let results = Mutex<(backends: [String: LibvirtHostBackend], unreachable: [String: String])>(([:], [:]))
-    let directory = HostDirectory(entries: CurrentProject.settings?.hosts ?? [], machine: CurrentMachine.settings)
     // libvirt's event loop (which keepalive needs) is process-wide, and libssh connections
     // crash beside it: with a libssh host in the run, no host gets keepalive (per-call deadlines
     // still bound every wait).
@@ -293,7 +202,7 @@ enum JournalDamage {
 /// The project-wide lock (beside the per-pool ones): held to create or import the key, to adopt
 /// a node and to prune, so two of those never interleave on one machine.
 enum ProjectLock {
-  static func acquire(_ project: ProjectOptions, timeout: Double, state: StateStore) throws -> PoolLock {
+  static func acquire(_ project: LoadedProject, timeout: Double, state: StateStore) throws -> PoolLock {
     try PoolLock.acquire(
       pool: "_project", directory: project.stateDirectory + "/locks", command: CommandLine.arguments.joined(separator: " "), timeout: timeout,
       state: state)

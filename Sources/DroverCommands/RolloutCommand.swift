@@ -26,7 +26,7 @@ struct RolloutJournals {
   /// Where the journals are, for this command.
   let state: StateStore
 
-  init(_ project: ProjectOptions, state: StateStore) {
+  init(_ project: LoadedProject, state: StateStore) {
     self.state = state
     directory = project.stateDirectory + "/journal"
     projectName = project.projectName
@@ -67,9 +67,10 @@ struct RolloutStatusCommand: ParsableCommand {
   }
 
   func run() throws {
+    let project = try LoadedProject(self.project)
     let state = try project.stateStore()
     try KnownPools.check(pools, project: project, state: state)
-    if watch { throw ExitCode(try follow(state: state)) }
+    if watch { throw ExitCode(try follow(project, state: state)) }
     let journals = RolloutJournals(project, state: state)
     var objects: [[String: Any]] = []
     let locks = project.stateDirectory + "/locks"
@@ -102,7 +103,7 @@ extension RolloutStatusCommand {
   /// more: each completed, rolled back, failed, paused, or left by its process (in progress in
   /// the journal, but nobody holds the pool's lock: the apply ended or died). Finite:
   /// `--watch-timeout` ends it. Returns the exit status: 0 when every one completed, else 3.
-  func follow(state store: StateStore) throws -> Int32 {
+  func follow(_ project: LoadedProject, state store: StateStore) throws -> Int32 {
     let every = DurationArgument.seconds(interval) ?? 2
     let deadline = Date().addingTimeInterval(DurationArgument.seconds(watchTimeout) ?? 3600)
     let started = Date()
@@ -155,6 +156,7 @@ struct RolloutHistoryCommand: ParsableCommand {
   @Flag(help: "One JSON object per rollout instead of a table.") var json = false
 
   func run() throws {
+    let project = try LoadedProject(self.project)
     let state = try project.stateStore()
     try KnownPools.check(pools, project: project, state: state)
     let journals = RolloutJournals(project, state: state)
@@ -187,6 +189,7 @@ struct RolloutPauseCommand: ParsableCommand {
   @Argument(help: "The pool.", completion: NameCompletion.pools) var pool: String
 
   func run() throws {
+    let project = try LoadedProject(self.project)
     let state = try project.stateStore()
     try KnownPools.check([pool], project: project, state: state)
     let journal = try RolloutJournals(project, state: state).journal(pool)
@@ -207,6 +210,8 @@ struct RolloutResumeCommand: ParsableCommand {
   @Argument(help: "The pool.", completion: NameCompletion.pools) var pool: String
 
   func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
     guard try RolloutJournals(project, state: try project.stateStore()).journal(pool).active() != nil else {
       throw Diagnostic.error("rollout.none", "pool \(pool) has no rollout to resume", hint: "drover rollout status \(pool) shows its last rollout")
     }
@@ -223,6 +228,8 @@ struct RolloutAbortCommand: ParsableCommand {
   @Argument(help: "The pool.", completion: NameCompletion.pools) var pool: String
 
   func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
     let state = try project.stateStore()
     try KnownPools.check([pool], project: project, state: state)
     let journal = try RolloutJournals(project, state: state).journal(pool)
@@ -240,7 +247,7 @@ struct RolloutAbortCommand: ParsableCommand {
 
 /// Runs `apply` for one pool: it resumes the pool's active rollout under the pool's lock.
 enum RolloutResumer {
-  static func resume(pool: String, project: ProjectOptions, images: ImageOptions, kind: ApplyJobKind = .rolloutResume) throws {
+  static func resume(pool: String, project: LoadedProject, images: ImagePaths, kind: ApplyJobKind = .rolloutResume) throws {
     try ApplyWiring(project: project, images: images, json: false).run(ApplyRequest(kind: kind, targets: [pool]), approver: AutoApprove())
   }
 }

@@ -22,6 +22,7 @@ struct RolloutShowCommand: ParsableCommand {
   var svg: String?
 
   func run() throws {
+    let project = try LoadedProject(self.project)
     let state = try project.stateStore()
     try KnownPools.check(pool.map { [$0] } ?? [], project: project, state: state)
     let journals = RolloutJournals(project, state: state)

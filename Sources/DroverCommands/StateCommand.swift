@@ -30,9 +30,10 @@ struct StateInitCommand: ParsableCommand {
   @Option(help: "The server as its administrator: postgres://ADMIN@HOST:PORT/postgres.") var adminURL: String
 
   func run() throws {
+    let project = try LoadedProject(self.project)
     try project.requireName()
     let environment = ProcessInfo.processInfo.environment
-    let (trust, warnings) = StateCredentials.trust(url: adminURL, machine: CurrentMachine.settings)
+    let (trust, warnings) = StateCredentials.trust(url: adminURL, machine: project.machine)
     if !warnings.isEmpty { Report.diagnostics(warnings, sources: [], format: .human, noColor: project.noColor) }
     let generated = environment["DROVER_STATE_NEW_PASSWORD"] == nil
     let password = environment["DROVER_STATE_NEW_PASSWORD"] ?? PostgresProjectDatabase.newPassword()
@@ -71,6 +72,7 @@ struct StateMigrateCommand: ParsableCommand {
   }
 
   func run() throws {
+    let project = try LoadedProject(self.project)
     try project.requireName()
     let state = try project.stateStore()
     guard let shared = try state.backend() else {

@@ -23,6 +23,8 @@ struct StatusCommand: ParsableCommand {
   enum StatusLayout: String, ExpressibleByArgument { case wide }
 
   func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
     // libvirt asks a guest agent only over a read-write connection (virDomainInterfaceAddresses
     // refuses the agent source on a read-only one); status still changes nothing.
     let context = try ProjectContext.load(

@@ -4,8 +4,8 @@ import DroverPlan
 
 /// The lines `plan` and `apply` print for the images a plan sends to hosts first.
 enum TransferView {
-  static func transfers(_ plan: Plan, observed: ObservedWorld, images: ImageOptions) -> [ImageTransfer] {
-    let remote = Set((CurrentProject.settings?.hosts ?? []).filter { $0.imageDir != nil }.map(\.uri))
+  static func transfers(_ plan: Plan, observed: ObservedWorld, images: ImagePaths) -> [ImageTransfer] {
+    let remote = Set(images.project.hosts.filter { $0.imageDir != nil }.map(\.uri))
     guard !remote.isEmpty else { return [] }
     let baked = Dictionary(
       images.catalogue.manifests.map { ($0.key, TransferableImage(reference: $0.reference.description, artifact: $0.artifact, bytes: $0.sizeBytes)) }

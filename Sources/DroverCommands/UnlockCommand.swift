@@ -22,6 +22,7 @@ struct UnlockCommand: ParsableCommand {
   var pool: String
 
   func run() throws {
+    let project = try LoadedProject(self.project)
     let state = try project.stateStore()
     try KnownPools.check([pool], project: project, state: state)
     let directory = project.stateDirectory + "/locks"
@@ -39,10 +40,10 @@ struct UnlockCommand: ParsableCommand {
 /// that is none of these is an error listing the real ones (never a silent "unlocked" or
 /// "no rollout"), and a name that is not a pool name at all (`../x`) never reaches a path.
 enum KnownPools {
-  static func names(_ project: ProjectOptions, state: StateStore) -> Set<String> {
+  static func names(_ project: LoadedProject, state: StateStore) -> Set<String> {
     var names: Set<String> = []
     let (sources, _) = SpecFiles.read([project.poolsPath].filter { FileManager.default.fileExists(atPath: $0) })
-    names.formUnion(SpecLoader.load(sources, machine: CurrentMachine.settings, projectFolder: project.absoluteDir, hosts: CurrentProject.settings?.hosts ?? []).0.poolSpecs.map(\.name))
+    names.formUnion(SpecLoader.load(sources, machine: project.machine, projectFolder: project.absoluteDir, hosts: project.hosts).0.poolSpecs.map(\.name))
     for (folder, suffix) in [("journal", ".jsonl"), ("locks", ".lock")] {
       let files = (try? FileManager.default.contentsOfDirectory(atPath: project.stateDirectory + "/" + folder)) ?? []
       names.formUnion(files.filter { $0.hasSuffix(suffix) }.map { String($0.dropLast(suffix.count)) })
@@ -54,7 +55,7 @@ enum KnownPools {
     return names
   }
 
-  static func check(_ pools: [String], project: ProjectOptions, state: StateStore) throws {
+  static func check(_ pools: [String], project: LoadedProject, state: StateStore) throws {
     let known = names(project, state: state)
     let unknown = pools.filter { !known.contains($0) || !PoolName.isValid($0) }
     guard !unknown.isEmpty else { return }

@@ -20,12 +20,12 @@ struct ValidateCommand: ParsableCommand {
   var noColor = false
 
   func run() throws {
-    try CurrentMachine.load(format: format, noColor: noColor)
+    let machine = try MachineConfig.load(format: format, noColor: noColor)
     // drover.yaml of this folder, if any: its host entries are what pool files may name.
     let (project, projectProblems, projectSources) = ProjectFileLoader.read(dir: ".")
     let (specSources, readProblems) = SpecFiles.read(paths)
     let (set, problems) = SpecLoader.load(
-      specSources, machine: CurrentMachine.settings, projectFolder: FileManager.default.currentDirectoryPath, hosts: project?.hosts ?? [])
+      specSources, machine: machine, projectFolder: FileManager.default.currentDirectoryPath, hosts: project?.hosts ?? [])
     let diagnostics = projectProblems + readProblems + problems
     let sources = projectSources + specSources
     if diagnostics.hasErrors { throw CommandFailure(diagnostics, sources: sources) }

@@ -9,13 +9,14 @@ import Testing
     let h = try CLIHarness()
     let pool = CLIHarness.unique("pg")
     let script = h.dir.appendingPathComponent("slow.sh").path
-    // Healthy only 11 s after its first probe of the new image.
+    // Healthy only 13 s after its first probe of the new image (whole seconds of `date +%s`:
+    // at least 12 s, so the 10 s progress line always comes first).
     try """
       #!/bin/sh
       [ "$DROVER_IMAGE" = demo@v2 ] || exit 0
       f="\(h.dir.path)/first-probe"
       [ -e "$f" ] || date +%s > "$f"
-      [ $(( $(date +%s) - $(cat "$f") )) -ge 11 ]
+      [ $(( $(date +%s) - $(cat "$f") )) -ge 13 ]
       """.write(toFile: script, atomically: true, encoding: .utf8)
     chmod(script, 0o755)
     let spec = """
