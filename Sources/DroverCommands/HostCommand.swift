@@ -132,18 +132,14 @@ struct HostDrainCommand: ParsableCommand {
     do {
       uri = try HostArgument.resolve(host, context: context)
       try context.backends[uri]?.setCordon(true, imagePool: images.imagePool, directory: HostArgument.imageDir(uri, images: images))
-      // The pools with nodes there, and those with a rollout in progress (a drain cut short
-      // is finished by running it again).
-      let there = Set((context.observe().hosts[uri]?.domains ?? []).compactMap { d in
-        d.ownership.flatMap { $0.project == project.projectName ? $0.pool : nil }
-      })
-      let declared = Set(context.specs.poolSpecs.map(\.name))
       let journaled = try JournaledRollouts.read(pools: context.specs.poolSpecs, stateDirectory: project.stateDirectory, keyring: context.keyring, state: context.state) {
         JournalDamage.report($0)
       }
-      let active = Set(journaled.active.keys)
-      pools = there.union(active).intersection(declared).sorted()
-      let undeclared = there.subtracting(declared).sorted()
+      let scope = ApplyJob.drainScope(
+        host: uri, observed: context.observe(), project: project.projectName, declared: Set(context.specs.poolSpecs.map(\.name)),
+        active: Set(journaled.active.keys))
+      pools = scope.pools
+      let undeclared = scope.undeclared
       if !undeclared.isEmpty {
         Output.err("warning: nodes of pools no file declares stay on \(uri) (\(undeclared.joined(separator: ", "))): drover apply --prune removes them")
       }

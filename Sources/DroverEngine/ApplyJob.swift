@@ -289,6 +289,16 @@ public enum ApplyJob {
     return options
   }
 
+  /// The pools a drain of `host` covers: those with nodes of the project there, and those with
+  /// a rollout in progress (a drain cut short is finished by running it again), if a file
+  /// declares them; and the undeclared pools whose nodes stay (only `--prune` removes them).
+  public static func drainScope(
+    host: String, observed: ObservedWorld, project: String, declared: Set<String>, active: Set<String>
+  ) -> (pools: [String], undeclared: [String]) {
+    let there = Set((observed.hosts[host]?.domains ?? []).compactMap { d in d.ownership.flatMap { $0.project == project ? $0.pool : nil } })
+    return (there.union(active).intersection(declared).sorted(), there.subtracting(declared).sorted())
+  }
+
   /// A drain moves nodes and does nothing else: any other change in the plan is an error.
   public static func drainOnly(_ plan: Plan, draining: Set<String>) -> [Diagnostic] {
     let others = plan.actions.filter { !($0.kind == .replace && draining.contains($0.host) && $0.destination != nil) }

@@ -694,7 +694,12 @@ extension LibvirtHostBackend: AddressResolving {
   public func address(of node: String) -> String? {
     guard let domain = try? connection.domain(named: node) else { return nil }
     calls.record("addresses")
-    return (try? domain.ipv4Addresses())?.first
+    let leases = (try? domain.ipv4Addresses()) ?? []
+    // One lease is the common case: no more calls. Several: the guest agent says which it holds.
+    guard leases.count > 1, (try? domain.xml(inactive: false))?.contains("org.qemu.guest_agent.0") == true else { return leases.first }
+    calls.record("addresses")
+    let held = ((try? domain.ipv4Addresses(from: .agent)) ?? []).compactMap { StaticAddresses.parse($0).map(StaticAddresses.text) }
+    return NodeAddressChoice.pick(leases: leases, agent: held)
   }
 
   /// Leases first, then the guest agent where the domain has its channel (an image with

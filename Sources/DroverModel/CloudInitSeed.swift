@@ -12,8 +12,13 @@ import Foundation
 public enum CloudInitSeed {
   public static let maximumUserData = 64 << 10
   /// The line the guest prints on its console when cloud-init has run Drover's part: a console
-  /// health check can wait for it.
+  /// health check can wait for it. Printed on every boot (`readyScript`).
   public static let readyMarker = "DROVER READY"
+  /// Where the marker's script is written: cloud-init runs `scripts/per-boot` at every boot's
+  /// final stage. A `runcmd` runs once per instance, so a node started again on its own disk
+  /// (heal's start and reset rungs, apply's start, a restart for new vCPUs or memory) never said
+  /// ready again and failed its console check while it served (seen on Debian nodes).
+  public static let readyScript = "/var/lib/cloud/scripts/per-boot/drover-ready"
 
   public struct Files: Sendable, Hashable, Codable {
     public var metaData: String
@@ -65,8 +70,10 @@ public enum CloudInitSeed {
     // The image's baked host keys would be every node's: each node makes its own at first boot and
     // prints them on its console, where Drover learns them (ConsoleHostKeys).
     own += "ssh_deletekeys: true\nssh:\n  emit_keys_to_console: true\n"
-    let marker = "echo \"\(readyMarker) $(hostname) $(cat /var/lib/cloud/data/instance-id)\" > /dev/ttyS0"
-    own += "runcmd:\n  - [sh, -c, \(quoted(marker))]\n"
+    // `sync` first: "ready" also means the host keys made at first boot and the lease are on
+    // disk (a power cut right after an unsynced first boot left empty key files).
+    let marker = "#!/bin/sh\nsync\necho \"\(readyMarker) $(hostname) $(cat /var/lib/cloud/data/instance-id)\" > /dev/ttyS0\n"
+    own += "write_files:\n  - path: \(readyScript)\n    permissions: \"0755\"\n    content: \(quoted(marker))\n"
     // The address is the record's: the one Drover connects to is the one the node is given.
     let network = o.address.flatMap { address in
       pool.staticAddresses?.networkConfig(address: address, mac: NodeMAC.address(project: o.project, pool: o.pool, index: o.index, generation: o.generation))

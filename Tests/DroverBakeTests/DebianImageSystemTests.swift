@@ -75,9 +75,14 @@ extension BakeSystemTests {
     var stateDir: String { "/var/lib/drover/state/\(project)" }
     var pins: String { (try? String(contentsOfFile: "\(stateDir)/ssh/known_hosts.\(project)", encoding: .utf8)) ?? "" }
 
-    /// Runs `command` on a node through the wrapper hooks get, with its pinned host key.
+    /// Runs `command` on a node through the wrapper hooks get, with its pinned host key, at the
+    /// address Drover would use: the lease the guest agent confirms when the node's MAC holds
+    /// several (the example's nodes have the same names, so the same MACs, in every run: an
+    /// earlier run's lease lingers for an hour).
     func onNode(_ domain: Domain, alias: String, at fixed: String? = nil, _ command: String) throws -> (status: Int32, output: String) {
-      let address = try #require(try fixed ?? domain.ipv4Addresses().first, "the node has a lease")
+      let leases = (try? domain.ipv4Addresses()) ?? []
+      let agent = leases.count > 1 ? ((try? domain.ipv4Addresses(from: .agent)) ?? []) : []
+      let address = try #require(fixed ?? NodeAddressChoice.pick(leases: leases, agent: agent), "the node has a lease")
       return try DroverProcess.run(
         "\(stateDir)/ssh/node-ssh", [command], in: dir, environment: ["DROVER_NODE_IP": address, "DROVER_NODE_HOSTKEY_ALIAS": alias])
     }
@@ -128,6 +133,71 @@ extension BakeSystemTests {
       try text.write(to: pool, atomically: true, encoding: .utf8)
       let removed = try run(["apply", "--auto-approve"], in: example)
       #expect(removed.status == 0, "\(removed.output)")
+    }
+
+    /// Powers `node` off the way its guest does on the ACPI button (its disk synced), within 2 min.
+    func shutDown(_ node: Domain) throws {
+      try node.shutdown()
+      var off = false
+      for _ in 0..<120 where !off {
+        Thread.sleep(forTimeInterval: 1)
+        off = (try? node.state()) == .shutoff
+      }
+      #expect(off, "\(node.name) powered off on virsh shutdown")
+    }
+
+    /// Waits up to 4 min for `node` to answer over SSH, reading its address afresh each time (a
+    /// clean shutdown releases its lease: right after a start it has none).
+    func answersOverSSH(_ node: Domain) -> Bool {
+      let alias = "\(node.name).\(node.uuid.lowercased())"
+      for _ in 0..<120 {
+        if let answer = try? onNode(node, alias: alias, "true"), answer.status == 0 { return true }
+        Thread.sleep(forTimeInterval: 2)
+      }
+      return false
+    }
+
+    /// #37: nodes restarted on their own disks. `deb-1` is restarted outside Drover (virsh
+    /// shutdown, virsh start); `deb-2` is shut down and `drover apply` starts it, which passes its
+    /// console check only because the ready marker is said on every boot. Then a fresh state
+    /// folder — another machine, with the project key and no pins — heals: both nodes are
+    /// verified from the host keys sealed in their domain records (the restarted consoles no
+    /// longer show them), their ssh beats count, nothing is replaced.
+    func expectRestartedNodesVerifiedFromAFreshStateFolder(_ nodes: [Domain], uuids: [String]) throws {
+      let heartbeat = "heartbeat: {source: ssh, command: 'true', interval: 2s, missed: 2}\nremediation: {unhealthy_after: 1h, max_unhealthy: 0}"
+      try pool(replicas: 2, image: "deb@v1", extra: heartbeat)
+      for node in nodes { try shutDown(node) }
+      try nodes[0].start()
+      let started = try run(["apply", "--auto-approve"])
+      #expect(started.status == 0 && started.output.contains("deb-2 on qemu:///system: started") && started.output.contains("deb-2 on qemu:///system: healthy"), "\(started.output)\n\(consoles().suffix(3000))")
+      #expect(!started.output.contains("deb-1 on"), "deb-1 was started outside Drover: \(started.output)")
+      for node in nodes {
+        #expect(answersOverSSH(node), "\(node.name) answers over SSH after its restart: \(consoles().suffix(2000))")
+        let console = (try? String(contentsOfFile: "\(consoleDir)/\(node.name).log", encoding: .isoLatin1)) ?? ""
+        #expect(console.contains("DROVER READY \(node.name) \(node.name)-g1"), "ready again on its second boot: \(console.suffix(1500))")
+        #expect(!console.contains("BEGIN SSH HOST KEY"), "its restarted console no longer shows its keys: \(console.suffix(1500))")
+      }
+      let exported = try run(["key", "export"])
+      #expect(exported.status == 0, "\(exported.output)")
+      let elsewhere = dir.appendingPathComponent("elsewhere")
+      // Its own state folder, inside that checkout (drover.yaml keeps its folders in the project).
+      let freshState = elsewhere.appendingPathComponent("state").path
+      try FileManager.default.createDirectory(at: elsewhere.appendingPathComponent("pools"), withIntermediateDirectories: true)
+      try FileManager.default.copyItem(at: dir.appendingPathComponent("pools/deb.yaml"), to: elsewhere.appendingPathComponent("pools/deb.yaml"))
+      try FileManager.default.copyItem(at: dir.appendingPathComponent("images"), to: elsewhere.appendingPathComponent("images"))
+      try "project: \(project)\nstate: {backend: local, dir: state}\n".write(to: elsewhere.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
+      let env = environment.merging(["DROVER_PROJECT_KEY": exported.output.trimmingCharacters(in: .whitespacesAndNewlines)]) { $1 }
+      let first = try DroverProcess.run(binary, ["heal"], in: elsewhere, environment: env.mapValues { $0 })
+      #expect(first.status == 0, "\(first.output)")
+      Thread.sleep(forTimeInterval: 5)
+      let beat = try DroverProcess.run(binary, ["heal", "--json"], in: elsewhere, environment: env.mapValues { $0 })
+      #expect(beat.status == 0 && beat.output.components(separatedBy: "\"condition\":\"healthy\"").count == 3, "\(beat.output)")
+      #expect(!beat.output.contains("\"replace\":[\""), "nothing replaced: \(beat.output)")
+      let pins = (try? String(contentsOfFile: "\(freshState)/ssh/known_hosts.\(project)", encoding: .utf8)) ?? ""
+      #expect(uuids.allSatisfy { pins.contains("\($0) ssh-ed25519 ") }, "the fresh folder's pins came from the records: \(pins)")
+      // The same domains, on their own disks.
+      for (node, alias) in zip(nodes, uuids) { #expect(alias.hasSuffix(node.uuid.lowercased())) }
+      try? FileManager.default.removeItem(atPath: freshState)
     }
 
     func cleanUp(_ connection: Connection) {
@@ -237,6 +307,7 @@ extension BakeSystemTests {
       let beat = try p.run(["heal", "--json"])
       #expect(beat.status == 0 && beat.output.components(separatedBy: "\"condition\":\"healthy\"").count == 3, "\(source): \(beat.output)")
     }
+    try p.expectRestartedNodesVerifiedFromAFreshStateFolder([node1, node2], uuids: g1)
     try p.pool(replicas: 2, image: "deb@v1")
     let seeds = { () throws -> [String] in
       try self.backend.connection.storagePool(named: p.imagePool)?.refresh()

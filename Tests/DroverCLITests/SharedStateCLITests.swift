@@ -315,57 +315,21 @@ struct SharedStateCLITests {
     #expect(forged.stdout.contains("\"action\":\"start\""), "\(forged.stdout)\(forged.stderr)")
   }
 
-  /// #37: `watch` as a service. Its state database is reached through a relay (a small TCP proxy
-  /// in front of the test server, so only watch's sessions are cut): while the relay is down every
-  /// pass fails and is counted; once it is back the next pass reconnects and heals a node that
-  /// died meanwhile. With the database down for good, watch exits 1 after --max-failed-passes.
+  /// #37, #34: `watch` as a service. Its state database is a real PostgreSQL server stopped and
+  /// started under it: while it is down every pass fails and is counted; once it is back the next
+  /// pass (a fresh state session: no process-wide one) reconnects and heals a node that died
+  /// meanwhile. With the database down for good, watch exits 1 after --max-failed-passes.
   @Test func watchReconnectsAfterItsDatabaseWentAwayAndExitsWhenItStaysAway() throws {
+    // Its own PostgreSQL server (scripts/setup makes it), restarted for real: the suites that
+    // share the other one are never cut off.
+    let server = RestartablePostgres()
+    try server.start()
     let h = try CLIHarness()
     let pool = CLIHarness.unique("wr")
-    let relayPort = 30000 + Int.random(in: 0..<5000)
-    let relayScript = h.dir.appendingPathComponent("relay.py").path
-    try """
-      import asyncio, sys
-      async def pipe(r, w):
-          try:
-              while (data := await r.read(65536)):
-                  w.write(data); await w.drain()
-          except Exception: pass
-          finally: w.close()
-      async def serve(r, w):
-          try: ur, uw = await asyncio.open_connection("127.0.0.1", 54329)
-          except Exception: w.close(); return
-          await asyncio.gather(pipe(r, uw), pipe(ur, w))
-      async def main():
-          server = await asyncio.start_server(serve, "127.0.0.1", int(sys.argv[1]), reuse_address=True)
-          async with server: await server.serve_forever()
-      asyncio.run(main())
-      """.write(toFile: relayScript, atomically: true, encoding: .utf8)
-    func startRelay() throws -> Process {
-      let relay = Process()
-      relay.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-      relay.arguments = ["python3", relayScript, "\(relayPort)"]
-      relay.standardOutput = FileHandle.nullDevice
-      relay.standardError = FileHandle.nullDevice
-      try relay.run()
-      // Ready once it accepts a connection (a plain TCP connect, no child process per try).
-      for _ in 0..<200 {
-        if TestPostgres.accepts(port: relayPort) { break }
-        Thread.sleep(forTimeInterval: 0.05)
-      }
-      return relay
-    }
-    var relay = try startRelay()
-    let url = "postgres://drover@127.0.0.1:\(relayPort)/drover"
-    try Self.useDatabase(h, url: url)
+    try Self.useDatabase(h, url: server.url)
     try h.writePool(pool, replicas: 2, extra: "remediation: {unhealthy_after: 0s, max_unhealthy: 1}\n")
-    // SIGKILL: a child of the test process inherits its blocked SIGTERM, so terminate() would wait forever.
-    func stop(_ p: Process) {
-      kill(p.processIdentifier, SIGKILL)
-      p.waitUntilExit()
-    }
     defer {
-      stop(relay)
+      try? server.start()
       try? SharedStateCLITests.useDatabase(h)
       try? h.writePool(pool, replicas: 0)
       _ = try? h.run(["apply", "--auto-approve"], environment: Self.env)
@@ -378,16 +342,16 @@ struct SharedStateCLITests {
       watch.waitUntilExit()
     }
     Thread.sleep(forTimeInterval: 1)
-    // The database goes away (the relay and every session through it), a node dies meanwhile.
-    stop(relay)
+    // The server stops (every session cut, connections refused), a node dies meanwhile.
+    try server.stop()
     let node = try #require(try h.holder.domain(named: "\(pool)-1"))
     try node.destroy()
     Thread.sleep(forTimeInterval: 1.5)
     #expect(try node.state() == .shutoff, "no pass can heal while its state is unreachable")
-    // Back: the next pass connects afresh and starts the node on its own disk.
-    relay = try startRelay()
+    // The server starts again: the next pass connects afresh and starts the node on its own disk.
+    try server.start()
     var healed = false
-    for _ in 0..<100 where !healed {
+    for _ in 0..<150 where !healed {
       Thread.sleep(forTimeInterval: 0.1)
       healed = (try? node.state()) == .running
     }
@@ -396,14 +360,39 @@ struct SharedStateCLITests {
     watch.terminate()
     watch.waitUntilExit()
     // Down for good: three failed passes in a row, then exit 1 for the service manager.
-    stop(relay)
+    try server.stop()
     let failing = Pipe()
     let stopped = try h.start(["watch", "--interval", "100ms", "--max-failed-passes", "3"], environment: Self.env, output: failing)
     #expect(ProcessLiveness.isGone(stopped.processIdentifier, within: 60), "watch gave up")
     stopped.waitUntilExit()
     let said = String(decoding: failing.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     #expect(stopped.terminationStatus == 1 && said.contains("3 heal passes in a row could not read their state or a host"), "\(said.suffix(2000))")
-    relay = try startRelay()
+    try server.start()
+  }
+
+  /// The test server `watch` is run against and restarted: `scripts/postgres-test` with its own
+  /// data folder and port (made by scripts/setup), stopped and started with pg_ctl.
+  struct RestartablePostgres {
+    let data = "/var/lib/drover/postgres-restart"
+    let port = 54339
+    var url: String { "postgres://drover@127.0.0.1:\(port)/drover" }
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+      .appendingPathComponent("scripts/postgres-test").path
+
+    /// Starts it (idempotent: a running server is left as it is).
+    func start() throws {
+      let environment = ProcessInfo.processInfo.environment.merging(["DROVER_PG_DATA": data, "DROVER_PG_PORT": "\(port)"]) { $1 }
+      let started = try ToolProcess.run("/bin/bash", [Self.script], environment: environment)
+      #expect(started.status == 0, "\(started.output)")
+    }
+
+    /// Stops it at once (a fast shutdown: every session is cut).
+    func stop() throws {
+      let stopped = try ToolProcess.run(
+        "/bin/su", ["-s", "/bin/sh", "postgres", "-c", "/usr/lib/postgresql/15/bin/pg_ctl -D \(data) -m fast -w stop"])
+      #expect(stopped.status == 0, "\(stopped.output)")
+      #expect(!TestPostgres.accepts(port: port), "the server is down")
+    }
   }
 
   /// The database drops the apply's session while a node's health check runs: the next journal

@@ -166,6 +166,20 @@ import Testing
     #expect(p.said.isEmpty && p.nodes.isEmpty, "refused before it was shown, asked or done")
   }
 
+  /// What a drain of a host covers: the declared pools with nodes there or a rollout in progress.
+  @Test func aDrainCoversThePoolsThereAndThoseMidRollout() throws {
+    let p = try Project(keyed: true)
+    _ = try p.run(ApplyRequest(), pools: [p.pool(replicas: 1)], answer: .approved)
+    let observed = WorldObserver.observe([p.backend])
+    let uri = p.world.uri
+    #expect(ApplyJob.drainScope(host: uri, observed: observed, project: p.name, declared: ["web", "db"], active: []) == (["web"], []))
+    #expect(ApplyJob.drainScope(host: uri, observed: observed, project: p.name, declared: ["web", "db"], active: ["db"]) == (["db", "web"], []))
+    #expect(ApplyJob.drainScope(host: uri, observed: observed, project: p.name, declared: ["db"], active: []) == ([], ["web"]), "undeclared nodes stay")
+    #expect(ApplyJob.drainScope(host: uri, observed: observed, project: "another", declared: ["web"], active: []) == ([], []), "another project's nodes are not ours")
+    #expect(ApplyJob.drainScope(host: "test:///elsewhere", observed: observed, project: p.name, declared: ["web"], active: []) == ([], []))
+    _ = try p.run(ApplyRequest(), pools: [p.pool(replicas: 0)], answer: .approved)
+  }
+
   @Test func theClockAndTheLocksAreTheContexts() throws {
     let p = try Project(keyed: true)
     let noon = Date(timeIntervalSince1970: 1_800_000_000)

@@ -68,6 +68,16 @@ import Testing
     try golden("web-1-g1-merged.user-data", files.userData)
   }
 
+  /// A node started again on its own disk says it is ready again: the marker is a per-boot
+  /// script (cloud-init runs `runcmd` once per instance), which syncs the disk first.
+  @Test func theReadyMarkerIsSaidOnEveryBootAfterASync() throws {
+    let files = try #require(CloudInitSeed.files(for: desiredOwnership(Self.pool(), index: 1, digest: "", generation: 1, project: "shop"), pool: Self.pool()))
+    #expect(!files.userData.contains("runcmd:"), "Drover's part runs nothing once per instance")
+    #expect(files.userData.contains("write_files:\n  - path: \(CloudInitSeed.readyScript)\n    permissions: \"0755\"\n"))
+    #expect(CloudInitSeed.readyScript.hasPrefix("/var/lib/cloud/scripts/per-boot/"))
+    #expect(files.userData.contains(##"content: "#!/bin/sh\nsync\necho \"DROVER READY $(hostname) $(cat /var/lib/cloud/data/instance-id)\" > /dev/ttyS0\n""##), "\(files.userData)")
+  }
+
   @Test func onlySeededPoolsGetSeedsAndTheirChangesReplaceNodes() {
     var plain = Self.pool()
     plain.sshKeys = []
@@ -90,5 +100,23 @@ import Testing
     let other = "drover-images/" + OverlayName(project: "p", pool: "web", index: 1, generation: 1, kind: .seed).volume
     #expect(outsideChanges(withDisk, actual: shape([withDisk.disk, other])).count == 1, "another node's seed is an outside change")
     #expect(OverlayName(volume: OverlayName(project: "p", pool: "web", index: 1, generation: 2, kind: .seed).volume)?.kind == .seed)
+  }
+}
+
+/// A node's address when its MAC holds several leases (one of them stale).
+@Suite struct NodeAddressChoiceTests {
+  @Test(arguments: [
+    (["192.168.122.182", "192.168.122.181"], ["192.168.122.181"], "192.168.122.181"),
+    (["192.168.122.10"], [], "192.168.122.10"),
+    (["192.168.122.10", "192.168.122.11"], [], "192.168.122.10"),
+    (["192.168.122.10", "192.168.122.11"], ["10.0.0.5"], "10.0.0.5"),
+    ([], ["10.0.0.5"], "10.0.0.5"),
+  ])
+  func theLeaseTheGuestHoldsWins(leases: [String], agent: [String], expected: String) {
+    #expect(NodeAddressChoice.pick(leases: leases, agent: agent) == expected)
+  }
+
+  @Test func noAddressIsNone() {
+    #expect(NodeAddressChoice.pick(leases: [], agent: []) == nil)
   }
 }
