@@ -1,3 +1,4 @@
+import DroverBasics
 import Foundation
 import Testing
 
@@ -364,6 +365,8 @@ struct SharedStateCLITests {
     let failing = Pipe()
     let stopped = try h.start(["watch", "--interval", "100ms", "--max-failed-passes", "3"], environment: Self.env, output: failing)
     #expect(ProcessLiveness.isGone(stopped.processIdentifier, within: 60), "watch gave up")
+    // (Never wait on one that did not: its output would fill the pipe nobody reads yet.)
+    if stopped.isRunning { kill(stopped.processIdentifier, SIGKILL) }
     stopped.waitUntilExit()
     let said = String(decoding: failing.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     #expect(stopped.terminationStatus == 1 && said.contains("3 heal passes in a row could not read their state or a host"), "\(said.suffix(2000))")
@@ -379,11 +382,12 @@ struct SharedStateCLITests {
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
       .appendingPathComponent("scripts/postgres-test").path
 
-    /// Starts it (idempotent: a running server is left as it is).
+    /// Starts it (idempotent: a running server is left as it is). Through Drover's own child
+    /// runner (output in files, the child waited for by pid): the server it starts lives on.
     func start() throws {
-      let environment = ProcessInfo.processInfo.environment.merging(["DROVER_PG_DATA": data, "DROVER_PG_PORT": "\(port)"]) { $1 }
-      let started = try ToolProcess.run("/bin/bash", [Self.script], environment: environment)
-      #expect(started.status == 0, "\(started.output)")
+      let started = ChildProcess.run(["/bin/bash", Self.script], environment: ["DROVER_PG_DATA": data, "DROVER_PG_PORT": "\(port)"], timeout: 120)
+      guard case .success(let finished) = started else { throw POSIXError(.ECHILD) }
+      #expect(finished.status == 0, "\(finished.output)")
     }
 
     /// Stops it at once (a fast shutdown: every session is cut).
