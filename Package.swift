@@ -66,7 +66,7 @@ let package = Package(
     .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
     .testTarget(name: "DroverPlanTests", dependencies: ["DroverPlan"]),
     .testTarget(name: "DroverRolloutTests", dependencies: ["DroverRollout"], exclude: ["Golden"]),
-    .testTarget(name: "DroverEngineTests", dependencies: ["DroverEngine", "DroverModel", "DroverBasics", crypto]),
+    .testTarget(name: "DroverEngineTests", dependencies: ["DroverEngine", "DroverModel", "DroverBasics", "DroverPlan", "DroverRollout", crypto]),
     .testTarget(name: "DroverLibvirtTests", dependencies: ["DroverLibvirt", "DroverEngine", "DroverPlan", "DroverBake", "Libvirt"]),
     .testTarget(name: "DroverSpecTests", dependencies: ["DroverSpec", "DroverCommands"]),
     .testTarget(name: "DroverBakeTests", dependencies: ["DroverBake", "DroverLibvirt", "DroverPlan", "Libvirt"]),

@@ -51,7 +51,7 @@ enum NameCompletion {
 
     /// `<pool>-<index>` for each index the spec declares (the names nodes start with).
     var nodes: [String] {
-      specs.poolSpecs.flatMap { pool in (0..<min(pool.replicas, 1000)).map { "\(pool.name)-\($0 + 1)" } }
+      specs.poolSpecs.flatMap { pool in NodeName.all(pool: pool.name, replicas: min(pool.replicas, 1000)) }
     }
 
     var images: [String] { specs.recipes.map(\.recipe.reference.description) }

@@ -61,6 +61,8 @@ public struct ApplyEngine: Sendable {
     public var onRollout: @Sendable (String, RolloutEvent) -> Void
     /// How nodes are reached over SSH (ssh checks, `DROVER_NODE_SSH`); nil: not at all.
     public var nodeSSH: NodeSSHAccess?
+    /// In-process fault injection into the rollouts' journals (tests); nil in every command.
+    public var journalFaults: (any JournalFaults)? = nil
 
     public init(
       prepare: @escaping @Sendable (NodeDefinition, any HostBackend) throws -> NodeDefinition = { n, _ in n },
@@ -157,7 +159,7 @@ public struct ApplyEngine: Sendable {
       }
       do {
         let runner = RolloutRunner(
-          pool: pool, project: project, backends: backends, journal: try RolloutJournal(directory: journalDirectory, pool: pool.name, keyring: keyring, state: state),
+          pool: pool, project: project, backends: backends, journal: try journal(pool.name),
           hooks: RolloutRunner.Hooks(
             prober: hooks.prober, drainer: hooks.drainer(pool), prepare: prepare, consoleLog: hooks.consoleLog,
             shouldStop: hooks.shouldStop, onEvent: { hooks.onRollout(pool.name, $0) }, nodeSSH: hooks.nodeSSH))
@@ -175,6 +177,13 @@ public struct ApplyEngine: Sendable {
       }
     }
     return outcome
+  }
+
+  /// The journal of `pool`'s rollouts, with the hooks' fault injection.
+  func journal(_ pool: String) throws -> RolloutJournal {
+    let journal = try RolloutJournal(directory: journalDirectory, pool: pool, keyring: keyring, state: state)
+    journal.faults = hooks.journalFaults
+    return journal
   }
 
   /// Health-checks every node this apply created, started or restarted, in parallel, within its

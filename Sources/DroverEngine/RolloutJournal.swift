@@ -21,6 +21,9 @@ public final class RolloutJournal: @unchecked Sendable {
   /// SIGKILL right after the n-th matching record is durable.
   private let crashAt: (pattern: String, count: Int)?
   private var crashSeen = 0
+  /// Fault injection in-process (runner tests on a fake host): consulted before every append and
+  /// once each record is durable. Set before the journal is used.
+  public var faults: (any JournalFaults)?
 
   /// The shared backend the journal lives in (rows of a database), or nil: the file `path`.
   let shared: (any SharedStateBackend)?
@@ -218,6 +221,7 @@ public final class RolloutJournal: @unchecked Sendable {
   /// writing, so records reach the file in sequence order.
   @discardableResult
   public func append(_ rollout: String, _ event: JournalRecord.Event, node: String? = nil, step: String? = nil, detail: String? = nil) throws -> JournalRecord {
+    try faults?.beforeAppend()
     if let shared {
       return try lock.withLock {
         _ = try sealed(JournalRecord(seq: 0, time: 0, rollout: rollout, event: event))  // no key: refused before the database is touched
@@ -226,6 +230,7 @@ public final class RolloutJournal: @unchecked Sendable {
             ?? JournalRecord(seq: seq, time: time, rollout: rollout, event: event, node: node, step: step, detail: detail)
         }
         crashIfAsked(event: event, step: step)
+        try faults?.afterDurable(record)
         return record
       }
     }
@@ -249,6 +254,7 @@ public final class RolloutJournal: @unchecked Sendable {
           throw Diagnostic.error("rollout.journal", "cannot write \(path): \(String(cString: strerror(errno)))")
         }
         crashIfAsked(event: event, step: step)
+        try faults?.afterDurable(record)
         return record
       }
     }
@@ -312,4 +318,12 @@ public struct RolloutStart: Codable, Sendable {
     self.policy = policy
     self.nodes = nodes
   }
+}
+
+/// A simulated process death for in-process tests: `beforeAppend` throws once the "process" is
+/// gone (nothing more is written), `afterDurable` may end it right after a record is durable —
+/// what `DROVER_CRASH_AT` does with SIGKILL, without leaving the test process.
+public protocol JournalFaults: Sendable {
+  func beforeAppend() throws
+  func afterDurable(_ record: JournalRecord) throws
 }

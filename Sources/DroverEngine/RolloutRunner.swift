@@ -233,15 +233,25 @@ public final class RolloutRunner: @unchecked Sendable {
     try? hooks.nodeSSH?.forget(aliases: [NodeSSHAccess.alias(node: d.domain.name, uuid: d.domain.uuid)])
   }
 
-  func endpoint(_ d: (host: String, domain: ObservedDomain, ownership: NodeOwnership)) -> NodeEndpoint {
+  func endpoint(_ d: IndexEntry) -> NodeEndpoint {
     NodeEndpoint.of(
       domain: d.domain, ownership: d.ownership, host: d.host, backend: backends[d.host], consoleLog: hooks.consoleLog(d.ownership.node), ssh: hooks.nodeSSH,
       onNetwork: pool.network != nil)
   }
 
+  /// What a step of a node reports beside its journal records.
+  enum StepReport: Equatable {
+    case done
+    /// A drain that did not finish within its time.
+    case timedOut
+    /// A health wait that ended unhealthy: why.
+    case failed(String)
+  }
+
   /// Runs one step of a node between its two journal records, and reports it with its duration
   /// and outcome (a step that throws is reported failed, then the error goes on).
-  func step<T>(_ state: RolloutState, _ key: String, _ name: String, _ body: () throws -> T) throws -> T {
+  @discardableResult
+  func step(_ state: RolloutState, _ key: String, _ name: String, _ body: () throws -> StepReport) throws -> StepReport {
     try journal.append(state.id, .stepStarted, node: key, step: name)
     let started = Date()
     let wave = state.schedule.firstIndex { $0.contains(key) }
@@ -254,7 +264,7 @@ public final class RolloutRunner: @unchecked Sendable {
       event.output = printed
       hooks.onEvent(event)
     }
-    let value: T
+    let value: StepReport
     do {
       // The hooks' output (cordon, drain, uncordon) goes with the step's line; a health check's
       // many probes do not.
@@ -270,129 +280,127 @@ public final class RolloutRunner: @unchecked Sendable {
       throw error
     }
     try journal.append(state.id, .stepDone, node: key, step: name)
-    // A health step returns why it failed; a drain whether it finished in time.
-    if let why = value as Any as? String {
-      report("failed", why)
-    } else {
-      report(value as Any as? Bool == false ? "timed out" : "done")
+    switch value {
+    case .done: report("done")
+    case .timedOut: report("timed out")
+    case .failed(let why): report("failed", why)
     }
     return value
   }
 
+  typealias IndexEntry = (host: String, domain: ObservedDomain, ownership: NodeOwnership)
+
   /// Replaces one node by the safe steps (forward to its planned record, or back to the one it
-  /// had); returns why it failed, or nil. Which domains it acts on is `replacementView`'s decision.
+  /// had); returns why it failed, or nil. Every step is `nextNodeStep`'s decision; this only acts
+  /// on it and tells the next decision what happened.
   func replaceNode(_ node: RolloutNode, state: RolloutState, rollback: Bool) throws -> String? {
     let key = node.key
-    let found = try domains(index: node.index)
-    let surge = state.policy.usesSurge
-    let refs = found.map { IndexDomain(name: $0.domain.name, uuid: $0.domain.uuid, host: $0.host, generation: $0.ownership.generation) }
-    let view = replacementView(node, domains: refs, rollback: rollback, surge: surge)
-    if view.untouched { return nil }
-    if rollback, let keep = view.new, keep.uuid == node.oldUUID, let original = found.first(where: { $0.domain.uuid == keep.uuid }) {
-      // The original is still there: it stays, whatever was made beside it goes, and it is put
-      // back in service.
-      if let extra = view.old.flatMap({ ref in found.first { $0.domain.uuid == ref.uuid } }), let backend = backends[extra.host] {
-        try step(state, node.key, "remove-replacement") { try remove(extra, from: backend) }
+    var found = try domains(index: node.index)
+    var attempt = NodeAttempt()
+    let drainPolicy = NodeDrainPolicy(pool.drain)
+    let connected = Set(backends.keys)
+    func entry(_ ref: IndexDomain) throws -> IndexEntry {
+      guard let e = found.first(where: { $0.domain.uuid == ref.uuid }) else {
+        throw Diagnostic.error("rollout.journal", "domain \(ref.name) of node \(key) is no longer on \(ref.host)", subject: "node \(key)")
       }
-      try step(state, node.key, "uncordon") { try hooks.drainer.uncordon(endpoint(original)) }
-      return nil
+      return e
     }
-    let old = view.old.flatMap { ref in found.first { $0.domain.uuid == ref.uuid } }
-    // New domains go to the node's target host (its own, or the one it moves to); an existing
-    // one is acted on where it is.
-    let host = view.new?.host ?? node.targetHost
-    guard let backend = backends[host] else { return "no connection to \(host)" }
-    func backendOf(_ d: (host: String, domain: ObservedDomain, ownership: NodeOwnership)) throws -> any HostBackend {
-      guard let b = backends[d.host] else { throw Diagnostic.error("rollout.host", "no connection to \(d.host)", subject: "node \(d.domain.name)") }
+    func backendOf(_ host: String) throws -> any HostBackend {
+      guard let b = backends[host] else { throw Diagnostic.error("rollout.host", "no connection to \(host)", subject: "node \(key)") }
       return b
     }
-    let drainSeconds = pool.drain.timeout.seconds
-    // A move with surge makes the new node first, on the other host, and takes the old one out
-    // of service only once it is healthy.
-    let movingFirst = surge && old.map { $0.host != host } == true
-
-    func cordonAndDrain(_ old: (host: String, domain: ObservedDomain, ownership: NodeOwnership)) throws -> String? {
-      let ep = endpoint(old)
-      // A heal's node is sick: a cordon or drain that fails (a hook that reaches into the dead
-      // node, a drain refused) is journaled and the node is replaced anyway — a dead node that
-      // cannot be cordoned must not stay dead. Only a rollout of kind heal reads `node.heal`.
-      let healing = state.kind == .heal ? node.heal : nil
-      if healing != nil {
-        do { try step(state, key, "cordon") { try hooks.drainer.cordon(ep) } } catch {
-          let why = Diagnostic.line(of: error)
-          try journal.append(state.id, .stepDone, node: key, step: "cordon-failed", detail: why)
-          hooks.onEvent(.init(.step, rollout: state.id, node: key, step: "cordon", outcome: "failed", message: "\(key): cordon failed (\(why)); the sick node is replaced anyway"))
+    // A node takes at most nine steps; the bound turns a rule that never finishes into a failed
+    // node instead of a loop.
+    var last: NodeStep = .done
+    for _ in 0..<32 {
+      let refs = found.map { IndexDomain(name: $0.domain.name, uuid: $0.domain.uuid, host: $0.host, generation: $0.ownership.generation) }
+      let input = NodeStepInput(
+        node: node, domains: refs, rollback: rollback, surge: state.policy.usesSurge, healing: state.kind == .heal, drain: drainPolicy,
+        connected: connected, attempt: attempt)
+      last = nextNodeStep(input)
+      switch last {
+      case .done: return nil
+      case .failed(let reason): return reason
+      case .cordon(let ref, let mayFail):
+        let ep = endpoint(try entry(ref))
+        if mayFail {
+          do { try step(state, key, "cordon") { try hooks.drainer.cordon(ep); return .done } } catch {
+            let why = Diagnostic.line(of: error)
+            try journal.append(state.id, .stepDone, node: key, step: "cordon-failed", detail: why)
+            hooks.onEvent(.init(.step, rollout: state.id, node: key, step: "cordon", outcome: "failed", message: "\(key): cordon failed (\(why)); the sick node is replaced anyway"))
+          }
+        } else {
+          try step(state, key, "cordon") { try hooks.drainer.cordon(ep); return .done }
         }
-      } else {
-        try step(state, key, "cordon") { try hooks.drainer.cordon(ep) }
-      }
-      switch healing {
-      case .skip(let reason):
-        // Nothing runs to drain: the step says so in the journal, and the node is replaced.
-        try journal.append(state.id, .stepDone, node: key, step: "drain-skipped", detail: reason)
-        hooks.onEvent(.init(.step, rollout: state.id, node: key, step: "drain", outcome: "skipped", message: "\(key): drain skipped: \(reason)"))
-        return nil
-      case .force(let seconds, let reason):
-        let limit = min(seconds, drainSeconds)
-        let outcome: String
-        do {
-          let drained = try step(state, key, "drain-forced") { try hooks.drainer.drain(ep, timeout: limit) }
-          outcome = drained ? "drained" : "not drained within \(Int(limit))s, replaced anyway"
-        } catch {
-          let why = Diagnostic.line(of: error)
-          try journal.append(state.id, .stepDone, node: key, step: "drain-failed", detail: why)
-          outcome = "the drain failed (\(why)), replaced anyway"
+        attempt.cordoned = true
+      case .drain(let ref, let order):
+        let ep = endpoint(try entry(ref))
+        switch order {
+        case .skip(let reason):
+          // Nothing runs to drain: the step says so in the journal, and the node is replaced.
+          try journal.append(state.id, .stepDone, node: key, step: "drain-skipped", detail: reason)
+          hooks.onEvent(.init(.step, rollout: state.id, node: key, step: "drain", outcome: "skipped", message: "\(key): drain skipped: \(reason)"))
+          attempt.drain = .finished
+        case .forced(let limit, let reason):
+          let outcome: String
+          do {
+            let drained = try step(state, key, "drain-forced") { try hooks.drainer.drain(ep, timeout: limit) ? .done : .timedOut }
+            outcome = drained == .done ? "drained" : "not drained within \(Int(limit))s, replaced anyway"
+          } catch {
+            let why = Diagnostic.line(of: error)
+            try journal.append(state.id, .stepDone, node: key, step: "drain-failed", detail: why)
+            outcome = "the drain failed (\(why)), replaced anyway"
+          }
+          hooks.onEvent(.init(.step, rollout: state.id, node: key, step: "drain", outcome: "forced", message: "\(key): drain forced (\(reason)): \(outcome)"))
+          attempt.drain = .finished
+        case .graceful(let timeout, _):
+          let drained = try step(state, key, "drain") { try hooks.drainer.drain(ep, timeout: timeout) ? .done : .timedOut }
+          attempt.drain = drained == .timedOut ? .timedOut : .finished
         }
-        hooks.onEvent(.init(.step, rollout: state.id, node: key, step: "drain", outcome: "forced", message: "\(key): drain forced (\(reason)): \(outcome)"))
-        return nil
-      case nil: break
-      }
-      let drained = try step(state, key, "drain") { try hooks.drainer.drain(ep, timeout: drainSeconds) }
-      if !drained && pool.drain.onTimeout == .fail {
-        if pool.drain.onFailure == .uncordon { try? hooks.drainer.uncordon(ep) }
-        return "drain of \(old.domain.name) timed out after \(pool.drain.timeout) (on_timeout: fail)"
-      }
-      return nil
-    }
-    if let old, !movingFirst, let failure = try cordonAndDrain(old) { return failure }
-    var target = view.new.flatMap { ref in found.first { $0.domain.uuid == ref.uuid } }
-    func create() throws {
-      var o = view.target
-      if !rollback { o.node = replacementName(key: key, generation: o.generation, occupied: old?.domain.name, surge: surge) }
-      o.rollout = mark(state, key: key, rollback: rollback)
-      var definition = NodeDefinition(ownership: o)
-      definition.exactBuild = state.kind == .heal
-      let prepared = try hooks.prepare(definition, backend)
-      try backend.create(prepared)
-      counts.withLock { $0.created += 1 }
-      target = try domains(index: node.index).first { $0.domain.name == o.node && $0.ownership.generation == o.generation }
-    }
-    if surge {
-      if target == nil { try step(state, key, "create") { try create() } }
-      guard let t = target else { return "the new node did not appear" }
-      if let reason = try step(state, key, "health", { try health(t, rollout: state.id, key: key) }) {
-        try step(state, key, "remove-failed") { try remove(t, from: backend) }
-        if let old, !movingFirst, pool.drain.onFailure == .uncordon { try? hooks.drainer.uncordon(endpoint(old)) }
-        return reason
-      }
-      if let old, movingFirst, let failure = try cordonAndDrain(old) { return failure }
-      if let old { try step(state, key, "remove-old") { try remove(old, from: try backendOf(old)) } }
-    } else {
-      if let old { try step(state, key, "remove-old") { try remove(old, from: try backendOf(old)) } }
-      if target == nil { try step(state, key, "create") { try create() } }
-      guard let t = target else { return "the new node did not appear" }
-      if let reason = try step(state, key, "health", { try health(t, rollout: state.id, key: key) }) {
+      case .create(let record, let host, let exactBuild):
+        let backend = try backendOf(host)
+        try step(state, key, "create") {
+          var o = record
+          o.rollout = mark(state, key: key, rollback: rollback)
+          var definition = NodeDefinition(ownership: o)
+          definition.exactBuild = exactBuild
+          try backend.create(try hooks.prepare(definition, backend))
+          counts.withLock { $0.created += 1 }
+          return .done
+        }
+        attempt.created = true
+        found = try domains(index: node.index)
+      case .health(let ref):
+        let t = try entry(ref)
+        let report = try step(state, key, "health") { try health(t, rollout: state.id, key: key).map { .failed($0) } ?? .done }
+        if case .failed(let reason) = report { attempt.health = .unhealthy(reason) } else { attempt.health = .healthy }
+      case .remove(let ref, let kind):
+        let e = try entry(ref)
+        let backend = try backendOf(e.host)
+        try step(state, key, kind.rawValue) { try remove(e, from: backend); return .done }
+        found.removeAll { $0.domain.uuid == ref.uuid }
+      case .recordHealthFailure(let ref, let reason):
         // It stays (the old one is gone): its record says it failed, so plan replaces it later.
+        let t = try entry(ref)
         var failed = t.ownership
         failed.healthFailed = true
-        do { try backend.update(node: t.domain.name, uuid: t.domain.uuid, to: failed, restart: false) } catch {
-          return reason + " (and recording that in its record failed: \(Diagnostic.line(of: error)))"
+        do { try backendOf(t.host).update(node: t.domain.name, uuid: t.domain.uuid, to: failed, restart: false) } catch {
+          attempt.health = .unhealthy(reason + " (and recording that in its record failed: \(Diagnostic.line(of: error)))")
         }
-        return reason
+        attempt.healthFailureRecorded = true
+      case .uncordon(let ref, let bestEffort):
+        let ep = endpoint(try entry(ref))
+        if bestEffort {
+          try? hooks.drainer.uncordon(ep)
+          attempt.oldUncordoned = true
+        } else {
+          try step(state, key, "uncordon") { try hooks.drainer.uncordon(ep); return .done }
+          attempt.uncordoned = true
+        }
       }
+      attempt.steps += 1
     }
-    if let t = target { try step(state, key, "uncordon") { try hooks.drainer.uncordon(endpoint(t)) } }
-    return nil
+    return "its steps did not finish (the last decided: \(last))"
   }
 
   /// The mark a node this rollout creates carries (see `RolloutMark`).

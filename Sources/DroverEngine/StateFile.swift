@@ -22,9 +22,13 @@ public enum StateFile {
     defer { close(fd) }
     var st = stat()
     guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return .failure(StateFileProblem("not a regular file")) }
-    var data = [UInt8](repeating: 0, count: maxBytes + 1)
+    // Sized to the file (plus room to see it grow), never to the limit: a rollout reads its
+    // journal before every decision, and zeroing 256 MiB each time cost ~25 ms a read.
+    let limit = maxBytes + 1
+    var data = [UInt8](repeating: 0, count: min(limit, max(0, Int(st.st_size)) + 4096))
     var count = 0
-    while count < data.count {
+    while count < limit {
+      if count == data.count { data += [UInt8](repeating: 0, count: min(limit - count, max(4096, count))) }
       let n = data.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress! + count, $0.count - count) }
       if n < 0 && errno == EINTR { continue }
       guard n >= 0 else { return .failure(StateFileProblem(String(cString: strerror(errno)))) }

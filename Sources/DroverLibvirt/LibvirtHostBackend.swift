@@ -43,7 +43,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   let agentPings = Mutex<Set<String>>([])
   /// Concurrent reads in flight on the connection (threads of `BlockingFanOut`). The in-process
   /// test driver (`test:///…`) has no round trip to overlap and one driver lock, so one reader.
-  var parallelism: Int { uri.hasPrefix("test:") ? 1 : 8 }
+  var parallelism: Int { HostDriver.isInProcess(uri: uri) ? 1 : 8 }
 
   /// Whether this host boots its domains, asked of libvirt once when the backend is made (its
   /// driver type), never read off the URI: libvirt's test driver defines and "runs" domains (and
@@ -62,7 +62,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     self.uri = uri ?? connection.uri
     self.imagePool = imagePool
     self.calls = calls
-    self.bootsNodes = (try? connection.driverType())?.lowercased() != "test"
+    self.bootsNodes = HostDriver.bootsNodes(driverType: try? connection.driverType())
     self.stall = StallMark()
     self.watch = nil
   }

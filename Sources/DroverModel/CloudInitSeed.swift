@@ -57,8 +57,8 @@ public enum CloudInitSeed {
   /// project's SSH public key (`SSHIdentity`): Drover's user accepts it and nothing else.
   public static func files(for o: NodeOwnership, pool: PoolSpec, droverKey: String? = nil) -> Files? {
     guard pool.seeded else { return nil }
-    let hostname = "\(o.pool)-\(o.index)"
-    let meta = "instance-id: \(o.pool)-\(o.index)-g\(o.generation)\nlocal-hostname: \(hostname)\n"
+    let hostname = o.key
+    let meta = "instance-id: \(o.key)-g\(o.generation)\nlocal-hostname: \(hostname)\n"
     var own = "#cloud-config\n# Drover: identity and readiness of node \(hostname) (generation \(o.generation)).\n"
     if !pool.sshKeys.isEmpty {
       own += "ssh_authorized_keys:\n" + pool.sshKeys.map { "  - \(quoted($0))\n" }.joined()

@@ -36,7 +36,7 @@ public enum Adoption {
       return refuse("domain \(name) on \(uri) is already a node of project \(project)", hint: "nothing to adopt")
     }
     guard let dash = name.lastIndex(of: "-"), let index = Int(name[name.index(after: dash)...]), index > 0,
-      "\(name[..<dash])-\(index)" == name, let pool = pools.first(where: { $0.name == String(name[..<dash]) })
+      NodeName.of(pool: String(name[..<dash]), index: index) == name, let pool = pools.first(where: { $0.name == String(name[..<dash]) })
     else {
       return refuse(
         "\(name) is not named as a node of a pool in pools/ (pool-N)", hint: "rename the domain (virsh domrename) to the node it should be, or remove it")

@@ -82,7 +82,7 @@ public func detectDrift(
     let present = Set(nodes.map(\.2.index))
     let recorded = max(nodes.map(\.2.replicas).max() ?? 0, present.max() ?? 0)
     for index in 1...max(1, pool.replicas) where index <= pool.replicas && !present.contains(index) {
-      let name = "\(pool.name)-\(index)"
+      let name = NodeName.of(pool: pool.name, index: index)
       let host = placement(pool, index: index)
       if let squatter = observed.hosts[host]?.domains.first(where: { $0.name == name }) {
         if refusedNames.contains(TrustedRecords.nameKey(host: host, name: name)) { continue }  // reported as record-mismatch

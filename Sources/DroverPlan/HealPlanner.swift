@@ -83,7 +83,7 @@ public func healCandidates(_ pools: [PoolSpec], observed: ObservedWorld, project
   for entry in TrustedRecords(observed, project: project, keyHeld: true).owned where entry.domain.trust == .verified {
     let o = entry.ownership
     guard names.contains(o.pool) else { continue }
-    let key = "\(o.pool)-\(o.index)"
+    let key = o.key
     if result[o.pool]?[key] != nil { doubled.insert(key) }
     result[o.pool, default: [:]][key] = entry
   }
@@ -207,11 +207,11 @@ func healRollout(_ pool: PoolSpec, nodes: [(entry: TrustedRecords.Entry, reason:
     let o = entry.ownership
     var to = o
     to.generation = o.generation + 1
-    to.node = "\(o.pool)-\(o.index)"
+    to.node = o.key
     to.healthFailed = false
     to.rollout = nil
     var node = RolloutNode(
-      key: "\(o.pool)-\(o.index)", index: o.index, host: entry.host, oldName: entry.domain.name, oldUUID: entry.domain.uuid, from: o, to: to,
+      key: o.key, index: o.index, host: entry.host, oldName: entry.domain.name, oldUUID: entry.domain.uuid, from: o, to: to,
       reason: "heal: \(reason)")
     let state = signals[entry.domain.uuid]?.state ?? entry.domain.state
     if let dead = deadState(state) {
@@ -223,9 +223,12 @@ func healRollout(_ pool: PoolSpec, nodes: [(entry: TrustedRecords.Entry, reason:
     return node
   }.sorted { $0.index < $1.index }
   let inFlight = min(remediation.maxInFlight, rolloutNodes.count)
-  let policy = RolloutPolicy(
-    canary: 0, waves: [rolloutNodes.count], maxSurge: 0, maxUnavailable: inFlight, budget: rolloutNodes.count,
-    healthTimeoutMilliseconds: pool.upgrade.healthTimeout.milliseconds, onBudgetExceeded: .pause)
+  // The same resolution as every rollout: one wave, in place, `max_in_flight` at a time; every
+  // node may fail (a heal that fails pauses; it never rolls a dead node back).
+  let strategy = UpgradeStrategy(
+    canary: .count(0), waves: [.count(rolloutNodes.count)], maxSurge: .count(0), maxUnavailable: .count(inFlight), soak: .seconds(0),
+    healthTimeout: pool.upgrade.healthTimeout, onBudgetExceeded: .pause)
+  let policy = RolloutPolicy.resolve(strategy, budget: .count(rolloutNodes.count), nodes: rolloutNodes.count, replicas: rolloutNodes.count)
   let images = Set(rolloutNodes.map(\.from.image)).sorted().joined(separator: ",")
   return RolloutPreview(
     pool: pool.name, fromImage: images, toImage: images, schedule: policy.schedule(rolloutNodes.map(\.key)), policy: policy,

@@ -83,7 +83,7 @@ func planPool(
   }
 
   for index in 1...max(1, pool.replicas) where index <= pool.replicas && !rolling.contains(index) {
-    let name = "\(pool.name)-\(index)"
+    let name = NodeName.of(pool: pool.name, index: index)
     guard let current = byIndex[index] else {
       let wanted = desired(digest).node(index: index, generation: nextGeneration(index))
       guard let host = place(wanted, avoid: [], why: byIndex.isEmpty && existing.isEmpty ? "new" : "missing") else { continue }

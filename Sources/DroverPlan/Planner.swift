@@ -117,7 +117,7 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
       if options.skipUnreachable {
         let known = (owned[pool.name] ?? []).filter { $0.host != uri }.map(\.ownership.node).sorted()
         for host in pool.hosts where observed.unreachable[host] != nil {
-          let there = (0..<max(0, pool.replicas)).map { $0 + 1 }.filter { placement(pool, index: $0) == host }.map { "\(pool.name)-\($0)" }
+          let there = (0..<max(0, pool.replicas)).map { $0 + 1 }.filter { placement(pool, index: $0) == host }.map { NodeName.of(pool: pool.name, index: $0) }
           unknown.append(UnknownNodes(pool: pool.name, host: host, nodes: there, reason: observed.unreachable[host] ?? "", seen: known))
         }
         diagnostics.append(
@@ -370,7 +370,7 @@ struct DesiredRecord {
   /// The record of the node at `index`, generation `generation`.
   func node(index: Int, generation: Int) -> NodeOwnership {
     var o = template
-    o.node = "\(pool.name)-\(index)"
+    o.node = NodeName.of(pool: pool.name, index: index)
     o.index = index
     o.generation = generation
     o.address = pool.staticAddresses?.address(index: index, generation: generation)

@@ -47,8 +47,14 @@ public func resumeProblems(_ state: RolloutState, pool: PoolSpec, owned: [(host:
       continue
     }
     // The domain the journal says it replaces is that index's verified node, or the rollout's own
-    // replacement, or gone (removed before its replacement was made).
-    for entry in byIndex[n.index] ?? [] where entry.domain.uuid != n.oldUUID && entry.ownership.generation != n.to.generation {
+    // replacement, or gone (removed before its replacement was made); once the rollout rolls
+    // back, also the rollback's own rebuild (the next generation, on the old image) — a crash
+    // after it was made leaves it there.
+    func rollbacksOwn(_ o: NodeOwnership) -> Bool {
+      state.status == .rollingBack && o.generation == n.to.generation + 1 && o.image == n.from.image
+    }
+    for entry in byIndex[n.index] ?? []
+    where entry.domain.uuid != n.oldUUID && entry.ownership.generation != n.to.generation && !rollbacksOwn(entry.ownership) {
       refuse(
         key, "the journal names domain \(n.oldUUID) as the node it replaces, but index \(n.index) is \(entry.domain.name) (\(entry.domain.uuid)) on \(entry.host)",
         hint: abort)

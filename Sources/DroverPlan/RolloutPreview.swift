@@ -18,8 +18,24 @@ public struct RolloutPreview: Sendable, Codable, Hashable {
   /// An upgrade (the spec changed) or a heal (`drover heal`); absent in older plan files: upgrade.
   public var kind: RolloutKind? = nil
 
+  public init(
+    pool: String, fromImage: String, toImage: String, schedule: [[String]], policy: RolloutPolicy, drainOnTimeout: String, estimatedSeconds: Double,
+    nodes: [RolloutNode], resumes: String?, kind: RolloutKind? = nil
+  ) {
+    self.pool = pool
+    self.fromImage = fromImage
+    self.toImage = toImage
+    self.schedule = schedule
+    self.policy = policy
+    self.drainOnTimeout = drainOnTimeout
+    self.estimatedSeconds = estimatedSeconds
+    self.nodes = nodes
+    self.resumes = resumes
+    self.kind = kind
+  }
+
   /// Seconds one node takes on real VMs (boot to ready under TCG, measured here) or the test driver.
-  static func perNodeSeconds(_ hosts: [String]) -> Double { hosts.allSatisfy { $0.hasPrefix("test") } ? 0.1 : 12 }
+  static func perNodeSeconds(_ hosts: [String]) -> Double { hosts.contains { HostDriver.bootsNodes(uri: $0) } ? 12 : 0.1 }
 
   /// The rollout of `pool`'s replace actions (image, disk, network, `--replace`, a failed node, a
   /// disk changed outside Drover), or nil when it has none.
@@ -27,7 +43,7 @@ public struct RolloutPreview: Sendable, Codable, Hashable {
     let nodes = actions.filter { $0.pool == pool.name && $0.kind == .replace }.compactMap { a -> RolloutNode? in
       guard let before = a.before, let after = a.after?.ownership, let uuid = a.uuid else { return nil }
       var node = RolloutNode(
-        key: "\(pool.name)-\(before.index)", index: before.index, host: a.host, oldName: a.node, oldUUID: uuid, from: before, to: after,
+        key: NodeName.of(pool: pool.name, index: before.index), index: before.index, host: a.host, oldName: a.node, oldUUID: uuid, from: before, to: after,
         reason: a.reason)
       node.toHost = a.destination
       return node

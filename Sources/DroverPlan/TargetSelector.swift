@@ -13,9 +13,9 @@ public struct TargetSelector: Sendable {
   public init(pools: [PoolSpec], owned: [(pool: String, name: String, index: Int)]) {
     var nodes: [String: Set<String>] = [:]
     for pool in pools {
-      nodes[pool.name, default: []].formUnion((0..<max(0, pool.replicas)).map { "\(pool.name)-\($0 + 1)" })
+      nodes[pool.name, default: []].formUnion(NodeName.all(pool: pool.name, replicas: pool.replicas))
     }
-    for o in owned { nodes[o.pool, default: []].formUnion([o.name, "\(o.pool)-\(o.index)"]) }
+    for o in owned { nodes[o.pool, default: []].formUnion([o.name, NodeName.of(pool: o.pool, index: o.index)]) }
     self.nodes = nodes
   }
 
@@ -47,7 +47,7 @@ public struct TargetSelector: Sendable {
 func selected(_ action: PlannedAction, targets: [String], excludes: [String]) -> Bool {
   var names = [action.pool, action.node, "\(action.pool)/\(action.node)"]
   if let index = action.before?.index ?? action.after?.ownership.index ?? OverlayName(volume: action.node)?.index {
-    names += ["\(action.pool)-\(index)", "\(action.pool)/\(action.pool)-\(index)"]
+    names += [NodeName.of(pool: action.pool, index: index), "\(action.pool)/" + NodeName.of(pool: action.pool, index: index)]
   }
   if excludes.contains(where: names.contains) { return false }
   return targets.isEmpty || targets.contains(where: names.contains)

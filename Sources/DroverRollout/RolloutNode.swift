@@ -81,7 +81,8 @@ public struct ReplacementView: Sendable, Hashable {
 
 /// Decides, from the domains of one index, what a forward or rollback step of `node` acts on.
 ///
-/// Pure. Forward: old = the planned UUID, new = generation `to.generation`. Rollback: when the
+/// Pure. Forward: old = the planned UUID, new = generation `to.generation`, named
+/// `replacementName` (or as the existing one is). Rollback: when the
 /// original still exists, it is kept (new = the original, old = any replacement beside it; with
 /// none, the node is untouched); otherwise old = the forward replacement, new = generation
 /// `to.generation + 1`, built from the record the node had before the rollout.
@@ -89,7 +90,11 @@ public func replacementView(_ node: RolloutNode, domains: [IndexDomain], rollbac
   let original = domains.first { $0.uuid == node.oldUUID }
   let forward = domains.first { $0.generation == node.to.generation && $0.uuid != node.oldUUID }
   if !rollback {
-    return ReplacementView(old: original, new: forward, target: node.to, untouched: false)
+    // The replacement's name is decided here, once: the one that exists already, else the
+    // index's free name.
+    var target = node.to
+    target.node = forward?.name ?? replacementName(key: node.key, generation: target.generation, occupied: original?.name, surge: surge)
+    return ReplacementView(old: original, new: forward, target: target, untouched: false)
   }
   var target = node.from
   target.generation = node.to.generation + 1
