@@ -26,7 +26,7 @@ struct ProjectOptions: ParsableArguments {
   @Option(help: "Seconds each operation on a host (a read of its domains, a node's create, update or delete) may take before the host is reported as not answering.")
   var callTimeout: Double = 30
 
-  @Option(help: "Seconds without traffic after which Drover pings a host (libvirt's keepalive, as virsh -k); 0 turns it off. Default: 5 for commands that change nodes (apply, heal, watch, rollout, host), off for plan, drift and status (their reads are bounded by --call-timeout).")
+  @Option(help: "Seconds without traffic after which Drover pings a host (libvirt's keepalive, as virsh -k); 0 turns it off. Default: 5 for every command.")
   var keepaliveInterval: Int32?
 
   @Option(help: "Unanswered pings after which a host is given up and every call waiting on it fails (as virsh -K; default 3).")
@@ -45,10 +45,10 @@ struct ProjectOptions: ParsableArguments {
     }
   }
 
-  /// The keepalive asked for, or by default: on where a command changes nodes (its waits can be
-  /// long: transfers, boots), off for read-only commands, whose every read is bounded by
-  /// `--call-timeout` anyway — libvirt's event loop, which keepalive needs, hands every reply to
-  /// one more thread and cost `plan` 1.3–2× at 1,000 nodes.
+  /// The keepalive asked for, or by default: on for every command, read-only ones too, so a
+  /// daemon that freezes is noticed by libvirt itself as well as by `--call-timeout`. libvirt's
+  /// own event loop, which keepalive needs, cost `plan` 1.3–2× at 1,000 nodes; Drover's
+  /// (`Libvirt.EventLoop`) costs it within the benchmark's noise.
   func keepAlive(byDefault: Bool) -> HostKeepAlive? {
     let asked = keepaliveInterval != nil || keepaliveCount != nil
     let interval = keepaliveInterval ?? HostKeepAlive.standard.interval
@@ -77,7 +77,7 @@ struct ProjectContext {
   /// host they name, in parallel, each within the connect timeout.
   /// - Parameter imagePool: Drover's image storage pool, whose overlays are observed with the domains.
   /// - Parameter keepAliveByDefault: whether the connections get keepalive unless the options
-  ///   say otherwise (false for the read-only commands: plan, drift, status).
+  ///   say otherwise (every command: Drover's own event loop made it cheap, see `EventLoop`).
   static func load(
     _ options: LoadedProject, readOnly: Bool = false, imagePool: String? = nil, keepAliveByDefault: Bool = true
   ) throws

@@ -34,7 +34,7 @@ public struct OverlayName: Sendable, Hashable {
     self.init(project: o.project, pool: o.pool, index: o.index, generation: o.generation, kind: kind)
   }
 
-  public var volume: String { "drover.\(project).\(pool)-\(index).g\(generation).\(kind.rawValue)" }
+  public var volume: String { "drover.\(project).\(NodeName.of(pool: pool, index: index)).g\(generation).\(kind.rawValue)" }
 
   /// The seed volume of the node this overlay belongs to.
   public var seed: OverlayName { OverlayName(project: project, pool: pool, index: index, generation: generation, kind: .seed) }

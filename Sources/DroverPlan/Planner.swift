@@ -318,7 +318,7 @@ func orphanedOverlays(_ observed: ObservedWorld, project: String, reserved: [Str
       actions.append(
         PlannedAction(
           kind: .removeOverlay, pool: name.pool, node: volume, host: uri,
-          reason: "\(name.kind == .seed ? "cloud-init seed" : "overlay") of \(name.pool)-\(name.index) (generation \(name.generation)) that no domain uses"))
+          reason: "\(name.kind == .seed ? "cloud-init seed" : "overlay") of \(NodeName.of(pool: name.pool, index: name.index)) (generation \(name.generation)) that no domain uses"))
     }
   }
   return actions

@@ -62,9 +62,9 @@ public struct TrustedRecords: Sendable {
       return
     }
     // Migration: a legacy record is this project's node when no other record claims its node.
-    let claims = Dictionary(grouping: legacy, by: { "\($0.ownership.pool)-\($0.ownership.index)" })
+    let claims = Dictionary(grouping: legacy, by: { NodeName.of(pool: $0.ownership.pool, index: $0.ownership.index) })
     for entry in legacy {
-      let rivals = claims["\(entry.ownership.pool)-\(entry.ownership.index)"]?.count ?? 0
+      let rivals = claims[NodeName.of(pool: entry.ownership.pool, index: entry.ownership.index)]?.count ?? 0
       if rivals > 1 {
         refused.append((entry, "\(rivals) records from an older Drover claim node \(entry.ownership.node): Drover cannot tell which is real"))
       } else {

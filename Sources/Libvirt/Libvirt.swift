@@ -23,6 +23,12 @@ public enum Libvirt {
 
   private static let eventLoop: Void = {
     initialize()
+    // Drover's own loop (`EventLoop`); `DROVER_LIBVIRT_EVENT_LOOP=default` runs libvirt's instead
+    // (the benchmark compares them).
+    if ProcessInfo.processInfo.environment["DROVER_LIBVIRT_EVENT_LOOP"] != "default" {
+      _ = EventLoop.start()
+      return
+    }
     if virEventRegisterDefaultImpl() == 0 {
       let thread = Thread {
         while true { _ = virEventRunDefaultImpl() }

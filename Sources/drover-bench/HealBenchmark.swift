@@ -100,7 +100,7 @@ enum HealBenchmark {
     var delays: [Double] = []
     for round in 0..<runs {
       Thread.sleep(forTimeInterval: 1.5)  // a pass or so of healthy nodes first
-      let victim = "\(small)-\(round % 3 + 1)"
+      let victim = NodeName.of(pool: small, index: round % 3 + 1)
       let before = heals(journalPath)
       guard let domain = try holder.connection.domain(named: victim) else { throw BenchError("no domain \(victim)") }
       let died = Date().timeIntervalSince1970
@@ -138,7 +138,7 @@ enum HealBenchmark {
     var kept = 0
     for round in 0..<runs {
       Thread.sleep(forTimeInterval: 1.5)
-      let victim = "\(small)-\(round % 3 + 1)"
+      let victim = NodeName.of(pool: small, index: round % 3 + 1)
       guard let domain = try holder.connection.domain(named: victim) else { throw BenchError("no domain \(victim)") }
       let uuid = domain.uuid
       let died = Date().timeIntervalSince1970

@@ -1,5 +1,6 @@
 import DroverBasics
 import DroverLibvirt
+import DroverModel
 import Foundation
 import Libvirt
 
@@ -40,7 +41,7 @@ enum InProcessBenchmark {
       guard noop == 0 else { throw BenchError("plan against \(uri) is not a no-op (exit \(noop))") }
       let script = "\(work)/virsh-\(n).txt"
       var text = "list --all --name\n"
-      for i in 1...n { text += "metadata \(pool)-\(i) \(OwnershipMetadata.namespace)\n" }
+      for i in 1...n { text += "metadata \(NodeName.of(pool: pool, index: i)) \(OwnershipMetadata.namespace)\n" }
       try text.write(toFile: script, atomically: true, encoding: .utf8)
 
       var contest = Contest()
