@@ -42,7 +42,7 @@ struct DriftCommand: ParsableCommand {
     defer { PhaseTimings.report() }
     let context: ProjectContext
     do {
-      context = try ProjectContext.load(project, readOnly: true, imagePool: images.imagePool)
+      context = try ProjectContext.load(project, readOnly: true, imagePool: images.imagePool, keepAliveByDefault: false)
     } catch {
       try writeMetrics(findings: [], success: false, at: started)
       throw error

@@ -61,7 +61,7 @@ struct PlanCommand: ParsableCommand {
     let images = self.images.resolved(project)
     PhaseTimings.start()
     defer { PhaseTimings.report() }
-    let context = try ProjectContext.load(project, imagePool: images.imagePool)
+    let context = try ProjectContext.load(project, imagePool: images.imagePool, keepAliveByDefault: false)
     let observed = context.observe()
     PhaseTimings.mark("observe")
     let (plan, diagnostics) = makePlan(

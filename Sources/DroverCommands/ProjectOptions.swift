@@ -26,7 +26,7 @@ struct ProjectOptions: ParsableArguments {
   @Option(help: "Seconds each operation on a host (a read of its domains, a node's create, update or delete) may take before the host is reported as not answering.")
   var callTimeout: Double = 30
 
-  @Option(help: "Seconds without traffic after which Drover pings a host (libvirt's keepalive, as virsh -k); 0 turns it off. Default: 5 for every command.")
+  @Option(help: "Seconds without traffic after which Drover pings a host (libvirt's keepalive, as virsh -k); 0 turns it off. Default: 5 for commands that change nodes (apply, heal, watch, rollout, host), off for plan, drift and status (their reads are bounded by --call-timeout).")
   var keepaliveInterval: Int32?
 
   @Option(help: "Unanswered pings after which a host is given up and every call waiting on it fails (as virsh -K; default 3).")
@@ -45,10 +45,11 @@ struct ProjectOptions: ParsableArguments {
     }
   }
 
-  /// The keepalive asked for, or by default: on for every command, read-only ones too, so a
-  /// daemon that freezes is noticed by libvirt itself as well as by `--call-timeout`. libvirt's
-  /// own event loop, which keepalive needs, cost `plan` 1.3–2× at 1,000 nodes; Drover's
-  /// (`Libvirt.EventLoop`) costs it within the benchmark's noise.
+  /// The keepalive asked for, or by default: on where a command changes nodes (its waits can be
+  /// long: transfers, boots), off for read-only commands, whose every read is bounded by
+  /// `--call-timeout` anyway. Drover's own event loop (`Libvirt.EventLoop`) made keepalive cheap
+  /// in wall time (plan 1.08×, apply 0.97× at 1,000 nodes), but it still costs plan's client
+  /// ~30–40 µs of CPU per node (125 against 86), against a target of 100.
   func keepAlive(byDefault: Bool) -> HostKeepAlive? {
     let asked = keepaliveInterval != nil || keepaliveCount != nil
     let interval = keepaliveInterval ?? HostKeepAlive.standard.interval
@@ -77,7 +78,7 @@ struct ProjectContext {
   /// host they name, in parallel, each within the connect timeout.
   /// - Parameter imagePool: Drover's image storage pool, whose overlays are observed with the domains.
   /// - Parameter keepAliveByDefault: whether the connections get keepalive unless the options
-  ///   say otherwise (every command: Drover's own event loop made it cheap, see `EventLoop`).
+  ///   say otherwise (false for the read-only commands: plan, drift, status).
   static func load(
     _ options: LoadedProject, readOnly: Bool = false, imagePool: String? = nil, keepAliveByDefault: Bool = true
   ) throws

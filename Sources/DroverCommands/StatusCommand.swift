@@ -28,7 +28,7 @@ struct StatusCommand: ParsableCommand {
     // libvirt asks a guest agent only over a read-write connection (virDomainInterfaceAddresses
     // refuses the agent source on a read-only one); status still changes nothing.
     let context = try ProjectContext.load(
-      project, readOnly: output != .wide, imagePool: images.imagePool)
+      project, readOnly: output != .wide, imagePool: images.imagePool, keepAliveByDefault: false)
     let world = context.observe()
     let (plan, _) = makePlan(pools: context.specs.poolSpecs, observed: world, options: PlanOptions(project: project.projectName))
     let pending = Set(plan.actions.map(\.node))
