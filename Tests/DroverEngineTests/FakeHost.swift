@@ -100,6 +100,13 @@ final class FakeHost: HostBackend, @unchecked Sendable {
   /// A create of a domain named `node` fails with `why` (before anything is made).
   func failCreate(of node: String, _ why: String) { book.withLock { $0.failCreate[node] = why } }
 
+  /// How long each create takes (an injected delay, seconds).
+  private let createDelay = Mutex(0.0)
+  func slowCreates(_ seconds: Double) { createDelay.withLock { $0 = seconds } }
+  /// Creates in flight now, and the most there ever were at once.
+  private let inFlight = Mutex((now: 0, most: 0))
+  var mostCreatesAtOnce: Int { inFlight.withLock { $0.most } }
+
   func overlay(_ o: NodeOwnership) -> String { OverlayName(project: project, pool: o.pool, index: o.index, generation: o.generation).volume }
 
   /// Puts a node there as an earlier apply would have (no crash counted).
@@ -163,7 +170,16 @@ final class FakeHost: HostBackend, @unchecked Sendable {
     return ObservedHost(uri: uri, domains: observed, overlays: overlayFiles, poolVolumes: overlayFiles)
   }
 
-  func create(_ node: NodeDefinition) throws -> String { try make(node.ownership, counted: true) }
+  func create(_ node: NodeDefinition) throws -> String {
+    inFlight.withLock {
+      $0.now += 1
+      $0.most = max($0.most, $0.now)
+    }
+    defer { inFlight.withLock { $0.now -= 1 } }
+    let delay = createDelay.withLock { $0 }
+    if delay > 0 { Thread.sleep(forTimeInterval: delay) }
+    return try make(node.ownership, counted: true)
+  }
   func start(node: String, uuid: String) throws { try change("start", node: node, uuid: uuid) { $0.running = true } }
   func resume(node: String, uuid: String) throws { try change("resume", node: node, uuid: uuid) { $0.running = true } }
   func reset(node: String, uuid: String) throws { try change("reset", node: node, uuid: uuid) { $0.running = true } }

@@ -165,6 +165,20 @@ import Testing
     #expect(fleet.drainer.cordoned.isEmpty, "on_failure uncordon put it back")
   }
 
+  /// With slow creates (an injected delay), a wave's nodes are replaced side by side up to the
+  /// policy's concurrency (max_surge 2 here), never more; the canary alone.
+  @Test func aWaveRunsItsNodesSideBySideUpToItsConcurrency() throws {
+    let wide = UpgradeStrategy(canary: .count(1), waves: [.count(4)], maxSurge: .count(2), maxUnavailable: .count(0))
+    let fleet = try Fleet(replicas: 5, strategy: wide)
+    fleet.pool.image = ImageRef(parsing: "demo@v2")!
+    fleet.host.slowCreates(0.2)
+    let (outcome, _) = try Self.roll(fleet, prober: FakeProber())
+    #expect(outcome?.state.status == .completed)
+    #expect(fleet.host.mostCreatesAtOnce == 2, "creates at once: \(fleet.host.mostCreatesAtOnce)")
+    #expect(fleet.host.calls.first == "create web-1-g2 g2 demo@v2")
+    try Self.expectConverged(fleet, "wide wave")
+  }
+
   @Test func aHealRebuildsItsNodesFromTheirOwnRecords() throws {
     let fleet = try Fleet(replicas: 2, strategy: Self.surge)
     fleet.restart(crashAt: nil)
