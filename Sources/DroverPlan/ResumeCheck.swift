@@ -48,10 +48,13 @@ public func resumeProblems(_ state: RolloutState, pool: PoolSpec, owned: [(host:
     }
     // The domain the journal says it replaces is that index's verified node, or the rollout's own
     // replacement, or gone (removed before its replacement was made); once the rollout rolls
-    // back, also the rollback's own rebuild (the next generation, on the old image) — a crash
-    // after it was made leaves it there.
+    // back, also the rollback's own rebuild (the next generation, on the old image, its sealed
+    // record marked by this rollout's rollback, or unmarked while it is still rolling back) — a
+    // crash, or a stop that paused the rollback, after it was made leaves it there.
     func rollbacksOwn(_ o: NodeOwnership) -> Bool {
-      state.status == .rollingBack && o.generation == n.to.generation + 1 && o.image == n.from.image
+      // Its mark, or (the marks are cleared just before the rollout ends) a rollout rolling back.
+      let marked = o.rollout?.id == state.id && o.rollout?.phase == "rollback"
+      return o.generation == n.to.generation + 1 && o.image == n.from.image && (marked || state.status == .rollingBack)
     }
     for entry in byIndex[n.index] ?? []
     where entry.domain.uuid != n.oldUUID && entry.ownership.generation != n.to.generation && !rollbacksOwn(entry.ownership) {

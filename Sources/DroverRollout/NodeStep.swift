@@ -156,7 +156,9 @@ public func nextNodeStep(_ input: NodeStepInput) -> NodeStep {
   // A move with surge makes the new node first, on the other host, and takes the old one out of
   // service only once it is healthy.
   let movingFirst = input.surge && old.map { $0.host != host } == true
-  let heal = input.healing ? node.heal : nil
+  // A heal's drain (skipped, forced) is for the sick node it replaces; rolling a heal back drains
+  // the healthy rebuild gracefully, as any node.
+  let heal = input.healing && !input.rollback ? node.heal : nil
 
   /// Cordon and drain `old`, or nil once both are behind it (or the drain failed the node).
   func drainPhase(_ old: IndexDomain) -> NodeStep? {

@@ -254,6 +254,9 @@ enum EventLoop {
     if r & Int32(POLLOUT) != 0 { e |= Int32(VIR_EVENT_HANDLE_WRITABLE.rawValue) }
     if r & Int32(POLLERR) != 0 { e |= Int32(VIR_EVENT_HANDLE_ERROR.rawValue) }
     if r & Int32(POLLHUP) != 0 { e |= Int32(VIR_EVENT_HANDLE_HANGUP.rawValue) }
+    // An fd that is not open is an error for its owner (as libvirt's loop reports it), never a
+    // poll that returns at once on every turn.
+    if r & Int32(POLLNVAL) != 0 { e |= Int32(VIR_EVENT_HANDLE_ERROR.rawValue) }
     return e
   }
 }

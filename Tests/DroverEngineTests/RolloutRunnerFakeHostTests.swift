@@ -54,10 +54,10 @@ import Testing
       return j
     }
 
-    func runner(_ journal: RolloutJournal, prober: FakeProber) -> RolloutRunner {
+    func runner(_ journal: RolloutJournal, prober: FakeProber, shouldStop: @escaping @Sendable () -> Bool = { false }) -> RolloutRunner {
       RolloutRunner(
         pool: pool, project: RolloutRunnerFakeHostTests.project, backends: [RolloutRunnerFakeHostTests.uri: host], journal: journal,
-        hooks: .init(prober: prober, drainer: drainer, sleep: { _ in }))
+        hooks: .init(prober: prober, drainer: drainer, shouldStop: shouldStop, sleep: { _ in }))
     }
 
     /// The plan for the pool as it is declared now, made by the real planner from what the host shows.
@@ -153,6 +153,25 @@ import Testing
     // The failed replacement's record says so (update), the rollback rebuilds it on v1, and the
     // rollout's marks are cleared at the end (update).
     #expect(fleet.host.calls == ["delete web-1", "create web-1 g2 demo@v2", "update web-1", "delete web-1", "create web-1 g3 demo@v1", "update web-1"])
+  }
+
+  /// A stop (Ctrl-C) once the rollback has rebuilt the node pauses the rollout; the next plan
+  /// resumes it (the rebuild is the rollback's own, by its sealed mark) and it ends rolled back.
+  @Test func aRollbackPausedAfterItsRebuildResumes() throws {
+    let fleet = try Fleet(replicas: 2, strategy: Self.inPlace)
+    fleet.pool.image = ImageRef(parsing: "demo@v2")!
+    fleet.restart(crashAt: nil)
+    let sick = FakeProber(sickImages: ["demo@v2"])
+    let preview = try #require(try fleet.plan().rollouts.first)
+    let host = fleet.host
+    let stopped = try fleet.runner(try fleet.journal(), prober: sick) { host.calls.contains("create web-1 g3 demo@v1") }.run(preview)
+    #expect(stopped.interrupted, "\(stopped.summary)")
+    #expect(try fleet.journal().rollouts().last?.status == .paused)
+    let resumed = try #require(try fleet.plan().rollouts.first, "the paused rollback is resumed, not refused")
+    #expect(resumed.resumes == stopped.state.id)
+    let outcome = try fleet.runner(try fleet.journal(), prober: sick).run(resumed)
+    #expect(outcome.state.status == .rolledBack)
+    #expect(fleet.shape == ["web-1 g3 demo@v1", "web-2 g1 demo@v1"])
   }
 
   @Test func aDrainThatTimesOutFailsTheNodeAndPutsItBack() throws {

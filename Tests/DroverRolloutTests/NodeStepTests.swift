@@ -203,5 +203,17 @@ import Testing
     #expect(decide([Self.forwardInPlace]) == .health(Self.forwardInPlace))
     #expect(decide([Self.forwardInPlace]) { $0.health = .healthy } == .uncordon(Self.forwardInPlace, bestEffort: false))
     #expect(decide([Self.forwardInPlace]) { $0.health = .healthy; $0.uncordoned = true } == .done)
+
+    // Rolling a heal back drains the healthy rebuild as any node: its cordon may not fail, its
+    // drain is the pool's, never the sick node's skip or force.
+    let healed = Self.node(Scenario(name: "", heal: .skip(reason: "the node is shut off")))
+    func back(_ change: (inout NodeAttempt) -> Void = { _ in }) -> NodeStep {
+      var attempt = NodeAttempt()
+      change(&attempt)
+      return nextNodeStep(
+        NodeStepInput(node: healed, domains: [Self.forwardInPlace], rollback: true, surge: false, healing: true, drain: drain, connected: ["a"], attempt: attempt))
+    }
+    #expect(back() == .cordon(Self.forwardInPlace, mayFail: false))
+    #expect(back { $0.cordoned = true } == .drain(Self.forwardInPlace, .graceful(timeoutSeconds: 30, failOnTimeout: true)))
   }
 }
