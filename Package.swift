@@ -70,7 +70,8 @@ let package = Package(
     .testTarget(name: "DroverLibvirtTests", dependencies: ["DroverLibvirt", "DroverEngine", "DroverPlan", "DroverBake", "Libvirt"]),
     .testTarget(name: "DroverSpecTests", dependencies: ["DroverSpec", "DroverCommands"]),
     .testTarget(name: "DroverBakeTests", dependencies: ["DroverBake", "DroverLibvirt", "DroverPlan", "Libvirt"]),
-    .testTarget(name: "DroverCLITests", dependencies: ["Libvirt", "DroverEngine", "DroverRollout", "DroverLibvirt", "DroverPlan", "DroverModel", "DroverBasics"]),
+    .testTarget(
+      name: "DroverCLITests", dependencies: ["Libvirt", "DroverEngine", "DroverRollout", "DroverLibvirt", "DroverPlan", "DroverModel", "DroverBasics", "DroverPostgres"]),
     .testTarget(name: "RecipeTests", dependencies: ["LibYAML"]),
     .testTarget(name: "ArchitectureTests"),
     .testTarget(name: "SecurityTests", dependencies: ["DroverSpec", "DroverBake", "DroverBasics", "DroverModel", "DroverEngine"]),

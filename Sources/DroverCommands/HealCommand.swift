@@ -43,6 +43,12 @@ struct WatchCommand: ParsableCommand {
       host or database that went away is retried and an edited spec is picked up. A pass that \
       fails (its state or a host could not be read) is reported and counted; after \
       --max-failed-passes failed passes in a row, watch exits 1 so its service manager restarts it.
+
+      Run it on two or more machines for a highly available service: one leads (it holds the \
+      project's watch lock) and heals; the others stand by and take over within the state's lease \
+      (state.lease, 15s by default) plus a second when the leader dies, freezes or is cut off. The \
+      heal ledger and journal are in the shared state, so the new leader carries on each incident. \
+      --status names the leader.
       """)
 
   @OptionGroup var project: ProjectOptions
@@ -51,6 +57,7 @@ struct WatchCommand: ParsableCommand {
   @Option(help: "Time between passes, e.g. 10s or 1m.") var interval: String = "30s"
   @Option(help: "Failed passes in a row (state or a host not read) after which watch exits 1, for its service manager to restart it.")
   var maxFailedPasses: Int = 3
+  @Flag(help: "Name the watch process that leads this project's healing, and exit.") var status = false
 
   func validate() throws {
     guard let s = DurationArgument.seconds(interval), s >= 0.1, s <= 86_400 else {
@@ -61,19 +68,46 @@ struct WatchCommand: ParsableCommand {
 
   func run() throws {
     let project = try LoadedProject(self.project)
+    if status { return try WatchView.status(project, json: heal.json) }
     let images = self.images.resolved(project)
     let seconds = DurationArgument.seconds(interval) ?? 30
     let flag = InterruptFlag.install()
     var session = HealSession(project: project, images: images, options: heal)
     session.interrupt = flag
     var failedInARow = 0
+    // The lead lives on a state session of its own, kept while this process leads.
+    let leadership = WatchLeadership(stateDirectory: project.stateDirectory, command: CommandLine.arguments.joined(separator: " "), state: try project.stateStore())
+    var said: WatchLeadership.Status?
+    defer { leadership.resign() }
     while !flag.isSet {
       // The monotonic clock: a wall clock stepped backwards never stalls the loop.
       let began = ProcessInfo.processInfo.systemUptime
-      // Each pass loads the project afresh: its own host connections and its own state session
-      // (a database that restarted is one pass's problem).
-      _ = session.pass()
-      if session.lastPassFailed {
+      var passFailed: Bool
+      switch Result(catching: { try leadership.ensure() }) {
+      case .success(let role):
+        if let why = leadership.lostBecause { WatchView.lost(why, json: heal.json) }
+        if role != said { WatchView.say(role, json: heal.json) }
+        said = role
+        if case .standingBy = role {
+          failedInARow = 0
+          // A standby asks again soon: the lead is taken within a poll of its being free.
+          var wait = min(seconds, WatchLeadership.standbyPoll)
+          while !flag.isSet && wait > 0 {
+            Thread.sleep(forTimeInterval: min(0.1, wait))
+            wait -= 0.1
+          }
+          continue
+        }
+        // Each pass loads the project afresh: its own host connections and its own state session
+        // (a database that restarted is one pass's problem).
+        _ = session.pass()
+        passFailed = session.lastPassFailed
+      case .failure(let error):
+        session.report(error)
+        said = nil
+        passFailed = true
+      }
+      if passFailed {
         failedInARow += 1
         session.failedPasses += 1
         if failedInARow >= maxFailedPasses {

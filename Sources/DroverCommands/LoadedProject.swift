@@ -54,7 +54,7 @@ struct LoadedProject {
     self.settings = settings
     // A shared state database's transport and password are checked here, once per command:
     // its warnings said once, a refused password file an error like any other.
-    if case .postgres(let url) = settings?.state {
+    if case .postgres(let url, _) = settings?.state {
       let warnings = StateCredentials.trust(url: url, machine: machine).1
       if !warnings.isEmpty { Report.diagnostics(warnings, sources: [], format: format, noColor: options.noColor) }
       _ = try StateCredentials.password(url: url, machine: machine, environment: ProcessInfo.processInfo.environment)
@@ -109,11 +109,13 @@ struct LoadedProject {
   /// journal), never by commands that need neither; the password only from Drover's own
   /// variable or file (#40: never PGPASSWORD, which a machine may hold for another database).
   func stateStore() throws -> StateStore {
-    guard case .postgres(let url) = settings?.state else { return .local }
-    let project = projectName, timeout = connectTimeout, calls = callTimeout
+    guard case .postgres(let url, let configured) = settings?.state else { return .local }
+    let project = projectName, timeout = connectTimeout, calls = callTimeout, lease = configured ?? PostgresState.defaultLease
     let trust = StateCredentials.trust(url: url, machine: machine).0
     let password = try StateCredentials.password(url: url, machine: machine, environment: ProcessInfo.processInfo.environment)
-    return StateStore { try PostgresState.connect(url: url, project: project, password: password, trust: trust, timeout: timeout, callTimeout: calls) }
+    return StateStore {
+      try PostgresState.connect(url: url, project: project, password: password, trust: trust, timeout: timeout, callTimeout: calls, lease: lease)
+    }
   }
 }
 

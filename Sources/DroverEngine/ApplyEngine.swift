@@ -63,6 +63,9 @@ public struct ApplyEngine: Sendable {
     public var nodeSSH: NodeSSHAccess?
     /// In-process fault injection into the rollouts' journals (tests); nil in every command.
     public var journalFaults: (any JournalFaults)? = nil
+    /// The locks this run acts under, proved before every step that changes a VM (#41); the job
+    /// that took them sets it.
+    public var fence: Fence = .none
 
     public init(
       prepare: @escaping @Sendable (NodeDefinition, any HostBackend) throws -> NodeDefinition = { n, _ in n },
@@ -88,7 +91,7 @@ public struct ApplyEngine: Sendable {
   let backends: [String: any HostBackend]
   let project: String
   let journalDirectory: String
-  let hooks: Hooks
+  var hooks: Hooks
   /// The project's key holder: the journal is sealed and checked with it.
   let keyring: Keyring?
   /// Where the journal is: the state folder or the shared database.
@@ -129,7 +132,8 @@ public struct ApplyEngine: Sendable {
     var plain = plan
     plain.actions = plan.actions.filter { $0.kind != .replace }
     let prepare = definitions(plan)
-    let executor = Executor(backends: backends, shouldStop: hooks.shouldStop, prepare: prepare, onEvent: hooks.onStep)
+    let fence = hooks.fence
+    let executor = Executor(backends: backends, shouldStop: hooks.shouldStop, prepare: prepare, onEvent: hooks.onStep, fence: fence)
     outcome.executed = executor.apply(plain)
     // Pins of deleted nodes go with them (best effort: a leftover pin names a machine that is gone).
     try? hooks.nodeSSH?.forget(
@@ -162,7 +166,7 @@ public struct ApplyEngine: Sendable {
           pool: pool, project: project, backends: backends, journal: try journal(pool.name),
           hooks: RolloutRunner.Hooks(
             prober: hooks.prober, drainer: hooks.drainer(pool), prepare: prepare, consoleLog: hooks.consoleLog,
-            shouldStop: hooks.shouldStop, onEvent: { hooks.onRollout(pool.name, $0) }, nodeSSH: hooks.nodeSSH))
+            shouldStop: hooks.shouldStop, onEvent: { hooks.onRollout(pool.name, $0) }, nodeSSH: hooks.nodeSSH, fence: fence))
         let result = try runner.run(preview)
         outcome.rollouts.append(result)
         outcome.added += result.created
@@ -183,6 +187,8 @@ public struct ApplyEngine: Sendable {
   func journal(_ pool: String) throws -> RolloutJournal {
     let journal = try RolloutJournal(directory: journalDirectory, pool: pool, keyring: keyring, state: state)
     journal.faults = hooks.journalFaults
+    journal.fence = hooks.fence.token(pool: pool)
+    journal.fenced = hooks.fence
     return journal
   }
 
@@ -219,7 +225,10 @@ public struct ApplyEngine: Sendable {
         // Never forgotten: the record says so, plan replaces it and drift reports it.
         var o = created.ownership
         o.healthFailed = true
-        do { try backend.update(node: action.node, uuid: created.uuid, to: o, restart: false) } catch {
+        do {
+          try hooks.fence.check("recording that \(action.node) failed its health checks")
+          try backend.update(node: action.node, uuid: created.uuid, to: o, restart: false)
+        } catch {
           diagnostic.message += " (and recording that failed: \(Diagnostic.line(of: error)))"
         }
       }

@@ -259,8 +259,10 @@ public enum ApplyJob {
     }
     if context.keyring.key == nil { try makeKey(request, in: context, held: &held) }
     context.say(.phase("plan"))
-    let built: ApplyEngine
+    var built: ApplyEngine
     do { built = try engine(context) } catch { throw ApplyRefusal([error]) }
+    // Every step that changes a VM proves first that this job still holds these locks (#41).
+    built.hooks.fence = held.fence
     let outcome = execute(plan, engine: built)
     context.say(.phase("execute"))
     return .ran(plan, outcome)
@@ -367,6 +369,9 @@ struct HeldLocks {
     pools.removeAll()
     project = nil
   }
+
+  /// The fence over all of them.
+  var fence: Fence { Fence(pools + (project.map { [$0] } ?? [])) }
 }
 
 /// What the pools' journals say, read once: the rollout in progress of each pool, and the ids of

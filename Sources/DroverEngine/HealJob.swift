@@ -110,7 +110,7 @@ public enum HealJob {
     guard !request.dryRun else { return outcome }
     if !pass.repairs.isEmpty {
       // The repairs on the nodes' own disks, as decided (their attempts are in the ledger already).
-      outcome.repairs = HealRepairRunner.run(pass.repairs, backends: context.backends)
+      outcome.repairs = HealRepairRunner.run(pass.repairs, backends: context.backends, fence: Fence(locks))
       repaired(outcome.repairs)
       for repair in outcome.repairs where repair.failure != nil { outcome.failed.insert(repair.repair.key) }
       if outcome.repairs.contains(where: { $0.failure != nil }) { outcome.status = 3 }
@@ -118,7 +118,11 @@ public enum HealJob {
     if !pass.plan.rollouts.isEmpty {
       // The replacements heal decided, run as decided (the pass holds the pools' locks).
       let applied: ApplyOutcome
-      do { applied = ApplyJob.execute(pass.plan, engine: try engine(context)) } catch {
+      do {
+        var built = try engine(context)
+        built.hooks.fence = Fence(locks)
+        applied = ApplyJob.execute(pass.plan, engine: built)
+      } catch {
         outcome.status = 3
         outcome.errors.append(error)
         for preview in pass.plan.rollouts { outcome.failed.formUnion(preview.nodes.map(\.key)) }

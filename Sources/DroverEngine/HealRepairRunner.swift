@@ -13,12 +13,14 @@ public enum HealRepairRunner {
     public var failure: String?
   }
 
-  public static func run(_ repairs: [NodeRepair], backends: [String: any HostBackend]) -> [Outcome] {
+  public static func run(_ repairs: [NodeRepair], backends: [String: any HostBackend], fence: Fence = .none) -> [Outcome] {
     repairs.map { repair in
       guard let backend = backends[repair.host] else {
         return Outcome(repair: repair, failure: "host \(repair.host) is not connected")
       }
       do {
+        // A pass that lost its locks (another watch leads now) repairs nothing more (#41).
+        try fence.check("\(repair.rung.rawValue) of \(repair.node)")
         switch repair.rung {
         case .resume: try backend.resume(node: repair.node, uuid: repair.uuid)
         case .start: try backend.start(node: repair.node, uuid: repair.uuid)

@@ -9,7 +9,10 @@ public enum JournalIntegrity {
   /// The fields a record's MAC binds: the project, the pool, its number, its time (as bits: no
   /// rounding), every field, and the digest of the unsealed prefix before it.
   static func fields(_ r: JournalRecord, project: String, pool: String, prefix: String) -> [String?] {
+    // The fence token, where there is one, is sealed too (two more fields: every field is
+    // length-prefixed, so a record with them never encodes like one without).
     [project, pool, String(r.seq), String(r.time.bitPattern, radix: 16), r.rollout, r.event.rawValue, r.node, r.step, r.detail, prefix]
+      + (r.fence.map { ["fence", String($0)] } ?? [])
   }
 
   /// The record, sealed.

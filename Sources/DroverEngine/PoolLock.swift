@@ -35,12 +35,18 @@ public final class PoolLock: @unchecked Sendable {
   public let pool: String
   let lock: NamedLock?
   let shared: (any SharedLock)?
+  /// The state the shared lock is on (its session proves it: `Fence`).
+  let backend: (any SharedStateBackend)?
 
-  private init(pool: String, lock: NamedLock?, shared: (any SharedLock)? = nil) {
+  private init(pool: String, lock: NamedLock?, shared: (any SharedLock)? = nil, backend: (any SharedStateBackend)? = nil) {
     self.pool = pool
     self.lock = lock
     self.shared = shared
+    self.backend = backend
   }
+
+  /// The fencing token of a shared lock's grant (nil: a local lock).
+  public var token: Int64? { shared?.token }
 
   deinit { shared?.release() }
 
@@ -61,9 +67,9 @@ public final class PoolLock: @unchecked Sendable {
         let who = (try? shared.lockHolder(name: pool)).flatMap { $0 }.map(describe) ?? "another session"
         throw Diagnostic.error(
           "apply.lock-held", "pool \(pool) is locked by \(who) (in \(shared.location))", subject: "pool \(pool)",
-          hint: "wait for it, or retry with --lock-timeout 5m; a killed holder's lock is freed with its database session")
+          hint: "wait for it, or retry with --lock-timeout 5m; a killed holder's lock is freed with its database session, a frozen or cut-off one's when its lease runs out")
       }
-      return PoolLock(pool: pool, lock: nil, shared: held)
+      return PoolLock(pool: pool, lock: nil, shared: held, backend: shared)
     }
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let taken: NamedLock?

@@ -24,6 +24,11 @@ public final class RolloutJournal: @unchecked Sendable {
   /// Fault injection in-process (runner tests on a fake host): consulted before every append and
   /// once each record is durable. Set before the journal is used.
   public var faults: (any JournalFaults)?
+  /// The fencing token of the pool lock this run holds (#41), written (sealed) into every record
+  /// it appends: the journal says under which grant each step was taken. Set before use.
+  public var fence: Int64?
+  /// The run's fence: once it is lost, nothing more is appended (another run may own the journal).
+  public var fenced: Fence?
 
   /// The shared backend the journal lives in (rows of a database), or nil: the file `path`.
   let shared: (any SharedStateBackend)?
@@ -222,12 +227,15 @@ public final class RolloutJournal: @unchecked Sendable {
   @discardableResult
   public func append(_ rollout: String, _ event: JournalRecord.Event, node: String? = nil, step: String? = nil, detail: String? = nil) throws -> JournalRecord {
     try faults?.beforeAppend()
+    if let fenced, fenced.isLost { try fenced.check("journaling \(event.rawValue)") }
     if let shared {
       return try lock.withLock {
         _ = try sealed(JournalRecord(seq: 0, time: 0, rollout: rollout, event: event))  // no key: refused before the database is touched
+        let fence = self.fence
         let record = try shared.appendJournal(pool: pool) { seq, time in
-          (try? self.sealed(JournalRecord(seq: seq, time: time, rollout: rollout, event: event, node: node, step: step, detail: detail)))
-            ?? JournalRecord(seq: seq, time: time, rollout: rollout, event: event, node: node, step: step, detail: detail)
+          var r = JournalRecord(seq: seq, time: time, rollout: rollout, event: event, node: node, step: step, detail: detail)
+          r.fence = fence
+          return (try? self.sealed(r)) ?? r
         }
         crashIfAsked(event: event, step: step)
         try faults?.afterDurable(record)

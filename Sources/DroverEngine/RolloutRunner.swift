@@ -35,14 +35,17 @@ public final class RolloutRunner: @unchecked Sendable {
     public var sleep: @Sendable (Double) -> Void
     /// How nodes are reached over SSH; their pins go with them when they are removed.
     public var nodeSSH: NodeSSHAccess?
+    /// The locks the rollout runs under, proved before every step (#41).
+    public var fence: Fence
 
     public init(
       prober: any HealthProbing = HealthChecker(), drainer: any Draining,
       prepare: @escaping @Sendable (NodeDefinition, any HostBackend) throws -> NodeDefinition = { n, _ in n },
       consoleLog: @escaping @Sendable (String) -> String? = { _ in nil }, shouldStop: @escaping @Sendable () -> Bool = { false },
       onEvent: @escaping @Sendable (RolloutEvent) -> Void = { _ in }, sleep: @escaping @Sendable (Double) -> Void = { Thread.sleep(forTimeInterval: $0) },
-      nodeSSH: NodeSSHAccess? = nil
+      nodeSSH: NodeSSHAccess? = nil, fence: Fence = .none
     ) {
+      self.fence = fence
       self.prober = prober
       self.drainer = drainer
       self.prepare = prepare
@@ -252,6 +255,8 @@ public final class RolloutRunner: @unchecked Sendable {
   /// and outcome (a step that throws is reported failed, then the error goes on).
   @discardableResult
   func step(_ state: RolloutState, _ key: String, _ name: String, _ body: () throws -> StepReport) throws -> StepReport {
+    // Before the step is journaled or taken: a run that no longer holds its lock stops here.
+    try hooks.fence.check("\(name) of \(key)")
     try journal.append(state.id, .stepStarted, node: key, step: name)
     let started = Date()
     let wave = state.schedule.firstIndex { $0.contains(key) }
@@ -384,7 +389,10 @@ public final class RolloutRunner: @unchecked Sendable {
         let t = try entry(ref)
         var failed = t.ownership
         failed.healthFailed = true
-        do { try backendOf(t.host).update(node: t.domain.name, uuid: t.domain.uuid, to: failed, restart: false) } catch {
+        do {
+          try hooks.fence.check("recording that \(key) failed its health checks")
+          try backendOf(t.host).update(node: t.domain.name, uuid: t.domain.uuid, to: failed, restart: false)
+        } catch {
           attempt.health = .unhealthy(reason + " (and recording that in its record failed: \(Diagnostic.line(of: error)))")
         }
         attempt.healthFailureRecorded = true
@@ -414,6 +422,7 @@ public final class RolloutRunner: @unchecked Sendable {
 
   /// Rewrites, in place, every record of the pool still marked with this rollout, without the mark.
   func clearMarks(_ state: RolloutState) throws {
+    try hooks.fence.check("clearing the marks of rollout \(state.id)")
     for uri in hosts {
       guard let backend = backends[uri] else {
         throw Diagnostic.error(

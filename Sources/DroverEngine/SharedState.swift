@@ -33,11 +33,48 @@ public protocol SharedStateBackend: AnyObject, Sendable {
   func healLedger(pool: String, maxBytes: Int) throws -> [UInt8]?
   /// Replaces the pool's heal ledger, committed before it returns.
   func writeHealLedger(pool: String, document: [UInt8]) throws
+  /// Proves, in one round trip and within what is left of this session's lease, that the session
+  /// still holds every lock of `tokens` (a lock's name → the fencing token it was granted with);
+  /// throws `state.fenced` otherwise, and then the caller acts no more (#41).
+  func checkFence(_ tokens: [String: Int64], what: String) throws
+  /// Who holds the lock `name` now, with the lease they renew, if anyone.
+  func lockLease(name: String) throws -> LockLease?
+  /// Ends the database session `session` when it still holds the lock `name` and its lease ran out
+  /// (its locks go with it); false when that is no longer so.
+  func endExpiredHolder(name: String, session: Int64) throws -> Bool
 }
 
-/// A lock held on a shared backend, until released (or its process dies).
+/// A lock held on a shared backend, until released, its process dies or its lease runs out.
 public protocol SharedLock: AnyObject, Sendable {
   func release()
+  /// The fencing token of this grant: larger than every grant's before it in the database.
+  var token: Int64 { get }
+}
+
+/// A shared lock's holder as the database sees it: the session, its token and its lease.
+public struct LockLease: Sendable, Hashable {
+  public var holder: LockHolder
+  /// The database session holding it (what `pg_terminate_backend` ends).
+  public var session: Int64
+  public var token: Int64?
+  /// The lease the holder renews, in seconds (nil: a Drover without leases holds it).
+  public var lease: Double?
+  /// Seconds since the holder last renewed it, by the database's clock.
+  public var renewedAgo: Double?
+
+  public init(holder: LockHolder, session: Int64, token: Int64?, lease: Double?, renewedAgo: Double?) {
+    self.holder = holder
+    self.session = session
+    self.token = token
+    self.lease = lease
+    self.renewedAgo = renewedAgo
+  }
+
+  /// Whether the holder stopped renewing: its lease ran out (or it never had one).
+  public var expired: Bool {
+    guard let lease, let renewedAgo else { return true }
+    return renewedAgo > lease
+  }
 }
 
 /// Where one run keeps the project's state (#34: a value passed down, never a process global):

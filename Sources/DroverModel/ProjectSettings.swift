@@ -34,7 +34,9 @@ public struct ProjectSettings: Sendable, Hashable {
     /// A PostgreSQL database (`postgres://user@host:port/db`; the password from
     /// `DROVER_STATE_PASSWORD`): locks and the rollout journal are shared by every machine and CI
     /// runner, and so is the heal ledger; the key and the remembered hosts stay on each machine.
-    case postgres(url: String)
+    /// `lease` (seconds; nil: 15 s) bounds how long a frozen, crashed or cut-off holder keeps its
+    /// locks (#41).
+    case postgres(url: String, lease: Double?)
   }
 
   /// The folders this file names, by field, as written (relative ones are in the project folder).

@@ -31,6 +31,14 @@ enum PostgresMigrations {
         PRIMARY KEY (project, pool))
       """
     ],
+    // 4 (#41): leases and fencing tokens. Every grant of a lock takes the next number of one
+    // sequence (monotonic across the database), the holder renews its lease in its row, and every
+    // journal record carries the token of the lock it was written under.
+    [
+      "CREATE SEQUENCE drover_fence_tokens",
+      "ALTER TABLE drover_lock_holders ADD COLUMN token bigint, ADD COLUMN lease double precision, ADD COLUMN renewed double precision",
+      "ALTER TABLE drover_journal ADD COLUMN fence bigint",
+    ],
   ]
 
   static var latest: Int { steps.count }

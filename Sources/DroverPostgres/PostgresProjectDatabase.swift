@@ -52,8 +52,8 @@ public enum PostgresProjectDatabase {
       throw Diagnostic.error("state.init", "the new role's password must be 1–200 bytes without NUL", subject: "state")
     }
     let target = try PostgresURL(adminURL)
-    let connection = try PostgresState.openSession(target, password: adminPassword, trust: trust, timeout: timeout)
-    let admin = PostgresState(location: target.display, project: "", connection: connection, callTimeout: callTimeout)
+    let (connection, channel) = try PostgresState.openSession(target, password: adminPassword, trust: trust, timeout: timeout)
+    let admin = PostgresState(location: target.display, project: "", connection: connection, channel: channel, callTimeout: callTimeout)
     let roleExists = try admin.query("SELECT count(*) FROM pg_roles WHERE rolname = \(role)", "looking up role \(role)")
     var outcome = Outcome(
       role: role, database: database, createdRole: false, createdDatabase: false,

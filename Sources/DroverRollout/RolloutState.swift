@@ -27,6 +27,9 @@ public struct JournalRecord: Sendable, Hashable, Codable {
   public var detail: String?
   /// The record's seal (`JournalSeal`, hex); nil in records an older Drover wrote.
   public var mac: String?
+  /// The fencing token of the lock this record was written under (#41: a shared state's grant;
+  /// nil with a local state folder, whose kernel lock no other machine can take).
+  public var fence: Int64? = nil
 
   public init(seq: Int, time: Double, rollout: String, event: Event, node: String? = nil, step: String? = nil, detail: String? = nil) {
     self.seq = seq

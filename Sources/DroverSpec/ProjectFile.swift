@@ -112,6 +112,7 @@ public enum ProjectFile {
     let backend = backendNode.flatMap { context.string($0, "state.backend") }
     var dir: String?
     var url: String?
+    var lease: Double?
     if backend == "local" {
       dir = state.optional("dir").flatMap { path($0, "state.dir", context: &context) }
     } else if backend == "postgres" {
@@ -129,11 +130,18 @@ public enum ProjectFile {
           url = text
         }
       }
+      if let node = state.optional("lease"), let span = context.timeSpan(node, "state.lease", max: .minutes(10)) {
+        if span < .seconds(1) {
+          context.error("spec.range", "state.lease must be at least 1s", at: node, hint: "the lease is renewed every third of it")
+        } else {
+          lease = span.seconds
+        }
+      }
     } else if let backend, let backendNode {
       context.error("spec.state.backend", "state backend '\(backend)' is not one this Drover knows", at: backendNode, hint: "use backend: local or backend: postgres")
     }
     state.finish(context: &context)
-    if backend == "postgres" { return url.map { .postgres(url: $0) } }
+    if backend == "postgres" { return url.map { .postgres(url: $0, lease: lease) } }
     return backend == "local" ? .local(dir: dir) : nil
   }
 

@@ -96,10 +96,11 @@ final class CLIHarness {
 
   /// `drover ARGS` started in the background in this folder (as `run` sets it up), its output
   /// discarded or sent to `output`: for a process a test acts on while it runs.
-  func start(_ arguments: [String], environment extra: [String: String] = [:], output: Pipe? = nil) throws -> Process {
+  /// `wrapper` runs it through another program first (`ip netns exec NS`).
+  func start(_ arguments: [String], environment extra: [String: String] = [:], output: Pipe? = nil, wrapper: [String] = []) throws -> Process {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: Self.binary)
-    p.arguments = arguments
+    p.executableURL = URL(fileURLWithPath: wrapper.first ?? Self.binary)
+    p.arguments = wrapper.isEmpty ? arguments : Array(wrapper.dropFirst()) + [Self.binary] + arguments
     p.currentDirectoryURL = dir
     var environment = ProcessInfo.processInfo.environment
     environment["DROVER_PROJECT"] = nil

@@ -18,8 +18,8 @@ struct SharedStateCLITests {
 
   /// The project of `h` keeps its state in the database at `url`; its machine reaches that
   /// server as `entry` says (by default: verified TLS with the test CA).
-  static func useDatabase(_ h: CLIHarness, project: String? = nil, url: String = Self.url, entry: String? = nil) throws {
-    try "project: \(project ?? h.project)\nstate: {backend: postgres, url: \"\(url)\"}\n".write(
+  static func useDatabase(_ h: CLIHarness, project: String? = nil, url: String = Self.url, entry: String? = nil, lease: String? = nil) throws {
+    try "project: \(project ?? h.project)\nstate: {backend: postgres, url: \"\(url)\"\(lease.map { ", lease: \($0)" } ?? "")}\n".write(
       to: h.dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
     let server = URLComponents(string: url).map { "\($0.host ?? ""):\($0.port ?? 5432)" } ?? ""
     try "state:\n  \"\(server)\": \(entry ?? "{ca: \(testCA)}")\n".write(
@@ -34,18 +34,18 @@ struct SharedStateCLITests {
     let pool: String
     let spec: String
 
-    init() throws {
+    init(url: String = SharedStateCLITests.url, lease: String? = nil) throws {
       a = try CLIHarness()
       b = try CLIHarness()
       project = a.project
       pool = CLIHarness.unique("ss")
-      for h in [a, b] { try SharedStateCLITests.useDatabase(h, project: project) }
+      for h in [a, b] { try SharedStateCLITests.useDatabase(h, project: project, url: url, lease: lease) }
       // The health check waits while `hold` exists in checkout a, until `gate` appears there.
       let script = a.dir.appendingPathComponent("health.sh").path
       try """
         #!/bin/sh
         env > "\(a.dir.path)/env-$$.txt"
-        if [ -e "\(a.dir.path)/hold" ]; then while [ ! -e "\(a.dir.path)/gate" ]; do sleep 0.05; done; fi
+        if [ -e "\(a.dir.path)/hold" ]; then touch "\(a.dir.path)/held"; while [ ! -e "\(a.dir.path)/gate" ]; do sleep 0.05; done; fi
         exit 0
         """.write(toFile: script, atomically: true, encoding: .utf8)
       chmod(script, 0o755)
@@ -58,18 +58,29 @@ struct SharedStateCLITests {
     }
 
     func hold() throws { try "".write(to: a.dir.appendingPathComponent("hold"), atomically: true, encoding: .utf8) }
+    /// Waits (bounded) until a health check is in the hold.
+    func waitHeld() -> Bool {
+      for _ in 0..<600 {
+        if FileManager.default.fileExists(atPath: a.dir.appendingPathComponent("held").path) { return true }
+        Thread.sleep(forTimeInterval: 0.05)
+      }
+      return false
+    }
+
     func open() throws { try "".write(to: a.dir.appendingPathComponent("gate"), atomically: true, encoding: .utf8) }
 
     /// `drover apply` in checkout a, in the background.
-    func startApply() throws -> Process { try a.start(["apply", "--auto-approve"], environment: SharedStateCLITests.env) }
+    func startApply(output: Pipe? = nil, wrapper: [String] = []) throws -> Process {
+      try a.start(["apply", "--auto-approve"], environment: SharedStateCLITests.env, output: output, wrapper: wrapper)
+    }
 
     /// Nodes on v1, then an apply to v2 started in checkout a whose first health check holds
     /// (until `open`), once checkout b sees the pool locked: the apply and what status said.
-    func startHeldRollout() throws -> (apply: Process, status: String) {
+    func startHeldRollout(output: Pipe? = nil, wrapper: [String] = []) throws -> (apply: Process, status: String) {
       #expect(try a.run(["apply", "--auto-approve"], environment: SharedStateCLITests.env).status == 0)
       try write(image: "demo@v2")
       try hold()
-      let apply = try startApply()
+      let apply = try startApply(output: output, wrapper: wrapper)
       return (apply, try waitLocked())
     }
 
@@ -390,10 +401,10 @@ struct SharedStateCLITests {
       #expect(finished.status == 0, "\(finished.output)")
     }
 
-    /// Stops it at once (a fast shutdown: every session is cut).
-    func stop() throws {
+    /// Stops it at once (a fast shutdown: every session is cut; `immediate`: no goodbye at all).
+    func stop(mode: String = "fast") throws {
       let stopped = try ToolProcess.run(
-        "/bin/su", ["-s", "/bin/sh", "postgres", "-c", "/usr/lib/postgresql/15/bin/pg_ctl -D \(data) -m fast -w stop"])
+        "/bin/su", ["-s", "/bin/sh", "postgres", "-c", "/usr/lib/postgresql/15/bin/pg_ctl -D \(data) -m \(mode) -w stop"])
       #expect(stopped.status == 0, "\(stopped.output)")
       #expect(!TestPostgres.accepts(port: port), "the server is down")
     }
