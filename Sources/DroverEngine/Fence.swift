@@ -22,7 +22,8 @@ public final class Fence: Sendable {
   /// No locks to prove (a local state folder, or a test without any).
   public static let none = Fence(backend: nil, tokens: [:])
 
-  init(backend: (any SharedStateBackend)?, tokens: [String: Int64]) {
+  /// The fence of the locks `tokens` names (lock → token), held on `backend`'s session.
+  public init(backend: (any SharedStateBackend)?, tokens: [String: Int64]) {
     self.backend = backend
     self.tokens = tokens
   }

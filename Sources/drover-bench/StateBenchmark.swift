@@ -57,6 +57,13 @@ enum StateBenchmark {
     lines.append(
       Report.time("one sealed journal append, PostgreSQL", appendSealed, note: "sealing adds \(String(format: "%.3f", sealing)) ms per record (target ≤ 1 ms): \(sealing <= 1 ? "MET" : "MISSED")"))
     lines.append(Report.time("one journal append, PostgreSQL", appendShared, note: Report.ratio(appendShared, appendLocal, atMost: nil) + " (this = local fsynced line)"))
+    // #41: what the runner does before every step that changes a VM — prove, in one round trip,
+    // that its session still holds the pool's lock with its token.
+    guard let fenced = try shared.acquireLock(name: "fence", holder: holder, timeout: 0) else { throw BenchError("the lock was held") }
+    let fence = try median(200) { try shared.checkFence(["fence": fenced.token], what: "bench") }
+    fenced.release()
+    lines.append(
+      Report.time("fence check before a step (one round trip)", fence, note: String(format: "target ≤ 2 ms per step: %@", fence <= 0.002 ? "MET" : "MISSED")))
     lines.append(Report.time("one journal append, local (fsync)", appendLocal))
 
     // 2. A rollout through the binary, local state against PostgreSQL state, interleaved
@@ -115,6 +122,8 @@ enum StateBenchmark {
     lines.append(Report.time("per node, state in PostgreSQL", perNode["postgres"]))
     lines.append(Report.time("per node, state local", perNode["local"]))
     lines.append(String(format: "  extra per node with PostgreSQL: %.2f ms   target < 10 ms: %@", extra * 1000, extra < 0.010 ? "MET" : "MISSED"))
+    lines.append("")
+    lines += try WatchFailoverBenchmark.run(drover: drover, url: url, environment: env, project: project + "-watch")
     return lines
   }
 }

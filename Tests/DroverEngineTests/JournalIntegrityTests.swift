@@ -35,6 +35,23 @@ import Testing
     #expect(Self.refusal(journal) == nil)
   }
 
+  /// #41: the fencing token a record was written under is sealed with it: changed, dropped or
+  /// added to a record that had none, the record no longer verifies.
+  @Test func theFencingTokenIsSealed() throws {
+    var fenced = Self.record(2)
+    fenced.fence = 41
+    let journal = Self.sealed([Self.record(1, .rolloutStarted, detail: "{}"), fenced])
+    #expect(Self.refusal(journal) == nil)
+    for change in [Int64?.some(42), nil] {
+      var edited = journal
+      edited[1].fence = change
+      #expect(Self.refusal(edited)?.contains("journal record 2 of pool web") == true, "token \(String(describing: change))")
+    }
+    var added = journal
+    added[0].fence = 41
+    #expect(Self.refusal(added)?.contains("journal record 1 of pool web") == true)
+  }
+
   struct Tamper: CustomTestStringConvertible, Sendable {
     var name: String
     var expected: String
