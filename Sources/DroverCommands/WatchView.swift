@@ -1,5 +1,6 @@
 import DroverBasics
 import DroverEngine
+import DroverPlan
 import Foundation
 
 /// Renders what `drover watch` says of its lead (#41): leading, standing by, the lead lost, and
@@ -9,7 +10,7 @@ enum WatchView {
     switch role {
     case .leading(let token, _):
       if json {
-        var event: [String: Any] = ["event": "watch", "role": "leader", "pid": Int(getpid()), "host": ProcessInfo.processInfo.hostName]
+        var event: [String: Any] = ["event": "watch", "format_version": HealPass.formatVersion, "role": "leader", "pid": Int(getpid()), "host": ProcessInfo.processInfo.hostName]
         if let token { event["token"] = token }
         Output.jsonLine(event)
       } else {
@@ -17,7 +18,7 @@ enum WatchView {
       }
     case .standingBy(let leader):
       if json {
-        var event: [String: Any] = ["event": "watch", "role": "standby"]
+        var event: [String: Any] = ["event": "watch", "format_version": HealPass.formatVersion, "role": "standby"]
         if let leader { event["leader"] = ["pid": Int(leader.pid), "host": leader.host, "command": leader.command] }
         Output.jsonLine(event)
       } else {
@@ -28,7 +29,7 @@ enum WatchView {
 
   static func lost(_ why: String, json: Bool) {
     if json {
-      Output.jsonLine(["event": "watch", "role": "lost", "reason": why])
+      Output.jsonLine(["event": "watch", "format_version": HealPass.formatVersion, "role": "lost", "reason": why])
     } else {
       Output.out("watch: lost the lead: \(why)")
     }
@@ -39,7 +40,7 @@ enum WatchView {
     let state = try project.stateStore()
     let leader = try WatchLeadership.leader(stateDirectory: project.stateDirectory, state: state)
     if json {
-      var event: [String: Any] = ["event": "watch-status", "project": project.projectName]
+      var event: [String: Any] = ["event": "watch-status", "format_version": "1.0", "project": project.projectName]
       if let (holder, lease) = leader {
         var who: [String: Any] = ["pid": Int(holder.pid), "host": holder.host, "command": holder.command, "since": ISO8601DateFormatter().string(from: holder.started)]
         if let token = lease?.token { who["token"] = token }

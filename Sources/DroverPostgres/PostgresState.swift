@@ -291,7 +291,7 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
 
   public func acquireLock(name: String, holder: LockHolder, timeout: Double) throws -> (any SharedLock)? {
     // A session whose lease is over (frozen past it) is ended by the server: no new grant on it.
-    guard !connection.isClosed else { throw fenced("taking the lock of \(name)", "its session ended") }
+    guard !connection.isClosed else { throw ended("taking the lock of \(name)", nil) }
     let (k1, k2) = keys(name)
     guard held.withLock({ $0.insert(name).inserted }) else { return nil }
     var taken = false

@@ -258,6 +258,11 @@ struct LeaseFencingTests {
     Thread.sleep(forTimeInterval: 1.5)
     #expect(Self.repairs(of: "\(c.pool)-2", in: [secondOut, thirdOut]) == 1, "started exactly once")
     #expect(try c.b.run(["watch", "--status"], environment: S.env).stdout.contains("leader: pid \(third.processIdentifier) on "))
+    // Every line the watches printed, and watch --status --json, match their schemas.
+    for out in [firstOut, secondOut, thirdOut] { try JSONContractTests.expectValid("heal-event", out.text()) }
+    let statusJSON = try c.b.run(["watch", "--status", "--json"], environment: S.env).stdout
+    try JSONContractTests.expectValid("watch-status", statusJSON)
+    #expect(statusJSON.contains("\"pid\":\(third.processIdentifier)"), "\(statusJSON)")
     // The ledger in the database agrees: one start per incident.
     let document = try S.sql("SELECT document FROM drover_heal_ledger WHERE project = '\(c.project)' AND pool = '\(c.pool)'").output
     let ledger = try JSONSerialization.jsonObject(with: Data(document.utf8)) as? [String: Any]
