@@ -47,7 +47,8 @@ struct AdoptCommand: ParsableCommand {
       defer { withExtendedLifetime((lock, poolLock)) {} }
       outcome = Adopter.adopt(
         name: domain, host: host, pools: context.specs.poolSpecs, observed: context.observe(), project: project.projectName,
-        backends: context.backends.mapValues { $0 }, pins: try ApplyWiring.nodeSSH(project, keyring: context.keyring, pools: context.specs.poolSpecs))
+        backends: context.backends.mapValues { $0 }, pins: try ApplyWiring.nodeSSH(project, keyring: context.keyring, pools: context.specs.poolSpecs),
+        fence: Fence([lock] + (poolLock.map { [$0] } ?? [])))
     } catch {
       throw CommandFailure(Diagnostic.list(of: error, code: "adopt"))
     }

@@ -75,19 +75,21 @@ struct WatchCommand: ParsableCommand {
     var session = HealSession(project: project, images: images, options: heal)
     session.interrupt = flag
     var failedInARow = 0
-    // The lead lives on a state session of its own, kept while this process leads.
+    // The lead lives on a state session of its own, kept while this process leads. A dry run
+    // changes nothing, so it never takes the lead from the watches that heal.
     let leadership = WatchLeadership(stateDirectory: project.stateDirectory, command: CommandLine.arguments.joined(separator: " "), state: try project.stateStore())
-    var said: WatchLeadership.Status?
+    var said: String?
     defer { leadership.resign() }
     while !flag.isSet {
       // The monotonic clock: a wall clock stepped backwards never stalls the loop.
       let began = ProcessInfo.processInfo.systemUptime
       var passFailed: Bool
-      switch Result(catching: { try leadership.ensure() }) {
+      switch heal.dryRun ? .success(.leading(token: nil, took: false)) : Result(catching: { try leadership.ensure() }) {
       case .success(let role):
         if let why = leadership.lostBecause { WatchView.lost(why, json: heal.json) }
-        if role != said { WatchView.say(role, json: heal.json) }
-        said = role
+        if !heal.dryRun, WatchView.key(role) != said { WatchView.say(role, json: heal.json) }
+        said = WatchView.key(role)
+        session.leadership = leadership.fence
         if case .standingBy = role {
           failedInARow = 0
           // A standby asks again soon: the lead is taken within a poll of its being free.
@@ -103,6 +105,7 @@ struct WatchCommand: ParsableCommand {
         _ = session.pass()
         passFailed = session.lastPassFailed
       case .failure(let error):
+        if let why = leadership.lostBecause { WatchView.lost(why, json: heal.json) }
         session.report(error)
         said = nil
         passFailed = true
@@ -155,6 +158,8 @@ struct HealSession {
   var lastPassFailed = false
   /// Failed passes of this process so far (`drover_heal_pass_failures_total`).
   var failedPasses = 0
+  /// Under `watch`: the lead each pass acts under.
+  var leadership: Fence? = nil
 
   mutating func pass() -> Int32 {
     // Failed until it has read its state and every host (an early error return is a failure).
@@ -177,9 +182,10 @@ struct HealSession {
     }
     // A host entry of drover.yaml may set its own outage threshold; a plain URI has the default.
     let thresholds = Dictionary(project.hosts.compactMap { e in e.outageThreshold.map { (e.uri, $0) } }) { a, _ in a }
-    let request = HealRequest(
+    var request = HealRequest(
       dryRun: options.dryRun, lockTimeout: DurationArgument.seconds(options.lockTimeout) ?? 0, outageThresholds: thresholds,
       consoleLog: { "\(consoleDir)/\($0).log" }, ssh: ssh)
+    request.leadership = leadership
     let wiring = ApplyWiring(project: project, images: images, json: options.json, interrupt: interrupt)
     var runContext = wiring.runContext(context, approver: AutoApprove())
     runContext.clock = clock

@@ -27,6 +27,14 @@ enum WatchView {
     }
   }
 
+  /// What a role says, for saying it once: the leader's process, not when it was seen.
+  static func key(_ role: WatchLeadership.Status) -> String {
+    switch role {
+    case .leading: return "leading"
+    case .standingBy(let leader): return "standby \(leader.map { "\($0.pid)@\($0.host)" } ?? "")"
+    }
+  }
+
   static func lost(_ why: String, json: Bool) {
     if json {
       Output.jsonLine(["event": "watch", "format_version": HealPass.formatVersion, "role": "lost", "reason": why])

@@ -9,7 +9,7 @@ import DroverPlan
 public enum Adopter {
   public static func adopt(
     name: String, host: String?, pools: [PoolSpec], observed: ObservedWorld, project: String, backends: [String: any HostBackend],
-    pins: NodeSSHAccess? = nil
+    pins: NodeSSHAccess? = nil, fence: Fence = .none
   ) -> Result<Adoption.Decision, Diagnostic> {
     let decision: Adoption.Decision
     switch Adoption.decide(name: name, host: host, pools: pools, observed: observed, project: project) {
@@ -20,6 +20,7 @@ public enum Adopter {
       return .failure(.error("adopt.host", "host \(decision.host) is not connected", subject: "host \(decision.host)"))
     }
     do {
+      try fence.check("adopting \(name)")
       try backend.adopt(node: name, uuid: decision.uuid, as: decision.record)
     } catch {
       return .failure(Diagnostic.first(of: error, code: "adopt.failed", subject: "domain \(name)"))

@@ -7,7 +7,28 @@ public protocol Draining: Sendable {
   func cordon(_ node: NodeEndpoint) throws
   /// Waits until the node's work has moved away, within `timeout` seconds; returns false on timeout.
   func drain(_ node: NodeEndpoint, timeout: Double) throws -> Bool
+  /// The same wait, saying on a timeout what held it (the pods a disruption budget protects, the
+  /// jobs still running or completing) — for the output, the journal and `apply --json` (#42).
+  func drainResult(_ node: NodeEndpoint, timeout: Double) throws -> DrainResult
   func uncordon(_ node: NodeEndpoint) throws
+}
+
+/// How a drain ended: drained, or not within its time and why.
+public struct DrainResult: Sendable, Hashable {
+  public var drained: Bool
+  /// What kept the node busy (nil: drained, or the back-end cannot say).
+  public var cause: String?
+
+  public init(drained: Bool, cause: String? = nil) {
+    self.drained = drained
+    self.cause = cause
+  }
+}
+
+extension Draining {
+  public func drainResult(_ node: NodeEndpoint, timeout: Double) throws -> DrainResult {
+    DrainResult(drained: try drain(node, timeout: timeout))
+  }
 }
 
 /// Builds the drain back-end a pool's spec names.
@@ -22,7 +43,7 @@ public enum Drainers {
     case .none: return NoDrain()
     case .command(let cordon, let drain, let uncordon): return CommandDrain(cordonArgv: cordon, drainArgv: drain, uncordonArgv: uncordon, timeout: spec.timeout.seconds)
     case .slurm(let nodeName): return SlurmDrain(nodeName: nodeName, timeout: spec.timeout.seconds)
-    case .kubernetes(let kubeconfig, let grace):
+    case .kubernetes(let kubeconfig, let grace, let kubectl):
       if let kubeconfig, let why = hostPaths.machineOnly.resolvedProblem(kubeconfig, in: specFolder, realPath: SafeFiles.realPath) {
         return RefusedDrain(
           problem: .error(
@@ -30,7 +51,7 @@ public enum Drainers {
             hint: "keep the kubeconfig outside the project, under a root the machine's configuration allows (it can name a program kubectl runs)"))
       }
       let located = kubeconfig.map { SafeFiles.realPath(HostPathPolicy.located($0, in: specFolder)) ?? $0 }
-      return KubernetesDrain(kubeconfig: located, gracePeriod: grace.seconds, timeout: spec.timeout.seconds)
+      return KubernetesDrain(kubectl: kubectl ?? "kubectl", kubeconfig: located, gracePeriod: grace.seconds, timeout: spec.timeout.seconds)
     }
   }
 
@@ -73,35 +94,104 @@ struct CommandDrain: Draining {
   }
 }
 
-/// Slurm: `scontrol update NodeName=… State=DRAIN`, wait for the node's jobs to finish, resume.
+/// Slurm, by its states (#42): `scontrol update NodeName=… State=DRAIN Reason="drover rollout …"`;
+/// drained once no job runs on the node and none is completing (`DRAINED`, or `IDLE`+`DRAIN`
+/// without `COMPLETING`: an epilog may still run); then `State=RESUME` — only for a drain Drover
+/// set. A node an operator had already drained, taken down or given a reason keeps that state
+/// and reason: Drover neither overwrites nor resumes it (its own reasons start with `drover`).
 struct SlurmDrain: Draining {
   var nodeName: String?
   var timeout: Double
 
   func name(_ node: NodeEndpoint) -> String { nodeName ?? node.name }
 
-  func cordon(_ node: NodeEndpoint) throws {
-    try Drainers.check(
-      HookRunner.run(["scontrol", "update", "NodeName=\(name(node))", "State=DRAIN", "Reason=drover rollout of \(node.pool)"], timeout: 30),
-      "scontrol drain", node: node)
+  /// A node as `scontrol show node` tells it: its state flags and its reason.
+  struct NodeState: Equatable {
+    var flags: Set<String>
+    var reason: String?
+
+    /// No job left and none completing.
+    var drained: Bool {
+      guard !flags.contains("COMPLETING") else { return false }
+      return flags.contains("DRAINED") || (flags.contains("DRAIN") && flags.contains("IDLE")) || flags.contains("DOWN")
+    }
+
+    /// Drained, draining, down or failed, or with a reason someone gave: an operator's, not Drover's.
+    var heldByOperator: Bool {
+      let theirs = reason.map { !$0.hasPrefix(SlurmDrain.reasonPrefix) } ?? false
+      return theirs || (reason == nil && !flags.isDisjoint(with: ["DRAIN", "DRAINED", "DRAINING", "DOWN", "FAIL", "FAILING"]))
+    }
+
+    /// Parses `scontrol show node NAME` (its `State=A+B` word and its `Reason=…` line, without
+    /// the trailing `[user@time]`).
+    static func parse(_ output: String) -> NodeState? {
+      var flags: Set<String>?
+      var reason: String?
+      for line in output.split(separator: "\n") {
+        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        if trimmed.hasPrefix("Reason=") {
+          var text = String(trimmed.dropFirst("Reason=".count))
+          if text.hasSuffix("]"), let open = text.range(of: " [", options: .backwards) { text = String(text[..<open.lowerBound]) }
+          if !text.isEmpty && text != "(null)" && text != "none" { reason = text }
+        }
+        for word in trimmed.split(separator: " ") where word.hasPrefix("State=") {
+          flags = Set(word.dropFirst("State=".count).split(separator: "+").map { String($0).uppercased().trimmingCharacters(in: CharacterSet(charactersIn: "*~#!%$@^-")) })
+        }
+      }
+      return flags.map { NodeState(flags: $0, reason: reason) }
+    }
   }
 
-  /// Polls `scontrol show node` until the state is DRAINED (no jobs left) or the timeout.
-  func drain(_ node: NodeEndpoint, timeout: Double) throws -> Bool {
+  static let reasonPrefix = "drover"
+
+  func show(_ node: NodeEndpoint) throws -> NodeState {
+    let result = HookRunner.run(["scontrol", "show", "node", name(node)], timeout: 30)
+    try Drainers.check(result, "scontrol show node", node: node)
+    guard let state = NodeState.parse(result.output) else {
+      throw Diagnostic.error("rollout.hook", "scontrol show node \(name(node)) said no State: \(result.output.prefix(300))", subject: "node \(node.name)")
+    }
+    return state
+  }
+
+  func cordon(_ node: NodeEndpoint) throws {
+    let before = try show(node)
+    if before.heldByOperator {
+      // Already out of service by someone's hand: that state and reason stay as they are.
+      StepOutput.record("slurm node \(name(node)) is held by its operator (State=\(before.flags.sorted().joined(separator: "+"))\(before.reason.map { ", Reason=\($0)" } ?? "")): left as it is, never resumed by Drover")
+      return
+    }
+    let reason = "\(Self.reasonPrefix) rollout \(node.rollout ?? "of pool \(node.pool)"): replacing \(node.name)"
+    try Drainers.check(
+      HookRunner.run(["scontrol", "update", "NodeName=\(name(node))", "State=DRAIN", "Reason=\(reason)"], timeout: 30), "scontrol drain", node: node)
+  }
+
+  func drain(_ node: NodeEndpoint, timeout: Double) throws -> Bool { try drainResult(node, timeout: timeout).drained }
+
+  /// Polls the node until it is drained (no job running, none completing), or the timeout: then
+  /// the jobs still there are named.
+  func drainResult(_ node: NodeEndpoint, timeout: Double) throws -> DrainResult {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
-      let result = HookRunner.run(["scontrol", "show", "node", name(node)], timeout: 30)
-      try Drainers.check(result, "scontrol show node", node: node)
-      if let state = result.output.split(whereSeparator: { $0 == " " || $0 == "\n" }).first(where: { $0.hasPrefix("State=") }) {
-        // DRAINED, or IDLE+DRAIN: no job left on the node.
-        if state.contains("DRAINED") || (state.contains("IDLE") && state.contains("DRAIN")) { return true }
-      }
+      if try show(node).drained { return DrainResult(drained: true) }
       Thread.sleep(forTimeInterval: 0.5)
     }
-    return false
+    let jobs = HookRunner.run(["squeue", "-h", "-w", name(node), "-o", "%i %T"], timeout: 30).output
+      .split(separator: "\n").prefix(20).map { $0.split(separator: " ").joined(separator: " ") }.filter { !$0.isEmpty }
+    let state = (try? show(node)).map { $0.flags.sorted().joined(separator: "+") } ?? "?"
+    return DrainResult(
+      drained: false,
+      cause: jobs.isEmpty
+        ? "slurm node \(name(node)) is still \(state)"
+        : "slurm node \(name(node)) still has jobs: \(jobs.map { "job \($0.lowercased())" }.joined(separator: ", "))")
   }
 
   func uncordon(_ node: NodeEndpoint) throws {
+    let now = try show(node)
+    // Only Drover's own drain is undone: an operator's stays, with its reason.
+    guard let reason = now.reason, reason.hasPrefix(Self.reasonPrefix) else {
+      if now.heldByOperator { StepOutput.record("slurm node \(name(node)) stays as its operator left it (\(now.reason.map { "Reason=\($0)" } ?? "no reason"))") }
+      return
+    }
     try Drainers.check(HookRunner.run(["scontrol", "update", "NodeName=\(name(node))", "State=RESUME"], timeout: 30), "scontrol resume", node: node)
   }
 }
@@ -116,27 +206,77 @@ struct RefusedDrain: Draining {
 }
 
 /// Kubernetes: `kubectl cordon` / `kubectl drain` (the Eviction API, which honours
-/// PodDisruptionBudgets) / `kubectl uncordon`.
+/// PodDisruptionBudgets) / `kubectl uncordon`, through the real kubectl (`drain.kubectl`, else
+/// `kubectl` on PATH). kubectl retries an eviction a PodDisruptionBudget refuses (HTTP 429) every
+/// 5 s until `--timeout`, then ends with `global timeout reached` (1.20 to 1.32 alike): that is a
+/// timeout — `on_timeout` decides — and the pods it could not evict are named.
 struct KubernetesDrain: Draining {
+  var kubectl: String = "kubectl"
   var kubeconfig: String?
   var gracePeriod: Double
   var timeout: Double
 
-  func kubectl(_ args: [String]) -> [String] { ["kubectl"] + (kubeconfig.map { ["--kubeconfig", $0] } ?? []) + args }
+  func kubectl(_ args: [String]) -> [String] { [kubectl] + (kubeconfig.map { ["--kubeconfig", $0] } ?? []) + args }
 
   func cordon(_ node: NodeEndpoint) throws {
     try Drainers.check(HookRunner.run(kubectl(["cordon", node.name]), timeout: 60), "kubectl cordon", node: node)
   }
 
-  func drain(_ node: NodeEndpoint, timeout: Double) throws -> Bool {
+  func drain(_ node: NodeEndpoint, timeout: Double) throws -> Bool { try drainResult(node, timeout: timeout).drained }
+
+  func drainResult(_ node: NodeEndpoint, timeout: Double) throws -> DrainResult {
     let args = [
       "drain", node.name, "--ignore-daemonsets", "--delete-emptydir-data", "--grace-period=\(Int(gracePeriod))",
-      "--timeout=\(Int(timeout))s",
+      "--timeout=\(max(1, Int(timeout)))s",
     ]
     let result = HookRunner.run(kubectl(args), timeout: timeout + 30)
-    if result.timedOut || result.output.contains("timed out") { return false }
-    try Drainers.check(result, "kubectl drain", node: node)
-    return true
+    let blocking = Self.unevicted(result.output)
+    if result.timedOut || Self.isTimeout(result.output) {
+      return DrainResult(drained: false, cause: Self.cause(result.output, pods: blocking, timeout: timeout))
+    }
+    guard result.status == 0 else {
+      let detail = blocking.isEmpty ? "" : " (pods not evicted: \(blocking.joined(separator: ", ")))"
+      throw Diagnostic.error(
+        "rollout.hook",
+        "kubectl drain of \(node.name) failed (exit \(result.status))\(detail): \(result.output.suffix(300).trimmingCharacters(in: .whitespacesAndNewlines))",
+        subject: "node \(node.name) on \(node.host)")
+    }
+    return DrainResult(drained: true)
+  }
+
+  /// kubectl's words for a drain that ran out of time: `global timeout reached` (an eviction still
+  /// refused at `--timeout`), or `timed out waiting for the condition` (pods still terminating).
+  static func isTimeout(_ output: String) -> Bool {
+    output.contains("global timeout reached") || output.contains("timed out waiting for the condition")
+  }
+
+  /// The pods kubectl could not evict, as `namespace/name`, in order, once each: from its
+  /// `error when evicting pods/"NAME" -n "NAMESPACE"` lines.
+  static func unevicted(_ output: String) -> [String] {
+    var found: [String] = []
+    for line in output.split(separator: "\n") {
+      guard let range = line.range(of: "error when evicting pods/\"") else { continue }
+      let rest = line[range.upperBound...]
+      guard let nameEnd = rest.firstIndex(of: "\"") else { continue }
+      let name = rest[..<nameEnd]
+      var namespace = "default"
+      if let ns = rest[nameEnd...].range(of: "-n \""), let end = rest[ns.upperBound...].firstIndex(of: "\"") {
+        namespace = String(rest[ns.upperBound..<end])
+      }
+      let pod = Terminal.printable(String((namespace + "/" + name).prefix(260)))
+      if !found.contains(pod) { found.append(pod) }
+      if found.count >= 20 { break }
+    }
+    return found
+  }
+
+  static func cause(_ output: String, pods: [String], timeout: Double) -> String {
+    let listed = pods.joined(separator: ", ")
+    if output.contains("disruption budget") {
+      return "a PodDisruptionBudget refused evicting \(listed.isEmpty ? "a pod" : listed) until the drain's \(Int(timeout))s ran out"
+    }
+    if !pods.isEmpty { return "pods not evicted within \(Int(timeout))s: \(listed)" }
+    return "pods still terminating after \(Int(timeout))s"
   }
 
   func uncordon(_ node: NodeEndpoint) throws {

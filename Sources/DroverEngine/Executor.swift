@@ -256,6 +256,8 @@ public final class Executor: @unchecked Sendable {
     switch try action.payload() {
     case .create(let node):
       let prepared = try prepare(node, backend)
+      // Preparing a disk can take minutes (a bake, an upload): proved again right before the define.
+      try fence.check("create \(action.node)")
       return ApplyResult.CreatedNode(uuid: try backend.create(prepared), ownership: prepared.ownership)
     case .start(let uuid):
       try backend.start(node: action.node, uuid: uuid)

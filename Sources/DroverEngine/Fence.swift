@@ -15,6 +15,8 @@ public final class Fence: Sendable {
   let backend: (any SharedStateBackend)?
   /// Lock name → the fencing token it was granted with.
   let tokens: [String: Int64]
+  /// Another fence proved with this one (a heal pass under `watch`: the lead, on its own session).
+  let also: Fence?
   private let lost = Mutex<Diagnostic?>(nil)
   /// Round trips made (tests assert one per step).
   private let checks = Mutex(0)
@@ -23,17 +25,18 @@ public final class Fence: Sendable {
   public static let none = Fence(backend: nil, tokens: [:])
 
   /// The fence of the locks `tokens` names (lock → token), held on `backend`'s session.
-  public init(backend: (any SharedStateBackend)?, tokens: [String: Int64]) {
+  public init(backend: (any SharedStateBackend)?, tokens: [String: Int64], also: Fence? = nil) {
     self.backend = backend
     self.tokens = tokens
+    self.also = also
   }
 
-  /// The fence of `locks` (all on one state: one session proves them together).
-  public convenience init(_ locks: [PoolLock]) {
+  /// The fence of `locks` (all on one state: one session proves them together), and `also`.
+  public convenience init(_ locks: [PoolLock], also: Fence? = nil) {
     let shared = locks.compactMap { lock in lock.shared.map { (lock, $0) } }
     self.init(
       backend: shared.first?.0.backend,
-      tokens: Dictionary(shared.map { ($0.0.pool, $0.1.token) }, uniquingKeysWith: { a, _ in a }))
+      tokens: Dictionary(shared.map { ($0.0.pool, $0.1.token) }, uniquingKeysWith: { a, _ in a }), also: also)
   }
 
   /// The token of `pool`'s lock, for the journal (nil: a local lock).
@@ -45,9 +48,12 @@ public final class Fence: Sendable {
   /// Throws `state.fenced` unless this run provably still holds its locks, before `what`.
   public func check(_ what: String) throws {
     if let lost = lost.withLock({ $0 }) { throw lost }
-    guard let backend, !tokens.isEmpty else { return }
-    checks.withLock { $0 += 1 }
-    do { try backend.checkFence(tokens, what: what) } catch {
+    do {
+      try also?.check(what)
+      guard let backend, !tokens.isEmpty else { return }
+      checks.withLock { $0 += 1 }
+      try backend.checkFence(tokens, what: what)
+    } catch {
       let diagnostic = Diagnostic.first(of: error, code: "state.fenced")
       lost.withLock { $0 = $0 ?? diagnostic }
       throw diagnostic
@@ -55,5 +61,5 @@ public final class Fence: Sendable {
   }
 
   /// Whether a check failed (the run acts no more).
-  public var isLost: Bool { lost.withLock { $0 != nil } }
+  public var isLost: Bool { lost.withLock { $0 != nil } || (also?.isLost ?? false) }
 }

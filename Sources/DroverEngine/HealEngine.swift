@@ -35,7 +35,9 @@ public struct HealEngine: Sendable {
 
   /// Decides a pass over `observed` at `now`; `remember` writes what it learnt to the ledger
   /// (not on `--dry-run`). Only pools with `remediation:` are judged.
-  public func decide(observed: ObservedWorld, now: Double, remember: Bool, outageThresholds: [String: Double] = [:]) throws -> HealPass {
+  public func decide(
+    observed: ObservedWorld, now: Double, remember: Bool, outageThresholds: [String: Double] = [:], fence: Fence = .none
+  ) throws -> HealPass {
     let healed = pools.filter { $0.remediation != nil }
     let ledger = try HealLedger.configured(stateDirectory: stateDirectory, keyring: keyring, state: state)
     var memory: [String: [String: NodeMemory]] = [:]
@@ -55,6 +57,9 @@ public struct HealEngine: Sendable {
         pools: pools, observed: observed, project: project, signals: signals, memory: memory, active: active, lastHealEnded: lastHeal, now: now,
         outageThreshold: { outageThresholds[$0] ?? HostEntry.defaultOutageThreshold }))
     if remember {
+      // The ledger records the rungs this pass is about to try: written only by a pass that still
+      // holds its locks (and, under watch, the lead), or the next leader would skip a rung never run.
+      if !learnt.isEmpty { try fence.check("recording the pass in the heal ledger") }
       for (pool, nodes) in learnt { try ledger.write(pool: pool, nodes, now: now) }
     }
     return pass

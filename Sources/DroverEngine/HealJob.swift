@@ -16,6 +16,9 @@ public struct HealRequest: Sendable {
   public var consoleLog: @Sendable (String) -> String?
   /// How nodes are reached over SSH (ssh heartbeats); nil: not at all.
   public var ssh: NodeSSHAccess?
+  /// Under `watch`: the lead this pass acts under, proved with its pool locks before every
+  /// action (a leader deposed mid-pass stops there).
+  public var leadership: Fence? = nil
 
   public init(
     dryRun: Bool = false, lockTimeout: Double = 0, outageThresholds: [String: Double] = [:], consoleLog: @escaping @Sendable (String) -> String? = { _ in nil },
@@ -96,7 +99,8 @@ public enum HealJob {
     var pass: HealPass
     do {
       pass = try healEngine.decide(
-        observed: observed, now: context.clock.now().timeIntervalSince1970, remember: !request.dryRun, outageThresholds: request.outageThresholds)
+        observed: observed, now: context.clock.now().timeIntervalSince1970, remember: !request.dryRun, outageThresholds: request.outageThresholds,
+        fence: Fence(locks, also: request.leadership))
     } catch {
       throw Diagnostic.first(of: error, code: "heal")
     }
@@ -110,7 +114,7 @@ public enum HealJob {
     guard !request.dryRun else { return outcome }
     if !pass.repairs.isEmpty {
       // The repairs on the nodes' own disks, as decided (their attempts are in the ledger already).
-      outcome.repairs = HealRepairRunner.run(pass.repairs, backends: context.backends, fence: Fence(locks))
+      outcome.repairs = HealRepairRunner.run(pass.repairs, backends: context.backends, fence: Fence(locks, also: request.leadership))
       repaired(outcome.repairs)
       for repair in outcome.repairs where repair.failure != nil { outcome.failed.insert(repair.repair.key) }
       if outcome.repairs.contains(where: { $0.failure != nil }) { outcome.status = 3 }
@@ -120,7 +124,7 @@ public enum HealJob {
       let applied: ApplyOutcome
       do {
         var built = try engine(context)
-        built.hooks.fence = Fence(locks)
+        built.hooks.fence = Fence(locks, also: request.leadership)
         applied = ApplyJob.execute(pass.plan, engine: built)
       } catch {
         outcome.status = 3

@@ -25,6 +25,8 @@ public struct NodeEndpoint: Sendable {
   /// The node's domain record, which keeps its host keys for every machine (nil: the host keeps
   /// none, so the pins are this machine's only).
   public var hostKeyRecord: HostKeyRecord?
+  /// The rollout that takes the node out of service (a drain's reason names it).
+  public var rollout: String? = nil
 
   /// The console so far, from the host or the local log: its first `ConsoleBound.head` bytes.
   func consoleBytes() -> [UInt8]? {

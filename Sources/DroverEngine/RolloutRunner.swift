@@ -236,17 +236,19 @@ public final class RolloutRunner: @unchecked Sendable {
     try? hooks.nodeSSH?.forget(aliases: [NodeSSHAccess.alias(node: d.domain.name, uuid: d.domain.uuid)])
   }
 
-  func endpoint(_ d: IndexEntry) -> NodeEndpoint {
-    NodeEndpoint.of(
+  func endpoint(_ d: IndexEntry, rollout: String? = nil) -> NodeEndpoint {
+    var e = NodeEndpoint.of(
       domain: d.domain, ownership: d.ownership, host: d.host, backend: backends[d.host], consoleLog: hooks.consoleLog(d.ownership.node), ssh: hooks.nodeSSH,
       onNetwork: pool.network != nil)
+    e.rollout = rollout
+    return e
   }
 
   /// What a step of a node reports beside its journal records.
   enum StepReport: Equatable {
     case done
-    /// A drain that did not finish within its time.
-    case timedOut
+    /// A drain that did not finish within its time, and what held it (#42).
+    case timedOut(String?)
     /// A health wait that ended unhealthy: why.
     case failed(String)
   }
@@ -284,10 +286,12 @@ public final class RolloutRunner: @unchecked Sendable {
       report("failed", Diagnostic.line(of: error))
       throw error
     }
-    try journal.append(state.id, .stepDone, node: key, step: name)
+    var detail: String?
+    if case .timedOut(let cause) = value { detail = cause }
+    try journal.append(state.id, .stepDone, node: key, step: name, detail: detail)
     switch value {
     case .done: report("done")
-    case .timedOut: report("timed out")
+    case .timedOut(let cause): report("timed out", cause)
     case .failed(let why): report("failed", why)
     }
     return value
@@ -327,7 +331,7 @@ public final class RolloutRunner: @unchecked Sendable {
       case .done: return nil
       case .failed(let reason): return reason
       case .cordon(let ref, let mayFail):
-        let ep = endpoint(try entry(ref))
+        let ep = endpoint(try entry(ref), rollout: state.id)
         if mayFail {
           do { try step(state, key, "cordon") { try hooks.drainer.cordon(ep); return .done } } catch {
             let why = Diagnostic.line(of: error)
@@ -339,7 +343,7 @@ public final class RolloutRunner: @unchecked Sendable {
         }
         attempt.cordoned = true
       case .drain(let ref, let order):
-        let ep = endpoint(try entry(ref))
+        let ep = endpoint(try entry(ref), rollout: state.id)
         switch order {
         case .skip(let reason):
           // Nothing runs to drain: the step says so in the journal, and the node is replaced.
@@ -349,8 +353,15 @@ public final class RolloutRunner: @unchecked Sendable {
         case .forced(let limit, let reason):
           let outcome: String
           do {
-            let drained = try step(state, key, "drain-forced") { try hooks.drainer.drain(ep, timeout: limit) ? .done : .timedOut }
-            outcome = drained == .done ? "drained" : "not drained within \(Int(limit))s, replaced anyway"
+            let drained = try step(state, key, "drain-forced") {
+              let result = try hooks.drainer.drainResult(ep, timeout: limit)
+              return result.drained ? .done : .timedOut(result.cause)
+            }
+            if case .timedOut(let cause) = drained {
+              outcome = "not drained within \(Int(limit))s\(cause.map { " (\($0))" } ?? ""), replaced anyway"
+            } else {
+              outcome = "drained"
+            }
           } catch {
             let why = Diagnostic.line(of: error)
             try journal.append(state.id, .stepDone, node: key, step: "drain-failed", detail: why)
@@ -359,8 +370,16 @@ public final class RolloutRunner: @unchecked Sendable {
           hooks.onEvent(.init(.step, rollout: state.id, node: key, step: "drain", outcome: "forced", message: "\(key): drain forced (\(reason)): \(outcome)"))
           attempt.drain = .finished
         case .graceful(let timeout, _):
-          let drained = try step(state, key, "drain") { try hooks.drainer.drain(ep, timeout: timeout) ? .done : .timedOut }
-          attempt.drain = drained == .timedOut ? .timedOut : .finished
+          let drained = try step(state, key, "drain") {
+            let result = try hooks.drainer.drainResult(ep, timeout: timeout)
+            return result.drained ? .done : .timedOut(result.cause)
+          }
+          if case .timedOut(let cause) = drained {
+            attempt.drain = .timedOut
+            attempt.drainCause = cause
+          } else {
+            attempt.drain = .finished
+          }
         }
       case .create(let record, let host, let exactBuild):
         let backend = try backendOf(host)
@@ -369,7 +388,10 @@ public final class RolloutRunner: @unchecked Sendable {
           o.rollout = mark(state, key: key, rollback: rollback)
           var definition = NodeDefinition(ownership: o)
           definition.exactBuild = exactBuild
-          try backend.create(try hooks.prepare(definition, backend))
+          let prepared = try hooks.prepare(definition, backend)
+          // Preparing a disk can take minutes: proved again right before the define.
+          try hooks.fence.check("create of \(key)")
+          try backend.create(prepared)
           counts.withLock { $0.created += 1 }
           return .done
         }
@@ -397,7 +419,7 @@ public final class RolloutRunner: @unchecked Sendable {
         }
         attempt.healthFailureRecorded = true
       case .uncordon(let ref, let bestEffort):
-        let ep = endpoint(try entry(ref))
+        let ep = endpoint(try entry(ref), rollout: state.id)
         if bestEffort {
           try? hooks.drainer.uncordon(ep)
           attempt.oldUncordoned = true
@@ -422,7 +444,6 @@ public final class RolloutRunner: @unchecked Sendable {
 
   /// Rewrites, in place, every record of the pool still marked with this rollout, without the mark.
   func clearMarks(_ state: RolloutState) throws {
-    try hooks.fence.check("clearing the marks of rollout \(state.id)")
     for uri in hosts {
       guard let backend = backends[uri] else {
         throw Diagnostic.error(
@@ -432,6 +453,7 @@ public final class RolloutRunner: @unchecked Sendable {
       for (d, marked) in try poolNodes(on: backend) where marked.rollout?.id == state.id {
         var o = marked
         o.rollout = nil
+        try hooks.fence.check("clearing the mark of \(d.name)")
         try backend.update(node: d.name, uuid: d.uuid, to: o, restart: false)
       }
     }

@@ -61,6 +61,8 @@ public struct LockLease: Sendable, Hashable {
   public var lease: Double?
   /// Seconds since the holder last renewed it, by the database's clock.
   public var renewedAgo: Double?
+  /// Seconds its session has been in its current statement (nil: idle, waiting for its holder).
+  public var busyFor: Double? = nil
 
   public init(holder: LockHolder, session: Int64, token: Int64?, lease: Double?, renewedAgo: Double?) {
     self.holder = holder
@@ -70,10 +72,12 @@ public struct LockLease: Sendable, Hashable {
     self.renewedAgo = renewedAgo
   }
 
-  /// Whether the holder stopped renewing: its lease ran out (or it never had one).
+  /// Whether the holder is stuck: it stopped renewing for longer than its lease while its
+  /// session sits in one statement as long (an idle session that stops renewing is ended by the
+  /// server itself) — or it never had a lease (an older Drover: it cannot say it lives).
   public var expired: Bool {
     guard let lease, let renewedAgo else { return true }
-    return renewedAgo > lease
+    return renewedAgo > lease && (busyFor ?? 0) > lease
   }
 }
 

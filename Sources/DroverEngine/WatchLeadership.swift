@@ -65,6 +65,9 @@ public final class WatchLeadership: @unchecked Sendable {
     }
   }
 
+  /// The lead as a fence, for the pass it leads (nil: not leading).
+  public var fence: Fence? { lock.map { Fence([$0]) } }
+
   /// Gives the lead up (SIGTERM): a standby takes it at its next poll.
   public func resign() {
     lock = nil

@@ -104,7 +104,8 @@ public struct HealthCheckSpec: Sendable, Hashable, Codable {
 public struct DrainSpec: Sendable, Hashable, Codable {
   public enum Backend: Sendable, Hashable, Codable {
     case none
-    case kubernetes(kubeconfig: String?, gracePeriod: TimeSpan)
+    /// `kubectl`: the client to run (a path, or a name looked up on PATH); nil: `kubectl`.
+    case kubernetes(kubeconfig: String?, gracePeriod: TimeSpan, kubectl: String? = nil)
     case slurm(nodeName: String?)
     case command(cordon: [String]?, drain: [String]?, uncordon: [String]?)
   }

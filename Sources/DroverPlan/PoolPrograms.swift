@@ -17,8 +17,9 @@ public enum PoolPrograms {
       if let cordon { lines.append("drain cordon: \(argv(cordon))") }
       if let drain { lines.append("drain: \(argv(drain))") }
       if let uncordon { lines.append("drain uncordon: \(argv(uncordon))") }
-    case .kubernetes(let kubeconfig, _):
-      lines.append("drain: kubectl (kubeconfig \(kubeconfig.map(Terminal.escaped) ?? "default"))")
+    case .kubernetes(let kubeconfig, _, let kubectl):
+      // The default client reads as it always did (records made before drain.kubectl keep their digest).
+      lines.append("drain: \(kubectl.map(Terminal.escaped) ?? "kubectl") (kubeconfig \(kubeconfig.map(Terminal.escaped) ?? "default"))")
     case .slurm: lines.append("drain: scontrol")
     case .none: break
     }

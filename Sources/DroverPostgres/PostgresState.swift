@@ -123,7 +123,8 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
     guard serial.lock(before: Date().addingTimeInterval(lease / 3)) else { return }
     defer { serial.unlock() }
     guard !connection.isClosed else { return }
-    let left = max(0.1, leaseUntil.withLock { $0 } - Self.uptime())
+    // At least a third of the lease to answer: a renewal late by a moment is still a renewal.
+    let left = max(lease / 3, leaseUntil.withLock { $0 } - Self.uptime())
     if tokens.withLock({ $0.isEmpty }) {
       _ = try? run("SELECT 1", "renewing the lease", seconds: left)
     } else {
@@ -381,9 +382,12 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
     defer { serial.unlock() }
     let rows: [PostgresRow]
     do {
+      // The proof renews the holder rows too: a holder that proves is a holder that lives.
       rows = try run(
-        "SELECT name, token FROM drover_lock_holders WHERE project = \(project) AND backend_pid = pg_backend_pid()",
-        "proving this run still holds its locks", seconds: left)
+        """
+        UPDATE drover_lock_holders SET renewed = extract(epoch from clock_timestamp())
+        WHERE project = \(project) AND backend_pid = pg_backend_pid() RETURNING name, token
+        """, "proving this run still holds its locks", seconds: left)
     } catch {
       throw fenced(what, Diagnostic.line(of: error))
     }
@@ -419,14 +423,19 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
     let rows = try query(
       PostgresQuery(
         unsafeSQL: """
-          SELECT h.pid, h.host, h.command, h.started, h.backend_pid::bigint, h.token, h.lease, extract(epoch from clock_timestamp()) - h.renewed
+          SELECT h.pid, h.host, h.command, h.started, h.backend_pid::bigint, h.token, h.lease, extract(epoch from clock_timestamp()) - h.renewed,
+            (SELECT extract(epoch from clock_timestamp() - a.state_change)::double precision FROM pg_stat_activity a
+              WHERE a.pid = h.backend_pid AND a.state IS DISTINCT FROM 'idle')
           FROM drover_lock_holders h WHERE h.project = $1 AND h.name = $2 AND \(Self.holdsLock(keys(name)))
           """, binds: try binds(project, name)), "reading the lease of \(name)")
     guard let row = rows.first else { return nil }
-    let (pid, host, command, started, session, token, lease, ago) = try row.decode((Int64, String, String, Double, Int64, Int64?, Double?, Double?).self)
-    return LockLease(
+    let (pid, host, command, started, session, token, lease, ago, busy) = try row.decode(
+      (Int64, String, String, Double, Int64, Int64?, Double?, Double?, Double?).self)
+    var found = LockLease(
       holder: LockHolder(pid: Int32(truncatingIfNeeded: pid), host: host, command: command, started: Date(timeIntervalSince1970: started)),
       session: session, token: token, lease: lease, renewedAgo: ago)
+    found.busyFor = busy
+    return found
   }
 
   public func endExpiredHolder(name: String, session: Int64) throws -> Bool {
@@ -435,7 +444,9 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
         unsafeSQL: """
           SELECT pg_terminate_backend(h.backend_pid) FROM drover_lock_holders h
           WHERE h.project = $1 AND h.name = $2 AND h.backend_pid = $3
-            AND (h.lease IS NULL OR h.renewed IS NULL OR extract(epoch from clock_timestamp()) - h.renewed > h.lease)
+            AND (h.lease IS NULL OR h.renewed IS NULL OR (extract(epoch from clock_timestamp()) - h.renewed > h.lease
+              AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = h.backend_pid AND a.state IS DISTINCT FROM 'idle'
+                AND extract(epoch from clock_timestamp() - a.state_change) > h.lease)))
             AND \(Self.holdsLock(keys(name)))
           """, binds: try binds(project, name, session)), "ending the expired holder of \(name)")
     return try rows.first?.decode(Bool.self) ?? false

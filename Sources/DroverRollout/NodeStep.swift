@@ -67,6 +67,8 @@ public struct NodeAttempt: Sendable, Hashable {
   }
   public var cordoned = false
   public var drain: Drain?
+  /// What held a drain that timed out (the pods, the jobs), when the back-end could say.
+  public var drainCause: String?
   /// A create ran in this attempt (a replacement still missing afterwards is a failure, never a
   /// second create).
   public var created = false
@@ -172,7 +174,7 @@ public func nextNodeStep(_ input: NodeStepInput) -> NodeStep {
     }
     if drained == .timedOut && input.drain.onTimeout == .fail {
       if input.drain.onFailure == .uncordon && !attempt.oldUncordoned { return .uncordon(old, bestEffort: true) }
-      return .failed("drain of \(old.name) timed out after \(input.drain.timeoutText) (on_timeout: fail)")
+      return .failed("drain of \(old.name) timed out after \(input.drain.timeoutText) (on_timeout: fail)" + (attempt.drainCause.map { ": \($0)" } ?? ""))
     }
     return nil
   }

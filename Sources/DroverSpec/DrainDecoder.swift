@@ -15,7 +15,18 @@ enum DrainDecoder {
     case "kubernetes":
       let kubeconfig = reader.optional("kubeconfig").flatMap { context.hostPath($0, "kubeconfig", trust: true) }
       let grace = reader.optional("grace_period").flatMap { context.timeSpan($0, "grace_period") } ?? .seconds(30)
-      spec.backend = .kubernetes(kubeconfig: kubeconfig, gracePeriod: grace)
+      let kubectl = reader.optional("kubectl").flatMap { node -> String? in
+        guard let text = context.string(node, "kubectl") else { return nil }
+        // A program Drover runs as its own user: a plain path or name, never options or a shell line.
+        guard !text.isEmpty, text.utf8.count <= 1024, !text.hasPrefix("-"), !text.contains("\0"),
+          !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0 == " " })
+        else {
+          context.error("spec.drain.kubectl", "drain.kubectl must be the path or name of the kubectl binary", at: node, hint: "for example: /usr/local/bin/kubectl")
+          return nil
+        }
+        return text
+      }
+      spec.backend = .kubernetes(kubeconfig: kubeconfig, gracePeriod: grace, kubectl: kubectl)
     case "slurm":
       spec.backend = .slurm(nodeName: reader.optional("node_name").flatMap { context.string($0, "node_name") })
     case "command":

@@ -56,7 +56,7 @@ final class RolloutHarness {
       guard let xml = try? d.metadata(namespace: "https://drover.dev/xmlns/node/1"), xml.contains("pool=\"\(pool)\"") else { return nil }
       func attr(_ k: String) -> String { xml.components(separatedBy: " \(k)=\"").dropFirst().first?.components(separatedBy: "\"").first ?? "" }
       return (Int(attr("index")) ?? 0, attr("image"), Int(attr("generation")) ?? 0, d.name)
-    }.sorted { $0.0 < $1.0 }
+    }.sorted { ($0.0, $0.3) < ($1.0, $1.3) }
   }
 
   func journal() throws -> RolloutJournal { try RolloutJournal(directory: h.dir.appendingPathComponent(".drover/journal").path, pool: pool, keyring: h.keyring(), state: .local) }

@@ -57,7 +57,7 @@ import Testing
       hooks: .init(prober: FakeProber(), drainer: fleet.drainer, shouldStop: { false }, sleep: { _ in }, fence: fence))
   }
 
-  /// The fence checks a clean rollout of three nodes makes (one per step, plus clearing marks).
+  /// The fence checks a clean rollout of three nodes makes (one per step, one more per create, one per mark cleared).
   static func cleanChecks() throws -> (checks: Int, changes: Int) {
     let fleet = try R.Fleet(replicas: 3, strategy: R.surge)
     fleet.pool.image = ImageRef(parsing: "demo@v2")!
@@ -68,10 +68,36 @@ import Testing
     return (state.book.withLock { $0.checks }, fleet.host.calls.count)
   }
 
+  /// The plain executor (a scale-up's creates, a scale-down's deletes): each create is proved
+  /// before its disk is prepared and again before its define, each delete before it runs; once the
+  /// lock is lost nothing more changes, and every action not done is reported.
+  @Test func theExecutorChangesNothingAfterTheLockIsLost() throws {
+    // 3 → 6 replicas: three creates, each proved twice; 3 → 1: two deletes, each proved once.
+    for (replicas, actions, perAction) in [(6, 3, 2), (1, 2, 1)] {
+      for passes in 0...(actions * perAction) {
+        let fleet = try R.Fleet(replicas: 3, strategy: R.surge)
+        fleet.pool.replicas = replicas
+        let plan = try fleet.plan()
+        #expect(plan.actions.count == actions, "\(plan.actions.map { "\($0.kind) \($0.node)" })")
+        let state = LosingState(passes: passes, host: fleet.host)
+        let executor = Executor(backends: [R.uri: fleet.host], fence: Fence(backend: state, tokens: ["web": 1]))
+        let result = executor.apply(plan)
+        let changes = fleet.host.calls.count
+        if let atLoss = state.book.withLock({ $0.changesAtLoss }) {
+          #expect(changes == atLoss, "\(replicas) replicas, lost at check \(passes + 1): \(fleet.host.calls)")
+          #expect(result.failed.contains { $0.error.code == "state.fenced" })
+        }
+        #expect(result.done.count + result.failed.count + result.skipped.count == actions, "every action accounted for")
+        #expect(changes <= passes / perAction , "at most one change per proved action: \(fleet.host.calls)")
+      }
+    }
+  }
+
   @Test func eachStepIsFencedOnceAndNothingChangesAfterTheLockIsLost() throws {
     let clean = try Self.cleanChecks()
-    // cordon, drain, create, health, remove, uncordon per node (3 nodes), and the marks cleared.
-    #expect(clean.checks == 3 * 6 + 1, "one round trip per step: \(clean.checks)")
+    // Per node (3): cordon, drain, create (proved again once its disk is prepared), health, remove,
+    // uncordon; then each node's mark cleared.
+    #expect(clean.checks == 3 * 7 + 3, "one round trip per step: \(clean.checks)")
     #expect(clean.changes > 0)
     for passes in 0..<clean.checks {
       let fleet = try R.Fleet(replicas: 3, strategy: R.surge)

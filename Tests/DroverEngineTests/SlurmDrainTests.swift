@@ -51,14 +51,55 @@ final class SlurmDrainTests {
     #expect(idle, "State=RESUME returns the node to idle: \(state("n1"))")
   }
 
-  @Test func drainTimesOutWhileAJobKeepsRunning() throws {
+  @Test func drainTimesOutWhileAJobKeepsRunningAndNamesIt() throws {
     let drainer = Drainers.make(DrainSpec(backend: .slurm(nodeName: "n2"), timeout: .seconds(2)))
-    #expect(HookRunner.run(["sbatch", "-w", "n2", "--output", "/dev/null", "--wrap", "sleep 60"], timeout: 10).status == 0)
+    let submitted = HookRunner.run(["sbatch", "--parsable", "-w", "n2", "--output", "/dev/null", "--wrap", "sleep 60"], timeout: 10)
+    #expect(submitted.status == 0)
+    let job = submitted.output.trimmingCharacters(in: .whitespacesAndNewlines)
     #expect(waitUntilRunning("n2"))
     try drainer.cordon(node("anything"))
-    #expect(try drainer.drain(node("anything"), timeout: 2) == false)
+    let result = try drainer.drainResult(node("anything"), timeout: 2)
+    #expect(!result.drained)
+    #expect(result.cause?.contains("job \(job) running") == true, "the job that holds it is named: \(String(describing: result.cause))")
     #expect(running("n2"), "it gave up at its timeout while the job was still running")
     try drainer.uncordon(node("anything"))
+  }
+
+  func reason(_ name: String) -> String {
+    let out = HookRunner.run(["scontrol", "show", "node", name], timeout: 10).output
+    return out.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { $0.hasPrefix("Reason=") } ?? ""
+  }
+
+  /// A job whose epilog is still running is COMPLETING: the node shows IDLE+DRAIN+COMPLETING
+  /// (or similar) before it is really free; the drain waits for the epilog to end.
+  @Test func aJobKeptCompletingByItsEpilogIsWaitedFor() throws {
+    FileManager.default.createFile(atPath: cluster.dir + "/slow-epilog", contents: nil)
+    defer { try? FileManager.default.removeItem(atPath: cluster.dir + "/slow-epilog") }
+    let drainer = Drainers.make(DrainSpec(backend: .slurm(nodeName: nil), timeout: .seconds(60)))
+    #expect(HookRunner.run(["sbatch", "-w", "n1", "--output", "/dev/null", "--wrap", "sleep 1"], timeout: 10).status == 0)
+    #expect(waitUntilRunning("n1"))
+    var ep = node("n1")
+    ep.rollout = "hpc-1796"
+    try drainer.cordon(ep)
+    #expect(reason("n1").contains("drover rollout hpc-1796"), "the drain's reason names the rollout: \(reason("n1"))")
+    #expect(try drainer.drain(ep, timeout: 60))
+    #expect(FileManager.default.fileExists(atPath: cluster.dir + "/epilog-done"), "drained only once the epilog had ended: \(state("n1"))")
+    try drainer.uncordon(ep)
+  }
+
+  /// A node its operator drained before the rollout ("disk check") is drained already: Drover
+  /// waits for it like any other, and leaves it drained with the operator's reason afterwards.
+  @Test func anOperatorsDrainIsKeptWithItsReason() throws {
+    #expect(HookRunner.run(["scontrol", "update", "NodeName=n2", "State=DRAIN", "Reason=disk check"], timeout: 10).status == 0)
+    defer { _ = HookRunner.run(["scontrol", "update", "NodeName=n2", "State=RESUME"], timeout: 10) }
+    let drainer = Drainers.make(DrainSpec(backend: .slurm(nodeName: nil), timeout: .seconds(30)))
+    var ep = node("n2")
+    ep.rollout = "hpc-1797"
+    try drainer.cordon(ep)
+    #expect(reason("n2").contains("disk check") && !reason("n2").contains("drover"), "the operator's reason stays: \(reason("n2"))")
+    #expect(try drainer.drain(ep, timeout: 30))
+    try drainer.uncordon(ep)
+    #expect(state("n2").contains("DRAIN") && reason("n2").contains("disk check"), "never resumed by Drover: \(state("n2")) \(reason("n2"))")
   }
 }
 

@@ -31,10 +31,18 @@ JobAcctGatherType=jobacct_gather/none
 SelectType=select/cons_tres
 ReturnToService=2
 MailProg=/bin/true
+Epilog=$DIR/epilog.sh
 NodeName=n1 NodeHostname=localhost NodeAddr=127.0.0.1 Port=$((PORT + 1)) CPUs=1 State=UNKNOWN
 NodeName=n2 NodeHostname=localhost NodeAddr=127.0.0.1 Port=$((PORT + 2)) CPUs=1 State=UNKNOWN
 PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP
 CONF
+# An epilog that keeps a finished job COMPLETING for 4 s while DIR/slow-epilog exists (#42).
+cat > "$DIR/epilog.sh" <<EPILOG
+#!/bin/sh
+if [ -e "$DIR/slow-epilog" ]; then sleep 4; touch "$DIR/epilog-done"; fi
+exit 0
+EPILOG
+chmod 0755 "$DIR/epilog.sh"
 export SLURM_CONF="$DIR/slurm.conf"
 slurmctld
 slurmd -N n1
