@@ -43,7 +43,7 @@ public enum Drainers {
     case .none: return NoDrain()
     case .command(let cordon, let drain, let uncordon): return CommandDrain(cordonArgv: cordon, drainArgv: drain, uncordonArgv: uncordon, timeout: spec.timeout.seconds)
     case .slurm(let nodeName): return SlurmDrain(nodeName: nodeName, timeout: spec.timeout.seconds)
-    case .kubernetes(let kubeconfig, let grace, let kubectl):
+    case .kubernetes(let kubeconfig, let grace, let kubectl, let nodeName):
       if let kubeconfig, let why = hostPaths.machineOnly.resolvedProblem(kubeconfig, in: specFolder, realPath: SafeFiles.realPath) {
         return RefusedDrain(
           problem: .error(
@@ -51,7 +51,8 @@ public enum Drainers {
             hint: "keep the kubeconfig outside the project, under a root the machine's configuration allows (it can name a program kubectl runs)"))
       }
       let located = kubeconfig.map { SafeFiles.realPath(HostPathPolicy.located($0, in: specFolder)) ?? $0 }
-      return KubernetesDrain(kubectl: kubectl ?? "kubectl", kubeconfig: located, gracePeriod: grace.seconds, timeout: spec.timeout.seconds)
+      return KubernetesDrain(
+        kubectl: kubectl ?? "kubectl", kubeconfig: located, gracePeriod: grace.seconds, timeout: spec.timeout.seconds, nodeName: nodeName)
     }
   }
 
@@ -103,7 +104,8 @@ struct SlurmDrain: Draining {
   var nodeName: String?
   var timeout: Double
 
-  func name(_ node: NodeEndpoint) -> String { nodeName ?? node.name }
+  /// The Slurm node's name: `node_name` rendered for this node (default `{{hostname}}`).
+  func name(_ node: NodeEndpoint) throws -> String { try node.schedulerName(nodeName) }
 
   /// A node as `scontrol show node` tells it: its state flags and its reason.
   struct NodeState: Equatable {
@@ -145,24 +147,26 @@ struct SlurmDrain: Draining {
   static let reasonPrefix = "drover"
 
   func show(_ node: NodeEndpoint) throws -> NodeState {
-    let result = HookRunner.run(["scontrol", "show", "node", name(node)], timeout: 30)
+    let slurmName = try name(node)
+    let result = HookRunner.run(["scontrol", "show", "node", slurmName], timeout: 30)
     try Drainers.check(result, "scontrol show node", node: node)
     guard let state = NodeState.parse(result.output) else {
-      throw Diagnostic.error("rollout.hook", "scontrol show node \(name(node)) said no State: \(result.output.prefix(300))", subject: "node \(node.name)")
+      throw Diagnostic.error("rollout.hook", "scontrol show node \(slurmName) said no State: \(result.output.prefix(300))", subject: "node \(node.name)")
     }
     return state
   }
 
   func cordon(_ node: NodeEndpoint) throws {
+    let slurmName = try name(node)
     let before = try show(node)
     if before.heldByOperator {
       // Already out of service by someone's hand: that state and reason stay as they are.
-      StepOutput.record("slurm node \(name(node)) is held by its operator (State=\(before.flags.sorted().joined(separator: "+"))\(before.reason.map { ", Reason=\($0)" } ?? "")): left as it is, never resumed by Drover")
+      StepOutput.record("slurm node \(slurmName) is held by its operator (State=\(before.flags.sorted().joined(separator: "+"))\(before.reason.map { ", Reason=\($0)" } ?? "")): left as it is, never resumed by Drover")
       return
     }
     let reason = "\(Self.reasonPrefix) rollout \(node.rollout ?? "of pool \(node.pool)"): replacing \(node.name)"
     try Drainers.check(
-      HookRunner.run(["scontrol", "update", "NodeName=\(name(node))", "State=DRAIN", "Reason=\(reason)"], timeout: 30), "scontrol drain", node: node)
+      HookRunner.run(["scontrol", "update", "NodeName=\(slurmName)", "State=DRAIN", "Reason=\(reason)"], timeout: 30), "scontrol drain", node: node)
   }
 
   func drain(_ node: NodeEndpoint, timeout: Double) throws -> Bool { try drainResult(node, timeout: timeout).drained }
@@ -170,29 +174,31 @@ struct SlurmDrain: Draining {
   /// Polls the node until it is drained (no job running, none completing), or the timeout: then
   /// the jobs still there are named.
   func drainResult(_ node: NodeEndpoint, timeout: Double) throws -> DrainResult {
+    let slurmName = try name(node)
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
       if try show(node).drained { return DrainResult(drained: true) }
       Thread.sleep(forTimeInterval: 0.5)
     }
-    let jobs = HookRunner.run(["squeue", "-h", "-w", name(node), "-o", "%i %T"], timeout: 30).output
+    let jobs = HookRunner.run(["squeue", "-h", "-w", slurmName, "-o", "%i %T"], timeout: 30).output
       .split(separator: "\n").prefix(20).map { $0.split(separator: " ").joined(separator: " ") }.filter { !$0.isEmpty }
     let state = (try? show(node)).map { $0.flags.sorted().joined(separator: "+") } ?? "?"
     return DrainResult(
       drained: false,
       cause: jobs.isEmpty
-        ? "slurm node \(name(node)) is still \(state)"
-        : "slurm node \(name(node)) still has jobs: \(jobs.map { "job \($0.lowercased())" }.joined(separator: ", "))")
+        ? "slurm node \(slurmName) is still \(state)"
+        : "slurm node \(slurmName) still has jobs: \(jobs.map { "job \($0.lowercased())" }.joined(separator: ", "))")
   }
 
   func uncordon(_ node: NodeEndpoint) throws {
+    let slurmName = try name(node)
     let now = try show(node)
     // Only Drover's own drain is undone: an operator's stays, with its reason.
     guard let reason = now.reason, reason.hasPrefix(Self.reasonPrefix) else {
-      if now.heldByOperator { StepOutput.record("slurm node \(name(node)) stays as its operator left it (\(now.reason.map { "Reason=\($0)" } ?? "no reason"))") }
+      if now.heldByOperator { StepOutput.record("slurm node \(slurmName) stays as its operator left it (\(now.reason.map { "Reason=\($0)" } ?? "no reason"))") }
       return
     }
-    try Drainers.check(HookRunner.run(["scontrol", "update", "NodeName=\(name(node))", "State=RESUME"], timeout: 30), "scontrol resume", node: node)
+    try Drainers.check(HookRunner.run(["scontrol", "update", "NodeName=\(slurmName)", "State=RESUME"], timeout: 30), "scontrol resume", node: node)
   }
 }
 
@@ -215,18 +221,20 @@ struct KubernetesDrain: Draining {
   var kubeconfig: String?
   var gracePeriod: Double
   var timeout: Double
+  /// The Kubernetes node's name, a template (nil: `{{hostname}}`, what its kubelet registers).
+  var nodeName: String? = nil
 
   func kubectl(_ args: [String]) -> [String] { [kubectl] + (kubeconfig.map { ["--kubeconfig", $0] } ?? []) + args }
 
   func cordon(_ node: NodeEndpoint) throws {
-    try Drainers.check(HookRunner.run(kubectl(["cordon", node.name]), timeout: 60), "kubectl cordon", node: node)
+    try Drainers.check(HookRunner.run(kubectl(["cordon", try node.schedulerName(nodeName)]), timeout: 60), "kubectl cordon", node: node)
   }
 
   func drain(_ node: NodeEndpoint, timeout: Double) throws -> Bool { try drainResult(node, timeout: timeout).drained }
 
   func drainResult(_ node: NodeEndpoint, timeout: Double) throws -> DrainResult {
     let args = [
-      "drain", node.name, "--ignore-daemonsets", "--delete-emptydir-data", "--grace-period=\(Int(gracePeriod))",
+      "drain", try node.schedulerName(nodeName), "--ignore-daemonsets", "--delete-emptydir-data", "--grace-period=\(Int(gracePeriod))",
       "--timeout=\(max(1, Int(timeout)))s",
     ]
     let result = HookRunner.run(kubectl(args), timeout: timeout + 30)
@@ -280,6 +288,6 @@ struct KubernetesDrain: Draining {
   }
 
   func uncordon(_ node: NodeEndpoint) throws {
-    try Drainers.check(HookRunner.run(kubectl(["uncordon", node.name]), timeout: 60), "kubectl uncordon", node: node)
+    try Drainers.check(HookRunner.run(kubectl(["uncordon", try node.schedulerName(nodeName)]), timeout: 60), "kubectl uncordon", node: node)
   }
 }

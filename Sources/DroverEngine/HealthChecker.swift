@@ -27,6 +27,21 @@ public struct NodeEndpoint: Sendable {
   public var hostKeyRecord: HostKeyRecord?
   /// The rollout that takes the node out of service (a drain's reason names it).
   public var rollout: String? = nil
+  /// The node's template variables (its record's), for a drain's `node_name`; nil: the domain's
+  /// name stands for every one of them.
+  public var variables: NodeVariables? = nil
+
+  /// The scheduler's name for this node under `template` (nil: `{{hostname}}`): never a guess — a
+  /// variable the node has no value for is an error naming it.
+  public func schedulerName(_ template: String?) throws -> String {
+    let v = variables ?? NodeVariables(node: name, domain: name, hostname: name, address: address, pool: pool)
+    guard let template else { return v.hostname }
+    guard let rendered = NodeTemplate.render(template, v) else {
+      throw Diagnostic.error(
+        "rollout.hook", "drain.node_name '\(template)' has no value for node \(name) (its address is not known yet?)", subject: "node \(name) on \(host)")
+    }
+    return rendered
+  }
 
   /// The console so far, from the host or the local log: its first `ConsoleBound.head` bytes.
   func consoleBytes() -> [UInt8]? {

@@ -15,6 +15,7 @@ extension NodeEndpoint {
     ep.address = o.address
     ep.attach(to: backend, uuid: domain.uuid)
     if ep.address == nil, onNetwork { ep.address = ep.resolveAddress?() }
+    ep.variables = NodeVariables(ownership: o, address: ep.address)
     return ep
   }
 

@@ -50,6 +50,12 @@ public enum CloudInitSeed {
     return ContentDigest.of("seed 2\n" + pool.sshKeys.joined(separator: "\n") + "\n--\n" + (pool.userData ?? "") + addressing).short
   }
 
+  /// The hostname a node's seed gives it: its domain's name (#42). The two halves of a surge
+  /// pair (`web-1`, `web-1-g2`) run side by side, so a scheduler that names nodes by hostname
+  /// (a kubelet registers under it) sees two nodes, never one name for both. (Nodes an older Drover
+  /// seeded as a surge replacement kept their index name; the next replacement renames them.)
+  public static func hostname(of o: NodeOwnership) -> String { o.node }
+
   /// The user Drover's own SSH connections (ssh health checks, `DROVER_NODE_SSH` in hooks) log in as.
   public static let droverUser = "drover"
 
@@ -57,7 +63,7 @@ public enum CloudInitSeed {
   /// project's SSH public key (`SSHIdentity`): Drover's user accepts it and nothing else.
   public static func files(for o: NodeOwnership, pool: PoolSpec, droverKey: String? = nil) -> Files? {
     guard pool.seeded else { return nil }
-    let hostname = o.key
+    let hostname = hostname(of: o)
     let meta = "instance-id: \(o.key)-g\(o.generation)\nlocal-hostname: \(hostname)\n"
     var own = "#cloud-config\n# Drover: identity and readiness of node \(hostname) (generation \(o.generation)).\n"
     if !pool.sshKeys.isEmpty {

@@ -105,7 +105,10 @@ public struct DrainSpec: Sendable, Hashable, Codable {
   public enum Backend: Sendable, Hashable, Codable {
     case none
     /// `kubectl`: the client to run (a path, or a name looked up on PATH); nil: `kubectl`.
-    case kubernetes(kubeconfig: String?, gracePeriod: TimeSpan, kubectl: String? = nil)
+    /// `nodeName`: the Kubernetes node's name, a `NodeTemplate` (nil: `{{hostname}}`, what the
+    /// node's kubelet registers).
+    case kubernetes(kubeconfig: String?, gracePeriod: TimeSpan, kubectl: String? = nil, nodeName: String? = nil)
+    /// `nodeName`: the Slurm node's name, a `NodeTemplate` (nil: `{{hostname}}`).
     case slurm(nodeName: String?)
     case command(cordon: [String]?, drain: [String]?, uncordon: [String]?)
   }

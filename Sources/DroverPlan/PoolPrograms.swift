@@ -17,7 +17,7 @@ public enum PoolPrograms {
       if let cordon { lines.append("drain cordon: \(argv(cordon))") }
       if let drain { lines.append("drain: \(argv(drain))") }
       if let uncordon { lines.append("drain uncordon: \(argv(uncordon))") }
-    case .kubernetes(let kubeconfig, _, let kubectl):
+    case .kubernetes(let kubeconfig, _, let kubectl, _):
       // The default client reads as it always did (records made before drain.kubectl keep their digest).
       lines.append("drain: \(kubectl.map(Terminal.escaped) ?? "kubectl") (kubeconfig \(kubeconfig.map(Terminal.escaped) ?? "default"))")
     case .slurm: lines.append("drain: scontrol")

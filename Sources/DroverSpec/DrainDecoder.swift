@@ -1,3 +1,4 @@
+import DroverBasics
 import DroverModel
 import LibYAML
 
@@ -26,9 +27,9 @@ enum DrainDecoder {
         }
         return text
       }
-      spec.backend = .kubernetes(kubeconfig: kubeconfig, gracePeriod: grace, kubectl: kubectl)
+      spec.backend = .kubernetes(kubeconfig: kubeconfig, gracePeriod: grace, kubectl: kubectl, nodeName: nodeName(&reader, &context))
     case "slurm":
-      spec.backend = .slurm(nodeName: reader.optional("node_name").flatMap { context.string($0, "node_name") })
+      spec.backend = .slurm(nodeName: nodeName(&reader, &context))
     case "command":
       let cordon = reader.optional("cordon").flatMap { HealthDecoder.argvList($0, context: &context) }
       let drain = reader.optional("drain").flatMap { HealthDecoder.argvList($0, context: &context) }
@@ -53,6 +54,17 @@ enum DrainDecoder {
     reader.finish(context: &context)
     return spec
   }
+}
+
+/// `node_name`: the scheduler's name for a node, a template over the node variables (#42).
+func nodeName(_ reader: inout MappingReader, _ context: inout DecodeContext) -> String? {
+  guard let node = reader.optional("node_name"), let text = context.string(node, "node_name") else { return nil }
+  if let why = NodeTemplate.problem(text) {
+    context.error("spec.drain.node-name", "drain.node_name '\(Terminal.printable(String(text.prefix(80))))' is not a node name template: \(why)", at: node,
+      hint: "for example: node_name: \"{{hostname}}\" (the default) or \"{{pool}}-{{node}}\"")
+    return nil
+  }
+  return text
 }
 
 /// Reads one of a closed set of words, suggesting the nearest on a typo.

@@ -80,7 +80,9 @@ import Testing
         let plan = try fleet.plan()
         #expect(plan.actions.count == actions, "\(plan.actions.map { "\($0.kind) \($0.node)" })")
         let state = LosingState(passes: passes, host: fleet.host)
-        let executor = Executor(backends: [R.uri: fleet.host], fence: Fence(backend: state, tokens: ["web": 1]))
+        // One action at a time: "nothing after the loss" is then exact (side by side, an action
+        // proved just before another's proof failed still runs — that is the fence's contract).
+        let executor = Executor(backends: [R.uri: fleet.host], parallelismPerHost: 1, fence: Fence(backend: state, tokens: ["web": 1]))
         let result = executor.apply(plan)
         let changes = fleet.host.calls.count
         if let atLoss = state.book.withLock({ $0.changesAtLoss }) {

@@ -65,6 +65,23 @@ final class SlurmDrainTests {
     try drainer.uncordon(node("anything"))
   }
 
+  /// `node_name` is a template: `{{pool}}` names Slurm node n1 for the VM n1-1 of pool n1.
+  @Test func aTemplatedNodeNameDrainsTheSlurmNodeWhoseNameIsNotTheVMs() throws {
+    let drainer = Drainers.make(DrainSpec(backend: .slurm(nodeName: "{{pool}}"), timeout: .seconds(30)))
+    var ep = NodeEndpoint(name: "n1-1", host: "qemu:///system", pool: "n1", image: "demo@v2")
+    ep.variables = NodeVariables(node: "n1-1", domain: "n1-1", hostname: "n1-1", address: nil, pool: "n1")
+    try drainer.cordon(ep)
+    #expect(state("n1").contains("DRAIN"), "the Slurm node the template names was drained: \(state("n1"))")
+    #expect(try drainer.drain(ep, timeout: 30))
+    try drainer.uncordon(ep)
+    var idle = false
+    for _ in 0..<50 where !idle {
+      idle = state("n1") == "State=IDLE"
+      if !idle { Thread.sleep(forTimeInterval: 0.2) }
+    }
+    #expect(idle, "\(state("n1"))")
+  }
+
   func reason(_ name: String) -> String {
     let out = HookRunner.run(["scontrol", "show", "node", name], timeout: 10).output
     return out.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { $0.hasPrefix("Reason=") } ?? ""

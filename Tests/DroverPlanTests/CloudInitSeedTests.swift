@@ -25,7 +25,7 @@ import Testing
   @Test func drversOwnPartNamesTheNodeAndItsGeneration() throws {
     let pool = Self.pool()
     var o = desiredOwnership(pool, index: 2, digest: "", generation: 3, project: "shop")
-    o.node = "web-2-g3"  // a surge node: its hostname is still the per-index name
+    o.node = "web-2-g3"  // a surge node: its hostname is its domain's name (#42), never its twin's
     let files = try #require(CloudInitSeed.files(for: o, pool: pool))
     try golden("web-2-g3.meta-data", files.metaData)
     try golden("web-2-g3.user-data", files.userData)
