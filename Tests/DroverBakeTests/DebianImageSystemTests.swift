@@ -330,7 +330,8 @@ extension BakeSystemTests {
     #expect(rolled.status == 0, "\(rolled.output)\n\(p.consoles().suffix(3000))")
     #expect(p.consoles().components(separatedBy: "DROVER VERSION v2 on \(release)").count == 3, "\(p.consoles().suffix(2000))")
     // The replacements are new instances with new seeds; the old seeds went with their nodes.
-    #expect(p.consoles().contains("DROVER READY deb-1 deb-1-g2") && p.consoles().contains("DROVER READY deb-2 deb-2-g2"))
+    // Each replacement is named by its own hostname, its domain's name (#42): never its predecessor's.
+    #expect(p.consoles().contains("DROVER READY deb-1-g2 deb-1-g2") && p.consoles().contains("DROVER READY deb-2-g2 deb-2-g2"), "\(p.consoles().suffix(3000))")
     #expect(try seeds() == ["drover.\(p.project).deb-1.g2.seed", "drover.\(p.project).deb-2.g2.seed"])
     // The drain hook reached each old node over SSH; the new nodes serve v2; the old pins went
     // with their nodes.
