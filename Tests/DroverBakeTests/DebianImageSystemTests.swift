@@ -173,7 +173,13 @@ extension BakeSystemTests {
       #expect(!started.output.contains("deb-1 on"), "deb-1 was started outside Drover: \(started.output)")
       for node in nodes {
         #expect(answersOverSSH(node), "\(node.name) answers over SSH after its restart: \(consoles().suffix(2000))")
-        let console = (try? String(contentsOfFile: "\(consoleDir)/\(node.name).log", encoding: .isoLatin1)) ?? ""
+        // SSH answers before cloud-init's final stage says the marker: waited for, bounded.
+        var console = ""
+        for _ in 0..<360 {
+          console = (try? String(contentsOfFile: "\(consoleDir)/\(node.name).log", encoding: .isoLatin1)) ?? ""
+          if console.contains("DROVER READY \(node.name) \(node.name)-g1") { break }
+          Thread.sleep(forTimeInterval: 0.5)
+        }
         #expect(console.contains("DROVER READY \(node.name) \(node.name)-g1"), "ready again on its second boot: \(console.suffix(1500))")
         #expect(!console.contains("BEGIN SSH HOST KEY"), "its restarted console no longer shows its keys: \(console.suffix(1500))")
       }
