@@ -93,11 +93,7 @@ struct WatchCommand: ParsableCommand {
         if case .standingBy = role {
           failedInARow = 0
           // A standby asks again soon: the lead is taken within a poll of its being free.
-          var wait = min(seconds, WatchLeadership.standbyPoll)
-          while !flag.isSet && wait > 0 {
-            Thread.sleep(forTimeInterval: min(0.1, wait))
-            wait -= 0.1
-          }
+          Self.sleep(min(seconds, WatchLeadership.standbyPoll), unless: flag)
           continue
         }
         // Each pass loads the project afresh: its own host connections and its own state session
@@ -121,12 +117,16 @@ struct WatchCommand: ParsableCommand {
       } else {
         failedInARow = 0
       }
-      // The wait is taken once and slept by count, in short steps: SIGTERM ends it at once.
-      var wait = WatchPacing.remaining(began: began, now: ProcessInfo.processInfo.systemUptime, interval: seconds)
-      while !flag.isSet && wait > 0 {
-        Thread.sleep(forTimeInterval: min(0.1, wait))
-        wait -= 0.1
-      }
+      Self.sleep(WatchPacing.remaining(began: began, now: ProcessInfo.processInfo.systemUptime, interval: seconds), unless: flag)
+    }
+  }
+
+  /// Sleeps `seconds`, taken once and slept by count in short steps: SIGTERM ends it at once.
+  static func sleep(_ seconds: Double, unless flag: InterruptFlag) {
+    var wait = seconds
+    while !flag.isSet && wait > 0 {
+      Thread.sleep(forTimeInterval: min(0.1, wait))
+      wait -= 0.1
     }
   }
 }

@@ -18,8 +18,6 @@ public final class Fence: Sendable {
   /// Another fence proved with this one (a heal pass under `watch`: the lead, on its own session).
   let also: Fence?
   private let lost = Mutex<Diagnostic?>(nil)
-  /// Round trips made (tests assert one per step).
-  private let checks = Mutex(0)
 
   /// No locks to prove (a local state folder, or a test without any).
   public static let none = Fence(backend: nil, tokens: [:])
@@ -42,16 +40,12 @@ public final class Fence: Sendable {
   /// The token of `pool`'s lock, for the journal (nil: a local lock).
   public func token(pool: String) -> Int64? { tokens[pool] }
 
-  /// How many times the state was asked.
-  public var roundTrips: Int { checks.withLock { $0 } }
-
   /// Throws `state.fenced` unless this run provably still holds its locks, before `what`.
   public func check(_ what: String) throws {
     if let lost = lost.withLock({ $0 }) { throw lost }
     do {
       try also?.check(what)
       guard let backend, !tokens.isEmpty else { return }
-      checks.withLock { $0 += 1 }
       try backend.checkFence(tokens, what: what)
     } catch {
       let diagnostic = Diagnostic.first(of: error, code: "state.fenced")

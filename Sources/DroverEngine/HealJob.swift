@@ -90,6 +90,9 @@ public enum HealJob {
       }
     }
     defer { locks.removeAll() }
+    // One fence for the whole pass: once lost (at the ledger, a repair, a replacement), every later
+    // action of the pass stops without asking again.
+    let fence = Fence(locks, also: request.leadership)
     let asRead = context.observeAsRead()
     outcome.unreadHost = !asRead.unreachable.isEmpty
     let observed = ProjectHosts.withoutAliases(asRead, declared: context.declaredHosts)
@@ -100,7 +103,7 @@ public enum HealJob {
     do {
       pass = try healEngine.decide(
         observed: observed, now: context.clock.now().timeIntervalSince1970, remember: !request.dryRun, outageThresholds: request.outageThresholds,
-        fence: Fence(locks, also: request.leadership))
+        fence: fence)
     } catch {
       throw Diagnostic.first(of: error, code: "heal")
     }
@@ -114,7 +117,7 @@ public enum HealJob {
     guard !request.dryRun else { return outcome }
     if !pass.repairs.isEmpty {
       // The repairs on the nodes' own disks, as decided (their attempts are in the ledger already).
-      outcome.repairs = HealRepairRunner.run(pass.repairs, backends: context.backends, fence: Fence(locks, also: request.leadership))
+      outcome.repairs = HealRepairRunner.run(pass.repairs, backends: context.backends, fence: fence)
       repaired(outcome.repairs)
       for repair in outcome.repairs where repair.failure != nil { outcome.failed.insert(repair.repair.key) }
       if outcome.repairs.contains(where: { $0.failure != nil }) { outcome.status = 3 }
@@ -124,7 +127,7 @@ public enum HealJob {
       let applied: ApplyOutcome
       do {
         var built = try engine(context)
-        built.hooks.fence = Fence(locks, also: request.leadership)
+        built.hooks.fence = fence
         applied = ApplyJob.execute(pass.plan, engine: built)
       } catch {
         outcome.status = 3

@@ -299,6 +299,12 @@ public final class RolloutRunner: @unchecked Sendable {
 
   typealias IndexEntry = (host: String, domain: ObservedDomain, ownership: NodeOwnership)
 
+  /// A drain as a step's report: done, or timed out with what held it.
+  func drain(_ ep: NodeEndpoint, timeout: Double) throws -> StepReport {
+    let result = try hooks.drainer.drainResult(ep, timeout: timeout)
+    return result.drained ? .done : .timedOut(result.cause)
+  }
+
   /// Replaces one node by the safe steps (forward to its planned record, or back to the one it
   /// had); returns why it failed, or nil. Every step is `nextNodeStep`'s decision; this only acts
   /// on it and tells the next decision what happened.
@@ -353,10 +359,7 @@ public final class RolloutRunner: @unchecked Sendable {
         case .forced(let limit, let reason):
           let outcome: String
           do {
-            let drained = try step(state, key, "drain-forced") {
-              let result = try hooks.drainer.drainResult(ep, timeout: limit)
-              return result.drained ? .done : .timedOut(result.cause)
-            }
+            let drained = try step(state, key, "drain-forced") { try drain(ep, timeout: limit) }
             if case .timedOut(let cause) = drained {
               outcome = "not drained within \(Int(limit))s\(cause.map { " (\($0))" } ?? ""), replaced anyway"
             } else {
@@ -370,10 +373,7 @@ public final class RolloutRunner: @unchecked Sendable {
           hooks.onEvent(.init(.step, rollout: state.id, node: key, step: "drain", outcome: "forced", message: "\(key): drain forced (\(reason)): \(outcome)"))
           attempt.drain = .finished
         case .graceful(let timeout, _):
-          let drained = try step(state, key, "drain") {
-            let result = try hooks.drainer.drainResult(ep, timeout: timeout)
-            return result.drained ? .done : .timedOut(result.cause)
-          }
+          let drained = try step(state, key, "drain") { try drain(ep, timeout: timeout) }
           if case .timedOut(let cause) = drained {
             attempt.drain = .timedOut
             attempt.drainCause = cause

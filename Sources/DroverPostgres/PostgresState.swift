@@ -134,12 +134,9 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
     }
   }
 
-  /// This machine's monotonic clock, in seconds (a stepped wall clock never stretches a lease).
-  static func uptime() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-  }
+  /// This machine's monotonic clock, in seconds, as `watch` paces by (a stepped wall clock never
+  /// stretches a lease).
+  static func uptime() -> Double { ProcessInfo.processInfo.systemUptime }
 
   /// A session to `target` over the transport `trust` allows, authenticated, before any query:
   /// verified TLS (its name checked strictly), or guarded plaintext where the machine allows it.
@@ -331,32 +328,15 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
   }
 
   public func lockHolder(name: String) throws -> LockHolder? {
-    let (k1, k2) = keys(name)
-    // A holder row counts only while its session holds the advisory lock: a killed holder's
-    // row stays behind, its lock does not.
-    let rows = try query(
-      """
-      SELECT h.pid, h.host, h.command, h.started FROM drover_lock_holders h
-      WHERE h.project = \(project) AND h.name = \(name) AND EXISTS (
-        SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.pid = h.backend_pid
-          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-          AND l.classid = \(Int64(UInt32(bitPattern: k1)))::oid AND l.objid = \(Int64(UInt32(bitPattern: k2)))::oid AND l.objsubid = 2)
-      """, "reading the holder of \(name)")
-    guard let row = rows.first else {
-      // Held by a session that wrote no holder row yet (between the lock and the row)?
-      let held = try query(
-        """
-        SELECT count(*) FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
-          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-          AND l.classid = \(Int64(UInt32(bitPattern: k1)))::oid AND l.objid = \(Int64(UInt32(bitPattern: k2)))::oid AND l.objsubid = 2
-        """, "reading the lock of \(name)")
-      if try (held.first?.decode(Int64.self) ?? 0) > 0 {
-        return LockHolder(pid: 0, host: "a session of \(location)", command: "(starting)", started: Date())
-      }
-      return nil
+    // A holder row counts only while its session holds the advisory lock (`lockLease`): a killed
+    // holder's row stays behind, its lock does not.
+    if let lease = try lockLease(name: name) { return lease.holder }
+    // Held by a session that wrote no holder row yet (between the lock and the row)?
+    let held = try query("SELECT count(*) FROM pg_locks l WHERE \(unescaped: Self.advisoryLock(keys(name)))", "reading the lock of \(name)")
+    if try (held.first?.decode(Int64.self) ?? 0) > 0 {
+      return LockHolder(pid: 0, host: "a session of \(location)", command: "(starting)", started: Date())
     }
-    let (pid, host, command, started) = try row.decode((Int64, String, String, Double).self)
-    return LockHolder(pid: Int32(truncatingIfNeeded: pid), host: host, command: command, started: Date(timeIntervalSince1970: started))
+    return nil
   }
 
   func releaseLock(name: String, keys: (Int32, Int32)) {
@@ -410,24 +390,28 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
 
   static func seconds(_ s: Double) -> String { s < 10 ? String(format: "%.1f s", s) : "\(Int(s)) s" }
 
-  /// The condition that the row's session holds the advisory lock of `keys` now.
+  /// The condition that the `pg_locks` row `l` is the granted advisory lock of `keys` in this
+  /// database (keys are integers: spliced, never text).
+  static func advisoryLock(_ keys: (Int32, Int32)) -> String {
+    """
+    l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND l.classid = \(Int64(UInt32(bitPattern: keys.0)))::oid AND l.objid = \(Int64(UInt32(bitPattern: keys.1)))::oid AND l.objsubid = 2
+    """
+  }
+
+  /// The condition that the holder row `h`'s session holds the advisory lock of `keys` now.
   static func holdsLock(_ keys: (Int32, Int32)) -> String {
-    """
-    EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.pid = h.backend_pid
-      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND l.classid = \(Int64(UInt32(bitPattern: keys.0)))::oid AND l.objid = \(Int64(UInt32(bitPattern: keys.1)))::oid AND l.objsubid = 2)
-    """
+    "EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = h.backend_pid AND \(advisoryLock(keys)))"
   }
 
   public func lockLease(name: String) throws -> LockLease? {
     let rows = try query(
-      PostgresQuery(
-        unsafeSQL: """
-          SELECT h.pid, h.host, h.command, h.started, h.backend_pid::bigint, h.token, h.lease, extract(epoch from clock_timestamp()) - h.renewed,
-            (SELECT extract(epoch from clock_timestamp() - a.state_change)::double precision FROM pg_stat_activity a
-              WHERE a.pid = h.backend_pid AND a.state IS DISTINCT FROM 'idle')
-          FROM drover_lock_holders h WHERE h.project = $1 AND h.name = $2 AND \(Self.holdsLock(keys(name)))
-          """, binds: try binds(project, name)), "reading the lease of \(name)")
+      """
+      SELECT h.pid, h.host, h.command, h.started, h.backend_pid::bigint, h.token, h.lease, extract(epoch from clock_timestamp()) - h.renewed,
+        (SELECT extract(epoch from clock_timestamp() - a.state_change)::double precision FROM pg_stat_activity a
+          WHERE a.pid = h.backend_pid AND a.state IS DISTINCT FROM 'idle')
+      FROM drover_lock_holders h WHERE h.project = \(project) AND h.name = \(name) AND \(unescaped: Self.holdsLock(keys(name)))
+      """, "reading the lease of \(name)")
     guard let row = rows.first else { return nil }
     let (pid, host, command, started, session, token, lease, ago, busy) = try row.decode(
       (Int64, String, String, Double, Int64, Int64?, Double?, Double?, Double?).self)
@@ -440,22 +424,15 @@ public final class PostgresState: SharedStateBackend, @unchecked Sendable {
 
   public func endExpiredHolder(name: String, session: Int64) throws -> Bool {
     let rows = try query(
-      PostgresQuery(
-        unsafeSQL: """
-          SELECT pg_terminate_backend(h.backend_pid) FROM drover_lock_holders h
-          WHERE h.project = $1 AND h.name = $2 AND h.backend_pid = $3
-            AND (h.lease IS NULL OR h.renewed IS NULL OR (extract(epoch from clock_timestamp()) - h.renewed > h.lease
-              AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = h.backend_pid AND a.state IS DISTINCT FROM 'idle'
-                AND extract(epoch from clock_timestamp() - a.state_change) > h.lease)))
-            AND \(Self.holdsLock(keys(name)))
-          """, binds: try binds(project, name, session)), "ending the expired holder of \(name)")
+      """
+      SELECT pg_terminate_backend(h.backend_pid) FROM drover_lock_holders h
+      WHERE h.project = \(project) AND h.name = \(name) AND h.backend_pid = \(session)
+        AND (h.lease IS NULL OR h.renewed IS NULL OR (extract(epoch from clock_timestamp()) - h.renewed > h.lease
+          AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = h.backend_pid AND a.state IS DISTINCT FROM 'idle'
+            AND extract(epoch from clock_timestamp() - a.state_change) > h.lease)))
+        AND \(unescaped: Self.holdsLock(keys(name)))
+      """, "ending the expired holder of \(name)")
     return try rows.first?.decode(Bool.self) ?? false
-  }
-
-  func binds(_ values: any PostgresEncodable...) throws -> PostgresBindings {
-    var bindings = PostgresBindings()
-    for value in values { try bindings.append(value) }
-    return bindings
   }
 
   // MARK: journal
