@@ -93,6 +93,12 @@ enum PlanView {
       "  max_surge \(p.maxSurge), max_unavailable \(p.maxUnavailable) (\(p.usesSurge ? "new node first, then the old one goes" : "in place")), \(p.concurrency) at a time")
     lines.append(
       "  error budget: \(p.budget) failed node\(p.budget == 1 ? "" : "s") across the rollout, then \(p.onBudgetExceeded.rawValue); soak \(p.soakMilliseconds / 1000)s; health timeout \(p.healthTimeoutMilliseconds / 1000)s; drain on timeout: \(r.drainOnTimeout)")
+    if let scheduler = r.scheduler, let names = r.schedulerNames, !names.isEmpty {
+      lines.append("  \(scheduler) node names (drain.node_name):")
+      for n in names {
+        lines.append("    \(n.node): drains \(Terminal.printable(n.drains))" + (n.uncordons == n.drains ? ", then uncordons it" : ", uncordons \(Terminal.printable(n.uncordons))"))
+      }
+    }
     lines.append(String(format: "  estimated duration: ~%.0fs", r.estimatedSeconds))
     lines.append("")
     return lines

@@ -1,5 +1,6 @@
 import DroverBasics
 import DroverModel
+import DroverRollout
 import Foundation
 
 /// Takes a node out of service and back (cordon → drain → … → uncordon).
@@ -11,6 +12,12 @@ public protocol Draining: Sendable {
   /// jobs still running or completing) — for the output, the journal and `apply --json` (#42).
   func drainResult(_ node: NodeEndpoint, timeout: Double) throws -> DrainResult
   func uncordon(_ node: NodeEndpoint) throws
+  /// Cordons, and says what an operator had already set on the node (a state its replacement
+  /// must get back, see `OperatorHold`); nil: nothing, or a back-end that cannot tell.
+  func cordonNoting(_ node: NodeEndpoint) throws -> OperatorHold?
+  /// Puts the node back into service — or, when `hold` says an operator had it out of service
+  /// before the rollout, gives it that state and reason instead.
+  func uncordon(_ node: NodeEndpoint, restoring hold: OperatorHold?) throws
 }
 
 /// How a drain ended: drained, or not within its time and why.
@@ -29,6 +36,13 @@ extension Draining {
   public func drainResult(_ node: NodeEndpoint, timeout: Double) throws -> DrainResult {
     DrainResult(drained: try drain(node, timeout: timeout))
   }
+
+  public func cordonNoting(_ node: NodeEndpoint) throws -> OperatorHold? {
+    try cordon(node)
+    return nil
+  }
+
+  public func uncordon(_ node: NodeEndpoint, restoring hold: OperatorHold?) throws { try uncordon(node) }
 }
 
 /// Builds the drain back-end a pool's spec names.
@@ -124,6 +138,17 @@ struct SlurmDrain: Draining {
       return theirs || (reason == nil && !flags.isDisjoint(with: ["DRAIN", "DRAINED", "DRAINING", "DOWN", "FAIL", "FAILING"]))
     }
 
+    /// What an operator set, for the replacement to get back: DOWN, FAIL or DRAIN (in that
+    /// order: the strongest), with their reason; nil when nothing is theirs.
+    var hold: OperatorHold? {
+      guard heldByOperator else { return nil }
+      let state: String? =
+        flags.contains("DOWN") ? "DOWN"
+        : !flags.isDisjoint(with: ["FAIL", "FAILING"]) ? "FAIL"
+        : !flags.isDisjoint(with: ["DRAIN", "DRAINED", "DRAINING"]) ? "DRAIN" : nil
+      return OperatorHold(state: state, reason: reason.flatMap { $0.hasPrefix(SlurmDrain.reasonPrefix) ? nil : $0 })
+    }
+
     /// Parses `scontrol show node NAME` (its `State=A+B` word and its `Reason=…` line, without
     /// the trailing `[user@time]`).
     static func parse(_ output: String) -> NodeState? {
@@ -156,17 +181,20 @@ struct SlurmDrain: Draining {
     return state
   }
 
-  func cordon(_ node: NodeEndpoint) throws {
+  func cordon(_ node: NodeEndpoint) throws { _ = try cordonNoting(node) }
+
+  func cordonNoting(_ node: NodeEndpoint) throws -> OperatorHold? {
     let slurmName = try name(node)
     let before = try show(node)
-    if before.heldByOperator {
+    if let hold = before.hold {
       // Already out of service by someone's hand: that state and reason stay as they are.
       StepOutput.record("slurm node \(slurmName) is held by its operator (State=\(before.flags.sorted().joined(separator: "+"))\(before.reason.map { ", Reason=\($0)" } ?? "")): left as it is, never resumed by Drover")
-      return
+      return hold
     }
     let reason = "\(Self.reasonPrefix) rollout \(node.rollout ?? "of pool \(node.pool)"): replacing \(node.name)"
     try Drainers.check(
       HookRunner.run(["scontrol", "update", "NodeName=\(slurmName)", "State=DRAIN", "Reason=\(reason)"], timeout: 30), "scontrol drain", node: node)
+    return nil
   }
 
   func drain(_ node: NodeEndpoint, timeout: Double) throws -> Bool { try drainResult(node, timeout: timeout).drained }
@@ -190,9 +218,33 @@ struct SlurmDrain: Draining {
         : "slurm node \(slurmName) still has jobs: \(jobs.map { "job \($0.lowercased())" }.joined(separator: ", "))")
   }
 
-  func uncordon(_ node: NodeEndpoint) throws {
+  func uncordon(_ node: NodeEndpoint) throws { try uncordon(node, restoring: nil) }
+
+  /// Resumes Drover's own drain; with an operator's `hold`, the node gets that state and reason
+  /// instead (a replacement registers fresh, or under a new name): never resumed.
+  func uncordon(_ node: NodeEndpoint, restoring hold: OperatorHold?) throws {
     let slurmName = try name(node)
     let now = try show(node)
+    if let hold {
+      let theirs = now.hold
+      if theirs?.state == hold.state && theirs?.reason == hold.reason {
+        StepOutput.record("slurm node \(slurmName) stays as its operator left it (\(hold.journalText))")
+        return
+      }
+      guard let state = hold.state else {
+        // Only a reason, which Slurm keeps with a state: said, not invented.
+        StepOutput.record("slurm node \(slurmName): its operator's reason before the rollout was \(hold.reason ?? "-") (no state to give back)")
+        if let reason = now.reason, reason.hasPrefix(Self.reasonPrefix) {
+          try Drainers.check(HookRunner.run(["scontrol", "update", "NodeName=\(slurmName)", "State=RESUME"], timeout: 30), "scontrol resume", node: node)
+        }
+        return
+      }
+      let reason = hold.reason ?? "held by its operator before \(Self.reasonPrefix) rollout \(node.rollout ?? "")"
+      try Drainers.check(
+        HookRunner.run(["scontrol", "update", "NodeName=\(slurmName)", "State=\(state)", "Reason=\(reason)"], timeout: 30), "scontrol restore", node: node)
+      StepOutput.record("slurm node \(slurmName) given back its operator's state: State=\(state) Reason=\(reason)")
+      return
+    }
     // Only Drover's own drain is undone: an operator's stays, with its reason.
     guard let reason = now.reason, reason.hasPrefix(Self.reasonPrefix) else {
       if now.heldByOperator { StepOutput.record("slurm node \(slurmName) stays as its operator left it (\(now.reason.map { "Reason=\($0)" } ?? "no reason"))") }

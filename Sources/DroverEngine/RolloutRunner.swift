@@ -312,6 +312,15 @@ public final class RolloutRunner: @unchecked Sendable {
     let key = node.key
     var found = try domains(index: node.index)
     var attempt = NodeAttempt()
+    // An operator's state on the node before its rollout (journaled, so a resumed run has it too).
+    var hold = state.holds[key]
+    func cordon(_ ep: NodeEndpoint) throws -> StepReport {
+      if let held = try hooks.drainer.cordonNoting(ep), hold == nil {
+        hold = held
+        try journal.append(state.id, .stepDone, node: key, step: OperatorHold.journalStep, detail: held.journalText)
+      }
+      return .done
+    }
     let drainPolicy = NodeDrainPolicy(pool.drain)
     let connected = Set(backends.keys)
     func entry(_ ref: IndexDomain) throws -> IndexEntry {
@@ -339,13 +348,13 @@ public final class RolloutRunner: @unchecked Sendable {
       case .cordon(let ref, let mayFail):
         let ep = endpoint(try entry(ref), rollout: state.id)
         if mayFail {
-          do { try step(state, key, "cordon") { try hooks.drainer.cordon(ep); return .done } } catch {
+          do { try step(state, key, "cordon") { try cordon(ep) } } catch {
             let why = Diagnostic.line(of: error)
             try journal.append(state.id, .stepDone, node: key, step: "cordon-failed", detail: why)
             hooks.onEvent(.init(.step, rollout: state.id, node: key, step: "cordon", outcome: "failed", message: "\(key): cordon failed (\(why)); the sick node is replaced anyway"))
           }
         } else {
-          try step(state, key, "cordon") { try hooks.drainer.cordon(ep); return .done }
+          try step(state, key, "cordon") { try cordon(ep) }
         }
         attempt.cordoned = true
       case .drain(let ref, let order):
@@ -421,10 +430,10 @@ public final class RolloutRunner: @unchecked Sendable {
       case .uncordon(let ref, let bestEffort):
         let ep = endpoint(try entry(ref), rollout: state.id)
         if bestEffort {
-          try? hooks.drainer.uncordon(ep)
+          try? hooks.drainer.uncordon(ep, restoring: hold)
           attempt.oldUncordoned = true
         } else {
-          try step(state, key, "uncordon") { try hooks.drainer.uncordon(ep); return .done }
+          try step(state, key, "uncordon") { try hooks.drainer.uncordon(ep, restoring: hold); return .done }
           attempt.uncordoned = true
         }
       }

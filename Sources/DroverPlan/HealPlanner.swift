@@ -233,5 +233,6 @@ func healRollout(_ pool: PoolSpec, nodes: [(entry: TrustedRecords.Entry, reason:
   return RolloutPreview(
     pool: pool.name, fromImage: images, toImage: images, schedule: policy.schedule(rolloutNodes.map(\.key)), policy: policy,
     drainOnTimeout: DrainSpec.OnTimeout.force.rawValue, estimatedSeconds: policy.estimatedSeconds(perNodeSeconds: RolloutPreview.perNodeSeconds(pool.hosts)),
-    nodes: rolloutNodes, resumes: nil, kind: .heal)
+    nodes: rolloutNodes, resumes: nil, kind: .heal
+  ).naming(pool.drain)
 }

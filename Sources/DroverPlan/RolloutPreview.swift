@@ -17,6 +17,10 @@ public struct RolloutPreview: Sendable, Codable, Hashable {
   public var resumes: String?
   /// An upgrade (the spec changed) or a heal (`drover heal`); absent in older plan files: upgrade.
   public var kind: RolloutKind? = nil
+  /// The scheduler the pool drains through (`kubernetes`, `slurm`) and, per node, the names it is
+  /// cordoned, drained and uncordoned under (#42); nil for hooks or no drain, and in older plans.
+  public var scheduler: String? = nil
+  public var schedulerNames: [SchedulerNames]? = nil
 
   public init(
     pool: String, fromImage: String, toImage: String, schedule: [[String]], policy: RolloutPolicy, drainOnTimeout: String, estimatedSeconds: Double,
@@ -32,6 +36,14 @@ public struct RolloutPreview: Sendable, Codable, Hashable {
     self.nodes = nodes
     self.resumes = resumes
     self.kind = kind
+  }
+
+  /// This preview with the names `drain` gives each node in the scheduler (the plan shows them).
+  public func naming(_ drain: DrainSpec) -> RolloutPreview {
+    var named = self
+    named.scheduler = drain.backend.scheduler
+    named.schedulerNames = named.scheduler == nil ? nil : nodes.compactMap { drain.backend.schedulerNames(from: $0.from, to: $0.to) }
+    return named
   }
 
   /// Seconds one node takes on real VMs (boot to ready under TCG, measured here) or the test driver.
@@ -53,7 +65,8 @@ public struct RolloutPreview: Sendable, Codable, Hashable {
     return RolloutPreview(
       pool: pool.name, fromImage: Set(nodes.map(\.from.image)).sorted().joined(separator: ","),
       toImage: pool.image.description, schedule: policy.schedule(nodes.map(\.key)), policy: policy, drainOnTimeout: pool.drain.onTimeout.rawValue,
-      estimatedSeconds: policy.estimatedSeconds(perNodeSeconds: perNodeSeconds(pool.hosts)), nodes: nodes, resumes: nil)
+      estimatedSeconds: policy.estimatedSeconds(perNodeSeconds: perNodeSeconds(pool.hosts)), nodes: nodes, resumes: nil
+    ).naming(pool.drain)
   }
 
   /// The rollout in progress for `pool`, continued as the journal has it.
@@ -62,6 +75,7 @@ public struct RolloutPreview: Sendable, Codable, Hashable {
       pool: state.pool, fromImage: state.fromImage, toImage: state.toImage, schedule: state.schedule, policy: state.policy,
       drainOnTimeout: pool.drain.onTimeout.rawValue,
       estimatedSeconds: state.policy.estimatedSeconds(perNodeSeconds: perNodeSeconds(pool.hosts)),
-      nodes: state.schedule.joined().compactMap { state.nodes[$0] }, resumes: state.id, kind: state.kind == .heal ? .heal : nil)
+      nodes: state.schedule.joined().compactMap { state.nodes[$0] }, resumes: state.id, kind: state.kind == .heal ? .heal : nil
+    ).naming(pool.drain)
   }
 }

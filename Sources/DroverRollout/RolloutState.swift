@@ -73,6 +73,9 @@ public struct RolloutState: Sendable, Hashable, Codable {
   public var lastStep: LastStep?
   public var started: Double = 0
   public var ended: Double?
+  /// Nodes an operator had taken out of service before the rollout, by key, with what to give
+  /// back (see `OperatorHold`); the first record per node counts.
+  public var holds: [String: OperatorHold] = [:]
 
   public struct LastStep: Sendable, Hashable, Codable {
     public var node: String
@@ -107,7 +110,9 @@ public struct RolloutState: Sendable, Hashable, Codable {
     case .stepStarted:
       lastStep = LastStep(r.node ?? "", r.step ?? "", false)
       if let n = r.node { touched.insert(n) }
-    case .stepDone: lastStep = LastStep(r.node ?? "", r.step ?? "", true)
+    case .stepDone:
+      lastStep = LastStep(r.node ?? "", r.step ?? "", true)
+      if r.step == OperatorHold.journalStep, let n = r.node, holds[n] == nil, let hold = r.detail.flatMap(OperatorHold.init(journalText:)) { holds[n] = hold }
     case .nodeDone: if let n = r.node { done.insert(n) }
     case .nodeFailed: if let n = r.node, failed[n] == nil { failed[n] = r.detail ?? "failed" }
     case .waveDone: break

@@ -78,6 +78,22 @@ import Testing
     try r.cleanup()
   }
 
+  /// #42: the plan names each node as its scheduler knows it (drained, then uncordoned), in text
+  /// and in JSON, from `drain.node_name`.
+  @Test func thePlanNamesTheSchedulersNodes() throws {
+    let h = try CLIHarness()
+    let pool = CLIHarness.unique("sn")
+    let spec = "drain: {type: slurm, node_name: \"hpc-{{node}}\"}\nupgrade: {canary: 1, max_surge: 1, max_unavailable: 0}\n"
+    try h.writePool(pool, replicas: 2, image: "demo@v1", extra: spec)
+    #expect(try h.run(["apply", "--auto-approve"]).status == 0)
+    try h.writePool(pool, replicas: 2, image: "demo@v2", extra: spec)
+    let text = try h.run(["plan"])
+    #expect(text.stdout.contains("slurm node names (drain.node_name):") && text.stdout.contains("\(pool)-1: drains hpc-\(pool)-1, then uncordons it"), "\(text.stdout)")
+    let json = try h.run(["plan", "--json"])
+    try Self.expectValid("plan", json.stdout)
+    #expect(json.stdout.contains("\"scheduler_names\"") && json.stdout.contains("\"hpc-\(pool)-2\""), "\(json.stdout.prefix(3000))")
+  }
+
   /// The check can fail: a camelCase key, a missing format_version, an unknown event.
   @Test func theSchemasRefuseWhatBreaksTheContract() throws {
     let node = #"{"pool":"a","node":"a-1","host":"h","state":"running","image":"i@v1","generation":1,"pending":false}"#

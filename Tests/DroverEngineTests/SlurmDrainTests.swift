@@ -1,5 +1,6 @@
 import DroverEngine
 import DroverModel
+import DroverRollout
 import Foundation
 import Testing
 
@@ -117,6 +118,53 @@ final class SlurmDrainTests {
     #expect(try drainer.drain(ep, timeout: 30))
     try drainer.uncordon(ep)
     #expect(state("n2").contains("DRAIN") && reason("n2").contains("disk check"), "never resumed by Drover: \(state("n2")) \(reason("n2"))")
+  }
+
+  /// The replacement gets the operator's state back (#42): a node drained "disk check" before
+  /// the rollout is replaced by one that registers fresh (here: another Slurm node, n1, as with
+  /// a `node_name` that follows the generation); Drover gives it DRAIN with the same reason.
+  @Test func theReplacementGetsTheOperatorsStateBack() throws {
+    #expect(HookRunner.run(["scontrol", "update", "NodeName=n2", "State=DRAIN", "Reason=disk check"], timeout: 10).status == 0)
+    defer {
+      _ = HookRunner.run(["scontrol", "update", "NodeName=n2", "State=RESUME"], timeout: 10)
+      _ = HookRunner.run(["scontrol", "update", "NodeName=n1", "State=RESUME"], timeout: 10)
+    }
+    let drainer = Drainers.make(DrainSpec(backend: .slurm(nodeName: nil), timeout: .seconds(30)))
+    let hold = try #require(try drainer.cordonNoting(node("n2")), "an operator's drain is noticed")
+    #expect(hold == OperatorHold(state: "DRAIN", reason: "disk check"))
+    #expect(OperatorHold(journalText: hold.journalText) == hold, "it reads back from the journal as written")
+    try drainer.uncordon(node("n1"), restoring: hold)
+    #expect(state("n1").contains("DRAIN") && reason("n1").contains("disk check"), "the replacement is held as its predecessor was: \(state("n1")) \(reason("n1"))")
+    #expect(state("n2").contains("DRAIN"), "and the old node was never resumed")
+  }
+
+  /// End to end through the runner (fake host, real Slurm): pool `hpc`'s node drains as the
+  /// Slurm node n2 (`node_name: n2`), which its operator drained before. The replacement's first
+  /// boot clears that (a slurmd registering afresh, `ReturnToService=2`: simulated by the disk
+  /// preparation resuming n2). The rollout journals the hold and gives it back, never resumes it.
+  @Test func aRolloutJournalsAnOperatorsHoldAndGivesItBack() throws {
+    typealias R = RolloutRunnerFakeHostTests
+    #expect(HookRunner.run(["scontrol", "update", "NodeName=n2", "State=DOWN", "Reason=disk check"], timeout: 10).status == 0)
+    defer { _ = HookRunner.run(["scontrol", "update", "NodeName=n2", "State=RESUME"], timeout: 10) }
+    let fleet = try R.Fleet(replicas: 1, strategy: R.inPlace)
+    fleet.pool.drain = DrainSpec(backend: .slurm(nodeName: "n2"), timeout: .seconds(20))
+    fleet.pool.image = ImageRef(parsing: "demo@v2")!
+    let preview = try #require(try fleet.plan().rollouts.first)
+    #expect(preview.scheduler == "slurm" && preview.schedulerNames == [SchedulerNames(node: "web-1", drains: "n2", uncordons: "n2")], "the plan names the Slurm node")
+    let outcome = try RolloutRunner(
+      pool: fleet.pool, project: R.project, backends: [R.uri: fleet.host], journal: try fleet.journal(),
+      hooks: .init(
+        prober: FakeProber(), drainer: Drainers.make(fleet.pool.drain),
+        prepare: { n, _ in
+          _ = HookRunner.run(["scontrol", "update", "NodeName=n2", "State=RESUME"], timeout: 10)
+          return n
+        }, sleep: { _ in })
+    ).run(preview)
+    #expect(outcome.state.status == .completed, "\(outcome.summary)")
+    #expect(outcome.state.holds["web-1"] == OperatorHold(state: "DOWN", reason: "disk check"), "the hold is in the journal's fold")
+    let records = try fleet.journal().records()
+    #expect(records.contains { $0.step == OperatorHold.journalStep && $0.detail == "DOWN: disk check" }, "\(records.map { "\($0.step ?? "") \($0.detail ?? "")" })")
+    #expect(state("n2").contains("DOWN") && reason("n2").contains("disk check"), "given back: \(state("n2")) \(reason("n2"))")
   }
 }
 

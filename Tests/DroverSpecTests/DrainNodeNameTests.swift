@@ -66,4 +66,22 @@ import Testing
     #expect(CloudInitSeed.hostname(of: o) == "web-1-g2", "the two halves of a surge pair never share a hostname")
     #expect(NodeVariables(ownership: o, address: nil).node == "web-1")
   }
+
+  /// What the plan shows: the name drained (the old node's) and the name uncordoned (its
+  /// replacement's), one pure rendering; a variable without a value yet says so.
+  @Test func thePlanNamesTheSchedulerNodes() {
+    var old = NodeOwnership(
+      pool: "web", node: "web-1", index: 1, image: "demo@v1", digest: "", specHash: "", generation: 1, vcpu: 1, memoryMiB: 256, diskMiB: 1024,
+      network: nil, labels: [:], protect: false)
+    var new = old
+    new.node = "web-1-g2"
+    new.generation = 2
+    let byHostname = DrainSpec.Backend.kubernetes(kubeconfig: nil, gracePeriod: .seconds(30)).schedulerNames(from: old, to: new)
+    #expect(byHostname == SchedulerNames(node: "web-1", drains: "web-1", uncordons: "web-1-g2"))
+    #expect(DrainSpec.Backend.slurm(nodeName: "{{pool}}-{{node}}").schedulerNames(from: old, to: new) == SchedulerNames(node: "web-1", drains: "web-web-1", uncordons: "web-web-1"))
+    old.address = "10.0.0.5"
+    let byAddress = DrainSpec.Backend.slurm(nodeName: "ip-{{address}}").schedulerNames(from: old, to: new)
+    #expect(byAddress?.drains == "ip-10.0.0.5" && byAddress?.uncordons == "ip-{{address}} (filled in at drain time)")
+    #expect(DrainSpec.Backend.command(cordon: nil, drain: ["true"], uncordon: nil).schedulerNames(from: old, to: new) == nil, "hooks name nodes themselves")
+  }
 }
