@@ -1,3 +1,4 @@
+import DroverRollout
 import Foundation
 
 /// What a rollout reports as it goes: a line for people (`message`) and typed fields for
@@ -18,6 +19,10 @@ public struct RolloutEvent: Sendable, Hashable {
     case paused
     /// A step still waits (a health check): `node`, `step`, `duration_seconds` so far.
     case waiting
+    /// A wave's analysis began, or ended (`outcome` passed, failed or paused) (#43).
+    case analysis
+    /// One analysis measurement: `measurement` (the gate, resolved query, values, verdict).
+    case measurement
   }
 
   public var kind: Kind
@@ -32,6 +37,8 @@ public struct RolloutEvent: Sendable, Hashable {
   public var message: String
   /// What the step's hooks printed (bounded), shown indented under its line.
   public var output: String? = nil
+  /// The measurement of a `measurement` event.
+  public var measurement: GateMeasurement? = nil
 
   public init(
     _ kind: Kind, rollout: String, node: String? = nil, step: String? = nil, wave: Int? = nil, nodes: [String]? = nil, durationSeconds: Double? = nil,

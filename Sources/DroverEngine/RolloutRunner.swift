@@ -37,6 +37,8 @@ public final class RolloutRunner: @unchecked Sendable {
     public var nodeSSH: NodeSSHAccess?
     /// The locks the rollout runs under, proved before every step (#41).
     public var fence: Fence
+    /// Where analysis gates are measured (#43); nil: nowhere, so a pool with gates is refused.
+    public var metrics: (any MetricsQuerying)? = nil
 
     public init(
       prober: any HealthProbing = HealthChecker(), drainer: any Draining,
@@ -96,6 +98,7 @@ public final class RolloutRunner: @unchecked Sendable {
           subject: "pool \(pool.name)", hint: "abort it (drover rollout abort \(pool.name)), then apply again")
       }
       state = active
+      try preflight(state.policy, resuming: state.id)
       hooks.onEvent(.init(.resumed, rollout: state.id, message: "resuming rollout \(state.id) of pool \(pool.name): \(state.fromImage) → \(state.toImage)"))
       if state.status == .paused { try journal.append(state.id, .resumed) }
     } else {
@@ -104,6 +107,8 @@ public final class RolloutRunner: @unchecked Sendable {
           "plan.stale", "pool \(pool.name) has rollout \(active.id) in progress, which the plan did not include", subject: "pool \(pool.name)",
           hint: "run drover plan again")
       }
+      // A gated rollout whose metrics cannot be read never touches a node.
+      try preflight(preview.policy)
       let start = RolloutStart(
         pool: pool.name, fromImage: preview.fromImage, toImage: preview.toImage, schedule: preview.schedule, policy: preview.policy,
         nodes: preview.nodes, kind: preview.kind ?? .upgrade)
@@ -147,6 +152,28 @@ public final class RolloutRunner: @unchecked Sendable {
         hooks.onEvent(.init(.soak, rollout: state.id, wave: wave, durationSeconds: Double(ms) / 1000, message: "soaking \(Double(ms) / 1000)s before wave \(wave)"))
         hooks.sleep(Double(ms) / 1000)
         soaked.insert(wave)
+      case .analyze(let wave, let keys):
+        let analysis = try analyze(state, wave: wave, nodes: keys)
+        switch analysis {
+        case .passed(let whys):
+          try journal.append(state.id, .analyzed, step: String(wave), detail: "passed: " + whys.joined(separator: "; "))
+          hooks.onEvent(.init(.analysis, rollout: state.id, wave: wave, nodes: keys, outcome: "passed", message: "analysis of wave \(wave) passed"))
+        case .failed(let why):
+          // Every node the gate judged counts against the budget; exceeding it rolls back as a
+          // failed health check would.
+          for key in keys where state.failed[key] == nil {
+            try journal.append(state.id, .nodeFailed, node: key, detail: "analysis: \(why)")
+          }
+          try journal.append(state.id, .analyzed, step: String(wave), detail: "failed: \(why)")
+          hooks.onEvent(.init(.analysis, rollout: state.id, wave: wave, nodes: keys, outcome: "failed", message: "analysis of wave \(wave) FAILED: \(why)"))
+        case .paused, .measuring:
+          var reason = "analysis: undecided"
+          if case .paused(let why) = analysis { reason = "analysis: \(why)" }
+          try journal.append(state.id, .paused, detail: reason)
+          hooks.onEvent(.init(.analysis, rollout: state.id, wave: wave, nodes: keys, outcome: "paused", message: "rollout paused: \(reason)"))
+          state.apply(JournalRecord(seq: 0, time: 0, rollout: state.id, event: .paused))
+          return outcome(state, interrupted: false, reason: reason)
+        }
       case .replace(let wave, let keys):
         let batch = Array(keys.prefix(state.policy.concurrency))
         hooks.onEvent(

@@ -146,6 +146,8 @@ public struct UpgradeStrategy: Sendable, Hashable, Codable {
   public var soak: TimeSpan
   public var healthTimeout: TimeSpan
   public var onBudgetExceeded: OnBudgetExceeded
+  /// Gates on the service's metrics, judged after the canary and after each wave (#43).
+  public var analysis: [AnalysisGate] = []
 
   public init(
     canary: NodeQuantity = .count(1), waves: [NodeQuantity] = [.percent(50)], maxSurge: NodeQuantity = .count(1),

@@ -12,6 +12,9 @@ public struct ProjectSettings: Sendable, Hashable {
   public var state: StateBackend
   /// The project's hosts, defined once: pool files name them.
   public var hosts: [HostEntry]
+  /// The Prometheus analysis gates query (`analysis: {prometheus: URL}`, #43); nil: none, and a
+  /// pool with gates is refused before its rollout starts.
+  public var prometheus: String? = nil
 
   public init(
     project: String, imageDir: String? = nil, imagePool: String? = nil, consoleDir: String? = nil, state: StateBackend = .local(dir: nil),

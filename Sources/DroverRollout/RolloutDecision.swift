@@ -4,6 +4,8 @@ public enum RolloutDecision: Sendable, Hashable {
   case replace(wave: Int, nodes: [String])
   /// Wait before the next wave.
   case soak(milliseconds: Int, beforeWave: Int)
+  /// Judge the finished wave's new nodes by the analysis gates (#43), measuring while the soak lasts.
+  case analyze(wave: Int, nodes: [String])
   /// Stop where it is; `resume` continues.
   case pause(reason: String)
   /// Put these replaced nodes back on the previous image.
@@ -36,11 +38,18 @@ public func nextRolloutStep(_ state: RolloutState, soaked: Set<Int> = []) -> Rol
     return .rollback(reason: reason, nodes: touched)
   }
   if state.pauseRequested { return .pause(reason: "paused by request") }
+  let gated = !state.policy.gates.isEmpty
   for (i, wave) in state.schedule.enumerated() {
     let remaining = wave.filter { !state.done.contains($0) && state.failed[$0] == nil }
-    if remaining.isEmpty { continue }
+    if remaining.isEmpty {
+      // A finished wave is judged once by the gates, before the next one starts; its soak is
+      // the gates' measuring time (and a heal has no gates: its "before" is a dead node).
+      let replaced = wave.filter { state.done.contains($0) && state.failed[$0] == nil }
+      if gated && state.kind == .upgrade && !replaced.isEmpty && state.analyzed[i] == nil { return .analyze(wave: i, nodes: replaced) }
+      continue
+    }
     let startedWave = wave.contains { state.done.contains($0) || state.failed[$0] != nil }
-    if i > 0 && !startedWave && state.policy.soakMilliseconds > 0 && !soaked.contains(i) {
+    if i > 0 && !gated && !startedWave && state.policy.soakMilliseconds > 0 && !soaked.contains(i) {
       return .soak(milliseconds: state.policy.soakMilliseconds, beforeWave: i)
     }
     return .replace(wave: i, nodes: remaining)

@@ -15,6 +15,12 @@ public struct RolloutPolicy: Sendable, Hashable, Codable {
   public var soakMilliseconds: Int
   public var healthTimeoutMilliseconds: Int
   public var onBudgetExceeded: UpgradeStrategy.OnBudgetExceeded
+  /// The analysis gates judged after the canary and each wave (#43), measured while `soak`
+  /// lasts; nil or empty: none (and older journals and plans, which had none).
+  public var analysis: [AnalysisGate]? = nil
+
+  /// The gates, none when there are none.
+  public var gates: [AnalysisGate] { analysis ?? [] }
 
   /// Replacing with surge creates the new node before removing the old one.
   public var usesSurge: Bool { maxSurge > 0 }
@@ -56,10 +62,12 @@ public struct RolloutPolicy: Sendable, Hashable, Codable {
     if surge == 0 && unavailable == 0 { unavailable = 1 }
     surge = min(surge, max(nodes, 1))
     unavailable = min(unavailable, max(nodes, 1))
-    return RolloutPolicy(
+    var policy = RolloutPolicy(
       canary: canary, waves: waves, maxSurge: surge, maxUnavailable: unavailable,
       budget: budget.resolve(of: replicas, roundUp: false), soakMilliseconds: strategy.soak.milliseconds,
       healthTimeoutMilliseconds: strategy.healthTimeout.milliseconds, onBudgetExceeded: strategy.onBudgetExceeded)
+    policy.analysis = strategy.analysis.isEmpty ? nil : strategy.analysis
+    return policy
   }
 
   /// The nodes of each wave, canary first, in the order given (lowest index first).

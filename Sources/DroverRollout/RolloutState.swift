@@ -1,3 +1,5 @@
+import Foundation
+
 /// One record of a rollout journal (append-only; the state is the fold of the records).
 public struct JournalRecord: Sendable, Hashable, Codable {
   public enum Event: String, Sendable, Codable {
@@ -16,6 +18,10 @@ public struct JournalRecord: Sendable, Hashable, Codable {
     case nodeRolledBack = "node-rolled-back"
     case completed
     case failed
+    /// One analysis measurement (#43): `detail` is the `GateMeasurement`, as JSON.
+    case measured
+    /// A wave's analysis ended: `step` is the wave's number, `detail` `passed: …` or `failed: …`.
+    case analyzed
   }
 
   public var seq: Int
@@ -76,6 +82,10 @@ public struct RolloutState: Sendable, Hashable, Codable {
   /// Nodes an operator had taken out of service before the rollout, by key, with what to give
   /// back (see `OperatorHold`); the first record per node counts.
   public var holds: [String: OperatorHold] = [:]
+  /// Waves whose analysis ended (#43), with how: `passed: …` or `failed: …`.
+  public var analyzed: [Int: String] = [:]
+  /// Every analysis measurement, oldest first.
+  public var measurements: [GateMeasurement] = []
 
   public struct LastStep: Sendable, Hashable, Codable {
     public var node: String
@@ -133,6 +143,10 @@ public struct RolloutState: Sendable, Hashable, Codable {
     case .failed:
       status = .failed
       ended = r.time
+    case .measured:
+      if let m = r.detail.flatMap(GateMeasurement.init(journalText:)) { measurements.append(m) }
+    case .analyzed:
+      if let wave = r.step.flatMap({ Int($0) }), analyzed[wave] == nil { analyzed[wave] = r.detail ?? "passed" }
     }
   }
 }

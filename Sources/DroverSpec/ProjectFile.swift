@@ -41,13 +41,34 @@ public enum ProjectFile {
     let consoleDir = file.optional("console_dir").flatMap { path($0, "console_dir", context: &context) }
     let state = file.optional("state").map { stateBackend($0, context: &context) } ?? .local(dir: nil)
     let hosts = file.optional("hosts").map { hostEntries($0, context: &context) } ?? []
+    let prometheus = file.optional("analysis").flatMap { analysis($0, context: &context) }
     file.finish(context: &context)
     guard let project else { return (nil, context.diagnostics) }
-    return (
-      ProjectSettings(
-        project: project, imageDir: imageDir, imagePool: imagePool, consoleDir: consoleDir, state: state ?? .local(dir: nil), hosts: hosts),
-      context.diagnostics
-    )
+    var settings = ProjectSettings(
+      project: project, imageDir: imageDir, imagePool: imagePool, consoleDir: consoleDir, state: state ?? .local(dir: nil), hosts: hosts)
+    settings.prometheus = prometheus
+    return (settings, context.diagnostics)
+  }
+
+  /// `analysis: {prometheus: http://HOST:PORT}`: where analysis gates are queried (#43). Only the
+  /// server: no credentials in a committed file.
+  static func analysis(_ node: YAMLNode, context: inout DecodeContext) -> String? {
+    var r = MappingReader(node, what: "analysis", context: &context)
+    guard r.isMapping else { return nil }
+    let url = r.required("prometheus", context: &context, hint: "for example: prometheus: http://127.0.0.1:9090").flatMap { n -> String? in
+      guard let text = context.string(n, "analysis.prometheus") else { return nil }
+      let c = URLComponents(string: text)
+      guard let c, ["http", "https"].contains(c.scheme ?? ""), !(c.host ?? "").isEmpty, c.user == nil, c.password == nil, c.query == nil, c.fragment == nil
+      else {
+        context.error(
+          "spec.analysis.url", "analysis.prometheus must be http(s)://HOST[:PORT][/PATH], without credentials or a query", at: n,
+          hint: "for example: prometheus: http://127.0.0.1:9090")
+        return nil
+      }
+      return text.hasSuffix("/") ? String(text.dropLast()) : text
+    }
+    r.finish(context: &context)
+    return url
   }
 
   /// `hosts: [{name, uri, image_dir}]`: the project's hosts, defined once. A URI here carries no

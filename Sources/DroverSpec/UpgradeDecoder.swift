@@ -26,6 +26,7 @@ enum UpgradeDecoder {
     {
       s.onBudgetExceeded = v
     }
+    if let n = reader.optional("analysis") { s.analysis = AnalysisDecoder.decode(n, context: &context) }
     if s.maxSurge == .count(0) || s.maxSurge == .percent(0), s.maxUnavailable == .count(0) || s.maxUnavailable == .percent(0) {
       context.error(
         "spec.upgrade.deadlock", "max_surge and max_unavailable cannot both be 0", at: surgeNode ?? node,
