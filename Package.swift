@@ -14,6 +14,9 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+    // Already in the build through postgres-nio; named for the Prometheus client's HTTP.
+    .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
   ],
   targets: [
     // C: imported only by their wrappers.
@@ -34,12 +37,19 @@ let package = Package(
     .target(name: "DroverBake", dependencies: ["DroverModel", "DroverBasics"]),
     // The shared state backend (PostgreSQL), behind the engine's state ports.
     .target(name: "DroverPostgres", dependencies: ["DroverEngine", "DroverRollout", "DroverBasics", .product(name: "PostgresNIO", package: "postgres-nio")]),
+    // The metrics backend (Prometheus's HTTP API), behind the engine's MetricsQuerying port.
+    .target(
+      name: "DroverPrometheus",
+      dependencies: [
+        "DroverEngine", "DroverRollout", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+      ]),
     // Edge.
     .target(
       name: "DroverCommands",
       dependencies: [
-        "DroverSpec", "DroverPlan", "DroverRollout", "DroverEngine", "DroverBake", "DroverLibvirt", "DroverPostgres", "DroverModel", "DroverBasics",
-        argumentParser,
+        "DroverSpec", "DroverPlan", "DroverRollout", "DroverEngine", "DroverBake", "DroverLibvirt", "DroverPostgres", "DroverPrometheus", "DroverModel",
+        "DroverBasics", argumentParser,
       ],
       plugins: ["BuildInfo"]),
     // Names the commit in `drover --version`.
@@ -66,7 +76,7 @@ let package = Package(
     .testTarget(name: "LibvirtTests", dependencies: ["Libvirt"]),
     .testTarget(name: "DroverPlanTests", dependencies: ["DroverPlan"]),
     .testTarget(name: "DroverRolloutTests", dependencies: ["DroverRollout"], exclude: ["Golden"]),
-    .testTarget(name: "DroverEngineTests", dependencies: ["DroverEngine", "DroverModel", "DroverBasics", "DroverPlan", "DroverRollout", crypto]),
+    .testTarget(name: "DroverEngineTests", dependencies: ["DroverEngine", "DroverModel", "DroverBasics", "DroverPlan", "DroverRollout", "DroverPrometheus", crypto]),
     .testTarget(name: "DroverLibvirtTests", dependencies: ["DroverLibvirt", "DroverEngine", "DroverPlan", "DroverBake", "Libvirt"]),
     .testTarget(name: "DroverSpecTests", dependencies: ["DroverSpec", "DroverCommands"]),
     .testTarget(name: "DroverBakeTests", dependencies: ["DroverBake", "DroverLibvirt", "DroverPlan", "Libvirt"]),

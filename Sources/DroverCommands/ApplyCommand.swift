@@ -4,6 +4,7 @@ import DroverBasics
 import DroverEngine
 import DroverModel
 import DroverPlan
+import DroverPrometheus
 import DroverRollout
 import Foundation
 import Synchronization
@@ -173,7 +174,17 @@ struct ApplyWiring {
             }
             ApplyProgress.lock.withLock { Output.out(block) }
           }
-        }, nodeSSH: nodeSSH))
+        }, nodeSSH: nodeSSH, metrics: try Self.metrics(project)))
+  }
+
+  /// The project's Prometheus (`analysis.prometheus`), for analysis gates; nil: none named.
+  static func metrics(_ project: LoadedProject) throws(Diagnostic) -> (any MetricsQuerying)? {
+    guard let url = project.settings?.prometheus else { return nil }
+    do {
+      return try PrometheusClient(url: url)
+    } catch {
+      throw Diagnostic.error("analysis.url", "analysis.prometheus \(Terminal.escaped(url)) cannot be used: \(error)", subject: "drover.yaml")
+    }
   }
 
   /// Renders what a run did (its verdict and the rollouts that stopped; its failures are the

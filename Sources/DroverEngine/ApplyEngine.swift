@@ -66,6 +66,8 @@ public struct ApplyEngine: Sendable {
     /// The locks this run acts under, proved before every step that changes a VM (#41); the job
     /// that took them sets it.
     public var fence: Fence = .none
+    /// Where the rollouts' analysis gates are measured (#43); nil: no backend configured.
+    public var metrics: (any MetricsQuerying)? = nil
 
     public init(
       prepare: @escaping @Sendable (NodeDefinition, any HostBackend) throws -> NodeDefinition = { n, _ in n },
@@ -73,8 +75,9 @@ public struct ApplyEngine: Sendable {
       drainer: @escaping @Sendable (PoolSpec) -> any Draining = { Drainers.make($0.drain) },
       shouldStop: @escaping @Sendable () -> Bool = { false }, onStep: @escaping @Sendable (ApplyEvent) -> Void = { _ in },
       onHealthy: @escaping @Sendable (PlannedAction) -> Void = { _ in }, onRollout: @escaping @Sendable (String, RolloutEvent) -> Void = { _, _ in },
-      nodeSSH: NodeSSHAccess? = nil
+      nodeSSH: NodeSSHAccess? = nil, metrics: (any MetricsQuerying)? = nil
     ) {
+      self.metrics = metrics
       self.prepare = prepare
       self.consoleLog = consoleLog
       self.prober = prober
@@ -166,7 +169,7 @@ public struct ApplyEngine: Sendable {
           pool: pool, project: project, backends: backends, journal: try journal(pool.name),
           hooks: RolloutRunner.Hooks(
             prober: hooks.prober, drainer: hooks.drainer(pool), prepare: prepare, consoleLog: hooks.consoleLog,
-            shouldStop: hooks.shouldStop, onEvent: { hooks.onRollout(pool.name, $0) }, nodeSSH: hooks.nodeSSH, fence: fence))
+            shouldStop: hooks.shouldStop, onEvent: { hooks.onRollout(pool.name, $0) }, nodeSSH: hooks.nodeSSH, fence: fence, metrics: hooks.metrics))
         let result = try runner.run(preview)
         outcome.rollouts.append(result)
         outcome.added += result.created

@@ -45,9 +45,10 @@ public final class RolloutRunner: @unchecked Sendable {
       prepare: @escaping @Sendable (NodeDefinition, any HostBackend) throws -> NodeDefinition = { n, _ in n },
       consoleLog: @escaping @Sendable (String) -> String? = { _ in nil }, shouldStop: @escaping @Sendable () -> Bool = { false },
       onEvent: @escaping @Sendable (RolloutEvent) -> Void = { _ in }, sleep: @escaping @Sendable (Double) -> Void = { Thread.sleep(forTimeInterval: $0) },
-      nodeSSH: NodeSSHAccess? = nil, fence: Fence = .none
+      nodeSSH: NodeSSHAccess? = nil, fence: Fence = .none, metrics: (any MetricsQuerying)? = nil
     ) {
       self.fence = fence
+      self.metrics = metrics
       self.prober = prober
       self.drainer = drainer
       self.prepare = prepare
