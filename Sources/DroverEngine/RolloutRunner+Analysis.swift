@@ -24,8 +24,14 @@ extension RolloutRunner {
 
   /// The values of a step's query templates: its new nodes (as their hostnames, the names their
   /// series carry), the ones not replaced yet, the images and the pool.
-  func analysisValues(_ state: RolloutState, nodes keys: [String]) -> (names: [String], values: [String: String]) {
-    let names = keys.compactMap { state.nodes[$0].map { CloudInitSeed.hostname(of: $0.to) } }
+  func analysisValues(_ state: RolloutState, nodes keys: [String]) throws -> (names: [String], values: [String: String]) {
+    // The names the replacements got (decided when they were made), read from the hosts.
+    var names: [String] = []
+    for key in keys {
+      guard let node = state.nodes[key] else { continue }
+      let now = try domains(index: node.index).filter { $0.ownership.generation == node.to.generation }
+      names += now.map { CloudInitSeed.hostname(of: $0.ownership) }
+    }
     let old = state.schedule.joined().filter { !state.done.contains($0) && state.failed[$0] == nil }.compactMap {
       state.nodes[$0].map { CloudInitSeed.hostname(of: $0.from) }
     }
@@ -43,7 +49,7 @@ extension RolloutRunner {
   func analyze(_ state: RolloutState, wave: Int, nodes keys: [String]) throws -> StepAnalysis {
     let gates = state.policy.gates
     guard let metrics = hooks.metrics else { return .paused("no Prometheus is configured for the analysis gates") }
-    let (names, values) = analysisValues(state, nodes: keys)
+    let (names, values) = try analysisValues(state, nodes: keys)
     let soak = Double(state.policy.soakMilliseconds) / 1000
     let began = ProcessInfo.processInfo.systemUptime
     var slept = 0.0

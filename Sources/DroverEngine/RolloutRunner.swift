@@ -172,7 +172,7 @@ public final class RolloutRunner: @unchecked Sendable {
           if case .paused(let why) = analysis { reason = "analysis: \(why)" }
           try journal.append(state.id, .paused, detail: reason)
           hooks.onEvent(.init(.analysis, rollout: state.id, wave: wave, nodes: keys, outcome: "paused", message: "rollout paused: \(reason)"))
-          state.apply(JournalRecord(seq: 0, time: 0, rollout: state.id, event: .paused))
+          state = try journal.checkedRollouts().last { $0.id == state.id } ?? state
           return outcome(state, interrupted: false, reason: reason)
         }
       case .replace(let wave, let keys):

@@ -194,7 +194,12 @@ public func nextGateStep(_ gate: AnalysisGate, measurements: [GateMeasurement], 
     return .failed(
       "gate \(gate.name): \(failures.count) failed measurement\(failures.count == 1 ? "" : "s") > failure_limit \(gate.failureLimit); last: \(failures.last?.why ?? "")")
   }
-  if last.verdict == .inconclusive { return .inconclusive("gate \(gate.name) is inconclusive: \(last.why)") }
+  // Undecided (no data yet: a new node's series need a scrape or two) is measured again while
+  // the soak lasts; still undecided at its end, the rollout pauses with the reason.
+  if last.verdict == .inconclusive {
+    if elapsed < soak { return .measure(after: min(gate.interval.seconds, max(0, soak - elapsed))) }
+    return .inconclusive("gate \(gate.name) is inconclusive: \(last.why)")
+  }
   let errors = measurements.reversed().prefix { $0.verdict == .error }.count
   if errors >= gate.consecutiveErrors {
     return .unavailable("gate \(gate.name): \(errors) queries in a row failed (consecutive_errors \(gate.consecutiveErrors)); last: \(last.why)")

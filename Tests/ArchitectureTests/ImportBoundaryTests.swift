@@ -13,13 +13,13 @@ import Testing
 
   /// How high each module sits: a module may depend only on modules ranked lower.
   static let rank: [String: Int] = [
-    "CLibvirt": 0, "CYAML": 0, "Crypto": 0, "PostgresNIO": 0, "ArgumentParser": 0,
+    "CLibvirt": 0, "CYAML": 0, "Crypto": 0, "PostgresNIO": 0, "ArgumentParser": 0, "NIOCore": 0, "NIOPosix": 0, "NIOHTTP1": 0, "NIOSSL": 0,
     "Libvirt": 1, "LibYAML": 1, "DroverBasics": 1,
     "DroverModel": 2,
     "DroverRollout": 3, "DroverSpec": 3, "DroverLibvirt": 3, "DroverBake": 3,
     "DroverPlan": 4,
     "DroverEngine": 5,
-    "DroverPostgres": 6,
+    "DroverPostgres": 6, "DroverPrometheus": 6,
     "DroverCommands": 7,
     "drover": 8, "drover-bench": 8,
   ]

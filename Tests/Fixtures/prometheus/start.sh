@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# A Prometheus for one test (#43): Debian's prometheus in DIR (its own data folder), listening on
+# 127.0.0.1:PORT, scraping only the fixture exporter on 127.0.0.1:PORT+1 every second. Waits
+# until the exporter has been scraped three times (rate() has samples). `start.sh DIR PORT prometheus` starts Prometheus
+# alone again (a test that stopped it), on the same data.
+set -euo pipefail
+DIR=$1 PORT=$2 ONLY=${3:-}
+EXPORTER=$((PORT + 1))
+HERE=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$DIR/data"
+[ -f "$DIR/ratios.json" ] || echo '{}' > "$DIR/ratios.json"
+cat > "$DIR/prometheus.yml" <<YAML
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: app
+    static_configs:
+      - targets: ["127.0.0.1:$EXPORTER"]
+YAML
+if [ "$ONLY" != prometheus ]; then
+  setsid python3 "$HERE/exporter.py" "$EXPORTER" "$DIR/ratios.json" >"$DIR/exporter.log" 2>&1 < /dev/null &
+  echo $! > "$DIR/exporter.pid"
+fi
+setsid /usr/bin/prometheus --config.file="$DIR/prometheus.yml" --storage.tsdb.path="$DIR/data" \
+  --web.listen-address="127.0.0.1:$PORT" --log.level=warn >"$DIR/prometheus.log" 2>&1 < /dev/null &
+echo $! > "$DIR/prometheus.pid"
+for _ in $(seq 1 150); do
+  # The Prometheus asked must be the one started here (never another on a port left taken).
+  kill -0 "$(cat "$DIR/prometheus.pid")" 2>/dev/null || { echo "prometheus exited:" >&2; tail -5 "$DIR/prometheus.log" >&2; exit 1; }
+  # Three scrapes in the last 3.5 s (fresh ones, after a restart too): rate() has samples.
+  if curl -fsS "http://127.0.0.1:$PORT/api/v1/query?query=count_over_time(up%7Bjob%3D%22app%22%7D%5B3500ms%5D)%3E%3D3" 2>/dev/null | grep -q '"value"'; then
+    exit 0
+  fi
+  sleep 0.2
+done
+echo "prometheus on 127.0.0.1:$PORT did not scrape the exporter within 30s" >&2
+tail -20 "$DIR/prometheus.log" >&2 || true
+exit 1
