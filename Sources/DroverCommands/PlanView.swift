@@ -93,6 +93,12 @@ enum PlanView {
       "  max_surge \(p.maxSurge), max_unavailable \(p.maxUnavailable) (\(p.usesSurge ? "new node first, then the old one goes" : "in place")), \(p.concurrency) at a time")
     lines.append(
       "  error budget: \(p.budget) failed node\(p.budget == 1 ? "" : "s") across the rollout, then \(p.onBudgetExceeded.rawValue); soak \(p.soakMilliseconds / 1000)s; health timeout \(p.healthTimeoutMilliseconds / 1000)s; drain on timeout: \(r.drainOnTimeout)")
+    if !p.gates.isEmpty {
+      lines.append("  analysis after the canary and each wave, measured for the soak (\(p.soakMilliseconds / 1000)s):")
+      for g in p.gates {
+        lines.append("    \(g.name): \(g.expect.rawValue) \(g.condition), every \(g.interval.seconds.formatted())s; \(Terminal.printable(g.query))")
+      }
+    }
     if let scheduler = r.scheduler, let names = r.schedulerNames, !names.isEmpty {
       lines.append("  \(scheduler) node names (drain.node_name):")
       for n in names {

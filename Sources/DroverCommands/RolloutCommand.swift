@@ -266,6 +266,10 @@ enum RolloutView {
     }
     lines.append("  failed: \(s.failed.count) of budget \(s.policy.budget) (then \(s.policy.onBudgetExceeded.rawValue))")
     if let last = s.lastStep { lines.append("  last step: \(last.node) \(last.step) (\(last.finished ? "finished" : "started, not finished"))") }
+    for (wave, verdict) in s.analyzed.sorted(by: { $0.key < $1.key }) {
+      lines.append("  analysis of \(wave == 0 && s.policy.canary > 0 ? "the canary" : "wave \(wave)"): \(verdict)")
+    }
+    if !s.measurements.isEmpty { lines.append("  measurements: \(s.measurements.count) (drover rollout show \(s.id) lists their values)") }
     if s.status == .paused || s.status == .rolledBack || s.budgetExceeded {
       lines.append("  stopped because: \(s.abortRequested ? "aborted by request" : s.budgetExceeded ? "the error budget was exceeded" : "paused")")
     }
@@ -278,6 +282,7 @@ enum RolloutView {
       "done": s.done.sorted(), "failed": s.failed, "rolled_back": s.rolledBack.sorted(), "budget": s.policy.budget,
     ]
     if let last = s.lastStep { o["last_step"] = ["node": last.node, "step": last.step, "finished": last.finished] }
+    if !s.measurements.isEmpty { o["measurements"] = AnalysisView.json(s) }
     return o
   }
 }

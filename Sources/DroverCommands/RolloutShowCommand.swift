@@ -41,6 +41,8 @@ struct RolloutShowCommand: ParsableCommand {
         hint: "drover rollout history lists the rollouts")
     }
     Output.out(RolloutTimelineView.text(timeline))
+    let analysis = AnalysisView.text(state)
+    if !analysis.isEmpty { Output.out(analysis.joined(separator: "\n")) }
     if let svg {
       do { try Data(RolloutTimelineView.svg(timeline).utf8).write(to: URL(fileURLWithPath: svg), options: .atomic) } catch {
         throw Diagnostic.error("rollout.svg", "cannot write the SVG: \(Diagnostic.line(of: error))", subject: svg, hint: "choose a writable path for --svg")

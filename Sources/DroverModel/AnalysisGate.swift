@@ -32,6 +32,13 @@ public struct AnalysisGate: Sendable, Hashable, Codable {
   public var onNaN: Outcome
   public var onSeveralSeries: Outcome
 
+  /// `onNaN` is spelled so the JSON key reads `on_nan`.
+  enum CodingKeys: String, CodingKey {
+    case name, query, expect, nodeLabel, condition, baseline, interval, failureLimit, consecutiveErrors, successAfter, onEmpty
+    case onNaN = "onNan"
+    case onSeveralSeries
+  }
+
   public init(
     name: String, query: String, expect: Expect = .scalar, nodeLabel: String = "node", condition: AnalysisCondition, baseline: String? = nil,
     interval: TimeSpan = .seconds(10), failureLimit: Int = 0, consecutiveErrors: Int = 4, successAfter: Int? = nil,
