@@ -6,6 +6,9 @@
 set -euo pipefail
 DIR=$1 PORT=$2 ONLY=${3:-}
 EXPORTER=$((PORT + 1))
+# The servers below outlive this script: they must not inherit a descriptor of whoever started it
+# (a pipe held open would keep that caller waiting for its end forever).
+for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$DIR/data"
 [ -f "$DIR/ratios.json" ] || echo '{}' > "$DIR/ratios.json"
