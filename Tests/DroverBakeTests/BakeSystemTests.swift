@@ -278,6 +278,9 @@ extension BakeSystemTests {
     #expect(output.contains("cache hit (inputs unchanged, nothing rebuilt, no VM booted)"))
     #expect(output.contains("console markers: \(pool)-1=v1"), "every node reached the v1 ready marker")
     #expect(output.contains("console markers: \(pool)-1-g2=v2 \(pool)-2-g2=v2 \(pool)-3-g2=v2"), "the rollout left every node ready on v2")
+    // #43: one analysis gate, measured in the demo's own Prometheus after the canary and the wave.
+    #expect(output.contains("error-ratio: pass: \(pool)-1-g2: 0.001 meets < 0.05"), "the canary's error ratio was measured")
+    #expect(output.contains("analysis of wave 1 passed"), "and the wave's")
     #expect(output.contains("\(pool)-1: FAILED: console check"), "the v3 canary failed its health check")
     #expect(output.contains("still waiting for console check"), "the broken canary's wait is not silent")
     #expect(output.contains("the pool is back on demo@v2: \(pool)-1-g2=v2 \(pool)-2-g2=v2 \(pool)-3-g2=v2"), "rollback left the pool on v2")
