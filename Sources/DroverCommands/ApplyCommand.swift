@@ -180,8 +180,11 @@ struct ApplyWiring {
   /// The project's Prometheus (`analysis.prometheus`), for analysis gates; nil: none named.
   static func metrics(_ project: LoadedProject) throws(Diagnostic) -> (any MetricsQuerying)? {
     guard let url = project.settings?.prometheus else { return nil }
+    // An https server is trusted through the CA this machine's configuration names for it.
+    let c = URLComponents(string: url)
+    let server = "\(c?.host ?? ""):\(c?.port ?? (c?.scheme == "https" ? 443 : 80))"
     do {
-      return try PrometheusClient(url: url)
+      return try PrometheusClient(url: url, caFile: project.machine.metricsServers[server])
     } catch {
       throw Diagnostic.error("analysis.url", "analysis.prometheus \(Terminal.escaped(url)) cannot be used: \(error)", subject: "drover.yaml")
     }

@@ -55,13 +55,18 @@ enum RolloutTimelineView {
 
   static let colours: [RolloutTimeline.Outcome: String] = [.done: "#2e7d32", .failed: "#c62828", .skipped: "#9e9e9e", .running: "#1565c0"]
 
+  /// A measurement's colour by its verdict (an error is the backend's, grey: not a bad metric).
+  static let gateColours: [GateMeasurement.Verdict: String] = [.pass: "#2e7d32", .fail: "#c62828", .inconclusive: "#f9a825", .error: "#9e9e9e"]
+
   static func svg(_ t: RolloutTimeline) -> String {
     let s = t.state
     let canary = s.policy.canary > 0
     let label = 170.0, width = 900.0, rowHeight = 26.0, top = 56.0
     let span = max(t.length, 0.001)
     let scale = (width - label - 20) / span
-    let height = top + rowHeight * Double(max(t.rows.count, 1)) + 56
+    // A gate lane per judged wave, under the nodes (#43): a dot per measurement.
+    let gateWaves = Set(t.gates.map(\.measurement.wave)).sorted()
+    let height = top + rowHeight * Double(max(t.rows.count, 1) + gateWaves.count) + 56
     func x(_ time: Double) -> Double { label + time * scale }
     func f(_ v: Double) -> String { String(format: "%.1f", v) }
     var out = [
@@ -88,7 +93,18 @@ enum RolloutTimelineView {
           ##"<rect class="bar" data-node="\##(xml(row.node))" data-step="\##(xml(bar.step))" data-outcome="\##(bar.outcome.rawValue)" data-rollback="\##(bar.rollback)" x="\##(f(start))" y="\##(f(y + 5))" width="\##(f(max(2, end - start)))" height="\##(f(rowHeight - 10))" fill="\##(fill)" stroke="#263238" stroke-width="0.5"><title>\##(xml(title))</title></rect>"##)
       }
     }
-    let bottom = top + rowHeight * Double(t.rows.count)
+    for (i, wave) in gateWaves.enumerated() {
+      let y = top + Double(t.rows.count + i) * rowHeight
+      let verdict = s.analyzed[wave].map { String($0.prefix { $0 != ":" }) } ?? "not decided"
+      out.append(##"<text class="gate" x="10" y="\##(f(y + 17))">\##(xml("gates, \(waveName(wave, canary: canary)) (\(verdict))"))</text>"##)
+      for g in t.gates where g.measurement.wave == wave {
+        let m = g.measurement
+        let title = "\(m.gate) \(m.verdict.rawValue) at \(seconds(g.time)): \(m.why)"
+        out.append(
+          ##"<circle class="measurement" data-gate="\##(xml(m.gate))" data-wave="\##(wave)" data-verdict="\##(m.verdict.rawValue)" cx="\##(f(x(g.time)))" cy="\##(f(y + rowHeight / 2))" r="5" fill="\##(gateColours[m.verdict] ?? "#000000")" stroke="#263238" stroke-width="0.5"><title>\##(xml(title))</title></circle>"##)
+      }
+    }
+    let bottom = top + rowHeight * Double(t.rows.count + gateWaves.count)
     for mark in t.marks {
       let mx = x(mark.time)
       let colour = mark.budget ? "#c62828" : "#37474f"

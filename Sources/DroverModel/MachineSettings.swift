@@ -20,6 +20,10 @@ public struct MachineSettings: Sendable, Hashable {
   /// `insecure` plaintext. A project only names the server; trust and credentials are the
   /// machine's (#40).
   public var stateServers: [String: MachineStateServer] = [:]
+  /// The CA (PEM path) an `https` Prometheus's certificate must chain to, keyed by the `host:port`
+  /// `analysis.prometheus` names (#43): as for state servers, the project names the server and
+  /// the machine says whom to trust.
+  public var metricsServers: [String: String] = [:]
   /// The file these came from, for diagnostics (nil: defaults only).
   public var file: String?
 

@@ -40,6 +40,13 @@ public struct RolloutTimeline: Sendable, Hashable {
   public var state: RolloutState
   public var rows: [Row]
   public var marks: [Mark]
+  /// The analysis measurements (#43), each at its time: the SVG's gate lane per wave.
+  public var gates: [GateMark] = []
+
+  public struct GateMark: Sendable, Hashable {
+    public var time: Double
+    public var measurement: GateMeasurement
+  }
   /// Seconds from the start to the last record (the end, or now for a rollout in progress).
   public var length: Double
 
@@ -52,6 +59,7 @@ public struct RolloutTimeline: Sendable, Hashable {
     var bars: [String: [Bar]] = [:]
     var marks: [Mark] = []
     var rollingBack = false
+    var gates: [GateMark] = []
     for r in mine {
       let t = max(0, r.time - t0)
       let node = r.node ?? ""
@@ -79,6 +87,11 @@ public struct RolloutTimeline: Sendable, Hashable {
           bars[node]?[i].end = t
           bars[node]?[i].outcome = .done
         }
+      case .measured:
+        if let m = r.detail.flatMap(GateMeasurement.init(journalText:)) { gates.append(GateMark(time: t, measurement: m)) }
+      case .nodeFailed where (r.detail ?? "").hasPrefix("analysis:"):
+        // Failed by a gate, not by a step: the gate lane shows it.
+        break
       case .nodeFailed:
         // The step that failed: one that never ended, or the health check that answered no.
         if let i = bars[node]?.lastIndex(where: { $0.end == nil || $0.step == "health" }) {
@@ -113,6 +126,8 @@ public struct RolloutTimeline: Sendable, Hashable {
       return Row(
         node: key, wave: state.schedule.firstIndex { $0.contains(key) }, bars: bars[key] ?? [], result: result, reason: state.failed[key])
     }
-    return RolloutTimeline(state: state, rows: rows, marks: marks, length: length)
+    var timeline = RolloutTimeline(state: state, rows: rows, marks: marks, length: length)
+    timeline.gates = gates
+    return timeline
   }
 }

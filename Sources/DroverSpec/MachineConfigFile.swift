@@ -73,6 +73,30 @@ public enum MachineConfigFile {
         context.error("spec.type", "state must be a mapping of host:port to {ca, password_file, insecure}, not \(node.kindDescription)", at: node)
       }
     }
+    if let node = file.optional("metrics") {
+      if case .mapping(let pairs) = node.content {
+        for pair in pairs {
+          guard let server = context.string(pair.key, "metrics server") else { continue }
+          guard isServerAddress(server) else {
+            context.error("machine.metrics", "metrics server '\(Terminal.escaped(server))' must be written host:port, as analysis.prometheus names it", at: pair.key)
+            continue
+          }
+          var reader = MappingReader(pair.value, what: "metrics server \(server)", context: &context)
+          guard reader.isMapping else { continue }
+          if let n = reader.required("ca", context: &context, hint: "ca: /etc/drover/prometheus-ca.pem"), let ca = context.string(n, "ca") {
+            if let why = absolutePathProblem(ca) {
+              context.error("machine.path", "metrics server \(server): ca '\(Terminal.escaped(ca))' \(why)", at: n)
+            } else {
+              if settings.metricsServers[server] != nil { context.error("spec.duplicate", "metrics server \(server) is named twice", at: pair.key) }
+              settings.metricsServers[server] = ca
+            }
+          }
+          reader.finish(context: &context)
+        }
+      } else {
+        context.error("spec.type", "metrics must be a mapping of host:port to {ca}, not \(node.kindDescription)", at: node)
+      }
+    }
     file.finish(context: &context)
     return (settings, context.diagnostics)
   }

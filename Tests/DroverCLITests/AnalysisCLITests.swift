@@ -59,7 +59,10 @@ struct AnalysisCLITests {
     try JSONContractTests.expectValid("apply-event", apply.stdout)
     let measured = JSONContractTests.lines(apply.stdout).filter { $0["type"] as? String == "measurement" }
     #expect(!measured.isEmpty && measured.allSatisfy { ($0["measurement"] as? [String: Any])?["verdict"] as? String == "pass" }, "\(measured)")
-    let show = try h.run(["rollout", "show"])
+    let svgPath = h.dir.appendingPathComponent("gates.svg").path
+    let show = try h.run(["rollout", "show", "--svg", svgPath])
+    let svg = (try? String(contentsOfFile: svgPath, encoding: .utf8)) ?? ""
+    #expect(svg.contains("class=\"gate\"") && svg.contains("data-verdict=\"pass\"") && svg.contains("gates, canary (passed)"), "a gate lane per wave")
     #expect(show.stdout.contains("Analysis (error-ratio < 0.05)") && show.stdout.contains("error-ratio: PASS \(pool)-1-g2=0.002"), "\(show.stdout)")
     let status = try h.run(["rollout", "status", "--json"])
     try JSONContractTests.expectValid("rollout-status", status.stdout)

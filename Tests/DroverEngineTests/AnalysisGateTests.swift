@@ -133,10 +133,32 @@ final class EventLog: @unchecked Sendable {
   var all: [RolloutEvent] { events.withLock { $0 } }
 }
 
+/// An https Prometheus is trusted through the CA the machine names for it — and only then: a
+/// server signed by another CA, or the system's roots, is an answer `.error` (a pause), never a pass.
+@Suite(.serialized, .enabled(if: PrometheusFixture.installed && FileManager.default.fileExists(atPath: PrometheusFixture.tls + "/ca.pem")))
+struct PrometheusTLSTests {
+  @Test func anHTTPSPrometheusIsTrustedThroughItsCAAlone() throws {
+    let prometheus = try PrometheusFixture.start(ratios: [:], environment: ["PROMETHEUS_TLS": PrometheusFixture.tls])
+    defer { prometheus.stop() }
+    let url = "https://127.0.0.1:\(prometheus.port)"
+    let trusted = try PrometheusClient(url: url, caFile: PrometheusFixture.tls + "/ca.pem", timeout: 5)
+    #expect(trusted.query("vector(1)") == .vector([.init(labels: [:], value: 1)]))
+    let other = try PrometheusClient(url: url, caFile: PrometheusFixture.tls + "/other-ca.pem", timeout: 5)
+    guard case .error(let why) = other.query("vector(1)") else { Issue.record("another CA's server was trusted"); return }
+    #expect(!why.isEmpty)
+    let system = try PrometheusClient(url: url, timeout: 5)
+    if case .error = system.query("vector(1)") {} else { Issue.record("the system's roots trusted a test CA") }
+    let plain = try PrometheusClient(url: "http://127.0.0.1:\(prometheus.port)", timeout: 5)
+    if case .error = plain.query("vector(1)") {} else { Issue.record("plain HTTP to a TLS server answered") }
+  }
+}
+
 /// A Prometheus and the fixture exporter for one test (`Tests/Fixtures/prometheus`).
 final class PrometheusFixture: @unchecked Sendable {
   static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/prometheus")
   static let installed = FileManager.default.isExecutableFile(atPath: "/usr/bin/prometheus")
+  /// The test CA `scripts/setup` made for the TLS PostgreSQL (a certificate for 127.0.0.1).
+  static let tls = "/var/lib/drover/postgres-test-tls"
   let dir: String
   let port: Int
   var url: String { "http://127.0.0.1:\(port)" }
@@ -146,13 +168,14 @@ final class PrometheusFixture: @unchecked Sendable {
     self.port = port
   }
 
-  static func start(ratios: [String: Double]) throws -> PrometheusFixture {
+  static func start(ratios: [String: Double], environment: [String: String] = [:]) throws -> PrometheusFixture {
     let dir = "/tmp/drover-prometheus-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
     let port = 30000 + Int.random(in: 0..<2000) * 2
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     let f = PrometheusFixture(dir: dir, port: port)
     try f.set(ratios)
-    let result = HookRunner.run(["/bin/bash", fixtures.appendingPathComponent("start.sh").path, dir, "\(port)"], timeout: 60)
+    let result = HookRunner.run(
+      ["/usr/bin/env"] + environment.map { "\($0.key)=\($0.value)" } + ["/bin/bash", fixtures.appendingPathComponent("start.sh").path, dir, "\(port)"], timeout: 60)
     guard result.status == 0 else {
       f.stop()
       throw SlurmError(message: "prometheus did not start: \(result.output)")

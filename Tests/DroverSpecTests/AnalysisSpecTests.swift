@@ -59,4 +59,12 @@ import Testing
       #expect(project(bad).1.contains { $0.code == "spec.analysis.url" }, "\(bad)")
     }
   }
+
+  @Test func theMachineNamesTheCAOfAnHTTPSPrometheus() {
+    let yaml = "metrics:\n  127.0.0.1:9443: {ca: /etc/drover/prom-ca.pem}\n  nonsense: {ca: /x}\n  10.0.0.1:9090: {ca: relative.pem}\n"
+    let (settings, problems) = MachineConfigFile.decode(SpecSource(path: "config.yaml", kind: .project, bytes: Array(yaml.utf8)))
+    #expect(settings.metricsServers == ["127.0.0.1:9443": "/etc/drover/prom-ca.pem"])
+    #expect(problems.contains { $0.code == "machine.metrics" && $0.location?.start.line == 3 }, "\(problems)")
+    #expect(problems.contains { $0.code == "machine.path" && $0.location?.start.line == 4 }, "\(problems)")
+  }
 }
