@@ -35,3 +35,39 @@ enum AnalysisView {
     }
   }
 }
+
+/// The rollouts' analysis as Prometheus textfile metrics (`apply --textfile`): each gate's last
+/// measured value per node, how many measurements each verdict had, and how each judged wave
+/// ended — so a dashboard shows what the gate saw, not only that a rollout stopped.
+enum AnalysisMetrics {
+  static func render(_ rollouts: [RolloutState], at time: Date) -> String {
+    let e = PrometheusTextfile.escape
+    var text = "# HELP drover_analysis_value The last value each analysis gate measured, by pool, gate, wave and node.\n"
+    text += "# TYPE drover_analysis_value gauge\n"
+    var last: [String: Double] = [:]
+    var verdicts: [String: Int] = [:]
+    var waves: [String: Int] = [:]
+    for s in rollouts {
+      for m in s.measurements {
+        for (node, v) in m.values { last["pool=\"\(e(s.pool))\",gate=\"\(e(m.gate))\",wave=\"\(m.wave)\",node=\"\(e(node))\""] = v }
+        verdicts["pool=\"\(e(s.pool))\",gate=\"\(e(m.gate))\",verdict=\"\(m.verdict.rawValue)\"", default: 0] += 1
+      }
+      for (wave, outcome) in s.analyzed {
+        let verdict = outcome.hasPrefix("passed") ? "passed" : "failed"
+        waves["pool=\"\(e(s.pool))\",wave=\"\(wave)\",verdict=\"\(verdict)\""] = 1
+      }
+    }
+    func number(_ v: Double) -> String { v.isNaN ? "NaN" : v == .infinity ? "+Inf" : v == -.infinity ? "-Inf" : "\(v)" }
+    for key in last.keys.sorted() { text += "drover_analysis_value{\(key)} \(number(last[key] ?? .nan))\n" }
+    text += "# HELP drover_analysis_measurements Analysis measurements by pool, gate and verdict (pass, fail, inconclusive, error).\n"
+    text += "# TYPE drover_analysis_measurements gauge\n"
+    for key in verdicts.keys.sorted() { text += "drover_analysis_measurements{\(key)} \(verdicts[key] ?? 0)\n" }
+    text += "# HELP drover_analysis_wave How each judged wave's analysis ended (1 for its verdict).\n"
+    text += "# TYPE drover_analysis_wave gauge\n"
+    for key in waves.keys.sorted() { text += "drover_analysis_wave{\(key)} 1\n" }
+    text += "# HELP drover_analysis_last_run_timestamp_seconds When this apply wrote these metrics.\n"
+    text += "# TYPE drover_analysis_last_run_timestamp_seconds gauge\n"
+    text += "drover_analysis_last_run_timestamp_seconds \(Int(time.timeIntervalSince1970))\n"
+    return text
+  }
+}

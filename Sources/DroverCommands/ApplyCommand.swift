@@ -37,6 +37,9 @@ struct ApplyCommand: ParsableCommand {
   @Option(help: "How long to wait for another apply's lock on a pool, e.g. 30s or 5m.")
   var lockTimeout: String = "0s"
 
+  @Option(help: "Write the rollouts' analysis-gate measurements as Prometheus textfile metrics here (for node_exporter's textfile collector).")
+  var textfile: String?
+
   func validate() throws {
     guard DurationArgument.seconds(lockTimeout) != nil else {
       throw ValidationError("--lock-timeout must be a duration such as 0s, 30s or 5m")
@@ -56,7 +59,9 @@ struct ApplyCommand: ParsableCommand {
     let request = ApplyRequest(
       kind: .apply, saved: saved, savedFrom: planFile, targets: selection.targets, excludes: selection.excludes, replace: selection.replace,
       prune: selection.prune, skipUnreachable: selection.skipUnreachable, lockTimeout: DurationArgument.seconds(lockTimeout) ?? 0)
-    try ApplyWiring(project: project, images: images, json: json).run(request, approver: autoApprove ? AutoApprove() : TerminalApprover())
+    var wiring = ApplyWiring(project: project, images: images, json: json)
+    wiring.textfile = textfile
+    try wiring.run(request, approver: autoApprove ? AutoApprove() : TerminalApprover())
   }
 }
 
@@ -70,6 +75,8 @@ struct ApplyWiring {
   var json: Bool
   /// `drover watch` installs one for all its passes.
   var interrupt: InterruptFlag? = nil
+  /// `apply --textfile`: where the rollouts' gate measurements go as metrics (#43).
+  var textfile: String? = nil
 
   /// Loads the project, runs `request` through `ApplyJob` and renders what happened; a refusal
   /// or an outcome with anything not done is thrown to the edge.
@@ -93,6 +100,9 @@ struct ApplyWiring {
         [.error("apply.cancelled", "the plan was not approved (only 'yes' is)", hint: "run drover apply again and answer yes, or pass --auto-approve")],
         trailer: ["Apply cancelled."])
     case .ran(_, let outcome):
+      if let textfile {
+        try PrometheusTextfile.write(AnalysisMetrics.render(outcome.rollouts.map(\.state), at: Date()), to: textfile)
+      }
       // Anything planned and not done is a non-zero exit, its failures said at the edge.
       let status = render(outcome, kind: request.kind)
       if status != 0 { throw CommandFailure(outcome.diagnostics, status: status) }

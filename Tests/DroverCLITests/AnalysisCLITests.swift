@@ -54,7 +54,11 @@ struct AnalysisCLITests {
     #expect(plan.stdout.contains("analysis after the canary and each wave") && plan.stdout.contains("error-ratio: per_node < 0.05"), "\(plan.stdout)")
     let planJSON = try h.run(["plan", "--json"])
     try JSONContractTests.expectValid("plan", planJSON.stdout)
-    let apply = try h.run(["apply", "--auto-approve", "--json"])
+    let textfile = h.dir.appendingPathComponent("analysis.prom").path
+    let apply = try h.run(["apply", "--auto-approve", "--json", "--textfile", textfile])
+    let metrics = (try? String(contentsOfFile: textfile, encoding: .utf8)) ?? ""
+    #expect(metrics.contains("drover_analysis_value{pool=\"\(pool)\",gate=\"error-ratio\",wave=\"0\",node=\"\(pool)-1-g2\"} 0.00"), "\(metrics)")
+    #expect(metrics.contains("drover_analysis_wave{pool=\"\(pool)\",wave=\"1\",verdict=\"passed\"} 1"), "\(metrics)")
     #expect(apply.status == 0, "\(apply.stdout)\n\(apply.stderr)")
     try JSONContractTests.expectValid("apply-event", apply.stdout)
     let measured = JSONContractTests.lines(apply.stdout).filter { $0["type"] as? String == "measurement" }
