@@ -22,26 +22,30 @@ extension RolloutRunner {
     }
   }
 
-  /// The values of a step's query templates: its new nodes (as their hostnames, the names their
-  /// series carry), the ones not replaced yet, the images and the pool.
+  /// The values of a step's query templates (`AnalysisVariables`): each node variable as a regex
+  /// of its values over the step's new nodes (read from the hosts: their names were decided when
+  /// they were made), the nodes not replaced yet, the images and the pool. `names` are the new
+  /// nodes' hostnames, which a `per_node` answer's node label carries.
   func analysisValues(_ state: RolloutState, nodes keys: [String]) throws -> (names: [String], values: [String: String]) {
-    // The names the replacements got (decided when they were made), read from the hosts.
-    var names: [String] = []
+    var made: [NodeVariables] = []
     for key in keys {
       guard let node = state.nodes[key] else { continue }
-      let now = try domains(index: node.index).filter { $0.ownership.generation == node.to.generation }
-      names += now.map { CloudInitSeed.hostname(of: $0.ownership) }
+      made += try domains(index: node.index).filter { $0.ownership.generation == node.to.generation }.map {
+        NodeVariables(ownership: $0.ownership, address: nil)
+      }
     }
     let old = state.schedule.joined().filter { !state.done.contains($0) && state.failed[$0] == nil }.compactMap {
       state.nodes[$0].map { CloudInitSeed.hostname(of: $0.from) }
     }
-    return (
-      names,
-      [
-        "nodes": AnalysisVariables.regex(names), "old_nodes": AnalysisVariables.regex(old), "image": state.toImage,
-        "previous_image": state.fromImage, "pool": pool.name,
-      ]
-    )
+    let names = made.map(\.hostname)
+    var values: [String: String] = [
+      "nodes": AnalysisVariables.regex(names), "old_nodes": AnalysisVariables.regex(old), "image": state.toImage,
+      "previous_image": state.fromImage, "pool": pool.name,
+    ]
+    for variable in ["node", "domain", "hostname", "address"] {
+      values[variable] = AnalysisVariables.regex(made.compactMap { $0[variable] })
+    }
+    return (names, values)
   }
 
   /// Measures wave `wave`'s new nodes by every gate until `StepAnalysis` decides: each

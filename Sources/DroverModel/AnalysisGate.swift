@@ -120,12 +120,15 @@ public struct AnalysisCondition: Sendable, Hashable, Codable, CustomStringConver
   }
 }
 
-/// The variables of an analysis query: a step's nodes as one regex (`{{nodes}}`, their hostnames,
-/// which are their domain names), the ones not yet replaced (`{{old_nodes}}`, a baseline), the
-/// image the step went to and the one it came from, and `{{pool}}`. A query runs once for the
-/// whole step, so one node's own variables (`{{node}}`, `{{address}}`) have no single value there.
+/// The variables of an analysis query. A query runs once for a whole step, so each node variable
+/// of the spec (`NodeVariables`: `{{node}}`, `{{domain}}`, `{{hostname}}`, `{{address}}`,
+/// `{{pool}}`) stands for its values over the step's new nodes, as one regex alternation
+/// (`{{hostname}}` → `web-1-g2|web-2-g2`; `{{pool}}` is one name); `{{nodes}}` is `{{hostname}}`'s
+/// (the name a node's series carry), `{{old_nodes}}` the hostnames of the nodes not replaced yet
+/// (a baseline), and `{{image}}` / `{{previous_image}}` the images the step went to and came from.
+/// One query per interval, whatever the step's size.
 public enum AnalysisVariables {
-  public static let names = ["nodes", "old_nodes", "image", "previous_image", "pool"]
+  public static let names = NodeVariables.names + ["nodes", "old_nodes", "image", "previous_image"]
 
   /// `names` as an anchored PromQL regex alternation (`web-1-g2|web-2-g2`); nothing matches an
   /// empty list (`^$` is what `=~` then compares with).
@@ -150,8 +153,7 @@ public enum AnalysisVariables {
       guard let close = rest[open.upperBound...].range(of: "}}") else { return "'{{' is never closed" }
       let name = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
       if !names.contains(name) {
-        let single = NodeVariables.names.contains(name) ? " (a query runs once for a whole step: use {{nodes}}, a regex of its nodes)" : ""
-        return "{{\(name)}} is not an analysis variable\(single); they are \(names.map { "{{\($0)}}" }.joined(separator: ", "))"
+        return "{{\(name)}} is not an analysis variable; they are \(names.map { "{{\($0)}}" }.joined(separator: ", "))"
       }
       rest = rest[close.upperBound...]
     }

@@ -45,7 +45,11 @@ struct AnalysisGateTests {
   @Test func aHealthyCanaryAndWavesPassTheGateAndEveryValueIsJournaled() throws {
     let prometheus = try PrometheusFixture.start(ratios: Dictionary(uniqueKeysWithValues: Self.allNodes.map { ($0, 0.001) }))
     defer { prometheus.stop() }
-    let fleet = try Self.fleet()
+    // A second gate over the spec's own node variables: one regex of the step's domains.
+    let total = AnalysisGate(
+      name: "step-errors", query: "sum(rate(app_errors_total{node=~\"{{domain}}\"}[5s])) / sum(rate(app_requests_total{node=~\"{{hostname}}\"}[5s]))",
+      condition: AnalysisCondition(op: .less, value: 0.05), interval: .seconds(1))
+    let fleet = try Self.fleet(gates: [Self.errorRatio, total])
     let events = EventLog()
     let before = prometheus.queries()
     let outcome = try Self.run(fleet, prometheus) { events.add($0) }
@@ -54,10 +58,17 @@ struct AnalysisGateTests {
     let measured = outcome.state.measurements
     #expect(Set(measured.map(\.wave)) == [0, 1], "the canary and the wave were each judged: \(measured.map(\.wave))")
     #expect(measured.allSatisfy { $0.verdict == .pass }, "\(measured.map(\.why))")
-    #expect(measured.first { $0.wave == 0 }?.values.keys.sorted() == ["web-1-g2"], "the canary's own series, by its hostname")
-    #expect(measured.first { $0.wave == 0 }?.query.contains("node=~\"web-1-g2\"") == true, "the resolved query is kept: \(measured.first?.query ?? "")")
+    let canary = measured.filter { $0.wave == 0 && $0.gate == "error-ratio" }
+    #expect(canary.first?.values.keys.sorted() == ["web-1-g2"], "the canary's own series, by its hostname")
+    #expect(canary.first?.query.contains("node=~\"web-1-g2\"") == true, "the resolved query is kept: \(canary.first?.query ?? "")")
+    #expect(measured.first { $0.gate == "step-errors" && $0.wave == 1 }?.query.contains("node=~\"web-2-g2|web-3-g2\"") == true, "node variables are the step's values")
     // One query per interval per gate: a 3 s soak at 1 s intervals is at most 4 measurements a wave.
-    for wave in [0, 1] { #expect((2...5).contains(measured.filter { $0.wave == wave }.count), "\(measured.filter { $0.wave == wave }.count) measurements in wave \(wave)") }
+    for wave in [0, 1] {
+      for gate in ["error-ratio", "step-errors"] {
+        let n = measured.filter { $0.wave == wave && $0.gate == gate }.count
+        #expect((2...5).contains(n), "\(n) measurements of \(gate) in wave \(wave)")
+      }
+    }
     let queries = prometheus.queries() - before
     #expect(queries - 1 == measured.count, "one query per measurement (and one pre-flight): \(queries) for \(measured.count)")
     #expect(events.all.contains { $0.kind == .measurement && $0.measurement != nil })

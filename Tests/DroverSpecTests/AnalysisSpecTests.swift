@@ -35,7 +35,7 @@ import Testing
   }
 
   @Test(arguments: [
-    ("    - {name: e, query: 'up{node=~\"{{node}}\"}', condition: '< 1'}\n", "spec.analysis.query", "use {{nodes}}"),
+    ("    - {name: e, query: 'up{node=~\"{{host}}\"}', condition: '< 1'}\n", "spec.analysis.query", "{{host}} is not an analysis variable"),
     ("    - {name: e, query: 'up', condition: '0.5'}\n", "spec.analysis.condition", "must start with"),
     ("    - {name: e, query: 'up', condition: '< baseline'}\n", "spec.analysis.baseline", "no baseline query"),
     ("    - {name: e, query: 'up', condition: '< 1', on_nan: ignore}\n", "spec.type", "pass, fail, inconclusive"),
