@@ -57,7 +57,9 @@ extension RolloutRunner {
     let soak = Double(state.policy.soakMilliseconds) / 1000
     let began = ProcessInfo.processInfo.systemUptime
     var slept = 0.0
-    var taken: [String: [GateMeasurement]] = [:]
+    // Failures this wave already had (before a pause, a crash or Ctrl-C) still count against
+    // failure_limit; the soak itself starts again.
+    var taken: [String: [GateMeasurement]] = Dictionary(grouping: state.measurements.filter { $0.wave == wave && $0.verdict == .fail }, by: \.gate)
     // When each gate measures next (elapsed seconds); nil: its next decision says.
     var due: [String: Double] = [:]
     hooks.onEvent(
@@ -68,6 +70,8 @@ extension RolloutRunner {
     func elapsed() -> Double { max(ProcessInfo.processInfo.systemUptime - began, slept) }
     while true {
       if hooks.shouldStop() { return .paused("interrupted during the analysis of wave \(wave)") }
+      // A pause or abort asked for from another terminal is seen between measurements.
+      if let now = try journal.checkedRollouts().last(where: { $0.id == state.id }), now.pauseRequested || now.abortRequested { return .interrupted }
       let decisions = gates.map { nextGateStep($0, measurements: taken[$0.name] ?? [], elapsed: elapsed(), soak: soak) }
       let verdict = StepAnalysis.combine(decisions)
       guard verdict == .measuring else { return verdict }
@@ -84,7 +88,12 @@ extension RolloutRunner {
       for gate in pending where (due[gate.name] ?? .infinity) <= elapsed() + 1e-9 {
         let query = AnalysisVariables.render(gate.query, values)
         let answer = metrics.query(query)
-        let baseline = gate.baseline.map { metrics.query(AnalysisVariables.render($0, values)) }
+        // The last wave has no old node left: its baseline is the one last measured before.
+        let previous = (taken[gate.name] ?? []).reversed().compactMap(\.baseline).first ?? state.measurements.reversed().first { $0.gate == gate.name && $0.baseline != nil }?.baseline
+        let baseline: QueryAnswer? = gate.baseline.map { template in
+          if values["old_nodes"] == AnalysisVariables.matchesNothing, let previous { return .scalar(previous) }
+          return metrics.query(AnalysisVariables.render(template, values))
+        }
         let j = AnalysisJudge.judge(answer, baseline: baseline, gate: gate, nodes: names)
         let m = GateMeasurement(
           gate: gate.name, wave: wave, time: Date().timeIntervalSince1970, query: query, values: j.values, baseline: j.baseline, verdict: j.verdict, why: j.why)

@@ -99,7 +99,8 @@ public final class RolloutRunner: @unchecked Sendable {
           subject: "pool \(pool.name)", hint: "abort it (drover rollout abort \(pool.name)), then apply again")
       }
       state = active
-      try preflight(state.policy, resuming: state.id)
+      // Going back (an abort, a rollback under way, a budget spent) needs no metrics.
+      if !(state.abortRequested || state.status == .rollingBack || state.budgetExceeded) { try preflight(state.policy, resuming: state.id) }
       hooks.onEvent(.init(.resumed, rollout: state.id, message: "resuming rollout \(state.id) of pool \(pool.name): \(state.fromImage) → \(state.toImage)"))
       if state.status == .paused { try journal.append(state.id, .resumed) }
     } else {
@@ -167,6 +168,8 @@ public final class RolloutRunner: @unchecked Sendable {
           }
           try journal.append(state.id, .analyzed, step: String(wave), detail: "failed: \(why)")
           hooks.onEvent(.init(.analysis, rollout: state.id, wave: wave, nodes: keys, outcome: "failed", message: "analysis of wave \(wave) FAILED: \(why)"))
+        case .interrupted:
+          continue
         case .paused, .measuring:
           var reason = "analysis: undecided"
           if case .paused(let why) = analysis { reason = "analysis: \(why)" }

@@ -104,6 +104,7 @@ public struct AnalysisCondition: Sendable, Hashable, Codable, CustomStringConver
   /// Whether `x` satisfies it (`baseline` is the baseline query's value when `relative`).
   public func holds(_ x: Double, baseline: Double?) -> Bool {
     let bound = relative ? (baseline ?? .nan) * value : value
+    guard x.isFinite, bound.isFinite else { return false }
     switch op {
     case .less: return x < bound
     case .lessOrEqual: return x <= bound
@@ -130,10 +131,12 @@ public struct AnalysisCondition: Sendable, Hashable, Codable, CustomStringConver
 public enum AnalysisVariables {
   public static let names = NodeVariables.names + ["nodes", "old_nodes", "image", "previous_image"]
 
-  /// `names` as an anchored PromQL regex alternation (`web-1-g2|web-2-g2`); nothing matches an
-  /// empty list (`^$` is what `=~` then compares with).
+  /// `names` as a PromQL regex alternation (`web-1-g2|web-2-g2`, anchored by Prometheus). An
+  /// empty list is `.^`, which matches no value at all (`^$` would match every series that lacks
+  /// the label).
+  public static let matchesNothing = ".^"
   public static func regex(_ names: [String]) -> String {
-    names.isEmpty ? "^$" : names.map(escape).joined(separator: "|")
+    names.isEmpty ? matchesNothing : names.map(escape).joined(separator: "|")
   }
 
   static func escape(_ s: String) -> String {

@@ -30,7 +30,7 @@ public final class PrometheusClient: MetricsQuerying, @unchecked Sendable {
     self.scheme = scheme
     self.host = host
     self.port = c.port ?? (scheme == "https" ? 443 : 80)
-    self.basePath = c.path.hasSuffix("/") ? String(c.path.dropLast()) : c.path
+    self.basePath = c.percentEncodedPath.hasSuffix("/") ? String(c.percentEncodedPath.dropLast()) : c.percentEncodedPath
     self.timeout = .milliseconds(Int64(timeout * 1000))
     if scheme == "https" {
       var config = TLSConfiguration.makeClientConfiguration()
@@ -42,8 +42,8 @@ public final class PrometheusClient: MetricsQuerying, @unchecked Sendable {
   }
 
   public func query(_ promql: String) -> QueryAnswer {
-    var allowed = CharacterSet.alphanumerics
-    allowed.insert(charactersIn: "-._~")
+    // RFC 3986's unreserved characters only (ASCII): everything else is percent-encoded.
+    let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
     let encoded = promql.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
     let path = "\(basePath)/api/v1/query?query=\(encoded)"
     do {
@@ -74,7 +74,7 @@ public final class PrometheusClient: MetricsQuerying, @unchecked Sendable {
         channel.eventLoop.makeCompletedFuture {
           if let tls {
             // An IP address is checked against the certificate's IP names; SNI carries only names.
-            let isAddress = host.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" }
+            let isAddress = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
             try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : host))
           }
           try channel.pipeline.syncOperations.addHTTPClientHandlers()

@@ -87,7 +87,7 @@ public enum AnalysisJudge {
     return .pass
   }
 
-  static func text(_ x: Double) -> String { x.isNaN ? "NaN" : String(format: "%.6g", x) }
+  static func text(_ x: Double) -> String { x.isNaN ? "NaN" : x.isInfinite ? (x > 0 ? "+Inf" : "-Inf") : String(format: "%.6g", x) }
 
   /// One number from an answer that must be one (the baseline, a scalar gate's value), or the
   /// verdict and reason when it is not.
@@ -97,14 +97,14 @@ public enum AnalysisJudge {
     }
     switch answer {
     case .error(let message): return .failure(Judgement(verdict: .error, values: [:], baseline: nil, why: "\(what) query failed: \(message)"))
-    case .scalar(let x): return x.isNaN ? no(gate.onNaN, "\(what) is NaN (on_nan: \(gate.onNaN.rawValue))") : .success(x)
+    case .scalar(let x): return !x.isFinite ? no(gate.onNaN, "\(what) is \(text(x)), not a number (on_nan: \(gate.onNaN.rawValue))") : .success(x)
     case .vector(let series):
       if series.isEmpty { return no(gate.onEmpty, "\(what) answered no series (on_empty: \(gate.onEmpty.rawValue))") }
       if series.count > 1 {
         return no(gate.onSeveralSeries, "\(what) answered \(series.count) series where one was expected (on_several_series: \(gate.onSeveralSeries.rawValue))")
       }
       let x = series[0].value
-      return x.isNaN ? no(gate.onNaN, "\(what) is NaN (on_nan: \(gate.onNaN.rawValue))") : .success(x)
+      return !x.isFinite ? no(gate.onNaN, "\(what) is \(text(x)), not a number (on_nan: \(gate.onNaN.rawValue))") : .success(x)
     }
   }
 
@@ -115,13 +115,16 @@ public enum AnalysisJudge {
     if let baselineAnswer {
       switch single(baselineAnswer, gate: gate, what: "the baseline") {
       case .success(let b): baseline = b
-      case .failure(let j): return j
+      case .failure(var j):
+        // Without a baseline the condition cannot be judged: never a pass, whatever on_* says.
+        if j.verdict == .pass { j.verdict = .inconclusive }
+        return j
       }
     } else if gate.condition.relative {
       return Judgement(verdict: .error, values: [:], baseline: nil, why: "the condition compares with a baseline, which was not measured")
     }
     func check(_ x: Double) -> (GateMeasurement.Verdict, String) {
-      if x.isNaN { return (verdict(gate.onNaN), "NaN (on_nan: \(gate.onNaN.rawValue))") }
+      if !x.isFinite { return (verdict(gate.onNaN), "\(text(x)), not a number (on_nan: \(gate.onNaN.rawValue))") }
       let holds = gate.condition.holds(x, baseline: baseline)
       let bound = gate.condition.relative ? " (baseline \(text(baseline ?? .nan)))" : ""
       return (holds ? .pass : .fail, "\(text(x)) \(holds ? "meets" : "breaks") \(gate.condition)\(bound)")
@@ -145,6 +148,9 @@ public enum AnalysisJudge {
           verdict: verdict(gate.onSeveralSeries), values: [:], baseline: baseline,
           why: "a per_node gate's query answered one scalar, not a series per node (on_several_series: \(gate.onSeveralSeries.rawValue))")
       case .vector(let s): series = s
+      }
+      guard !nodes.isEmpty else {
+        return Judgement(verdict: .inconclusive, values: [:], baseline: baseline, why: "the step has no new node to judge")
       }
       var values: [String: Double] = [:]
       var verdicts: [GateMeasurement.Verdict] = []
@@ -211,7 +217,12 @@ public func nextGateStep(_ gate: AnalysisGate, measurements: [GateMeasurement], 
   }
   let passes = measurements.reversed().prefix { $0.verdict == .pass }.count
   if let n = gate.successAfter, passes >= n { return .passed("gate \(gate.name) passed early: \(passes) good measurements in a row; last: \(last.why)") }
-  if elapsed >= soak { return .passed("gate \(gate.name) passed: \(measurements.filter { $0.verdict == .pass }.count) of \(measurements.count) measurements good; last: \(last.why)") }
+  if elapsed >= soak {
+    // Only a good last answer passes: a tolerated failure at the end is measured again (each
+    // further one counts against failure_limit).
+    guard last.verdict == .pass else { return .measure(after: gate.interval.seconds) }
+    return .passed("gate \(gate.name) passed: \(measurements.filter { $0.verdict == .pass }.count) of \(measurements.count) measurements good; last: \(last.why)")
+  }
   return .measure(after: min(gate.interval.seconds, max(0, soak - elapsed)))
 }
 
@@ -221,6 +232,8 @@ public enum StepAnalysis: Sendable, Hashable {
   case passed([String])
   case failed(String)
   case paused(String)
+  /// A pause or an abort was requested while measuring: the rollout's own decision goes next.
+  case interrupted
 
   /// Combines the gates' decisions: a failure first, then a pause (inconclusive or backend down),
   /// then still measuring; passed only once every gate passed.

@@ -144,6 +144,30 @@ final class EventLog: @unchecked Sendable {
   var all: [RolloutEvent] { events.withLock { $0 } }
 }
 
+extension AnalysisGateTests {
+  /// Going back needs no metrics: a rollout paused because Prometheus went away is aborted — and
+  /// rolled back — while Prometheus is still down.
+  @Test func anAbortRollsBackWithPrometheusStillDown() throws {
+    let prometheus = try PrometheusFixture.start(ratios: Dictionary(uniqueKeysWithValues: Self.allNodes.map { ($0, 0.001) }))
+    defer { prometheus.stop() }
+    let fleet = try Self.fleet(soak: .seconds(4))
+    let events = EventLog()
+    let paused = try Self.run(fleet, prometheus) { e in
+      events.add(e)
+      if e.kind == .measurement, events.all.filter({ $0.kind == .measurement }).count == 1 { prometheus.stopPrometheus() }
+    }
+    #expect(paused.state.status == .paused, "\(paused.summary)")
+    try fleet.journal().append(paused.state.id, .abortRequested)
+    let resumed = try #require(try fleet.plan().rollouts.first)
+    let outcome = try RolloutRunner(
+      pool: fleet.pool, project: R.project, backends: [R.uri: fleet.host], journal: try fleet.journal(),
+      hooks: .init(prober: FakeProber(), drainer: fleet.drainer, metrics: try PrometheusClient(url: prometheus.url, timeout: 3))
+    ).run(resumed)
+    #expect(outcome.state.status == .rolledBack, "\(outcome.summary)")
+    #expect(fleet.shape.allSatisfy { $0.hasSuffix("demo@v1") }, "\(fleet.shape)")
+  }
+}
+
 /// An https Prometheus is trusted through the CA the machine names for it — and only then: a
 /// server signed by another CA, or the system's roots, is an answer `.error` (a pause), never a pass.
 @Suite(.serialized, .enabled(if: PrometheusFixture.installed && FileManager.default.fileExists(atPath: PrometheusFixture.tls + "/ca.pem")))

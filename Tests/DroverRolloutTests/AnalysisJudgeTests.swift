@@ -116,5 +116,26 @@ import Testing
     let back = GateMeasurement(journalText: m.journalText)
     #expect(back?.values["web-2-g2"] == 0.5 && back?.values["web-1-g2"]?.isNaN == true && back?.baseline == .infinity)
   }
+
+  /// The review's cases: none of these may pass.
+  @Test func nothingThatIsNotAGoodNumberPasses() {
+    var gate = Self.ratio
+    gate.condition = AnalysisCondition(op: .greater, value: 0)
+    #expect(AnalysisJudge.judge(.scalar(.infinity), baseline: nil, gate: gate, nodes: []).verdict == .fail, "+Inf is not a number (on_nan: fail)")
+    var relative = Self.ratio
+    relative.condition = AnalysisCondition(op: .lessOrEqual, value: 1.2, relative: true)
+    relative.baseline = "old"
+    relative.onEmpty = .pass
+    #expect(AnalysisJudge.judge(.scalar(99), baseline: .vector([]), gate: relative, nodes: []).verdict == .inconclusive, "no baseline: never a pass")
+    #expect(AnalysisJudge.judge(.scalar(0.01), baseline: .scalar(.infinity), gate: relative, nodes: []).verdict == .fail, "an infinite baseline is no bound")
+    var perNode = Self.ratio
+    perNode.expect = .perNode
+    #expect(AnalysisJudge.judge(Self.series([("x", 0)]), baseline: nil, gate: perNode, nodes: []).verdict == .inconclusive, "no node to judge")
+    #expect(AnalysisVariables.regex([]) == ".^", "an empty list matches no value, not every series without the label")
+    var tolerant = Self.ratio
+    tolerant.failureLimit = 1
+    #expect(nextGateStep(tolerant, measurements: [Self.m(.pass), Self.m(.fail)], elapsed: 30, soak: 30) == .measure(after: 10), "a tolerated failure last is measured again")
+    if case .passed = nextGateStep(tolerant, measurements: [Self.m(.fail), Self.m(.pass)], elapsed: 30, soak: 30) {} else { Issue.record("a good last answer passes") }
+  }
 }
 
