@@ -24,15 +24,20 @@ enum AnalysisView {
 
   static func number(_ x: Double) -> String { x.isNaN ? "NaN" : String(format: "%.4g", x) }
 
+  /// One measurement as JSON (the `measurement` of an `apply --json` event). JSON has no NaN: a
+  /// value that is not a number is written as null (the verdict says what it counted as).
+  static func object(_ m: GateMeasurement) -> [String: Any] {
+    var o: [String: Any] = [
+      "gate": m.gate, "wave": m.wave, "query": m.query, "verdict": m.verdict.rawValue, "why": m.why,
+      "values": m.values.mapValues { $0.isFinite ? $0 as Any : NSNull() },
+    ]
+    if let b = m.baseline { o["baseline"] = b.isFinite ? b as Any : NSNull() }
+    return o
+  }
+
+  /// A rollout's measurements for `rollout status --json`: each with its time.
   static func json(_ s: RolloutState) -> [[String: Any]] {
-    s.measurements.map { m in
-      var o: [String: Any] = [
-        "gate": m.gate, "wave": m.wave, "time": m.time, "query": m.query, "verdict": m.verdict.rawValue, "why": m.why,
-        "values": m.values.mapValues { $0.isFinite ? $0 as Any : NSNull() },
-      ]
-      if let b = m.baseline { o["baseline"] = b.isFinite ? b as Any : NSNull() }
-      return o
-    }
+    s.measurements.map { m in object(m).merging(["time": m.time]) { a, _ in a } }
   }
 }
 

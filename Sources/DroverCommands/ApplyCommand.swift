@@ -191,10 +191,8 @@ struct ApplyWiring {
   static func metrics(_ project: LoadedProject) throws(Diagnostic) -> (any MetricsQuerying)? {
     guard let url = project.settings?.prometheus else { return nil }
     // An https server is trusted through the CA this machine's configuration names for it.
-    let c = URLComponents(string: url)
-    let server = "\(c?.host ?? ""):\(c?.port ?? (c?.scheme == "https" ? 443 : 80))"
     do {
-      return try PrometheusClient(url: url, caFile: project.machine.metricsServers[server])
+      return try PrometheusClient(url: url, caFile: PrometheusClient.server(of: url).flatMap { project.machine.metricsServers[$0] })
     } catch {
       throw Diagnostic.error("analysis.url", "analysis.prometheus \(Terminal.escaped(url)) cannot be used: \(error)", subject: "drover.yaml")
     }

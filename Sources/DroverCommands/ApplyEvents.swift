@@ -49,15 +49,7 @@ enum ApplyEvents {
     if let v = e.durationSeconds { fields["duration_seconds"] = v }
     if let v = e.outcome { fields["outcome"] = v }
     if let v = e.output { fields["output"] = v }
-    if let m = e.measurement {
-      var o: [String: Any] = [
-        "gate": m.gate, "wave": m.wave, "query": m.query, "verdict": m.verdict.rawValue, "why": m.why,
-        // JSON has no NaN: a NaN value is written as null (the verdict says what it counted as).
-        "values": m.values.mapValues { $0.isFinite ? $0 as Any : NSNull() },
-      ]
-      if let b = m.baseline { o["baseline"] = b.isFinite ? b as Any : NSNull() }
-      fields["measurement"] = o
-    }
+    if let m = e.measurement { fields["measurement"] = AnalysisView.object(m) }
     emit("rollout", fields)
   }
 

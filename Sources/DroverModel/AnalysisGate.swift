@@ -149,29 +149,21 @@ public enum AnalysisVariables {
   }
 
   /// Why `template` is not a query template (an unknown variable, a brace left open), or nil.
+  /// The same parser as every node template (`NodeTemplate`), over these names.
   public static func problem(_ template: String) -> String? {
     guard !template.trimmingCharacters(in: .whitespaces).isEmpty else { return "it is empty" }
-    var rest = Substring(template)
-    while let open = rest.range(of: "{{") {
-      guard let close = rest[open.upperBound...].range(of: "}}") else { return "'{{' is never closed" }
-      let name = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
-      if !names.contains(name) {
-        return "{{\(name)}} is not an analysis variable; they are \(names.map { "{{\($0)}}" }.joined(separator: ", "))"
-      }
-      rest = rest[close.upperBound...]
-    }
+    if case .failure(let p) = NodeTemplate.parse(template, names: names, what: "an analysis variable", strayClose: false) { return p.why }
     return nil
   }
 
-  /// `template` with the values in `values` (by name).
+  /// `template` with the values in `values` (by name; a variable without one is left empty).
   public static func render(_ template: String, _ values: [String: String]) -> String {
-    var out = ""
-    var rest = Substring(template)
-    while let open = rest.range(of: "{{"), let close = rest[open.upperBound...].range(of: "}}") {
-      out += rest[..<open.lowerBound]
-      out += values[rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)] ?? ""
-      rest = rest[close.upperBound...]
-    }
-    return out + rest
+    guard case .success(let parts) = NodeTemplate.parse(template, names: names, what: "an analysis variable", strayClose: false) else { return template }
+    return parts.map { part in
+      switch part {
+      case .text(let t): return t
+      case .variable(let name): return values[name] ?? ""
+      }
+    }.joined()
   }
 }

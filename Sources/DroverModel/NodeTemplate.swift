@@ -47,21 +47,25 @@ public enum NodeTemplate {
 
   struct Problem: Error { var why: String }
 
-  /// The template's parts, or why it is not one (an unknown variable, a brace left open).
-  static func parse(_ template: String) -> Result<[Part], Problem> {
+  /// The template's parts, or why it is not one (an unknown variable, a brace left open). Other
+  /// template kinds (analysis queries) pass their own variable `names`; PromQL may hold a `}}` of
+  /// its own, so they pass `strayClose: false`.
+  static func parse(
+    _ template: String, names: [String] = NodeVariables.names, what: String = "a node variable", strayClose: Bool = true
+  ) -> Result<[Part], Problem> {
     var parts: [Part] = []
     var rest = Substring(template)
     while let open = rest.range(of: "{{") {
       if open.lowerBound > rest.startIndex { parts.append(.text(String(rest[..<open.lowerBound]))) }
       guard let close = rest[open.upperBound...].range(of: "}}") else { return .failure(Problem(why: "'{{' is never closed")) }
       let name = rest[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
-      guard NodeVariables.names.contains(name) else {
-        return .failure(Problem(why: "{{\(name)}} is not a node variable (they are \(NodeVariables.names.map { "{{\($0)}}" }.joined(separator: ", ")))"))
+      guard names.contains(name) else {
+        return .failure(Problem(why: "{{\(name)}} is not \(what) (they are \(names.map { "{{\($0)}}" }.joined(separator: ", ")))"))
       }
       parts.append(.variable(name))
       rest = rest[close.upperBound...]
     }
-    if rest.contains("}}") { return .failure(Problem(why: "'}}' closes nothing")) }
+    if strayClose && rest.contains("}}") { return .failure(Problem(why: "'}}' closes nothing")) }
     if !rest.isEmpty { parts.append(.text(String(rest))) }
     return .success(parts)
   }

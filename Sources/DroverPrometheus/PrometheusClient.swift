@@ -41,6 +41,16 @@ public final class PrometheusClient: MetricsQuerying, @unchecked Sendable {
     }
   }
 
+  /// `host:port` of `url` (the default port of its scheme filled in; an IPv6 host in brackets),
+  /// as the machine's configuration keys a metrics server — the shape `PostgresURL.server` gives
+  /// a state server.
+  public static func server(of url: String) -> String? {
+    guard let c = URLComponents(string: url), let written = c.host, !written.isEmpty else { return nil }
+    let host = written.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+    let port = c.port ?? (c.scheme == "https" ? 443 : 80)
+    return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+  }
+
   public func query(_ promql: String) -> QueryAnswer {
     // RFC 3986's unreserved characters only (ASCII): everything else is percent-encoded.
     let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
