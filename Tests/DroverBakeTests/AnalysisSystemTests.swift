@@ -12,8 +12,6 @@ import Testing
 extension BakeSystemTests {
   final class AnalysisProject: VMTestProject {
     let prometheusDir: String
-    let port = 36000 + Int.random(in: 0..<1000) * 2
-    var url: String { "http://127.0.0.1:\(port)" }
 
     init() throws {
       prometheusDir = "/tmp/drover-ans-prometheus-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
@@ -35,7 +33,6 @@ extension BakeSystemTests {
 
           """.write(to: dir.appendingPathComponent("images/\(version).yaml"), atomically: true, encoding: .utf8)
       }
-      try "project: \(project)\nanalysis: {prometheus: \(url)}\n".write(to: dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
     }
 
     func pool(replicas: Int, image: String) throws {
@@ -77,9 +74,12 @@ extension BakeSystemTests {
 
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/prometheus")
 
+    /// Starts the fixture on a free port (port 0: it picks) and names it in drover.yaml.
     func startPrometheus() throws {
-      let r = try DroverProcess.run("/bin/bash", [Self.fixtures.appendingPathComponent("start.sh").path, prometheusDir, "\(port)"], environment: [:])
-      guard r.status == 0 else { throw PrometheusStartError(output: r.output) }
+      let r = try DroverProcess.run("/bin/bash", [Self.fixtures.appendingPathComponent("start.sh").path, prometheusDir, "0"], environment: [:])
+      let port = (try? String(contentsOfFile: prometheusDir + "/port", encoding: .utf8)).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+      guard r.status == 0, let port else { throw PrometheusStartError(output: r.output) }
+      try "project: \(project)\nanalysis: {prometheus: http://127.0.0.1:\(port)}\n".write(to: dir.appendingPathComponent("drover.yaml"), atomically: true, encoding: .utf8)
     }
 
     func cleanUp(_ connection: Connection) {

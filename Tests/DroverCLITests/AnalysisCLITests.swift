@@ -12,13 +12,17 @@ struct AnalysisCLITests {
 
   /// Starts the fixture in `dir` with these per-node error ratios; returns its URL.
   static func startPrometheus(_ dir: String, ratios: [String: Double]) throws -> String {
-    let port = 34000 + Int.random(in: 0..<1500) * 2
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     try JSONSerialization.data(withJSONObject: ratios).write(to: URL(fileURLWithPath: dir + "/ratios.json"))
     // Drover's own spawner: its children get no descriptor but their three (a pipe left open in
     // the fixture's background servers would keep the wait for its end going forever).
-    let result = HookRunner.run(["/bin/bash", fixtures.appendingPathComponent("start.sh").path, dir, "\(port)"], timeout: 60)
-    guard result.status == 0 else { throw FixtureError(message: "prometheus did not start: \(result.output)") }
+    // Port 0: the fixture picks a free port and says which.
+    let result = HookRunner.run(["/bin/bash", fixtures.appendingPathComponent("start.sh").path, dir, "0"], timeout: 60)
+    let port = (try? String(contentsOfFile: dir + "/port", encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    guard result.status == 0, let port else {
+      stopPrometheus(dir)  // an exporter that started goes with the Prometheus that did not
+      throw FixtureError(message: "prometheus did not start: \(result.output)")
+    }
     return "http://127.0.0.1:\(port)"
   }
 

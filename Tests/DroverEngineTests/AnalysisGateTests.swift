@@ -40,6 +40,25 @@ struct AnalysisGateTests {
     ).run(preview)
   }
 
+  /// A rollout whose Prometheus goes away after the canary's first measurement.
+  static func runLosingPrometheus(_ fleet: R.Fleet, _ prometheus: PrometheusFixture) throws -> RolloutOutcome {
+    let events = EventLog()
+    return try run(fleet, prometheus) { e in
+      events.add(e)
+      if e.kind == .measurement, events.all.filter({ $0.kind == .measurement }).count == 1 { prometheus.stopPrometheus() }
+    }
+  }
+
+  /// What the next `apply` does with a paused rollout: its plan resumes it, with the gates' Prometheus.
+  static func resume(_ fleet: R.Fleet, _ prometheus: PrometheusFixture, paused id: String) throws -> RolloutOutcome {
+    let resumed = try #require(try fleet.plan().rollouts.first)
+    #expect(resumed.resumes == id)
+    return try RolloutRunner(
+      pool: fleet.pool, project: R.project, backends: [R.uri: fleet.host], journal: try fleet.journal(),
+      hooks: .init(prober: FakeProber(), drainer: fleet.drainer, metrics: try PrometheusClient(url: prometheus.url, timeout: 3))
+    ).run(resumed)
+  }
+
   static let allNodes = ["web-1", "web-2", "web-3", "web-1-g2", "web-2-g2", "web-3-g2"]
 
   @Test func aHealthyCanaryAndWavesPassTheGateAndEveryValueIsJournaled() throws {
@@ -115,24 +134,14 @@ struct AnalysisGateTests {
     let prometheus = try PrometheusFixture.start(ratios: Dictionary(uniqueKeysWithValues: Self.allNodes.map { ($0, 0.001) }))
     defer { prometheus.stop() }
     let fleet = try Self.fleet(soak: .seconds(4))
-    let events = EventLog()
-    let paused = try Self.run(fleet, prometheus) { e in
-      events.add(e)
-      // After the canary's first measurement, Prometheus goes away.
-      if e.kind == .measurement, events.all.filter({ $0.kind == .measurement }).count == 1 { prometheus.stopPrometheus() }
-    }
+    let paused = try Self.runLosingPrometheus(fleet, prometheus)
     #expect(paused.state.status == .paused, "\(paused.summary)")
     #expect(paused.state.rolledBack.isEmpty && paused.state.failed.isEmpty, "a backend down is not a bad metric")
     #expect(fleet.shape.contains("web-1-g2 g2 demo@v2"), "the canary stays: \(fleet.shape)")
     let errors = paused.state.measurements.filter { $0.verdict == .error }
     #expect(errors.count == 3, "consecutive_errors 3: \(paused.state.measurements.map(\.why))")
     try prometheus.startPrometheus()
-    let resumed = try #require(try fleet.plan().rollouts.first)
-    #expect(resumed.resumes == paused.state.id)
-    let outcome = try RolloutRunner(
-      pool: fleet.pool, project: R.project, backends: [R.uri: fleet.host], journal: try fleet.journal(),
-      hooks: .init(prober: FakeProber(), drainer: fleet.drainer, metrics: try PrometheusClient(url: prometheus.url, timeout: 3))
-    ).run(resumed)
+    let outcome = try Self.resume(fleet, prometheus, paused: paused.state.id)
     #expect(outcome.state.status == .completed, "\(outcome.summary)")
     #expect(outcome.state.analyzed[0]?.hasPrefix("passed") == true)
   }
@@ -151,18 +160,10 @@ extension AnalysisGateTests {
     let prometheus = try PrometheusFixture.start(ratios: Dictionary(uniqueKeysWithValues: Self.allNodes.map { ($0, 0.001) }))
     defer { prometheus.stop() }
     let fleet = try Self.fleet(soak: .seconds(4))
-    let events = EventLog()
-    let paused = try Self.run(fleet, prometheus) { e in
-      events.add(e)
-      if e.kind == .measurement, events.all.filter({ $0.kind == .measurement }).count == 1 { prometheus.stopPrometheus() }
-    }
+    let paused = try Self.runLosingPrometheus(fleet, prometheus)
     #expect(paused.state.status == .paused, "\(paused.summary)")
     try fleet.journal().append(paused.state.id, .abortRequested)
-    let resumed = try #require(try fleet.plan().rollouts.first)
-    let outcome = try RolloutRunner(
-      pool: fleet.pool, project: R.project, backends: [R.uri: fleet.host], journal: try fleet.journal(),
-      hooks: .init(prober: FakeProber(), drainer: fleet.drainer, metrics: try PrometheusClient(url: prometheus.url, timeout: 3))
-    ).run(resumed)
+    let outcome = try Self.resume(fleet, prometheus, paused: paused.state.id)
     #expect(outcome.state.status == .rolledBack, "\(outcome.summary)")
     #expect(fleet.shape.allSatisfy { $0.hasSuffix("demo@v1") }, "\(fleet.shape)")
   }
@@ -205,20 +206,20 @@ final class PrometheusFixture: @unchecked Sendable {
 
   static func start(ratios: [String: Double], environment: [String: String] = [:]) throws -> PrometheusFixture {
     let dir = "/tmp/drover-prometheus-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
-    let port = 30000 + Int.random(in: 0..<2000) * 2
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    let f = PrometheusFixture(dir: dir, port: port)
-    try f.set(ratios)
+    try write(ratios, into: dir)
+    // Port 0: the fixture picks free ports and says which.
     let result = HookRunner.run(
-      ["/usr/bin/env"] + environment.map { "\($0.key)=\($0.value)" } + ["/bin/bash", fixtures.appendingPathComponent("start.sh").path, dir, "\(port)"], timeout: 60)
-    guard result.status == 0 else {
-      f.stop()
+      ["/usr/bin/env"] + environment.map { "\($0.key)=\($0.value)" } + ["/bin/bash", fixtures.appendingPathComponent("start.sh").path, dir, "0"], timeout: 60)
+    let port = (try? String(contentsOfFile: dir + "/port", encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    guard result.status == 0, let port else {
+      _ = HookRunner.run(["/bin/bash", fixtures.appendingPathComponent("stop.sh").path, dir], timeout: 30)
       throw SlurmError(message: "prometheus did not start: \(result.output)")
     }
-    return f
+    return PrometheusFixture(dir: dir, port: port)
   }
 
-  func set(_ ratios: [String: Double]) throws {
+  static func write(_ ratios: [String: Double], into dir: String) throws {
     try JSONSerialization.data(withJSONObject: ratios).write(to: URL(fileURLWithPath: dir + "/ratios.json.tmp"))
     _ = rename(dir + "/ratios.json.tmp", dir + "/ratios.json")
   }
@@ -240,5 +241,16 @@ final class PrometheusFixture: @unchecked Sendable {
   func stop() {
     _ = HookRunner.run(["/bin/bash", Self.fixtures.appendingPathComponent("stop.sh").path, dir], timeout: 30)
     try? FileManager.default.removeItem(atPath: dir)
+  }
+}
+
+/// The key the machine's configuration names a metrics server's CA under: `host:port`, the
+/// scheme's port filled in, an IPv6 host bracketed (as a state server's is).
+@Suite struct MetricsServerKeyTests {
+  @Test func aURLNamesItsServerAsTheMachineConfigurationKeysIt() {
+    #expect(PrometheusClient.server(of: "https://prometheus.example") == "prometheus.example:443")
+    #expect(PrometheusClient.server(of: "http://127.0.0.1:9090/prom") == "127.0.0.1:9090")
+    #expect(PrometheusClient.server(of: "https://[::1]:9443") == "[::1]:9443")
+    #expect(PrometheusClient.server(of: "not a url") == nil)
   }
 }

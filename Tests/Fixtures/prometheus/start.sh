@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
 # A Prometheus for one test (#43): Debian's prometheus in DIR (its own data folder), listening on
-# 127.0.0.1:PORT, scraping only the fixture exporter on 127.0.0.1:PORT+1 every second. Waits
-# until the exporter has been scraped three times (rate() has samples). `start.sh DIR PORT prometheus` starts Prometheus
-# alone again (a test that stopped it), on the same data. With PROMETHEUS_TLS=DIR it serves HTTPS
+# 127.0.0.1:PORT, scraping only the fixture exporter (on a port of its own) every second. PORT 0
+# picks a free port; the one used is written to DIR/port (a fixed pick from the ephemeral range
+# could be some connection's port already). Waits until the exporter has been scraped three times
+# (rate() has samples). `start.sh DIR PORT prometheus` starts Prometheus alone again (a test that
+# stopped it), on the same data and the same exporter. With PROMETHEUS_TLS=DIR it serves HTTPS
 # with DIR/server.pem and DIR/server.key (a certificate for 127.0.0.1 signed by DIR/ca.pem).
 set -euo pipefail
 DIR=$1 PORT=$2 ONLY=${3:-}
-EXPORTER=$((PORT + 1))
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+mkdir -p "$DIR"
+[ "$PORT" = 0 ] && PORT=$(free_port)
+if [ "$ONLY" = prometheus ]; then
+  EXPORTER=$(cat "$DIR/exporter.port")
+else
+  EXPORTER=$(free_port)
+  while [ "$EXPORTER" = "$PORT" ]; do EXPORTER=$(free_port); done
+  echo "$EXPORTER" > "$DIR/exporter.port"
+fi
+echo "$PORT" > "$DIR/port"
 # The servers below outlive this script: they must not inherit a descriptor of whoever started it
 # (a pipe held open would keep that caller waiting for its end forever).
 for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
