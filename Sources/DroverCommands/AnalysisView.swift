@@ -70,6 +70,7 @@ enum AnalysisMetrics {
     text += "# HELP drover_analysis_wave How each judged wave's analysis ended (1 for its verdict).\n"
     text += "# TYPE drover_analysis_wave gauge\n"
     for key in waves.keys.sorted() { text += "drover_analysis_wave{\(key)} 1\n" }
+    text += DeferralView.metrics(rollouts)
     text += "# HELP drover_analysis_last_run_timestamp_seconds When this apply wrote these metrics.\n"
     text += "# TYPE drover_analysis_last_run_timestamp_seconds gauge\n"
     text += "drover_analysis_last_run_timestamp_seconds \(Int(time.timeIntervalSince1970))\n"

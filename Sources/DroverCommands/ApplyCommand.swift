@@ -156,7 +156,7 @@ struct ApplyWiring {
     let poolFolders = Dictionary(loaded.specs.pools.map { ($0.spec.name, ($0.file as NSString).deletingLastPathComponent) }) { a, _ in a }
     let hostPaths = HostPathPolicy(project: project.absoluteDir, allowed: project.machine.allowedRoots)
     let nodeSSH = try Self.nodeSSH(project, keyring: context.keyring, pools: context.pools)
-    return ApplyEngine(
+    var engine = ApplyEngine(
       pools: context.pools, backends: context.backends, project: context.project,
       journalDirectory: context.stateDirectory + "/journal", keyring: context.keyring, state: context.state,
       hooks: ApplyEngine.Hooks(
@@ -185,6 +185,10 @@ struct ApplyWiring {
             ApplyProgress.lock.withLock { Output.out(block) }
           }
         }, nodeSSH: nodeSSH, metrics: try Self.metrics(project)))
+    // Windows are decided by the run's clock (a test's or a heal pass's).
+    let clock = context.clock
+    engine.hooks.now = { clock.now().timeIntervalSince1970 }
+    return engine
   }
 
   /// The project's Prometheus (`analysis.prometheus`), for analysis gates; nil: none named.

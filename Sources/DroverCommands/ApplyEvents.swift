@@ -50,6 +50,7 @@ enum ApplyEvents {
     if let v = e.outcome { fields["outcome"] = v }
     if let v = e.output { fields["output"] = v }
     if let m = e.measurement { fields["measurement"] = AnalysisView.object(m) }
+    if let d = e.deferral { fields["deferral"] = DeferralView.object(d) }
     emit("rollout", fields)
   }
 

@@ -186,6 +186,10 @@ struct HealSession {
       dryRun: options.dryRun, lockTimeout: DurationArgument.seconds(options.lockTimeout) ?? 0, outageThresholds: thresholds,
       consoleLog: { "\(consoleDir)/\($0).log" }, ssh: ssh)
     request.leadership = leadership
+    do { request.metrics = try ApplyWiring.metrics(project) } catch {
+      report(error)
+      return 1
+    }
     let wiring = ApplyWiring(project: project, images: images, json: options.json, interrupt: interrupt)
     var runContext = wiring.runContext(context, approver: AutoApprove())
     runContext.clock = clock

@@ -99,6 +99,7 @@ enum PlanView {
         lines.append("    \(g.name): \(g.expect.rawValue) \(g.condition), every \(g.interval.seconds.formatted())s; \(Terminal.printable(g.query))")
       }
     }
+    lines += ScheduleView.lines(p, now: Date().timeIntervalSince1970)
     if let scheduler = r.scheduler, let names = r.schedulerNames, !names.isEmpty {
       lines.append("  \(scheduler) node names (drain.node_name):")
       for n in names {

@@ -97,7 +97,8 @@ struct ProjectContext {
     let (sources, readProblems) = SpecFiles.read([options.poolsPath, options.imagesPath].filter {
       FileManager.default.fileExists(atPath: $0)
     })
-    let (specs, problems) = SpecLoader.load(sources, machine: options.machine, projectFolder: options.absoluteDir, hosts: options.hosts)
+    let (specs, problems) = SpecLoader.load(
+      sources, machine: options.machine, projectFolder: options.absoluteDir, hosts: options.hosts, defaultWindow: options.settings?.window)
     let diagnostics = readProblems + problems
     if diagnostics.hasErrors { throw CommandFailure(diagnostics, sources: sources) }
     PhaseTimings.mark("specs")

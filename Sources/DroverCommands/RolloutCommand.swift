@@ -270,8 +270,9 @@ enum RolloutView {
       lines.append("  analysis of \(wave == 0 && s.policy.canary > 0 ? "the canary" : "wave \(wave)"): \(verdict)")
     }
     if !s.measurements.isEmpty { lines.append("  measurements: \(s.measurements.count) (drover rollout show \(s.id) lists their values)") }
+    lines += DeferralView.lines(s, now: Date().timeIntervalSince1970)
     if s.status == .paused || s.status == .rolledBack || s.budgetExceeded {
-      lines.append("  stopped because: \(s.abortRequested ? "aborted by request" : s.budgetExceeded ? "the error budget was exceeded" : "paused")")
+      lines.append("  stopped because: \(s.abortRequested ? "aborted by request" : s.budgetExceeded ? "the error budget was exceeded" : s.pauseReason.map { "paused: \($0)" } ?? "paused")")
     }
     return lines.joined(separator: "\n")
   }
@@ -283,6 +284,7 @@ enum RolloutView {
     ]
     if let last = s.lastStep { o["last_step"] = ["node": last.node, "step": last.step, "finished": last.finished] }
     if !s.measurements.isEmpty { o["measurements"] = AnalysisView.json(s) }
+    if !s.deferrals.isEmpty { o["deferrals"] = s.deferrals.map(DeferralView.object) }
     return o
   }
 }

@@ -25,7 +25,7 @@ struct ValidateCommand: ParsableCommand {
     let (project, projectProblems, projectSources) = ProjectFileLoader.read(dir: ".")
     let (specSources, readProblems) = SpecFiles.read(paths)
     let (set, problems) = SpecLoader.load(
-      specSources, machine: machine, projectFolder: FileManager.default.currentDirectoryPath, hosts: project?.hosts ?? [])
+      specSources, machine: machine, projectFolder: FileManager.default.currentDirectoryPath, hosts: project?.hosts ?? [], defaultWindow: project?.window)
     let diagnostics = projectProblems + readProblems + problems
     let sources = projectSources + specSources
     if diagnostics.hasErrors { throw CommandFailure(diagnostics, sources: sources) }

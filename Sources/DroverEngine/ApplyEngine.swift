@@ -68,6 +68,9 @@ public struct ApplyEngine: Sendable {
     public var fence: Fence = .none
     /// Where the rollouts' analysis gates are measured (#43); nil: no backend configured.
     public var metrics: (any MetricsQuerying)? = nil
+    /// The rollouts' clock and sleep (#44: windows and burn-rate waits); tests inject both.
+    public var now: @Sendable () -> Double = { Date().timeIntervalSince1970 }
+    public var sleep: @Sendable (Double) -> Void = { Thread.sleep(forTimeInterval: $0) }
 
     public init(
       prepare: @escaping @Sendable (NodeDefinition, any HostBackend) throws -> NodeDefinition = { n, _ in n },
@@ -94,7 +97,7 @@ public struct ApplyEngine: Sendable {
   let backends: [String: any HostBackend]
   let project: String
   let journalDirectory: String
-  var hooks: Hooks
+  public var hooks: Hooks
   /// The project's key holder: the journal is sealed and checked with it.
   let keyring: Keyring?
   /// Where the journal is: the state folder or the shared database.
@@ -169,7 +172,8 @@ public struct ApplyEngine: Sendable {
           pool: pool, project: project, backends: backends, journal: try journal(pool.name),
           hooks: RolloutRunner.Hooks(
             prober: hooks.prober, drainer: hooks.drainer(pool), prepare: prepare, consoleLog: hooks.consoleLog,
-            shouldStop: hooks.shouldStop, onEvent: { hooks.onRollout(pool.name, $0) }, nodeSSH: hooks.nodeSSH, fence: fence, metrics: hooks.metrics))
+            shouldStop: hooks.shouldStop, onEvent: { hooks.onRollout(pool.name, $0) }, sleep: hooks.sleep, nodeSSH: hooks.nodeSSH, fence: fence,
+            metrics: hooks.metrics, now: hooks.now))
         let result = try runner.run(preview)
         outcome.rollouts.append(result)
         outcome.added += result.created

@@ -16,11 +16,14 @@ public struct HealEngine: Sendable {
   let ssh: NodeSSHAccess?
   let keyring: Keyring?
   let state: StateStore
+  /// Where a pool's error budget (`error_budget.slo`) is read before `replace` may run (#44).
+  let metrics: (any MetricsQuerying)?
 
   public init(
     pools: [PoolSpec], project: String, stateDirectory: String, backends: [String: any HostBackend], consoleLog: @escaping @Sendable (String) -> String?,
-    ssh: NodeSSHAccess?, keyring: Keyring?, state: StateStore
+    ssh: NodeSSHAccess?, keyring: Keyring?, state: StateStore, metrics: (any MetricsQuerying)? = nil
   ) {
+    self.metrics = metrics
     self.keyring = keyring
     self.state = state
     self.pools = pools
@@ -43,19 +46,28 @@ public struct HealEngine: Sendable {
     var memory: [String: [String: NodeMemory]] = [:]
     var active: [String: RolloutState] = [:]
     var lastHeal: [String: Double] = [:]
+    var history: [String: [Double]] = [:]
+    var burnHolds: [String: String] = [:]
     for pool in healed {
       memory[pool.name] = try ledger.read(pool: pool.name, now: now)
       let journal = try RolloutJournal(directory: journalDirectory, pool: pool.name, keyring: keyring, state: state)
       let rollouts = try journal.checkedRollouts()
       if let state = rollouts.last(where: { $0.isActive }) { active[pool.name] = state }
       lastHeal[pool.name] = rollouts.filter { $0.kind == .heal }.compactMap(\.ended).max()
+      history[pool.name] = rollouts.flatMap { $0.nodeSeconds.values }
+      // The budget is read every pass a pool has one: `replace` is held while it burns (or
+      // while nobody can read it), never a repair on a node's own disk.
+      if let gate = pool.burnRate {
+        let decision = metrics.map { BurnMeter(metrics: $0).decide(gate) } ?? .wait("no Prometheus is configured to read the error budget's burn rate")
+        if case .wait(let why) = decision { burnHolds[pool.name] = why }
+      }
     }
     let candidates = healCandidates(healed, observed: observed, project: project)
     let signals = HeartbeatReader.read(pools: healed, candidates: candidates, backends: backends, consoleLog: consoleLog, ssh: ssh)
     let (pass, learnt) = makeHealPass(
       HealInputs(
         pools: pools, observed: observed, project: project, signals: signals, memory: memory, active: active, lastHealEnded: lastHeal, now: now,
-        outageThreshold: { outageThresholds[$0] ?? HostEntry.defaultOutageThreshold }))
+        outageThreshold: { outageThresholds[$0] ?? HostEntry.defaultOutageThreshold }, burnHolds: burnHolds, replaceHistory: history))
     if remember {
       // The ledger records the rungs this pass is about to try: written only by a pass that still
       // holds its locks (and, under watch, the lead), or the next leader would skip a rung never run.

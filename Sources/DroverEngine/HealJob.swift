@@ -19,6 +19,8 @@ public struct HealRequest: Sendable {
   /// Under `watch`: the lead this pass acts under, proved with its pool locks before every
   /// action (a leader deposed mid-pass stops there).
   public var leadership: Fence? = nil
+  /// Where the pools' error budgets are read before `replace` may run (#44); nil: none named.
+  public var metrics: (any MetricsQuerying)? = nil
 
   public init(
     dryRun: Bool = false, lockTimeout: Double = 0, outageThresholds: [String: Double] = [:], consoleLog: @escaping @Sendable (String) -> String? = { _ in nil },
@@ -98,7 +100,7 @@ public enum HealJob {
     let observed = ProjectHosts.withoutAliases(asRead, declared: context.declaredHosts)
     let healEngine = HealEngine(
       pools: context.pools.filter { skipped[$0.name] == nil }, project: context.project, stateDirectory: context.stateDirectory,
-      backends: context.backends, consoleLog: request.consoleLog, ssh: request.ssh, keyring: context.keyring, state: context.state)
+      backends: context.backends, consoleLog: request.consoleLog, ssh: request.ssh, keyring: context.keyring, state: context.state, metrics: request.metrics)
     var pass: HealPass
     do {
       pass = try healEngine.decide(

@@ -23,6 +23,9 @@ public struct RolloutEvent: Sendable, Hashable {
     case analysis
     /// One analysis measurement: `measurement` (the gate, resolved query, values, verdict).
     case measurement
+    /// A schedule gate held a batch (`outcome` waiting), or its wait ended (proceeded, paused,
+    /// interrupted; `duration_seconds` waited), or the burn rate allowed a wave (passed) (#44).
+    case deferral
   }
 
   public var kind: Kind
@@ -39,6 +42,8 @@ public struct RolloutEvent: Sendable, Hashable {
   public var output: String? = nil
   /// The measurement of a `measurement` event.
   public var measurement: GateMeasurement? = nil
+  /// The deferral of a `deferral` event.
+  public var deferral: Deferral? = nil
 
   public init(
     _ kind: Kind, rollout: String, node: String? = nil, step: String? = nil, wave: Int? = nil, nodes: [String]? = nil, durationSeconds: Double? = nil,

@@ -29,6 +29,9 @@ public final class RolloutJournal: @unchecked Sendable {
   public var fence: Int64?
   /// The run's fence: once it is lost, nothing more is appended (another run may own the journal).
   public var fenced: Fence?
+  /// The clock records are stamped with: the run's (a test's injected one, so the durations a
+  /// maintenance window predicts from are on the same clock it decides by). Set before use.
+  public var now: @Sendable () -> Double = { Date().timeIntervalSince1970 }
 
   /// The shared backend the journal lives in (rows of a database), or nil: the file `path`.
   let shared: (any SharedStateBackend)?
@@ -246,7 +249,7 @@ public final class RolloutJournal: @unchecked Sendable {
       try withFileLock {
         seq = max(seq, lastSeq()) + 1
         let record = try sealed(
-          JournalRecord(seq: seq, time: Date().timeIntervalSince1970, rollout: rollout, event: event, node: node, step: step, detail: detail))
+          JournalRecord(seq: seq, time: now(), rollout: rollout, event: event, node: node, step: step, detail: detail))
         var line = try JSONEncoder().encode(record)
         line.append(UInt8(ascii: "\n"))
         let fd = StateFile.openPrivate(path, O_RDWR | O_APPEND | O_CREAT)

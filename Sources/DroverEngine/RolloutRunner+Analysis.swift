@@ -8,11 +8,13 @@ import Foundation
 extension RolloutRunner {
   /// A rollout with gates starts (or resumes) only when its backend answers.
   func preflight(_ policy: RolloutPolicy, resuming: String? = nil) throws {
-    guard !policy.gates.isEmpty else { return }
+    // The error budget's burn rate (#44) is read from the same Prometheus.
+    guard !policy.gates.isEmpty || policy.burnRate != nil else { return }
+    let asking = policy.gates.isEmpty ? "an error budget read from its SLO (error_budget.slo)" : "analysis gates (\(policy.gates.map(\.name).joined(separator: ", ")))"
     let what = resuming.map { "rollout \($0) was not resumed" } ?? "the rollout did not start"
     guard let metrics = hooks.metrics else {
       throw Diagnostic.error(
-        "analysis.unconfigured", "pool \(pool.name) has analysis gates (\(policy.gates.map(\.name).joined(separator: ", "))) but no Prometheus to ask; \(what) and no node was touched",
+        "analysis.unconfigured", "pool \(pool.name) has \(asking) but no Prometheus to ask; \(what) and no node was touched",
         subject: "pool \(pool.name)", hint: "name it in drover.yaml: analysis: {prometheus: http://HOST:9090}")
     }
     if case .error(let why) = metrics.query("vector(1)") {

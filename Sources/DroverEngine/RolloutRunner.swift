@@ -39,14 +39,19 @@ public final class RolloutRunner: @unchecked Sendable {
     public var fence: Fence
     /// Where analysis gates are measured (#43); nil: nowhere, so a pool with gates is refused.
     public var metrics: (any MetricsQuerying)? = nil
+    /// The clock maintenance windows and burn-rate waits are decided by (#44): tests inject one
+    /// that `sleep` moves on.
+    public var now: @Sendable () -> Double = { Date().timeIntervalSince1970 }
 
     public init(
       prober: any HealthProbing = HealthChecker(), drainer: any Draining,
       prepare: @escaping @Sendable (NodeDefinition, any HostBackend) throws -> NodeDefinition = { n, _ in n },
       consoleLog: @escaping @Sendable (String) -> String? = { _ in nil }, shouldStop: @escaping @Sendable () -> Bool = { false },
       onEvent: @escaping @Sendable (RolloutEvent) -> Void = { _ in }, sleep: @escaping @Sendable (Double) -> Void = { Thread.sleep(forTimeInterval: $0) },
-      nodeSSH: NodeSSHAccess? = nil, fence: Fence = .none, metrics: (any MetricsQuerying)? = nil
+      nodeSSH: NodeSSHAccess? = nil, fence: Fence = .none, metrics: (any MetricsQuerying)? = nil,
+      now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) {
+      self.now = now
       self.fence = fence
       self.metrics = metrics
       self.prober = prober
@@ -72,6 +77,7 @@ public final class RolloutRunner: @unchecked Sendable {
     self.backends = backends
     self.journal = journal
     self.hooks = hooks
+    journal.now = hooks.now
   }
 
   private let counts = Mutex((created: 0, removed: 0))
@@ -129,14 +135,19 @@ public final class RolloutRunner: @unchecked Sendable {
     let involved = Set(state.nodes.values.flatMap { [$0.host, $0.targetHost] })
     rolloutHosts.withLock { $0 = involved }
     var soaked: Set<Int> = []
+    var waits = ScheduleWaits()
     while true {
       // A journal that cannot be read now is never taken for the state before the batch.
       state = try journal.checkedRollouts().last { $0.id == state.id } ?? state
       if hooks.shouldStop() {
+        try endWait(state, &waits, .interrupted)
         try journal.append(state.id, .paused, detail: "interrupted")
-        return outcome(state, interrupted: true)
+        return outcome(try journal.checkedRollouts().last { $0.id == state.id } ?? state, interrupted: true)
       }
-      switch nextRolloutStep(state, soaked: soaked) {
+      let decision = nextRolloutStep(state, soaked: soaked)
+      // A wait for the window or the budget ends with anything but the batch it held.
+      if case .replace = decision {} else { try endWait(state, &waits, .interrupted) }
+      switch decision {
       case .done:
         // The marks go before the journal says completed: a crash in between leaves a rollout
         // this machine resumes (and completes) rather than marks nobody clears.
@@ -179,6 +190,19 @@ public final class RolloutRunner: @unchecked Sendable {
           return outcome(state, interrupted: false, reason: reason)
         }
       case .replace(let wave, let keys):
+        // The window and the error budget, before every batch (#44); a rollback never waits.
+        switch try scheduleGate(state, wave: wave, waits: &waits) {
+        case .go: break
+        case .again: continue
+        case .interrupted:
+          try journal.append(state.id, .paused, detail: "interrupted")
+          return outcome(try journal.checkedRollouts().last { $0.id == state.id } ?? state, interrupted: true)
+        case .paused(let reason):
+          try journal.append(state.id, .paused, detail: reason)
+          hooks.onEvent(.init(.paused, rollout: state.id, message: "rollout paused: \(reason)"))
+          state = try journal.checkedRollouts().last { $0.id == state.id } ?? state
+          return outcome(state, interrupted: false, reason: reason)
+        }
         let batch = Array(keys.prefix(state.policy.concurrency))
         hooks.onEvent(
           .init(.wave, rollout: state.id, wave: wave, nodes: batch, message: "\(wave == 0 && state.policy.canary > 0 ? "canary" : "wave \(wave)"): replacing \(batch.joined(separator: ", "))"))

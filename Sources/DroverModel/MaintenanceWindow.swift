@@ -14,6 +14,13 @@ public struct MaintenanceWindow: Sendable, Hashable, Codable {
   /// An IANA zone (`Europe/Berlin`), read from the system's tz database.
   public var timezone: String
   public var exclusions: [Exclusion]
+  /// How long a rollout waits in-process for the window to open (or an exclusion to pass) before
+  /// it pauses with the reason (`max_wait`; 0: pause at once). A wait the window would not end
+  /// within it pauses at once: waiting only to pause later helps nobody.
+  public var maxWait: TimeSpan = Self.defaultMaxWait
+
+  /// A day: a rollout started in the afternoon waits for tonight's window.
+  public static let defaultMaxWait = TimeSpan.minutes(24 * 60)
 
   public struct Exclusion: Sendable, Hashable, Codable {
     /// Seconds since 1970 (written as local times of the window's zone, or with an offset).
@@ -28,7 +35,8 @@ public struct MaintenanceWindow: Sendable, Hashable, Codable {
     }
   }
 
-  public init(days: [Int] = [], start: Int, end: Int, timezone: String = "UTC", exclusions: [Exclusion] = []) {
+  public init(days: [Int] = [], start: Int, end: Int, timezone: String = "UTC", exclusions: [Exclusion] = [], maxWait: TimeSpan = Self.defaultMaxWait) {
+    self.maxWait = maxWait
     self.days = days
     self.start = start
     self.end = end

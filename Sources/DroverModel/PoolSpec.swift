@@ -15,6 +15,10 @@ public struct PoolSpec: Sendable, Hashable, Codable {
   public var drain: DrainSpec
   public var upgrade: UpgradeStrategy
   public var errorBudget: NodeQuantity
+  /// `error_budget.slo` + `max_burn_rate`: the service's budget, checked before each wave (#44).
+  public var burnRate: BurnRateGate? = nil
+  /// `window:`: when nodes may be replaced (#44); nil: any time (or drover.yaml's default).
+  public var window: MaintenanceWindow? = nil
   /// Terraform's `prevent_destroy`: any delete or replace of this pool's nodes is a plan error.
   public var protect: Bool
   /// `accel: kvm|tcg` pins how new nodes run; nil: KVM where the host can, TCG elsewhere.

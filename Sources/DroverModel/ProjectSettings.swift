@@ -15,6 +15,8 @@ public struct ProjectSettings: Sendable, Hashable {
   /// The Prometheus analysis gates query (`analysis: {prometheus: URL}`, #43); nil: none, and a
   /// pool with gates is refused before its rollout starts.
   public var prometheus: String? = nil
+  /// `window:`: the default maintenance window of every pool that names none (#44).
+  public var window: MaintenanceWindow? = nil
 
   public init(
     project: String, imageDir: String? = nil, imagePool: String? = nil, consoleDir: String? = nil, state: StateBackend = .local(dir: nil),

@@ -57,11 +57,19 @@ public struct HealInputs: Sendable {
   public var now: Double
   /// The share of a host's judged nodes unhealthy at once above which it is in outage.
   public var outageThreshold: @Sendable (String) -> Double = { _ in 0.5 }
+  /// Per pool: why its error budget holds `replace` back this pass (the burn rate over its rule,
+  /// or unknown), as measured by the engine (#44).
+  public var burnHolds: [String: String] = [:]
+  /// Per pool: how long its past node replacements took (its journal), for the window's prediction.
+  public var replaceHistory: [String: [Double]] = [:]
 
   public init(
     pools: [PoolSpec], observed: ObservedWorld, project: String, signals: [String: NodeSignals], memory: [String: [String: NodeMemory]],
-    active: [String: RolloutState], lastHealEnded: [String: Double], now: Double, outageThreshold: @escaping @Sendable (String) -> Double = { _ in 0.5 }
+    active: [String: RolloutState], lastHealEnded: [String: Double], now: Double, outageThreshold: @escaping @Sendable (String) -> Double = { _ in 0.5 },
+    burnHolds: [String: String] = [:], replaceHistory: [String: [Double]] = [:]
   ) {
+    self.burnHolds = burnHolds
+    self.replaceHistory = replaceHistory
     self.outageThreshold = outageThreshold
     self.pools = pools
     self.observed = observed
@@ -138,7 +146,8 @@ public func makeHealPass(_ input: HealInputs) -> (pass: HealPass, memory: [Strin
     let active = input.active[pool.name].map { ActiveRollout(id: $0.id, kind: $0.kind, nodes: $0.schedule.joined().map { $0 }) }
     let poolInput = HealPoolInput(
       pool: pool.name, remediation: remediation, replicas: pool.replicas, protected: pool.protect, activeRollout: active,
-      lastHealEnded: input.lastHealEnded[pool.name], nodes: nodes, outageHosts: outage)
+      lastHealEnded: input.lastHealEnded[pool.name], nodes: nodes, outageHosts: outage,
+      replaceHold: input.burnHolds[pool.name].map { "the error budget holds it: \($0)" } ?? windowHold(pool, now: input.now, history: input.replaceHistory[pool.name] ?? []))
     var decision = decideHeal(poolInput, now: input.now)
     // An interrupted heal goes on only as far as the verified records allow (never from its
     // journal alone): otherwise the pool is skipped this pass, and says why.
@@ -228,11 +237,25 @@ func healRollout(_ pool: PoolSpec, nodes: [(entry: TrustedRecords.Entry, reason:
   let strategy = UpgradeStrategy(
     canary: .count(0), waves: [.count(rolloutNodes.count)], maxSurge: .count(0), maxUnavailable: .count(inFlight), soak: .seconds(0),
     healthTimeout: pool.upgrade.healthTimeout, onBudgetExceeded: .pause)
-  let policy = RolloutPolicy.resolve(strategy, budget: .count(rolloutNodes.count), nodes: rolloutNodes.count, replicas: rolloutNodes.count)
+  var policy = RolloutPolicy.resolve(strategy, budget: .count(rolloutNodes.count), nodes: rolloutNodes.count, replicas: rolloutNodes.count)
+  // Its window and budget too: a heal that would run past the window's end pauses (never waits).
+  policy.schedule(pool)
   let images = Set(rolloutNodes.map(\.from.image)).sorted().joined(separator: ",")
   return RolloutPreview(
     pool: pool.name, fromImage: images, toImage: images, schedule: policy.schedule(rolloutNodes.map(\.key)), policy: policy,
     drainOnTimeout: DrainSpec.OnTimeout.force.rawValue, estimatedSeconds: policy.estimatedSeconds(perNodeSeconds: RolloutPreview.perNodeSeconds(pool.hosts)),
     nodes: rolloutNodes, resumes: nil, kind: .heal
   ).naming(pool.drain)
+}
+
+/// Why the pool's maintenance window holds `replace` back now (#44), or nil: it is open for a
+/// node of the pool's predicted duration (repairs on a node's own disk are never held).
+public func windowHold(_ pool: PoolSpec, now: Double, history: [Double]) -> String? {
+  guard let window = pool.window else { return nil }
+  let seconds = MaintenanceSchedule.predictedSeconds(history: history, fallback: RolloutPreview.perNodeSeconds(pool.hosts))
+  switch MaintenanceSchedule.decide(window, now: now, seconds: seconds) {
+  case .open: return nil
+  case .wait(let until, let why): return "\(why); the window opens in \(Deferral.span(until - now))"
+  case .never(let why): return why
+  }
 }

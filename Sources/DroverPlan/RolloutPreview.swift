@@ -61,7 +61,8 @@ public struct RolloutPreview: Sendable, Codable, Hashable {
       return node
     }.sorted { $0.index < $1.index }
     guard !nodes.isEmpty else { return nil }
-    let policy = RolloutPolicy.resolve(pool.upgrade, budget: pool.errorBudget, nodes: nodes.count, replicas: pool.replicas)
+    var policy = RolloutPolicy.resolve(pool.upgrade, budget: pool.errorBudget, nodes: nodes.count, replicas: pool.replicas)
+    policy.schedule(pool)
     return RolloutPreview(
       pool: pool.name, fromImage: Set(nodes.map(\.from.image)).sorted().joined(separator: ","),
       toImage: pool.image.description, schedule: policy.schedule(nodes.map(\.key)), policy: policy, drainOnTimeout: pool.drain.onTimeout.rawValue,
@@ -69,7 +70,8 @@ public struct RolloutPreview: Sendable, Codable, Hashable {
     ).naming(pool.drain)
   }
 
-  /// The rollout in progress for `pool`, continued as the journal has it.
+  /// The rollout in progress for `pool`, continued as the journal has it (its policy as journaled:
+  /// the window and budget it started with).
   public static func resuming(_ state: RolloutState, pool: PoolSpec) -> RolloutPreview {
     RolloutPreview(
       pool: state.pool, fromImage: state.fromImage, toImage: state.toImage, schedule: state.schedule, policy: state.policy,
@@ -77,5 +79,15 @@ public struct RolloutPreview: Sendable, Codable, Hashable {
       estimatedSeconds: state.policy.estimatedSeconds(perNodeSeconds: perNodeSeconds(pool.hosts)),
       nodes: state.schedule.joined().compactMap { state.nodes[$0] }, resumes: state.id, kind: state.kind == .heal ? .heal : nil
     ).naming(pool.drain)
+  }
+}
+
+extension RolloutPolicy {
+  /// The pool's schedule gates (#44): its maintenance window and its error budget's burn rate,
+  /// with the plan's estimate of one node for the window's prediction while there is no history.
+  mutating func schedule(_ pool: PoolSpec) {
+    window = pool.window
+    burnRate = pool.burnRate
+    estimatedNodeSeconds = (window != nil || burnRate != nil) ? RolloutPreview.perNodeSeconds(pool.hosts) : nil
   }
 }

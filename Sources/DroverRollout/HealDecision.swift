@@ -56,11 +56,15 @@ public struct HealPoolInput: Sendable, Hashable {
   public var nodes: [HealNode]
   /// Hosts in outage this pass (`hostsInOutage`): nothing on them is reset or replaced.
   public var outageHosts: Set<String>
+  /// Why `replace` may not run now (#44: outside the pool's maintenance window, or its error
+  /// budget burning too fast); nil: it may. The repairs on a node's own disk are never held.
+  public var replaceHold: String?
 
   public init(
     pool: String, remediation: RemediationSpec, replicas: Int, protected: Bool, activeRollout: ActiveRollout? = nil,
-    lastHealEnded: Double? = nil, nodes: [HealNode], outageHosts: Set<String> = []
+    lastHealEnded: Double? = nil, nodes: [HealNode], outageHosts: Set<String> = [], replaceHold: String? = nil
   ) {
+    self.replaceHold = replaceHold
     self.pool = pool
     self.remediation = remediation
     self.replicas = replicas
@@ -231,14 +235,23 @@ public func decideHeal(_ input: HealPoolInput, now: Double) -> PoolHealDecision 
     guard !active.nodes.allSatisfy(healthy.contains) else {
       return held(.staleHeal(id: active.id), "heal \(active.id) was interrupted, but every node it replaces is healthy now: it is not resumed (drover rollout abort \(input.pool) ends it)")
     }
+    if let hold = input.replaceHold {
+      return held(.waiting, "heal \(active.id) was interrupted; it goes on when it may replace: \(hold)")
+    }
     return decision(.resume(id: active.id), repairs: gentle.filter { !active.nodes.contains($0.key) }, replace: active.nodes, why: withGentle("heal \(active.id) was interrupted: it is finished first, as journaled"))
   }
   if unhealthy.isEmpty {
     return decision(.healthy, why: unknown.isEmpty ? "every node is healthy" : "every node read is healthy; \(unknown.count) unknown (host not read)")
   }
   let inOutage = disruptive.filter { input.outageHosts.contains($0.node.host) }
-  let allowedHere = disruptive.filter { !input.outageHosts.contains($0.node.host) }
+  var allowedHere = disruptive.filter { !input.outageHosts.contains($0.node.host) }
   var notes = waiting + exhausted
+  if let hold = input.replaceHold {
+    // Deferred, not forgotten: the rung stays due and runs in the first pass that may.
+    let deferred = allowedHere.filter { $0.rung == .replace }.map(\.node.key)
+    allowedHere.removeAll { $0.rung == .replace }
+    if !deferred.isEmpty { notes.append("replace of \(deferred.joined(separator: ", ")) deferred: \(hold)") }
+  }
   if !inOutage.isEmpty {
     let hosts = Set(inOutage.map(\.node.host)).sorted()
     notes.append("host \(hosts.joined(separator: ", ")) in outage: \(inOutage.map(\.node.key).joined(separator: ", ")) not reset or replaced")

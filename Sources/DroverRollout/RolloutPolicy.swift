@@ -19,6 +19,14 @@ public struct RolloutPolicy: Sendable, Hashable, Codable {
   /// lasts; nil or empty: none (and older journals and plans, which had none).
   public var analysis: [AnalysisGate]? = nil
 
+  /// When nodes may be replaced (#44): checked before each batch with its predicted duration.
+  public var window: MaintenanceWindow? = nil
+  /// The service's error budget (#44): its burn rate checked before each wave.
+  public var burnRate: BurnRateGate? = nil
+  /// The plan's estimate of one node's replacement (seconds): the window's prediction while
+  /// the pool's journal has no history.
+  public var estimatedNodeSeconds: Double? = nil
+
   /// The gates, none when there are none.
   public var gates: [AnalysisGate] { analysis ?? [] }
 

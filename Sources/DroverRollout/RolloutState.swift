@@ -22,6 +22,10 @@ public struct JournalRecord: Sendable, Hashable, Codable {
     case measured
     /// A wave's analysis ended: `step` is the wave's number, `detail` `passed: …` or `failed: …`.
     case analyzed
+    /// A batch held back by a schedule gate (#44): `detail` is the `Deferral`, as JSON.
+    case deferred
+    /// That wait ended: `detail` is the `Deferral` with its outcome and how long it waited.
+    case deferralEnded = "deferral-ended"
   }
 
   public var seq: Int
@@ -86,6 +90,14 @@ public struct RolloutState: Sendable, Hashable, Codable {
   public var analyzed: [Int: String] = [:]
   /// Every analysis measurement, oldest first.
   public var measurements: [GateMeasurement] = []
+  /// Every wait a schedule gate imposed (#44), oldest first; the last one is open while it waits.
+  public var deferrals: [Deferral] = []
+  /// Why it last paused, as journaled ("interrupted", "maintenance window: …").
+  public var pauseReason: String?
+  /// Seconds each node took from its first step to done (the window's prediction of the next).
+  public var nodeSeconds: [String: Double] = [:]
+  /// When each node's first step began.
+  var nodeBegan: [String: Double] = [:]
 
   public struct LastStep: Sendable, Hashable, Codable {
     public var node: String
@@ -110,6 +122,9 @@ public struct RolloutState: Sendable, Hashable, Codable {
     self.policy = policy
   }
 
+  /// The wait under way (journaled as begun, not ended), if any.
+  public var waiting: Deferral? { deferrals.last.flatMap { $0.outcome == nil ? $0 : nil } }
+
   public var isActive: Bool { status == .running || status == .paused || status == .rollingBack }
   public var budgetExceeded: Bool { policy.budgetExceeded(failures: failed.count) }
 
@@ -119,11 +134,18 @@ public struct RolloutState: Sendable, Hashable, Codable {
     case .rolloutStarted: started = r.time
     case .stepStarted:
       lastStep = LastStep(r.node ?? "", r.step ?? "", false)
-      if let n = r.node { touched.insert(n) }
+      if let n = r.node {
+        touched.insert(n)
+        if nodeBegan[n] == nil { nodeBegan[n] = r.time }
+      }
     case .stepDone:
       lastStep = LastStep(r.node ?? "", r.step ?? "", true)
       if r.step == OperatorHold.journalStep, let n = r.node, holds[n] == nil, let hold = r.detail.flatMap(OperatorHold.init(journalText:)) { holds[n] = hold }
-    case .nodeDone: if let n = r.node { done.insert(n) }
+    case .nodeDone:
+      if let n = r.node {
+        done.insert(n)
+        if let began = nodeBegan[n], nodeSeconds[n] == nil, r.time >= began { nodeSeconds[n] = r.time - began }
+      }
     case .nodeFailed: if let n = r.node, failed[n] == nil { failed[n] = r.detail ?? "failed" }
     case .waveDone: break
     case .pauseRequested: pauseRequested = true
@@ -131,6 +153,7 @@ public struct RolloutState: Sendable, Hashable, Codable {
     case .paused:
       status = .paused
       pauseRequested = false
+      pauseReason = r.detail
     case .resumed: if status == .paused { status = .running }
     case .rollbackStarted: status = .rollingBack
     case .nodeRolledBack: if let n = r.node { rolledBack.insert(n) }
@@ -147,6 +170,12 @@ public struct RolloutState: Sendable, Hashable, Codable {
       if let m = r.detail.flatMap(GateMeasurement.init(journalText:)) { measurements.append(m) }
     case .analyzed:
       if let wave = r.step.flatMap({ Int($0) }), analyzed[wave] == nil { analyzed[wave] = r.detail ?? "passed" }
+    case .deferred:
+      if let d = r.detail.flatMap(Deferral.init(journalText:)) { deferrals.append(d) }
+    case .deferralEnded:
+      if let d = r.detail.flatMap(Deferral.init(journalText:)), let i = deferrals.lastIndex(where: { $0.kind == d.kind && $0.outcome == nil }) {
+        deferrals[i] = d
+      }
     }
   }
 }

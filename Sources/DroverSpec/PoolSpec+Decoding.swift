@@ -42,7 +42,8 @@ enum PoolDecoder {
     }
     let drain = pool.optional("drain").map { DrainDecoder.decode($0, context: &context) } ?? DrainSpec()
     let upgrade = pool.optional("upgrade").map { UpgradeDecoder.decode($0, context: &context) } ?? UpgradeStrategy()
-    let budget = pool.optional("error_budget").flatMap { context.quantity($0, "error_budget") } ?? .count(0)
+    let (budget, burnRate) = pool.optional("error_budget").map { WindowDecoder.errorBudget($0, context: &context) } ?? (.count(0), nil)
+    let window = pool.optional("window").flatMap { WindowDecoder.window($0, context: &context) }
     let protect = pool.optional("protect").flatMap { context.boolean($0, "protect") } ?? false
     let accel = pool.optional("accel").flatMap { node -> Accel? in
       guard context.string(node, "accel") != "auto" else { return nil }
@@ -79,6 +80,8 @@ enum PoolDecoder {
     spec.staticAddresses = staticAddresses
     spec.heartbeat = heartbeat
     spec.remediation = remediation
+    spec.burnRate = burnRate
+    spec.window = window
     return LoadedPool(spec: spec, file: context.file, nameRange: context.range(nameNode), imageRange: context.range(imageNode))
   }
 

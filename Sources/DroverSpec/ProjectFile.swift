@@ -42,11 +42,14 @@ public enum ProjectFile {
     let state = file.optional("state").map { stateBackend($0, context: &context) } ?? .local(dir: nil)
     let hosts = file.optional("hosts").map { hostEntries($0, context: &context) } ?? []
     let prometheus = file.optional("analysis").flatMap { analysis($0, context: &context) }
+    // Every pool's maintenance window unless it names its own (#44).
+    let window = file.optional("window").flatMap { WindowDecoder.window($0, context: &context) }
     file.finish(context: &context)
     guard let project else { return (nil, context.diagnostics) }
     var settings = ProjectSettings(
       project: project, imageDir: imageDir, imagePool: imagePool, consoleDir: consoleDir, state: state ?? .local(dir: nil), hosts: hosts)
     settings.prometheus = prometheus
+    settings.window = window
     return (settings, context.diagnostics)
   }
 

@@ -42,8 +42,10 @@ public enum SpecLoader {
   ///   - machine: what this machine's configuration allows (named hosts, host-file roots).
   ///   - projectFolder: the project folder, whose files specs may name by absolute path too.
   ///   - hosts: the project's host entries (drover.yaml), which pool files may name.
+  ///   - defaultWindow: drover.yaml's `window:`, for the pools that name none.
   public static func load(
-    _ sources: [SpecSource], machine: MachineSettings = MachineSettings(), projectFolder: String? = nil, hosts: [HostEntry] = []
+    _ sources: [SpecSource], machine: MachineSettings = MachineSettings(), projectFolder: String? = nil, hosts: [HostEntry] = [],
+    defaultWindow: MaintenanceWindow? = nil
   ) -> (SpecSet, [Diagnostic]) {
     var set = SpecSet()
     var diagnostics: [Diagnostic] = []
@@ -63,6 +65,10 @@ public enum SpecLoader {
       diagnostics += context.diagnostics
     }
     diagnostics += crossCheck(set)
+    // drover.yaml's window is every pool's that names none (#44).
+    if let defaultWindow {
+      for i in set.pools.indices where set.pools[i].spec.window == nil { set.pools[i].spec.window = defaultWindow }
+    }
     return (set, diagnostics.sortedForDisplay())
   }
 

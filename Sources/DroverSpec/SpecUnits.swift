@@ -30,7 +30,7 @@ public enum SpecUnits {
   /// `500ms`, `30s`, `5m`, `2h`; a bare number has no unit and is refused.
   public static func parseTimeSpan(_ text: String) -> TimeSpan? {
     let trimmed = text.trimmingWhitespace()
-    for (unit, factor) in [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)] where trimmed.hasSuffix(unit) {
+    for (unit, factor) in [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)] where trimmed.hasSuffix(unit) {
       let number = trimmed.dropLast(unit.count)
       guard !number.isEmpty, number.allSatisfy(\.isNumber), let n = Int(number), n <= 10_000_000 else { continue }
       return TimeSpan(milliseconds: n * factor)
