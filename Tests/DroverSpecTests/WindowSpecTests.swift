@@ -61,3 +61,25 @@ import Testing
     #expect(abs(gate.objective - 0.999) < 1e-12 && gate.rules.count == 2 && gate.maxWait == .minutes(20) && gate.rules[0].factor == 14.4)
   }
 }
+
+/// #44: drover.yaml's `window:` is every pool's default; a pool's own wins; `max_wait` is read.
+@Suite struct DefaultWindowTests {
+  @Test func drover_yamlsWindowIsTheDefaultAndAPoolsOwnWins() throws {
+    let (settings, problems) = ProjectFile.decode(
+      SpecSource(path: "drover.yaml", kind: .project, bytes: Array("project: p\nwindow: {start: \"01:00\", end: \"04:00\", max_wait: 2h}\n".utf8)))
+    #expect(problems.isEmpty, "\(problems)")
+    let window = try #require(settings?.window)
+    #expect(window.maxWait == .minutes(120) && window.start == 60 && window.end == 240)
+    let sources = [
+      SpecSource(path: "pools/a.yaml", kind: .pool, bytes: Array("name: a\nhosts: [test:///default]\nreplicas: 1\nimage: demo@v1\n".utf8)),
+      SpecSource(
+        path: "pools/b.yaml", kind: .pool,
+        bytes: Array("name: b\nhosts: [test:///default]\nreplicas: 1\nimage: demo@v1\nwindow: {start: \"22:00\", end: \"23:00\"}\n".utf8)),
+    ]
+    let (set, errors) = SpecLoader.load(sources, defaultWindow: window)
+    #expect(errors.filter { $0.severity == .error && $0.code != "spec.image.unknown" }.isEmpty, "\(errors)")
+    let byName = Dictionary(uniqueKeysWithValues: set.poolSpecs.map { ($0.name, $0) })
+    #expect(byName["a"]?.window == window, "no window of its own: the project's")
+    #expect(byName["b"]?.window?.start == 22 * 60 && byName["b"]?.window?.maxWait == MaintenanceWindow.defaultMaxWait, "its own wins")
+  }
+}
