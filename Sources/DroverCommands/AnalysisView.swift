@@ -47,8 +47,6 @@ enum AnalysisView {
 enum AnalysisMetrics {
   static func render(_ rollouts: [RolloutState], at time: Date) -> String {
     let e = PrometheusTextfile.escape
-    var text = "# HELP drover_analysis_value The last value each analysis gate measured, by pool, gate, wave and node.\n"
-    text += "# TYPE drover_analysis_value gauge\n"
     var last: [String: Double] = [:]
     var verdicts: [String: Int] = [:]
     var waves: [String: Int] = [:]
@@ -63,17 +61,11 @@ enum AnalysisMetrics {
       }
     }
     func number(_ v: Double) -> String { v.isNaN ? "NaN" : v == .infinity ? "+Inf" : v == -.infinity ? "-Inf" : "\(v)" }
-    for key in last.keys.sorted() { text += "drover_analysis_value{\(key)} \(number(last[key] ?? .nan))\n" }
-    text += "# HELP drover_analysis_measurements Analysis measurements by pool, gate and verdict (pass, fail, inconclusive, error).\n"
-    text += "# TYPE drover_analysis_measurements gauge\n"
-    for key in verdicts.keys.sorted() { text += "drover_analysis_measurements{\(key)} \(verdicts[key] ?? 0)\n" }
-    text += "# HELP drover_analysis_wave How each judged wave's analysis ended (1 for its verdict).\n"
-    text += "# TYPE drover_analysis_wave gauge\n"
-    for key in waves.keys.sorted() { text += "drover_analysis_wave{\(key)} 1\n" }
-    text += DeferralView.metrics(rollouts)
-    text += "# HELP drover_analysis_last_run_timestamp_seconds When this apply wrote these metrics.\n"
-    text += "# TYPE drover_analysis_last_run_timestamp_seconds gauge\n"
-    text += "drover_analysis_last_run_timestamp_seconds \(Int(time.timeIntervalSince1970))\n"
-    return text
+    let g = PrometheusTextfile.gauge
+    return g("drover_analysis_value", "The last value each analysis gate measured, by pool, gate, wave and node.", last.mapValues(number))
+      + g("drover_analysis_measurements", "Analysis measurements by pool, gate and verdict (pass, fail, inconclusive, error).", verdicts.mapValues { "\($0)" })
+      + g("drover_analysis_wave", "How each judged wave's analysis ended (1 for its verdict).", waves.mapValues { "\($0)" })
+      + DeferralView.metrics(rollouts)
+      + g("drover_analysis_last_run_timestamp_seconds", "When this apply wrote these metrics.", ["": "\(Int(time.timeIntervalSince1970))"])
   }
 }

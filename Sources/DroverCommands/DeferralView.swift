@@ -44,16 +44,10 @@ enum DeferralView {
       }
       if let w = s.waiting, s.isActive { waiting["pool=\"\(e(s.pool))\",kind=\"\(w.kind.rawValue)\""] = 1 }
     }
-    var text = "# HELP drover_rollout_deferrals Batches a maintenance window or the error budget's burn rate held back, by pool, kind and outcome.\n"
-    text += "# TYPE drover_rollout_deferrals gauge\n"
-    for key in count.keys.sorted() { text += "drover_rollout_deferrals{\(key)} \(count[key] ?? 0)\n" }
-    text += "# HELP drover_rollout_deferred_seconds Seconds rollouts waited for a window or the error budget, by pool and kind.\n"
-    text += "# TYPE drover_rollout_deferred_seconds gauge\n"
-    for key in seconds.keys.sorted() { text += "drover_rollout_deferred_seconds{\(key)} \(seconds[key] ?? 0)\n" }
-    text += "# HELP drover_rollout_waiting 1 while a pool's rollout waits for its window or its error budget.\n"
-    text += "# TYPE drover_rollout_waiting gauge\n"
-    for key in waiting.keys.sorted() { text += "drover_rollout_waiting{\(key)} 1\n" }
-    return text
+    let g = PrometheusTextfile.gauge
+    return g("drover_rollout_deferrals", "Batches a maintenance window or the error budget's burn rate held back, by pool, kind and outcome.", count.mapValues { "\($0)" })
+      + g("drover_rollout_deferred_seconds", "Seconds rollouts waited for a window or the error budget, by pool and kind.", seconds.mapValues { "\($0)" })
+      + g("drover_rollout_waiting", "1 while a pool's rollout waits for its window or its error budget.", waiting.mapValues { "\($0)" })
   }
 }
 

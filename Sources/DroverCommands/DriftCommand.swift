@@ -136,6 +136,14 @@ enum PrometheusTextfile {
     return text
   }
 
+  /// One gauge family: its HELP and TYPE lines, then a sample per label set in label order
+  /// (`""`: a sample without labels).
+  static func gauge(_ name: String, help: String, _ samples: [String: String]) -> String {
+    var text = "# HELP \(name) \(help)\n# TYPE \(name) gauge\n"
+    for key in samples.keys.sorted() { text += (key.isEmpty ? name : "\(name){\(key)}") + " \(samples[key] ?? "")\n" }
+    return text
+  }
+
   static func escape(_ s: String) -> String {
     s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
   }

@@ -47,7 +47,6 @@ public struct HealEngine: Sendable {
     var active: [String: RolloutState] = [:]
     var lastHeal: [String: Double] = [:]
     var history: [String: [Double]] = [:]
-    var burnHolds: [String: String] = [:]
     for pool in healed {
       memory[pool.name] = try ledger.read(pool: pool.name, now: now)
       let journal = try RolloutJournal(directory: journalDirectory, pool: pool.name, keyring: keyring, state: state)
@@ -55,19 +54,23 @@ public struct HealEngine: Sendable {
       if let state = rollouts.last(where: { $0.isActive }) { active[pool.name] = state }
       lastHeal[pool.name] = rollouts.filter { $0.kind == .heal }.compactMap(\.ended).max()
       history[pool.name] = rollouts.flatMap { $0.nodeSeconds.values }
-      // The budget is read every pass a pool has one: `replace` is held while it burns (or
-      // while nobody can read it), never a repair on a node's own disk.
-      if let gate = pool.burnRate {
-        let decision = metrics.map { BurnMeter(metrics: $0).decide(gate) } ?? .wait("no Prometheus is configured to read the error budget's burn rate")
-        if case .wait(let why) = decision { burnHolds[pool.name] = why }
-      }
     }
     let candidates = healCandidates(healed, observed: observed, project: project)
     let signals = HeartbeatReader.read(pools: healed, candidates: candidates, backends: backends, consoleLog: consoleLog, ssh: ssh)
-    let (pass, learnt) = makeHealPass(
-      HealInputs(
-        pools: pools, observed: observed, project: project, signals: signals, memory: memory, active: active, lastHealEnded: lastHeal, now: now,
-        outageThreshold: { outageThresholds[$0] ?? HostEntry.defaultOutageThreshold }, burnHolds: burnHolds, replaceHistory: history))
+    var inputs = HealInputs(
+      pools: pools, observed: observed, project: project, signals: signals, memory: memory, active: active, lastHealEnded: lastHeal, now: now,
+      outageThreshold: { outageThresholds[$0] ?? HostEntry.defaultOutageThreshold }, replaceHistory: history)
+    var (pass, learnt) = makeHealPass(inputs)
+    // The error budget is read only for a pool this pass would replace in (a pass over healthy
+    // nodes asks Prometheus nothing): while it burns, or nobody can read it, `replace` is held and
+    // the pass decided again — never a repair on a node's own disk.
+    let replacing = Set(pass.decisions.filter { !$0.replace.isEmpty }.map(\.pool))
+    for pool in healed where replacing.contains(pool.name) {
+      guard let gate = pool.burnRate else { continue }
+      let decision = metrics.map { BurnMeter(metrics: $0).decide(gate) } ?? .wait("no Prometheus is configured to read the error budget's burn rate")
+      if case .wait(let why) = decision { inputs.burnHolds[pool.name] = why }
+    }
+    if !inputs.burnHolds.isEmpty { (pass, learnt) = makeHealPass(inputs) }
     if remember {
       // The ledger records the rungs this pass is about to try: written only by a pass that still
       // holds its locks (and, under watch, the lead), or the next leader would skip a rung never run.

@@ -8,10 +8,9 @@ import Foundation
 /// pool's journal, journals each deferral and waits (on the injected clock, in slices that see
 /// Ctrl-C, and at most a minute before the journal's pause and abort requests are read again).
 extension RolloutRunner {
-  /// One run's waits: when the current wait of each kind began, the one journaled as open, and
-  /// the waves whose burn rate was found fine (measured again on a resumed run).
+  /// One run's waits: the one journaled as open (its kind and start are what `max_wait` counts
+  /// from), and the waves whose burn rate was found fine (measured again on a resumed run).
   struct ScheduleWaits {
-    var since: [Deferral.Kind: Double] = [:]
     var open: Deferral?
     var burnPassed: Set<Int> = []
   }
@@ -27,8 +26,9 @@ extension RolloutRunner {
   /// The longest single wait before the journal is read again.
   static let scheduleSliceSeconds = 60.0
 
-  /// The schedule gates before a batch of wave `wave`.
-  func scheduleGate(_ state: RolloutState, wave: Int, waits: inout ScheduleWaits) throws -> GateResult {
+  /// The schedule gates before a batch of wave `wave`; `history` is the pool's journal as the
+  /// loop just read it (its node durations predict the next one).
+  func scheduleGate(_ state: RolloutState, wave: Int, history: [RolloutState], waits: inout ScheduleWaits) throws -> GateResult {
     let policy = state.policy
     guard policy.window != nil || policy.burnRate != nil else { return .go }
     var burn: BurnDecision?
@@ -42,7 +42,8 @@ extension RolloutRunner {
     }
     let now = hooks.now()
     let step = ScheduleGate.decide(
-      policy: policy, kind: state.kind, burn: burn, now: now, predictedSeconds: predictedNodeSeconds(policy), waitingSince: waits.since)
+      policy: policy, kind: state.kind, burn: burn, now: now, predictedSeconds: predictedNodeSeconds(policy, history: history),
+      waitingSince: waits.open.map { [$0.kind: $0.began] } ?? [:])
     switch step {
     case .go:
       try endWait(state, &waits, .proceeded)
@@ -58,7 +59,6 @@ extension RolloutRunner {
         event.deferral = d
         hooks.onEvent(event)
       }
-      if waits.since[kind] == nil { waits.since[kind] = now }
       guard sleepWatching(min(seconds, Self.scheduleSliceSeconds)) else {
         try endWait(state, &waits, .interrupted)
         return .interrupted
@@ -85,7 +85,6 @@ extension RolloutRunner {
     d.waitedSeconds = max(0, now - d.began)
     try journal.append(state.id, .deferralEnded, step: String(d.wave), detail: d.journalText)
     waits.open = nil
-    waits.since[d.kind] = nil
     var event = RolloutEvent(
       .deferral, rollout: state.id, wave: d.wave, durationSeconds: d.waitedSeconds, outcome: outcome.rawValue,
       message: "wave \(d.wave): \(d.kind == .window ? "window wait" : "burn-rate wait") ended (\(outcome.rawValue)) after \(Deferral.span(d.waitedSeconds ?? 0))")
@@ -107,9 +106,8 @@ extension RolloutRunner {
 
   /// The next node's predicted duration: the 90th percentile of the pool's own replacements in
   /// its journal; with none yet, the plan's estimate.
-  func predictedNodeSeconds(_ policy: RolloutPolicy) -> Double {
-    let history = journal.rollouts().flatMap { $0.nodeSeconds.values }
-    return MaintenanceSchedule.predictedSeconds(history: history, fallback: policy.estimatedNodeSeconds ?? Double(policy.healthTimeoutMilliseconds) / 1000)
+  func predictedNodeSeconds(_ policy: RolloutPolicy, history: [RolloutState]) -> Double {
+    MaintenanceSchedule.predictedSeconds(history: history.flatMap { $0.nodeSeconds.values }, fallback: policy.estimatedNodeSeconds ?? Double(policy.healthTimeoutMilliseconds) / 1000)
   }
 
   func measureBurn(_ gate: BurnRateGate) -> BurnDecision {

@@ -138,11 +138,11 @@ public final class RolloutRunner: @unchecked Sendable {
     var waits = ScheduleWaits()
     while true {
       // A journal that cannot be read now is never taken for the state before the batch.
-      state = try journal.checkedRollouts().last { $0.id == state.id } ?? state
+      let journaled = try journal.checkedRollouts()
+      state = journaled.last { $0.id == state.id } ?? state
       if hooks.shouldStop() {
         try endWait(state, &waits, .interrupted)
-        try journal.append(state.id, .paused, detail: "interrupted")
-        return outcome(try journal.checkedRollouts().last { $0.id == state.id } ?? state, interrupted: true)
+        return try stopped(state, reason: "interrupted", interrupted: true)
       }
       let decision = nextRolloutStep(state, soaked: soaked)
       // A wait for the window or the budget ends with anything but the batch it held.
@@ -184,24 +184,16 @@ public final class RolloutRunner: @unchecked Sendable {
         case .paused, .measuring:
           var reason = "analysis: undecided"
           if case .paused(let why) = analysis { reason = "analysis: \(why)" }
-          try journal.append(state.id, .paused, detail: reason)
-          hooks.onEvent(.init(.analysis, rollout: state.id, wave: wave, nodes: keys, outcome: "paused", message: "rollout paused: \(reason)"))
-          state = try journal.checkedRollouts().last { $0.id == state.id } ?? state
-          return outcome(state, interrupted: false, reason: reason)
+          return try stopped(
+            state, reason: reason, event: .init(.analysis, rollout: state.id, wave: wave, nodes: keys, outcome: "paused", message: "rollout paused: \(reason)"))
         }
       case .replace(let wave, let keys):
         // The window and the error budget, before every batch (#44); a rollback never waits.
-        switch try scheduleGate(state, wave: wave, waits: &waits) {
+        switch try scheduleGate(state, wave: wave, history: journaled, waits: &waits) {
         case .go: break
         case .again: continue
-        case .interrupted:
-          try journal.append(state.id, .paused, detail: "interrupted")
-          return outcome(try journal.checkedRollouts().last { $0.id == state.id } ?? state, interrupted: true)
-        case .paused(let reason):
-          try journal.append(state.id, .paused, detail: reason)
-          hooks.onEvent(.init(.paused, rollout: state.id, message: "rollout paused: \(reason)"))
-          state = try journal.checkedRollouts().last { $0.id == state.id } ?? state
-          return outcome(state, interrupted: false, reason: reason)
+        case .interrupted: return try stopped(state, reason: "interrupted", interrupted: true)
+        case .paused(let reason): return try stopped(state, reason: reason, event: .init(.paused, rollout: state.id, message: "rollout paused: \(reason)"))
         }
         let batch = Array(keys.prefix(state.policy.concurrency))
         hooks.onEvent(
@@ -253,6 +245,15 @@ public final class RolloutRunner: @unchecked Sendable {
             message: "\(key): rolled back to \(node.from.image)\(reasonBack.map { " (but: \($0))" } ?? "")"))
       }
     }
+  }
+
+  /// Pauses the rollout for `reason` (journaled, then `event` said) and returns its outcome from
+  /// the journal as it now stands; an interruption's outcome carries no reason line.
+  func stopped(_ state: RolloutState, reason: String, interrupted: Bool = false, event: RolloutEvent? = nil) throws -> RolloutOutcome {
+    try journal.append(state.id, .paused, detail: reason)
+    if let event { hooks.onEvent(event) }
+    let now = try journal.checkedRollouts().last { $0.id == state.id } ?? state
+    return outcome(now, interrupted: interrupted, reason: interrupted ? nil : reason)
   }
 
   func outcome(_ state: RolloutState, interrupted: Bool, reason: String? = nil) -> RolloutOutcome {

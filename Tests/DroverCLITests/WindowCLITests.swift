@@ -39,7 +39,8 @@ import Testing
     FileManager.default.createFile(atPath: out.path, contents: nil)
     let handle = try FileHandle(forWritingTo: out)
     let pipe = Pipe()
-    let apply = try h.start(["apply", "--auto-approve", "--json"], output: pipe)
+    let textfile = h.dir.appendingPathComponent("apply.prom").path
+    let apply = try h.start(["apply", "--auto-approve", "--json", "--textfile", textfile], output: pipe)
     // Copy its output as it comes (a full pipe would stall it).
     let copier = Thread { while case let data = pipe.fileHandleForReading.availableData, !data.isEmpty { handle.write(data) } }
     copier.start()
@@ -61,6 +62,9 @@ import Testing
     try JSONContractTests.expectValid("apply-event", events)
     let deferrals = JSONContractTests.lines(events).filter { $0["type"] as? String == "deferral" }
     #expect(deferrals.first?["outcome"] as? String == "waiting" && deferrals.last?["outcome"] as? String == "proceeded", "\(deferrals)")
+    let metrics = (try? String(contentsOfFile: textfile, encoding: .utf8)) ?? ""
+    #expect(metrics.contains("drover_rollout_deferrals{pool=\"\(pool)\",kind=\"window\",outcome=\"proceeded\"} 1"), "\(metrics)")
+    #expect(metrics.contains("# TYPE drover_rollout_deferred_seconds gauge\ndrover_rollout_deferred_seconds{pool=\"\(pool)\",kind=\"window\"} "), "\(metrics)")
     let status = try h.run(["rollout", "status", "--json", pool])
     try JSONContractTests.expectValid("rollout-status", status.stdout)
     let rollouts = try h.json(status.stdout)["rollouts"] as? [[String: Any]]
