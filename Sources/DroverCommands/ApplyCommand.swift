@@ -188,6 +188,7 @@ struct ApplyWiring {
     // Windows are decided by the run's clock (a test's or a heal pass's).
     let clock = context.clock
     engine.hooks.now = { clock.now().timeIntervalSince1970 }
+    engine.hooks.hostLimits = context.hostLimits
     return engine
   }
 

@@ -133,6 +133,10 @@ enum PrometheusTextfile {
     text += "# HELP drover_drift_check_success 1 when every host could be checked.\n"
     text += "# TYPE drover_drift_check_success gauge\n"
     text += "drover_drift_check_success \(success ? 1 : 0)\n"
+    // Kept nodes (#45) are not drift: counted on their own, per pool.
+    var kept: [String: Int] = [:]
+    for f in findings where f.kind == .kept { kept["pool=\"\(escape(f.pool))\"", default: 0] += 1 }
+    if !kept.isEmpty { text += gauge("drover_kept_nodes", help: "Nodes kept shut off for a warm rollback (keep_previous), by pool.", kept.mapValues(String.init)) }
     return text
   }
 

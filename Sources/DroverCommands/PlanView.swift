@@ -1,4 +1,5 @@
 import DroverBasics
+import DroverModel
 import DroverPlan
 import Foundation
 
@@ -10,7 +11,7 @@ enum PlanView {
     let undeclared = plan.undeclared.map { u in
       "Pool \(u.pool) is not declared in pools/: kept (\(u.nodes.joined(separator: ", ")) on \(u.hosts.joined(separator: ", "))). drover apply --prune deletes them."
     }
-    let kept = undeclared + unknown(plan)
+    let kept = undeclared + unknown(plan) + keptNodes(plan)
     guard plan.hasChanges else {
       let verdict = complete ? "No changes. The hosts match the specs." : "No plan: it could not be made (see the errors below)."
       return (kept + (kept.isEmpty ? [] : [""]) + [verdict]).joined(separator: "\n")
@@ -80,6 +81,15 @@ enum PlanView {
     }
   }
 
+  /// Nodes kept for rollback (#45): not serving, not drift; when they go.
+  static func keptNodes(_ plan: Plan) -> [String] {
+    guard let kept = plan.kept, !kept.isEmpty else { return [] }
+    return ["Kept for rollback (shut off, not serving; drover rollout undo POOL starts them, drover rollout finish POOL removes them):"]
+      + kept.map { k in
+        "      ~ \(k.node) on \(k.host) (pool \(k.pool), \(k.image), kept by rollout \(k.rollout) until \(KeptTime.text(k.until))\(k.reserves ? "" : "; capacity: disk-only"))"
+      }
+  }
+
   static func rollout(_ r: RolloutPreview) -> [String] {
     var lines = ["Rollout of pool \(r.pool): \(r.fromImage) → \(r.toImage)" + (r.resumes.map { " (resuming rollout \($0), in progress)" } ?? "")]
     for node in r.nodes where r.resumes == nil && node.from.image == node.to.image {
@@ -100,6 +110,11 @@ enum PlanView {
       }
     }
     lines += ScheduleView.lines(p, now: Date().timeIntervalSince1970)
+    let keeping = r.nodes.filter { $0.keep == true }.map(\.key)
+    if !keeping.isEmpty, let seconds = p.keepSeconds {
+      lines.append(
+        "  keeps \(keeping.joined(separator: ", ")) shut off with their disks for \(TimeSpan(milliseconds: Int(seconds * 1000))) once replaced (keep_previous\(p.keptCapacity == .diskOnly ? ", capacity: disk-only" : "")): a rollback starts them again")
+    }
     if let scheduler = r.scheduler, let names = r.schedulerNames, !names.isEmpty {
       lines.append("  \(scheduler) node names (drain.node_name):")
       for n in names {

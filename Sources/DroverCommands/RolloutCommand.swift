@@ -13,7 +13,7 @@ struct RolloutCommand: ParsableCommand {
     discussion: "Rollouts start from 'drover apply' when a pool's image changes; their journal is in .drover/journal/.",
     subcommands: [
       RolloutStatusCommand.self, RolloutShowCommand.self, RolloutPauseCommand.self, RolloutResumeCommand.self, RolloutAbortCommand.self,
-      RolloutHistoryCommand.self,
+      RolloutUndoCommand.self, RolloutFinishCommand.self, RolloutHistoryCommand.self,
     ])
 }
 
@@ -242,6 +242,64 @@ struct RolloutAbortCommand: ParsableCommand {
     // (its journal says running but nobody holds the pool's lock), is rolled back now.
     let orphaned = !PoolLock.isHeld(pool: pool, directory: project.stateDirectory + "/locks", state: state)
     if active.status == .paused || orphaned { try RolloutResumer.resume(pool: pool, project: project, images: images, kind: .rolloutAbort) }
+  }
+}
+
+struct RolloutUndoCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "undo",
+    abstract: "Roll a pool's last completed rollout back: the nodes it kept (keep_previous) start again on their own disks, the others are rebuilt.",
+    discussion:
+      "The pool's spec still names the new image: set it back before the next apply, or that apply rolls forward again.")
+
+  @OptionGroup var project: ProjectOptions
+  @OptionGroup var images: ImageOptions
+  @Argument(help: "The pool.", completion: NameCompletion.pools) var pool: String
+
+  func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
+    let state = try project.stateStore()
+    try KnownPools.check([pool], project: project, state: state)
+    let journal = try RolloutJournals(project, state: state).journal(pool)
+    if let active = try journal.active() {
+      throw Diagnostic.error(
+        "rollout.in-progress", "pool \(pool) has rollout \(active.id) in progress (\(active.status.rawValue))", subject: "pool \(pool)",
+        hint: "drover rollout abort \(pool) rolls a rollout in progress back")
+    }
+    guard let last = try journal.checkedRollouts().last, last.status == .completed, last.kind == .upgrade else {
+      throw Diagnostic.error(
+        "rollout.none", "pool \(pool) has no completed rollout to undo (its last one is \(try journal.checkedRollouts().last.map { "\($0.id), \($0.status.rawValue)" } ?? "none"))",
+        subject: "pool \(pool)", hint: "drover rollout history \(pool) lists them")
+    }
+    guard !PoolLock.isHeld(pool: pool, directory: project.stateDirectory + "/locks", state: state) else {
+      throw Diagnostic.error("rollout.locked", "pool \(pool) is locked by another Drover run", subject: "pool \(pool)", hint: "wait for it, then undo")
+    }
+    try journal.append(last.id, .rollbackStarted, detail: "undo requested (drover rollout undo)")
+    Output.out("undoing rollout \(last.id) of pool \(pool): back to \(last.fromImage) (kept nodes start again; the others are rebuilt)")
+    try RolloutResumer.resume(pool: pool, project: project, images: images, kind: .rolloutUndo)
+  }
+}
+
+struct RolloutFinishCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "finish", abstract: "Remove the nodes a pool's rollouts kept for rollback (keep_previous): after this, a rollback rebuilds.")
+
+  @OptionGroup var project: ProjectOptions
+  @OptionGroup var images: ImageOptions
+  @Argument(help: "The pool.", completion: NameCompletion.pools) var pool: String
+
+  func run() throws {
+    let project = try LoadedProject(self.project)
+    let images = self.images.resolved(project)
+    let state = try project.stateStore()
+    try KnownPools.check([pool], project: project, state: state)
+    if let active = try RolloutJournals(project, state: state).journal(pool).active() {
+      throw Diagnostic.error(
+        "rollout.in-progress", "pool \(pool) has rollout \(active.id) in progress: its kept nodes are its rollback", subject: "pool \(pool)",
+        hint: "let it end (drover rollout resume \(pool)) first")
+    }
+    try RolloutResumer.resume(pool: pool, project: project, images: images, kind: .rolloutFinish)
   }
 }
 

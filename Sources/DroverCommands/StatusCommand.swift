@@ -36,10 +36,12 @@ struct StatusCommand: ParsableCommand {
     for (uri, host) in world.hosts.sorted(by: { $0.key < $1.key }) {
       for d in host.domains {
         guard let o = d.ownership, o.project == project.projectName else { continue }
-        rows.append([
+        var row: [String: Any] = [
           "pool": o.pool, "node": d.name, "host": uri, "state": d.state, "image": o.image,
-          "generation": o.generation, "pending": pending.contains(d.name),
-        ])
+          "generation": o.generation, "pending": pending.contains(d.name), "role": o.kept == nil ? "serving" : "kept",
+        ]
+        if let kept = o.kept { row["kept_until"] = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: kept.until)) }
+        rows.append(row)
       }
     }
     rows.sort { ($0["pool"] as! String, $0["node"] as! String) < ($1["pool"] as! String, $1["node"] as! String) }
@@ -62,7 +64,8 @@ struct StatusCommand: ParsableCommand {
       var lines = [["POOL", "NODE", "HOST", "STATE", "IMAGE", "GEN", "PENDING"] + (wide ? ["ADDRESSES"] : [])]
       for r in rows {
         var line = [
-          r["pool"] as! String, r["node"] as! String, r["host"] as! String, r["state"] as! String, r["image"] as! String,
+          r["pool"] as! String, r["node"] as! String, r["host"] as! String,
+          (r["role"] as? String == "kept" ? "kept until \(r["kept_until"] as? String ?? "?") (\(r["state"] as! String))" : r["state"] as! String), r["image"] as! String,
           String(r["generation"] as! Int), (r["pending"] as! Bool) ? "*" : "",
         ]
         if wide {

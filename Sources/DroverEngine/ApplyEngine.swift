@@ -71,6 +71,8 @@ public struct ApplyEngine: Sendable {
     /// The rollouts' clock and sleep (#44: windows and burn-rate waits); tests inject both.
     public var now: @Sendable () -> Double = { Date().timeIntervalSince1970 }
     public var sleep: @Sendable (Double) -> Void = { Thread.sleep(forTimeInterval: $0) }
+    /// Each host's overcommit ratios (drover.yaml), for starting kept nodes again (#45).
+    public var hostLimits: [String: HostLimits] = [:]
 
     public init(
       prepare: @escaping @Sendable (NodeDefinition, any HostBackend) throws -> NodeDefinition = { n, _ in n },
@@ -168,12 +170,12 @@ public struct ApplyEngine: Sendable {
         continue
       }
       do {
-        let runner = RolloutRunner(
-          pool: pool, project: project, backends: backends, journal: try journal(pool.name),
-          hooks: RolloutRunner.Hooks(
-            prober: hooks.prober, drainer: hooks.drainer(pool), prepare: prepare, consoleLog: hooks.consoleLog,
-            shouldStop: hooks.shouldStop, onEvent: { hooks.onRollout(pool.name, $0) }, sleep: hooks.sleep, nodeSSH: hooks.nodeSSH, fence: fence,
-            metrics: hooks.metrics, now: hooks.now))
+        var runnerHooks = RolloutRunner.Hooks(
+          prober: hooks.prober, drainer: hooks.drainer(pool), prepare: prepare, consoleLog: hooks.consoleLog,
+          shouldStop: hooks.shouldStop, onEvent: { hooks.onRollout(pool.name, $0) }, sleep: hooks.sleep, nodeSSH: hooks.nodeSSH, fence: fence,
+          metrics: hooks.metrics, now: hooks.now)
+        runnerHooks.hostLimits = hooks.hostLimits
+        let runner = RolloutRunner(pool: pool, project: project, backends: backends, journal: try journal(pool.name), hooks: runnerHooks)
         let result = try runner.run(preview)
         outcome.rollouts.append(result)
         outcome.added += result.created

@@ -8,6 +8,9 @@ import Foundation
 /// the job, never by comparing the words.
 public enum ApplyJobKind: String, Sendable, CaseIterable {
   case apply, rolloutResume, rolloutAbort, hostDrain, heal
+  /// `drover rollout undo` (a completed rollout rolled back from its kept nodes) and `drover
+  /// rollout finish` (its kept nodes removed), #45.
+  case rolloutUndo, rolloutFinish
 
   /// "Apply complete!", "Heal failed: …".
   public var verb: String { self == .heal ? "Heal" : "Apply" }
@@ -154,7 +157,9 @@ public struct ApplyRequest: Sendable {
   }
 
   /// Resuming (or aborting) a journaled rollout finishes it as its journal says.
-  public var resuming: Bool { kind == .rolloutResume || kind == .rolloutAbort }
+  public var resuming: Bool { kind == .rolloutResume || kind == .rolloutAbort || kind == .rolloutUndo }
+  /// `drover rollout finish`: the plan removes kept nodes and nothing else.
+  public var finishKept: Bool { kind == .rolloutFinish }
 }
 
 /// How an apply job ended when it did not stop on an error.
@@ -288,6 +293,8 @@ public enum ApplyJob {
     options.skipUnreachable = request.skipUnreachable
     options.hostLimits = context.hostLimits
     options.draining = request.draining
+    options.now = context.clock.now().timeIntervalSince1970
+    options.finishKept = request.finishKept
     return options
   }
 

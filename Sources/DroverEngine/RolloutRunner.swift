@@ -42,6 +42,8 @@ public final class RolloutRunner: @unchecked Sendable {
     /// The clock maintenance windows and burn-rate waits are decided by (#44): tests inject one
     /// that `sleep` moves on.
     public var now: @Sendable () -> Double = { Date().timeIntervalSince1970 }
+    /// Each host's overcommit ratios (drover.yaml), for starting a kept node that gave up its room.
+    public var hostLimits: [String: HostLimits] = [:]
 
     public init(
       prober: any HealthProbing = HealthChecker(), drainer: any Draining,
@@ -393,7 +395,11 @@ public final class RolloutRunner: @unchecked Sendable {
     // node instead of a loop.
     var last: NodeStep = .done
     for _ in 0..<32 {
-      let refs = found.map { IndexDomain(name: $0.domain.name, uuid: $0.domain.uuid, host: $0.host, generation: $0.ownership.generation) }
+      let refs = found.map { e in
+        IndexDomain(
+          name: e.domain.name, uuid: e.domain.uuid, host: e.host, generation: e.ownership.generation, kept: e.ownership.kept != nil,
+          revived: e.ownership.rollout.map { $0.id == state.id && $0.phase == Self.revivedPhase } ?? false)
+      }
       let input = NodeStepInput(
         node: node, domains: refs, rollback: rollback, surge: state.policy.usesSurge, healing: state.kind == .heal, drain: drainPolicy,
         connected: connected, attempt: attempt)
@@ -471,6 +477,37 @@ public final class RolloutRunner: @unchecked Sendable {
         let backend = try backendOf(e.host)
         try step(state, key, kind.rawValue) { try remove(e, from: backend); return .done }
         found.removeAll { $0.domain.uuid == ref.uuid }
+      case .keep(let ref):
+        let e = try entry(ref)
+        let backend = try backendOf(e.host)
+        try step(state, key, "keep") {
+          var o = e.ownership
+          let seconds = state.policy.keepSeconds ?? 3600
+          o.kept = KeptNode(rollout: state.id, until: (hooks.now() + seconds).rounded(.up), reserves: state.policy.keptCapacity != .diskOnly)
+          o.rollout = mark(state, key: key, rollback: false, phase: Self.keptPhase)
+          try hooks.fence.check("keeping \(key)")
+          try backend.keep(node: e.domain.name, uuid: e.domain.uuid, as: o, shutdownSeconds: state.policy.keepShutdownSeconds ?? 30)
+          return .done
+        }
+        found = try domains(index: node.index)
+      case .revive(let ref):
+        let e = try entry(ref)
+        let backend = try backendOf(e.host)
+        if let why = try roomToRevive(e, on: backend) {
+          attempt.revived = true
+          hooks.onEvent(.init(.step, rollout: state.id, node: key, step: "revive", outcome: "failed", message: "\(key): \(why)"))
+          return why
+        }
+        try step(state, key, "revive") {
+          var o = e.ownership
+          o.kept = nil
+          o.rollout = mark(state, key: key, rollback: true, phase: Self.revivedPhase)
+          try hooks.fence.check("starting kept node \(key)")
+          try backend.revive(node: e.domain.name, uuid: e.domain.uuid, as: o)
+          return .done
+        }
+        attempt.revived = true
+        found = try domains(index: node.index)
       case .recordHealthFailure(let ref, let reason):
         // It stays (the old one is gone): its record says it failed, so plan replaces it later.
         let t = try entry(ref)
@@ -498,10 +535,25 @@ public final class RolloutRunner: @unchecked Sendable {
     return "its steps did not finish (the last decided: \(last))"
   }
 
+  /// The mark phases of a kept node and of one a rollback started again from kept (#45).
+  static let keptPhase = "kept"
+  static let revivedPhase = "revived"
+
+  /// Why a kept node that gave up its vCPU and memory (`capacity: disk-only`) cannot start on its
+  /// host now, naming the host; nil when it reserves them or fits (fail-closed: nothing started).
+  func roomToRevive(_ e: IndexEntry, on backend: any HostBackend) throws -> String? {
+    guard e.ownership.kept?.reserves == false else { return nil }
+    let host = try backend.observe()
+    let ledger = CapacityLedger(observed: ObservedWorld(hosts: [e.host: host]), limits: hooks.hostLimits, project: project)
+    let demand = Demand(e.ownership)
+    guard let why = ledger.shortfall(Demand(vcpu: demand.vcpu, memory: demand.memory), on: e.host) else { return nil }
+    return "kept node \(e.domain.name) (capacity: disk-only) does not fit on \(e.host) to start again: the host is \(why); it stays kept"
+  }
+
   /// The mark a node this rollout creates carries (see `RolloutMark`).
-  func mark(_ state: RolloutState, key: String, rollback: Bool) -> RolloutMark {
+  func mark(_ state: RolloutState, key: String, rollback: Bool, phase named: String? = nil) -> RolloutMark {
     let wave = state.schedule.firstIndex { $0.contains(key) } ?? 0
-    let phase = rollback ? "rollback" : wave == 0 && state.policy.canary > 0 ? "canary" : "wave-\(wave)"
+    let phase = named ?? (rollback ? "rollback" : wave == 0 && state.policy.canary > 0 ? "canary" : "wave-\(wave)")
     return RolloutMark(
       id: state.id, phase: phase, fromImage: state.fromImage, toImage: state.toImage, by: "\(ProcessInfo.processInfo.hostName)/\(getpid())",
       total: Set(state.schedule.joined()).count)

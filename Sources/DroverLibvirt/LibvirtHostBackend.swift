@@ -372,6 +372,80 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     }
   }
 
+  public func keep(node: String, uuid: String, as o: NodeOwnership, shutdownSeconds: Double) throws {
+    // The guest's own shutdown has its time; the deadline covers it and the writes after.
+    try guarded("keeping \(node)", timeout: callTimeout + shutdownSeconds) { [self] in
+      try self.keepNow(node: node, uuid: uuid, as: o, shutdownSeconds: shutdownSeconds)
+    }
+  }
+
+  /// Shut off first, record last: a crash in between leaves a stopped serving node that the
+  /// resumed step keeps again, never a kept record on a running domain.
+  func keepNow(node: String, uuid: String, as o: NodeOwnership, shutdownSeconds: Double) throws {
+    let (domain, current, _, _) = try ownedNode(node, uuid: uuid)
+    guard let key = keyring.key else {
+      throw HostError(uri: uri, node: node, operation: "refusing to keep", reason: "no key for project \(keyring.project) to seal its record with")
+    }
+    guard o.node == current.node, o.pool == current.pool, o.index == current.index, o.project == current.project, o.kept != nil else {
+      throw HostError(uri: uri, node: node, operation: "refusing to keep", reason: "the new record is not this node's kept record")
+    }
+    do {
+      calls.record("state")
+      if try domain.state().isActive {
+        calls.record("shutdown")
+        // A guest that cannot take the request (no ACPI handler) is powered off at the deadline.
+        try? domain.shutdown()
+        let deadline = Date().addingTimeInterval(shutdownSeconds)
+        while Date() < deadline, (try? domain.state().isActive) ?? false { Thread.sleep(forTimeInterval: 0.2) }
+        calls.record("state")
+        if try domain.state().isActive {
+          calls.record("destroy")
+          try domain.destroy()
+        }
+      }
+      calls.record("setAutostart")
+      if try domain.autostart() { try domain.setAutostart(false) }
+      calls.record("setMetadata")
+      try domain.setMetadata(
+        OwnershipMetadata.render(o, key: key, binding: .init(uuid: domain.uuid, host: uri), forSetMetadata: true), key: OwnershipMetadata.prefix,
+        namespace: OwnershipMetadata.namespace, live: false)
+    } catch {
+      throw HostError(uri: uri, node: node, operation: "cannot keep", libvirt: error)
+    }
+  }
+
+  public func revive(node: String, uuid: String, as o: NodeOwnership) throws {
+    try guarded("starting kept node \(node)") { [self] in try self.reviveNow(node: node, uuid: uuid, as: o) }
+  }
+
+  /// Start first, record last: a crash in between leaves a running kept node the resumed step
+  /// revives again (the start is skipped), never a serving record on a stopped domain.
+  func reviveNow(node: String, uuid: String, as o: NodeOwnership) throws {
+    let (domain, current, _, _) = try ownedNode(node, uuid: uuid)
+    guard let key = keyring.key else {
+      throw HostError(uri: uri, node: node, operation: "refusing to start", reason: "no key for project \(keyring.project) to seal its record with")
+    }
+    guard o.node == current.node, o.pool == current.pool, o.index == current.index, o.project == current.project, o.kept == nil else {
+      throw HostError(uri: uri, node: node, operation: "refusing to start", reason: "the new record is not this node's serving record")
+    }
+    try activateDiskPool(of: current, node: node)
+    do {
+      calls.record("state")
+      var active = try domain.state().isActive
+      if !active {
+        calls.record("start")
+        try domain.start()
+        active = true
+      }
+      calls.record("setMetadata")
+      try domain.setMetadata(
+        OwnershipMetadata.render(o, key: key, binding: .init(uuid: domain.uuid, host: uri), forSetMetadata: true), key: OwnershipMetadata.prefix,
+        namespace: OwnershipMetadata.namespace, live: active)
+    } catch {
+      throw HostError(uri: uri, node: node, operation: "cannot start", libvirt: error)
+    }
+  }
+
   /// vCPU and memory through libvirt's config setters (never a redefinition from a template, so
   /// the disk, kernel and console stay exactly as they are), a restart when asked, then the
   /// ownership record. Raising a maximum goes before the current value, lowering after.

@@ -57,6 +57,10 @@ public enum OwnershipMetadata {
     if !o.hooks.isEmpty { attrs.append(("hooks", o.hooks)) }
     if let address = o.address { attrs.append(("address", address)) }
     if let seed = o.seed { attrs.append(("seed", seed)) }
+    if let kept = o.kept {
+      attrs += [("role", "kept"), ("kept_by", kept.rollout), ("kept_until", String(Int64(kept.until.rounded(.up))))]
+      if !kept.reserves { attrs.append(("kept_capacity", "disk-only")) }
+    }
     if let mark = o.rollout {
       attrs += [
         ("rollout", mark.id), ("rollout_phase", mark.phase), ("rollout_from", mark.fromImage), ("rollout_to", mark.toImage),
@@ -224,6 +228,15 @@ public enum OwnershipMetadata {
     ownership.hooks = a["hooks"] ?? ""
     ownership.address = a["address"].flatMap { StaticAddresses.parse($0) }.map(StaticAddresses.text)
     ownership.seed = a["seed"].flatMap { $0.count <= 64 && $0.allSatisfy(\.isHexDigit) ? $0 : nil }
+    switch a["role"] {
+    case nil, "serving": break
+    case "kept":
+      // A kept record names its rollout and a time that fits in a double exactly; anything else
+      // is not a record Drover wrote (treated as foreign: never touched).
+      guard let by = a["kept_by"], let until = a["kept_until"].flatMap(Int64.init), (0..<(Int64(1) << 40)).contains(until) else { return nil }
+      ownership.kept = KeptNode(rollout: by, until: Double(until), reserves: a["kept_capacity"] != "disk-only")
+    default: return nil
+    }
     if let id = a["rollout"] {
       ownership.rollout = RolloutMark(
         id: id, phase: a["rollout_phase"] ?? "", fromImage: a["rollout_from"] ?? "", toImage: a["rollout_to"] ?? "", by: a["rollout_by"] ?? "",

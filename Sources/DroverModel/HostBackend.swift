@@ -58,6 +58,15 @@ public protocol HostBackend: AnyObject, Sendable {
   /// Resumes a paused owned node (heal's gentlest rung).
   func resume(node: String, uuid: String) throws
 
+  /// Parks an owned node for a warm rollback (#45): asks its guest to shut down, powers it off
+  /// after `shutdownSeconds` if it has not, turns its autostart off, then writes `ownership` (a
+  /// kept record). Its disk stays. Idempotent: a resumed rollout may ask again.
+  func keep(node: String, uuid: String, as ownership: NodeOwnership, shutdownSeconds: Double) throws
+
+  /// Returns a kept node to service: starts it on its own disk (unless it runs already), then
+  /// writes `ownership` (a serving record). Idempotent.
+  func revive(node: String, uuid: String, as ownership: NodeOwnership) throws
+
   /// Power-cycles an owned node on its own disk: stopped at once, then started (heal's `reset`
   /// rung; a cold boot works whatever the domain's `on_reboot`).
   func reset(node: String, uuid: String) throws

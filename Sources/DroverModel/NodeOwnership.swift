@@ -51,6 +51,13 @@ public struct NodeOwnership: Sendable, Hashable, Codable {
   /// seed is read once per instance, so a different one (keys, user-data, addresses, Drover's
   /// own part) is a replacement.
   public var seed: String? = nil
+  /// Set on a node a rollout replaced and parked for a warm rollback (#45): shut off, its disk
+  /// kept. Nil: a serving node, the only kind that counts as a replica, is healed, started,
+  /// drained or checked.
+  public var kept: KeptNode? = nil
+
+  /// Whether the node serves (every node but a kept one).
+  public var isServing: Bool { kept == nil }
 
   public init(
     project: String = "default", pool: String, node: String, index: Int, image: String, digest: String, specHash: String, generation: Int,
@@ -73,6 +80,24 @@ public struct NodeOwnership: Sendable, Hashable, Codable {
     self.network = network
     self.labels = labels
     self.protect = protect
+  }
+}
+
+/// What a kept node's record says of its keeping (#45): sealed with the rest of the record, so
+/// a forged or copied kept record is refused like any other.
+public struct KeptNode: Sendable, Hashable, Codable {
+  /// The rollout that replaced it (its rollback, or `drover rollout undo`, starts it again).
+  public var rollout: String
+  /// When it goes (epoch seconds): the next `apply`, `heal` or `watch` pass removes it then.
+  public var until: Double
+  /// Whether its vCPU and memory stay reserved on its host (`capacity: reserve`, the default),
+  /// so a rollback always fits; false with `capacity: disk-only`.
+  public var reserves: Bool
+
+  public init(rollout: String, until: Double, reserves: Bool = true) {
+    self.rollout = rollout
+    self.until = until
+    self.reserves = reserves
   }
 }
 

@@ -33,6 +33,8 @@ public struct PoolSpec: Sendable, Hashable, Codable {
   public var heartbeat: HeartbeatSpec? = nil
   /// `remediation`: whether and how `drover heal` replaces unhealthy nodes (nil: never).
   public var remediation: RemediationSpec? = nil
+  /// `capacity:`: whether kept nodes reserve their vCPU and memory (#45).
+  public var keptCapacity: KeptCapacity = .reserve
 
   /// Whether nodes get a cloud-init NoCloud seed: the pool gives them keys, user-data or static
   /// addresses, or checks them over SSH (the seed gives Drover's user its key).
@@ -138,6 +140,32 @@ public struct DrainSpec: Sendable, Hashable, Codable {
   }
 }
 
+/// `upgrade.keep_previous`: how many replaced nodes stay for a warm rollback, and for how long.
+public struct KeepPrevious: Sendable, Hashable, Codable {
+  /// A count or a percentage of the pool's replicas (rounded up).
+  public var nodes: NodeQuantity
+  /// How long they stay after they are kept (`for:`, default 1h).
+  public var duration: TimeSpan
+  /// How long a replaced node's guest gets to shut down before it is powered off
+  /// (`shutdown_timeout:`, default 30s).
+  public var shutdownTimeout: TimeSpan
+
+  public init(nodes: NodeQuantity, duration: TimeSpan = .minutes(60), shutdownTimeout: TimeSpan = .seconds(30)) {
+    self.nodes = nodes
+    self.duration = duration
+    self.shutdownTimeout = shutdownTimeout
+  }
+}
+
+/// What kept nodes hold on their host (`capacity:` in a pool).
+public enum KeptCapacity: String, Sendable, Hashable, Codable, CaseIterable {
+  /// Their vCPU and memory stay reserved: a rollback always fits (the default).
+  case reserve
+  /// Only their disks stay: the room goes to other nodes, and a rollback that no longer fits
+  /// fails closed, naming the host.
+  case diskOnly = "disk-only"
+}
+
 /// How a pool rolls to a new image.
 public struct UpgradeStrategy: Sendable, Hashable, Codable {
   public enum OnBudgetExceeded: String, Sendable, Hashable, Codable { case rollback, pause }
@@ -152,6 +180,9 @@ public struct UpgradeStrategy: Sendable, Hashable, Codable {
   public var onBudgetExceeded: OnBudgetExceeded
   /// Gates on the service's metrics, judged after the canary and after each wave (#43).
   public var analysis: [AnalysisGate] = []
+  /// `keep_previous`: the last replaced nodes of a rollout are shut off and kept, disk and all,
+  /// so a rollback starts them instead of rebuilding (#45); nil: every replaced node is deleted.
+  public var keepPrevious: KeepPrevious? = nil
 
   public init(
     canary: NodeQuantity = .count(1), waves: [NodeQuantity] = [.percent(50)], maxSurge: NodeQuantity = .count(1),

@@ -18,6 +18,8 @@ public struct DriftFinding: Sendable, Codable, Hashable {
     case recordMismatch = "record-mismatch"
     /// Not drift: a record an older Drover wrote, which the next apply seals with the project key.
     case unsealed = "record-unsealed"
+    /// Not drift: a node a rollout replaced and keeps shut off for a warm rollback (#45).
+    case kept
   }
 
   public var kind: Kind
@@ -29,7 +31,7 @@ public struct DriftFinding: Sendable, Codable, Hashable {
   /// The command that makes it right again.
   public var fix: String
 
-  public var isDrift: Bool { kind != .pending && kind != .unsealed }
+  public var isDrift: Bool { kind != .pending && kind != .unsealed && kind != .kept }
 }
 
 /// Finds out-of-band changes to owned domains, separately from pending spec changes.
@@ -61,6 +63,15 @@ public func detectDrift(
         fix: "virsh -c \(entry.host) undefine \(entry.domain.name)  # if it is a copy; or: drover adopt \(entry.domain.name) --host \(entry.host)"))
   }
   for (uri, d, o) in records.owned {
+    if let keeping = o.kept {
+      // Shut off on purpose, not a replica: shown as kept, never as drift.
+      findings.append(
+        DriftFinding(
+          kind: .kept, pool: o.pool, node: d.name, host: uri, expected: "kept for rollback until \(KeptTime.text(keeping.until))",
+          observed: "kept by rollout \(keeping.rollout) (\(o.image), \(d.state))",
+          fix: "drover rollout undo \(o.pool)  # starts it again; drover rollout finish \(o.pool) removes it"))
+      continue
+    }
     ownedByPool[o.pool, default: []].append((uri, d, o))
     if d.trust == .legacy {
       findings.append(
@@ -84,7 +95,7 @@ public func detectDrift(
     for index in 1...max(1, pool.replicas) where index <= pool.replicas && !present.contains(index) {
       let name = NodeName.of(pool: pool.name, index: index)
       let host = placement(pool, index: index)
-      if let squatter = observed.hosts[host]?.domains.first(where: { $0.name == name }) {
+      if let squatter = observed.hosts[host]?.domains.first(where: { $0.name == name && !($0.ownership.map { $0.kept != nil && $0.project == project } ?? false) }) {
         if refusedNames.contains(TrustedRecords.nameKey(host: host, name: name)) { continue }  // reported as record-mismatch
         let removed = squatter.ownership == nil && squatter.actual?.title == "drover node \(name) of pool \(pool.name)"
         findings.append(
@@ -126,7 +137,7 @@ public func detectDrift(
       }
     }
   }
-  for (uri, d, o) in records.owned where declared[o.pool] != nil {
+  for (uri, d, o) in records.owned where declared[o.pool] != nil && o.isServing {
     guard let why = judgedUnhealthy[d.uuid] else { continue }
     findings.append(
       DriftFinding(

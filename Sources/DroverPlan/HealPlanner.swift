@@ -88,7 +88,8 @@ public func healCandidates(_ pools: [PoolSpec], observed: ObservedWorld, project
   let names = Set(pools.filter { $0.remediation != nil }.map(\.name))
   var result: [String: [String: TrustedRecords.Entry]] = [:]
   var doubled: Set<String> = []
-  for entry in TrustedRecords(observed, project: project, keyHeld: true).owned where entry.domain.trust == .verified {
+  // Only serving nodes are healed: a kept node (#45) is shut off on purpose.
+  for entry in TrustedRecords(observed, project: project, keyHeld: true).owned where entry.domain.trust == .verified && entry.ownership.isServing {
     let o = entry.ownership
     guard names.contains(o.pool) else { continue }
     let key = o.key

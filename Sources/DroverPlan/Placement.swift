@@ -123,6 +123,8 @@ public struct CapacityLedger: Sendable, Hashable {
       var committed = Demand()
       for d in host.domains {
         guard let shape = d.actual, d.isActive || d.ownership?.project == project else { continue }
+        // A kept node that gave up its room (`capacity: disk-only`) holds only its disk.
+        if !d.isActive, d.ownership?.kept?.reserves == false { continue }
         committed.vcpu += min(Demand.maxVcpu, max(0, shape.vcpu, d.isActive ? shape.liveVcpu : 0))
         committed.memory += Int(min(Demand.maxMiB * 1024, max(shape.memoryKiB, d.isActive ? shape.liveMemoryKiB : 0))) * 1024
       }

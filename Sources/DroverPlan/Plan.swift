@@ -117,6 +117,28 @@ public struct UndeclaredPool: Sendable, Codable, Hashable {
   }
 }
 
+/// A node a rollout replaced and kept shut off for a warm rollback (#45): shown by the plan, not
+/// a replica, not drift; removed when its time passes, by `drover rollout finish`, by the pool's
+/// next rollout, or when the plan needs its room (each said as the delete's reason).
+public struct KeptEntry: Sendable, Codable, Hashable {
+  public var pool: String
+  public var node: String
+  public var host: String
+  public var image: String
+  public var rollout: String
+  public var until: Double
+  public var reserves: Bool
+  public init(pool: String, node: String, host: String, image: String, rollout: String, until: Double, reserves: Bool) {
+    self.pool = pool
+    self.node = node
+    self.host = host
+    self.image = image
+    self.rollout = rollout
+    self.until = until
+    self.reserves = reserves
+  }
+}
+
 /// The nodes of a pool on a host that could not be read (`--skip-unreachable`): unknown, so the
 /// pool gets no action at all. `nodes` are the names the spec places there; `seen` the pool's
 /// nodes read on its other hosts.
@@ -171,6 +193,8 @@ public struct Plan: Sendable, Codable {
   public static func acceleratorKey(pool: String, host: String) -> String { "\(pool) \(host)" }
   /// Pools left out because a host of theirs could not be read (`--skip-unreachable`).
   public var unknown: [UnknownNodes] = []
+  /// Kept nodes the plan leaves as they are (#45); nil in older plans.
+  public var kept: [KeptEntry]? = nil
   /// For each pool the plan touches, the programs its apply runs on this machine (`PoolPrograms`).
   public var programs: [String: [String]] = [:]
 

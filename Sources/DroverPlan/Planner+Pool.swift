@@ -13,9 +13,18 @@ typealias OwnedNode = (host: String, domain: ObservedDomain, ownership: NodeOwne
 ///   - refused: domains (`host NUL name`) whose record of this project is never acted on; they
 ///     are reported already and keep their name taken.
 func planPool(
-  _ pool: PoolSpec, existing: [OwnedNode], observed: ObservedWorld, options: PlanOptions, generations: [Int: Int], rolling: Set<Int>,
-  refused: Set<String> = [], ledger: inout CapacityLedger, diagnostics: inout [Diagnostic]
+  _ pool: PoolSpec, existing: [OwnedNode], kept: [OwnedNode] = [], observed: ObservedWorld, options: PlanOptions, generations: [Int: Int],
+  rolling: Set<Int>, refused: Set<String> = [], ledger: inout CapacityLedger, diagnostics: inout [Diagnostic]
 ) -> [PlannedAction] {
+  // `drover rollout finish`: the pool's kept nodes go, nothing else changes.
+  if options.finishKept { return keptDeletes(kept, pool: pool, options: options, rolling: rolling, replacing: false) }
+  // Kept nodes whose time is up go first, and their room with them.
+  var goneKept = keptDeletes(kept, pool: pool, options: options, rolling: rolling, replacing: false)
+  for a in goneKept where a.before?.kept?.reserves == true {
+    if let b = a.before { ledger.release(Demand(b).cpuAndMemory, on: a.host) }
+  }
+  // The names kept nodes hold: a new node of their index takes its other name.
+  let keptNames = Set(kept.map(\.domain.name))
   var actions: [PlannedAction] = []
   let digest = options.imageDigests[pool.image.description] ?? ""
   func nextGeneration(_ index: Int) -> Int { (generations[index] ?? 0) + 1 }
@@ -85,7 +94,9 @@ func planPool(
   for index in 1...max(1, pool.replicas) where index <= pool.replicas && !rolling.contains(index) {
     let name = NodeName.of(pool: pool.name, index: index)
     guard let current = byIndex[index] else {
-      let wanted = desired(digest).node(index: index, generation: nextGeneration(index))
+      var wanted = desired(digest).node(index: index, generation: nextGeneration(index))
+      let name = keptNames.contains(name) ? replacementName(key: name, generation: wanted.generation, occupied: keptNames) : name
+      wanted.node = name
       guard let host = place(wanted, avoid: [], why: byIndex.isEmpty && existing.isEmpty ? "new" : "missing") else { continue }
       if refused.contains(TrustedRecords.nameKey(host: host, name: name)) { continue }
       if let foreign = observed.hosts[host]?.domains.first(where: { $0.name == name }) {
@@ -167,6 +178,13 @@ func planPool(
         reason: "scale down to \(pool.replicas) replica\(pool.replicas == 1 ? "" : "s") (index \(index) > \(pool.replicas))",
         uuid: n.domain.uuid, before: n.ownership))
   }
+
+  // A new rollout of the pool never runs beside the previous one's kept nodes.
+  if actions.contains(where: { $0.kind == .replace }) {
+    let gone = Set(goneKept.compactMap(\.uuid))
+    goneKept += keptDeletes(kept.filter { !gone.contains($0.domain.uuid) }, pool: pool, options: options, rolling: rolling, replacing: true)
+  }
+  actions = goneKept + actions
 
   // Protection comes from the spec and from the node's record; the stricter wins, so a pull
   // request that sets protect: false and removes nodes at once cannot destroy them.

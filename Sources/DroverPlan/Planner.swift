@@ -37,6 +37,11 @@ public struct PlanOptions: Sendable {
   /// Hosts being drained (`drover host drain`): every node of the project there is moved to
   /// another host of its pool through the rollout engine.
   public var draining: Set<String> = []
+  /// Now (epoch seconds): kept nodes whose time has passed are removed (#45).
+  public var now: Double = 0
+  /// `drover rollout finish`: the plan removes the kept nodes of the pools in scope and does
+  /// nothing else.
+  public var finishKept = false
 
   public init(
     targets: [String] = [], excludes: [String] = [], imageDigests: [String: String] = [:], project: String = "default",
@@ -69,10 +74,16 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   // `TrustedRecords`); every other record of the project stops the plan where it stands.
   let records = TrustedRecords(observed, project: options.project, keyHeld: options.keyHeld)
   var owned: [String: [OwnedNode]] = [:]
+  // Kept nodes (#45), by pool: never replicas; their own rules below.
+  var kept: [String: [OwnedNode]] = [:]
   // The highest generation of every index (domains, refused records and overlays alike), by pool.
   var generations: [String: [Int: Int]] = [:]
   for (uri, d, o) in records.owned {
-    owned[o.pool, default: []].append((uri, d, o))
+    if o.kept != nil {
+      kept[o.pool, default: []].append((uri, d, o))
+    } else {
+      owned[o.pool, default: []].append((uri, d, o))
+    }
   }
   for o in records.owned.map(\.ownership) + records.refused.map(\.entry.ownership) {
     generations[o.pool, default: [:]][o.index] = max(generations[o.pool]?[o.index] ?? 0, o.generation)
@@ -102,13 +113,15 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   var rolling = options.activeRollouts.mapValues { Set($0.nodes.values.map(\.index)) }
   // A node marked by a rollout that has not ended (here or on another machine) belongs to it:
   // its index is left alone, so a surge node is never a "duplicate".
-  for (pool, nodes) in owned {
+  for (pool, nodes) in owned.merging(kept, uniquingKeysWith: +) {
     for n in nodes where n.ownership.rollout.map({ !options.finishedRollouts.contains($0.id) }) == true {
       rolling[pool, default: []].insert(n.ownership.index)
     }
   }
 
   var unknown: [UnknownNodes] = []
+  // Kept nodes a plan removes (by UUID): each once, whichever pool's plan needed it.
+  var reclaimed: Set<String> = []
   // One ledger for every pool: they draw on the same hosts.
   var ledger = CapacityLedger(observed: observed, limits: options.hostLimits, project: options.project)
   for pool in pools.sorted(by: { $0.name < $1.name }) {
@@ -133,9 +146,9 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
       }
       continue
     }
-    let poolActions = planPool(
-      pool, existing: owned[pool.name] ?? [], observed: observed, options: options, generations: generations[pool.name] ?? [:],
-      rolling: rolling[pool.name] ?? [], refused: refusedNames, ledger: &ledger, diagnostics: &diagnostics)
+    let poolActions = planPoolReclaiming(
+      pool, existing: owned[pool.name] ?? [], kept: kept, observed: observed, options: options, generations: generations[pool.name] ?? [:],
+      rolling: rolling, refused: refusedNames, ledger: &ledger, diagnostics: &diagnostics, reclaimed: &reclaimed)
     diagnostics += rolloutsElsewhere(pool, owned: owned[pool.name] ?? [], options: options)
     if let active = options.activeRollouts[pool.name], active.toImage != pool.image.description, !options.resuming {
       diagnostics.append(
@@ -171,7 +184,7 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
 
   // Owned nodes whose pool no file declares: kept and shown, or with --prune deleted; never silent.
   var undeclared: [UndeclaredPool] = []
-  for (poolName, nodes) in owned.sorted(by: { $0.key < $1.key }) where declared[poolName] == nil {
+  for (poolName, nodes) in owned.merging(kept, uniquingKeysWith: +).sorted(by: { $0.key < $1.key }) where declared[poolName] == nil {
     // The migration seals every record an older Drover wrote, kept pools' too: a record left
     // unsealed would be refused for good once the project has keyed records.
     let unsealed = nodes.filter { $0.domain.trust == .legacy }
@@ -225,7 +238,10 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   plan.accelerators = accelerators
   plan.acceleration = acceleration.filter { host, _ in actions.contains { $0.host == host && $0.after != nil } }
   plan.unknown = unknown.filter { selected(pool: $0.pool, targets: options.targets, excludes: options.excludes) }
-  plan.rollouts = pools.sorted { $0.name < $1.name }.compactMap { pool in
+  let keptLeft = keptEntries(kept, deleted: Set(actions.filter { $0.kind == .delete }.compactMap(\.uuid)))
+    .filter { selected(pool: $0.pool, targets: options.targets, excludes: options.excludes) }
+  plan.kept = keptLeft.isEmpty ? nil : keptLeft
+  plan.rollouts = options.finishKept ? [] : pools.sorted { $0.name < $1.name }.compactMap { pool in
     if let active = options.activeRollouts[pool.name] {
       guard selected(pool: pool.name, targets: options.targets, excludes: options.excludes) else { return nil }
       // Resumed only as far as the verified records and the spec allow, never from the journal alone.
@@ -238,13 +254,13 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   // With --target/--exclude, problems of pools outside the slice are left out; those of pools in
   // it (an unreachable host among them) always stay.
   let inScope = Set(pools.map(\.name) + owned.keys).filter { selected(pool: $0, targets: options.targets, excludes: options.excludes) }
-  let kept = diagnostics.filter { d in
+  let retained = diagnostics.filter { d in
     // What an unread former host holds is unknown, so no --target/--exclude can leave it out.
     guard let subject = d.subject, d.code != "plan.target", d.code != "libvirt.unreachable-former" else { return true }
     return options.targets.isEmpty && options.excludes.isEmpty || inScope.contains { subject.contains($0) }
       || actions.contains { subject.contains($0.pool) }
   }
-  return (plan, kept)
+  return (plan, retained)
 }
 
 /// Each image the selected pools and their rollouts (rollback targets included) use, with the
@@ -265,7 +281,7 @@ func rolloutsElsewhere(_ pool: PoolSpec, owned: [OwnedNode], options: PlanOption
   // The journal here says nodes were replaced, yet no node carries its rollout's mark: the journal
   // is not this world's (copied from elsewhere, or the nodes were changed behind it).
   // (A rollout with nothing left to do cleared its marks and was killed before journaling the end.)
-  if let active = options.activeRollouts[pool.name], marked[active.id] == nil, nextRolloutStep(active) != .done {
+  if let active = options.activeRollouts[pool.name], !active.undone, marked[active.id] == nil, nextRolloutStep(active) != .done {
     let replaced = active.done.subtracting(active.rolledBack).sorted()
     if !replaced.isEmpty {
       problems.append(

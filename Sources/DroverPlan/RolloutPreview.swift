@@ -63,11 +63,31 @@ public struct RolloutPreview: Sendable, Codable, Hashable {
     guard !nodes.isEmpty else { return nil }
     var policy = RolloutPolicy.resolve(pool.upgrade, budget: pool.errorBudget, nodes: nodes.count, replicas: pool.replicas)
     policy.schedule(pool)
+    let kept = keeping(nodes, pool: pool, policy: &policy)
     return RolloutPreview(
       pool: pool.name, fromImage: Set(nodes.map(\.from.image)).sorted().joined(separator: ","),
       toImage: pool.image.description, schedule: policy.schedule(nodes.map(\.key)), policy: policy, drainOnTimeout: pool.drain.onTimeout.rawValue,
-      estimatedSeconds: policy.estimatedSeconds(perNodeSeconds: perNodeSeconds(pool.hosts)), nodes: nodes, resumes: nil
+      estimatedSeconds: policy.estimatedSeconds(perNodeSeconds: perNodeSeconds(pool.hosts)), nodes: kept, resumes: nil
     ).naming(pool.drain)
+  }
+
+  /// Marks the nodes whose replaced domain is kept (#45): the last `keep_previous` of the
+  /// schedule (the order they are replaced in), never one that moves to another host (the host
+  /// it leaves is not one to go back to).
+  static func keeping(_ nodes: [RolloutNode], pool: PoolSpec, policy: inout RolloutPolicy) -> [RolloutNode] {
+    guard let keep = pool.upgrade.keepPrevious else { return nodes }
+    let count = keep.nodes.resolve(of: pool.replicas, roundUp: true)
+    let order = policy.schedule(nodes.map(\.key)).joined()
+    let kept = Set(order.filter { key in nodes.contains { $0.key == key && $0.toHost == nil } }.suffix(count))
+    guard !kept.isEmpty else { return nodes }
+    policy.keepSeconds = keep.duration.seconds
+    policy.keepShutdownSeconds = keep.shutdownTimeout.seconds
+    policy.keptCapacity = pool.keptCapacity
+    return nodes.map { n in
+      var n = n
+      if kept.contains(n.key) { n.keep = true }
+      return n
+    }
   }
 
   /// The rollout in progress for `pool`, continued as the journal has it (its policy as journaled:

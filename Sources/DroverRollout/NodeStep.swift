@@ -21,6 +21,11 @@ public enum NodeStep: Sendable, Hashable {
   case health(IndexDomain)
   /// Stop, undefine and delete the domain and its overlay.
   case remove(IndexDomain, RemovalKind)
+  /// Shut the replaced domain off and keep it, disk and all, as a kept node (#45): a rollback
+  /// starts it again instead of rebuilding it.
+  case keep(IndexDomain)
+  /// Start a kept domain on its own disk and make it serve again (a warm rollback).
+  case revive(IndexDomain)
   /// Seal into the domain's record that it failed its health checks (it stays: the old one is
   /// gone; plan replaces it later), then fail with `reason`.
   case recordHealthFailure(IndexDomain, reason: String)
@@ -77,6 +82,8 @@ public struct NodeAttempt: Sendable, Hashable {
   public var oldUncordoned = false
   public var uncordoned = false
   public var healthFailureRecorded = false
+  /// A kept domain was started again in this attempt (a second start is never tried).
+  public var revived = false
   /// Steps this attempt has taken: "untouched" is judged before the first.
   public var steps = 0
 
@@ -108,6 +115,8 @@ public struct NodeStepInput: Sendable, Hashable {
   /// A heal's rollout: its nodes' `heal` drain applies, and replacements are exact builds.
   public var healing: Bool
   public var drain: NodeDrainPolicy
+  /// Keep the replaced domain (shut off) instead of deleting it (`RolloutNode.keep`).
+  public var keep: Bool
   /// The hosts this run has a connection to: a node whose replacement would go elsewhere fails
   /// before anything is touched.
   public var connected: Set<String>
@@ -115,8 +124,9 @@ public struct NodeStepInput: Sendable, Hashable {
 
   public init(
     node: RolloutNode, domains: [IndexDomain], rollback: Bool, surge: Bool, healing: Bool, drain: NodeDrainPolicy, connected: Set<String>,
-    attempt: NodeAttempt = NodeAttempt()
+    attempt: NodeAttempt = NodeAttempt(), keep: Bool? = nil
   ) {
+    self.keep = keep ?? (node.keep == true && !healing)
     self.node = node
     self.domains = domains
     self.rollback = rollback
@@ -143,12 +153,6 @@ public func nextNodeStep(_ input: NodeStepInput) -> NodeStep {
   // Nothing to do is judged once, before this attempt acts (a rollback that has just removed the
   // extra domain beside the original still puts the original back).
   if view.untouched && attempt.steps == 0 { return .done }
-  if input.rollback, let original = view.new, original.uuid == node.oldUUID {
-    // The original is still there: it stays, whatever was made beside it goes, and it is put
-    // back in service.
-    if let extra = view.old { return .remove(extra, .replacement) }
-    return attempt.uncordoned ? .done : .uncordon(original, bestEffort: false)
-  }
   let old = view.old
   let target = view.new
   // New domains go to the node's target host (its own, or the one it moves to); an existing one
@@ -179,6 +183,10 @@ public func nextNodeStep(_ input: NodeStepInput) -> NodeStep {
     return nil
   }
 
+  if input.rollback, let original = view.new, original.uuid == node.oldUUID {
+    return rollbackKeepingOriginal(original, extra: view.old, attempt: attempt, drainPhase: drainPhase)
+  }
+
   func createOrFail() -> NodeStep {
     if attempt.created { return .failed("the new node did not appear") }
     return .create(view.target, host: host, exactBuild: input.healing)
@@ -194,12 +202,12 @@ public func nextNodeStep(_ input: NodeStepInput) -> NodeStep {
     guard let target else { return createOrFail() }
     if attempt.health == nil { return .health(target) }
     if let old, movingFirst, let step = drainPhase(old) { return step }
-    if let old { return .remove(old, .old) }
+    if let old { return input.keep ? .keep(old) : .remove(old, .old) }
     return attempt.uncordoned ? .done : .uncordon(target, bestEffort: false)
   }
   if let old {
     if let step = drainPhase(old) { return step }
-    return .remove(old, .old)
+    return input.keep ? .keep(old) : .remove(old, .old)
   }
   if case .unhealthy(let reason) = attempt.health {
     if let target, !attempt.healthFailureRecorded { return .recordHealthFailure(target, reason: reason) }
@@ -208,4 +216,25 @@ public func nextNodeStep(_ input: NodeStepInput) -> NodeStep {
   guard let target else { return createOrFail() }
   if attempt.health == nil { return .health(target) }
   return attempt.uncordoned ? .done : .uncordon(target, bestEffort: false)
+}
+
+/// A rollback of a node whose original domain is still there: it stays, whatever was made beside
+/// it goes. A kept original (#45) is started on its own disk, health-checked and put back in
+/// service before its replacement is drained and removed; one that does not come back healthy
+/// is shut off and kept again, and its replacement serves on.
+func rollbackKeepingOriginal(_ original: IndexDomain, extra: IndexDomain?, attempt: NodeAttempt, drainPhase: (IndexDomain) -> NodeStep?) -> NodeStep {
+  if case .unhealthy(let reason) = attempt.health {
+    if !original.kept && extra != nil { return .keep(original) }
+    return .failed("kept node \(original.name) did not come back healthy: \(reason)" + (extra.map { "; it is kept again and \($0.name) serves on" } ?? ""))
+  }
+  if original.kept { return attempt.revived ? .failed("kept node \(original.name) did not start") : .revive(original) }
+  if original.revived {
+    if attempt.health == nil { return .health(original) }
+    if !attempt.uncordoned { return .uncordon(original, bestEffort: false) }
+    guard let extra else { return .done }
+    if let step = drainPhase(extra) { return step }
+    return .remove(extra, .replacement)
+  }
+  if let extra { return .remove(extra, .replacement) }
+  return attempt.uncordoned ? .done : .uncordon(original, bestEffort: false)
 }

@@ -27,6 +27,9 @@ public struct RolloutNode: Sendable, Hashable, Codable {
   public var toHost: String? = nil
   /// A heal's node: how its drain goes (nil: the pool's drain, as in an upgrade).
   public var heal: HealDrain? = nil
+  /// Whether the domain being replaced is shut off and kept for a warm rollback instead of
+  /// deleted (`upgrade.keep_previous`, decided by the plan; nil in older journals: deleted).
+  public var keep: Bool? = nil
 
   /// The host the replacement (and a rollback's node) is created on.
   public var targetHost: String { toHost ?? host }
@@ -58,8 +61,14 @@ public struct IndexDomain: Sendable, Hashable {
   public var uuid: String
   public var host: String
   public var generation: Int
+  /// Shut off and kept for rollback (#45): never the node that serves.
+  public var kept: Bool
+  /// Started again from kept by this rollout's rollback: its health and uncordon come next.
+  public var revived: Bool
 
-  public init(name: String, uuid: String, host: String, generation: Int) {
+  public init(name: String, uuid: String, host: String, generation: Int, kept: Bool = false, revived: Bool = false) {
+    self.kept = kept
+    self.revived = revived
     self.name = name
     self.uuid = uuid
     self.host = host
@@ -89,31 +98,35 @@ public struct ReplacementView: Sendable, Hashable {
 public func replacementView(_ node: RolloutNode, domains: [IndexDomain], rollback: Bool, surge: Bool) -> ReplacementView {
   let original = domains.first { $0.uuid == node.oldUUID }
   let forward = domains.first { $0.generation == node.to.generation && $0.uuid != node.oldUUID }
+  // Every name the index's domains hold now (a kept one included): a new domain takes another.
+  let occupied = Set(domains.map(\.name))
   if !rollback {
     // The replacement's name is decided here, once: the one that exists already, else the
     // index's free name.
     var target = node.to
-    target.node = forward?.name ?? replacementName(key: node.key, generation: target.generation, occupied: original?.name, surge: surge)
-    return ReplacementView(old: original, new: forward, target: target, untouched: false)
+    target.node = forward?.name ?? replacementName(key: node.key, generation: target.generation, occupied: occupied)
+    // A kept original is out of service already: nothing left to drain or remove.
+    return ReplacementView(old: original?.kept == true ? nil : original, new: forward, target: target, untouched: false)
   }
   var target = node.from
   target.generation = node.to.generation + 1
   target.healthFailed = false
+  target.kept = nil
   let back = domains.first { $0.generation == target.generation && $0.uuid != node.oldUUID }
-  target.node = replacementName(key: node.key, generation: target.generation, occupied: (forward ?? original)?.name, surge: surge)
+  target.node = replacementName(key: node.key, generation: target.generation, occupied: occupied)
   if let back { target.node = back.name }
   if let original {
-    // The original is still there (its replacement failed, or a crash came first): keeping it is
-    // the rollback; any replacement beside it goes. Nothing new is created.
+    // The original is still there (its replacement failed, a crash came first, or it was kept):
+    // keeping it is the rollback; any replacement beside it goes. Nothing new is created.
     let extra = forward ?? back
-    return ReplacementView(old: extra, new: original, target: target, untouched: extra == nil)
+    return ReplacementView(old: extra, new: original, target: target, untouched: extra == nil && !original.kept && !original.revived)
   }
   return ReplacementView(old: forward, new: back, target: target, untouched: false)
 }
 
-/// The name of a replacement domain: with surge old and new coexist, so the new one takes the
-/// index's other name (`web-1` ↔ `web-1-g2`); in place it takes the index name.
-public func replacementName(key: String, generation: Int, occupied: String?, surge: Bool) -> String {
-  guard surge, occupied == key else { return key }
-  return "\(key)-g\(generation)"
+/// The name of a new domain of an index: the index name (`web-1`) while no domain of the index
+/// holds it, else `web-1-g<generation>` — so old and new coexist with surge, and a kept node
+/// never blocks the name its successor needs.
+public func replacementName(key: String, generation: Int, occupied: Set<String>) -> String {
+  occupied.contains(key) ? "\(key)-g\(generation)" : key
 }

@@ -27,6 +27,13 @@ public struct RolloutPolicy: Sendable, Hashable, Codable {
   /// the pool's journal has no history.
   public var estimatedNodeSeconds: Double? = nil
 
+  /// How long kept nodes stay (#45), seconds; nil: the rollout keeps none.
+  public var keepSeconds: Double? = nil
+  /// How long a kept node's guest gets to shut down before it is powered off.
+  public var keepShutdownSeconds: Double? = nil
+  /// Whether kept nodes reserve their vCPU and memory (nil: they do).
+  public var keptCapacity: KeptCapacity? = nil
+
   /// The gates, none when there are none.
   public var gates: [AnalysisGate] { analysis ?? [] }
 

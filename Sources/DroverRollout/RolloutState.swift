@@ -96,6 +96,8 @@ public struct RolloutState: Sendable, Hashable, Codable {
   public var pauseReason: String?
   /// Seconds each node took from its first step to done (the window's prediction of the next).
   public var nodeSeconds: [String: Double] = [:]
+  /// Rolled back by `drover rollout undo` after it completed (#45): its marks were cleared then.
+  public var undone = false
   /// When each node's first step began.
   var nodeBegan: [String: Double] = [:]
 
@@ -155,7 +157,13 @@ public struct RolloutState: Sendable, Hashable, Codable {
       pauseRequested = false
       pauseReason = r.detail
     case .resumed: if status == .paused { status = .running }
-    case .rollbackStarted: status = .rollingBack
+    case .rollbackStarted:
+      // `drover rollout undo` rolls a completed rollout back from its kept nodes (#45).
+      if status == .completed {
+        undone = true
+        ended = nil
+      }
+      status = .rollingBack
     case .nodeRolledBack: if let n = r.node { rolledBack.insert(n) }
     case .rolledBack:
       status = .rolledBack

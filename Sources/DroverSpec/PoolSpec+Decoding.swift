@@ -68,6 +68,7 @@ enum PoolDecoder {
         hint: "add network: default, or beat on the console instead (source: console)")
     }
     let remediation = pool.optional("remediation").flatMap { RemediationDecoder.remediation($0, context: &context) }
+    let keptCapacity = pool.optional("capacity").flatMap { enumValue($0, "capacity", KeptCapacity.self, &context) } ?? .reserve
     pool.finish(context: &context)
 
     guard let name, let hosts, let replicas, let image, let nameNode, let imageNode else { return nil }
@@ -82,6 +83,7 @@ enum PoolDecoder {
     spec.remediation = remediation
     spec.burnRate = burnRate
     spec.window = window
+    spec.keptCapacity = keptCapacity
     return LoadedPool(spec: spec, file: context.file, nameRange: context.range(nameNode), imageRange: context.range(imageNode))
   }
 

@@ -26,6 +26,7 @@ enum UpgradeDecoder {
     {
       s.onBudgetExceeded = v
     }
+    if let n = reader.optional("keep_previous") { s.keepPrevious = keepPrevious(n, context: &context) }
     if let n = reader.optional("analysis") { s.analysis = AnalysisDecoder.decode(n, context: &context) }
     if s.maxSurge == .count(0) || s.maxSurge == .percent(0), s.maxUnavailable == .count(0) || s.maxUnavailable == .percent(0) {
       context.error(
@@ -34,5 +35,22 @@ enum UpgradeDecoder {
     }
     reader.finish(context: &context)
     return s
+  }
+
+  /// `keep_previous: 3` / `50%`, or `{nodes: 3, for: 2h}` (#45): kept at most 30 days.
+  static func keepPrevious(_ node: YAMLNode, context: inout DecodeContext) -> KeepPrevious? {
+    if node.scalar != nil {
+      return context.quantity(node, "keep_previous").map { KeepPrevious(nodes: $0) }
+    }
+    var reader = MappingReader(node, what: "keep_previous", context: &context)
+    guard reader.isMapping else { return nil }
+    let nodes = reader.required("nodes", context: &context, hint: "for example: keep_previous: {nodes: 3, for: 2h}").flatMap {
+      context.quantity($0, "keep_previous.nodes")
+    }
+    let duration = reader.optional("for").flatMap { context.timeSpan($0, "keep_previous.for", max: .minutes(30 * 24 * 60)) }
+    let shutdown = reader.optional("shutdown_timeout").flatMap { context.timeSpan($0, "keep_previous.shutdown_timeout", max: .minutes(10)) }
+    reader.finish(context: &context)
+    guard let nodes else { return nil }
+    return KeepPrevious(nodes: nodes, duration: duration ?? .minutes(60), shutdownTimeout: shutdown ?? .seconds(30))
   }
 }

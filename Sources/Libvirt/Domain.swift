@@ -174,6 +174,12 @@ public final class Domain: @unchecked Sendable {
     return value != 0
   }
 
+  /// Sets whether libvirtd starts the domain when it starts. The corresponding C function is
+  /// `virDomainSetAutostart`.
+  public func setAutostart(_ on: Bool) throws(LibvirtError) {
+    try check(virDomainSetAutostart(pointer, on ? 1 : 0), "setting autostart of \(name)")
+  }
+
   /// Pauses a running domain. The corresponding C function is `virDomainSuspend`.
   public func suspend() throws(LibvirtError) { try check(virDomainSuspend(pointer), "suspending \(name)") }
 

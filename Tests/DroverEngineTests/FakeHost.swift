@@ -186,6 +186,18 @@ final class FakeHost: HostBackend, @unchecked Sendable {
   func update(node: String, uuid: String, to ownership: NodeOwnership, restart: Bool) throws {
     try change("update", node: node, uuid: uuid) { $0.ownership = ownership }
   }
+  func keep(node: String, uuid: String, as ownership: NodeOwnership, shutdownSeconds: Double) throws {
+    try change("keep", node: node, uuid: uuid) {
+      $0.running = false
+      $0.ownership = ownership
+    }
+  }
+  func revive(node: String, uuid: String, as ownership: NodeOwnership) throws {
+    try change("revive", node: node, uuid: uuid) {
+      $0.running = true
+      $0.ownership = ownership
+    }
+  }
   func adopt(node: String, uuid: String, as ownership: NodeOwnership) throws {
     try change("adopt", node: node, uuid: uuid) { $0.ownership = ownership }
   }

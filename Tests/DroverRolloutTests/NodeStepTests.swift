@@ -23,6 +23,8 @@ import Testing
     /// The domains of the index when the step starts (default: the original alone).
     var start: [IndexDomain]? = nil
     var connected: Set<String> = ["a", "b"]
+    /// `keep_previous` (#45): the replaced domain is kept shut off.
+    var keep = false
     var testDescription: String { name }
   }
 
@@ -41,6 +43,7 @@ import Testing
       to: record(generation: 2, image: "demo@v2"), reason: "image")
     if s.move { n.toHost = "b" }
     n.heal = s.heal
+    if s.keep { n.keep = true }
     return n
   }
 
@@ -60,7 +63,13 @@ import Testing
     Scenario(name: "heal of a dead node: drain skipped", heal: .skip(reason: "the node is shut off")),
     Scenario(name: "heal of a silent node: drain forced", heal: .force(seconds: 90, reason: "no heartbeat"), drainTimesOut: true),
     Scenario(name: "replacement host not connected", move: true, connected: ["a"]),
+    Scenario(name: "surge, keeps the old node", surge: true, keep: true),
+    Scenario(name: "in place, keeps the old node", keep: true),
+    Scenario(name: "in place, keeps the old node, replacement unhealthy", unhealthy: [2], keep: true),
+    Scenario(name: "rollback starts a kept original", surge: true, rollback: true, start: [keptOriginal, forward]),
+    Scenario(name: "rollback, the kept original does not come back", surge: true, rollback: true, unhealthy: [1], start: [keptOriginal, forward]),
   ]
+  static let keptOriginal = IndexDomain(name: "web-1", uuid: "u1", host: "a", generation: 1, kept: true)
 
   struct Run {
     var log: [String] = []
@@ -92,7 +101,7 @@ import Testing
       let step = nextNodeStep(input)
       switch step {
       case .done:
-        say("done: " + run.world.map { "\($0.name)@\($0.host) g\($0.generation)" }.joined(separator: ", "))
+        say("done: " + run.world.map { "\($0.name)@\($0.host) g\($0.generation)\($0.kept ? " kept" : "")" }.joined(separator: ", "))
         run.end = step
         return run
       case .failed(let reason):
@@ -132,6 +141,18 @@ import Testing
         clock += 1
         run.world.removeAll { $0.uuid == d.uuid }
         say("\(kind.rawValue) \(d.name)@\(d.host) g\(d.generation)")
+      case .keep(let d):
+        clock += 3
+        if let i = run.world.firstIndex(where: { $0.uuid == d.uuid }) { run.world[i].kept = true }
+        say("keep \(d.name) (shut off, disk kept)")
+      case .revive(let d):
+        clock += 3
+        if let i = run.world.firstIndex(where: { $0.uuid == d.uuid }) {
+          run.world[i].kept = false
+          run.world[i].revived = true
+        }
+        say("start kept \(d.name) on its own disk")
+        attempt.revived = true
       case .recordHealthFailure(let d, let reason):
         say("record in \(d.name) that it failed: \(reason)")
         attempt.healthFailureRecorded = true
@@ -163,7 +184,7 @@ import Testing
     for k in 0..<max(0, run.actions) {
       let crashed = Self.simulate(s, crashAfter: k + 1)
       #expect(crashed.end == run.end, "\(s.name): crash after action \(k + 1) ended \(crashed.end), not \(run.end)")
-      func shape(_ w: [IndexDomain]) -> [String] { w.map { "\($0.name)@\($0.host) g\($0.generation)" }.sorted() }
+      func shape(_ w: [IndexDomain]) -> [String] { w.map { "\($0.name)@\($0.host) g\($0.generation)\($0.kept ? " kept" : "")" }.sorted() }
       #expect(shape(crashed.world) == shape(run.world), "\(s.name): crash after action \(k + 1)")
       text += "  after \(k + 1): \(crashed.actions - k - 1) more actions, same end\n"
     }

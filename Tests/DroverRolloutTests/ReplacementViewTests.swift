@@ -40,8 +40,11 @@ import Testing
     let view = replacementView(Self.node, domains: [Self.forward], rollback: true, surge: true)
     #expect(view.target.image == "demo@v1" && view.target.generation == 3)
     #expect(view.target.node == "web-1", "with surge it takes the index's other name")
-    #expect(replacementName(key: "web-1", generation: 2, occupied: "web-1", surge: true) == "web-1-g2")
-    #expect(replacementName(key: "web-1", generation: 2, occupied: "web-1", surge: false) == "web-1")
-    #expect(replacementName(key: "web-1", generation: 3, occupied: "web-1-g2", surge: true) == "web-1")
+    #expect(replacementName(key: "web-1", generation: 2, occupied: ["web-1"]) == "web-1-g2")
+    // In place, the old domain is gone when the name is taken.
+    #expect(replacementName(key: "web-1", generation: 2, occupied: []) == "web-1")
+    #expect(replacementName(key: "web-1", generation: 3, occupied: ["web-1-g2"]) == "web-1")
+    // A kept node holds one name, the serving node the other: a third generation takes its own.
+    #expect(replacementName(key: "web-1", generation: 4, occupied: ["web-1", "web-1-g3"]) == "web-1-g4")
   }
 }
