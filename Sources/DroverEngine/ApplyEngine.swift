@@ -31,8 +31,9 @@ public struct ApplyOutcome: Sendable {
       + replacementsNotDone.map { Diagnostic.error("apply.not-done", "planned replacement of \($0.node) was not done: \($0.why)", subject: "node \($0.node)") }
   }
 
-  /// A rollout that ran and stopped (rolled back or paused).
-  public var rolloutStopped: Bool { rollouts.contains { $0.state.status != .completed } }
+  /// A rollout that ran and stopped (rolled back or paused); an undo that brought every node
+  /// back did what was asked.
+  public var rolloutStopped: Bool { rollouts.contains { !$0.state.endedAsAsked } }
 
   /// 0 everything planned was done; 130 interrupted; 3 a rollout stopped; 1 anything else not done.
   public var exitStatus: Int32 {

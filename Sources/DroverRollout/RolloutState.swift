@@ -96,6 +96,10 @@ public struct RolloutState: Sendable, Hashable, Codable {
   public var pauseReason: String?
   /// Seconds each node took from its first step to done (the window's prediction of the next).
   public var nodeSeconds: [String: Double] = [:]
+  /// Nodes whose rollback did not bring them back as they were, with why.
+  public var rollbackFailures: [String: String] = [:]
+  /// Whether it ended as asked: completed, or undone (`drover rollout undo`) with every node back.
+  public var endedAsAsked: Bool { status == .completed || (undone && status == .rolledBack && rollbackFailures.isEmpty) }
   /// Rolled back by `drover rollout undo` after it completed (#45): its marks were cleared then.
   public var undone = false
   /// When each node's first step began.
@@ -164,7 +168,11 @@ public struct RolloutState: Sendable, Hashable, Codable {
         ended = nil
       }
       status = .rollingBack
-    case .nodeRolledBack: if let n = r.node { rolledBack.insert(n) }
+    case .nodeRolledBack:
+      if let n = r.node {
+        rolledBack.insert(n)
+        if let why = r.detail { rollbackFailures[n] = why }
+      }
     case .rolledBack:
       status = .rolledBack
       ended = r.time

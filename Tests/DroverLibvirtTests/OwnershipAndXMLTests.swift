@@ -75,6 +75,28 @@ import Testing
     #expect(desiredOwnership(PoolSpec(name: "web", hosts: [Self.host], replicas: 2, image: ImageRef(parsing: "demo@v1")!), index: 2, digest: "abc", generation: 3, project: "p").address == nil)
   }
 
+  /// #45: a kept node's role, its rollout, its time and its capacity are sealed: a serving record
+  /// made "kept" (or a kept one made serving, or given more time) by hand is refused; a role
+  /// Drover never writes makes the record foreign.
+  @Test func aKeptRoleIsSealedInTheRecord() throws {
+    let spec = PoolSpec(name: "web", hosts: [Self.host], replicas: 2, image: ImageRef(parsing: "demo@v1")!)
+    var ownership = desiredOwnership(spec, index: 2, digest: "abc", generation: 3, project: "p")
+    ownership.kept = KeptNode(rollout: "web-1700000000000", until: 1_800_000_000, reserves: false)
+    let key = TestWorld.key("p")
+    let xml = OwnershipMetadata.render(ownership, key: key, binding: .init(uuid: Self.uuid, host: Self.host))
+    let reading = OwnershipMetadata.read(xml, name: "web-2", uuid: Self.uuid, host: Self.host, key: key)
+    #expect(reading.trust == .verified && reading.ownership?.kept == ownership.kept)
+    for (from, to) in [("1800000000", "1900000000"), (" role=\"kept\"", " role=\"serving\""), (" kept_capacity=\"disk-only\"", "")] {
+      let edited = xml.replacingOccurrences(of: from, with: to)
+      #expect(edited != xml)
+      #expect(OwnershipMetadata.read(edited, name: "web-2", uuid: Self.uuid, host: Self.host, key: key).trust.mismatchReason != nil, "\(to)")
+    }
+    let serving = OwnershipMetadata.render(desiredOwnership(spec, index: 2, digest: "abc", generation: 3, project: "p"), key: key, binding: .init(uuid: Self.uuid, host: Self.host))
+    let forged = serving.replacingOccurrences(of: " protect=", with: " role=\"kept\" kept_by=\"x\" kept_until=\"1\" protect=")
+    #expect(OwnershipMetadata.read(forged, name: "web-2", uuid: Self.uuid, host: Self.host, key: key).trust.mismatchReason != nil)
+    #expect(OwnershipMetadata.parse(xml.replacingOccurrences(of: "role=\"kept\"", with: "role=\"spare\"")) == nil)
+  }
+
   /// The record check, case by case: only a record sealed with the project key for this very
   /// domain (its UUID, name and host) is `.verified`; every copy, edit and forgery is a mismatch.
   @Test func aRecordIsTrustedOnlyWhenSealedForThisVeryDomain() throws {
