@@ -235,16 +235,31 @@ public final class RolloutRunner: @unchecked Sendable {
           state = journal.rollouts().last { $0.id == state.id } ?? state
           return outcome(state, interrupted: false, reason: reason)
         }
-        guard let node = state.nodes[key] else {
-          try journal.append(state.id, .nodeRolledBack, node: key, detail: "no planned replacement recorded")
-          continue
+        // Nodes whose replaced domain was kept (#45) come back side by side: they need no new
+        // room, and a rollback in seconds is why they were kept. Any other, one at a time.
+        let warm = Array(keys.prefix { state.nodes[$0]?.keep == true })
+        let batch = warm.isEmpty ? [key] : warm
+        let current = state
+        let failure = Mutex<Error?>(nil)
+        BlockingFanOut.forEach(batch.count, width: batch.count) { i in
+          let key = batch[i]
+          do {
+            guard let node = current.nodes[key] else {
+              try self.journal.append(current.id, .nodeRolledBack, node: key, detail: "no planned replacement recorded")
+              return
+            }
+            let reasonBack = try self.replaceNode(node, state: current, rollback: true)
+            try self.journal.append(current.id, .nodeRolledBack, node: key, detail: reasonBack)
+            self.hooks.onEvent(
+              .init(
+                .rolledBack, rollout: current.id, node: key, outcome: reasonBack == nil ? "done" : "failed",
+                message: "\(key): rolled back to \(node.from.image)\(reasonBack.map { " (but: \($0))" } ?? "")"))
+          } catch {
+            failure.withLock { $0 = $0 ?? error }
+          }
         }
-        let reasonBack = try replaceNode(node, state: state, rollback: true)
-        try journal.append(state.id, .nodeRolledBack, node: key, detail: reasonBack)
-        hooks.onEvent(
-          .init(
-            .rolledBack, rollout: state.id, node: key, outcome: reasonBack == nil ? "done" : "failed",
-            message: "\(key): rolled back to \(node.from.image)\(reasonBack.map { " (but: \($0))" } ?? "")"))
+        // As before: an error stops the run (the journal says where; a resume goes on).
+        if let error = failure.withLock({ $0 }) { throw error }
       }
     }
   }
