@@ -118,6 +118,17 @@ import Testing
     #expect(refused.contains { $0.code == "plan.protected" && $0.message.contains("web-1") }, "protect applies to kept nodes")
   }
 
+  /// Heal never touches a kept node: it is shut off on purpose, so neither a start (its gentlest
+  /// rung) nor a replace; and its index is not "two domains of one index" to leave to apply.
+  @Test func healNeverSeesAKeptNode() throws {
+    let fleet = try R.Fleet(replicas: 2, strategy: Self.keeping(R.surge, 2))
+    fleet.pool.image = ImageRef(parsing: "demo@v2")!
+    fleet.pool.remediation = RemediationSpec()
+    _ = try R.roll(fleet, prober: FakeProber())
+    let candidates = healCandidates([fleet.pool], observed: ObservedWorld(hosts: [R.uri: try fleet.host.observe()]), project: R.project)
+    #expect(candidates["web"]?.values.map(\.domain.name).sorted() == ["web-1-g2", "web-2-g2"], "\(candidates)")
+  }
+
   /// The seeded model's kill points, in-process: every boundary of a rollout that keeps its
   /// nodes, and of one whose sick canary rolls back warm.
   @Test(arguments: ["surge", "in place, sick canary"])
