@@ -246,7 +246,7 @@ import Testing
     #expect(
       names == [
         .apply: "Apply summary", .rolloutResume: "Apply summary", .rolloutAbort: "Apply summary", .hostDrain: "Apply summary",
-        .heal: "Heal replacements",
+        .heal: "Heal replacements", .rolloutUndo: "Apply summary", .rolloutFinish: "Apply summary",
       ])
     #expect(ApplyRequest(kind: .rolloutResume).resuming && ApplyRequest(kind: .rolloutAbort).resuming && !ApplyRequest(kind: .hostDrain).resuming)
   }
