@@ -80,11 +80,6 @@ enum ScheduleView {
   }
 
   /// `2026-12-08 02:00 Europe/Berlin`.
-  static func local(_ t: Double, _ zone: String) -> String {
-    let f = DateFormatter()
-    f.locale = Locale(identifier: "en_US_POSIX")
-    f.timeZone = TimeZone(identifier: zone) ?? TimeZone(identifier: "UTC")
-    f.dateFormat = "yyyy-MM-dd HH:mm"
-    return "\(f.string(from: Date(timeIntervalSince1970: t))) \(zone)"
-  }
+  static func local(_ t: Double, _ zone: String) -> String { TimeText.local(t, zone) }
+
 }

@@ -262,14 +262,15 @@ struct RolloutUndoCommand: ParsableCommand {
     let state = try project.stateStore()
     try KnownPools.check([pool], project: project, state: state)
     let journal = try RolloutJournals(project, state: state).journal(pool)
-    if let active = try journal.active() {
+    let rollouts = try journal.checkedRollouts()
+    if let active = rollouts.last(where: \.isActive) {
       throw Diagnostic.error(
         "rollout.in-progress", "pool \(pool) has rollout \(active.id) in progress (\(active.status.rawValue))", subject: "pool \(pool)",
         hint: "drover rollout abort \(pool) rolls a rollout in progress back")
     }
-    guard let last = try journal.checkedRollouts().last, last.status == .completed, last.kind == .upgrade else {
+    guard let last = rollouts.last, last.status == .completed, last.kind == .upgrade else {
       throw Diagnostic.error(
-        "rollout.none", "pool \(pool) has no completed rollout to undo (its last one is \(try journal.checkedRollouts().last.map { "\($0.id), \($0.status.rawValue)" } ?? "none"))",
+        "rollout.none", "pool \(pool) has no completed rollout to undo (its last one is \(rollouts.last.map { "\($0.id), \($0.status.rawValue)" } ?? "none"))",
         subject: "pool \(pool)", hint: "drover rollout history \(pool) lists them")
     }
     guard !PoolLock.isHeld(pool: pool, directory: project.stateDirectory + "/locks", state: state) else {

@@ -386,7 +386,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     guard let key = keyring.key else {
       throw HostError(uri: uri, node: node, operation: "refusing to keep", reason: "no key for project \(keyring.project) to seal its record with")
     }
-    guard o.node == current.node, o.pool == current.pool, o.index == current.index, o.project == current.project, o.kept != nil else {
+    guard Self.sameNode(o, current), o.kept != nil else {
       throw HostError(uri: uri, node: node, operation: "refusing to keep", reason: "the new record is not this node's kept record")
     }
     do {
@@ -406,9 +406,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       calls.record("setAutostart")
       if try domain.autostart() { try domain.setAutostart(false) }
       calls.record("setMetadata")
-      try domain.setMetadata(
-        OwnershipMetadata.render(o, key: key, binding: .init(uuid: domain.uuid, host: uri), forSetMetadata: true), key: OwnershipMetadata.prefix,
-        namespace: OwnershipMetadata.namespace, live: false)
+      try setRecord(o, on: domain, key: key, live: false)
     } catch {
       throw HostError(uri: uri, node: node, operation: "cannot keep", libvirt: error)
     }
@@ -425,7 +423,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     guard let key = keyring.key else {
       throw HostError(uri: uri, node: node, operation: "refusing to start", reason: "no key for project \(keyring.project) to seal its record with")
     }
-    guard o.node == current.node, o.pool == current.pool, o.index == current.index, o.project == current.project, o.kept == nil else {
+    guard Self.sameNode(o, current), o.kept == nil else {
       throw HostError(uri: uri, node: node, operation: "refusing to start", reason: "the new record is not this node's serving record")
     }
     try activateDiskPool(of: current, node: node)
@@ -438,9 +436,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
         active = true
       }
       calls.record("setMetadata")
-      try domain.setMetadata(
-        OwnershipMetadata.render(o, key: key, binding: .init(uuid: domain.uuid, host: uri), forSetMetadata: true), key: OwnershipMetadata.prefix,
-        namespace: OwnershipMetadata.namespace, live: active)
+      try setRecord(o, on: domain, key: key, live: active)
     } catch {
       throw HostError(uri: uri, node: node, operation: "cannot start", libvirt: error)
     }
@@ -460,7 +456,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     guard let key = keyring.key else {
       throw HostError(uri: uri, node: node, operation: "refusing to update", reason: "no key for project \(keyring.project) to seal its record with")
     }
-    guard o.node == current.node, o.pool == current.pool, o.index == current.index, o.project == current.project else {
+    guard Self.sameNode(o, current) else {
       throw HostError(uri: uri, node: node, operation: "refusing to update", reason: "the new record is not this node's (\(o.project)/\(o.node))")
     }
     // Sealing a record an older Drover wrote writes the record and nothing else.
@@ -496,12 +492,23 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       // The record last: if anything above fails or the process dies, the old record makes the
       // next plan do the whole update (restart included) again.
       calls.record("setMetadata")
-      try domain.setMetadata(
-        OwnershipMetadata.render(o, key: key, binding: .init(uuid: domain.uuid, host: uri), forSetMetadata: true), key: OwnershipMetadata.prefix, namespace: OwnershipMetadata.namespace,
-        live: active)
+      try setRecord(o, on: domain, key: key, live: active)
     } catch {
       throw HostError(uri: uri, node: node, operation: "cannot update", libvirt: error)
     }
+  }
+
+  /// Writes `o` as the domain's ownership record, sealed with `key` for this very domain and
+  /// host entry (the one way every write of a record goes: update, adopt, keep, revive).
+  func setRecord(_ o: NodeOwnership, on domain: Domain, key: RecordKey, live: Bool) throws(LibvirtError) {
+    try domain.setMetadata(
+      OwnershipMetadata.render(o, key: key, binding: .init(uuid: domain.uuid, host: uri), forSetMetadata: true), key: OwnershipMetadata.prefix,
+      namespace: OwnershipMetadata.namespace, live: live)
+  }
+
+  /// Whether a new record is one for the node `current` records (same project, pool, index, name).
+  static func sameNode(_ o: NodeOwnership, _ current: NodeOwnership) -> Bool {
+    o.node == current.node && o.pool == current.pool && o.index == current.index && o.project == current.project
   }
 
   /// Stops and undefines an owned node, then deletes its overlay (no orphan volumes).
@@ -578,9 +585,7 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
       // first, so a failure between the two writes leaves no old keys beside a new record.
       try domain.setMetadata(nil, key: HostKeysMetadata.prefix, namespace: HostKeysMetadata.namespace, live: active)
       calls.record("setMetadata")
-      try domain.setMetadata(
-        OwnershipMetadata.render(o, key: key, binding: .init(uuid: domain.uuid, host: uri), forSetMetadata: true), key: OwnershipMetadata.prefix,
-        namespace: OwnershipMetadata.namespace, live: active)
+      try setRecord(o, on: domain, key: key, live: active)
     } catch {
       throw HostError(uri: uri, node: node, operation: "cannot adopt", libvirt: error)
     }

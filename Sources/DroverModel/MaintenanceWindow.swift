@@ -52,3 +52,15 @@ public struct MaintenanceWindow: Sendable, Hashable, Codable {
     return "\(d) \(hm(start))–\(hm(end)) \(timezone)" + (exclusions.isEmpty ? "" : ", \(exclusions.count) exclusion\(exclusions.count == 1 ? "" : "s")")
   }
 }
+
+/// How a moment is written for people: `2026-12-08 02:00 Europe/Berlin` (UTC when the zone is
+/// unknown). One formatter for plan lines, windows and kept nodes.
+public enum TimeText {
+  public static func local(_ t: Double, _ zone: String) -> String {
+    let f = DateFormatter()
+    f.locale = Locale(identifier: "en_US_POSIX")
+    f.timeZone = TimeZone(identifier: zone) ?? TimeZone(identifier: "UTC")
+    f.dateFormat = "yyyy-MM-dd HH:mm"
+    return "\(f.string(from: Date(timeIntervalSince1970: t))) \(zone)"
+  }
+}

@@ -82,12 +82,7 @@ func keptEntries(_ kept: [String: [OwnedNode]], deleted: Set<String>) -> [KeptEn
 
 /// How a kept node's time is written: UTC, to the minute.
 public enum KeptTime {
-  public static func text(_ epoch: Double) -> String {
-    var t = time_t(epoch)
-    var parts = tm()
-    gmtime_r(&t, &parts)
-    return String(format: "%04d-%02d-%02d %02d:%02d UTC", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min))
-  }
+  public static func text(_ epoch: Double) -> String { TimeText.local(epoch, "UTC") }
 }
 
 extension Demand {

@@ -113,7 +113,9 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
   var rolling = options.activeRollouts.mapValues { Set($0.nodes.values.map(\.index)) }
   // A node marked by a rollout that has not ended (here or on another machine) belongs to it:
   // its index is left alone, so a surge node is never a "duplicate".
-  for (pool, nodes) in owned.merging(kept, uniquingKeysWith: +) {
+  // Every verified node of the project, serving or kept, by pool (rollout marks, undeclared pools).
+  let everyNode = kept.isEmpty ? owned : owned.merging(kept, uniquingKeysWith: +)
+  for (pool, nodes) in everyNode {
     for n in nodes where n.ownership.rollout.map({ !options.finishedRollouts.contains($0.id) }) == true {
       rolling[pool, default: []].insert(n.ownership.index)
     }
@@ -184,7 +186,7 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
 
   // Owned nodes whose pool no file declares: kept and shown, or with --prune deleted; never silent.
   var undeclared: [UndeclaredPool] = []
-  for (poolName, nodes) in owned.merging(kept, uniquingKeysWith: +).sorted(by: { $0.key < $1.key }) where declared[poolName] == nil {
+  for (poolName, nodes) in everyNode.sorted(by: { $0.key < $1.key }) where declared[poolName] == nil {
     // The migration seals every record an older Drover wrote, kept pools' too: a record left
     // unsealed would be refused for good once the project has keyed records.
     let unsealed = nodes.filter { $0.domain.trust == .legacy }
