@@ -14,7 +14,10 @@ extension BakeSystemTests {
     try WatchFailoverSystemTests.useDatabase(p)
     defer { p.cleanUp(backend.connection) }
     #expect(try p.run(["bake"]).status == 0)
-    try p.pool(grace: "45s", faults: "# no faults")
+    // repair_after 10s: a TCG guest on a loaded 2-core machine can stall its beat for a few
+    // seconds after it came back; that is the pool's business (a reset after 3 s of silence is
+    // what `missed: 3` asks), not this test's, which counts the repairs of the failover.
+    try p.pool(grace: "45s", extra: ", repair_after: 10s", faults: "# no faults")
     let created = try p.run(["apply", "--auto-approve"])
     #expect(created.status == 0, "\(created.output)")
     let first = try vmNodes(p)
@@ -39,7 +42,7 @@ extension BakeSystemTests {
     let starts = (watches[0].output + watches[1].output).split(separator: "\n").filter {
       $0.contains("\"event\":\"repair\"") && $0.contains("\"domain\":\"hs-1\"") && $0.contains("\"outcome\":\"done\"")
     }
-    #expect(starts.count == 1, "started exactly once: \(starts)")
+    #expect(starts.count == 1, "started exactly once: \(starts); \(watches[1].output.suffix(4000))")
   }
 }
 
