@@ -113,7 +113,7 @@ enum PlanView {
     let keeping = r.nodes.filter { $0.keep == true }.map(\.key)
     if !keeping.isEmpty, let seconds = p.keepSeconds {
       lines.append(
-        "  keeps \(keeping.joined(separator: ", ")) shut off with their disks for \(TimeSpan(milliseconds: Int(seconds * 1000))) once replaced (keep_previous\(p.keptCapacity == .diskOnly ? ", capacity: disk-only" : "")): a rollback starts them again")
+        "  keeps \(keeping.joined(separator: ", ")) \(p.keepState == .hibernated ? "hibernated (memory saved to disk)" : "shut off") with their disks for \(TimeSpan(milliseconds: Int(seconds * 1000))) once replaced (keep_previous\(p.keptCapacity == .diskOnly ? ", capacity: disk-only" : "")): a rollback \(p.keepState == .hibernated ? "resumes" : "starts") them again")
     }
     if let scheduler = r.scheduler, let names = r.schedulerNames, !names.isEmpty {
       lines.append("  \(scheduler) node names (drain.node_name):")

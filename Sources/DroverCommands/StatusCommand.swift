@@ -40,7 +40,10 @@ struct StatusCommand: ParsableCommand {
           "pool": o.pool, "node": d.name, "host": uri, "state": d.state, "image": o.image,
           "generation": o.generation, "pending": pending.contains(d.name), "role": o.kept == nil ? "serving" : "kept",
         ]
-        if let kept = o.kept { row["kept_until"] = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: kept.until)) }
+        if let kept = o.kept {
+          row["kept_until"] = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: kept.until))
+          row["kept_state"] = (kept.state ?? .stopped).rawValue
+        }
         rows.append(row)
       }
     }
@@ -65,7 +68,7 @@ struct StatusCommand: ParsableCommand {
       for r in rows {
         var line = [
           r["pool"] as! String, r["node"] as! String, r["host"] as! String,
-          (r["role"] as? String == "kept" ? "kept until \(r["kept_until"] as? String ?? "?") (\(r["state"] as! String))" : r["state"] as! String), r["image"] as! String,
+          (r["role"] as? String == "kept" ? "kept \(r["kept_state"] as? String ?? "stopped") until \(r["kept_until"] as? String ?? "?")" : r["state"] as! String), r["image"] as! String,
           String(r["generation"] as! Int), (r["pending"] as! Bool) ? "*" : "",
         ]
         if wide {

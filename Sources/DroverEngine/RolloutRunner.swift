@@ -413,7 +413,7 @@ public final class RolloutRunner: @unchecked Sendable {
       let refs = found.map { e in
         IndexDomain(
           name: e.domain.name, uuid: e.domain.uuid, host: e.host, generation: e.ownership.generation, kept: e.ownership.kept != nil,
-          revived: e.ownership.rollout.map { $0.id == state.id && $0.phase == Self.revivedPhase } ?? false)
+          revived: e.ownership.rollout.map { $0.id == state.id && [Self.revivedPhase, Self.restoredPhase].contains($0.phase) } ?? false)
       }
       let input = NodeStepInput(
         node: node, domains: refs, rollback: rollback, surge: state.policy.usesSurge, healing: state.kind == .heal, drain: drainPolicy,
@@ -498,7 +498,9 @@ public final class RolloutRunner: @unchecked Sendable {
         try step(state, key, "keep") {
           var o = e.ownership
           let seconds = state.policy.keepSeconds ?? 3600
-          o.kept = KeptNode(rollout: state.id, until: (hooks.now() + seconds).rounded(.up), reserves: state.policy.keptCapacity != .diskOnly)
+          o.kept = KeptNode(
+            rollout: state.id, until: (hooks.now() + seconds).rounded(.up), reserves: state.policy.keptCapacity != .diskOnly,
+            state: state.policy.keepState)
           o.rollout = mark(state, key: key, rollback: false, phase: Self.keptPhase)
           try hooks.fence.check("keeping \(key)")
           try backend.keep(node: e.domain.name, uuid: e.domain.uuid, as: o, shutdownSeconds: state.policy.keepShutdownSeconds ?? 30)
@@ -515,8 +517,10 @@ public final class RolloutRunner: @unchecked Sendable {
         }
         try step(state, key, "revive") {
           var o = e.ownership
+          // A hibernated node resumes where it was: its health is judged as a restored one's.
+          let phase = e.ownership.kept?.isHibernated == true ? Self.restoredPhase : Self.revivedPhase
           o.kept = nil
-          o.rollout = mark(state, key: key, rollback: true, phase: Self.revivedPhase)
+          o.rollout = mark(state, key: key, rollback: true, phase: phase)
           try hooks.fence.check("starting kept node \(key)")
           try backend.revive(node: e.domain.name, uuid: e.domain.uuid, as: o)
           return .done
@@ -550,9 +554,11 @@ public final class RolloutRunner: @unchecked Sendable {
     return "its steps did not finish (the last decided: \(last))"
   }
 
-  /// The mark phases of a kept node and of one a rollback started again from kept (#45).
+  /// The mark phases of a kept node and of one a rollback started again from kept (#45):
+  /// booted again (`revived`), or resumed from its saved memory (`restored`).
   static let keptPhase = "kept"
   static let revivedPhase = "revived"
+  static let restoredPhase = "restored"
 
   /// Why a kept node that gave up its vCPU and memory (`capacity: disk-only`) cannot start on its
   /// host now, naming the host; nil when it reserves them or fits (fail-closed: nothing started).
@@ -602,7 +608,12 @@ public final class RolloutRunner: @unchecked Sendable {
     let started = Date()
     let deadline = started.addingTimeInterval(limit)
     let ep = endpoint(t)
-    let awaited = pool.health.map(HealthChecker.describe).joined(separator: ", ")
+    // A node resumed from its saved memory did not boot: its boot markers are not awaited, a
+    // fresh heartbeat is (`RestoredHealth`).
+    let restored = t.ownership.rollout.map { $0.id == rollout && $0.phase == Self.restoredPhase } ?? false
+    let checks = restored ? RestoredHealth.checks(pool.health) : pool.health
+    let beat = restored ? pool.heartbeat.map { ["a fresh heartbeat (\($0.sourceName))"] } ?? [] : []
+    let awaited = (checks.map(HealthChecker.describe) + beat).joined(separator: ", ")
     // The node's key names the line, as every other of its steps; a new domain's own name
     // (generation suffix `-g2`) is said once, so nobody wonders which node it is.
     let node = t.ownership.node == key ? key : "\(key) (new domain \(t.ownership.node))"
@@ -625,7 +636,11 @@ public final class RolloutRunner: @unchecked Sendable {
       }
       return stop()
     }
-    guard let reason = hooks.prober.unhealthyReason(ep, checks: pool.health, deadline: deadline, shouldStop: poll) else {
+    var unhealthy = hooks.prober.unhealthyReason(ep, checks: checks, deadline: deadline, shouldStop: poll)
+    if restored, unhealthy == nil {
+      unhealthy = RestoredHealth.freshBeat(pool.heartbeat, endpoint: ep, backend: backends[t.host], deadline: deadline, shouldStop: poll)
+    }
+    guard let reason = unhealthy else {
       ep.pinIfShown()
       return nil
     }

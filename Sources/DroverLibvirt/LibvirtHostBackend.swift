@@ -373,15 +373,24 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   }
 
   public func keep(node: String, uuid: String, as o: NodeOwnership, shutdownSeconds: Double) throws {
-    // The guest's own shutdown has its time; the deadline covers it and the writes after.
-    try guarded("keeping \(node)", timeout: callTimeout + shutdownSeconds) { [self] in
+    // The guest's own shutdown has its time, and saving its memory writes a file of its size:
+    // the deadline covers them (and a save that failed, then the shutdown) and the writes after.
+    let saving = o.kept?.isHibernated == true ? Self.saveSeconds(memoryMiB: o.memoryMiB) : 0
+    try guarded("keeping \(node)", timeout: callTimeout + shutdownSeconds + saving) { [self] in
       try self.keepNow(node: node, uuid: uuid, as: o, shutdownSeconds: shutdownSeconds)
     }
   }
 
-  /// Shut off first, record last: a crash in between leaves a stopped serving node that the
-  /// resumed step keeps again, never a kept record on a running domain.
-  func keepNow(node: String, uuid: String, as o: NodeOwnership, shutdownSeconds: Double) throws {
+  /// How long saving a guest's memory may take: a minute, and a second per 50 MiB on top (a
+  /// slow disk writes that much).
+  static func saveSeconds(memoryMiB: UInt64) -> Double { 60 + Double(min(memoryMiB, 1 << 30)) / 50 }
+
+  /// Hibernated or shut off first, record last: a crash in between leaves a stopped serving
+  /// node that the resumed step keeps again, never a kept record on a running domain. The
+  /// record says how the node really waits: a guest whose memory could not be saved (a shared
+  /// folder, a passed-through device) is shut off instead and recorded as stopped.
+  func keepNow(node: String, uuid: String, as asked: NodeOwnership, shutdownSeconds: Double) throws {
+    var o = asked
     let (domain, current, _, _) = try ownedNode(node, uuid: uuid)
     guard let key = keyring.key else {
       throw HostError(uri: uri, node: node, operation: "refusing to keep", reason: "no key for project \(keyring.project) to seal its record with")
@@ -391,6 +400,16 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     }
     do {
       calls.record("state")
+      var saved = false
+      if o.kept?.isHibernated == true, try domain.state().isActive {
+        calls.record("managedSave")
+        saved = (try? domain.managedSave()) != nil
+      } else if o.kept?.isHibernated == true {
+        // A resumed keep: saved before the crash, or shut off by someone meanwhile.
+        calls.record("hasManagedSave")
+        saved = try domain.hasManagedSave()
+      }
+      if !saved { o.kept?.state = nil }
       if try domain.state().isActive {
         calls.record("shutdown")
         // A guest that cannot take the request (no ACPI handler) is powered off at the deadline.
@@ -413,11 +432,17 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
   }
 
   public func revive(node: String, uuid: String, as o: NodeOwnership) throws {
-    try guarded("starting kept node \(node)") { [self] in try self.reviveNow(node: node, uuid: uuid, as: o) }
+    // Restoring saved memory reads a file of the guest's size.
+    try guarded("starting kept node \(node)", timeout: callTimeout + Self.saveSeconds(memoryMiB: o.memoryMiB)) { [self] in
+      try self.reviveNow(node: node, uuid: uuid, as: o)
+    }
   }
 
   /// Start first, record last: a crash in between leaves a running kept node the resumed step
-  /// revives again (the start is skipped), never a serving record on a stopped domain.
+  /// revives again (the start is skipped), never a serving record on a stopped domain. A
+  /// hibernated node's start resumes its saved memory (libvirt's managed save); its live XML is
+  /// then the one saved with it (the serving record it had), and the persistent record the kept
+  /// one until the write here.
   func reviveNow(node: String, uuid: String, as o: NodeOwnership) throws {
     let (domain, current, _, _) = try ownedNode(node, uuid: uuid)
     guard let key = keyring.key else {

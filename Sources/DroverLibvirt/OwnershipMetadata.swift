@@ -60,6 +60,7 @@ public enum OwnershipMetadata {
     if let kept = o.kept {
       attrs += [("role", "kept"), ("kept_by", kept.rollout), ("kept_until", String(Int64(kept.until.rounded(.up))))]
       if !kept.reserves { attrs.append(("kept_capacity", "disk-only")) }
+      if let state = kept.state, state != .stopped { attrs.append(("kept_state", state.rawValue)) }
     }
     if let mark = o.rollout {
       attrs += [
@@ -234,7 +235,14 @@ public enum OwnershipMetadata {
       // A kept record names its rollout and a time that fits in a double exactly; anything else
       // is not a record Drover wrote (treated as foreign: never touched).
       guard let by = a["kept_by"], let until = a["kept_until"].flatMap(Int64.init), (0..<(Int64(1) << 40)).contains(until) else { return nil }
-      ownership.kept = KeptNode(rollout: by, until: Double(until), reserves: a["kept_capacity"] != "disk-only")
+      // How it waits: absent is stopped (records before hibernation); an unknown state is not
+      // a record Drover wrote.
+      var state: KeptState?
+      if let s = a["kept_state"] {
+        guard let known = KeptState(rawValue: s), known != .stopped else { return nil }
+        state = known
+      }
+      ownership.kept = KeptNode(rollout: by, until: Double(until), reserves: a["kept_capacity"] != "disk-only", state: state)
     default: return nil
     }
     if let id = a["rollout"] {

@@ -93,12 +93,20 @@ public struct KeptNode: Sendable, Hashable, Codable {
   /// Whether its vCPU and memory stay reserved on its host (`capacity: reserve`, the default),
   /// so a rollback always fits; false with `capacity: disk-only`.
   public var reserves: Bool
+  /// How it was kept: its memory saved to disk (`hibernated`: a rollback resumes it where it
+  /// was, no boot) or shut off (nil: `stopped`, as every kept node before #45's hibernation).
+  public var state: KeptState?
 
-  public init(rollout: String, until: Double, reserves: Bool = true) {
+  public init(rollout: String, until: Double, reserves: Bool = true, state: KeptState? = nil) {
     self.rollout = rollout
     self.until = until
     self.reserves = reserves
+    // One spelling of stopped (absent), as the sealed record has it.
+    self.state = state == .stopped ? nil : state
   }
+
+  /// Whether its memory was saved (a rollback restores it instead of booting it).
+  public var isHibernated: Bool { state == .hibernated }
 }
 
 /// Which rollout made a node, recorded in the node itself (`rollout="…"` and friends).

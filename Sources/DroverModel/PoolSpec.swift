@@ -149,12 +149,29 @@ public struct KeepPrevious: Sendable, Hashable, Codable {
   /// How long a replaced node's guest gets to shut down before it is powered off
   /// (`shutdown_timeout:`, default 30s).
   public var shutdownTimeout: TimeSpan
+  /// How they are kept (`state:`, default `hibernated`, after AWS warm pools' pool states).
+  public var state: KeptState
 
-  public init(nodes: NodeQuantity, duration: TimeSpan = .minutes(60), shutdownTimeout: TimeSpan = .seconds(30)) {
+  public init(nodes: NodeQuantity, duration: TimeSpan = .minutes(60), shutdownTimeout: TimeSpan = .seconds(30), state: KeptState = .hibernated) {
     self.nodes = nodes
     self.duration = duration
     self.shutdownTimeout = shutdownTimeout
+    self.state = state
   }
+}
+
+/// How a kept node waits for a rollback (`keep_previous.state`).
+///
+/// Why hibernated by default: a rollback that restores a guest's saved memory takes about a
+/// second and skips the boot, which is most of a node's rollback; a stopped node boots again.
+/// A guest whose memory cannot be saved (a shared folder or a passed-through device blocks it)
+/// is shut off instead, and its record says so.
+public enum KeptState: String, Sendable, Hashable, Codable, CaseIterable {
+  /// Its memory is saved to a file on its host (libvirt's managed save) and its QEMU ends: it
+  /// holds no vCPU or memory while kept, and a rollback resumes it where it was.
+  case hibernated
+  /// Shut down by its guest (powered off after `shutdown_timeout`): a rollback boots it.
+  case stopped
 }
 
 /// What kept nodes hold on their host (`capacity:` in a pool).

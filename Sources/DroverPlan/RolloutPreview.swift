@@ -83,6 +83,7 @@ public struct RolloutPreview: Sendable, Codable, Hashable {
     policy.keepSeconds = keep.duration.seconds
     policy.keepShutdownSeconds = keep.shutdownTimeout.seconds
     policy.keptCapacity = pool.keptCapacity
+    policy.keepState = keep.state
     return nodes.map { n in
       var n = n
       if kept.contains(n.key) { n.keep = true }

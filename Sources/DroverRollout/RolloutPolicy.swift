@@ -33,6 +33,8 @@ public struct RolloutPolicy: Sendable, Hashable, Codable {
   public var keepShutdownSeconds: Double? = nil
   /// Whether kept nodes reserve their vCPU and memory (nil: they do).
   public var keptCapacity: KeptCapacity? = nil
+  /// How kept nodes wait (nil: stopped, as journals from before hibernation say).
+  public var keepState: KeptState? = nil
 
   /// The gates, none when there are none.
   public var gates: [AnalysisGate] { analysis ?? [] }

@@ -37,7 +37,8 @@ enum UpgradeDecoder {
     return s
   }
 
-  /// `keep_previous: 3` / `50%`, or `{nodes: 3, for: 2h}` (#45): kept at most 30 days.
+  /// `keep_previous: 3` / `50%`, or `{nodes: 3, for: 2h, state: hibernated | stopped}` (#45):
+  /// kept at most 30 days.
   static func keepPrevious(_ node: YAMLNode, context: inout DecodeContext) -> KeepPrevious? {
     if node.scalar != nil {
       return context.quantity(node, "keep_previous").map { KeepPrevious(nodes: $0) }
@@ -49,8 +50,9 @@ enum UpgradeDecoder {
     }
     let duration = reader.optional("for").flatMap { context.timeSpan($0, "keep_previous.for", max: .minutes(30 * 24 * 60)) }
     let shutdown = reader.optional("shutdown_timeout").flatMap { context.timeSpan($0, "keep_previous.shutdown_timeout", max: .minutes(10)) }
+    let state = reader.optional("state").flatMap { enumValue($0, "keep_previous.state", KeptState.self, &context) }
     reader.finish(context: &context)
     guard let nodes else { return nil }
-    return KeepPrevious(nodes: nodes, duration: duration ?? .minutes(60), shutdownTimeout: shutdown ?? .seconds(30))
+    return KeepPrevious(nodes: nodes, duration: duration ?? .minutes(60), shutdownTimeout: shutdown ?? .seconds(30), state: state ?? .hibernated)
   }
 }

@@ -163,6 +163,18 @@ public final class Domain: @unchecked Sendable {
   /// the calls of creating a node.
   public func start() throws(LibvirtError) { try check(virDomainCreateWithFlags(pointer, 0), "starting \(name)") }
 
+  /// Saves the guest's memory to a file libvirt manages and ends its QEMU; the next `start`
+  /// resumes it from there. The corresponding C function is `virDomainManagedSave`.
+  public func managedSave() throws(LibvirtError) { try check(virDomainManagedSave(pointer, 0), "saving the memory of \(name)") }
+
+  /// Whether a managed save of the domain waits for its next start. The corresponding C
+  /// function is `virDomainHasManagedSaveImage`.
+  public func hasManagedSave() throws(LibvirtError) -> Bool {
+    let r = virDomainHasManagedSaveImage(pointer, 0)
+    try check(r, "reading the saved state of \(name)")
+    return r == 1
+  }
+
   /// Asks the guest to shut down (ACPI). The corresponding C function is `virDomainShutdown`.
   public func shutdown() throws(LibvirtError) { try check(virDomainShutdown(pointer), "shutting down \(name)") }
 

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// #45 through the binary on libvirtd's test driver: `keep_previous` keeps the replaced nodes
-/// shut off with their disks (shown as kept by plan, status and drift, never drift, never a
+/// hibernated (their memory saved, libvirt's managed save) with their disks (shown as kept by plan, status and drift, never drift, never a
 /// replica); `rollout undo` starts those very domains again (same UUIDs, nothing created) and
 /// removes their replacements; `rollout finish`, the next rollout and the end of `for` remove
 /// kept nodes; overlays always match the domains.
@@ -27,7 +27,7 @@ import Testing
 
     try h.writePool(pool, replicas: 2, image: "demo@v2", extra: Self.keep("1h"))
     let plan = try h.run(["plan"])
-    #expect(plan.stdout.contains("keeps \(pool)-1, \(pool)-2 shut off with their disks for 1h"), "\(plan.stdout)")
+    #expect(plan.stdout.contains("keeps \(pool)-1, \(pool)-2 hibernated (memory saved to disk) with their disks for 1h"), "\(plan.stdout)")
     let rolled = try h.run(["apply", "--auto-approve"])
     #expect(rolled.status == 0, "\(rolled.stdout)\(rolled.stderr)")
     let after = try h.nodes(pool)
@@ -46,6 +46,8 @@ import Testing
     try JSONContractTests.expectValid("status", status.stdout)
     let roles = ((try h.json(status.stdout)["nodes"] as? [[String: Any]]) ?? []).filter { ($0["pool"] as? String) == pool }.compactMap { $0["role"] as? String }
     #expect(roles.sorted() == ["kept", "kept", "serving", "serving"], "\(status.stdout)")
+    let states = ((try h.json(status.stdout)["nodes"] as? [[String: Any]]) ?? []).compactMap { $0["kept_state"] as? String }
+    #expect(states == ["hibernated", "hibernated"], "their memory saved (keep_previous.state defaults to hibernated): \(status.stdout)")
     let drift = try h.run(["drift", "--json"])
     #expect(drift.status == 0, "kept nodes are no drift: \(drift.stdout)")
     #expect(drift.stdout.contains("\"kind\" : \"kept\"") || drift.stdout.contains("\"kind\":\"kept\""), "\(drift.stdout)")

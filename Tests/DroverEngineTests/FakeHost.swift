@@ -280,8 +280,16 @@ final class FakeDrainer: Draining, @unchecked Sendable {
 struct FakeProber: HealthProbing {
   var sickImages: Set<String> = []
   var sickNodes: Set<String> = []
+  /// When set, each probe adds "node: check, check" (the checks it was asked to run).
+  var log: ProbeLog? = nil
   func unhealthyReason(_ node: NodeEndpoint, checks: [HealthCheckSpec], deadline: Date, shouldStop: @Sendable () -> Bool) -> String? {
+    log?.lines.withLock { $0.append("\(node.name): \(checks.map(HealthChecker.describe).joined(separator: ", "))") }
     if sickImages.contains(node.image) || sickNodes.contains(node.name) { return "console never said ready (scripted)" }
     return nil
   }
+}
+
+/// What a `FakeProber` was asked to check, in order.
+final class ProbeLog: Sendable {
+  let lines = Mutex<[String]>([])
 }

@@ -75,6 +75,32 @@ import Testing
     #expect(fleet.host.domains.allSatisfy { $0.ownership.rollout == nil }, "marks cleared")
   }
 
+  /// A hibernated kept node (the default) resumes from its saved memory: its record says
+  /// `restored`, and its health is every check but the console's boot markers (it did not boot);
+  /// a stopped one boots and runs them all.
+  @Test(arguments: [KeptState.hibernated, .stopped])
+  func aRestoredNodeIsNotAskedForItsBootMarkers(_ how: KeptState) throws {
+    var strategy = Self.keeping(R.surge, 1)
+    strategy.keepPrevious?.state = how
+    let fleet = try R.Fleet(replicas: 1, strategy: strategy)
+    fleet.pool.health = [
+      HealthCheckSpec(kind: .console(pattern: "READY"), timeout: .seconds(5), interval: .seconds(1), retries: 0),
+      HealthCheckSpec(kind: .tcp(port: 22), timeout: .seconds(5), interval: .seconds(1), retries: 0),
+    ]
+    fleet.pool.image = ImageRef(parsing: "demo@v2")!
+    let (outcome, _) = try R.roll(fleet, prober: FakeProber())
+    let kept = try #require(fleet.host.domains.first { $0.ownership.kept != nil })
+    #expect(kept.ownership.kept?.state == (how == .hibernated ? .hibernated : nil), "the record says how it waits")
+    try fleet.journal().append(try #require(outcome?.state.id), .rollbackStarted, detail: "undo requested")
+    let log = ProbeLog()
+    let undone = try fleet.runner(try fleet.journal(), prober: FakeProber(log: log)).run(try #require(try fleet.plan().rollouts.first))
+    #expect(undone.state.status == .rolledBack)
+    let probed = log.lines.withLock { $0 }
+    let expected = how == .hibernated ? "web-1: tcp check :22" : "web-1: console check /READY/, tcp check :22"
+    #expect(probed.first == expected, "\(probed)")
+    #expect(Self.shape(fleet) == ["web-1 g1 demo@v1"])
+  }
+
   @Test func aKeptNodeThatDoesNotComeBackIsKeptAgainAndItsReplacementServesOn() throws {
     let fleet = try R.Fleet(replicas: 1, strategy: Self.keeping(R.surge, 1))
     fleet.pool.image = ImageRef(parsing: "demo@v2")!

@@ -81,12 +81,12 @@ import Testing
   @Test func aKeptRoleIsSealedInTheRecord() throws {
     let spec = PoolSpec(name: "web", hosts: [Self.host], replicas: 2, image: ImageRef(parsing: "demo@v1")!)
     var ownership = desiredOwnership(spec, index: 2, digest: "abc", generation: 3, project: "p")
-    ownership.kept = KeptNode(rollout: "web-1700000000000", until: 1_800_000_000, reserves: false)
+    ownership.kept = KeptNode(rollout: "web-1700000000000", until: 1_800_000_000, reserves: false, state: .hibernated)
     let key = TestWorld.key("p")
     let xml = OwnershipMetadata.render(ownership, key: key, binding: .init(uuid: Self.uuid, host: Self.host))
     let reading = OwnershipMetadata.read(xml, name: "web-2", uuid: Self.uuid, host: Self.host, key: key)
     #expect(reading.trust == .verified && reading.ownership?.kept == ownership.kept)
-    for (from, to) in [("1800000000", "1900000000"), (" role=\"kept\"", " role=\"serving\""), (" kept_capacity=\"disk-only\"", "")] {
+    for (from, to) in [("1800000000", "1900000000"), (" role=\"kept\"", " role=\"serving\""), (" kept_capacity=\"disk-only\"", ""), (" kept_state=\"hibernated\"", "")] {
       let edited = xml.replacingOccurrences(of: from, with: to)
       #expect(edited != xml)
       #expect(OwnershipMetadata.read(edited, name: "web-2", uuid: Self.uuid, host: Self.host, key: key).trust.mismatchReason != nil, "\(to)")
@@ -95,6 +95,7 @@ import Testing
     let forged = serving.replacingOccurrences(of: " protect=", with: " role=\"kept\" kept_by=\"x\" kept_until=\"1\" protect=")
     #expect(OwnershipMetadata.read(forged, name: "web-2", uuid: Self.uuid, host: Self.host, key: key).trust.mismatchReason != nil)
     #expect(OwnershipMetadata.parse(xml.replacingOccurrences(of: "role=\"kept\"", with: "role=\"spare\"")) == nil)
+    #expect(OwnershipMetadata.parse(xml.replacingOccurrences(of: "kept_state=\"hibernated\"", with: "kept_state=\"frozen\"")) == nil, "a state Drover never writes")
   }
 
   /// The record check, case by case: only a record sealed with the project key for this very

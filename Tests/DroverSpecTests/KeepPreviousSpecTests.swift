@@ -19,6 +19,8 @@ import Testing
     #expect(errors.isEmpty, "\(errors)")
     #expect(pool?.upgrade.keepPrevious == KeepPrevious(nodes: .count(3), duration: .minutes(120), shutdownTimeout: .seconds(10)))
     #expect(pool?.keptCapacity == .diskOnly)
+    #expect(pool?.upgrade.keepPrevious?.state == .hibernated, "memory saved by default: a rollback resumes, no boot")
+    #expect(load("upgrade: {keep_previous: {nodes: 1, state: stopped}}\n").0?.upgrade.keepPrevious?.state == .stopped)
     #expect(load("").0?.upgrade.keepPrevious == nil && load("").0?.keptCapacity == .reserve)
   }
 
@@ -29,6 +31,7 @@ import Testing
     ("upgrade: {keep_previous: {nodes: 1, for: soon}}\n", "spec.unit"),
     ("upgrade: {keep_previous: {nodes: 1, forever: true}}\n", "spec.unknown-key"),
     ("capacity: all\n", "spec.type"),
+    ("upgrade: {keep_previous: {nodes: 1, state: frozen}}\n", "spec.type"),
   ] as [(String, String)])
   func badValuesAreLocatedErrors(_ yaml: String, _ code: String) {
     let (_, errors) = load(yaml)
