@@ -276,6 +276,21 @@ struct RolloutUndoCommand: ParsableCommand {
     guard !PoolLock.isHeld(pool: pool, directory: project.stateDirectory + "/locks", state: state) else {
       throw Diagnostic.error("rollout.locked", "pool \(pool) is locked by another Drover run", subject: "pool \(pool)", hint: "wait for it, then undo")
     }
+    // Only what the rollout changed is put back: a pool changed since is refused, untouched.
+    let context = try ProjectContext.load(project, readOnly: true, imagePool: images.imagePool, keepAliveByDefault: false)
+    var serving: [Int: [Int]] = [:]
+    for host in context.observe().hosts.values {
+      for d in host.domains {
+        guard let o = d.ownership, o.project == project.projectName, o.pool == pool, o.kept == nil else { continue }
+        serving[o.index, default: []].append(o.generation)
+      }
+    }
+    let blockers = undoBlockers(last, serving: serving)
+    if !blockers.isEmpty {
+      throw Diagnostic.error(
+        "rollout.changed", "pool \(pool) changed since rollout \(last.id): \(blockers.joined(separator: "; "))", subject: "pool \(pool)",
+        hint: "set the pool's image back to \(last.fromImage) and apply: that rolls every node back cold")
+    }
     try journal.append(last.id, .rollbackStarted, detail: "undo requested (drover rollout undo)")
     Output.out("undoing rollout \(last.id) of pool \(pool): back to \(last.fromImage) (kept nodes start again; the others are rebuilt)")
     try RolloutResumer.resume(pool: pool, project: project, images: images, kind: .rolloutUndo)

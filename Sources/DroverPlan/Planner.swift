@@ -212,9 +212,12 @@ public func makePlan(pools: [PoolSpec], observed: ObservedWorld, options: PlanOp
     }
   }
   // A rollout in progress may still create (or re-create after a crash) its nodes' next
-  // generation and their rollback's; every other overlay without a domain is an orphan.
+  // generation and their rollback's; every other overlay without a domain is an orphan. A
+  // rollout rolling back never makes its next generation again: a replacement whose removal was
+  // cut short after its domain went (its overlay left behind) is an orphan then.
   let reserved = options.activeRollouts.mapValues { state in
-    Set(state.nodes.values.flatMap { ["\($0.index).\($0.to.generation)", "\($0.index).\($0.to.generation + 1)"] })
+    let rollingBack = state.status == .rollingBack
+    return Set(state.nodes.values.flatMap { n in (rollingBack ? [] : ["\(n.index).\(n.to.generation)"]) + ["\(n.index).\(n.to.generation + 1)"] })
   }
   actions += orphanedOverlays(observed, project: options.project, reserved: reserved)
 

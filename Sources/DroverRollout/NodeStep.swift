@@ -126,7 +126,8 @@ public struct NodeStepInput: Sendable, Hashable {
     node: RolloutNode, domains: [IndexDomain], rollback: Bool, surge: Bool, healing: Bool, drain: NodeDrainPolicy, connected: Set<String>,
     attempt: NodeAttempt = NodeAttempt(), keep: Bool? = nil
   ) {
-    self.keep = keep ?? (node.keep == true && !healing)
+    // A rollback removes what the rollout made: the node it goes back from is never kept.
+    self.keep = keep ?? (node.keep == true && !healing && !rollback)
     self.node = node
     self.domains = domains
     self.rollback = rollback

@@ -16,6 +16,8 @@ struct NodeView: Hashable {
   var vcpu: Int
   var memoryKiB: UInt64
   var healthFailed: Bool
+  /// Kept for a warm rollback (`role="kept"`, #45): not a replica.
+  var kept: Bool = false
 }
 
 extension CLIHarness {
@@ -37,7 +39,8 @@ extension CLIHarness {
       let memory = UInt64(xml.components(separatedBy: "<memory unit='KiB'>").dropFirst().first?.components(separatedBy: "<").first ?? "") ?? 0
       return NodeView(
         name: d.name, uuid: d.uuid, id: d.id, index: Int(attr("index")) ?? 0, image: attr("image"), generation: Int(attr("generation")) ?? 0,
-        recordedDisk: attr("disk"), disks: disks, vcpu: vcpu, memoryKiB: memory, healthFailed: attr("health") == "failed")
+        recordedDisk: attr("disk"), disks: disks, vcpu: vcpu, memoryKiB: memory, healthFailed: attr("health") == "failed",
+        kept: attr("role") == "kept")
     }.sorted { ($0.index, $0.name) < ($1.index, $1.name) }
   }
 

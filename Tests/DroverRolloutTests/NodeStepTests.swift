@@ -68,6 +68,10 @@ import Testing
     Scenario(name: "in place, keeps the old node, replacement unhealthy", unhealthy: [2], keep: true),
     Scenario(name: "rollback starts a kept original", surge: true, rollback: true, start: [keptOriginal, forward]),
     Scenario(name: "rollback, the kept original does not come back", surge: true, rollback: true, unhealthy: [1], start: [keptOriginal, forward]),
+    // A node the rollout meant to keep whose kept original is gone (finished, expired): rebuilt
+    // cold, and the node it goes back from is removed, never kept.
+    Scenario(name: "rollback with surge of a kept-marked node whose original is gone", surge: true, rollback: true, start: [forward], keep: true),
+    Scenario(name: "rollback in place of a kept-marked node whose original is gone", rollback: true, start: [forwardInPlace], keep: true),
   ]
   static let keptOriginal = IndexDomain(name: "web-1", uuid: "u1", host: "a", generation: 1, kept: true)
 
