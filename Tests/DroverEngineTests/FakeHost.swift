@@ -79,6 +79,8 @@ final class FakeHost: HostBackend, @unchecked Sendable {
   let folder: String
   let project: String
   var crash: SimulatedCrash
+  /// What the host says it has (nil: it says nothing, as a simulated one).
+  var capacity: HostCapacity? = nil
   /// Every change made, in order (`create web-1-g2`, `delete web-1`, …).
   private let book = Mutex<(domains: [Domain], calls: [String], failCreate: [String: String], next: Int)>(([], [], [:], 0))
 
@@ -167,7 +169,9 @@ final class FakeHost: HostBackend, @unchecked Sendable {
         name: d.name, uuid: d.uuid, state: d.running ? "running" : "shut off", isActive: d.running, ownership: o,
         metadataDigest: "m-\(d.uuid)-\(o.generation)-\(o.vcpu)-\(o.memoryMiB)-\(o.labels.sorted { $0.key < $1.key })", trust: .verified, actual: shape)
     }
-    return ObservedHost(uri: uri, domains: observed, overlays: overlayFiles, poolVolumes: overlayFiles)
+    var host = ObservedHost(uri: uri, domains: observed, overlays: overlayFiles, poolVolumes: overlayFiles)
+    host.capacity = capacity
+    return host
   }
 
   func create(_ node: NodeDefinition) throws -> String {

@@ -101,6 +101,26 @@ import Testing
     #expect(Self.shape(fleet) == ["web-1 g1 demo@v1"])
   }
 
+  /// `capacity: disk-only`: a kept node gave its vCPU and memory back to its host. When the host
+  /// no longer has room for it, the rollback fails closed for that node, naming the host: nothing
+  /// is started, it stays kept, its replacement serves on, and the undo does not end as asked.
+  @Test func aDiskOnlyKeptNodeThatNoLongerFitsStaysKeptAndItsReplacementServesOn() throws {
+    let fleet = try R.Fleet(replicas: 1, strategy: Self.keeping(R.surge, 1))
+    fleet.pool.keptCapacity = .diskOnly
+    fleet.pool.image = ImageRef(parsing: "demo@v2")!
+    let (outcome, _) = try R.roll(fleet, prober: FakeProber())
+    #expect(fleet.host.domains.first { $0.ownership.kept != nil }?.ownership.kept?.reserves == false, "kept disk-only")
+    // Room for the serving node alone now (256 MiB each).
+    fleet.host.capacity = HostCapacity(cpus: 4, memoryBytes: 256 << 20)
+    try fleet.journal().append(try #require(outcome?.state.id), .rollbackStarted, detail: "undo requested")
+    let undone = try fleet.runner(try fleet.journal(), prober: FakeProber()).run(try #require(try fleet.plan().rollouts.first))
+    #expect(undone.state.status == .rolledBack && !undone.state.endedAsAsked)
+    let why = undone.state.rollbackFailures["web-1"] ?? ""
+    #expect(why.contains("does not fit on \(R.uri)") && why.contains("it stays kept"), "\(undone.state.rollbackFailures)")
+    #expect(!fleet.host.calls.contains { $0.hasPrefix("revive") }, "nothing started: \(fleet.host.calls)")
+    #expect(Self.shape(fleet) == ["web-1 g1 demo@v1 kept off", "web-1-g2 g2 demo@v2"])
+  }
+
   @Test func aKeptNodeThatDoesNotComeBackIsKeptAgainAndItsReplacementServesOn() throws {
     let fleet = try R.Fleet(replicas: 1, strategy: Self.keeping(R.surge, 1))
     fleet.pool.image = ImageRef(parsing: "demo@v2")!
