@@ -84,7 +84,7 @@ enum PlanView {
   /// Nodes kept for rollback (#45): not serving, not drift; when they go.
   static func keptNodes(_ plan: Plan) -> [String] {
     guard let kept = plan.kept, !kept.isEmpty else { return [] }
-    return ["Kept for rollback (shut off, not serving; drover rollout undo POOL starts them, drover rollout finish POOL removes them):"]
+    return ["Kept for rollback (hibernated or shut off, not serving; drover rollout undo POOL brings them back, drover rollout finish POOL removes them):"]
       + kept.map { k in
         "      ~ \(k.node) on \(k.host) (pool \(k.pool), \(k.image), kept by rollout \(k.rollout) until \(KeptTime.text(k.until))\(k.reserves ? "" : "; capacity: disk-only"))"
       }

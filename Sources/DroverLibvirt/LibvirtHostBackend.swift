@@ -400,17 +400,20 @@ public final class LibvirtHostBackend: HostBackend, @unchecked Sendable {
     }
     do {
       calls.record("state")
+      var active = try domain.state().isActive
       var saved = false
-      if o.kept?.isHibernated == true, try domain.state().isActive {
+      if o.kept?.isHibernated == true, active {
         calls.record("managedSave")
         saved = (try? domain.managedSave()) != nil
+        // A save ends the guest's QEMU; one that failed left it running, to be shut down.
+        if saved { active = false }
       } else if o.kept?.isHibernated == true {
         // A resumed keep: saved before the crash, or shut off by someone meanwhile.
         calls.record("hasManagedSave")
         saved = try domain.hasManagedSave()
       }
       if !saved { o.kept?.state = nil }
-      if try domain.state().isActive {
+      if active {
         calls.record("shutdown")
         // A guest that cannot take the request (no ACPI handler) is powered off at the deadline.
         try? domain.shutdown()
